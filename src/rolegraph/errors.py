@@ -1,0 +1,102 @@
+"""The exceptions rolegraph raises, in one hierarchy.
+
+```
+RolegraphError                      base of everything rolegraph raises on purpose
+├── SpecError                       a workflow file is invalid (carries every problem found)
+├── GraphError                      the compiled graph is invalid (cycles, unknown steps), a SpecError
+├── ModelError                      a model provider failed (connection, bad response, missing weights)
+│   └── ModelNotAvailableError      the provider cannot be used here (package or key missing)
+├── ToolError                       raised *inside* a tool; the agent turns it into an error observation
+├── AgentError                      an agent ended without a valid final answer
+└── RunError                        a run could not complete (a step failed, the run was cancelled)
+```
+
+Tool failures never escape the agent loop: they become observations with
+`is_error=True`. Errors shown to users name the file, line and field, and say
+what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "AgentError",
+    "GraphError",
+    "ModelError",
+    "ModelNotAvailableError",
+    "Problem",
+    "RolegraphError",
+    "RunError",
+    "SpecError",
+    "ToolError",
+]
+
+
+class RolegraphError(Exception):
+    """Base class of every error rolegraph raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a workflow file.
+
+    Attributes:
+        message: What is wrong and what to do about it.
+        path: The field path inside the document, e.g. ``steps.plan.depends_on``.
+        file: The file the problem is in, if known.
+        line: 1-based line number, if known.
+        column: 1-based column number, if known.
+    """
+
+    message: str
+    path: str = ""
+    file: Path | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def location(self) -> str:
+        """Return ``file:line:col`` (as much of it as is known)."""
+        parts = [str(self.file) if self.file else "<workflow>"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+    def __str__(self) -> str:
+        where = f" ({self.path})" if self.path else ""
+        return f"{self.location()}: {self.message}{where}"
+
+
+class SpecError(RolegraphError):
+    """A workflow document is invalid. Holds every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class GraphError(SpecError):
+    """The workflow's step graph is invalid (cycle without a bound, unknown step, unreachable step)."""
+
+
+class ModelError(RolegraphError):
+    """A model provider failed to produce a completion."""
+
+
+class ModelNotAvailableError(ModelError):
+    """A model provider cannot be used on this machine (missing package, weights or key)."""
+
+
+class ToolError(RolegraphError):
+    """Raised inside a tool to report a failure; the agent sees it as an error observation."""
+
+
+class AgentError(RolegraphError):
+    """An agent could not produce a valid final answer within its step budget."""
+
+
+class RunError(RolegraphError):
+    """A workflow run could not complete."""

@@ -1,0 +1,109 @@
+"""The `Model` interface every provider implements, and what a call returns."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rolegraph.models.messages import Message, ToolCall, ToolSpec
+
+__all__ = ["Completion", "Model", "ModelSettings", "Usage"]
+
+
+class Usage(BaseModel):
+    """Token counts of one model call (or a sum of calls)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+
+class ModelSettings(BaseModel):
+    """Sampling and limits for a model call. `None` means the provider's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    """Sampling temperature; 0 is greedy (most reproducible)."""
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+    seed: int | None = None
+    """Sampling seed, for providers that honour one (llama.cpp does; OpenAI best-effort)."""
+    max_tokens: int | None = Field(default=None, gt=0)
+    """Upper bound on generated tokens per call."""
+    timeout: float = Field(default=300.0, gt=0)
+    """Seconds before a single call is abandoned."""
+
+    def merged(self, override: ModelSettings | None) -> ModelSettings:
+        """These settings with every field set in `override` taking precedence."""
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_unset=True))
+
+
+class Completion(BaseModel):
+    """What a model call returned.
+
+    Either `tool_calls` is non-empty (the model wants to act; `text` is its
+    thought, possibly empty) or `text` is the answer. When the call was made with
+    an `output_schema`, `text` is JSON meant to match it (validate it: models err).
+    """
+
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    finish_reason: str = "stop"
+    """`stop`, `length` (hit max_tokens), `tool_calls`, or a provider's own value."""
+    model: str = ""
+    """The model that answered, as the provider names it."""
+    raw: Any = Field(default=None, exclude=True, repr=False)
+    """The provider's own response object, for debugging; never serialised."""
+
+
+class Model(ABC):
+    """A language model behind one method.
+
+    Providers implement `complete`. Messages and tool specs are OpenAI-shaped;
+    a provider without native tool calling emulates it (the embedded model uses
+    grammar-constrained decoding), so agents never need to know which kind they hold.
+    """
+
+    name: str
+    """The model string this instance was made from, e.g. ``local`` or ``openai:gpt-4o-mini``."""
+
+    @abstractmethod
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        settings: ModelSettings | None = None,
+    ) -> Completion:
+        """Generate the next assistant turn.
+
+        Args:
+            messages: The conversation so far.
+            tools: Tools the model may call; it answers with `tool_calls` to use them.
+            output_schema: JSON Schema the final answer (``text``) must match, as JSON.
+            settings: Sampling and limits for this call.
+
+        Raises:
+            ModelError: The provider failed (after its own retries, if any).
+        """
+
+    async def aclose(self) -> None:  # noqa: B027 -- optional hook, most providers hold nothing
+        """Release what the provider holds (connections, servers). Default: nothing."""

@@ -1,0 +1,67 @@
+"""Secret redaction: no API key or token ever reaches a trace, log or error."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["REDACTED", "Redactor", "default_redactor"]
+
+REDACTED = "[REDACTED]"
+
+#: Environment variables whose values are always treated as secrets.
+SECRET_ENV_VARS = ("OPENAI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "ANTHROPIC_API_KEY")
+_SECRET_NAME = re.compile(r"(_API_KEY|_TOKEN|_SECRET|_PASSWORD)$")
+_PATTERNS = (
+    re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),  # OpenAI-style keys
+    re.compile(r"\bhf_[A-Za-z0-9]{20,}"),  # Hugging Face tokens
+    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"),  # Authorization headers
+)
+# Values shorter than this are not treated as secrets: redacting "1" everywhere helps no one.
+_MIN_SECRET_LEN = 6
+
+
+class Redactor:
+    """Replaces known secret values and secret-shaped strings with ``[REDACTED]``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values = sorted({s for s in secrets if len(s) >= _MIN_SECRET_LEN}, key=len, reverse=True)
+        self._secrets = values
+        self._literal = re.compile("|".join(re.escape(v) for v in values)) if values else None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, extra_names: Iterable[str] = ()) -> Redactor:
+        """A redactor for the secrets in `env` (default: ``os.environ``).
+
+        Covers the well-known key variables, every variable named ``*_API_KEY``,
+        ``*_TOKEN``, ``*_SECRET`` or ``*_PASSWORD``, and `extra_names`.
+        """
+        env = os.environ if env is None else env
+        names = set(SECRET_ENV_VARS) | set(extra_names)
+        names |= {name for name in env if _SECRET_NAME.search(name)}
+        return cls(env[name] for name in names if env.get(name))
+
+    def text(self, value: str) -> str:
+        """`value` with every secret replaced."""
+        if self._literal is not None:
+            value = self._literal.sub(REDACTED, value)
+        for pattern in _PATTERNS:
+            value = pattern.sub(REDACTED, value)
+        return value
+
+    def value(self, value: Any) -> Any:
+        """`value` (str, list, tuple, dict, nested) with every string redacted."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value
+
+
+def default_redactor() -> Redactor:
+    """A redactor built from the current environment."""
+    return Redactor.from_env()

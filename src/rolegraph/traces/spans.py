@@ -1,0 +1,87 @@
+"""Spans: one timed, nested unit of work in a run (a model call, a tool call, a step)."""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["Span", "SpanKind", "current_span"]
+
+
+class SpanKind(StrEnum):
+    """Kinds of span, after the OpenTelemetry GenAI conventions plus rolegraph's own."""
+
+    INVOKE_WORKFLOW = "invoke_workflow"
+    """A whole run."""
+    INVOKE_AGENT = "invoke_agent"
+    """One step's agent, from task to final answer."""
+    PLAN = "plan"
+    """Scheduling decisions: fan-out of a `for_each` step."""
+    CHAT = "chat"
+    """One model call. The only kind that carries ``gen_ai.usage.*``."""
+    EXECUTE_TOOL = "execute_tool"
+    """One tool call."""
+    RUN_GUARDRAIL = "run_guardrail"
+    """A check on a model output (validation, repair)."""
+    REACT_STEP = "react_step"
+    """One think-act-observe iteration of an agent."""
+    ROUTE = "route"
+    """A routing decision after a step (loop back or go on)."""
+    CHECKPOINT = "checkpoint"
+    """A step's output made durable."""
+
+
+_ids = itertools.count(1)
+_current: contextvars.ContextVar[Span | None] = contextvars.ContextVar("rolegraph_span", default=None)
+
+
+def current_span() -> Span | None:
+    """The innermost open span in this task's context, if any."""
+    return _current.get()
+
+
+@dataclass(eq=False)
+class Span:
+    """An open or finished span.
+
+    Attributes use OpenTelemetry GenAI names where one exists (``gen_ai.*``)
+    and ``rolegraph.*`` otherwise. Token counts live only on `chat` spans
+    (``gen_ai.usage.*``); every ancestor accumulates them separately under
+    ``rolegraph.aggregated.*``, so summing a trace never counts twice.
+    """
+
+    kind: SpanKind
+    name: str
+    run_id: str
+    parent: Span | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    span_id: str = field(default_factory=lambda: f"{next(_ids):x}")
+    start_time: float = field(default_factory=time.time)
+    start_perf: float = field(default_factory=time.perf_counter)
+    end_time: float | None = None
+    duration_s: float | None = None
+    status: str = "running"
+    error: str | None = None
+    aggregated_input_tokens: int = 0
+    aggregated_output_tokens: int = 0
+
+    def set(self, **attributes: Any) -> None:
+        """Add or replace attributes (dots in names are spelled as ``__``: ``gen_ai__system``)."""
+        for key, value in attributes.items():
+            self.attributes[key.replace("__", ".")] = value
+
+    def record_usage(self, input_tokens: int, output_tokens: int) -> None:
+        """Record a model call's token usage on this `chat` span and roll it up its ancestors."""
+        if self.kind is not SpanKind.CHAT:
+            raise ValueError(f"token usage belongs on chat spans, not {self.kind}")
+        self.attributes["gen_ai.usage.input_tokens"] = input_tokens
+        self.attributes["gen_ai.usage.output_tokens"] = output_tokens
+        node = self.parent
+        while node is not None:
+            node.aggregated_input_tokens += input_tokens
+            node.aggregated_output_tokens += output_tokens
+            node = node.parent

@@ -1,0 +1,209 @@
+"""The workflow document: the pydantic models behind a rolegraph YAML file.
+
+`WorkflowSpec.model_json_schema()` is what `rolegraph schema` prints, so editors
+can validate workflow files. Field docstrings become the schema's descriptions.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from rolegraph.models.model import ModelSettings
+
+__all__ = [
+    "ForEachSpec",
+    "InputSpec",
+    "ModelSpec",
+    "OutputSpec",
+    "RoleSpec",
+    "RouteSpec",
+    "RunSettings",
+    "StepSpec",
+    "WorkflowSpec",
+]
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+"""A step, role, input or model name: usable as an identifier in templates."""
+
+OutputType = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^\s*(string|integer|number|boolean|source_id|list\[\s*(string|integer|number|boolean|source_id)\s*\]|enum\[[^\]]+\])\s*$"
+    ),
+]
+"""A role output field type: ``string``, ``integer``, ``number``, ``boolean``, ``source_id``,
+``list[<one of those>]`` or ``enum[a, b, c]``. A ``source_id`` can only name a source
+the agent has seen retrieved."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class InputSpec(_Strict):
+    """A typed workflow input. Without a default it must be given at run time."""
+
+    type: Literal["string", "integer", "number", "boolean", "list"] = "string"
+    """The input's type; command-line values are converted to it."""
+    default: Any = None
+    """Value used when the input is not given."""
+    description: str = ""
+    """Shown by `rolegraph validate` and in the JSON Schema."""
+
+
+class ModelSpec(_Strict):
+    """A named model: a model string plus settings."""
+
+    model: str
+    """Model string: ``local``, ``llamacpp:/path/model.gguf``, ``openai:gpt-4o-mini``,
+    ``openai-compatible:<model>@<base_url>``, ``ollama:<model>``, ``hf:<repo>``, ``scripted:<file.yaml>``."""
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    """Sampling temperature; 0 is greedy (most reproducible)."""
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+    seed: int | None = None
+    """Sampling seed, for providers that honour one."""
+    max_tokens: int | None = Field(default=None, gt=0)
+    """Upper bound on generated tokens per call."""
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds before one model call is abandoned."""
+
+    def settings(self) -> ModelSettings:
+        """The call settings this spec sets (unset fields stay unset)."""
+        fields = self.model_dump(exclude={"model"}, exclude_none=True)
+        return ModelSettings(**fields)
+
+
+class RoleSpec(_Strict):
+    """A role: instructions, tools, output fields, step budget.
+
+    Naming a built-in role (``planner``, ``researcher``, ``critic``, ``writer``)
+    overrides only the fields given; any other name defines a new role, which
+    needs `instructions` and `output`.
+    """
+
+    description: str = ""
+    """One line on what the role is for."""
+    instructions: str | None = None
+    """The role's system instructions."""
+    tools: list[str] | None = None
+    """Tools the role may call: built-in names (``library_search``) or import paths (``pkg.module:attr``)."""
+    output: dict[Name, OutputType] | None = None
+    """The final answer's fields and their types, e.g. ``{summary: string, cites: list[source_id]}``."""
+    max_steps: int | None = Field(default=None, ge=1, le=50)
+    """Think-act-observe iterations before the agent must answer."""
+    model: str | None = None
+    """A name from `models` (or a model string) this role uses instead of the default."""
+
+
+class ForEachSpec(_Strict):
+    """Fan a step out over a list: one agent per item, run in parallel."""
+
+    items: str
+    """Expression giving the list, e.g. ``steps.plan.questions``."""
+    as_: Name = Field(default="item", alias="as")
+    """Name of the current item in the task template."""
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """At most this many items at once (the run-wide limit still applies)."""
+    max_items: int = Field(default=32, ge=1, le=10_000)
+    """Items past this many are dropped (and the drop is traced)."""
+
+
+class RouteSpec(_Strict):
+    """After the step, if `when` holds, run `goto` again: a loop with an explicit bound."""
+
+    when: str
+    """Expression over the step's ``output`` (and ``inputs``, ``steps``), e.g. ``output.verdict == 'revise'``."""
+    goto: Name
+    """The step to run again; it must be this step or one it depends on."""
+    max_times: int = Field(ge=1, le=100)
+    """How many times this route may fire in one run."""
+
+
+class StepSpec(_Strict):
+    """One node of the workflow graph: a role working on a task."""
+
+    role: Name
+    """The role that does this step."""
+    task: str
+    """Task text, a Jinja template over ``inputs``, ``steps.<id>`` (outputs of dependencies) and the `for_each` item."""
+    description: str = ""
+    """One line shown in progress output and graphs."""
+    depends_on: list[Name] = Field(default_factory=list)
+    """Steps that must finish first; their outputs are available to the task template."""
+    for_each: ForEachSpec | None = None
+    """Run once per item of a list, in parallel; the step's output is the list of results."""
+    routes: list[RouteSpec] = Field(default_factory=list)
+    """Conditional loops back to this or an earlier step, each with a bound."""
+    model: str | None = None
+    """A name from `models` (or a model string) overriding the role's model for this step."""
+    max_steps: int | None = Field(default=None, ge=1, le=50)
+    """Overrides the role's `max_steps` for this step."""
+
+
+class OutputSpec(_Strict):
+    """A file the run writes into its folder when it ends."""
+
+    path: str
+    """File name, relative to the run folder."""
+    render: Literal["report", "json", "sources", "bibtex", "template"]
+    """``report``: a writer's output as markdown with numbered references;
+    ``json``: a step's output as JSON; ``sources``: the run's sources as JSON;
+    ``bibtex``: the run's sources as BibTeX; ``template``: render `template`."""
+    from_: Name | None = Field(default=None, alias="from")
+    """The step whose output is rendered (``report``, ``json``)."""
+    template: str | None = None
+    """Jinja template over ``inputs``, ``steps`` and ``sources`` (``render: template``)."""
+
+    @model_validator(mode="after")
+    def _check_fields(self) -> OutputSpec:
+        if self.render in ("report", "json") and self.from_ is None:
+            raise ValueError(f"render '{self.render}' needs 'from: <step>'")
+        if self.render == "template" and self.template is None:
+            raise ValueError("render 'template' needs 'template: ...'")
+        return self
+
+
+class RunSettings(_Strict):
+    """Run-wide behaviour."""
+
+    max_concurrency: int = Field(default=4, ge=1, le=10_000)
+    """At most this many agents run at once in the whole run."""
+    fail_fast: bool = True
+    """When a step fails, cancel the rest of the run (else: only its dependants are skipped)."""
+    step_timeout: float = Field(default=1800.0, gt=0)
+    """Seconds before one step (one agent) is abandoned."""
+
+
+def _default_models() -> dict[str, ModelSpec | str]:
+    return {"default": "local"}
+
+
+class WorkflowSpec(_Strict):
+    """A rolegraph workflow document (``rolegraph: 1``)."""
+
+    rolegraph: Literal[1]
+    """Format version of this document."""
+    name: Name
+    """The workflow's name."""
+    description: str = ""
+    """What the workflow does."""
+    inputs: dict[Name, InputSpec] = Field(default_factory=dict)
+    """Typed inputs, given with ``--input name=value`` or to ``run(...)``."""
+    models: dict[Name, ModelSpec | str] = Field(default_factory=_default_models)
+    """Named models; ``default`` is used by every role without its own."""
+    roles: dict[Name, RoleSpec] = Field(default_factory=dict)
+    """Role definitions and overrides of the built-in roles."""
+    steps: dict[Name, StepSpec] = Field(min_length=1)
+    """The steps, by id."""
+    outputs: dict[Name, OutputSpec] = Field(default_factory=dict)
+    """Files to write from the results."""
+    settings: RunSettings = Field(default_factory=RunSettings)
+    """Run-wide behaviour."""
+
+    def model_spec(self, name: str) -> ModelSpec:
+        """The named model (`name` may also be a model string not defined in `models`)."""
+        entry = self.models.get(name, name)
+        return ModelSpec(model=entry) if isinstance(entry, str) else entry
