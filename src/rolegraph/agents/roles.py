@@ -1,0 +1,190 @@
+"""Roles: what an agent is told, which tools it has, and the typed answer it must give.
+
+The four built-in roles cover a literature review: a planner splits a topic into
+questions, researchers answer them with claims backed by quotes from retrieved
+sources, a critic checks the claims, a writer turns them into a cited report.
+Workflows override any field of a built-in role, or define new roles with typed
+output fields (see `output_model`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+__all__ = [
+    "BUILTIN_ROLES",
+    "BUILTIN_ROLE_NAMES",
+    "SOURCE_ID_MARK",
+    "Claim",
+    "CritiqueOutput",
+    "Paragraph",
+    "PlanOutput",
+    "ReportOutput",
+    "ResearchOutput",
+    "Role",
+    "SourceId",
+    "output_model",
+]
+
+SOURCE_ID_MARK = "x-rolegraph-source-id"
+"""JSON Schema key marking a string that must be the id of a retrieved source."""
+
+SourceId = Annotated[str, Field(json_schema_extra={SOURCE_ID_MARK: True})]
+"""A citation: the id of a source a tool returned. Agents can only fill it with ids they have seen."""
+
+Short = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlanOutput(_Output):
+    """The planner's answer: research questions covering the topic."""
+
+    questions: list[Annotated[str, Field(min_length=5, max_length=200)]] = Field(min_length=1, max_length=5)
+
+
+class Claim(_Output):
+    """One finding, with the quote that supports it and the source it came from."""
+
+    claim: Short
+    evidence: Short
+    """A quote from the source's text."""
+    source_id: SourceId
+
+
+class ResearchOutput(_Output):
+    """A researcher's answer: claims, each backed by a retrieved source."""
+
+    claims: list[Claim] = Field(max_length=5)
+
+
+class CritiqueOutput(_Output):
+    """The critic's answer: accept the findings or ask for revision, with the issues found."""
+
+    verdict: Literal["accept", "revise"]
+    issues: list[Short] = Field(default_factory=list, max_length=5)
+
+
+class Paragraph(_Output):
+    """One paragraph of a report and the sources it rests on."""
+
+    text: Annotated[str, Field(min_length=1, max_length=800)]
+    citations: list[SourceId] = Field(min_length=1, max_length=4)
+
+
+class ReportOutput(_Output):
+    """The writer's answer: a titled report of cited paragraphs."""
+
+    title: Annotated[str, Field(min_length=1, max_length=150)]
+    paragraphs: list[Paragraph] = Field(min_length=1, max_length=6)
+
+
+class Role(BaseModel):
+    """A role, resolved: built-in defaults merged with a workflow's overrides."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    name: str
+    description: str = ""
+    instructions: str
+    tools: tuple[str, ...] = ()
+    output_model: type[BaseModel]
+    max_steps: int = 6
+    model: str | None = None
+    """A model name from the workflow's `models`, or None for the default."""
+
+
+BUILTIN_ROLES: dict[str, Role] = {
+    "planner": Role(
+        name="planner",
+        description="Splits a topic into research questions.",
+        instructions=(
+            "You plan a literature review. Break the topic into distinct, specific research "
+            "questions that together cover it. Each question should be answerable from papers."
+        ),
+        output_model=PlanOutput,
+        max_steps=2,
+    ),
+    "researcher": Role(
+        name="researcher",
+        description="Answers one question with claims backed by quotes from retrieved sources.",
+        instructions=(
+            "You answer a research question from the library. First search the library, then "
+            "state claims. Every claim needs an evidence quote copied from a search result and "
+            "the id of the source it came from. Only cite sources that a tool returned."
+        ),
+        tools=("library_search", "read_document"),
+        output_model=ResearchOutput,
+        max_steps=4,
+    ),
+    "critic": Role(
+        name="critic",
+        description="Checks the researchers' claims against their evidence.",
+        instructions=(
+            "You review research findings. Check that each claim is supported by its evidence "
+            "quote. Answer 'accept' if the findings are supported, or 'revise' and list the issues."
+        ),
+        output_model=CritiqueOutput,
+        max_steps=2,
+    ),
+    "writer": Role(
+        name="writer",
+        description="Writes a short report whose every paragraph cites its sources.",
+        instructions=(
+            "You write a short literature review from research findings. Write paragraphs that "
+            "summarise the findings; each paragraph cites the ids of the sources it uses. "
+            "Cite only source ids that appear in the findings."
+        ),
+        output_model=ReportOutput,
+        max_steps=2,
+    ),
+}
+
+BUILTIN_ROLE_NAMES: frozenset[str] = frozenset(BUILTIN_ROLES)
+
+_SCALARS: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "source_id": SourceId,
+}
+_LIST = re.compile(r"^list\[\s*(\w+)\s*\]$")
+_ENUM = re.compile(r"^enum\[(.+)\]$")
+
+
+def field_type(spec: str) -> Any:
+    """The Python type for a YAML output type such as ``list[source_id]`` or ``enum[a, b]``.
+
+    Raises:
+        ValueError: The type is not one rolegraph knows.
+    """
+    spec = spec.strip()
+    if spec in _SCALARS:
+        return _SCALARS[spec]
+    if match := _LIST.match(spec):
+        inner = match.group(1)
+        if inner not in _SCALARS:
+            raise ValueError(f"unknown list item type {inner!r}; use one of {', '.join(_SCALARS)}")
+        item_type = _SCALARS[inner]
+        return list[item_type]  # type: ignore[valid-type]  # built at runtime from the YAML type name
+    if match := _ENUM.match(spec):
+        values = tuple(v.strip().strip("'\"") for v in match.group(1).split(",") if v.strip())
+        if not values:
+            raise ValueError("enum[] needs at least one value")
+        return Literal[values]  # a Literal of the YAML's values
+    raise ValueError(
+        f"unknown type {spec!r}; use string, integer, number, boolean, source_id, list[<type>] or enum[a, b]"
+    )
+
+
+def output_model(role_name: str, fields: dict[str, str]) -> type[BaseModel]:
+    """Build a role's output model from YAML field types (every field required)."""
+    definitions: dict[str, Any] = {name: (field_type(spec), ...) for name, spec in fields.items()}
+    model_name = "".join(part.capitalize() for part in role_name.split("_")) + "Output"
+    return create_model(model_name, __base__=_Output, **definitions)
