@@ -4,6 +4,7 @@
 RolegraphError                      base of everything rolegraph raises on purpose
 ├── SpecError                       a workflow file is invalid (carries every problem found)
 ├── GraphError                      the compiled graph is invalid (cycles, unknown steps), a SpecError
+├── LibraryError                    a library folder or note is malformed, a SpecError (names file and line)
 ├── ModelError                      a model provider failed (connection, bad response, missing weights)
 │   └── ModelNotAvailableError      the provider cannot be used here (package or key missing)
 ├── ToolError                       raised *inside* a tool; the agent turns it into an error observation
@@ -24,6 +25,7 @@ from pathlib import Path
 __all__ = [
     "AgentError",
     "GraphError",
+    "LibraryError",
     "ModelError",
     "ModelNotAvailableError",
     "Problem",
@@ -80,6 +82,10 @@ class SpecError(RolegraphError):
 
 class GraphError(SpecError):
     """The workflow's step graph is invalid (cycle without a bound, unknown step, unreachable step)."""
+
+
+class LibraryError(SpecError):
+    """A library folder or one of its notes is malformed. Holds every problem found, each naming its file."""
 
 
 class ModelError(RolegraphError):

@@ -17,11 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 __all__ = [
     "BUILTIN_ROLES",
     "BUILTIN_ROLE_NAMES",
+    "QUOTE_MARK",
     "SOURCE_ID_MARK",
     "Claim",
     "CritiqueOutput",
     "Paragraph",
     "PlanOutput",
+    "Quote",
     "ReportOutput",
     "ResearchOutput",
     "Role",
@@ -32,10 +34,16 @@ __all__ = [
 SOURCE_ID_MARK = "x-rolegraph-source-id"
 """JSON Schema key marking a string that must be the id of a retrieved source."""
 
+QUOTE_MARK = "x-rolegraph-quote"
+"""JSON Schema key marking a string that must be a sentence quoted from the source cited beside it."""
+
 SourceId = Annotated[str, Field(json_schema_extra={SOURCE_ID_MARK: True})]
 """A citation: the id of a source a tool returned. Agents can only fill it with ids they have seen."""
 
-Short = Annotated[str, Field(min_length=1, max_length=300)]
+Quote = Annotated[str, Field(min_length=1, max_length=400, json_schema_extra={QUOTE_MARK: True})]
+"""Evidence: a sentence copied from the source cited in the same object (its `SourceId` field)."""
+
+Short = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class _Output(BaseModel):
@@ -49,18 +57,22 @@ class PlanOutput(_Output):
 
 
 class Claim(_Output):
-    """One finding, with the quote that supports it and the source it came from."""
+    """One finding, with the source it came from and the quote that supports it.
 
-    claim: Short
-    evidence: Short
-    """A quote from the source's text."""
+    Field order is generation order: a model picks the source, copies a sentence
+    from it, then states the claim that sentence supports.
+    """
+
     source_id: SourceId
+    evidence: Quote
+    """A sentence quoted from the cited source's text."""
+    claim: Short
 
 
 class ResearchOutput(_Output):
     """A researcher's answer: claims, each backed by a retrieved source."""
 
-    claims: list[Claim] = Field(max_length=5)
+    claims: list[Claim] = Field(max_length=3)
 
 
 class CritiqueOutput(_Output):
@@ -95,6 +107,8 @@ class Role(BaseModel):
     tools: tuple[str, ...] = ()
     output_model: type[BaseModel]
     max_steps: int = 6
+    min_tool_calls: int = 0
+    """Tool calls the agent must make before it may answer (a researcher must search first)."""
     model: str | None = None
     """A model name from the workflow's `models`, or None for the default."""
 
@@ -114,13 +128,14 @@ BUILTIN_ROLES: dict[str, Role] = {
         name="researcher",
         description="Answers one question with claims backed by quotes from retrieved sources.",
         instructions=(
-            "You answer a research question from the library. First search the library, then "
-            "state claims. Every claim needs an evidence quote copied from a search result and "
-            "the id of the source it came from. Only cite sources that a tool returned."
+            "You answer a research question from the library. First search the library with a few "
+            "keywords from the question, then state claims. Each claim names the id of a source a "
+            "search returned and quotes a sentence from that source as evidence."
         ),
         tools=("library_search", "read_document"),
         output_model=ResearchOutput,
-        max_steps=4,
+        max_steps=3,
+        min_tool_calls=1,
     ),
     "critic": Role(
         name="critic",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,6 +46,8 @@ class ModelSettings(BaseModel):
     """Upper bound on generated tokens per call."""
     timeout: float = Field(default=300.0, gt=0)
     """Seconds before a single call is abandoned."""
+    tool_choice: Literal["auto", "required"] = "auto"
+    """``required``: the model must call a tool this turn (it may not answer yet)."""
 
     def merged(self, override: ModelSettings | None) -> ModelSettings:
         """These settings with every field set in `override` taking precedence."""

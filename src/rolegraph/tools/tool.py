@@ -7,6 +7,7 @@ import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -105,8 +106,16 @@ class FunctionTool(Tool):
         return _to_result(value)
 
 
+def _parameter_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    # The return annotation is left out: it plays no part in the arguments, and it may name
+    # a class defined in a local scope or imported only under TYPE_CHECKING (a NameError here).
+    annotations = {k: v for k, v in getattr(fn, "__annotations__", {}).items() if k != "return"}
+    globalns = getattr(inspect.unwrap(fn), "__globals__", {})
+    return get_type_hints(SimpleNamespace(__annotations__=annotations), globalns=globalns, include_extras=True)
+
+
 def _args_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:
-    hints = get_type_hints(fn)
+    hints = _parameter_hints(fn)
     fields: dict[str, Any] = {}
     for param in inspect.signature(fn).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -149,5 +158,3 @@ def tool(
         return FunctionTool(f, name=name, description=description, timeout=timeout)
 
     return wrap(fn) if fn is not None else wrap
-
-

@@ -94,6 +94,8 @@ class RoleSpec(_Strict):
     """The final answer's fields and their types, e.g. ``{summary: string, cites: list[source_id]}``."""
     max_steps: int | None = Field(default=None, ge=1, le=50)
     """Think-act-observe iterations before the agent must answer."""
+    min_tool_calls: int | None = Field(default=None, ge=0, le=50)
+    """Tool calls the agent must make before it may answer."""
     model: str | None = None
     """A name from `models` (or a model string) this role uses instead of the default."""
 
@@ -190,6 +192,8 @@ class WorkflowSpec(_Strict):
     """The workflow's name."""
     description: str = ""
     """What the workflow does."""
+    library: str | None = None
+    """Folder of local documents for the ``library_search`` tool, relative to the workflow file."""
     inputs: dict[Name, InputSpec] = Field(default_factory=dict)
     """Typed inputs, given with ``--input name=value`` or to ``run(...)``."""
     models: dict[Name, ModelSpec | str] = Field(default_factory=_default_models)

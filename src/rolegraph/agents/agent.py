@@ -1,0 +1,323 @@
+"""The agent loop: think, act, observe, until a typed final answer or the step budget runs out.
+
+Each iteration is one `react_step` span holding one `chat` span (the model
+call) and one `execute_tool` span per tool call. Tool calls the model asks for
+together run concurrently. Nothing a model or tool does raises out of the loop
+except a final failure to answer (`AgentError`): unknown tools, malformed
+arguments, tool exceptions and timeouts all become error observations the
+model sees and can react to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from rolegraph.agents.citations import constrain_citations, find_citations, find_quotes, inline_refs, normalise
+from rolegraph.agents.roles import Role
+from rolegraph.errors import AgentError, ModelError
+from rolegraph.models.envelope import final_schema, parse_final
+from rolegraph.models.messages import Message, ToolCall
+from rolegraph.models.model import Completion, Model, ModelSettings, Usage
+from rolegraph.tools.sources import Source, SourceRegistry
+from rolegraph.tools.tool import Tool, ToolResult
+from rolegraph.traces.spans import SpanKind
+from rolegraph.traces.tracer import Tracer
+
+__all__ = ["Agent", "AgentResult"]
+
+OBSERVATION_MAX_CHARS = 4000
+"""Tool output past this many characters is cut before the model sees it."""
+_TRACE_TEXT_MAX = 4000
+
+
+@dataclass
+class AgentResult:
+    """What an agent produced.
+
+    Attributes:
+        output: The validated final answer, as JSON-ready data.
+        thoughts: The thought recorded at each step, in order.
+        steps: Model calls made (acting steps, the final answer and repairs).
+        tool_calls: Tool calls executed.
+        usage: Tokens used by all of the agent's model calls.
+        sources: Sources the agent's tool calls retrieved, in order.
+    """
+
+    output: dict[str, Any]
+    thoughts: list[str] = field(default_factory=list)
+    steps: int = 0
+    tool_calls: int = 0
+    usage: Usage = field(default_factory=Usage)
+    sources: list[Source] = field(default_factory=list)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more characters cut]"
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors()[:8]:
+        where = ".".join(str(part) for part in error["loc"]) or "(answer)"
+        lines.append(f"- {where}: {error['msg']}")
+    return "\n".join(lines)
+
+
+class Agent:
+    """One role working on one task with a model and tools.
+
+    ```python
+    agent = Agent(BUILTIN_ROLES["researcher"], model, tools=[library_search])
+    result = await agent.run("What does LoRA change in a transformer?")
+    ```
+
+    Args:
+        role: What the agent is told and what it must answer.
+        model: The model to think with.
+        tools: The tools it may call (normally the role's tools).
+        settings: Sampling and limits for its model calls.
+        sources: The run's source registry; retrieved sources are added to it.
+        tracer: Where spans go; by default nothing is recorded.
+        known_sources: Ids the agent may cite without retrieving them (from upstream steps).
+        max_steps: Acting steps before the final answer is required (default: the role's).
+        max_repairs: Chances to fix an invalid final answer.
+    """
+
+    def __init__(
+        self,
+        role: Role,
+        model: Model,
+        tools: Sequence[Tool] = (),
+        *,
+        settings: ModelSettings | None = None,
+        sources: SourceRegistry | None = None,
+        tracer: Tracer | None = None,
+        known_sources: Iterable[str] = (),
+        max_steps: int | None = None,
+        max_repairs: int = 1,
+    ) -> None:
+        self.role = role
+        self.model = model
+        self.tools = {t.name: t for t in tools}
+        self.settings = settings or ModelSettings()
+        self.sources = sources if sources is not None else SourceRegistry()
+        self.tracer = tracer or Tracer("untraced")
+        self.known_sources = list(dict.fromkeys(known_sources))
+        self.max_steps = max_steps or role.max_steps
+        self.max_repairs = max_repairs
+        self._answer_schema = inline_refs(role.output_model.model_json_schema())
+        self._answer_schema.pop("title", None)
+        self._specs = [t.spec() for t in self.tools.values()]
+
+    def _system_prompt(self) -> str:
+        # The answer's schema travels with each call (constrained decoding or a response
+        # format), so the prompt only names its fields: small models copy long schemas.
+        fields = ", ".join(self._answer_schema.get("properties", {}))
+        steps = "call a tool or give your final answer" if self.tools else "give your final answer"
+        return (
+            f"{self.role.instructions}\n\nEach turn, think briefly, then {steps}. "
+            f'The final answer is JSON: {{"thought": ..., "answer": {{{fields}}}}}.'
+        )
+
+    def _first_message(self, task: str) -> str:
+        if not self.known_sources:
+            return task
+        listing = []
+        for source_id in self.known_sources:
+            source = self.sources.get(source_id)
+            listing.append(f"- {source_id}: {source.title}" if source else f"- {source_id}")
+        return task + "\n\nSources you may cite (by id):\n" + "\n".join(listing)
+
+    async def run(self, task: str, *, trace_attributes: Mapping[str, Any] | None = None) -> AgentResult:
+        """Work on `task` until a valid final answer.
+
+        Args:
+            task: What to do.
+            trace_attributes: Extra attributes for the `invoke_agent` span (e.g. the workflow step).
+
+        Raises:
+            AgentError: No valid answer within the step budget and repairs.
+            ModelError: The model provider failed.
+        """
+        visible = list(self.known_sources)
+        result = AgentResult(output={})
+        messages = [Message.system(self._system_prompt()), Message.user(self._first_message(task))]
+        repairs_left = self.max_repairs
+        acting_steps = 0
+        with self.tracer.span(
+            SpanKind.INVOKE_AGENT,
+            f"invoke_agent {self.role.name}",
+            gen_ai__operation__name="invoke_agent",
+            gen_ai__agent__name=self.role.name,
+            rolegraph__task=_clip(task, _TRACE_TEXT_MAX),
+            **{k.replace(".", "__"): v for k, v in (trace_attributes or {}).items()},
+        ) as agent_span:
+            while True:
+                must_answer = acting_steps >= self.max_steps
+                must_act = not must_answer and result.tool_calls < self.role.min_tool_calls and bool(self.tools)
+                result.steps += 1
+                with self.tracer.span(SpanKind.REACT_STEP, f"react_step {result.steps}") as step_span:
+                    step_span.set(rolegraph__step=result.steps, rolegraph__final_only=must_answer)
+                    texts = {i: s.text for i in visible if (s := self.sources.get(i)) is not None}
+                    schema = final_schema(constrain_citations(self._answer_schema, visible, texts))
+                    completion = await self._chat(messages, schema, tools_allowed=not must_answer, must_act=must_act)
+                    result.usage = result.usage + completion.usage
+                    if completion.tool_calls and not must_answer:
+                        acting_steps += 1
+                        result.thoughts.append(completion.text)
+                        step_span.set(rolegraph__thought=completion.text, rolegraph__action="tool_calls")
+                        messages.append(Message.assistant(completion.text, completion.tool_calls))
+                        observations = await self._run_tools(completion.tool_calls)
+                        for call, observation in zip(completion.tool_calls, observations, strict=True):
+                            result.tool_calls += 1
+                            for source in observation.sources:
+                                registered = self.sources.add(source)
+                                result.sources.append(registered)
+                                if registered.id not in visible:
+                                    visible.append(registered.id)
+                            content = ("ERROR: " if observation.is_error else "") + observation.content
+                            messages.append(Message.tool(call, _clip(content, OBSERVATION_MAX_CHARS)))
+                        continue
+                    problem = self._check_final(completion, visible, result)
+                    if problem is None:
+                        step_span.set(rolegraph__thought=result.thoughts[-1], rolegraph__action="final_answer")
+                        agent_span.set(rolegraph__output=result.output)
+                        return result
+                    step_span.set(rolegraph__action="invalid_answer", rolegraph__problem=problem)
+                    if must_answer:
+                        if repairs_left <= 0:
+                            raise AgentError(
+                                f"{self.role.name}: no valid answer after {result.steps} model calls: {problem}"
+                            )
+                        repairs_left -= 1
+                    else:
+                        # A bad reply while the agent may still act costs an acting step, not a repair.
+                        acting_steps += 1
+                    messages.append(Message.assistant(_clip(completion.text, OBSERVATION_MAX_CHARS)))
+                    messages.append(
+                        Message.user(f"Your final answer was invalid:\n{problem}\nReply again with a corrected answer.")
+                    )
+
+    def _check_final(self, completion: Completion, visible: list[str], result: AgentResult) -> str | None:
+        """Validate a final answer; on success fill `result` and return None, else say what is wrong."""
+        with self.tracer.span(SpanKind.RUN_GUARDRAIL, "validate_answer") as guard:
+            try:
+                thought, answer = parse_final(completion.text)
+                validated: BaseModel = self.role.output_model.model_validate(answer)
+            except ValidationError as exc:
+                problem = _validation_summary(exc)
+            except ValueError as exc:
+                cut = " (the answer was cut off at max_tokens)" if completion.finish_reason == "length" else ""
+                problem = f"the answer is not valid JSON{cut}: {exc}"
+            else:
+                output = validated.model_dump(mode="json")
+                unknown = [c for c in find_citations(self._answer_schema, output) if c not in visible]
+                misquoted = [
+                    (source_id, quote)
+                    for source_id, quote in find_quotes(self._answer_schema, output)
+                    if source_id in visible and not self._quotes(source_id, quote)
+                ]
+                if not unknown and not misquoted:
+                    result.thoughts.append(thought)
+                    result.output = output
+                    guard.set(rolegraph__valid=True)
+                    return None
+                if unknown:
+                    problem = f"cites sources that were never retrieved: {', '.join(sorted(set(unknown)))}"
+                else:
+                    problem = "evidence must be copied from the cited source; not found: " + "; ".join(
+                        f"{quote[:80]!r} in {source_id}" for source_id, quote in misquoted[:3]
+                    )
+            guard.set(rolegraph__valid=False, rolegraph__problem=problem)
+            return problem
+
+    def _quotes(self, source_id: str, quote: str) -> bool:
+        source = self.sources.get(source_id)
+        return source is not None and normalise(quote) in normalise(source.text)
+
+    async def _chat(
+        self, messages: list[Message], schema: dict[str, Any], *, tools_allowed: bool, must_act: bool
+    ) -> Completion:
+        tools = self._specs if tools_allowed and self._specs else None
+        settings = self.settings.model_copy(update={"tool_choice": "required"}) if must_act else self.settings
+        with self.tracer.span(
+            SpanKind.CHAT,
+            f"chat {self.model.name}",
+            gen_ai__operation__name="chat",
+            gen_ai__request__model=self.model.name,
+            gen_ai__request__temperature=self.settings.temperature,
+            gen_ai__request__seed=self.settings.seed,
+            gen_ai__request__max_tokens=self.settings.max_tokens,
+            rolegraph__input__messages=len(messages),
+            rolegraph__input__last=_clip(messages[-1].content, _TRACE_TEXT_MAX),
+            rolegraph__tools=[t.name for t in tools or ()],
+        ) as span:
+            try:
+                async with asyncio.timeout(self.settings.timeout):
+                    completion = await self.model.complete(
+                        messages, tools=tools, output_schema=schema, settings=settings
+                    )
+            except TimeoutError as exc:
+                raise ModelError(f"model {self.model.name} did not answer within {self.settings.timeout:g}s") from exc
+            span.record_usage(completion.usage.input_tokens, completion.usage.output_tokens)
+            span.set(
+                gen_ai__response__model=completion.model,
+                gen_ai__response__finish_reasons=[completion.finish_reason],
+                rolegraph__output__text=_clip(completion.text, _TRACE_TEXT_MAX),
+                rolegraph__output__tool_calls=[c.model_dump() for c in completion.tool_calls],
+            )
+        return completion
+
+    async def _run_tools(self, calls: Sequence[ToolCall]) -> list[ToolResult]:
+        results: list[ToolResult] = [ToolResult.error("not run")] * len(calls)
+
+        async def one(index: int, call: ToolCall) -> None:
+            results[index] = await self._run_tool(call)
+
+        async with asyncio.TaskGroup() as group:
+            for index, call in enumerate(calls):
+                group.create_task(one(index, call))
+        return results
+
+    async def _run_tool(self, call: ToolCall) -> ToolResult:
+        with self.tracer.span(
+            SpanKind.EXECUTE_TOOL,
+            f"execute_tool {call.name}",
+            gen_ai__operation__name="execute_tool",
+            gen_ai__tool__name=call.name,
+            gen_ai__tool__call__id=call.id,
+            rolegraph__tool__arguments=_clip(call.arguments, _TRACE_TEXT_MAX),
+        ) as span:
+            result = await self._execute(call)
+            span.set(
+                rolegraph__tool__is_error=result.is_error,
+                rolegraph__tool__result=_clip(result.content, _TRACE_TEXT_MAX),
+                rolegraph__tool__sources=[s.id for s in result.sources],
+            )
+            if result.is_error:
+                span.status = "tool_error"
+            return result
+
+    async def _execute(self, call: ToolCall) -> ToolResult:
+        tool = self.tools.get(call.name)
+        if tool is None:
+            names = ", ".join(self.tools) or "none"
+            return ToolResult.error(f"unknown tool {call.name!r}; the tools you have are: {names}")
+        try:
+            args = tool.args_model.model_validate(call.parsed_arguments())
+        except ValidationError as exc:
+            return ToolResult.error(f"invalid arguments for {call.name}:\n{_validation_summary(exc)}")
+        except ValueError as exc:
+            return ToolResult.error(f"arguments for {call.name} are not a JSON object: {exc}")
+        try:
+            async with asyncio.timeout(tool.timeout):
+                return await tool(args)
+        except TimeoutError:
+            return ToolResult.error(f"{call.name} did not finish within {tool.timeout:g}s")
+        except Exception as exc:  # any failure of a tool is an observation, never a crash of the run
+            return ToolResult.error(f"{call.name} failed: {type(exc).__name__}: {exc}")

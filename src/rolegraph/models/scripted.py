@@ -1,0 +1,208 @@
+"""A model that plays a script: deterministic completions for tests, from a list, a function or a YAML file.
+
+```python
+model = ScriptedModel([tool_call("library_search", query="LoRA"), final({"claims": []})])
+result = await Agent(role="researcher", model=model, tools=[library]).run(task)
+model.assert_complete()
+```
+
+The script file behind ``scripted:<file.yaml>`` is a list of entries, each one of::
+
+    - {tool: library_search, args: {query: LoRA}, thought: "look it up"}   # one tool call
+    - {calls: [{tool: a, args: {}}, {tool: b, args: {}}], thought: "..."}   # parallel calls
+    - {final: {claims: []}, thought: "done"}                                 # the final-answer envelope
+    - {text: "not JSON at all"}                                              # raw text, e.g. garbage
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rolegraph.errors import ModelError, ModelNotAvailableError
+from rolegraph.models.envelope import final_text
+from rolegraph.models.messages import Message, ToolCall, ToolSpec
+from rolegraph.models.model import Completion, Model, ModelSettings, Usage
+
+__all__ = ["Responder", "ScriptedCall", "ScriptedModel", "load_script"]
+
+
+@dataclass(frozen=True)
+class ScriptedCall:
+    """One call a `ScriptedModel` received.
+
+    Attributes:
+        index: 1-based position of the call.
+        messages: The conversation sent.
+        tools: The tools offered (empty when the call offered none).
+        output_schema: The schema the final answer had to match, if any.
+        settings: The settings of the call (the defaults when it passed none).
+    """
+
+    index: int
+    messages: list[Message]
+    tools: list[ToolSpec]
+    output_schema: dict[str, Any] | None
+    settings: ModelSettings
+
+
+Responder = Callable[[ScriptedCall], Completion | Awaitable[Completion]]
+"""A function that answers a call (sync or async), for scripts that depend on what the model is sent."""
+
+
+class ScriptedModel(Model):
+    """A deterministic model: answers each call with the next scripted completion.
+
+    Args:
+        responses: The completions, in call order, or a function producing one per call.
+            An exception in the list is raised for its call (to script provider failures).
+        name: The model string this instance stands for.
+
+    Tool calls with an empty id get ``call_<n>``, numbered after the calls already in
+    the conversation. A completion with no usage gets a rough, deterministic count
+    (whitespace-separated words in and out), so usage roll-ups are never zero.
+    """
+
+    def __init__(self, responses: Sequence[Completion | BaseException] | Responder, *, name: str = "scripted") -> None:
+        self.name = name
+        self._responder: Responder | None = None
+        self._responses: list[Completion | BaseException] = []
+        if callable(responses):
+            self._responder = responses
+        else:
+            self._responses = list(responses)
+        self.calls: list[ScriptedCall] = []
+        """Every call received, in order."""
+
+    @classmethod
+    def from_yaml(cls, path: Path, *, name: str | None = None) -> ScriptedModel:
+        """A model playing the script file at `path` (see the module docstring for the format).
+
+        Raises:
+            ModelNotAvailableError: The file does not exist.
+            ModelError: The file is not a valid script.
+        """
+        return cls(load_script(path), name=name or f"scripted:{path}")
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        settings: ModelSettings | None = None,
+    ) -> Completion:
+        """Record the call and return the next scripted completion.
+
+        Raises:
+            ModelError: The script has no response left (or scripted this error).
+        """
+        call = ScriptedCall(
+            index=len(self.calls) + 1,
+            messages=list(messages),
+            tools=list(tools or ()),
+            output_schema=output_schema,
+            settings=settings or ModelSettings(),
+        )
+        self.calls.append(call)
+        if self._responder is not None:
+            produced = self._responder(call)
+            response: Completion | BaseException = await produced if inspect.isawaitable(produced) else produced
+        elif call.index <= len(self._responses):
+            response = self._responses[call.index - 1]
+        else:
+            raise ModelError(f"scripted model has no response left for call {call.index}")
+        if isinstance(response, BaseException):
+            raise response
+        return _finish(response, call)
+
+    def assert_complete(self) -> None:
+        """Check that every scripted response was used.
+
+        Raises:
+            AssertionError: Some responses were never asked for.
+        """
+        unused = len(self._responses) - len(self.calls)
+        if self._responder is None and unused > 0:
+            raise AssertionError(
+                f"scripted model {self.name} used {len(self.calls)} of {len(self._responses)} responses; "
+                f"{unused} left unused"
+            )
+
+
+def _finish(response: Completion, call: ScriptedCall) -> Completion:
+    update: dict[str, Any] = {}
+    if any(not c.id for c in response.tool_calls):
+        first = sum(len(m.tool_calls) for m in call.messages) + 1
+        update["tool_calls"] = [
+            c if c.id else c.model_copy(update={"id": f"call_{first + i}"}) for i, c in enumerate(response.tool_calls)
+        ]
+    if response.usage.total_tokens == 0:
+        words_in = sum(_words(m.content) + sum(_words(c.arguments) + 1 for c in m.tool_calls) for m in call.messages)
+        words_out = _words(response.text) + sum(_words(c.arguments) + 1 for c in response.tool_calls)
+        update["usage"] = Usage(input_tokens=words_in, output_tokens=words_out)
+    if not response.model:
+        update["model"] = "scripted"
+    return response.model_copy(update=update) if update else response
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def load_script(path: Path) -> list[Completion]:
+    """The completions a script file describes (see the module docstring for the format).
+
+    Raises:
+        ModelNotAvailableError: The file does not exist.
+        ModelError: The file is not valid YAML, or an entry is not one of the known forms.
+    """
+    import yaml
+
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelNotAvailableError(f"scripted model file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ModelError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(document, list):
+        raise ModelError(f"{path}: a script is a YAML list of entries (tool, calls, final or text)")
+    return [_entry(path, i, entry) for i, entry in enumerate(document, start=1)]
+
+
+_FORMS = "{tool, args, thought}, {calls: [{tool, args}], thought}, {final, thought} or {text}"
+
+
+def _entry(path: Path, number: int, entry: Any) -> Completion:
+    def fail(problem: str) -> ModelError:
+        return ModelError(f"{path}: entry {number}: {problem}; expected one of {_FORMS}")
+
+    if not isinstance(entry, Mapping):
+        raise fail(f"got {type(entry).__name__}")
+    kinds = [k for k in ("tool", "calls", "final", "text") if k in entry]
+    if len(kinds) != 1:
+        raise fail(f"has {', '.join(kinds) or 'none'} of tool/calls/final/text, needs exactly one")
+    thought = entry.get("thought", "")
+    if not isinstance(thought, str):
+        raise fail("thought must be a string")
+    kind = kinds[0]
+    if kind == "text":
+        return Completion(text=str(entry["text"]))
+    if kind == "final":
+        return Completion(text=final_text(entry["final"], thought))
+    raw_calls = [entry] if kind == "tool" else entry["calls"]
+    if not isinstance(raw_calls, list) or not raw_calls:
+        raise fail("calls must be a non-empty list")
+    calls: list[ToolCall] = []
+    for raw in raw_calls:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("tool"), str):
+            raise fail("each call needs a tool name")
+        args = raw.get("args", {})
+        if not isinstance(args, Mapping):
+            raise fail(f"args of {raw['tool']} must be a mapping")
+        calls.append(ToolCall(id="", name=raw["tool"], arguments=json.dumps(dict(args), ensure_ascii=False)))
+    return Completion(text=thought, tool_calls=calls, finish_reason="tool_calls")

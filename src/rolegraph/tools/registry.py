@@ -1,0 +1,189 @@
+"""Resolving the tool references a workflow names into `Tool` objects.
+
+A role's ``tools`` list holds built-in names (``library_search``,
+``read_document``) or import paths, ``package.module:attribute``, where the
+attribute is a `Tool` instance, a `Tool` subclass (built with no arguments) or
+a plain function (wrapped with `@tool`)::
+
+    roles:
+      researcher:
+        tools: [library_search, read_document, my_tools:word_count]
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from rolegraph.errors import Problem, SpecError
+from rolegraph.tools.library import Library, LibrarySearchTool, ReadDocumentTool
+from rolegraph.tools.tool import Tool, tool
+
+__all__ = ["BUILTIN_TOOLS", "describe_tools", "is_import_path", "resolve_tool", "resolve_tools"]
+
+BUILTIN_TOOLS: Mapping[str, Callable[[Library], Tool]] = MappingProxyType(
+    {
+        LibrarySearchTool.name: LibrarySearchTool,
+        ReadDocumentTool.name: ReadDocumentTool,
+    }
+)
+"""Built-in tool names and how to build each from the workflow's library."""
+
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_IMPORT_PATH = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}(\.{_IDENTIFIER})*$")
+
+
+class _Unresolved(Exception):
+    """One reference could not be resolved; the message says why and what to do."""
+
+
+def is_import_path(ref: str) -> bool:
+    """Whether `ref` has the form ``package.module:attribute`` (the attribute may be dotted)."""
+    return _IMPORT_PATH.match(ref) is not None
+
+
+def resolve_tools(refs: Sequence[str], *, library: Library | None, search_path: Path | None = None) -> list[Tool]:
+    """Build the tools `refs` name, in order (a repeated reference yields one tool).
+
+    Args:
+        refs: Built-in tool names or ``package.module:attribute`` import paths.
+        library: The workflow's library, needed by the built-in tools.
+        search_path: A folder put first on ``sys.path`` while importing (the
+            workflow file's folder, so tools can live next to it).
+
+    Raises:
+        SpecError: Every reference that cannot be resolved, and tools sharing a name,
+            each with what to do about it.
+    """
+    tools: list[Tool] = []
+    problems: list[Problem] = []
+    owners: dict[str, str] = {}
+    with _on_sys_path(search_path):
+        for ref in dict.fromkeys(refs):
+            try:
+                built = _resolve(ref, library)
+            except _Unresolved as exc:
+                problems.append(Problem(str(exc), "tools"))
+                continue
+            if built.name in owners:
+                problems.append(
+                    Problem(
+                        f"tools {owners[built.name]!r} and {ref!r} are both named {built.name!r}; "
+                        "tool names must be unique; rename one (for a function, with @tool(name=...))",
+                        "tools",
+                    )
+                )
+                continue
+            owners[built.name] = ref
+            tools.append(built)
+    if problems:
+        raise SpecError(problems)
+    return tools
+
+
+def resolve_tool(ref: str, *, library: Library | None = None, search_path: Path | None = None) -> Tool:
+    """Build the one tool `ref` names; see `resolve_tools`.
+
+    Raises:
+        SpecError: The reference cannot be resolved.
+    """
+    return resolve_tools([ref], library=library, search_path=search_path)[0]
+
+
+def describe_tools(tools: Sequence[Tool]) -> list[dict[str, Any]]:
+    """Each tool's name, description, argument JSON schema and timeout, as plain data."""
+    return [{**t.spec().model_dump(mode="json"), "timeout": t.timeout} for t in tools]
+
+
+def _resolve(ref: str, library: Library | None) -> Tool:
+    if ref in BUILTIN_TOOLS:
+        if library is None:
+            raise _Unresolved(
+                f"tool {ref!r} needs a library: set 'library:' in the workflow to a folder of notes "
+                "(for example 'library: library', next to the workflow file)"
+            )
+        return BUILTIN_TOOLS[ref](library)
+    if is_import_path(ref):
+        return _as_tool(ref, _import(ref))
+    hints = difflib.get_close_matches(ref, BUILTIN_TOOLS, n=1, cutoff=0.6)
+    if not hints and "." in ref and ":" not in ref:
+        module, _, attr = ref.rpartition(".")
+        hints = [f"{module}:{attr}"]
+    hint = f"; did you mean {hints[0]!r}?" if hints else "."
+    raise _Unresolved(
+        f"unknown tool {ref!r}{hint} A tool is a built-in ({', '.join(BUILTIN_TOOLS)}) "
+        "or an import path such as 'my_tools:word_count'"
+    )
+
+
+def _import(ref: str) -> object:
+    module_name, _, attr_path = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name == exc.name or module_name.startswith(f"{exc.name}.")):
+            raise _Unresolved(
+                f"tool {ref!r}: no module named {exc.name!r}; put it next to the workflow file "
+                "or install it in this environment"
+            ) from None
+        raise _Unresolved(f"tool {ref!r}: importing {module_name!r} failed: {exc}") from None
+    except Exception as exc:  # a user module can fail in any way; report it instead of crashing the load
+        raise _Unresolved(f"tool {ref!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+    value: object = module
+    for part in attr_path.split("."):
+        if not hasattr(value, part):
+            names = [n for n in dir(value) if not n.startswith("_")]
+            hints = difflib.get_close_matches(part, names, n=1)
+            hint = f"; did you mean {hints[0]!r}?" if hints else ""
+            raise _Unresolved(f"tool {ref!r}: {module_name!r} has no attribute {attr_path!r}{hint}")
+        value = getattr(value, part)
+    return value
+
+
+def _as_tool(ref: str, value: object) -> Tool:
+    if isinstance(value, type):
+        if not issubclass(value, Tool):
+            raise _Unresolved(f"tool {ref!r} is a class but not a subclass of rolegraph.tools.tool.Tool")
+        if inspect.isabstract(value):
+            raise _Unresolved(f"tool {ref!r} is abstract; implement __call__")
+        try:
+            value = value()
+        except TypeError as exc:
+            raise _Unresolved(
+                f"tool {ref!r} cannot be built without arguments ({exc}); "
+                "point at an instance instead, e.g. 'module:my_tool' with my_tool = MyTool(...)"
+            ) from None
+    if isinstance(value, Tool):
+        missing = [a for a in ("name", "description", "args_model") if not hasattr(value, a)]
+        if missing:
+            raise _Unresolved(f"tool {ref!r} does not set {', '.join(missing)}")
+        return value
+    if callable(value):
+        try:
+            return tool(value)
+        except Exception as exc:  # bad signatures or unresolvable hints surface as TypeError, NameError, ...
+            raise _Unresolved(f"tool {ref!r} cannot be described to a model: {exc}") from None
+    raise _Unresolved(f"tool {ref!r} is a {type(value).__name__}, not a Tool, a Tool subclass or a function")
+
+
+@contextmanager
+def _on_sys_path(folder: Path | None) -> Iterator[None]:
+    """Put `folder` first on ``sys.path`` for the duration (if it is not there already)."""
+    entry = str(folder.resolve()) if folder is not None else None
+    if entry is None or entry in sys.path:
+        yield
+        return
+    sys.path.insert(0, entry)
+    importlib.invalidate_caches()  # the folder's files may be newer than the import system's caches
+    try:
+        yield
+    finally:
+        sys.path.remove(entry)

@@ -1,0 +1,123 @@
+"""A recorded trace, read back: spans rebuilt from their start/end records, as a tree."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from rich.tree import Tree
+
+from rolegraph.traces.sinks import read_jsonl
+
+__all__ = ["SpanRecord", "Trace"]
+
+
+@dataclass
+class SpanRecord:
+    """One span as recorded: the end record if it finished, else its start record (still open)."""
+
+    span_id: str
+    parent_id: str | None
+    kind: str
+    name: str
+    start_time: float
+    attributes: dict[str, Any]
+    status: str = "unfinished"
+    duration_s: float | None = None
+    error: str | None = None
+    children: list[SpanRecord] = field(default_factory=list)
+
+    @property
+    def input_tokens(self) -> int:
+        """Tokens read: the call's own on a chat span, the aggregate below it elsewhere."""
+        a = self.attributes
+        return int(a.get("gen_ai.usage.input_tokens", a.get("rolegraph.aggregated.input_tokens", 0)))
+
+    @property
+    def output_tokens(self) -> int:
+        """Tokens written: the call's own on a chat span, the aggregate below it elsewhere."""
+        a = self.attributes
+        return int(a.get("gen_ai.usage.output_tokens", a.get("rolegraph.aggregated.output_tokens", 0)))
+
+
+class Trace:
+    """The spans of one run, as a forest (normally one `invoke_workflow` root)."""
+
+    def __init__(self, records: list[dict[str, Any]], path: Path | None = None) -> None:
+        self.path = path
+        self.records = records
+        spans: dict[str, SpanRecord] = {}
+        for record in records:
+            if record.get("event") not in ("span_start", "span_end"):
+                continue
+            span = SpanRecord(
+                span_id=record["span_id"],
+                parent_id=record.get("parent_id"),
+                kind=record["kind"],
+                name=record["name"],
+                start_time=record["start_time"],
+                attributes=record.get("attributes", {}),
+            )
+            if record["event"] == "span_end":
+                span.status = record.get("status", "ok")
+                span.duration_s = record.get("duration_s")
+                span.error = record.get("error")
+            previous = spans.get(span.span_id)
+            if previous is not None:
+                span.children = previous.children
+            spans[span.span_id] = span
+        self.spans = spans
+        self.roots: list[SpanRecord] = []
+        for span in sorted(spans.values(), key=lambda s: s.start_time):
+            parent = spans.get(span.parent_id) if span.parent_id else None
+            (parent.children if parent else self.roots).append(span)
+
+    @classmethod
+    def load(cls, path: Path) -> Trace:
+        """Read a run's ``trace.jsonl``."""
+        return cls(read_jsonl(path), path)
+
+    def walk(self) -> Iterator[SpanRecord]:
+        """Every span, depth first, in start order."""
+        stack = list(reversed(self.roots))
+        while stack:
+            span = stack.pop()
+            yield span
+            stack.extend(reversed(span.children))
+
+    def usage(self) -> tuple[int, int]:
+        """Total (input, output) tokens: the sum over `chat` spans, each counted once."""
+        chats = [s for s in self.walk() if s.kind == "chat"]
+        return sum(s.input_tokens for s in chats), sum(s.output_tokens for s in chats)
+
+    def tree(self, *, show_thoughts: bool = False) -> Tree:
+        """The trace as a rich tree: names, durations, tokens, status and errors."""
+        root = Tree(Text(f"trace {self.path or ''}".strip(), style="bold"))
+        for span in self.roots:
+            self._add(root, span, show_thoughts)
+        return root
+
+    def _add(self, parent: Tree, span: SpanRecord, show_thoughts: bool) -> None:
+        label = Text(span.name, style="bold" if span.kind in ("invoke_workflow", "invoke_agent") else "")
+        step = span.attributes.get("rolegraph.step.id")
+        if step is not None:
+            item = span.attributes.get("rolegraph.step.item")
+            label.append(f" [{step}{'' if item is None else f'[{item}]'}]", style="cyan")
+        if span.duration_s is not None:
+            label.append(f"  {span.duration_s:.2f}s", style="dim")
+        if span.input_tokens or span.output_tokens:
+            label.append(f"  {span.input_tokens}→{span.output_tokens} tok", style="magenta")
+        if span.status not in ("ok",):
+            style = "yellow" if span.status in ("unfinished", "tool_error") else "red"
+            label.append(f"  {span.status}", style=style)
+        if span.error:
+            label.append(f"  {span.error}", style="red")
+        thought = span.attributes.get("rolegraph.thought")
+        if show_thoughts and thought:
+            label.append(f"\n  thought: {thought}", style="italic")
+        node = parent.add(label)
+        for child in span.children:
+            self._add(node, child, show_thoughts)

@@ -1,0 +1,149 @@
+"""The in-process step executor: turns a `StepCall` into an agent run.
+
+It owns what a run shares between steps: the resolved roles, one instance per
+model string, the tools, and the source registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from rolegraph.agents.agent import Agent
+from rolegraph.agents.roles import BUILTIN_ROLES, Role, output_model
+from rolegraph.models.model import Model, ModelSettings
+from rolegraph.models.registry import resolve_model
+from rolegraph.tools.sources import SourceRegistry
+from rolegraph.tools.tool import Tool
+from rolegraph.traces.tracer import Tracer
+from rolegraph.workflows.scheduler import StepCall, StepOutcome
+from rolegraph.workflows.spec import WorkflowSpec
+
+__all__ = ["LocalExecutor", "resolve_role"]
+
+
+def resolve_role(spec: WorkflowSpec, name: str) -> Role:
+    """The role `name` as the workflow defines it: a built-in with overrides, or a new role."""
+    override = spec.roles.get(name)
+    base = BUILTIN_ROLES.get(name)
+    if base is None:
+        if override is None or override.instructions is None or override.output is None:
+            raise ValueError(f"role {name!r} is not built in and the workflow does not define it fully")
+        return Role(
+            name=name,
+            description=override.description,
+            instructions=override.instructions,
+            tools=tuple(override.tools or ()),
+            output_model=output_model(name, dict(override.output)),
+            max_steps=override.max_steps or 4,
+            min_tool_calls=override.min_tool_calls or 0,
+            model=override.model,
+        )
+    if override is None:
+        return base
+    updates: dict[str, Any] = {}
+    if override.description:
+        updates["description"] = override.description
+    if override.instructions is not None:
+        updates["instructions"] = override.instructions
+    if override.tools is not None:
+        updates["tools"] = tuple(override.tools)
+    if override.output is not None:
+        updates["output_model"] = output_model(name, dict(override.output))
+    if override.max_steps is not None:
+        updates["max_steps"] = override.max_steps
+    if override.min_tool_calls is not None:
+        updates["min_tool_calls"] = override.min_tool_calls
+    if override.model is not None:
+        updates["model"] = override.model
+    return base.model_copy(update=updates)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+class LocalExecutor:
+    """Runs each step call as an `Agent` in this process.
+
+    Args:
+        spec: The workflow.
+        tools: Every tool any role of the workflow may use, by the reference roles use
+            (a built-in name or an import path).
+        sources: The run's source registry.
+        tracer: The run's tracer.
+        base_dir: Folder model strings such as ``scripted:file.yaml`` are relative to.
+        model_override: A model string replacing the workflow's ``default`` model.
+    """
+
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        *,
+        tools: Mapping[str, Tool],
+        sources: SourceRegistry,
+        tracer: Tracer,
+        base_dir: Path,
+        model_override: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.tools = dict(tools)
+        self.sources = sources
+        self.tracer = tracer
+        self.base_dir = base_dir
+        self.model_override = model_override
+        self.roles = {step.role: resolve_role(spec, step.role) for step in spec.steps.values()}
+        self._models: dict[str, Model] = {}
+        # Load every model now: heavy loading belongs before the first step, not inside it.
+        for step_id in spec.steps:
+            self._model_for(step_id)
+
+    def _model_for(self, step_id: str) -> tuple[Model, ModelSettings]:
+        step = self.spec.steps[step_id]
+        name = step.model or self.roles[step.role].model or "default"
+        model_spec = self.spec.model_spec(name)
+        model_string = model_spec.model
+        if name == "default" and self.model_override is not None:
+            model_string = self.model_override
+        if model_string not in self._models:
+            self._models[model_string] = resolve_model(model_string, base_dir=self.base_dir)
+        return self._models[model_string], model_spec.settings()
+
+    async def execute(self, call: StepCall) -> StepOutcome:
+        """Run the step's agent on the call's task."""
+        step = self.spec.steps[call.step_id]
+        role = self.roles[step.role]
+        model, settings = self._model_for(call.step_id)
+        known = [s for s in dict.fromkeys(_strings(call.upstream)) if s in self.sources]
+        agent = Agent(
+            role,
+            model,
+            [self.tools[name] for name in role.tools],
+            settings=settings,
+            sources=self.sources,
+            tracer=self.tracer,
+            known_sources=known,
+            max_steps=step.max_steps,
+        )
+        result = await agent.run(
+            call.task,
+            trace_attributes={
+                "rolegraph.step.id": call.step_id,
+                "rolegraph.step.item": call.item_index,
+                "rolegraph.step.visit": call.visit,
+            },
+        )
+        return StepOutcome(output=result.output, usage=result.usage, tool_calls=result.tool_calls)
+
+    async def aclose(self) -> None:
+        """Release the models' resources."""
+        for model in self._models.values():
+            await model.aclose()

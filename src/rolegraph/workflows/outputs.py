@@ -1,0 +1,130 @@
+"""Writing a run's output files: cited markdown reports, JSON, source lists, BibTeX, templates."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rolegraph.tools.sources import Source, SourceRegistry
+from rolegraph.workflows.spec import OutputSpec
+from rolegraph.workflows.templates import render
+
+__all__ = ["render_bibtex", "render_report", "render_sources", "write_outputs"]
+
+
+def _reference(number: int, source: Source) -> str:
+    parts = [f"[{number}] {', '.join(source.authors) or 'Unknown author'}"]
+    if source.year:
+        parts.append(f"({source.year}).")
+    parts.append(f"*{source.title}*.")
+    if source.venue:
+        parts.append(f"{source.venue}.")
+    if source.arxiv:
+        parts.append(f"arXiv:{source.arxiv}.")
+    elif source.url:
+        parts.append(source.url)
+    return " ".join(parts) + f" `{source.id}`"
+
+
+def render_report(output: Mapping[str, Any], sources: SourceRegistry) -> tuple[str, int, int]:
+    """Render a writer's output (title, paragraphs with citations) as markdown with numbered references.
+
+    Returns:
+        The markdown, the number of citations, and how many of them name no retrieved source.
+    """
+    numbers: dict[str, int] = {}
+    total = unresolved = 0
+    lines = [f"# {output.get('title', 'Report')}", ""]
+    for paragraph in output.get("paragraphs", []):
+        marks = []
+        for source_id in paragraph.get("citations", []):
+            total += 1
+            if source_id not in sources:
+                unresolved += 1
+                marks.append(f"[?{source_id}]")
+                continue
+            number = numbers.setdefault(source_id, len(numbers) + 1)
+            marks.append(f"[{number}]")
+        lines += [f"{paragraph.get('text', '').strip()} {''.join(dict.fromkeys(marks))}".strip(), ""]
+    lines += ["## References", ""]
+    for source_id, number in numbers.items():
+        source = sources.get(source_id)
+        assert source is not None
+        lines.append(_reference(number, source))
+    return "\n".join(lines).rstrip() + "\n", total, unresolved
+
+
+def render_sources(sources: SourceRegistry) -> str:
+    """The run's sources as a JSON array (without their full text)."""
+    return json.dumps([s.model_dump(exclude={"text"}) for s in sources], indent=2, ensure_ascii=False) + "\n"
+
+
+def _bibtex_escape(text: str) -> str:
+    return re.sub(r"([&%$#_{}])", r"\\\1", text)
+
+
+def render_bibtex(sources: SourceRegistry) -> str:
+    """The run's sources as BibTeX entries keyed by source id."""
+    entries = []
+    for source in sources:
+        key = re.sub(r"[^A-Za-z0-9_:-]", "_", source.id)
+        fields = {"title": "{" + _bibtex_escape(source.title) + "}"}
+        if source.authors:
+            fields["author"] = " and ".join(_bibtex_escape(a) for a in source.authors)
+        if source.year:
+            fields["year"] = str(source.year)
+        if source.venue:
+            fields["howpublished"] = _bibtex_escape(source.venue)
+        if source.arxiv:
+            fields["eprint"] = source.arxiv
+            fields["archiveprefix"] = "arXiv"
+        if source.doi:
+            fields["doi"] = source.doi
+        if source.url:
+            fields["url"] = source.url
+        body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields.items())
+        entries.append(f"@misc{{{key},\n{body}\n}}")
+    return "\n\n".join(entries) + "\n"
+
+
+def write_outputs(
+    outputs: Mapping[str, OutputSpec],
+    run_dir: Path,
+    *,
+    step_outputs: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    sources: SourceRegistry,
+) -> tuple[dict[str, Path], dict[str, int]]:
+    """Write every output whose data exists; skip those whose step did not finish.
+
+    Returns:
+        The paths written by output name, and citation counts ``{"total": n, "unresolved": m}``.
+    """
+    written: dict[str, Path] = {}
+    citations = {"total": 0, "unresolved": 0}
+    for name, out in outputs.items():
+        if out.from_ is not None and step_outputs.get(out.from_) is None:
+            continue
+        if out.render == "report":
+            text, total, unresolved = render_report(step_outputs[out.from_ or ""], sources)
+            citations["total"] += total
+            citations["unresolved"] += unresolved
+        elif out.render == "json":
+            text = json.dumps(step_outputs[out.from_ or ""], indent=2, ensure_ascii=False) + "\n"
+        elif out.render == "sources":
+            text = render_sources(sources)
+        elif out.render == "bibtex":
+            text = render_bibtex(sources)
+        else:
+            context = {"inputs": inputs, "steps": step_outputs, "sources": list(sources)}
+            text = render(out.template or "", context)
+        path = (run_dir / out.path).resolve()
+        if not path.is_relative_to(run_dir.resolve()):
+            raise ValueError(f"output {name!r}: path {out.path!r} leaves the run folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written[name] = path
+    return written, citations

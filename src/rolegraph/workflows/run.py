@@ -1,0 +1,307 @@
+"""Running a workflow: `rolegraph.load(path)` gives a `Workflow`; `await wf.run(inputs)` a `RunResult`.
+
+Each run lives in its own folder under ``$ROLEGRAPH_HOME/runs/<run_id>/`` (home
+defaults to ``./.rolegraph``): the trace (``trace.jsonl``), a summary
+(``run.json``) and the output files the workflow declares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field
+
+from rolegraph.errors import Problem, SpecError
+from rolegraph.models.model import Usage
+from rolegraph.tools.library import Library
+from rolegraph.tools.registry import resolve_tools
+from rolegraph.tools.sources import Source, SourceRegistry
+from rolegraph.traces.sinks import JsonlSink, TraceSink
+from rolegraph.traces.spans import Span, SpanKind
+from rolegraph.traces.trace import Trace
+from rolegraph.traces.tracer import Tracer
+from rolegraph.workflows.executor import LocalExecutor, resolve_role
+from rolegraph.workflows.graph import compile_graph
+from rolegraph.workflows.loader import load_spec
+from rolegraph.workflows.outputs import write_outputs
+from rolegraph.workflows.scheduler import Scheduler, StepListener, StepState
+from rolegraph.workflows.spec import InputSpec, WorkflowSpec
+
+__all__ = ["CitationCount", "RunResult", "RunStatus", "Workflow", "home_dir", "load"]
+
+RunStatus = Literal["completed", "failed", "cancelled"]
+
+
+def home_dir() -> Path:
+    """Where runs are kept: ``$ROLEGRAPH_HOME``, or ``./.rolegraph``."""
+    return Path(os.environ.get("ROLEGRAPH_HOME", ".rolegraph"))
+
+
+def _new_run_id() -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+class CitationCount(BaseModel):
+    """Citations in the run's reports, and how many name no retrieved source (should be 0)."""
+
+    total: int = 0
+    unresolved: int = 0
+
+
+class RunResult(BaseModel):
+    """The outcome of one run."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    run_id: str
+    status: RunStatus
+    run_dir: Path
+    outputs: dict[str, Path] = Field(default_factory=dict)
+    """Files written, by output name."""
+    steps: dict[str, StepState] = Field(default_factory=dict)
+    """Final state of each step, with its output."""
+    sources: list[Source] = Field(default_factory=list)
+    """Every source the run's tools retrieved."""
+    usage: Usage = Field(default_factory=Usage)
+    citations: CitationCount = Field(default_factory=CitationCount)
+    error: str | None = None
+    duration_s: float = 0.0
+
+    @property
+    def trace(self) -> Trace:
+        """The run's trace, read from its JSONL file."""
+        return Trace.load(self.run_dir / "trace.jsonl")
+
+    @property
+    def step_outputs(self) -> dict[str, Any]:
+        """Output of each completed step."""
+        return {k: s.output for k, s in self.steps.items() if s.status == "completed"}
+
+    def summary(self) -> dict[str, Any]:
+        """The run as the CLI's ``--json`` object."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "outputs": {k: str(v) for k, v in self.outputs.items()},
+            "usage": self.usage.model_dump(),
+            "trace": str(self.run_dir / "trace.jsonl"),
+            "citations": self.citations.model_dump(),
+            "steps": {k: s.status for k, s in self.steps.items()},
+            "error": self.error,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+def _coerce(name: str, spec: InputSpec, value: Any) -> Any:
+    """Convert a (command-line string) input value to its declared type."""
+    try:
+        if spec.type == "integer":
+            return int(value)
+        if spec.type == "number":
+            return float(value)
+        if spec.type == "boolean":
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return lowered in ("true", "1", "yes")
+        if spec.type == "list":
+            if isinstance(value, list):
+                return value
+            parsed = json.loads(value) if str(value).startswith("[") else [v.strip() for v in str(value).split(",")]
+            return list(parsed)
+        return str(value)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(
+            [Problem(f"input {name!r} must be a {spec.type}, got {value!r}", path=f"inputs.{name}")]
+        ) from exc
+
+
+class Workflow:
+    """A loaded, validated workflow, ready to run any number of times.
+
+    ```python
+    wf = rolegraph.load("examples/literature_review.yaml")
+    result = await wf.run({"topic": "LoRA"})        # or wf.run_sync(...) in a script
+    print(result.outputs["report"].read_text())
+    ```
+    """
+
+    def __init__(self, spec: WorkflowSpec, path: Path | None = None) -> None:
+        self.spec = spec
+        self.path = path
+        self.base_dir = path.parent if path else Path.cwd()
+        self.graph: nx.DiGraph[str] = compile_graph(spec)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Workflow:
+        """Load and validate a workflow file.
+
+        Raises:
+            SpecError: The file is invalid (every problem, with file:line:col).
+        """
+        file = Path(path)
+        return cls(load_spec(file), file)
+
+    def resolve_inputs(self, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Inputs with defaults filled in and values converted to their declared types.
+
+        Raises:
+            SpecError: An input is unknown, missing or of the wrong type.
+        """
+        given = dict(inputs or {})
+        problems = [
+            Problem(f"unknown input {name!r}; the workflow's inputs are: {', '.join(self.spec.inputs) or 'none'}")
+            for name in given
+            if name not in self.spec.inputs
+        ]
+        values: dict[str, Any] = {}
+        for name, spec in self.spec.inputs.items():
+            if name in given:
+                values[name] = _coerce(name, spec, given[name])
+            elif spec.default is not None:
+                values[name] = spec.default
+            else:
+                problems.append(Problem(f"input {name!r} is required (pass --input {name}=...)"))
+        if problems:
+            raise SpecError(problems)
+        return values
+
+    def _library(self) -> Library | None:
+        if self.spec.library is None:
+            return None
+        return Library.from_dir(self.base_dir / self.spec.library)
+
+    async def run(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        model: str | None = None,
+        home: Path | None = None,
+        sinks: Sequence[TraceSink] = (),
+        on_step: StepListener | None = None,
+    ) -> RunResult:
+        """Run the workflow once.
+
+        Args:
+            inputs: Input values (strings are converted to the declared types).
+            model: A model string replacing the workflow's ``default`` model.
+            home: Where runs are kept (default `home_dir()`).
+            sinks: Extra trace sinks (progress displays, tests); the JSONL file is always written.
+            on_step: Called whenever a step changes status.
+
+        Returns:
+            The result; a failed run returns with ``status="failed"`` rather than raising.
+
+        Raises:
+            SpecError: Bad inputs, or a tool or model reference that cannot be resolved.
+            asyncio.CancelledError: The run was cancelled (its folder records ``cancelled``).
+        """
+        values = self.resolve_inputs(inputs)
+        refs = sorted({ref for tools in self._role_tools() for ref in tools})
+        tools = resolve_tools(refs, library=self._library(), search_path=self.base_dir)
+        run_id = _new_run_id()
+        run_dir = (home or home_dir()) / "runs" / run_id
+        run_dir.mkdir(parents=True, exist_ok=False)
+        jsonl = JsonlSink(run_dir / "trace.jsonl")
+        tracer = Tracer(run_id, sinks=[jsonl, *sinks])
+        sources = SourceRegistry()
+        started = dt.datetime.now(dt.UTC)
+        result = RunResult(run_id=run_id, status="failed", run_dir=run_dir)
+        root: Span | None = None
+        self._write_summary(result, values, started)
+        try:
+            with tracer.span(
+                SpanKind.INVOKE_WORKFLOW,
+                f"invoke_workflow {self.spec.name}",
+                gen_ai__operation__name="invoke_workflow",
+                rolegraph__workflow=self.spec.name,
+                rolegraph__workflow__file=str(self.path or ""),
+                rolegraph__inputs=values,
+            ) as root:
+                executor = LocalExecutor(
+                    self.spec,
+                    tools=dict(zip(refs, tools, strict=True)),
+                    sources=sources,
+                    tracer=tracer,
+                    base_dir=self.base_dir,
+                    model_override=model,
+                )
+                try:
+                    scheduler = Scheduler(
+                        self.spec, self.graph, executor, run_id=run_id, inputs=values, tracer=tracer, on_change=on_step
+                    )
+                    try:
+                        states = await scheduler.run()
+                    except asyncio.CancelledError:
+                        result.status = "cancelled"
+                        result.steps = scheduler.states
+                        root.status = "cancelled"
+                        raise
+                finally:
+                    await executor.aclose()
+                    for tool in tools:
+                        await tool.aclose()
+                result.steps = states
+                failed = [s for s in states.values() if s.status in ("failed", "cancelled", "skipped")]
+                result.status = "failed" if failed else "completed"
+                if failed:
+                    first = next((s for s in failed if s.error), failed[0])
+                    result.error = f"step {first.step_id!r} {first.status}: {first.error or ''}".strip()
+                    root.status = "failed"
+                    root.error = result.error
+                result.outputs, counts = write_outputs(
+                    self.spec.outputs,
+                    run_dir,
+                    step_outputs=result.step_outputs,
+                    inputs=values,
+                    sources=sources,
+                )
+                result.citations = CitationCount(**counts)
+                root.set(rolegraph__status=result.status, rolegraph__citations=counts)
+        finally:
+            jsonl.close()
+            result.sources = list(sources)
+            if root is not None:
+                # From the trace's roll-up: failed and cancelled agents' tokens count too.
+                result.usage = Usage(
+                    input_tokens=root.aggregated_input_tokens, output_tokens=root.aggregated_output_tokens
+                )
+            result.duration_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
+            self._write_summary(result, values, started)
+        return result
+
+    def _role_tools(self) -> list[tuple[str, ...]]:
+        return [resolve_role(self.spec, step.role).tools for step in self.spec.steps.values()]
+
+    def _write_summary(self, result: RunResult, inputs: Mapping[str, Any], started: dt.datetime) -> None:
+        summary = {
+            **result.summary(),
+            "workflow": self.spec.name,
+            "workflow_file": str(self.path.resolve()) if self.path else None,
+            "inputs": dict(inputs),
+            "started": started.isoformat(),
+        }
+        path = result.run_dir / "run.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    def run_sync(self, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> RunResult:
+        """`run` for scripts: starts an event loop (not usable inside one; there, ``await run``)."""
+        return asyncio.run(self.run(inputs, **kwargs))
+
+
+def load(path: str | os.PathLike[str]) -> Workflow:
+    """Load and validate a workflow file (see `Workflow.load`)."""
+    return Workflow.load(path)

@@ -1,0 +1,276 @@
+"""The scheduler: runs a compiled workflow graph on asyncio, eagerly and in parallel.
+
+A step starts the moment its last dependency finishes: there is no superstep
+barrier. `for_each` steps fan out one agent per item. A run-wide semaphore caps
+how many agents run at once. Every task is owned by a `TaskGroup`, so a failure
+or a cancellation never leaves work running in the background.
+
+Running one step is delegated to a `StepExecutor` (one method), and a step's
+inputs and outputs are plain JSON data, so a distributed backend can take over
+the execution of steps without the scheduler changing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Protocol
+
+import networkx as nx
+from pydantic import BaseModel, Field
+
+from rolegraph.errors import RolegraphError
+from rolegraph.models.model import Usage
+from rolegraph.traces.spans import SpanKind
+from rolegraph.traces.tracer import Tracer
+from rolegraph.workflows.graph import data_graph, loop_body
+from rolegraph.workflows.spec import WorkflowSpec
+from rolegraph.workflows.templates import evaluate, render
+
+__all__ = ["Scheduler", "StepCall", "StepExecutor", "StepOutcome", "StepState", "StepStatus"]
+
+StepStatus = Literal["pending", "running", "completed", "failed", "skipped", "cancelled"]
+
+
+class StepCall(BaseModel):
+    """One unit of work for an executor: a step's agent on a rendered task. Plain data."""
+
+    run_id: str
+    step_id: str
+    task: str
+    item_index: int | None = None
+    """Position of the item for a `for_each` step."""
+    visit: int = 1
+    """1 on the first run of the step, more when a route sent work back to it."""
+    upstream: dict[str, Any] = Field(default_factory=dict)
+    """Outputs of the steps this one depends on (directly or not), by step id."""
+
+
+class StepOutcome(BaseModel):
+    """What an executor returns for a `StepCall`. Plain data."""
+
+    output: dict[str, Any]
+    usage: Usage = Field(default_factory=Usage)
+    tool_calls: int = 0
+
+
+class StepExecutor(Protocol):
+    """Runs one step call. The in-process executor runs an agent; others may run it elsewhere."""
+
+    async def execute(self, call: StepCall) -> StepOutcome:
+        """Run `call` and return its validated output."""
+        ...
+
+
+class StepState(BaseModel):
+    """Where one step stands."""
+
+    step_id: str
+    status: StepStatus = "pending"
+    output: Any = None
+    """The step's output: a dict, or a list of dicts for a `for_each` step."""
+    error: str | None = None
+    visits: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    tool_calls: int = 0
+
+
+class StepFailed(RolegraphError):
+    """A step could not finish; carries the step id."""
+
+    def __init__(self, step_id: str, message: str) -> None:
+        self.step_id = step_id
+        super().__init__(f"step {step_id!r} failed: {message}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions[:3])
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+StepListener = Callable[[StepState], None]
+
+
+class Scheduler:
+    """Runs the steps of one workflow run.
+
+    Args:
+        spec: The workflow.
+        graph: Its compiled graph (`compile_graph(spec)`).
+        executor: Runs each step call.
+        run_id: The run's id (passed to every `StepCall`).
+        inputs: The run's input values.
+        tracer: Where `plan` and `route` spans go.
+        on_change: Called whenever a step changes status (progress displays).
+    """
+
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        graph: nx.DiGraph[str],
+        executor: StepExecutor,
+        *,
+        run_id: str,
+        inputs: Mapping[str, Any],
+        tracer: Tracer,
+        on_change: StepListener | None = None,
+    ) -> None:
+        self.spec = spec
+        self.graph = graph
+        self.executor = executor
+        self.run_id = run_id
+        self.inputs = dict(inputs)
+        self.tracer = tracer
+        self.on_change = on_change
+        self.states = {step_id: StepState(step_id=step_id) for step_id in spec.steps}
+        # A copy, not a view: dependency lookups happen on every step transition.
+        self._data: nx.DiGraph[str] = nx.DiGraph(data_graph(graph))
+        self._waiting = {node: set(self._data.predecessors(node)) for node in self._data}
+        self._route_fired: dict[tuple[str, int], int] = {}
+        self._routed: dict[str, dict[str, Any]] = {}
+        self._slots = asyncio.Semaphore(spec.settings.max_concurrency)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._failed = False
+
+    async def run(self) -> dict[str, StepState]:
+        """Run every step that can run; return the final state of each.
+
+        A failed step never raises out of here: its state says why. Cancelling
+        the task running this method cancels every step in flight.
+        """
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                for node in self._data:
+                    if not self._waiting[node]:
+                        self._start(node)
+        finally:
+            for state in self.states.values():
+                if state.status in ("pending", "running"):
+                    self._set(state, "cancelled")
+        return self.states
+
+    def _set(self, state: StepState, status: StepStatus, error: str | None = None) -> None:
+        state.status = status
+        if error is not None:
+            state.error = error
+        if self.on_change is not None:
+            self.on_change(state)
+
+    def _start(self, node: str) -> None:
+        assert self._group is not None
+        state = self.states[node]
+        state.visits += 1
+        self._set(state, "running")
+        self._tasks[node] = self._group.create_task(self._run_node(node), name=f"step {node}")
+
+    async def _run_node(self, node: str) -> None:
+        state = self.states[node]
+        try:
+            async with asyncio.timeout(self.spec.settings.step_timeout):
+                state.output = await self._execute(node, state)
+        except asyncio.CancelledError:
+            self._set(state, "cancelled")
+            raise
+        except Exception as exc:  # a step's failure is recorded, never propagated into the group
+            self._fail(node, _describe(exc))
+            return
+        self._set(state, "completed")
+        if not self._route(node):
+            self._release(node)
+
+    def _fail(self, node: str, message: str) -> None:
+        self._failed = True
+        self._set(self.states[node], "failed", message)
+        for descendant in nx.descendants(self._data, node):
+            if self.states[descendant].status == "pending":
+                self._set(self.states[descendant], "skipped", f"upstream step {node!r} failed")
+        if self.spec.settings.fail_fast:
+            for other, task in self._tasks.items():
+                if other != node and not task.done():
+                    task.cancel()
+
+    def _release(self, node: str) -> None:
+        for successor in self._data.successors(node):
+            waiting = self._waiting[successor]
+            waiting.discard(node)
+            if not waiting and self.states[successor].status == "pending":
+                self._start(successor)
+
+    def _context(self, node: str) -> dict[str, Any]:
+        upstream = {
+            a: self.states[a].output for a in nx.ancestors(self._data, node) if self.states[a].status == "completed"
+        }
+        return {"inputs": self.inputs, "steps": upstream, "routed": self._routed.get(node)}
+
+    async def _execute(self, node: str, state: StepState) -> Any:
+        step = self.spec.steps[node]
+        context = self._context(node)
+        if step.for_each is None:
+            return await self._call(node, state, render(step.task, context), None, context["steps"])
+        with self.tracer.span(SpanKind.PLAN, f"plan {node}", rolegraph__step__id=node) as span:
+            items = evaluate(step.for_each.items, context)
+            if not isinstance(items, list | tuple):
+                raise StepFailed(node, f"for_each.items gave {type(items).__name__}, not a list")
+            limit = step.for_each.max_items
+            span.set(rolegraph__fan_out=min(len(items), limit), rolegraph__items_dropped=max(0, len(items) - limit))
+            items = list(items)[:limit]
+            results: list[Any] = [None] * len(items)
+            branch_slots = asyncio.Semaphore(step.for_each.max_concurrency or max(1, len(items)))
+
+            async def branch(index: int, item: Any) -> None:
+                async with branch_slots:
+                    task = render(step.task, {**context, step.for_each.as_: item, "index": index})  # type: ignore[union-attr]
+                    results[index] = await self._call(node, state, task, index, context["steps"])
+
+            async with asyncio.TaskGroup() as group:
+                for index, item in enumerate(items):
+                    group.create_task(branch(index, item), name=f"step {node}[{index}]")
+            return results
+
+    async def _call(self, node: str, state: StepState, task: str, index: int | None, upstream: dict[str, Any]) -> Any:
+        call = StepCall(
+            run_id=self.run_id, step_id=node, task=task, item_index=index, visit=state.visits, upstream=upstream
+        )
+        async with self._slots:
+            outcome = await self.executor.execute(call)
+        state.usage = state.usage + outcome.usage
+        state.tool_calls += outcome.tool_calls
+        return outcome.output
+
+    def _route(self, node: str) -> bool:
+        """Evaluate the step's routes; if one fires, restart its loop and return True."""
+        state = self.states[node]
+        for number, route in enumerate(self.spec.steps[node].routes):
+            key = (node, number)
+            with self.tracer.span(SpanKind.ROUTE, f"route {node} -> {route.goto}", rolegraph__step__id=node) as span:
+                context = {**self._context(node), "output": state.output}
+                try:
+                    matched = bool(evaluate(route.when, context))
+                except RolegraphError as exc:
+                    span.set(rolegraph__route__error=str(exc))
+                    matched = False
+                fired = self._route_fired.get(key, 0)
+                take = matched and fired < route.max_times
+                span.set(
+                    rolegraph__route__when=route.when,
+                    rolegraph__route__matched=matched,
+                    rolegraph__route__taken=take,
+                    rolegraph__route__times=fired + int(take),
+                    rolegraph__route__max_times=route.max_times,
+                )
+            if not take:
+                continue
+            self._route_fired[key] = fired + 1
+            body = loop_body(self.graph, node, route.goto)
+            for member in body:
+                self.states[member].status = "pending"
+                self._waiting[member] = {p for p in self._data.predecessors(member) if p in body}
+            self._routed[route.goto] = {"from": node, "output": state.output, "times": fired + 1}
+            self._start(route.goto)
+            return True
+        return False

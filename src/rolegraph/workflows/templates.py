@@ -1,0 +1,225 @@
+"""Jinja in one place: rendering tasks, evaluating expressions, checking and inspecting both.
+
+Every template and expression of a workflow (step tasks, ``for_each.items``,
+route conditions, output templates) goes through the one sandboxed environment
+here. Undefined names are errors (`StrictUndefined`), never silent blanks, and
+the sandbox refuses attribute escapes such as ``''.__class__``.
+
+```python
+render("Topic: {{ inputs.topic }}", {"inputs": {"topic": "LoRA"}})   # 'Topic: LoRA'
+evaluate("output.verdict == 'revise'", {"output": {"verdict": "ok"}})  # False
+referenced_names("{{ steps.plan.questions }}", expression=False)      # {('steps', 'plan')}
+```
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+from jinja2 import StrictUndefined, meta, nodes
+from jinja2.parser import Parser
+from jinja2.sandbox import SandboxedEnvironment
+
+from rolegraph.errors import RolegraphError
+
+__all__ = [
+    "ENV",
+    "SyntaxIssue",
+    "TemplateError",
+    "check_expression",
+    "check_template",
+    "evaluate",
+    "referenced_names",
+    "render",
+    "undeclared_names",
+]
+
+_TRACKED = frozenset({"steps", "inputs"})
+
+
+class TemplateError(RolegraphError):
+    """A template or expression could not be rendered or evaluated (missing variable, unsafe access, bad syntax)."""
+
+
+@dataclass(frozen=True)
+class SyntaxIssue:
+    """A syntax error in a template or expression.
+
+    Attributes:
+        message: Jinja's description of the problem.
+        line: 1-based line inside the template text.
+    """
+
+    message: str
+    line: int
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    """Serialise to JSON as written (no HTML escaping: tasks are prompts, not web pages)."""
+    return json.dumps(value, ensure_ascii=False, indent=indent, default=str)
+
+
+def _bullets(items: Iterable[Any], marker: str = "-") -> str:
+    """Render a list as one ``- item`` line per item."""
+    if isinstance(items, str | bytes | Mapping):
+        items = [items]
+    return "\n".join(f"{marker} {item}" for item in items)
+
+
+def _numbered(items: Iterable[Any]) -> str:
+    """Render a list as ``1. item`` lines."""
+    if isinstance(items, str | bytes | Mapping):
+        items = [items]
+    return "\n".join(f"{number}. {item}" for number, item in enumerate(items, start=1))
+
+
+class _Environment(SandboxedEnvironment):
+    """The sandbox, reading mapping keys before attributes.
+
+    Workflow data is JSON, so ``steps.plan.items`` means the field ``items`` of the
+    plan's output, not the method ``dict.items`` (which Jinja would find first).
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        return super().getattr(obj, attribute)
+
+
+ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+"""The one Jinja environment of rolegraph: sandboxed, strict about undefined names, no autoescaping."""
+ENV.filters["tojson"] = _tojson
+ENV.filters["bullets"] = _bullets
+ENV.filters["numbered"] = _numbered
+
+# Errors a template can raise while rendering on user data (a filter on the wrong type, a division by zero).
+_RENDER_ERRORS = (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError)
+
+
+@lru_cache(maxsize=512)
+def _template(text: str) -> jinja2.Template:
+    return ENV.from_string(text)
+
+
+@lru_cache(maxsize=512)
+def _expression(text: str) -> Any:
+    return ENV.compile_expression(text, undefined_to_none=False)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"undefined variable: {exc.message}"
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return f"not allowed in a workflow template: {exc}"
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return f"syntax error on line {exc.lineno}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def render(template: str, context: Mapping[str, Any]) -> str:
+    """Render a Jinja template over `context`.
+
+    Raises:
+        TemplateError: A variable is undefined, an access is unsafe, or the template is invalid.
+    """
+    try:
+        return _template(template).render(context)
+    except _RENDER_ERRORS as exc:
+        raise TemplateError(f"template failed: {_describe(exc)}") from exc
+
+
+def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
+    """Evaluate a Jinja expression (``steps.plan.questions``, ``output.verdict == 'revise'``).
+
+    Raises:
+        TemplateError: A name is undefined (even as the final result), or the expression is invalid.
+    """
+    try:
+        result = _expression(expression)(**context)
+        if isinstance(result, jinja2.Undefined):
+            result._fail_with_undefined_error()
+    except _RENDER_ERRORS as exc:
+        raise TemplateError(f"expression {expression!r} failed: {_describe(exc)}") from exc
+    return result
+
+
+def check_template(text: str) -> SyntaxIssue | None:
+    """The syntax error of a template (including unknown filters and tests), or None if it compiles."""
+    try:
+        _template(text)
+    except jinja2.TemplateSyntaxError as exc:
+        return SyntaxIssue(exc.message or "invalid template", exc.lineno)
+    return None
+
+
+def check_expression(text: str) -> SyntaxIssue | None:
+    """The syntax error of an expression (including unknown filters and tests), or None if it compiles."""
+    try:
+        _expression(text)
+    except jinja2.TemplateSyntaxError as exc:
+        return SyntaxIssue(exc.message or "invalid expression", exc.lineno)
+    return None
+
+
+def _parse(text: str, *, expression: bool) -> nodes.Node:
+    """The syntax tree of a template, or of an expression wrapped in an output node (so that `find_all` sees it)."""
+    if not expression:
+        return ENV.parse(text)
+    parser = Parser(ENV, text, state="variable")
+    node = parser.parse_expression()
+    if not parser.stream.eos:
+        raise jinja2.TemplateSyntaxError("unexpected text after the expression", parser.stream.current.lineno)
+    return nodes.Output([node])
+
+
+def referenced_names(text: str, *, expression: bool) -> set[tuple[str, str]]:
+    """The ``steps.<id>`` and ``inputs.<name>`` references in a template or expression.
+
+    Finds attribute (``steps.plan``) and constant-subscript (``steps['plan']``) access
+    on the names ``steps`` and ``inputs``; dynamic subscripts cannot be known and are skipped.
+
+    Returns:
+        Pairs such as ``("steps", "plan")`` and ``("inputs", "topic")``.
+
+    Raises:
+        TemplateError: The text does not parse.
+    """
+    try:
+        tree = _parse(text, expression=expression)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(_describe(exc)) from exc
+    found: set[tuple[str, str]] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = getattr(node, "node", None)
+        if not (isinstance(target, nodes.Name) and target.ctx == "load" and target.name in _TRACKED):
+            continue
+        if isinstance(node, nodes.Getattr):
+            found.add((target.name, node.attr))
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            found.add((target.name, node.arg.value))
+    return found
+
+
+def undeclared_names(text: str, *, expression: bool) -> set[str]:
+    """Top-level names a template or expression reads from its context (globals such as ``range`` excluded).
+
+    Raises:
+        TemplateError: The text does not parse.
+    """
+    try:
+        tree = _parse(text, expression=expression)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(_describe(exc)) from exc
+    if isinstance(tree, nodes.Template):
+        names = meta.find_undeclared_variables(tree)
+    else:  # an expression binds no names, so every name it loads comes from the context
+        names = {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"}
+    return names - set(ENV.globals)

@@ -1,0 +1,214 @@
+"""The agent loop with ScriptedModel: acting, observing, final answers, repairs, and faults."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from rolegraph.agents.agent import Agent
+from rolegraph.agents.roles import BUILTIN_ROLES, Role, output_model
+from rolegraph.errors import AgentError
+from rolegraph.models.model import Completion
+from rolegraph.testing import ScriptedModel, final, text, tool_call, tool_calls
+from rolegraph.tools.sources import Source, SourceRegistry
+from rolegraph.tools.tool import Tool, ToolResult, tool
+from rolegraph.traces.redact import Redactor
+from rolegraph.traces.sinks import MemorySink
+from rolegraph.traces.tracer import Tracer
+
+
+@tool
+async def lookup(query: str) -> ToolResult:
+    """Find a paper."""
+    key = query.lower().replace(" ", "")
+    return ToolResult(
+        content=f"[{key}] A paper about {query}",
+        sources=[Source(id=key, title=f"On {query}", text=f"{query} works well.")],
+    )
+
+
+@tool
+def explode(reason: str) -> str:
+    """Always fails."""
+    raise RuntimeError(f"boom: {reason}")
+
+
+class Hang(Tool):
+    """A tool that never returns."""
+
+    name = "hang"
+    description = "Never returns."
+    timeout = 0.05
+
+    class Args(BaseModel):
+        pass
+
+    args_model = Args
+
+    async def __call__(self, args: BaseModel) -> ToolResult:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+RESEARCHER = BUILTIN_ROLES["researcher"].model_copy(update={"tools": ("lookup",), "max_steps": 3})
+
+
+def claim(source_id: str) -> dict[str, Any]:
+    return {"claims": [{"claim": "It works.", "evidence": "works well", "source_id": source_id}]}
+
+
+def agent(role: Role, model: ScriptedModel, tools: list[Tool], **kwargs: Any) -> tuple[Agent, MemorySink]:
+    sink = MemorySink()
+    tracer = Tracer("run", sinks=[sink], redactor=Redactor())
+    return Agent(role, model, tools, tracer=tracer, **kwargs), sink
+
+
+class TestLoop:
+    async def test_act_observe_answer(self) -> None:
+        """The agent calls a tool, sees the observation, and returns a validated answer citing the source."""
+        model = ScriptedModel(
+            [tool_call("lookup", thought="search first", query="lora"), final(claim("lora"), "found it")]
+        )
+        registry = SourceRegistry()
+        a, sink = agent(RESEARCHER, model, [lookup], sources=registry)
+        result = await a.run("What is LoRA?")
+        model.assert_complete()
+        assert result.output == claim("lora")
+        assert result.thoughts == ["search first", "found it"]
+        assert (result.steps, result.tool_calls) == (2, 1)
+        assert registry.ids() == ["lora"]
+        second_call = model.calls[1].messages
+        assert second_call[-1].role == "tool" and "[lora] A paper about lora" in second_call[-1].content
+        kinds = [(r["kind"], r["name"]) for r in sink.records if r["event"] == "span_end"]
+        assert ("execute_tool", "execute_tool lookup") in kinds
+        assert [k for k, _ in kinds].count("chat") == 2
+
+    async def test_citation_field_is_an_enum_of_retrieved_ids(self) -> None:
+        """The answer schema sent to the model only allows ids of sources retrieved so far."""
+        model = ScriptedModel([tool_call("lookup", query="bert"), final(claim("bert"))])
+        a, _ = agent(RESEARCHER, model, [lookup])
+        await a.run("task")
+        before, after = (call.output_schema for call in model.calls)
+        assert before is not None and after is not None
+        item = after["properties"]["answer"]["properties"]["claims"]["items"]
+        assert item["properties"]["source_id"]["enum"] == ["bert"]
+        first_item = before["properties"]["answer"]["properties"]["claims"]["items"]
+        assert "bert" not in first_item["properties"]["source_id"]["enum"]
+
+    async def test_parallel_tool_calls_run_concurrently(self) -> None:
+        """Several tool calls in one turn all run, concurrently, and each gets its own observation."""
+        both_started = asyncio.Barrier(2)
+
+        @tool
+        async def meet(name: str) -> str:
+            """Waits for the other call."""
+            await both_started.wait()  # deadlocks unless the two calls run at the same time
+            return f"met {name}"
+
+        role = RESEARCHER.model_copy(update={"tools": ("meet",)})
+        model = ScriptedModel([tool_calls([("meet", {"name": "a"}), ("meet", {"name": "b"})]), final({"claims": []})])
+        a, _ = agent(role, model, [meet])
+        result = await asyncio.wait_for(a.run("task"), timeout=30)
+        observations = [m.content for m in model.calls[1].messages if m.role == "tool"]
+        assert observations == ["met a", "met b"] and result.tool_calls == 2
+
+    async def test_known_sources_from_upstream_can_be_cited(self) -> None:
+        """Sources handed in from upstream steps are listed in the task and citable without a tool call."""
+        registry = SourceRegistry([Source(id="hu2021lora", title="LoRA")])
+        writer = BUILTIN_ROLES["writer"]
+        report = {"title": "T", "paragraphs": [{"text": "LoRA is cheap.", "citations": ["hu2021lora"]}]}
+        model = ScriptedModel([final(report)])
+        a, _ = agent(writer, model, [], sources=registry, known_sources=["hu2021lora"])
+        result = await a.run("Write it.")
+        assert result.output == report
+        assert "hu2021lora: LoRA" in model.calls[0].messages[-1].content
+
+
+class TestFaults:
+    async def test_unknown_tool_and_bad_arguments_become_observations(self) -> None:
+        """An unknown tool, malformed JSON and invalid arguments are error observations, not crashes."""
+        model = ScriptedModel(
+            [
+                tool_call("nope", query="x"),
+                Completion(text="", tool_calls=[_raw_call("lookup", "{not json")]),
+                tool_call("lookup", wrong=1),
+                final({"claims": []}),
+            ]
+        )
+        a, _ = agent(RESEARCHER.model_copy(update={"max_steps": 5}), model, [lookup])
+        result = await a.run("task")
+        observations = [m.content for m in model.calls[3].messages if m.role == "tool"]
+        assert observations[0].startswith("ERROR: unknown tool 'nope'; the tools you have are: lookup")
+        assert observations[1].startswith("ERROR: arguments for lookup are not a JSON object")
+        assert observations[2].startswith("ERROR: invalid arguments for lookup")
+        assert "query: Field required" in observations[2]
+        assert result.output == {"claims": []}
+
+    async def test_tool_that_raises_or_hangs(self) -> None:
+        """A raising tool and a hanging tool (past its timeout) are error observations; the loop goes on."""
+        role = RESEARCHER.model_copy(update={"tools": ("explode", "hang")})
+        model = ScriptedModel([tool_calls([("explode", {"reason": "x"}), ("hang", {})]), final({"claims": []})])
+        a, sink = agent(role, model, [explode, Hang()])
+        await a.run("task")
+        observations = [m.content for m in model.calls[1].messages if m.role == "tool"]
+        assert observations == [
+            "ERROR: explode failed: RuntimeError: boom: x",
+            "ERROR: hang did not finish within 0.05s",
+        ]
+        statuses = {r["name"]: r["status"] for r in sink.records if r["event"] == "span_end"}
+        assert statuses["execute_tool explode"] == "tool_error"
+
+    async def test_garbage_then_repair(self) -> None:
+        """Garbage costs an acting step; an invalid final answer gets one repair turn with the error."""
+        model = ScriptedModel([text("I think the answer is 42"), final({"claims": "many"}), final({"claims": []})])
+        a, _ = agent(RESEARCHER.model_copy(update={"max_steps": 1}), model, [lookup])
+        result = await a.run("task")
+        assert result.output == {"claims": []}
+        repair_prompt = model.calls[2].messages[-1].content
+        assert repair_prompt.startswith("Your final answer was invalid:") and "claims" in repair_prompt
+        assert model.calls[1].tools == []  # past max_steps the model may only answer
+
+    async def test_gives_up_after_bounded_repairs(self) -> None:
+        """A model that never answers validly makes the agent fail with AgentError, after a bounded number of calls."""
+        model = ScriptedModel(lambda call: text("garbage"))
+        a, _ = agent(RESEARCHER.model_copy(update={"max_steps": 2}), model, [lookup])
+        with pytest.raises(AgentError, match="no valid answer after 4 model calls"):
+            await a.run("task")
+        assert len(model.calls) == 4  # 2 acting steps + the final answer + 1 repair
+
+    async def test_citation_of_unretrieved_source_is_rejected(self) -> None:
+        """A citation naming a source no tool returned is caught, even from a model that ignores the schema."""
+        model = ScriptedModel(lambda call: final(claim("made_up_2024")))
+        a, _ = agent(RESEARCHER.model_copy(update={"max_steps": 1}), model, [lookup])
+        with pytest.raises(AgentError, match="cites sources that were never retrieved: made_up_2024"):
+            await a.run("task")
+        assert len(model.calls) == 3  # the acting step, the final answer, one repair
+
+
+def _raw_call(name: str, arguments: str) -> Any:
+    from rolegraph.models.messages import ToolCall
+
+    return ToolCall(id="call_x", name=name, arguments=arguments)
+
+
+class TestUserRoles:
+    async def test_typed_output_fields_from_yaml_types(self) -> None:
+        """A user role's output model comes from YAML type names, enums and source ids included."""
+        model_cls = output_model(
+            "summarizer", {"summary": "string", "stance": "enum[pro, con]", "cites": "list[source_id]"}
+        )
+        role = Role(name="summarizer", instructions="Summarise.", output_model=model_cls, tools=("lookup",))
+        model = ScriptedModel(
+            [
+                tool_call("lookup", query="x"),
+                final({"summary": "ok", "stance": "maybe", "cites": ["x"]}),
+                final({"summary": "ok", "stance": "pro", "cites": ["x"]}),
+            ]
+        )
+        a, _ = agent(role, model, [lookup])
+        result = await a.run("task")
+        assert result.output == {"summary": "ok", "stance": "pro", "cites": ["x"]}
+        assert "stance" in model.calls[2].messages[-1].content

@@ -1,0 +1,136 @@
+"""Tracer: span records, nesting over contextvars, usage roll-ups, redaction."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from rolegraph.traces.redact import Redactor
+from rolegraph.traces.sinks import JsonlSink, MemorySink, read_jsonl
+from rolegraph.traces.spans import SpanKind, current_span
+from rolegraph.traces.trace import Trace
+from rolegraph.traces.tracer import Tracer
+
+
+def _ends(sink: MemorySink) -> dict[str, dict[str, object]]:
+    return {r["name"]: r for r in sink.records if r["event"] == "span_end"}
+
+
+class TestSpans:
+    def test_start_and_end_records(self) -> None:
+        """Each span is emitted at start (so a hang is visible) and at end with status and duration."""
+        sink = MemorySink()
+        tracer = Tracer("run-1", sinks=[sink], redactor=Redactor())
+        with tracer.span(SpanKind.INVOKE_WORKFLOW, "wf", rolegraph__workflow="demo"):
+            pass
+        start, end = sink.records
+        assert start["event"] == "span_start" and "status" not in start
+        assert end["event"] == "span_end" and end["status"] == "ok"
+        assert end["attributes"] == {"rolegraph.workflow": "demo"}
+        assert end["duration_s"] >= 0 and end["run_id"] == "run-1"
+
+    def test_error_status(self) -> None:
+        """An exception inside a span marks it as an error with the message, and propagates."""
+        sink = MemorySink()
+        tracer = Tracer("run-1", sinks=[sink], redactor=Redactor())
+        with pytest.raises(ValueError), tracer.span(SpanKind.EXECUTE_TOOL, "boom"):
+            raise ValueError("bad input")
+        assert _ends(sink)["boom"]["status"] == "error"
+        assert _ends(sink)["boom"]["error"] == "ValueError: bad input"
+
+    async def test_parallel_branches_nest_under_their_own_parent(self) -> None:
+        """Spans opened in concurrent tasks get the parent that was current in their own task."""
+        sink = MemorySink()
+        tracer = Tracer("run-1", sinks=[sink], redactor=Redactor())
+        both_open = asyncio.Barrier(2)
+
+        async def branch(name: str) -> None:
+            with tracer.span(SpanKind.INVOKE_AGENT, name):
+                await both_open.wait()  # both agents are open at once: interleaved for real
+                with tracer.span(SpanKind.CHAT, f"chat {name}"):
+                    await asyncio.sleep(0)
+
+        with tracer.span(SpanKind.INVOKE_WORKFLOW, "wf"):
+            async with asyncio.TaskGroup() as group:
+                group.create_task(branch("a"))
+                group.create_task(branch("b"))
+        ends = _ends(sink)
+        assert ends["a"]["parent_id"] == ends["wf"]["span_id"]
+        assert ends["b"]["parent_id"] == ends["wf"]["span_id"]
+        assert ends["chat a"]["parent_id"] == ends["a"]["span_id"]
+        assert ends["chat b"]["parent_id"] == ends["b"]["span_id"]
+        assert current_span() is None
+
+    async def test_usage_only_on_chat_and_aggregated_on_ancestors(self) -> None:
+        """Tokens sit on chat spans; ancestors carry separate aggregated totals, so nothing counts twice."""
+        sink = MemorySink()
+        tracer = Tracer("run-1", sinks=[sink], redactor=Redactor())
+
+        async def agent(name: str, tokens: int) -> None:
+            with tracer.span(SpanKind.INVOKE_AGENT, name):
+                for i in range(2):
+                    with tracer.span(SpanKind.CHAT, f"chat {name} {i}") as chat:
+                        await asyncio.sleep(0)
+                        chat.record_usage(tokens, 1)
+
+        with tracer.span(SpanKind.INVOKE_WORKFLOW, "wf"):
+            async with asyncio.TaskGroup() as group:
+                group.create_task(agent("a", 10))
+                group.create_task(agent("b", 100))
+        ends = _ends(sink)
+        assert ends["a"]["attributes"]["rolegraph.aggregated.input_tokens"] == 20
+        assert ends["b"]["attributes"]["rolegraph.aggregated.input_tokens"] == 200
+        assert ends["wf"]["attributes"]["rolegraph.aggregated.input_tokens"] == 220
+        assert ends["wf"]["attributes"]["rolegraph.aggregated.output_tokens"] == 4
+        assert "gen_ai.usage.input_tokens" not in ends["wf"]["attributes"]
+        assert Trace(sink.records).usage() == (220, 4)
+
+    def test_usage_refused_outside_chat(self) -> None:
+        """Recording tokens on a non-chat span is a programming error."""
+        tracer = Tracer("run-1", redactor=Redactor())
+        with tracer.span(SpanKind.INVOKE_AGENT, "a") as span, pytest.raises(ValueError):
+            span.record_usage(1, 1)
+
+
+class TestRedaction:
+    def test_secret_values_never_reach_a_sink(self, tmp_path: Path) -> None:
+        """Values of secret env vars and key-shaped strings are replaced in every record."""
+        canary = "canary-key-0123456789"
+        redactor = Redactor.from_env({"OPENAI_API_KEY": canary, "MY_SERVICE_TOKEN": "tok-abcdef-99"})
+        sink = JsonlSink(tmp_path / "t.jsonl")
+        tracer = Tracer("run-1", sinks=[sink], redactor=redactor)
+        with tracer.span(SpanKind.CHAT, "chat", prompt=f"key={canary}", nested={"h": ["Bearer abcdefghijkl"]}):
+            tracer.event("note", text="tok-abcdef-99 and sk-abcdefghijklmnopqrstu")
+        sink.close()
+        text = (tmp_path / "t.jsonl").read_text()
+        assert canary not in text and "tok-abcdef-99" not in text
+        assert "abcdefghijkl" not in text and "sk-abcdefghijklmnopqrstu" not in text
+        assert text.count("[REDACTED]") >= 4
+
+    def test_short_values_are_not_secrets(self) -> None:
+        """A one-character env value would redact everything; such values are ignored."""
+        redactor = Redactor.from_env({"HF_TOKEN": "x"})
+        assert redactor.text("x marks the spot") == "x marks the spot"
+
+
+class TestTraceFile:
+    def test_torn_last_line_and_open_spans(self, tmp_path: Path) -> None:
+        """A crash mid-write loses only the torn line; spans that never ended show as unfinished."""
+        path = tmp_path / "t.jsonl"
+        sink = JsonlSink(path)
+        tracer = Tracer("run-1", sinks=[sink], redactor=Redactor())
+        with tracer.span(SpanKind.INVOKE_WORKFLOW, "wf"):
+            with tracer.span(SpanKind.INVOKE_AGENT, "done"):
+                pass
+            # Simulate a crash: the workflow span never ends, and a line is torn.
+            sink.close()
+        with path.open("a") as f:
+            f.write('{"event": "span_end", "span_')
+        trace = Trace.load(path)
+        assert len(read_jsonl(path)) == 3
+        [root] = trace.roots
+        assert root.status == "unfinished"
+        assert [c.name for c in root.children] == ["done"]
+        assert root.children[0].status == "ok"

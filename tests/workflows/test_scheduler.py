@@ -1,0 +1,308 @@
+"""Scheduler: eager ordering, parallel fan-out, concurrency caps, failures, cancellation, routes.
+
+Tests wait on observable state (events set by the fake executor), never on elapsed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from rolegraph.traces.redact import Redactor
+from rolegraph.traces.sinks import MemorySink
+from rolegraph.traces.tracer import Tracer
+from rolegraph.workflows.graph import compile_graph
+from rolegraph.workflows.loader import parse_spec
+from rolegraph.workflows.scheduler import Scheduler, StepCall, StepOutcome, StepState
+
+Handler = Callable[[StepCall], Awaitable[dict[str, Any]]]
+
+
+class FunctionExecutor:
+    """An executor backed by a function, recording every call."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.calls: list[StepCall] = []
+
+    async def execute(self, call: StepCall) -> StepOutcome:
+        self.calls.append(call)
+        return StepOutcome(output=await self.handler(call))
+
+
+ROLES = """
+roles:
+  worker:
+    instructions: Do the task.
+    output: {value: string, items: "list[string]", verdict: "enum[ok, again]"}
+"""
+
+
+def spec_of(steps: str, settings: str = "") -> Any:
+    return parse_spec(f"rolegraph: 1\nname: t\n{ROLES}\nsteps:\n{steps}\n{settings}")
+
+
+async def run(
+    spec: Any, handler: Handler, sink: MemorySink | None = None
+) -> tuple[dict[str, StepState], FunctionExecutor]:
+    executor = FunctionExecutor(handler)
+    tracer = Tracer("run", sinks=[sink] if sink else [], redactor=Redactor())
+    scheduler = Scheduler(spec, compile_graph(spec), executor, run_id="run", inputs={}, tracer=tracer)
+    return await scheduler.run(), executor
+
+
+def answer(value: str = "v", items: list[str] | None = None, verdict: str = "ok") -> dict[str, Any]:
+    return {"value": value, "items": items or [], "verdict": verdict}
+
+
+class TestOrdering:
+    async def test_dependencies_run_first_and_feed_templates(self) -> None:
+        """A step runs after its dependencies and its task sees their outputs."""
+        spec = spec_of(
+            """
+  a: {role: worker, task: "start"}
+  b: {role: worker, task: "after {{ steps.a.value }}", depends_on: [a]}
+"""
+        )
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            return answer(value=f"out-{call.step_id}")
+
+        states, executor = await run(spec, handler)
+        assert [c.step_id for c in executor.calls] == ["a", "b"]
+        assert executor.calls[1].task == "after out-a"
+        assert executor.calls[1].upstream == {"a": answer(value="out-a")}
+        assert {k: s.status for k, s in states.items()} == {"a": "completed", "b": "completed"}
+
+    async def test_eager_start_without_superstep_barrier(self) -> None:
+        """A step starts as soon as its own inputs are ready, while an unrelated slow step still runs."""
+        spec = spec_of(
+            """
+  slow: {role: worker, task: s}
+  fast: {role: worker, task: f}
+  after_fast: {role: worker, task: x, depends_on: [fast]}
+  join: {role: worker, task: j, depends_on: [slow, after_fast]}
+"""
+        )
+        release_slow = asyncio.Event()
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            if call.step_id == "slow":
+                await release_slow.wait()
+            if call.step_id == "after_fast":
+                release_slow.set()  # only reachable if after_fast started while slow was still running
+            return answer()
+
+        states, executor = await run(spec, handler)
+        order = [c.step_id for c in executor.calls]
+        assert order.index("after_fast") < order.index("join")
+        assert all(s.status == "completed" for s in states.values())
+
+
+class TestFanOut:
+    async def test_for_each_runs_items_in_parallel_and_keeps_order(self) -> None:
+        """Every item runs; all are in flight together; outputs keep item order."""
+        spec = spec_of(
+            """
+  plan: {role: worker, task: p}
+  each:
+    role: worker
+    depends_on: [plan]
+    for_each: {items: steps.plan.items, as: q}
+    task: "item {{ q }} #{{ index }}"
+"""
+        )
+        in_flight = 0
+        all_in = asyncio.Event()
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            nonlocal in_flight
+            if call.step_id == "plan":
+                return answer(items=["x", "y", "z"])
+            in_flight += 1
+            if in_flight == 3:
+                all_in.set()
+            await all_in.wait()  # deadlocks (and the test times out) unless all three run at once
+            return answer(value=call.task)
+
+        states, executor = await run(spec, handler)
+        assert [o["value"] for o in states["each"].output] == ["item x #0", "item y #1", "item z #2"]
+        assert sorted(c.item_index for c in executor.calls if c.step_id == "each") == [0, 1, 2]
+
+    @pytest.mark.parametrize(("step_cap", "run_cap", "expected"), [(2, 10, 2), (10, 3, 3), (1, 10, 1)])
+    async def test_concurrency_caps(self, step_cap: int, run_cap: int, expected: int) -> None:
+        """Neither the for_each cap nor the run-wide cap is ever exceeded, and both are reached."""
+        spec = spec_of(
+            f"""
+  plan: {{role: worker, task: p}}
+  each:
+    role: worker
+    depends_on: [plan]
+    for_each: {{items: steps.plan.items, max_concurrency: {step_cap}}}
+    task: "{{{{ item }}}}"
+""",
+            f"settings: {{max_concurrency: {run_cap}}}",
+        )
+        current = peak = 0
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            nonlocal current, peak
+            if call.step_id == "plan":
+                return answer(items=[str(i) for i in range(8)])
+            current += 1
+            peak = max(peak, current)
+            for _ in range(5):
+                await asyncio.sleep(0)  # yield so that others can start if the caps allow
+            current -= 1
+            return answer()
+
+        states, _ = await run(spec, handler)
+        assert states["each"].status == "completed"
+        assert peak == expected
+
+    async def test_for_each_over_non_list_fails_the_step(self) -> None:
+        """for_each items that are not a list fail the step with a message saying so."""
+        spec = spec_of(
+            """
+  plan: {role: worker, task: p}
+  each: {role: worker, depends_on: [plan], for_each: {items: steps.plan.value}, task: t}
+"""
+        )
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            return answer(value="not a list")
+
+        states, _ = await run(spec, handler)
+        assert states["each"].status == "failed"
+        assert "not a list" in (states["each"].error or "")
+
+
+class TestFailure:
+    async def test_fail_fast_cancels_running_steps_and_skips_dependants(self) -> None:
+        """By default a failure cancels the rest of the run; dependants of the failed step are skipped."""
+        spec = spec_of(
+            """
+  bad: {role: worker, task: b}
+  hang: {role: worker, task: h}
+  after_bad: {role: worker, task: a, depends_on: [bad]}
+"""
+        )
+        hang_started = asyncio.Event()
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            if call.step_id == "hang":
+                hang_started.set()
+                await asyncio.Event().wait()  # never finishes on its own
+            await hang_started.wait()
+            raise RuntimeError("tool exploded")
+
+        states, _ = await run(spec, handler)
+        assert states["bad"].status == "failed" and states["bad"].error == "tool exploded"
+        assert states["hang"].status == "cancelled"
+        assert states["after_bad"].status == "skipped"
+
+    async def test_without_fail_fast_independent_branches_finish(self) -> None:
+        """With fail_fast off, only the failed step's dependants are skipped."""
+        spec = spec_of(
+            """
+  bad: {role: worker, task: b}
+  good: {role: worker, task: g}
+  after_bad: {role: worker, task: a, depends_on: [bad]}
+  after_good: {role: worker, task: a, depends_on: [good]}
+""",
+            "settings: {fail_fast: false}",
+        )
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            if call.step_id == "bad":
+                raise RuntimeError("no")
+            return answer()
+
+        states, _ = await run(spec, handler)
+        assert {k: s.status for k, s in states.items()} == {
+            "bad": "failed",
+            "good": "completed",
+            "after_bad": "skipped",
+            "after_good": "completed",
+        }
+
+    async def test_cancelling_the_run_cancels_every_step(self) -> None:
+        """Cancelling the scheduler's task cancels steps in flight and leaves none running."""
+        spec = spec_of(
+            """
+  a: {role: worker, task: a}
+  b: {role: worker, task: b}
+"""
+        )
+        started = asyncio.Event()
+        executor = FunctionExecutor(lambda call: _forever(started))
+        scheduler = Scheduler(spec, compile_graph(spec), executor, run_id="r", inputs={}, tracer=Tracer("r"))
+        task = asyncio.create_task(scheduler.run())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert {s.status for s in scheduler.states.values()} == {"cancelled"}
+
+
+async def _forever(started: asyncio.Event) -> dict[str, Any]:
+    started.set()
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+class TestRoutes:
+    async def test_route_loops_back_until_bound(self) -> None:
+        """A matching route re-runs its loop at most max_times, then the run goes on."""
+        spec = spec_of(
+            """
+  draft: {role: worker, task: "draft{% if routed %} again after {{ routed.output.value }}{% endif %}"}
+  review:
+    role: worker
+    task: r
+    depends_on: [draft]
+    routes: [{when: "output.verdict == 'again'", goto: draft, max_times: 2}]
+  publish: {role: worker, task: p, depends_on: [review]}
+"""
+        )
+        sink = MemorySink()
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            return answer(value=f"{call.step_id}{call.visit}", verdict="again")
+
+        states, executor = await run(spec, handler, sink)
+        assert [c.step_id for c in executor.calls] == ["draft", "review"] * 3 + ["publish"]
+        assert [c.task for c in executor.calls if c.step_id == "draft"] == [
+            "draft",
+            "draft again after review1",
+            "draft again after review2",
+        ]
+        assert states["draft"].visits == 3 and states["publish"].status == "completed"
+        taken = [
+            r["attributes"]["rolegraph.route.taken"]
+            for r in sink.records
+            if r["kind"] == "route" and r["event"] == "span_end"
+        ]
+        assert taken == [True, True, False]
+
+    async def test_route_not_matching_goes_on(self) -> None:
+        """A route whose condition is false does not loop."""
+        spec = spec_of(
+            """
+  draft: {role: worker, task: d}
+  review:
+    role: worker
+    task: r
+    depends_on: [draft]
+    routes: [{when: "output.verdict == 'again'", goto: draft, max_times: 5}]
+"""
+        )
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            return answer(verdict="ok")
+
+        states, executor = await run(spec, handler)
+        assert len(executor.calls) == 2 and states["draft"].visits == 1
