@@ -145,6 +145,7 @@ class Agent:
             ModelError: The model provider failed.
         """
         visible = list(self.known_sources)
+        self._done_calls: set[tuple[str, str]] = set()
         result = AgentResult(output={})
         messages = [Message.system(self._system_prompt()), Message.user(self._first_message(task))]
         repairs_left = self.max_repairs
@@ -304,6 +305,13 @@ class Agent:
             return result
 
     async def _execute(self, call: ToolCall) -> ToolResult:
+        key = (call.name, call.arguments.strip())
+        if key in self._done_calls:
+            return ToolResult.error(
+                f"you already called {call.name} with these arguments; its result is above. "
+                "Use it, call with different arguments, or give your final answer."
+            )
+        self._done_calls.add(key)
         tool = self.tools.get(call.name)
         if tool is None:
             names = ", ".join(self.tools) or "none"

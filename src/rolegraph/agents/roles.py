@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 __all__ = [
     "BUILTIN_ROLES",
@@ -53,7 +53,8 @@ class _Output(BaseModel):
 class PlanOutput(_Output):
     """The planner's answer: research questions covering the topic."""
 
-    questions: list[Annotated[str, Field(min_length=5, max_length=200)]] = Field(min_length=1, max_length=5)
+    # At least two: a plan of one question is no plan, and a small model stops early if allowed.
+    questions: list[Annotated[str, Field(min_length=5, max_length=200)]] = Field(min_length=2, max_length=5)
 
 
 class Claim(_Output):
@@ -74,6 +75,12 @@ class ResearchOutput(_Output):
 
     claims: list[Claim] = Field(max_length=3)
 
+    @field_validator("claims")
+    @classmethod
+    def _drop_repeats(cls, claims: list[Claim]) -> list[Claim]:
+        # Small models repeat themselves; a repeated claim adds nothing but tokens downstream.
+        return list({(c.source_id, c.evidence, c.claim): c for c in claims}.values())
+
 
 class CritiqueOutput(_Output):
     """The critic's answer: accept the findings or ask for revision, with the issues found."""
@@ -83,17 +90,27 @@ class CritiqueOutput(_Output):
 
 
 class Paragraph(_Output):
-    """One paragraph of a report and the sources it rests on."""
+    """One paragraph of a report and the sources it rests on.
 
-    text: Annotated[str, Field(min_length=1, max_length=800)]
+    Citations come first: a model generating in field order picks its sources,
+    then writes the text with them in view.
+    """
+
     citations: list[SourceId] = Field(min_length=1, max_length=4)
+    text: Annotated[str, Field(min_length=1, max_length=800)]
 
 
 class ReportOutput(_Output):
     """The writer's answer: a titled report of cited paragraphs."""
 
     title: Annotated[str, Field(min_length=1, max_length=150)]
-    paragraphs: list[Paragraph] = Field(min_length=1, max_length=6)
+    paragraphs: list[Paragraph] = Field(min_length=2, max_length=6)
+
+    @field_validator("paragraphs")
+    @classmethod
+    def _drop_repeats(cls, paragraphs: list[Paragraph]) -> list[Paragraph]:
+        # Small models repeat whole paragraphs; a report should not.
+        return list({(p.text, tuple(p.citations)): p for p in paragraphs}.values())
 
 
 class Role(BaseModel):

@@ -171,12 +171,33 @@ _LOOSE_CHAR = r'char ::= [^"\\] |'
 _STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
 
 
+def _json_schema_to_gbnf(schema_text: str) -> str:
+    """llama-cpp-python's converter, with string literals escaped correctly.
+
+    Its ``_format_literal`` escapes quotes but not backslashes, so a ``const`` or
+    ``enum`` string containing a quote (JSON ``\\"``) yields a grammar that does
+    not parse. Quoted evidence sentences hit this, so literals are escaped here.
+    """
+    from llama_cpp.llama_grammar import SchemaConverter
+
+    class _Converter(SchemaConverter):  # type: ignore[misc]  # llama_cpp is untyped
+        def _format_literal(self, literal: str) -> str:
+            escaped = literal.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r").replace("\n", "\\n")
+            return f'"{escaped}"'
+
+    converter = _Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    schema = converter.resolve_refs(json.loads(schema_text), "stdin")
+    converter.visit(schema, "")
+    gbnf: str = converter.format_grammar()
+    return gbnf
+
+
 @functools.lru_cache(maxsize=64)
 def _grammar(schema_text: str) -> LlamaGrammar:
-    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+    from llama_cpp.llama_grammar import LlamaGrammar
 
     try:
-        gbnf = json_schema_to_gbnf(schema_text)
+        gbnf = _json_schema_to_gbnf(schema_text)
     except Exception as exc:  # the converter raises bare AssertionError/ValueError on what it cannot handle
         detail = str(exc)[:300]
         raise ModelError(f"cannot turn this JSON Schema into a grammar for constrained decoding: {detail}") from exc

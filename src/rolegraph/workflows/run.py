@@ -211,7 +211,7 @@ class Workflow:
         refs = sorted({ref for tools in self._role_tools() for ref in tools})
         tools = resolve_tools(refs, library=self._library(), search_path=self.base_dir)
         run_id = _new_run_id()
-        run_dir = (home or home_dir()) / "runs" / run_id
+        run_dir = ((home or home_dir()) / "runs" / run_id).absolute()
         run_dir.mkdir(parents=True, exist_ok=False)
         jsonl = JsonlSink(run_dir / "trace.jsonl")
         tracer = Tracer(run_id, sinks=[jsonl, *sinks])
