@@ -119,7 +119,13 @@ class TestLoop:
         """Sources handed in from upstream steps are listed in the task and citable without a tool call."""
         registry = SourceRegistry([Source(id="hu2021lora", title="LoRA")])
         writer = BUILTIN_ROLES["writer"]
-        report = {"title": "T", "paragraphs": [{"text": "LoRA is cheap.", "citations": ["hu2021lora"]}]}
+        report = {
+            "title": "T",
+            "paragraphs": [
+                {"citations": ["hu2021lora"], "text": "LoRA is cheap."},
+                {"citations": ["hu2021lora"], "text": "It freezes the weights."},
+            ],
+        }
         model = ScriptedModel([final(report)])
         a, _ = agent(writer, model, [], sources=registry, known_sources=["hu2021lora"])
         result = await a.run("Write it.")
