@@ -180,7 +180,9 @@ def _json_schema_to_gbnf(schema_text: str) -> str:
     """
     from llama_cpp.llama_grammar import SchemaConverter
 
-    class _Converter(SchemaConverter):  # type: ignore[misc]  # llama_cpp is untyped
+    base: Any = SchemaConverter  # its methods carry no annotations
+
+    class _Converter(base):  # type: ignore[misc]  # subclassing an Any-typed base
         def _format_literal(self, literal: str) -> str:
             escaped = literal.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r").replace("\n", "\\n")
             return f'"{escaped}"'

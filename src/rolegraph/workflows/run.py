@@ -239,7 +239,13 @@ class Workflow:
                 )
                 try:
                     scheduler = Scheduler(
-                        self.spec, self.graph, executor, run_id=run_id, inputs=values, tracer=tracer, on_change=on_step
+                        self.spec,
+                        self.graph,
+                        executor,
+                        run_id=run_id,
+                        inputs=values,
+                        tracer=tracer,
+                        on_change=_checkpointing(run_dir, tracer, on_step),
                     )
                     try:
                         states = await scheduler.run()
@@ -300,6 +306,28 @@ class Workflow:
     def run_sync(self, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> RunResult:
         """`run` for scripts: starts an event loop (not usable inside one; there, ``await run``)."""
         return asyncio.run(self.run(inputs, **kwargs))
+
+
+def _checkpointing(run_dir: Path, tracer: Tracer, then: StepListener | None) -> StepListener:
+    """A step listener that saves each completed step's output, then calls `then`.
+
+    Outputs go to ``steps/<step_id>.json`` by write-then-rename, so a crash leaves
+    either the previous file or the new one, never a torn one.
+    """
+    folder = run_dir / "steps"
+
+    def listener(state: StepState) -> None:
+        if state.status == "completed":
+            with tracer.span(SpanKind.CHECKPOINT, f"checkpoint {state.step_id}", rolegraph__step__id=state.step_id):
+                folder.mkdir(exist_ok=True)
+                path = folder / f"{state.step_id}.json"
+                tmp = path.with_suffix(".json.tmp")
+                tmp.write_text(state.model_dump_json(indent=2), encoding="utf-8")
+                tmp.replace(path)
+        if then is not None:
+            then(state)
+
+    return listener
 
 
 def load(path: str | os.PathLike[str]) -> Workflow:

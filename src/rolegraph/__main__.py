@@ -1,0 +1,5 @@
+"""`python -m rolegraph` runs the command line."""
+
+from rolegraph.cli import main
+
+main()
