@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rolegraph.errors import RolegraphError, SpecError
@@ -38,7 +39,7 @@ EXIT_CANCELLED = 130
 
 def _report_spec_error(exc: SpecError) -> typer.Exit:
     for problem in exc.problems:
-        err.print(f"[red]error[/] {problem}", markup=True, highlight=False, soft_wrap=True)
+        err.print(f"[red]error[/] {escape(str(problem))}", markup=True, highlight=False, soft_wrap=True)
     err.print(f"{len(exc.problems)} problem(s) found.")
     return typer.Exit(EXIT_BAD_INPUT)
 
@@ -55,7 +56,7 @@ def _parse_inputs(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            err.print(f"[red]error[/] --input expects name=value, got {pair!r}")
+            err.print(f"[red]error[/] --input expects name=value, got {escape(repr(pair))}")
             raise typer.Exit(EXIT_BAD_INPUT)
         values[name.strip()] = value
     return values
@@ -67,14 +68,14 @@ def _print_result(result: RunResult) -> None:
     table.add_row("run", result.run_id)
     table.add_row("status", f"[{colour}]{result.status}[/]")
     if result.error:
-        table.add_row("error", result.error)
+        table.add_row("error", escape(result.error))
     table.add_row("tokens", f"{result.usage.input_tokens} in, {result.usage.output_tokens} out")
     table.add_row("time", f"{result.duration_s:.1f}s")
     table.add_row("sources", str(len(result.sources)))
     table.add_row("citations", f"{result.citations.total} ({result.citations.unresolved} unresolved)")
     for name, path in result.outputs.items():
-        table.add_row(name, str(path))
-    table.add_row("trace", str(result.run_dir / "trace.jsonl"))
+        table.add_row(name, escape(str(path)))
+    table.add_row("trace", escape(str(result.run_dir / "trace.jsonl")))
     err.print(table)
 
 
@@ -99,7 +100,7 @@ def run(
     except SpecError as exc:
         raise _report_spec_error(exc) from None
     except RolegraphError as exc:
-        err.print(f"[red]error[/] {exc}")
+        err.print(f"[red]error[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_FAILED) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
@@ -117,7 +118,7 @@ def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) 
     workflow = _load(file)
     spec = workflow.spec
     inputs = ", ".join(spec.inputs) or "none"
-    out.print(f"[green]ok[/] {file}: workflow {spec.name!r}, {len(spec.steps)} steps, inputs: {inputs}")
+    out.print(f"[green]ok[/] {escape(str(file))}: workflow {spec.name!r}, {len(spec.steps)} steps, inputs: {inputs}")
 
 
 @app.command()
@@ -128,9 +129,10 @@ def graph(
     """Print the workflow's step graph as Mermaid or Graphviz DOT."""
     workflow = _load(file)
     if format not in ("mermaid", "dot"):
-        err.print(f"[red]error[/] unknown format {format!r}; use mermaid or dot")
+        err.print(f"[red]error[/] unknown format {escape(repr(format))}; use mermaid or dot")
         raise typer.Exit(EXIT_BAD_INPUT)
-    print(to_mermaid(workflow.graph) if format == "mermaid" else to_dot(workflow.graph))
+    text = to_mermaid(workflow.graph) if format == "mermaid" else to_dot(workflow.graph)
+    print(text.rstrip("\n"))  # one final newline, not the renderer's plus print's
 
 
 @app.command()
@@ -142,15 +144,26 @@ def schema() -> None:
     print(json.dumps(document, indent=2))
 
 
+def _started(run_dir: Path) -> str:
+    """When the run began (ISO 8601 UTC, from its ``run.json``), or "" if unknown."""
+    try:
+        summary = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return str(summary.get("started", "")) if isinstance(summary, dict) else ""
+
+
 def _find_run(run_id: str) -> Path:
     runs = home_dir() / "runs"
     candidates = sorted(p for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []
     if run_id == "last" and candidates:
-        return candidates[-1]
+        # Ids only have whole seconds before their random suffix: runs of one second sort at random by name.
+        return max(candidates, key=lambda p: (_started(p), p.name))
     matches = [p for p in candidates if p.name.startswith(run_id)]
     if len(matches) == 1:
         return matches[0]
-    err.print(f"[red]error[/] no run {run_id!r} in {runs}" if not matches else f"[red]error[/] {run_id!r} is ambiguous")
+    problem = f"no run {run_id!r} in {runs}" if not matches else f"{run_id!r} is ambiguous"
+    err.print(f"[red]error[/] {escape(problem)}")
     raise typer.Exit(EXIT_BAD_INPUT)
 
 

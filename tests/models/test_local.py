@@ -191,6 +191,24 @@ class TestLlamaCppModel:
             seen.add(json.loads(completion.text)["choice"])
         assert seen <= {"a", "b"}
 
+    @pytest.mark.parametrize("seed", [1, 2])
+    async def test_enum_values_with_quotes_and_backslashes(self, model: LlamaCppModel, seed: int) -> None:
+        """Enum strings holding a double quote and a backslash compile to a grammar; the output is one of them."""
+        values = ['He said "hi" \\ ok.', 'C:\\dir\\"x"']
+        schema = {
+            "type": "object",
+            "properties": {"quote": {"type": "string", "enum": values}},
+            "required": ["quote"],
+            "additionalProperties": False,
+        }
+        completion = await model.complete(
+            [Message.user("Quote what he said.")],
+            output_schema=schema,
+            settings=ModelSettings(seed=seed, temperature=1.0, max_tokens=40, timeout=120),
+        )
+        assert completion.finish_reason == "stop"
+        assert json.loads(completion.text)["quote"] in values
+
     async def test_unbounded_strings_and_arrays_are_bounded(self, model: LlamaCppModel) -> None:
         """Strings and arrays the schema leaves open are bounded (400 chars, 8 items), so a step always ends."""
         schema = {

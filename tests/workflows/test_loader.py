@@ -353,6 +353,27 @@ class TestDocumentProblems:
             ("wf.yaml:6:41", "outputs.r.from", "output comes from unknown step 'wirte' — did you mean 'write'?"),
         )
 
+    def test_output_path_leaving_the_run_folder(self) -> None:
+        """An output path that is absolute or climbs out of the run folder is refused at load time."""
+        text = doc(
+            """
+            steps:
+              write: {role: writer, task: t}
+            outputs:
+              a: {path: ../up.md, render: sources}
+              b: {path: /etc/x.md, render: sources}
+              c: {path: sub/../../up.md, render: sources}
+              d: {path: sub/../fine.md, render: sources}
+            """
+        )
+        leaves = "leaves the run folder; use a relative path inside it"
+        assert_problems(
+            text,
+            ("wf.yaml:6:13", "outputs.a.path", f"path '../up.md' {leaves}"),
+            ("wf.yaml:7:13", "outputs.b.path", f"path '/etc/x.md' {leaves}"),
+            ("wf.yaml:8:13", "outputs.c.path", f"path 'sub/../../up.md' {leaves}"),
+        )
+
     def test_graph_problems_are_positioned(self) -> None:
         """Cycles found by the graph check point at the step's depends_on in the file."""
         assert_problems(

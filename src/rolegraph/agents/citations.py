@@ -158,3 +158,6 @@ def find_quotes(schema: dict[str, Any], data: Any) -> Iterator[tuple[str, str]]:
     elif isinstance(data, list) and isinstance(schema.get("items"), dict):
         for value in data:
             yield from find_quotes(schema["items"], value)
+    for option in schema.get("anyOf", ()):  # an optional claim (``Claim | None``) sits in an anyOf
+        if isinstance(option, dict):
+            yield from find_quotes(option, data)

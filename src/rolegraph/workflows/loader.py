@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import posixpath
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -765,10 +766,17 @@ def _reference_findings(spec: WorkflowSpec, item: _Text, upstream: set[str]) -> 
 
 
 def _output_findings(spec: WorkflowSpec) -> list[_Finding]:
-    return [
+    findings = [
         _Finding(
             f"outputs.{name}.from", f"output comes from unknown step {out.from_!r}{_suggest(out.from_, spec.steps)}"
         )
         for name, out in spec.outputs.items()
         if out.from_ is not None and out.from_ not in spec.steps
     ]
+    # Caught here, not only when the run writes its outputs: by then every step's work would be done.
+    findings += [
+        _Finding(f"outputs.{name}.path", f"path {out.path!r} leaves the run folder; use a relative path inside it")
+        for name, out in spec.outputs.items()
+        if posixpath.isabs(out.path) or posixpath.normpath(out.path).split("/")[0] == ".."
+    ]
+    return findings

@@ -10,7 +10,7 @@ from typing import Any
 
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.workflows.spec import OutputSpec
-from rolegraph.workflows.templates import render
+from rolegraph.workflows.templates import referenced_names, render
 
 __all__ = ["render_bibtex", "render_report", "render_sources", "write_outputs"]
 
@@ -62,8 +62,12 @@ def render_sources(sources: SourceRegistry) -> str:
     return json.dumps([s.model_dump(exclude={"text"}) for s in sources], indent=2, ensure_ascii=False) + "\n"
 
 
+_BIBTEX_WORDS = {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
 def _bibtex_escape(text: str) -> str:
-    return re.sub(r"([&%$#_{}])", r"\\\1", text)
+    # One pass, so the braces of a replacement are never escaped again; a bare backslash would start a command.
+    return re.sub(r"[\\&%$#_{}~^]", lambda m: _BIBTEX_WORDS.get(m[0], "\\" + m[0]), text)
 
 
 def render_bibtex(sources: SourceRegistry) -> str:
@@ -98,7 +102,7 @@ def write_outputs(
     inputs: Mapping[str, Any],
     sources: SourceRegistry,
 ) -> tuple[dict[str, Path], dict[str, int]]:
-    """Write every output whose data exists; skip those whose step did not finish.
+    """Write every output whose data exists; skip those whose step (or a step a template reads) did not finish.
 
     Returns:
         The paths written by output name, and citation counts ``{"total": n, "unresolved": m}``.
@@ -107,6 +111,11 @@ def write_outputs(
     citations = {"total": 0, "unresolved": 0}
     for name, out in outputs.items():
         if out.from_ is not None and step_outputs.get(out.from_) is None:
+            continue
+        if out.render == "template" and any(
+            kind == "steps" and step_outputs.get(step) is None
+            for kind, step in referenced_names(out.template or "", expression=False)
+        ):
             continue
         if out.render == "report":
             text, total, unresolved = render_report(step_outputs[out.from_ or ""], sources)

@@ -105,6 +105,8 @@ def _coerce(name: str, spec: InputSpec, value: Any) -> Any:
     """Convert a (command-line string) input value to its declared type."""
     try:
         if spec.type == "integer":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)  # int() would silently truncate 2.5 to 2, or read True as 1
             return int(value)
         if spec.type == "number":
             return float(value)
@@ -122,9 +124,9 @@ def _coerce(name: str, spec: InputSpec, value: Any) -> Any:
             return list(parsed)
         return str(value)
     except (ValueError, TypeError) as exc:
-        raise SpecError(
-            [Problem(f"input {name!r} must be a {spec.type}, got {value!r}", path=f"inputs.{name}")]
-        ) from exc
+        article = "an" if spec.type == "integer" else "a"
+        problem = Problem(f"input {name!r} must be {article} {spec.type}, got {value!r}", path=f"inputs.{name}")
+        raise SpecError([problem]) from exc
 
 
 class Workflow:
@@ -168,7 +170,10 @@ class Workflow:
         values: dict[str, Any] = {}
         for name, spec in self.spec.inputs.items():
             if name in given:
-                values[name] = _coerce(name, spec, given[name])
+                try:
+                    values[name] = _coerce(name, spec, given[name])
+                except SpecError as exc:  # reported with the others: every problem at once
+                    problems += exc.problems
             elif spec.default is not None:
                 values[name] = spec.default
             else:

@@ -1,0 +1,391 @@
+"""The command line: exit codes, what goes to stdout and stderr, and each command's output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from rolegraph.cli import app
+
+RUN_KEYS = {"run_id", "status", "outputs", "usage", "trace", "citations", "steps", "error", "duration_s"}
+
+NOTES = {
+    "alpha2020": "Alpha inserts small adapter layers into a frozen network. The adapters train only a few weights.",
+    "beta2021": "Beta writes each weight update as a product of low-rank matrices. The update merges after training.",
+}
+RESEARCHER = [
+    {"tool": "library_search", "args": {"query": "adapters low-rank"}, "thought": "search the library"},
+    {
+        "final": {
+            "claims": [
+                {"source_id": "alpha2020", "evidence": "The adapters train only a few weights.", "claim": "Cheap."},
+                {"source_id": "beta2021", "evidence": "The update merges after training.", "claim": "Mergeable."},
+            ]
+        },
+        "thought": "two findings",
+    },
+]
+WRITER = [
+    {
+        "final": {
+            "title": "Review",
+            "paragraphs": [
+                {"citations": ["alpha2020"], "text": "Adapters are cheap."},
+                {"citations": ["beta2021"], "text": "Updates merge."},
+            ],
+        },
+        "thought": "the report, from the findings",
+    }
+]
+WORKFLOW = """\
+rolegraph: 1
+name: review
+library: library
+inputs:
+  topic: {type: string, default: adapters}
+  depth: {type: integer, default: 1}
+models:
+  default: scripted:researcher.yaml
+  write: scripted:writer.yaml
+roles:
+  writer: {model: write}
+steps:
+  research:
+    role: researcher
+    task: "Research {{ inputs.topic }} to depth {{ inputs.depth }}."
+  write:
+    role: writer
+    depends_on: [research]
+    task: "Write about {{ inputs.topic }}."
+outputs:
+  report: {path: report.md, render: report, from: write}
+  sources: {path: sources.json, render: sources}
+"""
+BAD_WORKFLOW = """\
+rolegraph: 1
+name: bad
+steps:
+  a: {role: planner, task: x, depends_on: [nope]}
+  b: {role: wizard, task: y}
+  c: {role: planner, task: "{{ steps.zzz.out }}", bogus: 1}
+"""
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Runs go under a temporary ROLEGRAPH_HOME; rich prints wide, plain lines."""
+    folder = tmp_path / "home"
+    monkeypatch.setenv("ROLEGRAPH_HOME", str(folder))
+    monkeypatch.setenv("COLUMNS", "250")
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A workflow file beside its two-note library and the scripts of its two models."""
+    folder = tmp_path / "project"
+    (folder / "library").mkdir(parents=True)
+    for number, (key, body) in enumerate(NOTES.items()):
+        facts = {"key": key, "title": f"Paper {key}", "first_author": "Ada Lovelace", "year": 2020 + number}
+        front = yaml.safe_dump({**facts, "venue": "arXiv", "topic": "fine-tuning"}, sort_keys=False)
+        (folder / "library" / f"{key}.md").write_text(f"---\n{front}---\n\n{body}\n")
+    script(folder, "researcher", RESEARCHER)
+    script(folder, "writer", WRITER)
+    (folder / "review.yaml").write_text(WORKFLOW)
+    return folder / "review.yaml"
+
+
+def script(folder: Path, name: str, entries: list[dict[str, Any]]) -> None:
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
+
+
+def cli(*args: str | Path) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def run_json(*args: str | Path) -> tuple[Result, dict[str, Any]]:
+    result = cli("run", *args, "--json")
+    return result, json.loads(result.stdout)
+
+
+class TestValidate:
+    def test_valid_file(self, project: Path) -> None:
+        """A valid file exits 0 and prints one line naming the workflow, its step count and inputs."""
+        result = cli("validate", project)
+        assert (result.exit_code, result.stderr) == (0, "")
+        assert result.stdout == f"ok {project}: workflow 'review', 2 steps, inputs: topic, depth\n"
+
+    def test_invalid_file_lists_every_problem_at_its_place(self, tmp_path: Path) -> None:
+        """An invalid file exits 2; stderr lists every problem as file:line:col, then the count; no traceback."""
+        path = tmp_path / "bad.yaml"
+        path.write_text(BAD_WORKFLOW)
+        result = cli("validate", path)
+        assert (result.exit_code, result.stdout) == (2, "")
+        lines = result.stderr.splitlines()
+        assert [re.sub(r": .*", "", line) for line in lines] == [
+            f"error {path}:4:44",
+            f"error {path}:5:13",
+            f"error {path}:6:28",
+            f"error {path}:6:51",
+            "4 problem(s) found.",
+        ]
+        assert "depends on unknown step 'nope'" in lines[0]
+        assert "unknown role 'wizard'" in lines[1]
+        assert "no step 'zzz'" in lines[2]
+        assert "unknown key 'bogus'" in lines[3]
+        assert "Traceback" not in result.output
+
+    def test_problem_text_is_printed_verbatim(self, tmp_path: Path) -> None:
+        """Brackets from the file (rich markup syntax) are printed as they are, not interpreted or crashed on."""
+        path = tmp_path / "markup.yaml"
+        path.write_text('rolegraph: 1\nname: m\nsteps:\n  a: {role: planner, task: x, "[/oops]": 1, "[bold]": 2}\n')
+        result = cli("validate", path)
+        assert result.exit_code == 2
+        assert "unknown key '[/oops]'" in result.stderr
+        assert "unknown key '[bold]'" in result.stderr
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+    def test_missing_file(self, tmp_path: Path) -> None:
+        """A file that does not exist exits 2 with a message naming it."""
+        result = cli("validate", tmp_path / "nope.yaml")
+        assert result.exit_code == 2
+        assert f"{tmp_path / 'nope.yaml'}: cannot read the workflow file" in result.stderr
+
+
+class TestGraph:
+    def test_mermaid(self, project: Path) -> None:
+        """`graph` prints the step graph as a Mermaid flowchart (the default format)."""
+        result = cli("graph", project)
+        assert (result.exit_code, result.stderr) == (0, "")
+        assert result.stdout == (
+            "flowchart TD\n"
+            '    research["research<br/>researcher"]\n'
+            '    write["write<br/>writer"]\n'
+            "    research --> write\n"
+        )
+        assert cli("graph", project, "--format", "mermaid").stdout == result.stdout
+
+    def test_dot(self, project: Path) -> None:
+        """`graph --format dot` prints Graphviz DOT."""
+        result = cli("graph", project, "--format", "dot")
+        assert result.exit_code == 0
+        assert result.stdout == (
+            'digraph "review" {\n'
+            "    node [shape=box];\n"
+            '    "research" [label="research\\nresearcher"];\n'
+            '    "write" [label="write\\nwriter"];\n'
+            '    "research" -> "write";\n'
+            "}\n"
+        )
+
+    def test_unknown_format(self, project: Path) -> None:
+        """An unknown format exits 2 and says which formats exist."""
+        result = cli("graph", project, "-f", "svg")
+        assert (result.exit_code, result.stdout) == (2, "")
+        assert result.stderr == "error unknown format 'svg'; use mermaid or dot\n"
+
+
+class TestSchema:
+    def test_prints_the_workflow_json_schema(self) -> None:
+        """`schema` prints a JSON Schema (draft 2020-12) describing workflow documents."""
+        result = cli("schema")
+        assert result.exit_code == 0
+        document = json.loads(result.stdout)
+        assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert document["title"] == "rolegraph workflow"
+        assert document["required"] == ["rolegraph", "name", "steps"]
+        assert document["properties"]["steps"]["type"] == "object"
+        assert set(document["properties"]) == {
+            "rolegraph",
+            "name",
+            "description",
+            "library",
+            "inputs",
+            "models",
+            "roles",
+            "steps",
+            "outputs",
+            "settings",
+        }
+
+
+class TestRun:
+    def test_json_summary_of_a_completed_run(self, project: Path, home: Path) -> None:
+        """`run --json` exits 0 and prints exactly one JSON object; its files exist; progress goes to stderr."""
+        result, summary = run_json(project)
+        assert result.exit_code == 0
+        assert set(summary) == RUN_KEYS
+        run_dir = home / "runs" / summary["run_id"]
+        assert (summary["status"], summary["error"]) == ("completed", None)
+        assert summary["outputs"] == {"report": str(run_dir / "report.md"), "sources": str(run_dir / "sources.json")}
+        assert all(Path(p).is_file() for p in summary["outputs"].values())
+        assert Path(summary["trace"]) == run_dir / "trace.jsonl"
+        assert Path(summary["trace"]).is_file()
+        assert summary["usage"]["input_tokens"] > 0 and summary["usage"]["output_tokens"] > 0
+        assert set(summary["usage"]) == {"input_tokens", "output_tokens"}
+        assert summary["citations"] == {"total": 2, "unresolved": 0}
+        assert summary["steps"] == {"research": "completed", "write": "completed"}
+        assert "▶ research (researcher)" in result.stderr
+        assert "citations  2 (0 unresolved)" in result.stderr
+
+    def test_quiet_prints_no_progress(self, project: Path) -> None:
+        """`--quiet` drops the live progress lines; the closing table remains on stderr."""
+        result = cli("run", project, "--quiet")
+        assert result.exit_code == 0
+        assert result.stdout == ""
+        assert "▶" not in result.stderr
+        assert "status     completed" in result.stderr
+
+    def test_inputs_are_passed_and_typed(self, project: Path, home: Path) -> None:
+        """`--input name=value` values reach the run, converted to their declared types."""
+        result, summary = run_json(project, "-i", "topic=low-rank = cheap", "--input", "depth=3")
+        assert result.exit_code == 0
+        recorded = json.loads((home / "runs" / summary["run_id"] / "run.json").read_text())
+        assert recorded["inputs"] == {"topic": "low-rank = cheap", "depth": 3}
+
+    def test_exhausted_script_fails_the_run(self, project: Path) -> None:
+        """A model whose script runs out (after garbage) fails the run: status failed, exit 1, error names the step."""
+        script(project.parent, "writer", [{"text": "this is not JSON"}])
+        result, summary = run_json(project)
+        assert result.exit_code == 1
+        assert summary["status"] == "failed"
+        assert summary["error"] == "step 'write' failed: scripted model has no response left for call 2"
+        assert summary["steps"] == {"research": "completed", "write": "failed"}
+        assert set(summary["outputs"]) == {"sources"}
+
+    def test_model_override(self, project: Path) -> None:
+        """`--model` replaces the default model string for the run."""
+        script(project.parent, "other", RESEARCHER)
+        script(project.parent, "researcher", [])
+        result, summary = run_json(project, "--model", "scripted:other.yaml")
+        assert (result.exit_code, summary["status"]) == (0, "completed")
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--input", "topic"], "--input expects name=value, got 'topic'"),
+            (["--input", "=x"], "--input expects name=value, got '=x'"),
+            (["--input", "[/x]"], "--input expects name=value, got '[/x]'"),
+            (["--input", "colour=red"], "unknown input 'colour'; the workflow's inputs are: topic, depth"),
+            (["--input", "depth=deep"], "input 'depth' must be an integer, got 'deep' (inputs.depth)"),
+        ],
+    )
+    def test_bad_input_exits_2_without_running(self, project: Path, home: Path, args: list[str], message: str) -> None:
+        """A malformed, unknown or ill-typed input exits 2 with the problem on stderr, and no run is started."""
+        result = cli("run", project, "--json", *args)
+        assert (result.exit_code, result.stdout) == (2, "")
+        assert message in result.stderr
+        assert not (home / "runs").exists()
+
+    def test_invalid_workflow_exits_2(self, tmp_path: Path) -> None:
+        """Running an invalid file exits 2 with its problems, like validate."""
+        path = tmp_path / "bad.yaml"
+        path.write_text(BAD_WORKFLOW)
+        result = cli("run", path)
+        assert result.exit_code == 2
+        assert result.stderr.endswith("4 problem(s) found.\n")
+
+
+class TestTrace:
+    def test_trace_of_a_run(self, project: Path) -> None:
+        """`trace <run_id>` prints the tree with the workflow, each step's agent and tool, and the token totals."""
+        _, summary = run_json(project)
+        result = cli("trace", summary["run_id"])
+        assert result.exit_code == 0
+        lines = result.stdout.splitlines()
+        assert lines[0] == f"trace {summary['trace']}"
+        names = [re.sub(r"^[\s│├└─]+", "", line).split("  ")[0] for line in lines[1:-1]]
+        assert names == [
+            "invoke_workflow review",
+            "invoke_agent researcher [research]",
+            "react_step 1",
+            "chat scripted:researcher.yaml",
+            "execute_tool library_search",
+            "react_step 2",
+            "chat scripted:researcher.yaml",
+            "validate_answer",
+            "checkpoint research [research]",
+            "invoke_agent writer [write]",
+            "react_step 1",
+            "chat scripted:writer.yaml",
+            "validate_answer",
+            "checkpoint write [write]",
+        ]
+        usage = summary["usage"]
+        assert lines[-1] == f"14 spans, {usage['input_tokens']} input + {usage['output_tokens']} output tokens"
+
+    def test_thoughts(self, project: Path) -> None:
+        """`--thoughts` adds each step's thought to the tree."""
+        _, summary = run_json(project)
+        assert "thought: search the library" not in cli("trace", summary["run_id"]).stdout
+        result = cli("trace", summary["run_id"], "--thoughts")
+        assert "thought: search the library" in result.stdout
+        assert "thought: the report, from the findings" in result.stdout
+
+    def test_last_is_the_run_started_last(self, project: Path) -> None:
+        """`trace last` shows the newest run, even when its id sorts before an older one's (same second)."""
+        ids: list[str] = []
+        # Ids carry whole seconds and a random suffix: run until the newest id sorts below an older one.
+        while not ids or ids[-1] == max(ids):
+            assert len(ids) < 40, "40 runs, none sorting below an earlier one of the same second"
+            ids.append(run_json(project, "--quiet")[1]["run_id"])
+        result = cli("trace", "last")
+        assert result.exit_code == 0
+        assert result.stdout.splitlines()[0].endswith(f"/runs/{ids[-1]}/trace.jsonl")
+
+    def test_prefix_unknown_and_ambiguous(self, project: Path, home: Path) -> None:
+        """A unique prefix finds its run; an unknown id or an ambiguous prefix exits 2."""
+        _, first = run_json(project)
+        found = cli("trace", first["run_id"][:-2])
+        assert found.exit_code == 0 and first["run_id"] in found.stdout
+        unknown = cli("trace", "nope")
+        assert unknown.exit_code == 2
+        assert unknown.stderr == f"error no run 'nope' in {home / 'runs'}\n"
+        run_json(project)
+        ambiguous = cli("trace", "2")
+        assert (ambiguous.exit_code, ambiguous.stderr) == (2, "error '2' is ambiguous\n")
+
+    def test_no_runs_yet(self, home: Path) -> None:
+        """`trace last` before any run exits 2."""
+        result = cli("trace", "last")
+        assert (result.exit_code, result.stderr) == (2, f"error no run 'last' in {home / 'runs'}\n")
+
+
+class TestConsoleScript:
+    @pytest.mark.parametrize(
+        ("writer", "code", "status"), [(WRITER, 0, "completed"), ([{"text": "garbage"}], 1, "failed")]
+    )
+    def test_exit_codes_of_the_installed_command(
+        self, project: Path, home: Path, writer: list[dict[str, Any]], code: int, status: str
+    ) -> None:
+        """The installed `rolegraph` script exits 0 for a completed run and 1 for a failed one, JSON on stdout."""
+        script(project.parent, "writer", writer)
+        env = {**os.environ, "ROLEGRAPH_HOME": str(home)}
+        command = Path(sys.executable).parent / "rolegraph"
+        proc = subprocess.run(
+            [command, "run", project, "--json"], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert proc.returncode == code, proc.stderr
+        assert json.loads(proc.stdout)["status"] == status
+
+    def test_bad_file_exits_2_without_traceback(self, tmp_path: Path) -> None:
+        """`python -m rolegraph validate` on an invalid file exits 2 with no traceback."""
+        path = tmp_path / "bad.yaml"
+        path.write_text(BAD_WORKFLOW)
+        proc = subprocess.run(
+            [sys.executable, "-m", "rolegraph", "validate", path], capture_output=True, text=True, timeout=120
+        )
+        assert (proc.returncode, proc.stdout) == (2, "")
+        assert proc.stderr.endswith("4 problem(s) found.\n")
+        assert "Traceback" not in proc.stderr

@@ -1,0 +1,362 @@
+"""Running a workflow end to end on scripted models: results, run folder, trace, inputs and failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import rolegraph
+from rolegraph.errors import Problem, SpecError
+from rolegraph.models.model import Usage
+from rolegraph.traces.trace import SpanRecord, Trace
+from rolegraph.workflows.run import RunResult, Workflow
+
+NOTES = {
+    "alpha2020": (
+        {"title": "Alpha: Adapters for Everything", "first_author": "Ada Lovelace", "year": 2020, "venue": "NeurIPS"},
+        "Alpha inserts small adapter layers into a frozen network. The adapters train only a few parameters per task.",
+    ),
+    "beta2021": (
+        {"title": "Beta: Low-Rank Updates", "first_author": "Grace Hopper", "year": 2021, "venue": "ICLR"},
+        "Beta represents each weight update as a product of two low-rank matrices. "
+        "It merges the update into the weights after training.",
+    ),
+}
+
+ALPHA_QUOTE = "The adapters train only a few parameters per task."
+BETA_QUOTE = "It merges the update into the weights after training."
+
+# One script per role: the for_each researchers run one at a time (max_concurrency: 1), so their script is in order.
+SCRIPTS: dict[str, list[dict[str, Any]]] = {
+    "planner": [{"final": {"questions": ["What do adapters do?", "What are low-rank updates?"]}, "thought": "plan"}],
+    "researcher": [
+        {"tool": "library_search", "args": {"query": "adapters"}, "thought": "search adapters"},
+        {
+            "final": {"claims": [{"source_id": "alpha2020", "evidence": ALPHA_QUOTE, "claim": "Adapters are cheap."}]},
+            "thought": "found alpha",
+        },
+        {"tool": "library_search", "args": {"query": "low-rank"}, "thought": "search low-rank"},
+        {
+            "final": {"claims": [{"source_id": "beta2021", "evidence": BETA_QUOTE, "claim": "Updates merge."}]},
+            "thought": "found beta",
+        },
+    ],
+    "writer": [
+        {
+            "final": {
+                "title": "Adapters",
+                "paragraphs": [
+                    {"citations": ["alpha2020"], "text": "Adapters are cheap."},
+                    {"citations": ["beta2021", "alpha2020"], "text": "Updates merge."},
+                ],
+            },
+            "thought": "write",
+        }
+    ],
+}
+
+WORKFLOW = """
+rolegraph: 1
+name: review
+library: library
+inputs:
+  topic: {type: string, default: adapters}
+  rounds: {type: integer, default: 1}
+  strict: {type: boolean, default: false}
+  tags: {type: list, default: [peft]}
+  ratio: {type: number, default: 0.5}
+models:
+  default: scripted:planner.yaml
+  research: scripted:researcher.yaml
+  write: scripted:writer.yaml
+roles:
+  researcher: {model: research}
+  writer: {model: write}
+steps:
+  plan:
+    role: planner
+    task: "Plan {{ inputs.topic }} in {{ inputs.rounds }} round(s)."
+  research:
+    role: researcher
+    depends_on: [plan]
+    for_each: {items: steps.plan.questions, as: question, max_concurrency: 1}
+    task: "Answer: {{ question }}"
+  write:
+    role: writer
+    depends_on: [research]
+    task: "Write about {{ inputs.topic }}."
+outputs:
+"""
+
+OUTPUTS = """
+  report: {path: report.md, render: report, from: write}
+  sources: {path: sources.json, render: sources}
+"""
+
+
+def write_project(folder: Path, scripts: dict[str, Any] | None = None, outputs: str = OUTPUTS) -> Path:
+    """A workflow file beside its library and model scripts; returns the workflow's path."""
+    library = folder / "library"
+    library.mkdir(parents=True)
+    for key, (facts, body) in NOTES.items():
+        front = yaml.safe_dump({"key": key, **facts, "topic": "fine-tuning"}, sort_keys=False)
+        (library / f"{key}.md").write_text(f"---\n{front}---\n\n{body}\n", encoding="utf-8")
+    for role, script in {**SCRIPTS, **(scripts or {})}.items():
+        (folder / f"{role}.yaml").write_text(yaml.safe_dump(script, sort_keys=False), encoding="utf-8")
+    path = folder / "review.yaml"
+    path.write_text(WORKFLOW + textwrap.dedent(outputs).strip("\n").replace("\n", "\n  ").join(["  ", "\n"]))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Runs go under a temporary ROLEGRAPH_HOME."""
+    folder = tmp_path / "home"
+    monkeypatch.setenv("ROLEGRAPH_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture
+def workflow(tmp_path: Path) -> Workflow:
+    return rolegraph.load(write_project(tmp_path / "project"))
+
+
+def usage_of(trace: Trace) -> Usage:
+    input_tokens, output_tokens = trace.usage()
+    return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+
+
+def agents(trace: Trace) -> list[SpanRecord]:
+    return [s for s in trace.walk() if s.kind == "invoke_agent"]
+
+
+class TestCompletedRun:
+    async def test_outputs_sources_and_steps(self, workflow: Workflow, home: Path) -> None:
+        """A run completes: every step's output, the retrieved sources, and the report with numbered citations."""
+        result = await workflow.run({"topic": "adapters"})
+        assert (result.status, result.error) == ("completed", None)
+        assert result.run_dir == home / "runs" / result.run_id
+        assert {k: s.status for k, s in result.steps.items()} == dict.fromkeys(
+            ("plan", "research", "write"), "completed"
+        )
+        assert result.step_outputs["research"] == [
+            {"claims": [{"source_id": "alpha2020", "evidence": ALPHA_QUOTE, "claim": "Adapters are cheap."}]},
+            {"claims": [{"source_id": "beta2021", "evidence": BETA_QUOTE, "claim": "Updates merge."}]},
+        ]
+        assert [(s.id, s.tool, s.text) for s in result.sources] == [
+            ("alpha2020", "library_search", NOTES["alpha2020"][1]),
+            ("beta2021", "library_search", NOTES["beta2021"][1]),
+        ]
+        assert result.outputs == {"report": result.run_dir / "report.md", "sources": result.run_dir / "sources.json"}
+        assert result.outputs["report"].read_text() == (
+            "# Adapters\n\n"
+            "Adapters are cheap. [1]\n\n"
+            "Updates merge. [2][1]\n\n"
+            "## References\n\n"
+            "[1] Ada Lovelace (2020). *Alpha: Adapters for Everything*. NeurIPS. `alpha2020`\n"
+            "[2] Grace Hopper (2021). *Beta: Low-Rank Updates*. ICLR. `beta2021`\n"
+        )
+        assert [s["id"] for s in json.loads(result.outputs["sources"].read_text())] == ["alpha2020", "beta2021"]
+        assert result.citations.model_dump() == {"total": 3, "unresolved": 0}
+
+    async def test_usage_is_the_sum_of_the_chat_spans(self, workflow: Workflow) -> None:
+        """The run's token usage equals the trace's chat spans summed, and the steps' usage summed."""
+        result = await workflow.run()
+        assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
+        assert result.usage == usage_of(result.trace)
+        assert result.usage == sum((s.usage for s in result.steps.values()), Usage())
+
+    async def test_every_scripted_call_is_used_once_by_its_role(self, workflow: Workflow) -> None:
+        """Each role's model string gets its own scripted model; each script is played through exactly."""
+        result = await workflow.run()
+        chats = [s.name for s in result.trace.walk() if s.kind == "chat"]
+        assert chats == [
+            "chat scripted:planner.yaml",
+            *["chat scripted:researcher.yaml"] * 4,
+            "chat scripted:writer.yaml",
+        ]
+
+    async def test_trace_tree(self, workflow: Workflow) -> None:
+        """The trace has one invoke_workflow root; each step's agents sit below it, tagged with step id and item."""
+        result = await workflow.run()
+        trace = result.trace
+        (root,) = trace.roots
+        assert (root.kind, root.name, root.status) == ("invoke_workflow", "invoke_workflow review", "ok")
+        assert root.attributes["rolegraph.status"] == "completed"
+        assert [
+            (a.name, a.attributes["rolegraph.step.id"], a.attributes["rolegraph.step.item"]) for a in agents(trace)
+        ] == [
+            ("invoke_agent planner", "plan", None),
+            ("invoke_agent researcher", "research", 0),
+            ("invoke_agent researcher", "research", 1),
+            ("invoke_agent writer", "write", None),
+        ]
+        for agent in agents(trace):
+            parent = trace.spans[agent.parent_id or ""]
+            if agent.attributes["rolegraph.step.id"] == "research":  # fanned out under the step's plan span
+                assert (parent.kind, parent.name) == ("plan", "plan research")
+                parent = trace.spans[parent.parent_id or ""]
+            assert parent is root
+
+    async def test_run_json_records_the_run(self, workflow: Workflow) -> None:
+        """run.json holds the summary, workflow, file, typed inputs and start time."""
+        result = await workflow.run({"rounds": "2"})
+        recorded = json.loads((result.run_dir / "run.json").read_text())
+        started = dt.datetime.fromisoformat(recorded.pop("started"))
+        assert started.tzinfo == dt.UTC
+        assert started <= dt.datetime.now(dt.UTC)
+        assert recorded == {
+            **json.loads(json.dumps(result.summary())),
+            "workflow": "review",
+            "workflow_file": str(workflow.path.resolve()) if workflow.path else None,
+            "inputs": {"topic": "adapters", "rounds": 2, "strict": False, "tags": ["peft"], "ratio": 0.5},
+        }
+        assert recorded["status"] == "completed"
+        assert recorded["steps"] == {"plan": "completed", "research": "completed", "write": "completed"}
+
+    def test_run_sync_and_home(self, workflow: Workflow, tmp_path: Path) -> None:
+        """`run_sync` runs outside an event loop; `home=` puts the run folder elsewhere than ROLEGRAPH_HOME."""
+        result = workflow.run_sync({"topic": "low-rank"}, home=tmp_path / "elsewhere")
+        assert result.status == "completed"
+        assert result.run_dir == (tmp_path / "elsewhere" / "runs" / result.run_id).absolute()
+        assert result.trace.roots[0].attributes["rolegraph.inputs"]["topic"] == "low-rank"
+
+    def test_load_returns_a_workflow(self, tmp_path: Path) -> None:
+        """`rolegraph.load` gives a Workflow holding the parsed spec and its compiled graph."""
+        path = write_project(tmp_path / "p")
+        workflow = rolegraph.load(path)
+        assert isinstance(workflow, Workflow)
+        assert (workflow.path, workflow.base_dir, workflow.spec.name) == (path, path.parent, "review")
+        assert sorted(workflow.graph.nodes) == ["plan", "research", "write"]
+
+    async def test_the_model_override_replaces_the_default_model(self, tmp_path: Path) -> None:
+        """`model=` replaces the default model only; roles with their own model keep it."""
+        path = write_project(tmp_path / "p", {"other": SCRIPTS["planner"]})
+        result = await rolegraph.load(path).run(model="scripted:other.yaml")
+        assert result.status == "completed"
+        chats = {s.name for s in result.trace.walk() if s.kind == "chat"}
+        assert chats == {"chat scripted:other.yaml", "chat scripted:researcher.yaml", "chat scripted:writer.yaml"}
+
+
+class TestInputs:
+    def test_strings_are_converted_to_declared_types(self, workflow: Workflow) -> None:
+        """Command-line strings become integers, booleans, lists (comma-separated or JSON) and numbers."""
+        given = {"topic": "x", "rounds": " 3 ", "strict": "Yes", "tags": "a, b ,c", "ratio": "1e-1"}
+        assert workflow.resolve_inputs(given) == {
+            "topic": "x",
+            "rounds": 3,
+            "strict": True,
+            "tags": ["a", "b", "c"],
+            "ratio": 0.1,
+        }
+        assert workflow.resolve_inputs({"tags": '["a, b", 2]', "strict": "0"}) == {
+            "topic": "adapters",
+            "rounds": 1,
+            "strict": False,
+            "tags": ["a, b", 2],
+            "ratio": 0.5,
+        }
+
+    def test_typed_values_pass_through(self, workflow: Workflow) -> None:
+        """Values already of the declared type (from Python) are kept."""
+        given = {"rounds": 4, "strict": True, "tags": ["x"], "ratio": 2, "topic": 7}
+        assert workflow.resolve_inputs(given) == {
+            "topic": "7",
+            "rounds": 4,
+            "strict": True,
+            "tags": ["x"],
+            "ratio": 2.0,
+        }
+
+    @pytest.mark.parametrize(
+        ("name", "value", "message"),
+        [
+            ("rounds", "three", "input 'rounds' must be an integer, got 'three'"),
+            ("rounds", "2.5", "input 'rounds' must be an integer, got '2.5'"),
+            ("rounds", 2.5, "input 'rounds' must be an integer, got 2.5"),
+            ("rounds", True, "input 'rounds' must be an integer, got True"),
+            ("strict", "maybe", "input 'strict' must be a boolean, got 'maybe'"),
+            ("tags", "[1, 2", "input 'tags' must be a list, got '[1, 2'"),
+            ("ratio", "half", "input 'ratio' must be a number, got 'half'"),
+        ],
+    )
+    def test_bad_values_are_spec_errors(self, workflow: Workflow, name: str, value: Any, message: str) -> None:
+        """A value that does not convert is a SpecError naming the input, its type and the value."""
+        with pytest.raises(SpecError) as info:
+            workflow.resolve_inputs({name: value})
+        assert info.value.problems == [Problem(message, path=f"inputs.{name}")]
+
+    def test_every_input_problem_is_reported_together(self, tmp_path: Path) -> None:
+        """Unknown inputs, bad values and missing required inputs come in one SpecError."""
+        path = write_project(tmp_path / "p")
+        path.write_text(path.read_text().replace("topic: {type: string, default: adapters}", "topic: {type: string}"))
+        with pytest.raises(SpecError) as info:
+            rolegraph.load(path).resolve_inputs({"colour": "red", "rounds": "many"})
+        assert [str(p) for p in info.value.problems] == [
+            "<workflow>: unknown input 'colour'; the workflow's inputs are: topic, rounds, strict, tags, ratio",
+            "<workflow>: input 'topic' is required (pass --input topic=...)",
+            "<workflow>: input 'rounds' must be an integer, got 'many' (inputs.rounds)",
+        ]
+
+    async def test_bad_inputs_start_no_run(self, workflow: Workflow, home: Path) -> None:
+        """A run with bad inputs raises SpecError before creating a run folder."""
+        with pytest.raises(SpecError, match="unknown input 'colour'"):
+            await workflow.run({"colour": "red"})
+        assert not (home / "runs").exists()
+
+
+class TestFailedRun:
+    async def test_failing_step_fails_the_run_and_keeps_completed_outputs(self, tmp_path: Path) -> None:
+        """A step that fails makes the run `failed` with an error naming it; outputs of finished steps are written."""
+        outputs = OUTPUTS + "  title: {path: title.txt, render: template, template: '{{ steps.write.title }}'}\n"
+        path = write_project(tmp_path / "p", {"writer": [{"text": "not JSON at all"}]}, outputs)
+        result = await rolegraph.load(path).run()
+        assert result.status == "failed"
+        assert result.error == "step 'write' failed: scripted model has no response left for call 2"
+        assert {k: s.status for k, s in result.steps.items()} == {
+            "plan": "completed",
+            "research": "completed",
+            "write": "failed",
+        }
+        assert result.outputs == {"sources": result.run_dir / "sources.json"}
+        assert [s["id"] for s in json.loads(result.outputs["sources"].read_text())] == ["alpha2020", "beta2021"]
+        assert not (result.run_dir / "report.md").exists()
+        assert not (result.run_dir / "title.txt").exists()
+        (root,) = result.trace.roots
+        assert (root.status, root.error) == ("failed", result.error)
+        assert result.usage == usage_of(result.trace)
+        recorded = json.loads((result.run_dir / "run.json").read_text())
+        assert (recorded["status"], recorded["error"]) == ("failed", result.error)
+
+    async def test_dependants_of_a_failed_step_are_skipped(self, tmp_path: Path) -> None:
+        """When the second researcher fails, the writer never runs, and the error names the researcher step."""
+        path = write_project(tmp_path / "p", {"researcher": SCRIPTS["researcher"][:2]})
+        result = await rolegraph.load(path).run()
+        assert result.status == "failed"
+        assert result.error == "step 'research' failed: scripted model has no response left for call 3"
+        assert {k: (s.status, s.error) for k, s in result.steps.items()} == {
+            "plan": ("completed", None),
+            "research": ("failed", "scripted model has no response left for call 3"),
+            "write": ("skipped", "upstream step 'research' failed"),
+        }
+        assert result.outputs == {"sources": result.run_dir / "sources.json"}
+        assert [s.id for s in result.sources] == ["alpha2020"]
+        assert [(a.attributes["rolegraph.step.id"], a.status) for a in agents(result.trace)] == [
+            ("plan", "ok"),
+            ("research", "ok"),
+            ("research", "error"),
+        ]
+
+    async def test_result_is_returned_not_raised(self, tmp_path: Path) -> None:
+        """A failed run is a RunResult whose summary says failed."""
+        path = write_project(tmp_path / "p", {"planner": [{"text": "garbage"}, {"text": "garbage"}]})
+        result = await rolegraph.load(path).run()
+        assert isinstance(result, RunResult)
+        assert result.summary()["status"] == "failed"
+        assert result.summary()["steps"] == {"plan": "failed", "research": "skipped", "write": "skipped"}
