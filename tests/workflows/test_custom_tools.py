@@ -1,11 +1,14 @@
-"""A user's own Python tool, referenced from YAML by import path, runs inside a workflow."""
+"""User tools referenced by import path, and setup errors of a run (before anything is written)."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import rolegraph
+from rolegraph.errors import ModelNotAvailableError
 
 TOOLS = '''
 from rolegraph import tool
@@ -51,3 +54,13 @@ class TestCustomTools:
         assert tool_span.name == "execute_tool word_count"
         assert tool_span.attributes["rolegraph.tool.result"] == "3"
         assert tool_span.attributes["rolegraph.tool.is_error"] is False
+
+
+class TestSetupErrors:
+    async def test_missing_model_leaves_no_run_behind(self, tmp_path: Path) -> None:
+        """A model that cannot be loaded is reported before the run folder is made."""
+        (tmp_path / "my_tools.py").write_text(TOOLS)
+        (tmp_path / "wf.yaml").write_text(WORKFLOW.replace("script.yaml", "missing.yaml"))
+        with pytest.raises(ModelNotAvailableError, match=r"missing\.yaml"):
+            await rolegraph.load(tmp_path / "wf.yaml").run(home=tmp_path / "home")
+        assert not (tmp_path / "home").exists()

@@ -24,6 +24,7 @@ from rolegraph.models.model import Usage
 from rolegraph.tools.library import Library
 from rolegraph.tools.registry import resolve_tools
 from rolegraph.tools.sources import Source, SourceRegistry
+from rolegraph.tools.tool import Tool
 from rolegraph.traces.sinks import JsonlSink, TraceSink
 from rolegraph.traces.spans import Span, SpanKind
 from rolegraph.traces.trace import Trace
@@ -209,18 +210,35 @@ class Workflow:
             The result; a failed run returns with ``status="failed"`` rather than raising.
 
         Raises:
-            SpecError: Bad inputs, or a tool or model reference that cannot be resolved.
+            SpecError: Bad inputs, or a tool reference that cannot be resolved.
+            ModelNotAvailableError: A model cannot be loaded (missing package, file or key);
+                nothing is written in that case.
             asyncio.CancelledError: The run was cancelled (its folder records ``cancelled``).
         """
         values = self.resolve_inputs(inputs)
         refs = sorted({ref for tools in self._role_tools() for ref in tools})
         tools = resolve_tools(refs, library=self._library(), search_path=self.base_dir)
         run_id = _new_run_id()
+        tracer = Tracer(run_id, sinks=sinks)
+        sources = SourceRegistry()
+        try:
+            # Models load here, before the run folder exists: a missing model is a setup
+            # error that leaves nothing behind, not a failed run.
+            executor = LocalExecutor(
+                self.spec,
+                tools=dict(zip(refs, tools, strict=True)),
+                sources=sources,
+                tracer=tracer,
+                base_dir=self.base_dir,
+                model_override=model,
+            )
+        except BaseException:
+            await _close_all(tools)
+            raise
         run_dir = ((home or home_dir()) / "runs" / run_id).absolute()
         run_dir.mkdir(parents=True, exist_ok=False)
         jsonl = JsonlSink(run_dir / "trace.jsonl")
-        tracer = Tracer(run_id, sinks=[jsonl, *sinks])
-        sources = SourceRegistry()
+        tracer.add_sink(jsonl)
         started = dt.datetime.now(dt.UTC)
         result = RunResult(run_id=run_id, status="failed", run_dir=run_dir)
         root: Span | None = None
@@ -234,35 +252,22 @@ class Workflow:
                 rolegraph__workflow__file=str(self.path or ""),
                 rolegraph__inputs=values,
             ) as root:
-                executor = LocalExecutor(
+                scheduler = Scheduler(
                     self.spec,
-                    tools=dict(zip(refs, tools, strict=True)),
-                    sources=sources,
+                    self.graph,
+                    executor,
+                    run_id=run_id,
+                    inputs=values,
                     tracer=tracer,
-                    base_dir=self.base_dir,
-                    model_override=model,
+                    on_change=_checkpointing(run_dir, tracer, on_step),
                 )
                 try:
-                    scheduler = Scheduler(
-                        self.spec,
-                        self.graph,
-                        executor,
-                        run_id=run_id,
-                        inputs=values,
-                        tracer=tracer,
-                        on_change=_checkpointing(run_dir, tracer, on_step),
-                    )
-                    try:
-                        states = await scheduler.run()
-                    except asyncio.CancelledError:
-                        result.status = "cancelled"
-                        result.steps = scheduler.states
-                        root.status = "cancelled"
-                        raise
-                finally:
-                    await executor.aclose()
-                    for tool in tools:
-                        await tool.aclose()
+                    states = await scheduler.run()
+                except asyncio.CancelledError:
+                    result.status = "cancelled"
+                    result.steps = scheduler.states
+                    root.status = "cancelled"
+                    raise
                 result.steps = states
                 failed = [s for s in states.values() if s.status in ("failed", "cancelled", "skipped")]
                 result.status = "failed" if failed else "completed"
@@ -281,6 +286,8 @@ class Workflow:
                 result.citations = CitationCount(**counts)
                 root.set(rolegraph__status=result.status, rolegraph__citations=counts)
         finally:
+            await executor.aclose()
+            await _close_all(tools)
             jsonl.close()
             result.sources = list(sources)
             if root is not None:
@@ -311,6 +318,11 @@ class Workflow:
     def run_sync(self, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> RunResult:
         """`run` for scripts: starts an event loop (not usable inside one; there, ``await run``)."""
         return asyncio.run(self.run(inputs, **kwargs))
+
+
+async def _close_all(tools: Sequence[Tool]) -> None:
+    for tool in tools:
+        await tool.aclose()
 
 
 def _checkpointing(run_dir: Path, tracer: Tracer, then: StepListener | None) -> StepListener:
