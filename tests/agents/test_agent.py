@@ -153,6 +153,31 @@ class TestFaults:
         assert "query: Field required" in observations[2]
         assert result.output == {"claims": []}
 
+    async def test_repeated_identical_call_is_not_run_again(self) -> None:
+        """The same tool with the same arguments (however spaced) runs once; the repeat is an error observation."""
+        calls = 0
+
+        @tool
+        async def count(query: str) -> str:
+            """Counts its calls."""
+            nonlocal calls
+            calls += 1
+            return f"result {calls}"
+
+        role = RESEARCHER.model_copy(update={"tools": ("count",)})
+        model = ScriptedModel(
+            [
+                tool_call("count", query="x"),
+                Completion(tool_calls=[_raw_call("count", '{ "query" :  "x" }')]),
+                final({"claims": []}),
+            ]
+        )
+        a, _ = agent(role, model, [count])
+        await a.run("task")
+        assert calls == 1
+        repeat = model.calls[2].messages[-1].content
+        assert repeat.startswith("ERROR: you already called count with these arguments")
+
     async def test_tool_that_raises_or_hangs(self) -> None:
         """A raising tool and a hanging tool (past its timeout) are error observations; the loop goes on."""
         role = RESEARCHER.model_copy(update={"tools": ("explode", "hang")})

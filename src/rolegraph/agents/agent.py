@@ -11,6 +11,7 @@ model sees and can react to.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,7 +146,7 @@ class Agent:
             ModelError: The model provider failed.
         """
         visible = list(self.known_sources)
-        self._done_calls: set[tuple[str, str]] = set()
+        done_calls: set[tuple[str, str]] = set()
         result = AgentResult(output={})
         messages = [Message.system(self._system_prompt()), Message.user(self._first_message(task))]
         repairs_left = self.max_repairs
@@ -173,7 +174,7 @@ class Agent:
                         result.thoughts.append(completion.text)
                         step_span.set(rolegraph__thought=completion.text, rolegraph__action="tool_calls")
                         messages.append(Message.assistant(completion.text, completion.tool_calls))
-                        observations = await self._run_tools(completion.tool_calls)
+                        observations = await self._run_tools(completion.tool_calls, done_calls)
                         for call, observation in zip(completion.tool_calls, observations, strict=True):
                             result.tool_calls += 1
                             for source in observation.sources:
@@ -274,18 +275,19 @@ class Agent:
             )
         return completion
 
-    async def _run_tools(self, calls: Sequence[ToolCall]) -> list[ToolResult]:
+    async def _run_tools(self, calls: Sequence[ToolCall], done: set[tuple[str, str]]) -> list[ToolResult]:
+        """Run `calls` concurrently; `done` holds the calls this agent run already made."""
         results: list[ToolResult] = [ToolResult.error("not run")] * len(calls)
 
         async def one(index: int, call: ToolCall) -> None:
-            results[index] = await self._run_tool(call)
+            results[index] = await self._run_tool(call, done)
 
         async with asyncio.TaskGroup() as group:
             for index, call in enumerate(calls):
                 group.create_task(one(index, call))
         return results
 
-    async def _run_tool(self, call: ToolCall) -> ToolResult:
+    async def _run_tool(self, call: ToolCall, done: set[tuple[str, str]]) -> ToolResult:
         with self.tracer.span(
             SpanKind.EXECUTE_TOOL,
             f"execute_tool {call.name}",
@@ -294,7 +296,7 @@ class Agent:
             gen_ai__tool__call__id=call.id,
             rolegraph__tool__arguments=_clip(call.arguments, _TRACE_TEXT_MAX),
         ) as span:
-            result = await self._execute(call)
+            result = await self._execute(call, done)
             span.set(
                 rolegraph__tool__is_error=result.is_error,
                 rolegraph__tool__result=_clip(result.content, _TRACE_TEXT_MAX),
@@ -304,14 +306,17 @@ class Agent:
                 span.status = "tool_error"
             return result
 
-    async def _execute(self, call: ToolCall) -> ToolResult:
-        key = (call.name, call.arguments.strip())
-        if key in self._done_calls:
+    async def _execute(self, call: ToolCall, done: set[tuple[str, str]]) -> ToolResult:
+        try:
+            key = (call.name, json.dumps(call.parsed_arguments(), sort_keys=True))
+        except ValueError:
+            key = (call.name, call.arguments.strip())
+        if key in done:
             return ToolResult.error(
                 f"you already called {call.name} with these arguments; its result is above. "
                 "Use it, call with different arguments, or give your final answer."
             )
-        self._done_calls.add(key)
+        done.add(key)
         tool = self.tools.get(call.name)
         if tool is None:
             names = ", ".join(self.tools) or "none"
