@@ -10,9 +10,19 @@ from pathlib import Path
 import pytest
 
 from rolegraph.errors import SpecError
+from rolegraph.tools.fetch import FetchUrlTool
 from rolegraph.tools.library import Document, Library, LibrarySearchTool, ReadDocumentTool
-from rolegraph.tools.registry import BUILTIN_TOOLS, describe_tools, is_import_path, resolve_tool, resolve_tools
+from rolegraph.tools.registry import (
+    BUILTIN_TOOLS,
+    ToolContext,
+    builtin_tools,
+    describe_tools,
+    is_import_path,
+    resolve_tool,
+    resolve_tools,
+)
 from rolegraph.tools.tool import FunctionTool, Tool, tool
+from rolegraph.tools.web_search import WebSearchTool
 
 USER_TOOLS = '''
 from pydantic import BaseModel
@@ -102,7 +112,7 @@ class TestResolveTools:
         assert [type(t) for t in tools] == [ReadDocumentTool, LibrarySearchTool]
         assert [t.name for t in tools] == ["read_document", "library_search"]
         assert all(t.library is library for t in tools)  # type: ignore[attr-defined]
-        assert sorted(BUILTIN_TOOLS) == ["library_search", "read_document"]
+        assert sorted(BUILTIN_TOOLS) == ["fetch_url", "library_search", "read_document", "web_search"]
 
     def test_builtin_without_library(self) -> None:
         """A built-in tool with no library is a SpecError saying how to add one."""
@@ -146,7 +156,8 @@ class TestResolveTools:
             resolve_tool("libary_search", library=library)
         assert problems(caught) == [
             "unknown tool 'libary_search'; did you mean 'library_search'? "
-            "A tool is a built-in (library_search, read_document) or an import path such as 'my_tools:word_count'"
+            "A tool is a built-in (library_search, read_document, fetch_url, web_search) "
+            "or an import path such as 'my_tools:word_count'"
         ]
 
     def test_dotted_path_suggests_the_colon_form(self) -> None:
@@ -171,7 +182,7 @@ class TestResolveTools:
         with pytest.raises(SpecError) as caught:
             resolve_tools(refs, library=None, search_path=tmp_path)
         assert problems(caught) == [
-            "unknown tool 'nope'. A tool is a built-in (library_search, read_document) "
+            "unknown tool 'nope'. A tool is a built-in (library_search, read_document, fetch_url, web_search) "
             "or an import path such as 'my_tools:word_count'",
             "tool 'no_such_module_xyz:f': no module named 'no_such_module_xyz'; put it next to the workflow file "
             "or install it in this environment",
@@ -231,3 +242,27 @@ class TestDescribeTools:
                 "timeout": 5,
             }
         ]
+
+
+class TestWebBuiltins:
+    """The web tools among the built-ins: no library needed, listed and described like the others."""
+
+    def test_web_tools_need_no_library(self) -> None:
+        """fetch_url and web_search resolve without a library."""
+        fetch, search = resolve_tools(["fetch_url", "web_search"], library=None)
+        assert (type(fetch), type(search)) == (FetchUrlTool, WebSearchTool)
+
+    def test_library_tools_say_what_they_need(self) -> None:
+        """A library tool's builder given no library raises a SpecError on the tools field."""
+        with pytest.raises(SpecError) as caught:
+            BUILTIN_TOOLS["read_document"](ToolContext())
+        assert caught.value.problems[0].path == "tools"
+
+    def test_builtin_tools_are_described(self) -> None:
+        """builtin_tools lists every built-in in order; describe_tools gives each argument schema."""
+        described = {d["name"]: d for d in describe_tools(builtin_tools())}
+        assert list(described) == ["library_search", "read_document", "fetch_url", "web_search"]
+        assert described["fetch_url"]["parameters"]["required"] == ["url"]
+        assert described["fetch_url"]["parameters"]["properties"]["max_chars"]["maximum"] == 12000
+        assert described["web_search"]["parameters"]["properties"]["max_results"]["default"] == 5
+        assert described["web_search"]["timeout"] == 30.0

@@ -1,9 +1,10 @@
 """Resolving the tool references a workflow names into `Tool` objects.
 
 A role's ``tools`` list holds built-in names (``library_search``,
-``read_document``) or import paths, ``package.module:attribute``, where the
-attribute is a `Tool` instance, a `Tool` subclass (built with no arguments) or
-a plain function (wrapped with `@tool`)::
+``read_document``, ``fetch_url``, ``web_search``) or import paths,
+``package.module:attribute``, where the attribute is a `Tool` instance, a
+`Tool` subclass (built with no arguments) or a plain function (wrapped with
+`@tool`)::
 
     roles:
       researcher:
@@ -12,6 +13,7 @@ a plain function (wrapped with `@tool`)::
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import importlib
 import inspect
@@ -19,23 +21,72 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pydantic import BaseModel
+
 from rolegraph.errors import Problem, SpecError
+from rolegraph.tools.fetch import FetchUrlTool
 from rolegraph.tools.library import Library, LibrarySearchTool, ReadDocumentTool
-from rolegraph.tools.tool import Tool, tool
+from rolegraph.tools.tool import Tool, ToolResult, tool
+from rolegraph.tools.web_search import WebSearchTool
 
-__all__ = ["BUILTIN_TOOLS", "describe_tools", "is_import_path", "resolve_tool", "resolve_tools"]
+__all__ = [
+    "BUILTIN_TOOLS",
+    "ToolContext",
+    "builtin_tools",
+    "call_tool",
+    "describe_tools",
+    "is_import_path",
+    "resolve_tool",
+    "resolve_tools",
+]
 
-BUILTIN_TOOLS: Mapping[str, Callable[[Library], Tool]] = MappingProxyType(
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a built-in tool may be built from.
+
+    Attributes:
+        library: The workflow's library (needed by ``library_search`` and ``read_document``).
+    """
+
+    library: Library | None = None
+
+
+def _needs_library(cls: Callable[[Library], Tool], name: str) -> Callable[[ToolContext], Tool]:
+    def build(context: ToolContext) -> Tool:
+        if context.library is None:
+            raise SpecError(
+                [
+                    Problem(
+                        f"tool {name!r} needs a library: set 'library:' in the workflow to a folder of notes "
+                        "(for example 'library: library', next to the workflow file)",
+                        "tools",
+                    )
+                ]
+            )
+        return cls(context.library)
+
+    return build
+
+
+BUILTIN_TOOLS: Mapping[str, Callable[[ToolContext], Tool]] = MappingProxyType(
     {
-        LibrarySearchTool.name: LibrarySearchTool,
-        ReadDocumentTool.name: ReadDocumentTool,
+        LibrarySearchTool.name: _needs_library(LibrarySearchTool, LibrarySearchTool.name),
+        ReadDocumentTool.name: _needs_library(ReadDocumentTool, ReadDocumentTool.name),
+        FetchUrlTool.name: lambda context: FetchUrlTool(),
+        WebSearchTool.name: lambda context: WebSearchTool(),
     }
 )
-"""Built-in tool names and how to build each from the workflow's library."""
+"""Built-in tool names and how to build each from a `ToolContext`.
+
+A builder raises `SpecError` when the context lacks what the tool needs. The web
+tools read their URL policy from ``ROLEGRAPH_ALLOW_HOSTS`` when built.
+"""
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _IMPORT_PATH = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}(\.{_IDENTIFIER})*$")
@@ -103,14 +154,44 @@ def describe_tools(tools: Sequence[Tool]) -> list[dict[str, Any]]:
     return [{**t.spec().model_dump(mode="json"), "timeout": t.timeout} for t in tools]
 
 
+def builtin_tools(context: ToolContext | None = None) -> list[Tool]:
+    """Every built-in tool, in `BUILTIN_TOOLS` order, for listing and describing.
+
+    Library tools are built over `context`'s library, or an empty one. Building a
+    tool opens nothing (web tools connect on first use), so the list needs no closing.
+    """
+    context = context or ToolContext()
+    if context.library is None:
+        context = ToolContext(library=Library([]))
+    return [build(context) for build in BUILTIN_TOOLS.values()]
+
+
+async def call_tool(tool: Tool, args: BaseModel, *, close: bool = False) -> ToolResult:
+    """Run one tool outside an agent, as an agent would: a timeout or an exception becomes an error result.
+
+    Args:
+        tool: The tool.
+        args: Validated arguments (an instance of ``tool.args_model``).
+        close: Close the tool afterwards (for a one-off call, as ``rolegraph tool`` makes).
+    """
+    try:
+        async with asyncio.timeout(tool.timeout):
+            return await tool(args)
+    except TimeoutError:
+        return ToolResult.error(f"{tool.name} did not finish within {tool.timeout:g}s")
+    except Exception as exc:  # as in the agent loop: a failing tool is a result, never a crash
+        return ToolResult.error(f"{tool.name} failed: {type(exc).__name__}: {exc}")
+    finally:
+        if close:
+            await tool.aclose()
+
+
 def _resolve(ref: str, library: Library | None) -> Tool:
     if ref in BUILTIN_TOOLS:
-        if library is None:
-            raise _Unresolved(
-                f"tool {ref!r} needs a library: set 'library:' in the workflow to a folder of notes "
-                "(for example 'library: library', next to the workflow file)"
-            )
-        return BUILTIN_TOOLS[ref](library)
+        try:
+            return BUILTIN_TOOLS[ref](ToolContext(library=library))
+        except SpecError as exc:
+            raise _Unresolved("; ".join(p.message for p in exc.problems)) from None
     if is_import_path(ref):
         return _as_tool(ref, _import(ref))
     hints = difflib.get_close_matches(ref, BUILTIN_TOOLS, n=1, cutoff=0.6)

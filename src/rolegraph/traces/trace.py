@@ -27,6 +27,7 @@ class SpanRecord:
     attributes: dict[str, Any]
     status: str = "unfinished"
     duration_s: float | None = None
+    end_time: float | None = None
     error: str | None = None
     children: list[SpanRecord] = field(default_factory=list)
 
@@ -64,6 +65,7 @@ class Trace:
             if record["event"] == "span_end":
                 span.status = record.get("status", "ok")
                 span.duration_s = record.get("duration_s")
+                span.end_time = record.get("end_time")
                 span.error = record.get("error")
             previous = spans.get(span.span_id)
             if previous is not None:
@@ -80,9 +82,9 @@ class Trace:
         """Read a run's ``trace.jsonl``."""
         return cls(read_jsonl(path), path)
 
-    def walk(self) -> Iterator[SpanRecord]:
-        """Every span, depth first, in start order."""
-        stack = list(reversed(self.roots))
+    def walk(self, roots: list[SpanRecord] | None = None) -> Iterator[SpanRecord]:
+        """Every span (or every span under `roots`), depth first, in start order."""
+        stack = list(reversed(self.roots if roots is None else roots))
         while stack:
             span = stack.pop()
             yield span
@@ -93,14 +95,44 @@ class Trace:
         chats = [s for s in self.walk() if s.kind == "chat"]
         return sum(s.input_tokens for s in chats), sum(s.output_tokens for s in chats)
 
-    def tree(self, *, show_thoughts: bool = False) -> Tree:
-        """The trace as a rich tree: names, durations, tokens, status and errors."""
+    def step_roots(self, step: str) -> list[SpanRecord]:
+        """The outermost spans of one step (its agents, fan-out, checkpoint and routes), in start order."""
+        found: list[SpanRecord] = []
+
+        def visit(span: SpanRecord) -> None:
+            if span.attributes.get("rolegraph.step.id") == step:
+                found.append(span)
+                return
+            for child in span.children:
+                visit(child)
+
+        for root in self.roots:
+            visit(root)
+        return found
+
+    def tree(
+        self,
+        *,
+        show_thoughts: bool = False,
+        show_messages: bool = False,
+        show_tools: bool = False,
+        step: str | None = None,
+    ) -> Tree:
+        """The trace as a rich tree: names, durations, tokens, status and errors.
+
+        Args:
+            show_thoughts: Add each react step's thought.
+            show_messages: Add each model call's last input message and its output.
+            show_tools: Add each tool call's arguments and result.
+            step: Show only this step's spans (see `step_roots`).
+        """
         root = Tree(Text(f"trace {self.path or ''}".strip(), style="bold"))
-        for span in self.roots:
-            self._add(root, span, show_thoughts)
+        details = _Details(show_thoughts, show_messages, show_tools)
+        for span in self.roots if step is None else self.step_roots(step):
+            self._add(root, span, details)
         return root
 
-    def _add(self, parent: Tree, span: SpanRecord, show_thoughts: bool) -> None:
+    def _add(self, parent: Tree, span: SpanRecord, details: _Details) -> None:
         label = Text(span.name, style="bold" if span.kind in ("invoke_workflow", "invoke_agent") else "")
         step = span.attributes.get("rolegraph.step.id")
         if step is not None:
@@ -115,9 +147,34 @@ class Trace:
             label.append(f"  {span.status}", style=style)
         if span.error:
             label.append(f"  {span.error}", style="red")
-        thought = span.attributes.get("rolegraph.thought")
-        if show_thoughts and thought:
+        a = span.attributes
+        thought = a.get("rolegraph.thought")
+        if details.thoughts and thought:
             label.append(f"\n  thought: {thought}", style="italic")
+        if details.messages and span.kind == "chat":
+            _detail(label, "input", a.get("rolegraph.input.last"))
+            _detail(label, "output", a.get("rolegraph.output.text"))
+            for call in a.get("rolegraph.output.tool_calls") or ():
+                if isinstance(call, dict):
+                    _detail(label, "calls", f"{call.get('name')} {call.get('arguments')}")
+        if details.tools and span.kind == "execute_tool":
+            _detail(label, "arguments", a.get("rolegraph.tool.arguments"))
+            _detail(label, "result", a.get("rolegraph.tool.result"))
         node = parent.add(label)
         for child in span.children:
-            self._add(node, child, show_thoughts)
+            self._add(node, child, details)
+
+
+@dataclass(frozen=True)
+class _Details:
+    thoughts: bool
+    messages: bool
+    tools: bool
+
+
+def _detail(label: Text, name: str, value: Any) -> None:
+    if value is None or value == "":
+        return
+    text = str(value).rstrip().replace("\n", "\n    ")
+    label.append(f"\n  {name}: ", style="dim")
+    label.append(text, style="italic" if name in ("input", "arguments") else "")

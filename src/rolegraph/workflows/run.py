@@ -27,6 +27,7 @@ from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.sinks import JsonlSink, TraceSink
 from rolegraph.traces.spans import Span, SpanKind
+from rolegraph.traces.store import index_run
 from rolegraph.traces.trace import Trace
 from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.executor import LocalExecutor, resolve_role
@@ -297,6 +298,7 @@ class Workflow:
                 )
             result.duration_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
             self._write_summary(result, values, started)
+            await asyncio.to_thread(index_run, run_dir.parent.parent, run_dir)
         return result
 
     def _role_tools(self) -> list[tuple[str, ...]]:

@@ -1,0 +1,204 @@
+"""Comparing two runs (normally of one workflow): per step, what changed — status, visits, tool calls,
+output, tokens and time — and the same for the whole run.
+
+```python
+difference = diff_runs(home / "runs" / run_a, home / "runs" / run_b)
+for step in difference.steps:
+    if step.differs:
+        print(step.step_id, step.tool_calls)
+```
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rolegraph.traces.pricing import PriceTable
+from rolegraph.traces.sinks import read_jsonl
+from rolegraph.traces.trace import Trace
+from rolegraph.traces.usage import agent_of, roll_up
+
+__all__ = ["RecordedRun", "RunDiff", "StepDiff", "diff_runs"]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class RecordedRun:
+    """What a run folder recorded, per step: the pieces a diff compares."""
+
+    run_id: str
+    summary: dict[str, Any]
+    trace: Trace
+    run_dir: Path
+    step_order: list[str] = field(default_factory=list)
+    tool_calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    visits: dict[str, int] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RecordedRun:
+        """Read a run folder's ``run.json`` and ``trace.jsonl``."""
+        summary = _read_json(run_dir / "run.json")
+        summary = summary if isinstance(summary, dict) else {}
+        trace_path = run_dir / "trace.jsonl"
+        trace = Trace(read_jsonl(trace_path) if trace_path.is_file() else [], trace_path)
+        run = cls(run_id=str(summary.get("run_id") or run_dir.name), summary=summary, trace=trace, run_dir=run_dir)
+        run._index()
+        return run
+
+    def _index(self) -> None:
+        spans: dict[str, list[tuple[float, float]]] = {}
+        calls: dict[str, list[tuple[str, float, dict[str, Any]]]] = {}
+        for span in self.trace.walk():
+            agent = agent_of(self.trace, span)
+            if agent is None or "rolegraph.step.id" not in agent.attributes:
+                continue
+            step = str(agent.attributes["rolegraph.step.id"])
+            item = agent.attributes.get("rolegraph.step.item")
+            if span is agent:
+                end = span.end_time if span.end_time is not None else span.start_time
+                spans.setdefault(step, []).append((span.start_time, end))
+                visit = int(span.attributes.get("rolegraph.step.visit") or 1)
+                self.visits[step] = max(self.visits.get(step, 0), visit)
+            elif span.kind == "execute_tool":
+                call = {
+                    "name": span.attributes.get("gen_ai.tool.name"),
+                    "arguments": _arguments(span.attributes.get("rolegraph.tool.arguments")),
+                    "item": item,
+                }
+                calls.setdefault(step, []).append((str(item), span.start_time, call))
+        # Parallel items finish in any order: compare calls item by item, each item's calls in order.
+        self.tool_calls = {k: [c for _, _, c in sorted(v, key=lambda t: t[:2])] for k, v in calls.items()}
+        self.durations = {k: max(e for _, e in v) - min(s for s, _ in v) for k, v in spans.items()}
+        recorded = list((self.summary.get("steps") or {}).keys())
+        self.step_order = recorded + [s for s in spans if s not in recorded]
+
+    def output(self, step: str) -> tuple[bool, Any]:
+        """(found, output) of a completed step, from ``steps/<step>.json``."""
+        state = _read_json(self.run_dir / "steps" / f"{step}.json")
+        return (True, state.get("output")) if isinstance(state, dict) else (False, None)
+
+    def status(self, step: str) -> str | None:
+        """The step's final status, from ``run.json``."""
+        value = (self.summary.get("steps") or {}).get(step)
+        return None if value is None else str(value)
+
+
+def _arguments(text: Any) -> Any:
+    try:
+        return json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return text
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or a <= 0 else round(b / a, 3)
+
+
+@dataclass
+class StepDiff:
+    """One step in both runs; each pair is (run A, run B)."""
+
+    step_id: str
+    status: tuple[str | None, str | None]
+    visits: tuple[int, int]
+    tool_calls: tuple[list[dict[str, Any]], list[dict[str, Any]]]
+    output_same: bool | None
+    """None when either run has no saved output for the step."""
+    tokens: tuple[int, int]
+    duration_s: tuple[float | None, float | None]
+
+    @property
+    def tool_calls_same(self) -> bool:
+        """Same tools with the same arguments, in the same order."""
+        return self.tool_calls[0] == self.tool_calls[1]
+
+    @property
+    def differs(self) -> bool:
+        """Anything but tokens and time differs."""
+        return (
+            self.status[0] != self.status[1]
+            or self.visits[0] != self.visits[1]
+            or not self.tool_calls_same
+            or self.output_same is False
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The step's comparison as JSON data."""
+        return {
+            "status": list(self.status),
+            "visits": list(self.visits),
+            "tool_calls": {"a": self.tool_calls[0], "b": self.tool_calls[1], "same": self.tool_calls_same},
+            "output_same": self.output_same,
+            "tokens": list(self.tokens),
+            "duration_s": [None if d is None else round(d, 3) for d in self.duration_s],
+            "duration_ratio": _ratio(*self.duration_s),
+            "differs": self.differs,
+        }
+
+
+@dataclass
+class RunDiff:
+    """Two runs compared: per step, and in total."""
+
+    a: RecordedRun
+    b: RecordedRun
+    steps: list[StepDiff]
+    totals: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The comparison as JSON data (``steps`` keyed by step id, in run A's order)."""
+        return {
+            "a": self.a.run_id,
+            "b": self.b.run_id,
+            "workflow": [self.a.summary.get("workflow"), self.b.summary.get("workflow")],
+            "steps": {s.step_id: s.as_dict() for s in self.steps},
+            "totals": self.totals,
+        }
+
+
+def diff_runs(run_a: Path, run_b: Path, prices: PriceTable | None = None) -> RunDiff:
+    """Compare two run folders step by step."""
+    prices = prices or PriceTable()
+    a, b = RecordedRun.load(run_a), RecordedRun.load(run_b)
+    usage_a, usage_b = roll_up(a.trace, prices), roll_up(b.trace, prices)
+
+    def tokens(rollup_steps: dict[str, Any], step: str) -> int:
+        total = rollup_steps.get(step)
+        return 0 if total is None else int(total.input_tokens + total.output_tokens)
+
+    steps = []
+    for step in a.step_order + [s for s in b.step_order if s not in a.step_order]:
+        (found_a, out_a), (found_b, out_b) = a.output(step), b.output(step)
+        steps.append(
+            StepDiff(
+                step_id=step,
+                status=(a.status(step), b.status(step)),
+                visits=(a.visits.get(step, 0), b.visits.get(step, 0)),
+                tool_calls=(a.tool_calls.get(step, []), b.tool_calls.get(step, [])),
+                output_same=(out_a == out_b) if found_a and found_b else None,
+                tokens=(tokens(usage_a.by_step, step), tokens(usage_b.by_step, step)),
+                duration_s=(a.durations.get(step), b.durations.get(step)),
+            )
+        )
+    durations = (a.summary.get("duration_s"), b.summary.get("duration_s"))
+    totals = {
+        "status": [a.summary.get("status"), b.summary.get("status")],
+        "tool_calls": [sum(len(s.tool_calls[0]) for s in steps), sum(len(s.tool_calls[1]) for s in steps)],
+        "input_tokens": [usage_a.total.input_tokens, usage_b.total.input_tokens],
+        "output_tokens": [usage_a.total.output_tokens, usage_b.total.output_tokens],
+        "cost_usd": [usage_a.total.as_dict()["cost_usd"], usage_b.total.as_dict()["cost_usd"]],
+        "duration_s": list(durations),
+        "duration_ratio": _ratio(*durations),
+        "steps_differing": [s.step_id for s in steps if s.differs],
+    }
+    return RunDiff(a, b, steps, totals)

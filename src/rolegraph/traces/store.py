@@ -1,0 +1,512 @@
+"""The trace index: every run and span in one SQLite file, for listing, filtering and comparing runs.
+
+Each run's ``trace.jsonl`` stays the source of truth; the index is derived from
+it and can always be rebuilt: `TraceStore.import_run` replaces a run's rows, and
+`TraceStore.sync` imports run folders that are new or changed since they were
+indexed (a run that crashed, or ran before the index existed). A span that was
+started but never ended is indexed as ``unfinished``, like a run whose
+`invoke_workflow` span never ended.
+
+`StoreSink` indexes spans live, as they start and end, from a background thread,
+so the event loop never waits on SQLite.
+
+```python
+with TraceStore(home / "index.sqlite") as store:
+    store.sync(home / "runs")
+    for run in store.list_runs(limit=20):
+        print(run.run_id, run.status, run.input_tokens, run.cost_usd)
+```
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import queue
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from rolegraph.traces.pricing import PriceTable
+from rolegraph.traces.sinks import read_jsonl
+from rolegraph.traces.trace import SpanRecord, Trace
+
+__all__ = ["RunRow", "StoreSink", "StoredSpan", "TraceStore", "index_run"]
+
+# Bump when the tables change: the index is derived data, so an old one is dropped and rebuilt.
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, workflow TEXT, status TEXT, started REAL, ended REAL, duration_s REAL,
+    input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL,
+    run_dir TEXT, source_stamp TEXT
+);
+CREATE TABLE IF NOT EXISTS spans (
+    run_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT, kind TEXT, name TEXT,
+    start_time REAL, end_time REAL, duration_s REAL, status TEXT, error TEXT,
+    step_id TEXT, item TEXT, role TEXT, model TEXT, tool TEXT, input_tokens INTEGER, output_tokens INTEGER,
+    attributes TEXT, PRIMARY KEY (run_id, span_id)
+);
+CREATE INDEX IF NOT EXISTS runs_by_started ON runs (started DESC);
+CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow, started DESC);
+CREATE INDEX IF NOT EXISTS spans_by_run ON spans (run_id, start_time);
+CREATE INDEX IF NOT EXISTS spans_by_step ON spans (run_id, step_id, start_time);
+"""
+_RUN_COLUMNS = "run_id, workflow, status, started, ended, duration_s, input_tokens, output_tokens, cost_usd, run_dir"
+_SPAN_COLUMNS = (
+    "run_id, span_id, parent_id, kind, name, start_time, end_time, duration_s, status, error,"
+    " step_id, item, role, model, tool, input_tokens, output_tokens, attributes"
+)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One indexed run."""
+
+    run_id: str
+    workflow: str | None
+    status: str
+    """``completed``, ``failed`` or ``cancelled`` from ``run.json``; ``unfinished`` if the run never ended."""
+    started: float | None
+    """Unix time."""
+    ended: float | None
+    duration_s: float | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    """None when a model's price is unknown."""
+    run_dir: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as JSON data, with ISO 8601 UTC times."""
+        data = asdict(self)
+        for key in ("started", "ended"):
+            value = data[key]
+            data[key] = None if value is None else dt.datetime.fromtimestamp(value, dt.UTC).isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class StoredSpan:
+    """One indexed span. `step_id`, `item` and `role` are inherited from the enclosing step's spans."""
+
+    run_id: str
+    span_id: str
+    parent_id: str | None
+    kind: str
+    name: str
+    start_time: float
+    end_time: float | None
+    duration_s: float | None
+    status: str
+    error: str | None
+    step_id: str | None
+    item: str | None
+    role: str | None
+    model: str | None
+    tool: str | None
+    input_tokens: int | None
+    """Own usage: set on `chat` spans only, so summing never counts a token twice."""
+    output_tokens: int | None
+    attributes: dict[str, Any]
+
+
+def _stamp(run_dir: Path) -> str:
+    """Changes whenever the run's trace or summary does."""
+    parts = []
+    for name in ("trace.jsonl", "run.json"):
+        try:
+            stat = (run_dir / name).stat()
+            parts.append(f"{stat.st_mtime_ns}:{stat.st_size}")
+        except OSError:
+            parts.append("-")
+    return "/".join(parts)
+
+
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def _read_summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        summary = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def _item_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class _Context:
+    """What a span inherits from its ancestors: step, item and role."""
+
+    def __init__(self) -> None:
+        self.by_span: dict[str, tuple[str | None, str | None, str | None]] = {}
+
+    def resolve(self, span_id: str, parent_id: str | None, attributes: dict[str, Any]) -> tuple[Any, Any, Any]:
+        step, item, role = self.by_span.get(parent_id, (None, None, None)) if parent_id else (None, None, None)
+        if "rolegraph.step.id" in attributes:
+            step = _item_text(attributes["rolegraph.step.id"])
+            item = _item_text(attributes.get("rolegraph.step.item"))
+        if "gen_ai.agent.name" in attributes:
+            role = _item_text(attributes["gen_ai.agent.name"])
+        self.by_span[span_id] = (step, item, role)
+        return step, item, role
+
+
+def _span_row(run_id: str, record: dict[str, Any], context: _Context, ended: bool) -> tuple[Any, ...]:
+    attributes: dict[str, Any] = record.get("attributes") or {}
+    step, item, role = context.resolve(record["span_id"], record.get("parent_id"), attributes)
+    is_chat = record.get("kind") == "chat"
+    return (
+        run_id,
+        record["span_id"],
+        record.get("parent_id"),
+        record.get("kind"),
+        record.get("name"),
+        record.get("start_time"),
+        record.get("end_time") if ended else None,
+        record.get("duration_s") if ended else None,
+        record.get("status", "ok") if ended else "unfinished",
+        record.get("error") if ended else None,
+        step,
+        item,
+        role,
+        _item_text(attributes.get("gen_ai.request.model")) if is_chat else None,
+        _item_text(attributes.get("gen_ai.tool.name")),
+        attributes.get("gen_ai.usage.input_tokens") if is_chat else None,
+        attributes.get("gen_ai.usage.output_tokens") if is_chat else None,
+        json.dumps(attributes, ensure_ascii=False, default=str),
+    )
+
+
+class TraceStore:
+    """The SQLite index of runs and spans (WAL mode, so readers never wait on a writer).
+
+    Args:
+        path: The database file (conventionally ``$ROLEGRAPH_HOME/index.sqlite``); created if missing.
+        prices: Prices for the cost columns (default: the built-in table, overridden by a
+            ``prices.yaml`` beside the database).
+
+    A store may be used from one thread at a time; `StoreSink` hands it to its writer thread.
+    """
+
+    def __init__(self, path: Path, prices: PriceTable | None = None) -> None:
+        self.path = path
+        self.prices = prices or PriceTable.load(path.parent / "prices.yaml")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                with self._transaction():
+                    self._db.execute("DROP TABLE IF EXISTS runs")
+                    self._db.execute("DROP TABLE IF EXISTS spans")
+                    self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.executescript(_SCHEMA)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def __enter__(self) -> TraceStore:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    # Importing
+
+    def import_run(self, run_dir: Path) -> RunRow:
+        """Index a run folder from its ``trace.jsonl`` and ``run.json``, replacing any rows it had."""
+        summary = _read_summary(run_dir)
+        records = read_jsonl(run_dir / "trace.jsonl") if (run_dir / "trace.jsonl").is_file() else []
+        trace = Trace(records)
+        run_id = str(summary.get("run_id") or run_dir.name)
+        context = _Context()
+        rows = [_span_row(run_id, record, context, ended) for record, ended in map(_as_record, trace.walk())]
+        root = next((s for s in trace.roots if s.kind == "invoke_workflow"), None)
+        ended = root is not None and root.status != "unfinished"
+        started = _timestamp(summary.get("started"))
+        if started is None:
+            started = root.start_time if root else _started_from_id(run_dir.name)
+        workflow = summary.get("workflow") or (root.attributes.get("rolegraph.workflow") if root else None)
+        duration = summary.get("duration_s") if ended else None
+        if ended and not duration and root is not None:
+            duration = root.duration_s
+        # Parents come before children in the walk, so a child inherits its step and role.
+        with self._transaction():
+            self._db.execute("DELETE FROM spans WHERE run_id = ?", (run_id,))
+            self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            self._db.executemany(f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(18)})", rows)
+            tokens_in, tokens_out, cost = self._usage(run_id)
+            self._db.execute(
+                f"INSERT INTO runs ({_RUN_COLUMNS}, source_stamp) VALUES ({_marks(11)})",
+                (
+                    run_id,
+                    workflow,
+                    _run_status(summary, root) if ended and root else "unfinished",
+                    started,
+                    root.end_time if ended and root else None,
+                    duration,
+                    tokens_in,
+                    tokens_out,
+                    cost,
+                    str(run_dir.absolute()),
+                    _stamp(run_dir),
+                ),
+            )
+        return self.run(run_id)  # type: ignore[return-value]  # just written
+
+    def sync(self, runs_dir: Path) -> list[str]:
+        """Import run folders under `runs_dir` that are new or changed; forget rows whose folder is gone.
+
+        Returns:
+            The ids of the runs (re)imported.
+        """
+        known = dict(self._db.execute("SELECT run_dir, source_stamp FROM runs").fetchall())
+        imported = []
+        folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+        for folder in folders:
+            if not (folder / "trace.jsonl").exists() and not (folder / "run.json").exists():
+                continue
+            if known.get(str(folder.absolute())) != _stamp(folder):
+                imported.append(self.import_run(folder).run_id)
+        prefix = str(runs_dir.absolute())
+        with self._transaction():
+            for run_dir in known:
+                if run_dir and run_dir.startswith(prefix) and not Path(run_dir).exists():
+                    self._forget(self._db.execute("SELECT run_id FROM runs WHERE run_dir = ?", (run_dir,)))
+        return imported
+
+    # Reading
+
+    def run(self, run_id: str) -> RunRow | None:
+        """One run's row, if indexed."""
+        rows = self._runs(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        return rows[0] if rows else None
+
+    def list_runs(self, limit: int | None = 50, workflow: str | None = None) -> list[RunRow]:
+        """Runs, newest first, optionally of one workflow only; costs at this store's prices."""
+        where = "WHERE workflow = ?" if workflow else ""
+        params: tuple[Any, ...] = (workflow,) if workflow else ()
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY started DESC, run_id DESC LIMIT ?"
+        return self._runs(sql, (*params, -1 if limit is None else limit))
+
+    def spans(self, run_id: str, step: str | None = None) -> list[StoredSpan]:
+        """A run's spans in start order; with `step`, only that step's spans and the spans inside them."""
+        sql = f"SELECT {_SPAN_COLUMNS} FROM spans WHERE run_id = ?"
+        params: tuple[Any, ...] = (run_id,)
+        if step is not None:
+            sql, params = sql + " AND step_id = ?", (*params, step)
+        cursor = self._db.execute(sql + " ORDER BY start_time, CAST(span_id AS INTEGER)", params)
+        names = [c.strip() for c in _SPAN_COLUMNS.split(",")][:-1]
+        return [StoredSpan(**dict(zip(names, row[:-1], strict=True)), attributes=json.loads(row[-1])) for row in cursor]
+
+    def _runs(self, sql: str, params: tuple[Any, ...]) -> list[RunRow]:
+        rows = [RunRow(*row) for row in self._db.execute(sql, params).fetchall()]
+        # Cost at the current prices (the stored column used those of the import).
+        return [RunRow(**{**asdict(row), "cost_usd": self._usage(row.run_id)[2]}) for row in rows]
+
+    def _usage(self, run_id: str) -> tuple[int, int, float | None]:
+        rows = self._db.execute(
+            "SELECT model, COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) FROM spans"
+            " WHERE run_id = ? AND kind = 'chat' AND status != 'unfinished' GROUP BY model",
+            (run_id,),
+        ).fetchall()
+        cost: float | None = 0.0
+        for model, tokens_in, tokens_out in rows:
+            one = self.prices.cost(model, tokens_in, tokens_out)
+            cost = None if one is None or cost is None else cost + one
+        return sum(r[1] for r in rows), sum(r[2] for r in rows), cost
+
+    # Deleting
+
+    def delete_runs(self, older_than: dt.datetime, *, remove_folders: bool = True) -> list[RunRow]:
+        """Forget the runs started before `older_than` and (by default) delete their run folders.
+
+        A folder is only deleted if it still looks like a run folder (has ``run.json`` or ``trace.jsonl``).
+        """
+        cut = older_than.timestamp()
+        doomed = self._runs(f"SELECT {_RUN_COLUMNS} FROM runs WHERE started < ?", (cut,))
+        with self._transaction():
+            self._forget((row.run_id,) for row in doomed)
+        for row in doomed:
+            folder = Path(row.run_dir) if row.run_dir else None
+            if remove_folders and folder and ((folder / "run.json").exists() or (folder / "trace.jsonl").exists()):
+                shutil.rmtree(folder, ignore_errors=True)
+        return doomed
+
+    def _forget(self, run_ids: Iterable[tuple[str]]) -> None:
+        for (run_id,) in list(run_ids):
+            self._db.execute("DELETE FROM spans WHERE run_id = ?", (run_id,))
+            self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+    # Live writes (from StoreSink's thread)
+
+    def write_records(self, records: list[dict[str, Any]], context: _Context | None = None) -> None:
+        """Index live trace records (span starts and ends) in one transaction."""
+        context = context or _Context()
+        with self._transaction():
+            for record in records:
+                event = record.get("event")
+                if event not in ("span_start", "span_end") or "span_id" not in record:
+                    continue
+                run_id = str(record.get("run_id"))
+                row = _span_row(run_id, record, context, ended=event == "span_end")
+                verb = "INSERT OR IGNORE" if event == "span_start" else "INSERT OR REPLACE"
+                self._db.execute(f"{verb} INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(18)})", row)
+                if record.get("kind") == "invoke_workflow" and record.get("parent_id") is None:
+                    self._write_run(run_id, record, ended=event == "span_end")
+
+    def _write_run(self, run_id: str, record: dict[str, Any], *, ended: bool) -> None:
+        attributes = record.get("attributes") or {}
+        tokens_in, tokens_out, cost = self._usage(run_id)
+        status = attributes.get("rolegraph.status") or {"ok": "completed"}.get(record.get("status", ""), "failed")
+        self._db.execute(
+            f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}) VALUES ({_marks(10)})",
+            (
+                run_id,
+                attributes.get("rolegraph.workflow"),
+                status if ended else "running",
+                record.get("start_time"),
+                record.get("end_time") if ended else None,
+                record.get("duration_s") if ended else None,
+                tokens_in,
+                tokens_out,
+                cost,
+                self._known_dir(run_id),
+            ),
+        )
+
+    def _known_dir(self, run_id: str) -> str | None:
+        row = self._db.execute("SELECT run_dir FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else row[0]
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE (take the write lock up front), COMMIT on success, ROLLBACK on error."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _run_status(summary: dict[str, Any], root: SpanRecord) -> str:
+    recorded = summary.get("status") or root.attributes.get("rolegraph.status")
+    return str(recorded) if recorded else {"ok": "completed"}.get(root.status, root.status)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _started_from_id(run_id: str) -> float | None:
+    try:
+        return dt.datetime.strptime(run_id[:15], "%Y%m%d-%H%M%S").replace(tzinfo=dt.UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def _as_record(span: SpanRecord) -> tuple[dict[str, Any], bool]:
+    record = {
+        "span_id": span.span_id,
+        "parent_id": span.parent_id,
+        "kind": span.kind,
+        "name": span.name,
+        "start_time": span.start_time,
+        "end_time": span.end_time,
+        "duration_s": span.duration_s,
+        "status": span.status,
+        "error": span.error,
+        "attributes": span.attributes,
+    }
+    return record, span.status != "unfinished"
+
+
+def index_run(home: Path, run_dir: Path) -> RunRow | None:
+    """Index a finished run into ``home/index.sqlite``; never raises (the JSONL stays the source of truth)."""
+    try:
+        with TraceStore(home / "index.sqlite") as store:
+            return store.import_run(run_dir)
+    except Exception:  # the index is a cache: a locked or broken database must not fail a run
+        return None
+
+
+_CLOSE = object()
+
+
+class StoreSink:
+    """A trace sink that indexes spans as they start and end, writing from a background thread.
+
+    `emit` only queues the record, so the event loop never waits on SQLite. A crash
+    loses at most the queued records; `TraceStore.import_run` restores them from
+    the JSONL file. Call `close` at the end of the run to write what is queued.
+
+    Args:
+        store: The index to write to; used only by the writer thread until `close` returns.
+        batch: Records written per transaction, at most.
+    """
+
+    def __init__(self, store: TraceStore, batch: int = 256) -> None:
+        self.store = store
+        self.batch = batch
+        self.errors = 0
+        """Batches that failed to write (the JSONL file still has them)."""
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._context = _Context()
+        self.thread = threading.Thread(target=self._work, name="rolegraph-trace-store", daemon=True)
+        self.thread.start()
+
+    def emit(self, record: dict[str, Any]) -> None:
+        """Queue the record for the writer thread."""
+        self._queue.put_nowait(record)
+
+    def close(self) -> None:
+        """Write every queued record, then stop the writer thread (blocks: call it from a thread or at exit)."""
+        if self.thread.is_alive():
+            self._queue.put(_CLOSE)
+            self.thread.join()
+
+    def _work(self) -> None:
+        while True:
+            pending = [self._queue.get()]
+            while pending[-1] is not _CLOSE and len(pending) < self.batch:
+                try:
+                    pending.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            records = [r for r in pending if r is not _CLOSE]
+            if records:
+                try:
+                    self.store.write_records(records, self._context)
+                except Exception:  # never crash the writer: the JSONL file has every record anyway
+                    self.errors += 1
+            if pending[-1] is _CLOSE:
+                return

@@ -1,0 +1,306 @@
+"""The command line for recorded runs: `runs`, `runs prune`, `trace` flags, `trace diff` and `trace export`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from rolegraph.cli import app
+from rolegraph.traces.store import TraceStore
+
+NOTES = {
+    "alpha2020": "Alpha inserts small adapter layers into a frozen network. The adapters train only a few weights.",
+    "beta2021": "Beta writes each weight update as a product of low-rank matrices. The update merges after training.",
+}
+CLAIMS = [
+    {"source_id": "alpha2020", "evidence": "The adapters train only a few weights.", "claim": "Cheap."},
+    {"source_id": "beta2021", "evidence": "The update merges after training.", "claim": "Mergeable."},
+]
+
+
+def researcher(query: str) -> list[dict[str, Any]]:
+    return [
+        {"tool": "library_search", "args": {"query": query}, "thought": "search the library"},
+        {"final": {"claims": CLAIMS}, "thought": "two findings"},
+    ]
+
+
+WRITER = [
+    {
+        "final": {
+            "title": "Review",
+            "paragraphs": [
+                {"citations": ["alpha2020"], "text": "Adapters are cheap."},
+                {"citations": ["beta2021"], "text": "Updates merge."},
+            ],
+        },
+        "thought": "the report, from the findings",
+    }
+]
+WORKFLOW = """\
+rolegraph: 1
+name: review
+library: library
+models:
+  default: scripted:researcher.yaml
+  write: scripted:writer.yaml
+roles:
+  writer: {model: write}
+steps:
+  research: {role: researcher, task: "Research adapters."}
+  write: {role: writer, depends_on: [research], task: "Write about adapters."}
+outputs:
+  report: {path: report.md, render: report, from: write}
+"""
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Runs go under a temporary ROLEGRAPH_HOME; rich prints wide, plain lines."""
+    folder = tmp_path / "home"
+    monkeypatch.setenv("ROLEGRAPH_HOME", str(folder))
+    monkeypatch.setenv("COLUMNS", "250")
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A two-step workflow beside its two-note library and the scripts of its two models."""
+    folder = tmp_path / "project"
+    (folder / "library").mkdir(parents=True)
+    for number, (key, body) in enumerate(NOTES.items()):
+        facts = {"key": key, "title": f"Paper {key}", "first_author": "Ada Lovelace", "year": 2020 + number}
+        front = yaml.safe_dump({**facts, "venue": "arXiv", "topic": "fine-tuning"}, sort_keys=False)
+        (folder / "library" / f"{key}.md").write_text(f"---\n{front}---\n\n{body}\n")
+    script(folder, "researcher", researcher("adapters low-rank"))
+    script(folder, "writer", WRITER)
+    (folder / "review.yaml").write_text(WORKFLOW)
+    return folder / "review.yaml"
+
+
+def script(folder: Path, name: str, entries: list[dict[str, Any]]) -> None:
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
+
+
+def cli(*args: str | Path) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def run(project: Path) -> str:
+    """Run the workflow; its id."""
+    result = cli("run", project, "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    return str(json.loads(result.stdout)["run_id"])
+
+
+def runs_json(*args: str) -> list[dict[str, Any]]:
+    result = cli("runs", "--json", *args)
+    assert result.exit_code == 0, result.output
+    rows: list[dict[str, Any]] = json.loads(result.stdout)
+    return rows
+
+
+def _names(stdout: str) -> list[str]:
+    return [re.sub(r"^[\s│├└─]+", "", line).split("  ")[0] for line in stdout.splitlines()[1:-1]]
+
+
+def _set_started(home: Path, run_id: str, started: dt.datetime) -> None:
+    path = home / "runs" / run_id / "run.json"
+    summary = json.loads(path.read_text())
+    path.write_text(json.dumps({**summary, "started": started.isoformat()}))
+
+
+class TestRuns:
+    def test_json_list(self, project: Path, home: Path) -> None:
+        """`runs --json` lists runs newest first with id, workflow, status, times, tokens and cost."""
+        first, second = run(project), run(project)
+        _set_started(home, first, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+        rows = runs_json()
+        assert [r["run_id"] for r in rows] == [second, first]
+        assert set(rows[0]) == {
+            "run_id",
+            "workflow",
+            "status",
+            "started",
+            "ended",
+            "duration_s",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+            "run_dir",
+        }
+        assert (rows[0]["workflow"], rows[0]["status"], rows[0]["cost_usd"]) == ("review", "completed", 0.0)
+        assert rows[0]["input_tokens"] > 0 and rows[0]["output_tokens"] > 0
+        assert rows[1]["started"] == "2026-01-01T00:00:00+00:00"
+        assert [r["run_id"] for r in runs_json("--limit", "1")] == [second]
+        assert runs_json("--workflow", "other") == []
+
+    def test_a_run_is_indexed_when_it_ends(self, project: Path, home: Path) -> None:
+        """`Workflow.run` writes the finished run into the index; no listing needed."""
+        run_id = run(project)
+        with TraceStore(home / "index.sqlite") as store:
+            row = store.run(run_id)
+            assert row is not None and row.status == "completed"
+            assert {s.step_id for s in store.spans(run_id) if s.kind == "invoke_agent"} == {"research", "write"}
+
+    def test_table(self, project: Path) -> None:
+        """`runs` prints one row per run: id, workflow, status, start, duration, tokens and cost."""
+        run_id = run(project)
+        result = cli("runs")
+        assert result.exit_code == 0
+        header, row = result.stdout.splitlines()
+        assert header.split() == ["run", "workflow", "status", "started", "(UTC)", "duration", "tokens", "cost"]
+        assert row.split()[:3] == [run_id, "review", "completed"]
+        assert row.split()[-1] == "$0.0000"
+
+    def test_unindexed_and_crashed_runs_show(self, project: Path, home: Path) -> None:
+        """Runs missing from the index are imported on listing; a crashed one shows as unfinished."""
+        done, crashed = run(project), run(project)
+        (home / "index.sqlite").unlink()
+        trace = home / "runs" / crashed / "trace.jsonl"
+        lines = trace.read_text().splitlines()
+        kept = [line for line in lines if not ('"invoke_workflow"' in line and '"span_end"' in line)]
+        trace.write_text("\n".join(kept[:-3]) + '\n{"run_id": "torn')
+        summary = json.loads((home / "runs" / crashed / "run.json").read_text())
+        (home / "runs" / crashed / "run.json").write_text(json.dumps({**summary, "status": "failed"}))
+        statuses = {r["run_id"]: (r["status"], r["duration_s"]) for r in runs_json()}
+        assert statuses[done][0] == "completed"
+        assert statuses[crashed] == ("unfinished", None)
+        shown = cli("trace", crashed)
+        assert shown.exit_code == 0
+        assert "invoke_workflow review  unfinished" in shown.stdout
+
+    def test_prune(self, project: Path, home: Path) -> None:
+        """`runs prune --older-than 30d` deletes older runs' folders and rows; --dry-run only lists them."""
+        old, new = run(project), run(project)
+        _set_started(home, old, dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
+        dry = cli("runs", "prune", "--older-than", "30d", "--dry-run")
+        assert (dry.exit_code, dry.stdout) == (0, f"{old}\n")
+        assert (home / "runs" / old).is_dir()
+        result = cli("runs", "prune", "--older-than", "30d")
+        assert (result.exit_code, result.stdout) == (0, f"{old}\n")
+        assert "deleted 1 run(s)" in result.stderr
+        assert not (home / "runs" / old).exists() and (home / "runs" / new).is_dir()
+        assert [r["run_id"] for r in runs_json()] == [new]
+
+    def test_prune_bad_age(self) -> None:
+        """An age without a unit exits 2 and says what is expected."""
+        result = cli("runs", "prune", "--older-than", "30")
+        assert result.exit_code == 2
+        assert "--older-than expects a number and a unit" in result.stderr
+
+
+class TestTraceFlags:
+    def test_step_filter(self, project: Path) -> None:
+        """`trace RUN --step ID` shows only that step's spans; an unknown step exits 2 naming the steps."""
+        run_id = run(project)
+        result = cli("trace", run_id, "--step", "write")
+        assert result.exit_code == 0
+        assert _names(result.stdout) == [
+            "invoke_agent writer [write]",
+            "react_step 1",
+            "chat scripted:writer.yaml",
+            "validate_answer",
+            "checkpoint write [write]",
+        ]
+        assert result.stdout.splitlines()[-1].startswith("5 spans, ")
+        unknown = cli("trace", run_id, "--step", "nope")
+        assert unknown.exit_code == 2
+        assert "no step 'nope' in this run; its steps: research, write" in unknown.stderr
+
+    def test_messages_and_tools(self, project: Path) -> None:
+        """`--messages` adds model inputs and outputs; `--tools` adds tool arguments and results."""
+        run_id = run(project)
+        plain = cli("trace", run_id).stdout
+        assert "input:" not in plain and "arguments:" not in plain
+        messages = cli("trace", run_id, "--messages").stdout
+        assert "input: Research adapters." in messages and "output:" in messages
+        tools = cli("trace", run_id, "--tools").stdout
+        assert 'arguments: {"query": "adapters low-rank"}' in tools
+        assert "result: [beta2021] Paper beta2021" in tools
+
+    def test_json_and_usage(self, project: Path) -> None:
+        """`--json` prints the span tree and usage per step, role and model; `--usage` prints the tables."""
+        run_id = run(project)
+        document = json.loads(cli("trace", run_id, "--json", "--step", "research").stdout)
+        assert [(s["kind"], s["attributes"]["rolegraph.step.id"]) for s in document["spans"]] == [
+            ("invoke_agent", "research"),
+            ("checkpoint", "research"),
+        ]
+        assert set(document["usage"]) == {"total", "by_step", "by_role", "by_model"}
+        assert list(document["usage"]["by_model"]) == ["scripted:researcher.yaml"]
+        assert document["usage"]["total"]["cost_usd"] == 0.0
+        tables = cli("trace", run_id, "--usage").stdout
+        assert "usage by role" in tables and "usage by model" in tables
+
+
+class TestTraceDiff:
+    def test_different_tool_calls(self, project: Path) -> None:
+        """Two runs whose researcher searched differently: the diff names the step and both call sequences."""
+        first = run(project)
+        script(project.parent, "researcher", researcher("weight update adapters"))
+        second = run(project)
+        result = cli("trace", "diff", first, second, "--json")
+        assert result.exit_code == 0, result.output
+        document = json.loads(result.stdout)
+        research, write = document["steps"]["research"], document["steps"]["write"]
+        assert research["tool_calls"] == {
+            "a": [{"name": "library_search", "arguments": {"query": "adapters low-rank"}, "item": None}],
+            "b": [{"name": "library_search", "arguments": {"query": "weight update adapters"}, "item": None}],
+            "same": False,
+        }
+        assert (research["status"], research["visits"], research["output_same"]) == (
+            ["completed", "completed"],
+            [1, 1],
+            True,
+        )
+        assert (write["differs"], write["tool_calls"]["same"], write["output_same"]) == (False, True, True)
+        assert document["totals"]["steps_differing"] == ["research"]
+        assert document["totals"]["tool_calls"] == [1, 1]
+        table = cli("trace", "diff", first, second)
+        assert table.exit_code == 0
+        assert 'A library_search {"query": "adapters low-rank"}' in table.stdout
+        assert 'B library_search {"query": "weight update adapters"}' in table.stdout
+        assert table.stdout.splitlines()[-1] == "1 of 2 steps differ: research"
+
+    def test_same_run_twice(self, project: Path) -> None:
+        """A run compared with an identical rerun differs in no step."""
+        first, second = run(project), run(project)
+        document = json.loads(cli("trace", "diff", first, second, "--json").stdout)
+        assert document["totals"]["steps_differing"] == []
+
+
+class TestTraceExport:
+    def test_jsonl_is_the_file(self, project: Path, home: Path) -> None:
+        """`--format jsonl` prints the trace file byte for byte."""
+        run_id = run(project)
+        result = cli("trace", "export", run_id, "--format", "jsonl")
+        assert result.exit_code == 0
+        assert result.stdout_bytes == (home / "runs" / run_id / "trace.jsonl").read_bytes()
+
+    def test_otlp_json_to_file(self, project: Path, tmp_path: Path) -> None:
+        """`--format otlp-json -o FILE` writes an ExportTraceServiceRequest with every span."""
+        run_id = run(project)
+        target = tmp_path / "trace.otlp.json"
+        result = cli("trace", "export", run_id, "--format", "otlp-json", "-o", target)
+        assert (result.exit_code, result.stdout) == (0, "")
+        [resource] = json.loads(target.read_text())["resourceSpans"]
+        spans = resource["scopeSpans"][0]["spans"]
+        assert len(spans) == 14
+        resource_attributes = {a["key"]: a["value"] for a in resource["resource"]["attributes"]}
+        assert resource_attributes["rolegraph.workflow"] == {"stringValue": "review"}
+
+    def test_unknown_format(self, project: Path) -> None:
+        """An unknown format exits 2."""
+        result = cli("trace", "export", run(project), "--format", "zipkin")
+        assert result.exit_code == 2
+        assert "use otlp-json or jsonl" in result.stderr
