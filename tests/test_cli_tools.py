@@ -34,7 +34,13 @@ class TestToolsCommand:
         result = runner.invoke(app, ["tools", "--json"])
         assert result.exit_code == 0, result.output
         described = json.loads(result.stdout)
-        assert [d["name"] for d in described] == ["library_search", "read_document", "fetch_url", "web_search"]
+        assert [d["name"] for d in described] == [
+            "library_search",
+            "read_document",
+            "fetch_url",
+            "web_search",
+            "browser",
+        ]
         assert all(set(d) == {"name", "description", "parameters", "timeout"} for d in described)
         by_name = {d["name"]: d["parameters"] for d in described}
         assert by_name["fetch_url"]["required"] == ["url"]

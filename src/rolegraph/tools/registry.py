@@ -1,7 +1,7 @@
 """Resolving the tool references a workflow names into `Tool` objects.
 
 A role's ``tools`` list holds built-in names (``library_search``,
-``read_document``, ``fetch_url``, ``web_search``) or import paths,
+``read_document``, ``fetch_url``, ``web_search``, ``browser``) or import paths,
 ``package.module:attribute``, where the attribute is a `Tool` instance, a
 `Tool` subclass (built with no arguments) or a plain function (wrapped with
 `@tool`)::
@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from rolegraph.errors import Problem, SpecError
+from rolegraph.tools.browser import BrowserTool
 from rolegraph.tools.fetch import FetchUrlTool
 from rolegraph.tools.library import Library, LibrarySearchTool, ReadDocumentTool
 from rolegraph.tools.tool import Tool, ToolResult, tool
@@ -80,6 +81,7 @@ BUILTIN_TOOLS: Mapping[str, Callable[[ToolContext], Tool]] = MappingProxyType(
         ReadDocumentTool.name: _needs_library(ReadDocumentTool, ReadDocumentTool.name),
         FetchUrlTool.name: lambda context: FetchUrlTool(),
         WebSearchTool.name: lambda context: WebSearchTool(),
+        BrowserTool.name: lambda context: BrowserTool(),
     }
 )
 """Built-in tool names and how to build each from a `ToolContext`.
