@@ -11,6 +11,7 @@ model sees and can react to.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,14 @@ def _validation_summary(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+@functools.lru_cache(maxsize=256)
+def _answer_schema(output_model: type[BaseModel]) -> dict[str, Any]:
+    # Generating a JSON schema costs more than the rest of an agent's set-up: once per model class.
+    schema = inline_refs(output_model.model_json_schema())
+    schema.pop("title", None)
+    return schema
+
+
 class Agent:
     """One role working on one task with a model and tools.
 
@@ -111,8 +120,7 @@ class Agent:
         self.known_sources = list(dict.fromkeys(known_sources))
         self.max_steps = max_steps or role.max_steps
         self.max_repairs = max_repairs
-        self._answer_schema = inline_refs(role.output_model.model_json_schema())
-        self._answer_schema.pop("title", None)
+        self._answer_schema = _answer_schema(role.output_model)
         self._specs = [t.spec() for t in self.tools.values()]
 
     def _system_prompt(self) -> str:

@@ -108,6 +108,8 @@ class Tracer:
 
     def event(self, name: str, **attributes: Any) -> None:
         """Record a point-in-time event under the current span (e.g. a run resumed)."""
+        if not self._fanout.sinks:
+            return
         parent = _current.get()
         self._log.info(
             "event",
@@ -119,6 +121,8 @@ class Tracer:
         )
 
     def _emit(self, event: str, span: Span) -> None:
+        if not self._fanout.sinks:
+            return  # nobody listens: building and redacting the record would be wasted work
         record: dict[str, Any] = {
             "run_id": span.run_id,
             "span_id": span.span_id,

@@ -49,7 +49,8 @@ def home_dir() -> Path:
 
 def _new_run_id() -> str:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(3)}"
+    # 48 random bits: thousands of runs started in the same second must not collide.
+    return f"{stamp}-{secrets.token_hex(6)}"
 
 
 class CitationCount(BaseModel):

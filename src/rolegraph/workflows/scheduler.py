@@ -24,8 +24,8 @@ from rolegraph.models.model import Usage
 from rolegraph.traces.spans import SpanKind
 from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.graph import data_graph, loop_body
-from rolegraph.workflows.spec import WorkflowSpec
-from rolegraph.workflows.templates import evaluate, render
+from rolegraph.workflows.spec import StepSpec, WorkflowSpec
+from rolegraph.workflows.templates import evaluate, referenced_names, render
 
 __all__ = ["Scheduler", "StepCall", "StepExecutor", "StepOutcome", "StepState", "StepStatus"]
 
@@ -43,7 +43,7 @@ class StepCall(BaseModel):
     visit: int = 1
     """1 on the first run of the step, more when a route sent work back to it."""
     upstream: dict[str, Any] = Field(default_factory=dict)
-    """Outputs of the steps this one depends on (directly or not), by step id."""
+    """Outputs of the step's direct dependencies and of the upstream steps its templates read."""
 
 
 class StepOutcome(BaseModel):
@@ -94,6 +94,17 @@ def _describe(exc: BaseException) -> str:
 StepListener = Callable[[StepState], None]
 
 
+def _steps_read(step: StepSpec) -> set[str]:
+    """Ids of the steps whose outputs `step` sees: its direct dependencies, and any
+    step its task, items or route conditions read (the loader checked those are upstream)."""
+    found = referenced_names(step.task, expression=False)
+    if step.for_each is not None:
+        found |= referenced_names(step.for_each.items, expression=True)
+    for route in step.routes:
+        found |= referenced_names(route.when, expression=True)
+    return set(step.depends_on) | {name for kind, name in found if kind == "steps"}
+
+
 class Scheduler:
     """Runs the steps of one workflow run.
 
@@ -129,6 +140,9 @@ class Scheduler:
         # A copy, not a view: dependency lookups happen on every step transition.
         self._data: nx.DiGraph[str] = nx.DiGraph(data_graph(graph))
         self._waiting = {node: set(self._data.predecessors(node)) for node in self._data}
+        # The upstream outputs each step sees. Not every ancestor's: a step's cost must not
+        # grow with the length of the chain before it.
+        self._reads = {node: _steps_read(step) for node, step in spec.steps.items()}
         self._route_fired: dict[tuple[str, int], int] = {}
         self._routed: dict[str, dict[str, Any]] = {}
         self._slots = asyncio.Semaphore(spec.settings.max_concurrency)
@@ -202,9 +216,7 @@ class Scheduler:
                 self._start(successor)
 
     def _context(self, node: str) -> dict[str, Any]:
-        upstream = {
-            a: self.states[a].output for a in nx.ancestors(self._data, node) if self.states[a].status == "completed"
-        }
+        upstream = {a: self.states[a].output for a in self._reads[node] if self.states[a].status == "completed"}
         return {"inputs": self.inputs, "steps": upstream, "routed": self._routed.get(node)}
 
     async def _execute(self, node: str, state: StepState) -> Any:

@@ -1,0 +1,107 @@
+"""Scenario 1, per-step overhead: a chain of N steps whose model answers instantly.
+
+Three measurements per chain length, all in µs per step:
+
+- ``scheduler``: the real `Scheduler` with an executor that returns at once
+  (pure scheduling: dependency tracking, task creation, templates, `StepCall`);
+- ``engine_*``: the full in-process path, `LocalExecutor` → `Agent` → a
+  `ScriptedModel` that answers at once, with answer validation and tracing —
+  without sinks (``untraced``), with a JSONL file, with the SQLite index when
+  `rolegraph.traces.store` provides one;
+- the baseline: creating and awaiting one asyncio task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import (
+    InstantExecutor,
+    Level,
+    arepeat_ns,
+    build_spec,
+    chain,
+    median_of,
+    open_sink,
+    quiet_tracer,
+    schedule,
+)
+from rolegraph.tools.sources import SourceRegistry
+from rolegraph.workflows.executor import LocalExecutor
+from rolegraph.workflows.graph import compile_graph
+
+SIZES: dict[Level, tuple[int, ...]] = {"smoke": (5, 20), "quick": (10, 100), "full": (10, 100, 1000)}
+REPEATS: dict[Level, int] = {"smoke": 2, "quick": 5, "full": 7}
+SINKS = ("untraced", "jsonl", "sqlite")
+
+
+async def _noop() -> None:
+    return None
+
+
+async def asyncio_task_ns(count: int = 2000, repeats: int = 5) -> float:
+    """Nanoseconds to create and await one asyncio task (median of `repeats` batches of `count`)."""
+
+    async def batch() -> None:
+        for _ in range(count):
+            await asyncio.create_task(_noop())
+
+    return await arepeat_ns(batch, repeats=repeats) / count
+
+
+async def scheduler_ns_per_step(n: int, repeats: int) -> float:
+    """Nanoseconds per step of a chain of `n` steps run by the scheduler with an instant executor."""
+    spec = build_spec(chain(n))
+    graph = compile_graph(spec)
+    executor = InstantExecutor()
+    return await arepeat_ns(lambda: schedule(spec, executor, graph=graph), repeats=repeats) / n
+
+
+async def engine_ns_per_step(n: int, repeats: int, sink_kind: str, folder: Path) -> float | None:
+    """Nanoseconds per step of a chain of `n` agent steps with an instantly answering scripted model.
+
+    Returns None when the sink kind is not available.
+    """
+    script = folder / f"script-{n}.yaml"
+    script.write_text("- {final: {value: ok}, thought: done}\n" * n, encoding="utf-8")
+    spec = build_spec(chain(n), model=f"scripted:{script.name}")
+    graph = compile_graph(spec)
+    samples: list[float] = []
+    for attempt in range(repeats + 1):  # the first run warms up
+        sink = None if sink_kind == "untraced" else open_sink(sink_kind, folder, f"{sink_kind}-{n}-{attempt}")
+        if sink_kind != "untraced" and sink is None:
+            return None
+        tracer = quiet_tracer([sink.sink] if sink else [])
+        executor = LocalExecutor(spec, tools={}, sources=SourceRegistry(), tracer=tracer, base_dir=folder)
+        start = time.perf_counter_ns()
+        await schedule(spec, executor, tracer, graph=graph)
+        if sink is not None:
+            sink.close()  # inside the timing: the SQLite sink writes from a thread until closed
+        elapsed = time.perf_counter_ns() - start
+        if attempt:
+            samples.append(elapsed)
+    return median_of(samples) / n
+
+
+async def _run(level: Level) -> dict[str, Any]:
+    repeats = REPEATS[level]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="rolegraph-bench-") as tmp:
+        folder = Path(tmp)
+        task_us = await asyncio_task_ns(count=200 if level == "smoke" else 2000, repeats=repeats) / 1000
+        for n in SIZES[level]:
+            row: dict[str, Any] = {"n": n, "scheduler_us": await scheduler_ns_per_step(n, repeats) / 1000}
+            for kind in SINKS:
+                ns = await engine_ns_per_step(n, repeats, kind, folder)
+                row[f"engine_{kind}_us"] = None if ns is None else ns / 1000
+            rows.append(row)
+    return {"asyncio_task_us": task_us, "rows": rows}
+
+
+def run(level: Level = "quick") -> dict[str, Any]:
+    """Measure per-step overhead; figures in µs per step, one row per chain length."""
+    return asyncio.run(_run(level))

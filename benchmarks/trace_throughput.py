@@ -1,0 +1,85 @@
+"""Scenario 5, trace throughput: spans written per second and bytes per span, per sink.
+
+Each span looks like a model call's: a model name, a few numbers, a 200-character
+text and a short list. A span is two records (start and end). Bytes per span are
+the file's size for the JSONL file and the SQLite index, and the memory retained
+(tracemalloc) for the in-memory sink.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import BenchSink, Level, median_of, open_sink, quiet_tracer
+from rolegraph.traces.spans import SpanKind
+from rolegraph.traces.tracer import Tracer
+
+SPANS: dict[Level, int] = {"smoke": 200, "quick": 5000, "full": 50000}
+REPEATS: dict[Level, int] = {"smoke": 1, "quick": 3, "full": 5}
+KINDS = ("none", "memory", "jsonl", "sqlite")
+_TEXT = "The low-rank update leaves the pretrained weights frozen and trains two small matrices. " * 3
+
+
+def write_spans(tracer: Tracer, count: int) -> None:
+    """Open and close `count` chat-like spans under one agent span."""
+    with tracer.span(SpanKind.INVOKE_AGENT, "invoke_agent bench"):
+        for number in range(count):
+            with tracer.span(
+                SpanKind.CHAT,
+                "chat scripted",
+                gen_ai__operation__name="chat",
+                gen_ai__request__model="scripted",
+                gen_ai__request__max_tokens=512,
+                rolegraph__input__last=_TEXT[:200],
+                rolegraph__tools=["library_search", "fetch"],
+            ) as span:
+                span.record_usage(120 + number % 7, 40)
+
+
+def _open(kind: str, folder: Path, name: str) -> BenchSink | None:
+    return None if kind == "none" else open_sink(kind, folder, name)
+
+
+def measure(kind: str, count: int, repeats: int, folder: Path) -> dict[str, Any] | None:
+    """Spans per second and bytes per span for one sink kind; None when it is not available."""
+    samples = []
+    size: float | None = None
+    for attempt in range(repeats + 1):  # the first pass warms up
+        sink = _open(kind, folder, f"{kind}-{attempt}")
+        if kind != "none" and sink is None:
+            return None
+        tracer = quiet_tracer([sink.sink] if sink else [])
+        start = time.perf_counter_ns()
+        write_spans(tracer, count)
+        if sink is not None:
+            sink.close()  # inside the timing: the SQLite sink writes from a thread until closed
+        elapsed = time.perf_counter_ns() - start
+        if sink is not None:
+            if sink.size is not None:
+                size = sink.size() / (count + 1)
+        if attempt:
+            samples.append(elapsed)
+    if kind == "memory":
+        tracemalloc.start()
+        try:
+            sink = _open(kind, folder, "memory-size")
+            assert sink is not None
+            before = tracemalloc.get_traced_memory()[0]
+            write_spans(quiet_tracer([sink.sink]), count)
+            size = (tracemalloc.get_traced_memory()[0] - before) / (count + 1)
+        finally:
+            tracemalloc.stop()
+    return {"spans_per_s": (count + 1) / (median_of(samples) / 1e9), "bytes_per_span": size}
+
+
+def run(level: Level = "quick") -> dict[str, Any]:
+    """Measure every sink kind; figures by kind (an unavailable sink maps to None)."""
+    with tempfile.TemporaryDirectory(prefix="rolegraph-bench-") as tmp:
+        return {
+            "spans": SPANS[level],
+            "sinks": {kind: measure(kind, SPANS[level], REPEATS[level], Path(tmp)) for kind in KINDS},
+        }

@@ -1,0 +1,114 @@
+"""The benchmarks run and produce their figures (their numbers are not checked: no test asserts a time)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `benchmarks` lives beside `src`, not inside the installed package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import SCENARIOS, report  # noqa: E402  (needs the path above)
+from benchmarks.__main__ import main  # noqa: E402
+
+
+def numbers(value: Any) -> Iterator[float]:
+    """Every number in a figures structure (None marks a figure that was not available)."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        yield float(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from numbers(item)
+
+
+@pytest.fixture(scope="module")
+def figures() -> dict[str, Any]:
+    """Every scenario at the smoke level, run once for the module."""
+    return {name: scenario("smoke") for name, scenario in SCENARIOS.items()}
+
+
+class TestScenarios:
+    def test_every_figure_is_finite_and_positive(self, figures: dict[str, Any]) -> None:
+        """Each scenario yields numbers, all finite and positive."""
+        for name, figs in figures.items():
+            values = list(numbers(figs))
+            assert values, name
+            assert all(math.isfinite(v) and v > 0 for v in values), (name, values)
+
+    def test_overhead_rows(self, figures: dict[str, Any]) -> None:
+        """Per-step overhead has one row per chain length, with the scheduler and the traced engines."""
+        fig = figures["overhead"]
+        assert fig["asyncio_task_us"] > 0
+        assert [r["n"] for r in fig["rows"]] == [5, 20]
+        for row in fig["rows"]:
+            assert set(row) == {"n", "scheduler_us", "engine_untraced_us", "engine_jsonl_us", "engine_sqlite_us"}
+            assert row["scheduler_us"] and row["engine_untraced_us"] and row["engine_jsonl_us"]
+
+    def test_parallelism_shapes(self, figures: dict[str, Any]) -> None:
+        """Makespan over critical path is given for every fan-out width and DAG shape."""
+        fig = figures["parallelism"]
+        assert [r["width"] for r in fig["fan_out"]] == [1, 10]
+        assert [r["shape"] for r in fig["dags"]] == ["layered", "wide", "deep", "diamond"]
+        for row in [*fig["fan_out"], *fig["dags"]]:
+            assert {"critical_path_ms", "makespan_ms", "ratio", "asyncio_ratio"} <= set(row)
+
+    def test_graph_scale_exponents(self, figures: dict[str, Any]) -> None:
+        """Graph scale fits a growth exponent for each phase of each shape."""
+        for shape in ("chain", "layered"):
+            assert set(figures["graph_scale"][shape]["time_exponent"]) == {"parse", "compile", "schedule"}
+            assert len(figures["graph_scale"][shape]["rows"]) == 2
+
+    def test_concurrent_runs(self, figures: dict[str, Any]) -> None:
+        """Concurrent runs give time and memory per run for each run count."""
+        rows = figures["concurrent_runs"]["rows"]
+        assert [r["runs"] for r in rows] == [5, 20]
+        assert all(
+            {"total_s", "ms_per_run", "tracemalloc_kib_per_run", "rss_growth_kib_per_run"} <= set(r) for r in rows
+        )
+
+    def test_trace_sinks(self, figures: dict[str, Any]) -> None:
+        """Trace throughput covers no sink, memory and JSONL (SQLite when the store exists)."""
+        sinks = figures["trace_throughput"]["sinks"]
+        assert set(sinks) == {"none", "memory", "jsonl", "sqlite"}
+        for kind in ("none", "memory", "jsonl"):
+            assert sinks[kind]["spans_per_s"] > 0
+        assert sinks["jsonl"]["bytes_per_span"] > 0
+
+    def test_langgraph_ratios(self, figures: dict[str, Any]) -> None:
+        """The LangGraph comparison gives a ratio per chain length and per graph."""
+        fig = figures["langgraph_compare"]
+        assert [r["n"] for r in fig["chain"]] == [5, 20]
+        assert all({"scheduler_ratio", "engine_ratio"} <= set(r) for r in fig["chain"])
+        assert [r["graph"] for r in fig["makespan"]][:2] == ["fan-out 1", "fan-out 10"]
+
+
+class TestReport:
+    def test_report_files(self, figures: dict[str, Any], tmp_path: Path) -> None:
+        """The report writes results.json, the markdown with every target, and four plots."""
+        results = report.merge(None, {k: {"level": "smoke", "seconds": 1.0, "figures": v} for k, v in figures.items()})
+        written = report.write(results, tmp_path, tmp_path / "RESULTS.md")
+        assert sorted(p.name for p in written) == sorted(
+            ["results.json", "RESULTS.md", "overhead.png", "makespan.png", "graph_scale.png", "concurrent_runs.png"]
+        )
+        text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+        assert all(t["target"] in text for t in report.targets(results))
+        assert results["machine"]["cpu_count"]
+
+    def test_command_merges_with_previous_results(self, tmp_path: Path) -> None:
+        """`--only` adds its scenario to the results already in the folder."""
+        assert main(["--smoke", "--only", "trace_throughput", "--out", str(tmp_path)]) == 0
+        assert main(["--smoke", "--only", "graph_scale", "--out", str(tmp_path)]) == 0
+        loaded = report.load(tmp_path)
+        assert loaded is not None
+        assert set(loaded["scenarios"]) == {"trace_throughput", "graph_scale"}
