@@ -560,3 +560,72 @@ def tool_run(
             err.print(f"{len(result.sources)} source(s): {escape(', '.join(s.id for s in result.sources))}")
     if result.is_error:
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("eval")
+def eval_command(
+    workflow_file: Annotated[Path, typer.Argument(metavar="WORKFLOW", help="Workflow YAML file.")],
+    evalset_file: Annotated[Path, typer.Argument(metavar="EVALSET", help="Eval set YAML file.")],
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="A model replacing the workflow's default (repeatable: one column each)."),
+    ] = None,
+    repeat: Annotated[int, typer.Option(min=1, help="Runs per question and model, for the spread.")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, help="Runs at once.")] = 1,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions (quick mode).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON on stdout.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the markdown report here.")] = None,
+) -> None:
+    """Run every question of an eval set through a workflow and score the runs; one table of metrics per model.
+
+    Exit 0 when every run completed, 1 if any failed, 2 on bad input.
+    """
+    from rolegraph.evals.loader import load_evalset  # CLI-local: this block is self-contained
+    from rolegraph.evals.runner import EvalRun, evaluate
+
+    workflow = _load(workflow_file)
+    try:
+        evalset = load_evalset(evalset_file, workflow)
+    except SpecError as exc:
+        raise _report_spec_error(exc) from None
+    models: list[str | None] = list(model) if model else [None]
+    questions = len(evalset.questions[:limit] if limit else evalset.questions)
+    total = questions * len(dict.fromkeys(models)) * repeat
+    finished = 0
+
+    def progress(run: EvalRun) -> None:
+        nonlocal finished
+        finished += 1
+        scores = run.scores
+        shown = {
+            "facts": scores.fact_coverage,
+            "recall": scores.source_recall,
+            "support": scores.claim_support,
+        }
+        parts = " ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in shown.items())
+        colour = "green" if run.status == "completed" else "red"
+        err.print(
+            f"[{finished}/{total}] {escape(run.question)} on {escape(run.model)} #{run.repeat}: "
+            f"[{colour}]{run.status}[/] {parts} {scores.wall_time_s:.1f}s",
+            highlight=False,
+            soft_wrap=True,  # one line per run, however narrow the terminal
+        )
+
+    try:
+        report = asyncio.run(
+            evaluate(workflow, evalset, models, repeat=repeat, concurrency=concurrency, limit=limit, on_run=progress)
+        )
+    except SpecError as exc:
+        raise _report_spec_error(exc) from None
+    except RolegraphError as exc:
+        err.print(f"[red]error[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        raise typer.Exit(EXIT_CANCELLED) from None
+    markdown = report.to_markdown()
+    if output is not None:
+        output.write_text(markdown, encoding="utf-8")
+    print(report.to_json() if as_json else markdown.rstrip("\n"))
+    if report.failed:
+        raise typer.Exit(EXIT_FAILED)

@@ -7,6 +7,9 @@ pydantic schema (`rolegraph.workflows.spec`), the checks that need the whole
 document (roles, models, templates and what they reference), and the graph
 checks (`rolegraph.workflows.graph`). Every problem found is reported together
 in one `SpecError`.
+
+`parse_document` gives other YAML documents (eval sets) the same reading: a
+`DocumentKind` names the schema and the words its messages use.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ import copy
 import difflib
 import posixpath
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple, get_args, get_origin
+from typing import Any, Generic, NamedTuple, TypeVar, get_args, get_origin
 
 import networkx as nx
 import yaml
@@ -34,7 +37,17 @@ from rolegraph.workflows import templates
 from rolegraph.workflows.graph import dependency_graph, validate_graph
 from rolegraph.workflows.spec import WorkflowSpec
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "load_spec", "parse_spec"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "Check",
+    "DocumentKind",
+    "load_document",
+    "load_spec",
+    "parse_document",
+    "parse_spec",
+]
 
 MAX_BYTES = 1 << 20
 """Largest workflow file accepted (checked before parsing)."""
@@ -51,6 +64,86 @@ _PLAIN_KEY = re.compile(r"[A-Za-z_][\w-]*")
 _LAST_PART = re.compile(r"(?:\.[^.\[\]]+|\[[^\[\]]*\])$")
 _BLOCK_STYLES = ("|", ">")
 
+M = TypeVar("M", bound=BaseModel)
+
+Check = Callable[[M], Iterable[tuple[str, str]]]
+"""A check of a validated document: yields ``(field path, message)`` for each problem it finds."""
+
+
+@dataclass(frozen=True)
+class DocumentKind(Generic[M]):
+    """A kind of YAML document rolegraph reads: its schema and the words its problems use."""
+
+    noun: str
+    """What the document is, in messages ("workflow", "eval set")."""
+    model: type[M]
+    """The pydantic schema of the whole document."""
+    version_key: str
+    """The key holding the format version (``rolegraph``), named when it is missing or wrong."""
+    keys: str
+    """Its top-level keys, for "must be a mapping of keys (...)"."""
+    hints: Mapping[str, str] = field(default_factory=dict)
+    """What to do about a missing required key, by key name."""
+
+
+def load_document(path: Path, kind: DocumentKind[M], checks: Sequence[Check[M]] = ()) -> M:
+    """Read at most `MAX_BYTES` of `path` and `parse_document` it.
+
+    Raises:
+        SpecError: The file cannot be read or is invalid; holds every problem found.
+    """
+    return parse_document(_read(path, kind.noun), kind, path, checks)
+
+
+def _read(path: Path, noun: str) -> bytes:
+    try:
+        with path.open("rb") as stream:
+            return stream.read(MAX_BYTES + 1)  # never read more than the limit, whatever the file's size
+    except OSError as exc:
+        raise SpecError([Problem(f"cannot read the {noun} file: {exc.strerror or exc}", file=path)]) from exc
+
+
+def parse_document(
+    text: str | bytes, kind: DocumentKind[M], file: Path | None = None, checks: Sequence[Check[M]] = ()
+) -> M:
+    """Parse a YAML document safely into `kind.model`, then run `checks` on it.
+
+    The same bounded, position-keeping reading as workflows: every schema error and
+    every problem a check yields is reported at its file:line:col.
+
+    Raises:
+        SpecError: Every problem found, each with file, line, column, field path and what to do.
+    """
+    document, data = _compose(text, file, kind)
+    try:
+        value = kind.model.model_validate(data)
+    except ValidationError as exc:
+        document.add_validation_errors(exc.errors(include_url=False), data)
+        raise SpecError(document.sorted_problems()) from None
+    document.add_findings(_Finding(path, message) for check in checks for path, message in check(value))
+    if document.problems:
+        raise SpecError(document.sorted_problems())
+    return value
+
+
+def _compose(text: str | bytes, file: Path | None, kind: DocumentKind[Any]) -> tuple[_Document, dict[str, Any]]:
+    """Decode and compose `text` into plain data, remembering where each field path came from."""
+    text = _decode(text, file, kind.noun)
+    document = _Document(text, file, kind)
+    loader = type("_Loader", (_BoundedLoader,), {"noun": kind.noun})
+    try:
+        root = yaml.compose(text, Loader=loader)
+        data = document.convert_root(root)
+    except _Fatal as fatal:
+        raise SpecError([replace(fatal.problem, file=file)]) from None
+    except yaml.MarkedYAMLError as exc:
+        raise SpecError([document.syntax_problem(exc)]) from None
+    except ReaderError as exc:
+        line, column = _line_col(text, exc.position)
+        message = f"the file contains a character YAML does not allow (#x{exc.character:04x}); remove it"
+        raise SpecError([Problem(message, "", file, line, column)]) from None
+    return document, data
+
 
 def load_spec(path: Path) -> WorkflowSpec:
     """Load and validate a workflow file.
@@ -58,12 +151,7 @@ def load_spec(path: Path) -> WorkflowSpec:
     Raises:
         SpecError: The file cannot be read or is invalid; holds every problem found.
     """
-    try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_BYTES + 1)  # never read more than the limit, whatever the file's size
-    except OSError as exc:
-        raise SpecError([Problem(f"cannot read the workflow file: {exc.strerror or exc}", file=path)]) from exc
-    return parse_spec(data, path)
+    return parse_spec(_read(path, "workflow"), path)
 
 
 def parse_spec(text: str | bytes, file: Path | None = None) -> WorkflowSpec:
@@ -76,19 +164,7 @@ def parse_spec(text: str | bytes, file: Path | None = None) -> WorkflowSpec:
     Raises:
         SpecError: Every problem found, each with file, line, column, field path and what to do.
     """
-    text = _decode(text, file)
-    document = _Document(text, file)
-    try:
-        root = yaml.compose(text, Loader=_BoundedLoader)
-        data = document.convert_root(root)
-    except _Fatal as fatal:
-        raise SpecError([replace(fatal.problem, file=file)]) from None
-    except yaml.MarkedYAMLError as exc:
-        raise SpecError([document.syntax_problem(exc)]) from None
-    except ReaderError as exc:
-        line, column = _line_col(text, exc.position)
-        message = f"the file contains a character YAML does not allow (#x{exc.character:04x}); remove it"
-        raise SpecError([Problem(message, "", file, line, column)]) from None
+    document, data = _compose(text, file, WORKFLOW)
     try:
         spec = WorkflowSpec.model_validate(data)
     except ValidationError as exc:
@@ -127,12 +203,12 @@ def _without_bad_keys(data: dict[str, Any], errors: Sequence[ErrorDetails]) -> t
         return paths, None
 
 
-def _decode(text: str | bytes, file: Path | None) -> str:
+def _decode(text: str | bytes, file: Path | None, noun: str = "workflow") -> str:
     if len(text) > MAX_BYTES or (isinstance(text, str) and len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES):
         raise SpecError(
             [
                 Problem(
-                    f"the file is larger than {MAX_BYTES >> 20} MiB; a workflow is far smaller — is it the right file?",
+                    f"the file is larger than {MAX_BYTES >> 20} MiB; {_a(noun)} is far smaller — is it the right file?",
                     "",
                     file,
                 )
@@ -150,6 +226,11 @@ def _decode(text: str | bytes, file: Path | None) -> str:
             "save the file as UTF-8"
         )
         raise SpecError([Problem(message, "", file, line, column)]) from None
+
+
+def _a(noun: str) -> str:
+    """`noun` with its indefinite article ("a workflow", "an eval set")."""
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def _line_col(text: str, index: int) -> tuple[int, int]:
@@ -229,6 +310,7 @@ class _BoundedLoader(yaml.SafeLoader):
 
     _depth = 0
     _nodes = 0
+    noun = "workflow"
 
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
         self._depth += 1
@@ -237,9 +319,9 @@ class _BoundedLoader(yaml.SafeLoader):
             if self._depth > MAX_DEPTH or self._nodes > MAX_NODES:
                 mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]  # untyped in types-pyyaml
                 message = (
-                    f"the document nests deeper than {MAX_DEPTH} levels; a workflow needs only a few"
+                    f"the document nests deeper than {MAX_DEPTH} levels; {_a(self.noun)} needs only a few"
                     if self._depth > MAX_DEPTH
-                    else f"the document holds more than {MAX_NODES} values; a workflow needs far fewer"
+                    else f"the document holds more than {MAX_NODES} values; {_a(self.noun)} needs far fewer"
                 )
                 raise _Fatal(Problem(message, "", None, mark.line + 1, mark.column + 1))
             return super().compose_node(parent, index)
@@ -250,9 +332,10 @@ class _BoundedLoader(yaml.SafeLoader):
 class _Document:
     """One document being loaded: its converted data, where each field path came from, and its problems."""
 
-    def __init__(self, text: str, file: Path | None) -> None:
+    def __init__(self, text: str, file: Path | None, kind: DocumentKind[Any]) -> None:
         self.text = text
         self.file = file
+        self.kind = kind
         self.values: dict[str, _Pos] = {}
         self.keys: dict[str, _Pos] = {}
         self.problems: list[Problem] = []
@@ -285,7 +368,10 @@ class _Document:
     def syntax_problem(self, exc: yaml.MarkedYAMLError) -> Problem:
         mark = exc.problem_mark or exc.context_mark
         if exc.problem and "another document" in exc.problem:
-            message = "the file holds more than one YAML document; a workflow is one document — remove the '---' line"
+            message = (
+                f"the file holds more than one YAML document; {_a(self.kind.noun)} is one document — "
+                "remove the '---' line"
+            )
             return Problem(message, "", self.file, mark.line + 1 if mark else None, mark.column + 1 if mark else None)
         message = f"YAML syntax error: {exc.problem or exc.context}"
         if exc.context and exc.problem:
@@ -326,12 +412,13 @@ class _Document:
 
     def convert_root(self, root: Node | None) -> dict[str, Any]:
         if root is None:
-            raise _Fatal(Problem("the file is empty; a workflow starts with 'rolegraph: 1'", "", self.file, 1, 1))
+            message = f"the file is empty; {_a(self.kind.noun)} starts with '{self.kind.version_key}: 1'"
+            raise _Fatal(Problem(message, "", self.file, 1, 1))
         data = self._convert(root, "", 1)
         if not isinstance(data, dict):
             raise _Fatal(
                 self._problem(
-                    f"a workflow must be a mapping of keys (rolegraph, name, steps, ...), not {_kind(data)}",
+                    f"{_a(self.kind.noun)} must be a mapping of keys ({self.kind.keys}), not {_kind(data)}",
                     "",
                     self._at(root),
                 )
@@ -348,7 +435,7 @@ class _Document:
             raise _Fatal(
                 self._problem(
                     f"the document holds more than {MAX_NODES} values once its aliases (*name) are expanded; "
-                    "a workflow needs far fewer — use fewer aliases",
+                    f"{_a(self.kind.noun)} needs far fewer — use fewer aliases",
                     _top(path),
                     self._at(node),
                 )
@@ -373,7 +460,7 @@ class _Document:
 
     def _tag_message(self, tag: str) -> str:
         return (
-            f"unsupported YAML tag {_yaml_tag(tag)!r}: a workflow holds plain data only (strings, numbers, "
+            f"unsupported YAML tag {_yaml_tag(tag)!r}: {_a(self.kind.noun)} holds plain data only (strings, numbers, "
             "booleans, lists, mappings); remove the tag"
         )
 
@@ -446,7 +533,7 @@ class _Document:
 
     def add_validation_errors(self, errors: Sequence[ErrorDetails], data: Any) -> None:
         unions: set[str] = set()
-        findings = [f for f in (_validation_finding(e, data, unions) for e in errors) if f is not None]
+        findings = [f for f in (_validation_finding(e, data, unions, self.kind) for e in errors) if f is not None]
         self.add_findings(findings, hide=self.replaced)
 
 
@@ -510,9 +597,9 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
-def _model_at(parts: Sequence[str | int]) -> type[BaseModel] | None:
-    """The schema model describing the mapping at `parts`, if it is one."""
-    current: Any = WorkflowSpec
+def _model_at(root: type[BaseModel], parts: Sequence[str | int]) -> type[BaseModel] | None:
+    """The schema model describing the mapping at `parts` of a `root` document, if it is one."""
+    current: Any = root
     for part in parts:
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
@@ -542,11 +629,16 @@ _MISSING_HINTS = {
     "path": "add 'path: <file name>' inside the run folder",
     "render": "add 'render: report' (or json, sources, bibtex, template)",
 }
+WORKFLOW: DocumentKind[WorkflowSpec] = DocumentKind(
+    "workflow", WorkflowSpec, "rolegraph", "rolegraph, name, steps, ...", _MISSING_HINTS
+)
 _LIMITS = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<", "less_than_equal": "≤"}
 _NAME_RULE = "use letters, digits and underscores, starting with a letter or underscore (at most 64 characters)"
 
 
-def _validation_finding(error: ErrorDetails, data: Any, unions: set[str]) -> _Finding | None:
+def _validation_finding(
+    error: ErrorDetails, data: Any, unions: set[str], document: DocumentKind[Any]
+) -> _Finding | None:
     kind = error["type"]
     where = _walk(error["loc"], data, kind == "missing")
     if where.member is not None and not where.is_key:
@@ -562,24 +654,25 @@ def _validation_finding(error: ErrorDetails, data: Any, unions: set[str]) -> _Fi
                 f"expected a model string such as 'openai:gpt-4o-mini' or a mapping with 'model:', got {_kind(at)}"
             )
             return _Finding(_path(union), message)
-    message = _message(error, where.parts, error.get("input"), where.is_key)
+    message = _message(error, where.parts, error.get("input"), where.is_key, document)
     return _Finding(_path(where.parts), message, at_key=where.is_key or kind == "extra_forbidden")
 
 
-def _message(error: ErrorDetails, parts: list[str | int], value: Any, is_key: bool) -> str:
+def _message(error: ErrorDetails, parts: list[str | int], value: Any, is_key: bool, document: DocumentKind[Any]) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     name = str(parts[-1]) if parts else ""
     if kind == "extra_forbidden":
-        model = _model_at(parts[:-1])
+        model = _model_at(document.model, parts[:-1])
         allowed = [info.alias or field for field, info in model.model_fields.items()] if model else []
         hint = _suggest(name, allowed) or (f"; allowed keys here: {', '.join(allowed)}" if allowed else "")
         return f"unknown key {name!r}{hint}"
     if kind == "missing":
-        return f"missing required key {name!r}: {_MISSING_HINTS.get(name, f'add {name!r}')}"
+        return f"missing required key {name!r}: {document.hints.get(name, f'add {name!r}')}"
     if kind == "literal_error":
-        if parts == ["rolegraph"]:
-            return f"unsupported format version {value!r}: this version of rolegraph reads 'rolegraph: 1'"
+        if parts == [document.version_key]:
+            key = document.version_key
+            return f"unsupported format version {value!r}: this version of rolegraph reads '{key}: 1'"
         expected = str(ctx.get("expected", ""))
         choices = re.findall(r"'(\w+)'", expected)
         return f"{value!r} is not allowed here; use {expected}{_suggest(str(value), choices)}"

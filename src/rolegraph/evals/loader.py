@@ -1,0 +1,81 @@
+"""Loading eval sets: the workflow loader's safe, bounded YAML, with every problem at its file:line:col."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from rolegraph.errors import SpecError
+from rolegraph.evals.spec import EvalSet
+from rolegraph.workflows.loader import Check, DocumentKind, load_document, parse_document
+from rolegraph.workflows.run import Workflow
+
+__all__ = ["EVALSET", "load_evalset", "parse_evalset"]
+
+EVALSET: DocumentKind[EvalSet] = DocumentKind(
+    "eval set",
+    EvalSet,
+    "rolegraph_eval",
+    "rolegraph_eval, name, questions, ...",
+    {
+        "rolegraph_eval": "put 'rolegraph_eval: 1' (the format version) at the top of the file",
+        "name": "give the eval set a name, e.g. 'name: library_questions'",
+        "questions": "add 'questions:', a list of {id, inputs, gold_sources, must_include, ...}",
+        "id": "give the question an id, e.g. 'id: lora'",
+    },
+)
+"""The eval set document kind, for `rolegraph.workflows.loader.parse_document`."""
+
+
+def _unique_ids(evalset: EvalSet) -> Iterator[tuple[str, str]]:
+    seen: dict[str, int] = {}
+    for number, question in enumerate(evalset.questions):
+        if question.id in seen:
+            yield (
+                f"questions[{number}].id",
+                f"duplicate question id {question.id!r} (also questions[{seen[question.id]}])",
+            )
+        seen.setdefault(question.id, number)
+
+
+def _inputs_of(workflow: Workflow) -> Check[EvalSet]:
+    declared = workflow.spec.inputs
+    where = f"workflow {workflow.spec.name!r}"
+
+    def check(evalset: EvalSet) -> Iterator[tuple[str, str]]:
+        for number, question in enumerate(evalset.questions):
+            at = f"questions[{number}].inputs"
+            for name in question.inputs:
+                if name not in declared:
+                    known = ", ".join(declared) or "none"
+                    yield f"{at}.{name}", f"unknown input {name!r}; the {where} takes: {known}"
+            try:
+                workflow.resolve_inputs({k: v for k, v in question.inputs.items() if k in declared})
+            except SpecError as exc:
+                for problem in exc.problems:
+                    path = problem.path.removeprefix("inputs.")
+                    yield (f"{at}.{path}" if problem.path else at), f"{problem.message} ({where})"
+
+    return check
+
+
+def _checks(workflow: Workflow | None) -> list[Check[EvalSet]]:
+    return [_unique_ids] if workflow is None else [_unique_ids, _inputs_of(workflow)]
+
+
+def load_evalset(path: Path, workflow: Workflow | None = None) -> EvalSet:
+    """Load and validate an eval set file; with `workflow`, also check each question's inputs against it.
+
+    Raises:
+        SpecError: The file cannot be read or is invalid; every problem, with file:line:col.
+    """
+    return load_document(path, EVALSET, _checks(workflow))
+
+
+def parse_evalset(text: str | bytes, file: Path | None = None, workflow: Workflow | None = None) -> EvalSet:
+    """Parse and validate an eval set document (see `load_evalset`).
+
+    Raises:
+        SpecError: Every problem found, with file:line:col.
+    """
+    return parse_document(text, EVALSET, file, _checks(workflow))

@@ -1,0 +1,93 @@
+"""A tiny project for eval tests: a two-note library, a research-then-write workflow, two scripted models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+NOTES = {
+    "alpha2020": "Alpha inserts small adapter layers into a frozen network. The adapters train only a few weights.",
+    "beta2021": "Beta writes each weight update as a product of low-rank matrices. The update merges after training.",
+}
+ALPHA_QUOTE = "The adapters train only a few weights."
+BETA_QUOTE = "The update merges after training."
+
+
+def script(claims: list[tuple[str, str]], paragraphs: list[tuple[list[str], str]]) -> list[dict[str, Any]]:
+    """One model's whole run: a search, the researcher's claims, the writer's report."""
+    return [
+        {"tool": "library_search", "args": {"query": "adapters low-rank"}, "thought": "search"},
+        {"final": {"claims": [{"source_id": s, "evidence": q, "claim": "A finding."} for s, q in claims]}},
+        {
+            "final": {
+                "title": "Review",
+                "paragraphs": [{"citations": cites, "text": text} for cites, text in paragraphs],
+            }
+        },
+    ]
+
+
+# "good" cites both gold sources and states both facts; "thin" cites one source and states one fact.
+GOOD = script(
+    [("alpha2020", ALPHA_QUOTE), ("beta2021", BETA_QUOTE)],
+    [(["alpha2020"], "Adapters train few weights."), (["beta2021"], "Low-rank updates merge after training.")],
+)
+THIN = script(
+    [("alpha2020", ALPHA_QUOTE)],
+    [(["alpha2020"], "Adapters train few weights."), (["alpha2020"], "They are small.")],
+)
+WORKFLOW = """\
+rolegraph: 1
+name: review
+library: library
+inputs:
+  topic: {type: string, default: adapters}
+steps:
+  research:
+    role: researcher
+    task: "Research {{ inputs.topic }}."
+  write:
+    role: writer
+    depends_on: [research]
+    task: "Write about {{ inputs.topic }}."
+outputs:
+  report: {path: report.md, render: report, from: write}
+"""
+EVALSET = """\
+rolegraph_eval: 1
+name: tiny
+questions:
+  - id: adapters
+    inputs: {topic: adapters}
+    gold_sources: [alpha2020, beta2021]
+    must_include: [adapters, low-rank]
+    must_not_include: [full fine-tuning]
+"""
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Runs go under a temporary ROLEGRAPH_HOME; rich prints wide, plain lines."""
+    folder = tmp_path / "home"
+    monkeypatch.setenv("ROLEGRAPH_HOME", str(folder))
+    monkeypatch.setenv("COLUMNS", "250")
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The project folder: `scripted:good.yaml` and `scripted:thin.yaml` resolve beside its workflow."""
+    folder = tmp_path / "project"
+    (folder / "library").mkdir(parents=True)
+    for number, (key, body) in enumerate(NOTES.items()):
+        facts = {"key": key, "title": f"Paper {key}", "first_author": "Ada Lovelace", "year": 2020 + number}
+        front = yaml.safe_dump({**facts, "venue": "arXiv", "topic": "fine-tuning"}, sort_keys=False)
+        (folder / "library" / f"{key}.md").write_text(f"---\n{front}---\n\n{body}\n")
+    for name, entries in {"good": GOOD, "thin": THIN}.items():
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
+    (folder / "review.yaml").write_text(WORKFLOW)
+    (folder / "set.yaml").write_text(EVALSET)
+    return folder
