@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner, Result
 
+from projects import isolated_home, write_library, write_script
 from rolegraph.cli import app
 
 RUN_KEYS = {"run_id", "status", "outputs", "usage", "trace", "citations", "steps", "error", "duration_s"}
@@ -83,31 +83,18 @@ steps:
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Runs go under a temporary ROLEGRAPH_HOME; rich prints wide, plain lines."""
-    folder = tmp_path / "home"
-    monkeypatch.setenv("ROLEGRAPH_HOME", str(folder))
-    monkeypatch.setenv("COLUMNS", "250")
-    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
-        monkeypatch.delenv(name, raising=False)
-    return folder
+    return isolated_home(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A workflow file beside its two-note library and the scripts of its two models."""
     folder = tmp_path / "project"
-    (folder / "library").mkdir(parents=True)
-    for number, (key, body) in enumerate(NOTES.items()):
-        facts = {"key": key, "title": f"Paper {key}", "first_author": "Ada Lovelace", "year": 2020 + number}
-        front = yaml.safe_dump({**facts, "venue": "arXiv", "topic": "fine-tuning"}, sort_keys=False)
-        (folder / "library" / f"{key}.md").write_text(f"---\n{front}---\n\n{body}\n")
-    script(folder, "researcher", RESEARCHER)
-    script(folder, "writer", WRITER)
+    write_library(folder, NOTES)
+    write_script(folder, "researcher", RESEARCHER)
+    write_script(folder, "writer", WRITER)
     (folder / "review.yaml").write_text(WORKFLOW)
     return folder / "review.yaml"
-
-
-def script(folder: Path, name: str, entries: list[dict[str, Any]]) -> None:
-    (folder / f"{name}.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
 
 
 def cli(*args: str | Path) -> Result:
@@ -256,7 +243,7 @@ class TestRun:
 
     def test_exhausted_script_fails_the_run(self, project: Path) -> None:
         """A model whose script runs out (after garbage) fails the run: status failed, exit 1, error names the step."""
-        script(project.parent, "writer", [{"text": "this is not JSON"}])
+        write_script(project.parent, "writer", [{"text": "this is not JSON"}])
         result, summary = run_json(project)
         assert result.exit_code == 1
         assert summary["status"] == "failed"
@@ -266,8 +253,8 @@ class TestRun:
 
     def test_model_override(self, project: Path) -> None:
         """`--model` replaces the default model string for the run."""
-        script(project.parent, "other", RESEARCHER)
-        script(project.parent, "researcher", [])
+        write_script(project.parent, "other", RESEARCHER)
+        write_script(project.parent, "researcher", [])
         result, summary = run_json(project, "--model", "scripted:other.yaml")
         assert (result.exit_code, summary["status"]) == (0, "completed")
 
@@ -370,7 +357,7 @@ class TestConsoleScript:
         self, project: Path, home: Path, writer: list[dict[str, Any]], code: int, status: str
     ) -> None:
         """The installed `rolegraph` script exits 0 for a completed run and 1 for a failed one, JSON on stdout."""
-        script(project.parent, "writer", writer)
+        write_script(project.parent, "writer", writer)
         env = {**os.environ, "ROLEGRAPH_HOME": str(home)}
         command = Path(sys.executable).parent / "rolegraph"
         proc = subprocess.run(

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner, Result
 
+from projects import isolated_home, write_library, write_script
 from rolegraph.cli import app
 from rolegraph.traces.store import TraceStore
 
@@ -64,31 +64,18 @@ outputs:
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Runs go under a temporary ROLEGRAPH_HOME; rich prints wide, plain lines."""
-    folder = tmp_path / "home"
-    monkeypatch.setenv("ROLEGRAPH_HOME", str(folder))
-    monkeypatch.setenv("COLUMNS", "250")
-    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
-        monkeypatch.delenv(name, raising=False)
-    return folder
+    return isolated_home(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A two-step workflow beside its two-note library and the scripts of its two models."""
     folder = tmp_path / "project"
-    (folder / "library").mkdir(parents=True)
-    for number, (key, body) in enumerate(NOTES.items()):
-        facts = {"key": key, "title": f"Paper {key}", "first_author": "Ada Lovelace", "year": 2020 + number}
-        front = yaml.safe_dump({**facts, "venue": "arXiv", "topic": "fine-tuning"}, sort_keys=False)
-        (folder / "library" / f"{key}.md").write_text(f"---\n{front}---\n\n{body}\n")
-    script(folder, "researcher", researcher("adapters low-rank"))
-    script(folder, "writer", WRITER)
+    write_library(folder, NOTES)
+    write_script(folder, "researcher", researcher("adapters low-rank"))
+    write_script(folder, "writer", WRITER)
     (folder / "review.yaml").write_text(WORKFLOW)
     return folder / "review.yaml"
-
-
-def script(folder: Path, name: str, entries: list[dict[str, Any]]) -> None:
-    (folder / f"{name}.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
 
 
 def cli(*args: str | Path) -> Result:
@@ -247,7 +234,7 @@ class TestTraceDiff:
     def test_different_tool_calls(self, project: Path) -> None:
         """Two runs whose researcher searched differently: the diff names the step and both call sequences."""
         first = run(project)
-        script(project.parent, "researcher", researcher("weight update adapters"))
+        write_script(project.parent, "researcher", researcher("weight update adapters"))
         second = run(project)
         result = cli("trace", "diff", first, second, "--json")
         assert result.exit_code == 0, result.output

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from projects import isolated_home, write_library, write_script
 
 NOTES = {
     "alpha2020": "Alpha inserts small adapter layers into a frozen network. The adapters train only a few weights.",
@@ -71,23 +72,16 @@ questions:
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Runs go under a temporary ROLEGRAPH_HOME; rich prints wide, plain lines."""
-    folder = tmp_path / "home"
-    monkeypatch.setenv("ROLEGRAPH_HOME", str(folder))
-    monkeypatch.setenv("COLUMNS", "250")
-    return folder
+    return isolated_home(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """The project folder: `scripted:good.yaml` and `scripted:thin.yaml` resolve beside its workflow."""
     folder = tmp_path / "project"
-    (folder / "library").mkdir(parents=True)
-    for number, (key, body) in enumerate(NOTES.items()):
-        facts = {"key": key, "title": f"Paper {key}", "first_author": "Ada Lovelace", "year": 2020 + number}
-        front = yaml.safe_dump({**facts, "venue": "arXiv", "topic": "fine-tuning"}, sort_keys=False)
-        (folder / "library" / f"{key}.md").write_text(f"---\n{front}---\n\n{body}\n")
+    write_library(folder, NOTES)
     for name, entries in {"good": GOOD, "thin": THIN}.items():
-        (folder / f"{name}.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
+        write_script(folder, name, entries)
     (folder / "review.yaml").write_text(WORKFLOW)
     (folder / "set.yaml").write_text(EVALSET)
     return folder
