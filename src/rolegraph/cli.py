@@ -7,8 +7,9 @@ import datetime as dt
 import json
 import re
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -40,6 +41,8 @@ app = typer.Typer(
 err = Console(stderr=True)
 out = Console(highlight=False)
 
+T = TypeVar("T")
+
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
@@ -68,6 +71,20 @@ def _parse_inputs(pairs: list[str]) -> dict[str, str]:
             raise typer.Exit(EXIT_BAD_INPUT)
         values[name.strip()] = value
     return values
+
+
+def _run_async(work: Coroutine[Any, Any, T], *, error_exit: int) -> T:
+    """Run `work` to completion, turning rolegraph's errors and Ctrl-C into messages and exit codes."""
+    try:
+        return asyncio.run(work)
+    except SpecError as exc:
+        raise _report_spec_error(exc) from None
+    except RolegraphError as exc:
+        err.print(f"[red]error[/] {escape(str(exc))}")
+        raise typer.Exit(error_exit) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        raise typer.Exit(EXIT_CANCELLED) from None
 
 
 def _print_result(result: RunResult) -> None:
@@ -103,16 +120,7 @@ def run(
     workflow = _load(file)
     inputs = _parse_inputs(input or [])
     sinks = [] if quiet else [ProgressPrinter(err)]
-    try:
-        result = asyncio.run(workflow.run(inputs, model=model, sinks=sinks))
-    except SpecError as exc:
-        raise _report_spec_error(exc) from None
-    except RolegraphError as exc:
-        err.print(f"[red]error[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_FAILED) from None
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]")
-        raise typer.Exit(EXIT_CANCELLED) from None
+    result = _run_async(workflow.run(inputs, model=model, sinks=sinks), error_exit=EXIT_FAILED)
     if as_json:
         print(json.dumps(result.summary(), indent=2))
     _print_result(result)
@@ -611,18 +619,10 @@ def eval_command(
             soft_wrap=True,  # one line per run, however narrow the terminal
         )
 
-    try:
-        report = asyncio.run(
-            evaluate(workflow, evalset, models, repeat=repeat, concurrency=concurrency, limit=limit, on_run=progress)
-        )
-    except SpecError as exc:
-        raise _report_spec_error(exc) from None
-    except RolegraphError as exc:
-        err.print(f"[red]error[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]")
-        raise typer.Exit(EXIT_CANCELLED) from None
+    report = _run_async(
+        evaluate(workflow, evalset, models, repeat=repeat, concurrency=concurrency, limit=limit, on_run=progress),
+        error_exit=EXIT_BAD_INPUT,
+    )
     markdown = report.to_markdown()
     if output is not None:
         output.write_text(markdown, encoding="utf-8")

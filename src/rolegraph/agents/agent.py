@@ -11,7 +11,6 @@ model sees and can react to.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from rolegraph.agents.citations import constrain_citations, find_citations, find_quotes, inline_refs, normalise
+from rolegraph.agents.citations import (
+    answer_schema,
+    constrain_citations,
+    find_citations,
+    find_quotes,
+    normalise,
+)
 from rolegraph.agents.roles import Role
 from rolegraph.errors import AgentError, ModelError
 from rolegraph.models.envelope import final_schema, parse_final
@@ -70,14 +75,6 @@ def _validation_summary(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-@functools.lru_cache(maxsize=256)
-def _answer_schema(output_model: type[BaseModel]) -> dict[str, Any]:
-    # Generating a JSON schema costs more than the rest of an agent's set-up: once per model class.
-    schema = inline_refs(output_model.model_json_schema())
-    schema.pop("title", None)
-    return schema
-
-
 class Agent:
     """One role working on one task with a model and tools.
 
@@ -120,7 +117,7 @@ class Agent:
         self.known_sources = list(dict.fromkeys(known_sources))
         self.max_steps = max_steps or role.max_steps
         self.max_repairs = max_repairs
-        self._answer_schema = _answer_schema(role.output_model)
+        self._answer_schema = answer_schema(role.output_model)
         self._specs = [t.spec() for t in self.tools.values()]
 
     def _system_prompt(self) -> str:

@@ -16,13 +16,25 @@ only be a real sentence of the source it is attributed to.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
 from rolegraph.agents.roles import QUOTE_MARK, SOURCE_ID_MARK
 
-__all__ = ["constrain_citations", "find_citations", "find_quotes", "inline_refs", "normalise", "sentences"]
+__all__ = [
+    "answer_schema",
+    "constrain_citations",
+    "find_citations",
+    "find_quotes",
+    "inline_refs",
+    "normalise",
+    "sentences",
+    "strings_in",
+]
 
 MAX_SENTENCES_PER_SOURCE = 12
 """Quotable sentences offered per source: enough to choose from, few enough for a small grammar."""
@@ -68,6 +80,29 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 
     resolved: dict[str, Any] = resolve(schema)
     return resolved
+
+
+@functools.lru_cache(maxsize=256)
+def answer_schema(output_model: type[BaseModel]) -> dict[str, Any]:
+    """The inlined JSON Schema of a role's output model, computed once per model class.
+
+    Generating a schema costs more than the rest of an agent's set-up; callers must not mutate it.
+    """
+    schema = inline_refs(output_model.model_json_schema())
+    schema.pop("title", None)
+    return schema
+
+
+def strings_in(data: Any) -> Iterator[str]:
+    """Every string in JSON-like `data` (nested dicts and lists), depth first."""
+    if isinstance(data, str):
+        yield data
+    elif isinstance(data, dict):
+        for value in data.values():
+            yield from strings_in(value)
+    elif isinstance(data, list | tuple):
+        for value in data:
+            yield from strings_in(value)
 
 
 def _is_citation(node: dict[str, Any]) -> bool:

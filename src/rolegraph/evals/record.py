@@ -8,12 +8,11 @@ cannot yet be re-scored from disk alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rolegraph.agents.citations import find_citations, find_quotes, inline_refs
+from rolegraph.agents.citations import answer_schema, find_citations, find_quotes, strings_in
 from rolegraph.tools.sources import Source
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.usage import roll_up
@@ -59,17 +58,6 @@ def _outputs(output: Any) -> list[Any]:
     return [o for o in output if o is not None] if isinstance(output, list) else [output]
 
 
-def _strings(data: Any) -> Iterator[str]:
-    if isinstance(data, str):
-        yield data
-    elif isinstance(data, dict):
-        for value in data.values():
-            yield from _strings(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _strings(value)
-
-
 def record_of(result: RunResult, workflow: Workflow, prices: PriceTable | None = None) -> RunRecord:
     """The record of a finished run of `workflow`: citations and claims found through each role's schema."""
     spec = workflow.spec
@@ -81,14 +69,14 @@ def record_of(result: RunResult, workflow: Workflow, prices: PriceTable | None =
     claims: list[ClaimRef] = []
     texts: list[str] = []
     for step_id, output in result.step_outputs.items():
-        schema = inline_refs(resolve_role(spec, spec.steps[step_id].role).output_model.model_json_schema())
+        schema = answer_schema(resolve_role(spec, spec.steps[step_id].role).output_model)
         for data in _outputs(output):
             found = list(find_citations(schema, data))
             citations += found
             claims += [ClaimRef(step=step_id, source_id=s, evidence=q) for s, q in find_quotes(schema, data)]
             if step_id in report_steps:
                 cited += found
-                texts += [text for text in _strings(data) if text not in found]
+                texts += [text for text in strings_in(data) if text not in found]
     usage = roll_up(result.trace, prices).total
     return RunRecord(
         run_id=result.run_id,

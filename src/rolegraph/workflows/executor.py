@@ -6,11 +6,12 @@ model string, the tools, and the source registry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from rolegraph.agents.agent import Agent
+from rolegraph.agents.citations import strings_in
 from rolegraph.agents.roles import BUILTIN_ROLES, Role, output_model
 from rolegraph.models.model import Model, ModelSettings
 from rolegraph.models.registry import resolve_model
@@ -58,17 +59,6 @@ def resolve_role(spec: WorkflowSpec, name: str) -> Role:
     if override.model is not None:
         updates["model"] = override.model
     return base.model_copy(update=updates)
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _strings(item)
 
 
 class LocalExecutor:
@@ -122,7 +112,7 @@ class LocalExecutor:
         step = self.spec.steps[call.step_id]
         role = self.roles[step.role]
         model, settings = self._model_for(call.step_id)
-        known = [s for s in dict.fromkeys(_strings(call.upstream)) if s in self.sources]
+        known = [s for s in dict.fromkeys(strings_in(call.upstream)) if s in self.sources]
         agent = Agent(
             role,
             model,
