@@ -1,0 +1,24 @@
+"""The `rolegraph` command line. Thin: it parses, calls the library, and renders.
+
+One module per group of commands; each registers its commands on the shared `app`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rolegraph.cli import evals, runs, tools, traces, workflows
+from rolegraph.cli._common import EXIT_CANCELLED, app
+
+__all__ = ["app", "main"]
+
+_COMMAND_MODULES = (workflows, traces, runs, tools, evals)
+"""Imported for their side effect: each adds its commands to `app`."""
+
+
+def main() -> None:
+    """Entry point of the `rolegraph` console script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(EXIT_CANCELLED)

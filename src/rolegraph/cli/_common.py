@@ -1,0 +1,144 @@
+"""What the command line's modules share: the app, consoles, exit codes, and run and workflow look-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from rolegraph.errors import RolegraphError, SpecError
+from rolegraph.traces.pricing import PricesError, PriceTable
+from rolegraph.traces.store import TraceStore
+from rolegraph.workflows.run import Workflow, home_dir
+
+app = typer.Typer(
+    name="rolegraph",
+    help="Multi-agent research workflows in YAML, every step traced.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+out = Console(highlight=False)
+
+T = TypeVar("T")
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
+
+
+def report_spec_error(exc: SpecError) -> typer.Exit:
+    """Print every problem of `exc`; the exit to raise (bad input)."""
+    for problem in exc.problems:
+        err.print(f"[red]error[/] {escape(str(problem))}", markup=True, highlight=False, soft_wrap=True)
+    err.print(f"{len(exc.problems)} problem(s) found.")
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+def load_workflow(file: Path) -> Workflow:
+    """Load a workflow, or print its problems and exit 2."""
+    try:
+        return Workflow.load(file)
+    except SpecError as exc:
+        raise report_spec_error(exc) from None
+
+
+def parse_inputs(pairs: list[str]) -> dict[str, str]:
+    """``--input name=value`` pairs as a dict; exit 2 on a malformed pair."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            err.print(f"[red]error[/] --input expects name=value, got {escape(repr(pair))}")
+            raise typer.Exit(EXIT_BAD_INPUT)
+        values[name.strip()] = value
+    return values
+
+
+def run_async(work: Coroutine[Any, Any, T], *, error_exit: int) -> T:
+    """Run `work` to completion, turning rolegraph's errors and Ctrl-C into messages and exit codes."""
+    try:
+        return asyncio.run(work)
+    except SpecError as exc:
+        raise report_spec_error(exc) from None
+    except RolegraphError as exc:
+        err.print(f"[red]error[/] {escape(str(exc))}")
+        raise typer.Exit(error_exit) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        raise typer.Exit(EXIT_CANCELLED) from None
+
+
+def run_started(run_dir: Path) -> str:
+    """When the run began (ISO 8601 UTC, from its ``run.json``), or "" if unknown."""
+    try:
+        summary = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return str(summary.get("started", "")) if isinstance(summary, dict) else ""
+
+
+def find_run(run_id: str) -> Path:
+    """The folder of run `run_id` (an id, a unique prefix or ``last``); exit 2 if there is none."""
+    runs = home_dir() / "runs"
+    candidates = sorted(p for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []
+    if run_id == "last" and candidates:
+        # Ids only have whole seconds before their random suffix: runs of one second sort at random by name.
+        return max(candidates, key=lambda p: (run_started(p), p.name))
+    matches = [p for p in candidates if p.name.startswith(run_id)]
+    if len(matches) == 1:
+        return matches[0]
+    problem = f"no run {run_id!r} in {runs}" if not matches else f"{run_id!r} is ambiguous"
+    err.print(f"[red]error[/] {escape(problem)}")
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+RunArgument = Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")]
+PricesOption = Annotated[
+    Path | None, typer.Option("--prices", help="A price file (model: {input, output} USD per 1M tokens).")
+]
+
+
+def load_prices(path: Path | None) -> PriceTable:
+    """The price table: built-ins, ``$ROLEGRAPH_HOME/prices.yaml``, then `path`; exit 2 on a bad file."""
+    if path is not None and not path.is_file():
+        err.print(f"[red]error[/] {escape(str(path))}: no such price file")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        return PriceTable.load(home_dir() / "prices.yaml", path)
+    except PricesError as exc:
+        err.print(f"[red]error[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def format_cost(value: float | None) -> str:
+    """USD with four decimals, or ``?`` when unknown."""
+    return "?" if value is None else f"${value:.4f}"
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    """A run's ``run.json`` summary, or {} if it is missing or unreadable."""
+    try:
+        summary = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def open_store(prices: Path | None = None) -> TraceStore:
+    """The run index, brought up to date with the run folders (new, changed, crashed or deleted runs)."""
+    home = home_dir()
+    store = TraceStore(home / "index.sqlite", prices=load_prices(prices))
+    try:
+        store.sync(home / "runs")
+    except BaseException:
+        store.close()
+        raise
+    return store

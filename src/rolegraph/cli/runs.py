@@ -1,0 +1,98 @@
+"""``rolegraph runs``: list recorded runs, prune old ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from rolegraph.cli._common import (
+    EXIT_BAD_INPUT,
+    PricesOption,
+    app,
+    err,
+    format_cost,
+    open_store,
+    out,
+)
+from rolegraph.workflows.run import home_dir
+
+runs_app = typer.Typer(help="List runs (`rolegraph runs`) or delete old ones (`runs prune`).")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback(invoke_without_command=True)
+def runs(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many runs, newest first.")] = 20,
+    workflow: Annotated[str | None, typer.Option("--workflow", "-w", help="Only runs of this workflow.")] = None,
+    prices: PricesOption = None,
+) -> None:
+    """List runs, newest first: id, workflow, status, start (UTC), duration, tokens and cost."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with open_store(prices) as store:
+        rows = store.list_runs(limit=limit, workflow=workflow)
+    if as_json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+        return
+    table = Table(box=None)
+    for column in ("run", "workflow", "status", "started (UTC)", "duration", "tokens", "cost"):
+        table.add_column(column, justify="right" if column in ("duration", "tokens", "cost") else "left")
+    colours = {"completed": "green", "failed": "red", "cancelled": "yellow", "unfinished": "yellow"}
+    for row in rows:
+        colour = colours.get(row.status, "white")
+        table.add_row(
+            row.run_id,
+            escape(row.workflow or "-"),
+            f"[{colour}]{escape(row.status)}[/]",
+            _when(row.started),
+            "-" if row.duration_s is None else f"{row.duration_s:.1f}s",
+            f"{row.input_tokens}+{row.output_tokens}",
+            format_cost(row.cost_usd),
+        )
+    out.print(table)
+    if not rows:
+        err.print(f"no runs in {escape(str(home_dir() / 'runs'))}")
+
+
+def _parse_age(text: str) -> dt.timedelta:
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if match is None:
+        err.print(
+            "[red]error[/] --older-than expects a number and a unit (s, m, h, d, w), e.g. 30d;"
+            f" got {escape(repr(text))}"
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+    return dt.timedelta(**{units[match[2]]: float(match[1])})
+
+
+@runs_app.command("prune")
+def runs_prune(
+    older_than: Annotated[str, typer.Option("--older-than", help="Age, e.g. 30d, 12h, 2w.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
+) -> None:
+    """Delete runs (their folders and index rows) started longer ago than --older-than."""
+    cut = dt.datetime.now(dt.UTC) - _parse_age(older_than)
+    with open_store() as store:
+        if dry_run:
+            doomed = [r for r in store.list_runs(limit=None) if r.started is not None and r.started < cut.timestamp()]
+        else:
+            doomed = store.delete_runs(cut)
+    for row in doomed:
+        print(row.run_id)
+    verb = "would delete" if dry_run else "deleted"
+    err.print(f"{verb} {len(doomed)} run(s) started before {cut.strftime('%Y-%m-%d %H:%M:%S')} UTC")
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,99 @@
+"""Commands on workflow files: run, validate, graph, schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from rolegraph.cli._common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    app,
+    err,
+    load_workflow,
+    out,
+    parse_inputs,
+    run_async,
+)
+from rolegraph.traces.progress import ProgressPrinter
+from rolegraph.workflows.graph import to_dot, to_mermaid
+from rolegraph.workflows.run import RunResult
+from rolegraph.workflows.spec import WorkflowSpec
+
+
+def _print_result(result: RunResult) -> None:
+    table = Table(show_header=False, box=None)
+    colour = "green" if result.status == "completed" else "red"
+    table.add_row("run", result.run_id)
+    table.add_row("status", f"[{colour}]{result.status}[/]")
+    if result.error:
+        table.add_row("error", escape(result.error))
+    table.add_row("tokens", f"{result.usage.input_tokens} in, {result.usage.output_tokens} out")
+    table.add_row("time", f"{result.duration_s:.1f}s")
+    table.add_row("sources", str(len(result.sources)))
+    table.add_row("citations", f"{result.citations.total} ({result.citations.unresolved} unresolved)")
+    for name, path in result.outputs.items():
+        table.add_row(name, escape(str(path)))
+    table.add_row("trace", escape(str(result.run_dir / "trace.jsonl")))
+    err.print(table)
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
+    input: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="An input as name=value (repeatable).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model string replacing the workflow's default model.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON summary object on stdout at the end.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
+) -> None:
+    """Run a workflow. Exit 0 on success, 1 if the run failed, 2 on bad input, 130 if interrupted."""
+    workflow = load_workflow(file)
+    inputs = parse_inputs(input or [])
+    sinks = [] if quiet else [ProgressPrinter(err)]
+    result = run_async(workflow.run(inputs, model=model, sinks=sinks), error_exit=EXIT_FAILED)
+    if as_json:
+        print(json.dumps(result.summary(), indent=2))
+    _print_result(result)
+    if result.status != "completed":
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) -> None:
+    """Check a workflow file; print every problem with file:line:col and exit 2 if there are any."""
+    workflow = load_workflow(file)
+    spec = workflow.spec
+    inputs = ", ".join(spec.inputs) or "none"
+    out.print(f"[green]ok[/] {escape(str(file))}: workflow {spec.name!r}, {len(spec.steps)} steps, inputs: {inputs}")
+
+
+@app.command()
+def graph(
+    file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="mermaid or dot.")] = "mermaid",
+) -> None:
+    """Print the workflow's step graph as Mermaid or Graphviz DOT."""
+    workflow = load_workflow(file)
+    if format not in ("mermaid", "dot"):
+        err.print(f"[red]error[/] unknown format {escape(repr(format))}; use mermaid or dot")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    text = to_mermaid(workflow.graph) if format == "mermaid" else to_dot(workflow.graph)
+    print(text.rstrip("\n"))  # one final newline, not the renderer's plus print's
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of workflow files (for editor validation)."""
+    document: dict[str, Any] = WorkflowSpec.model_json_schema(by_alias=True)
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "rolegraph workflow"
+    print(json.dumps(document, indent=2))
