@@ -162,10 +162,12 @@ class _GatedStore(TraceStore):
         self.gate = threading.Event()
         self.threads: set[int] = set()
 
-    def write_records(self, records: list[dict[str, Any]], context: _Context | None = None) -> None:
+    def write_records(
+        self, records: list[dict[str, Any]], context: _Context | None = None, *, run_dir: Path | None = None
+    ) -> None:
         self.threads.add(threading.get_ident())
         assert self.gate.wait(timeout=10)
-        super().write_records(records, context)
+        super().write_records(records, context, run_dir=run_dir)
 
 
 class TestStoreSink:
