@@ -62,6 +62,13 @@ def _attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in mapped.items() if value is not None}
 
 
+def _seconds(text: str | None, default: float) -> float:
+    try:
+        return max(0.0, float(text)) if text else default
+    except ValueError:
+        return default
+
+
 def _scope() -> InstrumentationScope:
     try:
         return InstrumentationScope("rolegraph", version("rolegraph"))
@@ -76,7 +83,8 @@ class OtlpSink:
         run_id: The run (its trace id is derived from it).
         resource: Resource attributes besides ``service.name=rolegraph`` and ``rolegraph.run_id``
             (the run's workflow, say).
-        exporter: Where spans go (default: `OTLPSpanExporter` configured by ``OTEL_EXPORTER_OTLP_*``).
+        endpoint: The collector's trace URL (``.../v1/traces``); default: from ``OTEL_EXPORTER_OTLP_*``.
+        exporter: Where spans go (default: `OTLPSpanExporter` to `endpoint`).
         export_timeout_s: Seconds one export request may take (the default exporter's timeout).
         shutdown_timeout_s: Seconds `close` waits for the last spans to go out.
         schedule_delay_ms: How often queued spans are sent, at most this long after they end.
@@ -87,6 +95,7 @@ class OtlpSink:
         run_id: str,
         *,
         resource: Mapping[str, Any] | None = None,
+        endpoint: str | None = None,
         exporter: SpanExporter | None = None,
         export_timeout_s: float | None = 2.0,
         shutdown_timeout_s: float = 2.0,
@@ -101,7 +110,7 @@ class OtlpSink:
         self._scope = _scope()
         self._trace_id = int(otlp_trace_id(run_id), 16)
         self._events: dict[str, list[Event]] = {}
-        self.exporter = exporter or OTLPSpanExporter(timeout=export_timeout_s)
+        self.exporter = exporter or OTLPSpanExporter(endpoint=endpoint, timeout=export_timeout_s)
         self._processor = BatchSpanProcessor(self.exporter, schedule_delay_millis=schedule_delay_ms)
         self._closed = False
 
@@ -115,14 +124,14 @@ class OtlpSink:
         (short: a collector that does not answer must not keep spans queued for long).
         """
         env = os.environ if env is None else env
-        if not any(env.get(name) for name in _ENDPOINT_VARS) or env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        traces, base = (env.get(name) for name in _ENDPOINT_VARS)
+        if not (traces or base) or env.get("OTEL_SDK_DISABLED", "").lower() == "true":
             return None
-        try:
-            shutdown = float(env.get(SHUTDOWN_TIMEOUT_VAR, "2"))
-        except ValueError:
-            shutdown = 2.0
-        timeout = None if any(env.get(name) for name in _TIMEOUT_VARS) else 2.0
-        return cls(run_id, resource=resource, export_timeout_s=timeout, shutdown_timeout_s=max(0.0, shutdown))
+        # As the SDK resolves them, but from `env`: the signal URL as given, the base URL plus the signal path.
+        endpoint = traces or f"{(base or '').removesuffix('/')}/v1/traces"
+        timeout = _seconds(next((env[n] for n in _TIMEOUT_VARS if env.get(n)), None), 2.0)
+        shutdown = _seconds(env.get(SHUTDOWN_TIMEOUT_VAR), 2.0)
+        return cls(run_id, resource=resource, endpoint=endpoint, export_timeout_s=timeout, shutdown_timeout_s=shutdown)
 
     def emit(self, record: dict[str, Any]) -> None:
         """Queue a finished span for export (span starts are skipped; events join their span)."""
