@@ -69,6 +69,10 @@ _SPAN_COLUMNS = (
     "run_id, span_id, parent_id, kind, name, start_time, end_time, duration_s, status, error,"
     " step_id, item, role, model, tool, input_tokens, output_tokens, attributes"
 )
+_UPSERT_SPAN = (
+    f"INSERT INTO spans ({_SPAN_COLUMNS}) VALUES ({', '.join('?' * 18)}) ON CONFLICT (run_id, span_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (c.strip() for c in _SPAN_COLUMNS.split(",")[2:]))
+)
 
 
 @dataclass(frozen=True)
@@ -226,10 +230,14 @@ class TraceStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 with self._transaction():
-                    self._db.execute("DROP TABLE IF EXISTS runs")
-                    self._db.execute("DROP TABLE IF EXISTS spans")
-                    self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            self._db.executescript(_SCHEMA)
+                    # Asked again under the write lock: another process (a live run) may have just
+                    # built the tables, and dropping them would lose its first rows.
+                    if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                        self._db.execute("DROP TABLE IF EXISTS runs")
+                        self._db.execute("DROP TABLE IF EXISTS spans")
+                        for statement in filter(str.strip, _SCHEMA.split(";")):
+                            self._db.execute(statement)
+                        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             self._db.close()
             raise
@@ -398,27 +406,36 @@ class TraceStore:
             run_dir: The run folder, recorded in the run's row.
         """
         context = context or _Context()
-        touched: set[str] = set()
+        starts: list[tuple[Any, ...]] = []
+        ends: list[tuple[Any, ...]] = []
+        roots: dict[str, tuple[dict[str, Any], bool]] = {}
+        tokens: dict[str, tuple[int, int]] = {}
+        for record in records:
+            event = record.get("event")
+            if event not in ("span_start", "span_end") or "span_id" not in record:
+                continue
+            run_id = str(record.get("run_id"))
+            ended = event == "span_end"
+            row = _span_row(run_id, record, context, ended=ended)
+            (ends if ended else starts).append(row)
+            if ended:
+                context.forget(record["span_id"])
+                if record.get("kind") == "chat":
+                    before = tokens.get(run_id, (0, 0))
+                    tokens[run_id] = (before[0] + (row[15] or 0), before[1] + (row[16] or 0))
+            if record.get("kind") == "invoke_workflow" and record.get("parent_id") is None:
+                roots[run_id] = (record, ended)
         with self._transaction():
-            for record in records:
-                event = record.get("event")
-                if event not in ("span_start", "span_end") or "span_id" not in record:
-                    continue
-                run_id = str(record.get("run_id"))
-                ended = event == "span_end"
-                row = _span_row(run_id, record, context, ended=ended)
-                verb = "INSERT OR REPLACE" if ended else "INSERT OR IGNORE"
-                self._db.execute(f"{verb} INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(18)})", row)
-                if ended:
-                    context.forget(record["span_id"])
-                if record.get("kind") == "invoke_workflow" and record.get("parent_id") is None:
-                    self._write_run(run_id, record, ended=ended, run_dir=run_dir)
-                touched.add(run_id)
-            for run_id in touched:  # a live run's totals grow as its model calls end
-                self._db.execute(
-                    "UPDATE runs SET input_tokens = ?, output_tokens = ?, cost_usd = ? WHERE run_id = ?",
-                    (*self._usage(run_id), run_id),
-                )
+            self._db.executemany(f"INSERT OR IGNORE INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(18)})", starts)
+            # An end updates its start's row in place (cheaper than REPLACE: no index entry moves).
+            self._db.executemany(_UPSERT_SPAN, ends)
+            for run_id, (record, ended) in roots.items():
+                self._write_run(run_id, record, ended=ended, run_dir=run_dir)
+            # A live run's totals grow as its model calls end; added, not re-summed, so a batch costs O(batch).
+            self._db.executemany(
+                "UPDATE runs SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE run_id = ?",
+                [(i, o, run_id) for run_id, (i, o) in tokens.items() if run_id not in roots],
+            )
 
     def _write_run(self, run_id: str, record: dict[str, Any], *, ended: bool, run_dir: Path | None) -> None:
         attributes = record.get("attributes") or {}
