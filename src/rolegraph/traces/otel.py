@@ -88,6 +88,8 @@ class OtlpSink:
         export_timeout_s: Seconds one export request may take (the default exporter's timeout).
         shutdown_timeout_s: Seconds `close` waits for the last spans to go out.
         schedule_delay_ms: How often queued spans are sent, at most this long after they end.
+        max_queue_size: Spans held for export at most; past it new spans are dropped (with a
+            warning from the SDK) rather than slowing the run.
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class OtlpSink:
         export_timeout_s: float | None = 2.0,
         shutdown_timeout_s: float = 2.0,
         schedule_delay_ms: int = 1000,
+        max_queue_size: int = 8192,
     ) -> None:
         self.run_id = run_id
         self.shutdown_timeout_s = shutdown_timeout_s
@@ -111,7 +114,9 @@ class OtlpSink:
         self._trace_id = int(otlp_trace_id(run_id), 16)
         self._events: dict[str, list[Event]] = {}
         self.exporter = exporter or OTLPSpanExporter(endpoint=endpoint, timeout=export_timeout_s)
-        self._processor = BatchSpanProcessor(self.exporter, schedule_delay_millis=schedule_delay_ms)
+        self._processor = BatchSpanProcessor(
+            self.exporter, max_queue_size=max_queue_size, schedule_delay_millis=schedule_delay_ms
+        )
         self._closed = False
 
     @classmethod
