@@ -20,8 +20,9 @@ from trace_projects import probe_project, probe_script
 from typer.testing import CliRunner
 
 from rolegraph.cli import app
+from rolegraph.traces._rows import Context
 from rolegraph.traces.pricing import PriceTable
-from rolegraph.traces.store import StoreSink, TraceStore, _Context
+from rolegraph.traces.store import StoreSink, TraceStore
 
 Records = list[dict[str, Any]]
 
@@ -173,7 +174,7 @@ class _GatedStore(TraceStore):
         self.threads: set[int] = set()
 
     def write_records(
-        self, records: list[dict[str, Any]], context: _Context | None = None, *, run_dir: Path | None = None
+        self, records: list[dict[str, Any]], context: Context | None = None, *, run_dir: Path | None = None
     ) -> None:
         self.threads.add(threading.get_ident())
         assert self.gate.wait(timeout=10)

@@ -38,9 +38,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from rolegraph.traces._rows import (
+    Context,
+    as_record,
+    read_summary,
+    run_status,
+    span_row,
+    stamp,
+    started_from_id,
+    timestamp,
+    writer_alive,
+)
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.sinks import read_jsonl
-from rolegraph.traces.trace import SpanRecord, Trace
+from rolegraph.traces.trace import Trace
 
 __all__ = ["RunRow", "StoreSink", "StoredSpan", "TraceStore", "index_run"]
 
@@ -128,87 +139,6 @@ class StoredSpan:
     attributes: dict[str, Any]
 
 
-def _stamp(run_dir: Path) -> str:
-    """Changes whenever the run's trace or summary does."""
-    parts = []
-    for name in ("trace.jsonl", "run.json"):
-        try:
-            stat = (run_dir / name).stat()
-            parts.append(f"{stat.st_mtime_ns}:{stat.st_size}")
-        except OSError:
-            parts.append("-")
-    return "/".join(parts)
-
-
-def _timestamp(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
-
-
-def _read_summary(run_dir: Path) -> dict[str, Any]:
-    try:
-        summary = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return summary if isinstance(summary, dict) else {}
-
-
-def _item_text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-class _Context:
-    """What a span inherits from its ancestors: step, item and role."""
-
-    def __init__(self) -> None:
-        self.by_span: dict[str, tuple[str | None, str | None, str | None]] = {}
-
-    def resolve(self, span_id: str, parent_id: str | None, attributes: dict[str, Any]) -> tuple[Any, Any, Any]:
-        step, item, role = self.by_span.get(parent_id, (None, None, None)) if parent_id else (None, None, None)
-        if "rolegraph.step.id" in attributes:
-            step = _item_text(attributes["rolegraph.step.id"])
-            item = _item_text(attributes.get("rolegraph.step.item"))
-        if "gen_ai.agent.name" in attributes:
-            role = _item_text(attributes["gen_ai.agent.name"])
-        self.by_span[span_id] = (step, item, role)
-        return step, item, role
-
-    def forget(self, span_id: str) -> None:
-        """Drop an ended span (live indexing keeps only open spans, so memory follows the live work)."""
-        self.by_span.pop(span_id, None)
-
-
-def _span_row(run_id: str, record: dict[str, Any], context: _Context, ended: bool) -> tuple[Any, ...]:
-    attributes: dict[str, Any] = record.get("attributes") or {}
-    step, item, role = context.resolve(record["span_id"], record.get("parent_id"), attributes)
-    is_chat = record.get("kind") == "chat"
-    return (
-        run_id,
-        record["span_id"],
-        record.get("parent_id"),
-        record.get("kind"),
-        record.get("name"),
-        record.get("start_time"),
-        record.get("end_time") if ended else None,
-        record.get("duration_s") if ended else None,
-        record.get("status", "ok") if ended else "unfinished",
-        record.get("error") if ended else None,
-        step,
-        item,
-        role,
-        _item_text(attributes.get("gen_ai.request.model")) if is_chat else None,
-        _item_text(attributes.get("gen_ai.tool.name")),
-        attributes.get("gen_ai.usage.input_tokens") if is_chat else None,
-        attributes.get("gen_ai.usage.output_tokens") if is_chat else None,
-        json.dumps(attributes, ensure_ascii=False, default=str),
-    )
-
-
 class TraceStore:
     """The SQLite index of runs and spans (WAL mode, so readers never wait on a writer).
 
@@ -259,17 +189,17 @@ class TraceStore:
 
     def import_run(self, run_dir: Path) -> RunRow:
         """Index a run folder from its ``trace.jsonl`` and ``run.json``, replacing any rows it had."""
-        summary = _read_summary(run_dir)
+        summary = read_summary(run_dir)
         records = read_jsonl(run_dir / "trace.jsonl") if (run_dir / "trace.jsonl").is_file() else []
         trace = Trace(records)
         run_id = str(summary.get("run_id") or run_dir.name)
-        context = _Context()
-        rows = [_span_row(run_id, record, context, ended) for record, ended in map(_as_record, trace.walk())]
+        context = Context()
+        rows = [span_row(run_id, record, context, ended) for record, ended in map(as_record, trace.walk())]
         root = next((s for s in trace.roots if s.kind == "invoke_workflow"), None)
         ended = root is not None and root.status != "unfinished"
-        started = _timestamp(summary.get("started"))
+        started = timestamp(summary.get("started"))
         if started is None:
-            started = root.start_time if root else _started_from_id(run_dir.name)
+            started = root.start_time if root else started_from_id(run_dir.name)
         workflow = summary.get("workflow") or (root.attributes.get("rolegraph.workflow") if root else None)
         duration = summary.get("duration_s") if ended else None
         if ended and not duration and root is not None:
@@ -285,7 +215,7 @@ class TraceStore:
                 (
                     run_id,
                     workflow,
-                    _run_status(summary, root) if ended and root else "unfinished",
+                    run_status(summary, root) if ended and root else "unfinished",
                     started,
                     root.end_time if ended and root else None,
                     duration,
@@ -293,7 +223,7 @@ class TraceStore:
                     tokens_out,
                     cost,
                     str(run_dir.absolute()),
-                    _stamp(run_dir),
+                    stamp(run_dir),
                 ),
             )
         return self.run(run_id)  # type: ignore[return-value]  # just written
@@ -308,7 +238,7 @@ class TraceStore:
         live = {
             run_dir
             for run_dir, writer in self._db.execute("SELECT run_dir, writer FROM runs WHERE status = 'running'")
-            if _writer_alive(writer)
+            if writer_alive(writer)
         }
         imported = []
         folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
@@ -317,7 +247,7 @@ class TraceStore:
                 continue
             where = str(folder.absolute())
             # A live run's rows come from its own writer; its JSONL would say "unfinished".
-            if where not in live and known.get(where) != _stamp(folder):
+            if where not in live and known.get(where) != stamp(folder):
                 imported.append(self.import_run(folder).run_id)
         prefix = str(runs_dir.absolute())
         with self._transaction():
@@ -354,7 +284,7 @@ class TraceStore:
         rows = []
         for *columns, writer in self._db.execute(sql, params).fetchall():
             row = RunRow(*columns)
-            status = "unfinished" if row.status == "running" and not _writer_alive(writer) else row.status
+            status = "unfinished" if row.status == "running" and not writer_alive(writer) else row.status
             # Cost at the current prices (the stored column used those of the import).
             rows.append(RunRow(**{**asdict(row), "status": status, "cost_usd": self._usage(row.run_id)[2]}))
         return rows
@@ -396,7 +326,7 @@ class TraceStore:
     # Live writes (from StoreSink's thread)
 
     def write_records(
-        self, records: list[dict[str, Any]], context: _Context | None = None, *, run_dir: Path | None = None
+        self, records: list[dict[str, Any]], context: Context | None = None, *, run_dir: Path | None = None
     ) -> None:
         """Index live trace records (span starts and ends) in one transaction.
 
@@ -405,7 +335,7 @@ class TraceStore:
             context: Step/role inheritance carried over from earlier batches of the same runs.
             run_dir: The run folder, recorded in the run's row.
         """
-        context = context or _Context()
+        context = context or Context()
         starts: list[tuple[Any, ...]] = []
         ends: list[tuple[Any, ...]] = []
         roots: dict[str, tuple[dict[str, Any], bool]] = {}
@@ -416,7 +346,7 @@ class TraceStore:
                 continue
             run_id = str(record.get("run_id"))
             ended = event == "span_end"
-            row = _span_row(run_id, record, context, ended=ended)
+            row = span_row(run_id, record, context, ended=ended)
             (ends if ended else starts).append(row)
             if ended:
                 context.forget(record["span_id"])
@@ -477,52 +407,8 @@ class _Transaction:
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
-def _writer_alive(writer: str | None) -> bool:
-    """Whether the process that writes a live run still exists (a run on another host is trusted)."""
-    host, _, pid = (writer or "").rpartition(":")
-    if not host or not pid.isdigit():
-        return False
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # exists, owned by someone else
-    return True
-
-
-def _run_status(summary: dict[str, Any], root: SpanRecord) -> str:
-    recorded = summary.get("status") or root.attributes.get("rolegraph.status")
-    return str(recorded) if recorded else {"ok": "completed"}.get(root.status, root.status)
-
-
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
-
-
-def _started_from_id(run_id: str) -> float | None:
-    try:
-        return dt.datetime.strptime(run_id[:15], "%Y%m%d-%H%M%S").replace(tzinfo=dt.UTC).timestamp()
-    except ValueError:
-        return None
-
-
-def _as_record(span: SpanRecord) -> tuple[dict[str, Any], bool]:
-    record = {
-        "span_id": span.span_id,
-        "parent_id": span.parent_id,
-        "kind": span.kind,
-        "name": span.name,
-        "start_time": span.start_time,
-        "end_time": span.end_time,
-        "duration_s": span.duration_s,
-        "status": span.status,
-        "error": span.error,
-        "attributes": span.attributes,
-    }
-    return record, span.status != "unfinished"
 
 
 def index_run(home: Path, run_dir: Path) -> RunRow | None:
@@ -562,7 +448,7 @@ class StoreSink:
         """Batches that failed to write, and a database that failed to open (the JSONL file has every record)."""
         self._path = store if isinstance(store, Path) else None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._context = _Context()
+        self._context = Context()
         self.thread = threading.Thread(target=self._work, name="rolegraph-trace-store", daemon=True)
         self.thread.start()
 
