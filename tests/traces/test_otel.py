@@ -18,7 +18,10 @@ from trace_projects import probe_project, probe_script
 import rolegraph
 from rolegraph.traces.export import otlp_span_id, otlp_trace_id, to_otlp_json
 from rolegraph.traces.otel import OtlpSink
+from rolegraph.traces.redact import Redactor
+from rolegraph.traces.spans import SpanKind
 from rolegraph.traces.trace import Trace
+from rolegraph.traces.tracer import Tracer
 
 RUN_ID = "20261101-120000-aaaaaa"
 TOPIC = "moth lattice anomaly"
@@ -109,6 +112,21 @@ class TestOtlpSink:
         assert (chat.status.code, chat.status.message) == (2, "ModelError: down")
         assert {s.status.code for s in receiver.spans() if s.name != "chat local"} == {1}
 
+    def test_events_join_their_span(self, receiver: OtlpReceiver) -> None:
+        """A point event recorded under a span is exported as an event of that span, with its attributes."""
+        sink = OtlpSink(RUN_ID, exporter=_exporter(receiver.url))
+        tracer = Tracer(RUN_ID, sinks=[sink], redactor=Redactor())
+        with tracer.span(SpanKind.INVOKE_WORKFLOW, "invoke_workflow demo"):
+            tracer.event("run_resumed", rolegraph__steps_done=2)
+        assert sink.close()
+        [span] = receiver.spans()
+        [event] = span.events
+        assert (event.name, {a.key: a.value.int_value for a in event.attributes}) == (
+            "run_resumed",
+            {"rolegraph.steps_done": 2},
+        )
+        assert span.start_time_unix_nano <= event.time_unix_nano <= span.end_time_unix_nano
+
     def test_a_hanging_collector_does_not_hold_the_close(self, records: list[dict[str, Any]]) -> None:
         """With a collector that never answers, `close` gives up after its bounded wait and reports it."""
         held = OtlpReceiver(hold=True)
@@ -152,8 +170,7 @@ class TestWorkflowRuns:
     async def test_a_run_exports_its_spans_in_its_content_mode(
         self, tmp_path: Path, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """With OTEL_EXPORTER_OTLP_ENDPOINT set, every span of a run reaches the collector, without the text
-        a metadata run drops."""
+        """With an OTLP endpoint set, every span of a run reaches the collector, minus the text metadata drops."""
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
         path = probe_project(tmp_path / "p", probe_script(TOPIC), settings="{content: metadata}")
         result = await rolegraph.load(path).run({"topic": TOPIC}, home=tmp_path / "home")
