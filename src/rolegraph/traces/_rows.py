@@ -102,13 +102,13 @@ def writer_alive(writer: str | None) -> bool:
     host, _, pid = (writer or "").rpartition(":")
     if not host or not pid.isdigit():
         return False
-    if host != socket.gethostname():
-        return True
+    if host != socket.gethostname() or os.name == "nt":
+        return True  # another machine's run; and on Windows, os.kill would end the process, not probe it
     try:
         os.kill(int(pid), 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
-    except (PermissionError, OverflowError):
+    except PermissionError:
         return True  # exists, owned by someone else
     return True
 
