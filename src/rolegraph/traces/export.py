@@ -62,7 +62,12 @@ def nanos(seconds: float) -> int:
 
 
 def _scalar(value: Any) -> bool:
-    return isinstance(value, str | bool | float) or (isinstance(value, int) and value in _INT64)
+    kind = type(value)
+    if kind is str or kind is bool or kind is float:  # the common case first: this runs per attribute
+        return True
+    if kind is int or isinstance(value, int):
+        return value in _INT64
+    return isinstance(value, str | float)
 
 
 def attribute_value(value: Any) -> AttributeValue | None:

@@ -209,7 +209,8 @@ class Workflow:
             inputs: Input values (strings are converted to the declared types).
             model: A model string replacing the workflow's ``default`` model.
             home: Where runs are kept (default `home_dir()`).
-            sinks: Extra trace sinks (progress displays, tests); the JSONL file is always written.
+            sinks: Extra trace sinks (progress displays, tests); the JSONL file and the live index
+                are always written, OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
             on_step: Called whenever a step changes status.
             content: What the trace keeps of prompts and payloads (``full``, ``metadata``,
                 ``redacted``; see `rolegraph.traces.content`), replacing ``settings.content``.
