@@ -294,10 +294,10 @@ def _statuses(store: TraceStore, run_id: str) -> dict[str, list[str]]:
 
 class TestCrash:
     def test_killed_run_keeps_finished_spans_and_shows_open_ones_unfinished(self, tmp_path: Path) -> None:
-        """SIGKILL mid-run: the index shows the run live, then with its finished spans ok and open ones unfinished."""
+        """SIGKILL mid-run: the index shows the run live, then its finished spans ok and its open ones unfinished."""
         script = [*probe_script("moths")[:2], {"tool": "stall", "args": {"query": "wait"}, "thought": "stall"}]
         project = tmp_path / "p"
-        path = probe_project(project, script)
+        path = probe_project(project, script, settings="{content: metadata}")
         home = tmp_path / "home"
         env = {**os.environ, "ROLEGRAPH_HOME": str(home)}
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
@@ -328,6 +328,8 @@ class TestCrash:
             assert (row.status, row.ended) == ("unfinished", None)
             assert row.input_tokens > 0  # the finished model calls are counted
             live_statuses = _statuses(store, row.run_id)
+            # The live rows are the filtered records: no payload of a metadata run reaches the index.
+            assert "moths" not in json.dumps([s.attributes for s in store.spans(row.run_id)])
             assert live_statuses == {
                 "- invoke_workflow": ["unfinished"],
                 "first invoke_agent": ["ok"],
