@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rolegraph.traces.otel import OtlpSink
 from rolegraph.traces.sinks import JsonlSink, TraceSink
 from rolegraph.traces.store import StoreSink
+
+if TYPE_CHECKING:
+    from rolegraph.traces.otel import OtlpSink
+
+_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 __all__ = ["RunSinks"]
 
@@ -30,11 +36,7 @@ class RunSinks:
     def __init__(self, home: Path, run_dir: Path, run_id: str, workflow: str) -> None:
         self.jsonl = JsonlSink(run_dir / "trace.jsonl")
         self.index = StoreSink(home / "index.sqlite", run_dir=run_dir)
-        self.otlp: OtlpSink | None = None
-        try:
-            self.otlp = OtlpSink.from_env(run_id, {"rolegraph.workflow": workflow})
-        except Exception:  # a misconfigured exporter must not fail the run: the JSONL file has the trace
-            self.otlp = None
+        self.otlp = _otlp_sink(run_id, workflow)
 
     def __iter__(self) -> Iterator[TraceSink]:
         yield self.jsonl
@@ -48,3 +50,15 @@ class RunSinks:
         self.index.close()
         if self.otlp is not None:
             self.otlp.close()
+
+
+def _otlp_sink(run_id: str, workflow: str) -> OtlpSink | None:
+    if not any(os.environ.get(name) for name in _ENDPOINT_VARS):
+        return None
+    # Imported only when export is configured: the SDK and its exporter are a noticeable part of start-up.
+    from rolegraph.traces.otel import OtlpSink
+
+    try:
+        return OtlpSink.from_env(run_id, {"rolegraph.workflow": workflow})
+    except Exception:  # a misconfigured exporter must not fail the run: the JSONL file has the trace
+        return None
