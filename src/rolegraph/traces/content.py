@@ -7,7 +7,8 @@ workflow, ``--content`` on ``rolegraph run``, ``content=`` of `Workflow.run`):
     Every attribute as recorded (secrets are still redacted, in every mode).
 ``metadata``
     Span structure, names, kinds, timings, statuses, token counts, model and tool
-    names, step ids, routing flags and every number or boolean stay. Every text
+    names, step ids, the ids of retrieved sources, route conditions (from the
+    workflow file) and every number or boolean stay. Every text
     payload goes: the task, inputs, messages, thoughts, answers, tool arguments
     and results, validation problems. Each dropped attribute ``k`` leaves its
     size as ``k.size`` (characters of the text, or of the compact JSON of a
