@@ -21,6 +21,7 @@ from typing import Any
 from rolegraph.traces.trace import SpanRecord, Trace
 
 __all__ = [
+    "OTLP_ENDPOINT_VARS",
     "attribute_value",
     "otlp_any_value",
     "otlp_span_id",
@@ -30,6 +31,9 @@ __all__ = [
     "span_status",
     "to_otlp_json",
 ]
+
+#: Environment variables that turn live OTLP export on (the SDK's names: signal URL, then base URL).
+OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 # OTLP enum values (opentelemetry/proto/trace/v1/trace.proto).
 SPAN_KIND_INTERNAL, SPAN_KIND_CLIENT = 1, 3

@@ -35,6 +35,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from rolegraph.traces.export import (
+    OTLP_ENDPOINT_VARS,
     SPAN_KIND_CLIENT,
     STATUS_ERROR,
     STATUS_OK,
@@ -51,7 +52,6 @@ __all__ = ["SHUTDOWN_TIMEOUT_VAR", "OtlpSink"]
 
 #: Seconds a run waits at its end for the last spans to be exported.
 SHUTDOWN_TIMEOUT_VAR = "ROLEGRAPH_OTLP_SHUTDOWN_TIMEOUT"
-_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _TIMEOUT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _STATUS = {STATUS_OK: StatusCode.OK, STATUS_ERROR: StatusCode.ERROR}
@@ -129,7 +129,7 @@ class OtlpSink:
         (short: a collector that does not answer must not keep spans queued for long).
         """
         env = os.environ if env is None else env
-        traces, base = (env.get(name) for name in _ENDPOINT_VARS)
+        traces, base = (env.get(name) for name in OTLP_ENDPOINT_VARS)
         if not (traces or base) or env.get("OTEL_SDK_DISABLED", "").lower() == "true":
             return None
         # As the SDK resolves them, but from `env`: the signal URL as given, the base URL plus the signal path.

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rolegraph.traces.export import OTLP_ENDPOINT_VARS
 from rolegraph.traces.sinks import JsonlSink, TraceSink
 from rolegraph.traces.store import StoreSink
 
 if TYPE_CHECKING:
     from rolegraph.traces.otel import OtlpSink
 
-_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 __all__ = ["RunSinks"]
 
@@ -53,7 +53,7 @@ class RunSinks:
 
 
 def _otlp_sink(run_id: str, workflow: str) -> OtlpSink | None:
-    if not any(os.environ.get(name) for name in _ENDPOINT_VARS):
+    if not any(os.environ.get(name) for name in OTLP_ENDPOINT_VARS):
         return None
     # Imported only when export is configured: the SDK and its exporter are a noticeable part of start-up.
     from rolegraph.traces.otel import OtlpSink
