@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rolegraph.traces.export import otlp_any_value, otlp_span_id, otlp_trace_id, to_otlp_json
+from rolegraph.traces.export import attribute_value, otlp_any_value, otlp_span_id, otlp_trace_id, to_otlp_json
 from rolegraph.traces.trace import Trace
 
 RUN_ID = "20261101-120000-aaaaaa"
@@ -68,3 +68,13 @@ class TestOtlpJson:
         assert otlp_any_value(["stop"]) == {"arrayValue": {"values": [{"stringValue": "stop"}]}}
         assert otlp_any_value({"topic": "x"}) == {"stringValue": '{"topic": "x"}'}
         assert otlp_any_value([{"a": 1}]) == {"stringValue": '[{"a": 1}]'}
+
+    def test_attribute_value(self) -> None:
+        """OpenTelemetry attribute values: scalars as is, one-typed lists as tuples, the rest JSON; null unset."""
+        assert attribute_value(None) is None
+        assert attribute_value("a") == "a" and attribute_value(2) == 2 and attribute_value(False) is False
+        assert attribute_value(["stop", "length"]) == ("stop", "length") and attribute_value([]) == ()
+        assert attribute_value([1, "a"]) == '[1, "a"]'  # OTel arrays hold one type
+        assert attribute_value([True, 1]) == "[true, 1]"  # bool is not int here
+        assert attribute_value(2**70) == str(2**70)  # past int64
+        assert otlp_any_value([1, "a"]) == {"stringValue": '[1, "a"]'}

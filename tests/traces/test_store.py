@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from trace_projects import probe_project, probe_script
+from typer.testing import CliRunner
 
+from rolegraph.cli import app
+from rolegraph.traces._rows import Context
 from rolegraph.traces.pricing import PriceTable
-from rolegraph.traces.store import StoreSink, TraceStore, _Context
+from rolegraph.traces.store import StoreSink, TraceStore
 
 Records = list[dict[str, Any]]
 
@@ -162,10 +173,12 @@ class _GatedStore(TraceStore):
         self.gate = threading.Event()
         self.threads: set[int] = set()
 
-    def write_records(self, records: list[dict[str, Any]], context: _Context | None = None) -> None:
+    def write_records(
+        self, records: list[dict[str, Any]], context: Context | None = None, *, run_dir: Path | None = None
+    ) -> None:
         self.threads.add(threading.get_ident())
         assert self.gate.wait(timeout=10)
-        super().write_records(records, context)
+        super().write_records(records, context, run_dir=run_dir)
 
 
 class TestStoreSink:
@@ -205,3 +218,132 @@ class TestStoreSink:
             sink.emit({"event": "span_start", "run_id": "r", "span_id": "1", "kind": "chat", "name": "x"})
             sink.close()
             assert sink.errors == 1
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+class TestLiveRuns:
+    def test_running_until_the_writer_is_gone(self, runs: Path, records: Records) -> None:
+        """A live run reads as running while its writer process exists, and as unfinished once it is gone."""
+        root_end = next(r for r in records if r["event"] == "span_end" and r["parent_id"] is None)
+        with TraceStore(runs.parent / "index.sqlite") as store:
+            store.write_records([r for r in records if r is not root_end], run_dir=runs / "x")
+            [row] = store.list_runs()
+            assert (row.status, row.run_dir, row.input_tokens) == ("running", str(runs / "x"), 6000)
+            with sqlite3.connect(store.path) as db:
+                db.execute("UPDATE runs SET writer = ?", (f"{socket.gethostname()}:{_dead_pid()}",))
+            db.close()
+            assert store.run(row.run_id).status == "unfinished"  # type: ignore[union-attr]
+            with sqlite3.connect(store.path) as db:
+                db.execute("UPDATE runs SET writer = 'another-host:1'")
+            db.close()
+            assert store.run(row.run_id).status == "running"  # type: ignore[union-attr]  # trusted
+
+    def test_sync_leaves_a_live_run_to_its_writer(self, runs: Path, records: Records, make_run: Any) -> None:
+        """`sync` does not re-import a live run's folder (its JSONL would say unfinished) until its writer dies."""
+        root_end = next(r for r in records if r["event"] == "span_end" and r["parent_id"] is None)
+        partial = [r for r in records if r is not root_end]
+        folder = make_run(runs, partial)
+        with TraceStore(runs.parent / "index.sqlite") as store:
+            store.write_records(partial, run_dir=folder)
+            assert store.sync(runs) == []
+            assert store.run(partial[0]["run_id"]).status == "running"  # type: ignore[union-attr]
+            with sqlite3.connect(store.path) as db:
+                db.execute("UPDATE runs SET writer = ?", (f"{socket.gethostname()}:{_dead_pid()}",))
+            db.close()
+            assert store.sync(runs) == [partial[0]["run_id"]]
+            assert store.run(partial[0]["run_id"]).status == "unfinished"  # type: ignore[union-attr]
+
+    def test_opening_from_a_path_happens_on_the_writer_thread(self, runs: Path, records: Records) -> None:
+        """A sink given a path opens (and closes) the database itself; a path it cannot open is counted."""
+        sink = StoreSink(runs.parent / "index.sqlite", run_dir=runs / "x")
+        for record in records:
+            sink.emit(record)
+        sink.close()
+        assert sink.errors == 0
+        with TraceStore(runs.parent / "index.sqlite") as store:
+            assert len(store.spans(records[0]["run_id"])) == 13
+        (runs.parent / "blocked").write_text("a file where a folder should be")
+        broken = StoreSink(runs.parent / "blocked" / "index.sqlite")
+        broken.emit(records[0])
+        broken.close()
+        assert broken.errors == 1
+
+
+def _wait_for(predicate: Callable[[], bool], process: subprocess.Popen[bytes]) -> None:
+    """Poll until `predicate` holds; fail if the process ends first (a generous safety bound, not a timing)."""
+    for _ in range(1200):
+        if predicate():
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise AssertionError("the run never reached the awaited state")
+
+
+def _statuses(store: TraceStore, run_id: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for span in store.spans(run_id):
+        found.setdefault(f"{span.step_id or '-'} {span.kind} {span.tool or ''}".strip(), []).append(span.status)
+    return found
+
+
+class TestCrash:
+    def test_killed_run_keeps_finished_spans_and_shows_open_ones_unfinished(self, tmp_path: Path) -> None:
+        """SIGKILL mid-run: the index shows the run live, then its finished spans ok and its open ones unfinished."""
+        script = [*probe_script("moths")[:2], {"tool": "stall", "args": {"query": "wait"}, "thought": "stall"}]
+        project = tmp_path / "p"
+        path = probe_project(project, script, settings="{content: metadata}")
+        home = tmp_path / "home"
+        env = {**os.environ, "ROLEGRAPH_HOME": str(home)}
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rolegraph", "run", str(path), "-q", "-i", "topic=moths"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            _wait_for(lambda: (project / "stalled").exists() and (home / "index.sqlite").exists(), process)
+            with TraceStore(home / "index.sqlite") as store:
+
+                def stall_indexed() -> bool:
+                    rows = store.list_runs()
+                    return bool(rows) and any(s.tool == "stall" for s in store.spans(rows[0].run_id))
+
+                _wait_for(stall_indexed, process)
+                [live] = store.list_runs()
+                assert live.status == "running"
+            listed = CliRunner().invoke(app, ["runs", "--json"], env={"ROLEGRAPH_HOME": str(home)})
+            assert [r["status"] for r in json.loads(listed.stdout)] == ["running"]  # sync left it alone
+        finally:
+            process.kill()
+            process.communicate()
+        with TraceStore(home / "index.sqlite") as store:
+            [row] = store.list_runs()
+            assert (row.status, row.ended) == ("unfinished", None)
+            assert row.input_tokens > 0  # the finished model calls are counted
+            live_statuses = _statuses(store, row.run_id)
+            # The live rows are the filtered records: no payload of a metadata run reaches the index.
+            assert "moths" not in json.dumps([s.attributes for s in store.spans(row.run_id)])
+            assert live_statuses == {
+                "- invoke_workflow": ["unfinished"],
+                "first invoke_agent": ["ok"],
+                "first react_step": ["ok", "ok"],
+                "first chat": ["ok", "ok"],
+                "first execute_tool lookup": ["ok"],
+                "first run_guardrail": ["ok"],
+                "first checkpoint": ["ok"],
+                "second invoke_agent": ["unfinished"],
+                "second react_step": ["unfinished"],
+                "second chat": ["ok"],
+                "second execute_tool stall": ["unfinished"],
+            }
+            # Re-importing the JSONL (the source of truth) gives the same picture.
+            assert store.sync(home / "runs") == [row.run_id]
+            assert _statuses(store, row.run_id) == live_statuses
+            assert store.list_runs()[0].status == "unfinished"

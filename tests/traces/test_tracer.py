@@ -109,6 +109,14 @@ class TestRedaction:
         assert "abcdefghijkl" not in text and "sk-abcdefghijklmnopqrstu" not in text
         assert text.count("[REDACTED]") >= 4
 
+    def test_configured_variables_are_secrets(self) -> None:
+        """Variables named in ROLEGRAPH_REDACT_ENV or passed as extra names are redacted whatever their name."""
+        env = {"ROLEGRAPH_REDACT_ENV": "DB_URL, ,LICENSE", "DB_URL": "postgres://u:pw@db", "LICENSE": "lic-123456"}
+        env |= {"EXTRA": "extra-value-1", "PLAIN": "plain-value-1"}
+        redactor = Redactor.from_env(env, extra_names=["EXTRA"])
+        text = "postgres://u:pw@db lic-123456 extra-value-1 plain-value-1"
+        assert redactor.text(text) == "[REDACTED] [REDACTED] [REDACTED] plain-value-1"
+
     def test_short_values_are_not_secrets(self) -> None:
         """A one-character env value would redact everything; such values are ignored."""
         redactor = Redactor.from_env({"HF_TOKEN": "x"})

@@ -20,6 +20,7 @@ from rolegraph.cli._common import (
     parse_inputs,
     run_async,
 )
+from rolegraph.traces.content import ContentMode
 from rolegraph.traces.progress import ProgressPrinter
 from rolegraph.workflows.graph import to_dot, to_mermaid
 from rolegraph.workflows.run import RunResult
@@ -54,12 +55,19 @@ def run(
         bool, typer.Option("--json", help="Print one JSON summary object on stdout at the end.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
+    content: Annotated[
+        ContentMode | None,
+        typer.Option(
+            help="What the trace keeps of prompts and payloads: full, metadata (no text) or redacted"
+            " (text replaced by length and hash). Default: the workflow's settings.content."
+        ),
+    ] = None,
 ) -> None:
     """Run a workflow. Exit 0 on success, 1 if the run failed, 2 on bad input, 130 if interrupted."""
     workflow = load_workflow(file)
     inputs = parse_inputs(input or [])
     sinks = [] if quiet else [ProgressPrinter(err)]
-    result = run_async(workflow.run(inputs, model=model, sinks=sinks), error_exit=EXIT_FAILED)
+    result = run_async(workflow.run(inputs, model=model, sinks=sinks, content=content), error_exit=EXIT_FAILED)
     if as_json:
         print(json.dumps(result.summary(), indent=2))
     _print_result(result)

@@ -5,6 +5,9 @@ twice gives the same trace: ``traceId`` is 32 hex digits of SHA-256 of the run
 id, ``spanId`` 16 hex digits of SHA-256 of run id and span id. Attribute names
 are kept as recorded (``gen_ai.*`` after the OpenTelemetry GenAI conventions,
 ``rolegraph.*`` otherwise).
+
+The mapping of a span to OTLP terms (ids, kind, status, attribute values) is
+defined here once and shared with the live exporter (`rolegraph.traces.otel`).
 """
 
 from __future__ import annotations
@@ -17,13 +20,30 @@ from typing import Any
 
 from rolegraph.traces.trace import SpanRecord, Trace
 
-__all__ = ["otlp_any_value", "otlp_span_id", "otlp_trace_id", "to_otlp_json"]
+__all__ = [
+    "OTLP_ENDPOINT_VARS",
+    "attribute_value",
+    "otlp_any_value",
+    "otlp_span_id",
+    "otlp_trace_id",
+    "span_attributes",
+    "span_kind",
+    "span_status",
+    "to_otlp_json",
+]
+
+#: Environment variables that turn live OTLP export on (the SDK's names: signal URL, then base URL).
+OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 # OTLP enum values (opentelemetry/proto/trace/v1/trace.proto).
-_SPAN_KIND_INTERNAL, _SPAN_KIND_CLIENT = 1, 3
-_STATUS_UNSET, _STATUS_OK, _STATUS_ERROR = 0, 1, 2
+SPAN_KIND_INTERNAL, SPAN_KIND_CLIENT = 1, 3
+STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 # Model calls leave the process; everything else happens inside it.
 _CLIENT_KINDS = {"chat"}
+_INT64 = range(-(2**63), 2**63)
+
+AttributeValue = str | bool | int | float | tuple[str, ...] | tuple[bool, ...] | tuple[int, ...] | tuple[float, ...]
+"""What an OpenTelemetry attribute may hold: a scalar, or a tuple of scalars of one type."""
 
 
 def otlp_trace_id(run_id: str) -> str:
@@ -37,22 +57,50 @@ def otlp_span_id(run_id: str, span_id: str) -> str:
 
 
 def _nanos(seconds: float) -> str:
-    return str(round(seconds * 1_000_000_000))
+    return str(nanos(seconds))
+
+
+def nanos(seconds: float) -> int:
+    """Unix time in seconds as integer nanoseconds."""
+    return round(seconds * 1_000_000_000)
+
+
+def _scalar(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is bool or kind is float:  # the common case first: this runs per attribute
+        return True
+    if kind is int or isinstance(value, int):
+        return value in _INT64
+    return isinstance(value, str | float)
+
+
+def attribute_value(value: Any) -> AttributeValue | None:
+    """A recorded attribute as an OpenTelemetry attribute value; None for null (OTLP has no null).
+
+    Scalars keep their type, a list of scalars of one type becomes a tuple, anything
+    else (mappings, mixed or nested lists, huge integers) becomes its JSON text.
+    """
+    if value is None:
+        return None
+    if _scalar(value):
+        return value  # type: ignore[no-any-return]  # one of the scalar types, checked above
+    if isinstance(value, list | tuple) and all(_scalar(v) for v in value) and len({type(v) for v in value}) <= 1:
+        return tuple(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def otlp_any_value(value: Any) -> dict[str, Any]:
-    """A JSON value as an OTLP ``AnyValue``: scalars typed, lists of scalars as arrays, the rest as JSON text."""
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
-        return {"intValue": str(value)}  # int64 is a string in the protobuf JSON mapping
-    if isinstance(value, float):
-        return {"doubleValue": value if math.isfinite(value) else str(value)}
-    if isinstance(value, str):
-        return {"stringValue": value}
-    if isinstance(value, list | tuple) and all(isinstance(v, str | int | float | bool) for v in value):
-        return {"arrayValue": {"values": [otlp_any_value(v) for v in value]}}
-    return {"stringValue": json.dumps(value, ensure_ascii=False, default=str)}
+    """A JSON value as an OTLP/JSON ``AnyValue``, after `attribute_value`."""
+    mapped = attribute_value(value)
+    if isinstance(mapped, tuple):
+        return {"arrayValue": {"values": [otlp_any_value(v) for v in mapped]}}
+    if isinstance(mapped, bool):
+        return {"boolValue": mapped}
+    if isinstance(mapped, int):
+        return {"intValue": str(mapped)}  # int64 is a string in the protobuf JSON mapping
+    if isinstance(mapped, float):
+        return {"doubleValue": mapped if math.isfinite(mapped) else str(mapped)}
+    return {"stringValue": "" if mapped is None else mapped}
 
 
 def _attributes(attributes: dict[str, Any]) -> list[dict[str, Any]]:
@@ -60,19 +108,34 @@ def _attributes(attributes: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"key": k, "value": otlp_any_value(v)} for k, v in attributes.items() if v is not None]
 
 
+def span_attributes(attributes: dict[str, Any], span_id: str, status: str) -> dict[str, Any]:
+    """A span's exported attributes: as recorded, plus rolegraph's own span id and status."""
+    return {**attributes, "rolegraph.span_id": span_id, "rolegraph.status": status}
+
+
+def span_kind(kind: str) -> int:
+    """The OTLP span kind of a rolegraph span kind: CLIENT for model calls, INTERNAL otherwise."""
+    return SPAN_KIND_CLIENT if kind in _CLIENT_KINDS else SPAN_KIND_INTERNAL
+
+
+def span_status(status: str, error: str | None) -> tuple[int, str | None]:
+    """The OTLP status code and message of a span's rolegraph status."""
+    if status == "unfinished":
+        return STATUS_UNSET, "span never ended"
+    if status in ("ok", "tool_error"):  # a tool error is an observation for the agent, not a failure
+        return STATUS_OK, None
+    return STATUS_ERROR, error or status
+
+
 def _span(run_id: str, span: SpanRecord, end_of_trace: float, events: list[dict[str, Any]]) -> dict[str, Any]:
-    attributes = {**span.attributes, "rolegraph.span_id": span.span_id, "rolegraph.status": span.status}
-    if span.status == "unfinished":
-        status: dict[str, Any] = {"code": _STATUS_UNSET, "message": "span never ended"}
-    elif span.status in ("ok", "tool_error"):
-        status = {"code": _STATUS_OK}
-    else:
-        status = {"code": _STATUS_ERROR, "message": span.error or span.status}
+    attributes = span_attributes(span.attributes, span.span_id, span.status)
+    code, message = span_status(span.status, span.error)
+    status: dict[str, Any] = {"code": code} if message is None else {"code": code, "message": message}
     otlp: dict[str, Any] = {
         "traceId": otlp_trace_id(run_id),
         "spanId": otlp_span_id(run_id, span.span_id),
         "name": span.name,
-        "kind": _SPAN_KIND_CLIENT if span.kind in _CLIENT_KINDS else _SPAN_KIND_INTERNAL,
+        "kind": span_kind(span.kind),
         "startTimeUnixNano": _nanos(span.start_time),
         # An unfinished span ends with the last thing the trace recorded.
         "endTimeUnixNano": _nanos(span.end_time if span.end_time is not None else end_of_trace),

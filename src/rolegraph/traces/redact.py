@@ -7,12 +7,14 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "Redactor", "default_redactor"]
+__all__ = ["REDACTED", "REDACT_ENV_VAR", "Redactor", "default_redactor"]
 
 REDACTED = "[REDACTED]"
 
 #: Environment variables whose values are always treated as secrets.
 SECRET_ENV_VARS = ("OPENAI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "ANTHROPIC_API_KEY")
+#: Names more variables (comma- or space-separated) whose values are always redacted.
+REDACT_ENV_VAR = "ROLEGRAPH_REDACT_ENV"
 _SECRET_NAME = re.compile(r"(_API_KEY|_TOKEN|_SECRET|_PASSWORD)$")
 _PATTERNS = (
     r"\bsk-[A-Za-z0-9_-]{16,}",  # OpenAI-style keys
@@ -37,10 +39,12 @@ class Redactor:
         """A redactor for the secrets in `env` (default: ``os.environ``).
 
         Covers the well-known key variables, every variable named ``*_API_KEY``,
-        ``*_TOKEN``, ``*_SECRET`` or ``*_PASSWORD``, and `extra_names`.
+        ``*_TOKEN``, ``*_SECRET`` or ``*_PASSWORD``, the variables listed in
+        ``ROLEGRAPH_REDACT_ENV`` and `extra_names` (a workflow's ``settings.redact_env``).
         """
         env = os.environ if env is None else env
-        names = set(SECRET_ENV_VARS) | set(extra_names)
+        listed = re.split(r"[\s,]+", env.get(REDACT_ENV_VAR, "").strip())
+        names = set(SECRET_ENV_VARS) | set(extra_names) | {name for name in listed if name}
         names |= {name for name in env if _SECRET_NAME.search(name)}
         return cls(env[name] for name in names if env.get(name))
 

@@ -8,7 +8,11 @@ started but never ended is indexed as ``unfinished``, like a run whose
 `invoke_workflow` span never ended.
 
 `StoreSink` indexes spans live, as they start and end, from a background thread,
-so the event loop never waits on SQLite.
+so the event loop never waits on SQLite and `rolegraph runs` sees a run while it
+runs. Its rows are committed batch by batch (WAL), so a run killed mid-way keeps
+what was written: its finished spans, and its open ones as ``unfinished``. A live
+run's row records its writer (host and process id); once that process is gone,
+the run reads as ``unfinished`` rather than ``running``.
 
 ```python
 with TraceStore(home / "index.sqlite") as store:
@@ -22,8 +26,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import queue
 import shutil
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -32,19 +38,30 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from rolegraph.traces._rows import (
+    Context,
+    as_record,
+    read_summary,
+    run_status,
+    span_row,
+    stamp,
+    started_from_id,
+    timestamp,
+    writer_alive,
+)
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.sinks import read_jsonl
-from rolegraph.traces.trace import SpanRecord, Trace
+from rolegraph.traces.trace import Trace
 
 __all__ = ["RunRow", "StoreSink", "StoredSpan", "TraceStore", "index_run"]
 
 # Bump when the tables change: the index is derived data, so an old one is dropped and rebuilt.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, workflow TEXT, status TEXT, started REAL, ended REAL, duration_s REAL,
     input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL,
-    run_dir TEXT, source_stamp TEXT
+    run_dir TEXT, source_stamp TEXT, writer TEXT
 );
 CREATE TABLE IF NOT EXISTS spans (
     run_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT, kind TEXT, name TEXT,
@@ -58,9 +75,14 @@ CREATE INDEX IF NOT EXISTS spans_by_run ON spans (run_id, start_time);
 CREATE INDEX IF NOT EXISTS spans_by_step ON spans (run_id, step_id, start_time);
 """
 _RUN_COLUMNS = "run_id, workflow, status, started, ended, duration_s, input_tokens, output_tokens, cost_usd, run_dir"
+_RUN_SELECT = f"{_RUN_COLUMNS}, writer"
 _SPAN_COLUMNS = (
     "run_id, span_id, parent_id, kind, name, start_time, end_time, duration_s, status, error,"
     " step_id, item, role, model, tool, input_tokens, output_tokens, attributes"
+)
+_UPSERT_SPAN = (
+    f"INSERT INTO spans ({_SPAN_COLUMNS}) VALUES ({', '.join('?' * 18)}) ON CONFLICT (run_id, span_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (c.strip() for c in _SPAN_COLUMNS.split(",")[2:]))
 )
 
 
@@ -71,7 +93,8 @@ class RunRow:
     run_id: str
     workflow: str | None
     status: str
-    """``completed``, ``failed`` or ``cancelled`` from ``run.json``; ``unfinished`` if the run never ended."""
+    """``completed``, ``failed`` or ``cancelled`` from ``run.json``; ``running`` while its process
+    writes it; ``unfinished`` if the run never ended (crashed, killed)."""
     started: float | None
     """Unix time."""
     ended: float | None
@@ -116,83 +139,6 @@ class StoredSpan:
     attributes: dict[str, Any]
 
 
-def _stamp(run_dir: Path) -> str:
-    """Changes whenever the run's trace or summary does."""
-    parts = []
-    for name in ("trace.jsonl", "run.json"):
-        try:
-            stat = (run_dir / name).stat()
-            parts.append(f"{stat.st_mtime_ns}:{stat.st_size}")
-        except OSError:
-            parts.append("-")
-    return "/".join(parts)
-
-
-def _timestamp(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
-
-
-def _read_summary(run_dir: Path) -> dict[str, Any]:
-    try:
-        summary = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return summary if isinstance(summary, dict) else {}
-
-
-def _item_text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-class _Context:
-    """What a span inherits from its ancestors: step, item and role."""
-
-    def __init__(self) -> None:
-        self.by_span: dict[str, tuple[str | None, str | None, str | None]] = {}
-
-    def resolve(self, span_id: str, parent_id: str | None, attributes: dict[str, Any]) -> tuple[Any, Any, Any]:
-        step, item, role = self.by_span.get(parent_id, (None, None, None)) if parent_id else (None, None, None)
-        if "rolegraph.step.id" in attributes:
-            step = _item_text(attributes["rolegraph.step.id"])
-            item = _item_text(attributes.get("rolegraph.step.item"))
-        if "gen_ai.agent.name" in attributes:
-            role = _item_text(attributes["gen_ai.agent.name"])
-        self.by_span[span_id] = (step, item, role)
-        return step, item, role
-
-
-def _span_row(run_id: str, record: dict[str, Any], context: _Context, ended: bool) -> tuple[Any, ...]:
-    attributes: dict[str, Any] = record.get("attributes") or {}
-    step, item, role = context.resolve(record["span_id"], record.get("parent_id"), attributes)
-    is_chat = record.get("kind") == "chat"
-    return (
-        run_id,
-        record["span_id"],
-        record.get("parent_id"),
-        record.get("kind"),
-        record.get("name"),
-        record.get("start_time"),
-        record.get("end_time") if ended else None,
-        record.get("duration_s") if ended else None,
-        record.get("status", "ok") if ended else "unfinished",
-        record.get("error") if ended else None,
-        step,
-        item,
-        role,
-        _item_text(attributes.get("gen_ai.request.model")) if is_chat else None,
-        _item_text(attributes.get("gen_ai.tool.name")),
-        attributes.get("gen_ai.usage.input_tokens") if is_chat else None,
-        attributes.get("gen_ai.usage.output_tokens") if is_chat else None,
-        json.dumps(attributes, ensure_ascii=False, default=str),
-    )
-
-
 class TraceStore:
     """The SQLite index of runs and spans (WAL mode, so readers never wait on a writer).
 
@@ -214,10 +160,14 @@ class TraceStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 with self._transaction():
-                    self._db.execute("DROP TABLE IF EXISTS runs")
-                    self._db.execute("DROP TABLE IF EXISTS spans")
-                    self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            self._db.executescript(_SCHEMA)
+                    # Asked again under the write lock: another process (a live run) may have just
+                    # built the tables, and dropping them would lose its first rows.
+                    if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                        self._db.execute("DROP TABLE IF EXISTS runs")
+                        self._db.execute("DROP TABLE IF EXISTS spans")
+                        for statement in filter(str.strip, _SCHEMA.split(";")):
+                            self._db.execute(statement)
+                        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             self._db.close()
             raise
@@ -239,17 +189,17 @@ class TraceStore:
 
     def import_run(self, run_dir: Path) -> RunRow:
         """Index a run folder from its ``trace.jsonl`` and ``run.json``, replacing any rows it had."""
-        summary = _read_summary(run_dir)
+        summary = read_summary(run_dir)
         records = read_jsonl(run_dir / "trace.jsonl") if (run_dir / "trace.jsonl").is_file() else []
         trace = Trace(records)
         run_id = str(summary.get("run_id") or run_dir.name)
-        context = _Context()
-        rows = [_span_row(run_id, record, context, ended) for record, ended in map(_as_record, trace.walk())]
+        context = Context()
+        rows = [span_row(run_id, record, context, ended) for record, ended in map(as_record, trace.walk())]
         root = next((s for s in trace.roots if s.kind == "invoke_workflow"), None)
         ended = root is not None and root.status != "unfinished"
-        started = _timestamp(summary.get("started"))
+        started = timestamp(summary.get("started"))
         if started is None:
-            started = root.start_time if root else _started_from_id(run_dir.name)
+            started = root.start_time if root else started_from_id(run_dir.name)
         workflow = summary.get("workflow") or (root.attributes.get("rolegraph.workflow") if root else None)
         duration = summary.get("duration_s") if ended else None
         if ended and not duration and root is not None:
@@ -265,7 +215,7 @@ class TraceStore:
                 (
                     run_id,
                     workflow,
-                    _run_status(summary, root) if ended and root else "unfinished",
+                    run_status(summary, root) if ended and root else "unfinished",
                     started,
                     root.end_time if ended and root else None,
                     duration,
@@ -273,7 +223,7 @@ class TraceStore:
                     tokens_out,
                     cost,
                     str(run_dir.absolute()),
-                    _stamp(run_dir),
+                    stamp(run_dir),
                 ),
             )
         return self.run(run_id)  # type: ignore[return-value]  # just written
@@ -285,12 +235,19 @@ class TraceStore:
             The ids of the runs (re)imported.
         """
         known = dict(self._db.execute("SELECT run_dir, source_stamp FROM runs").fetchall())
+        live = {
+            run_dir
+            for run_dir, writer in self._db.execute("SELECT run_dir, writer FROM runs WHERE status = 'running'")
+            if writer_alive(writer)
+        }
         imported = []
         folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
         for folder in folders:
             if not (folder / "trace.jsonl").exists() and not (folder / "run.json").exists():
                 continue
-            if known.get(str(folder.absolute())) != _stamp(folder):
+            where = str(folder.absolute())
+            # A live run's rows come from its own writer; its JSONL would say "unfinished".
+            if where not in live and known.get(where) != stamp(folder):
                 imported.append(self.import_run(folder).run_id)
         prefix = str(runs_dir.absolute())
         with self._transaction():
@@ -303,14 +260,14 @@ class TraceStore:
 
     def run(self, run_id: str) -> RunRow | None:
         """One run's row, if indexed."""
-        rows = self._runs(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        rows = self._runs(f"SELECT {_RUN_SELECT} FROM runs WHERE run_id = ?", (run_id,))
         return rows[0] if rows else None
 
     def list_runs(self, limit: int | None = 50, workflow: str | None = None) -> list[RunRow]:
         """Runs, newest first, optionally of one workflow only; costs at this store's prices."""
         where = "WHERE workflow = ?" if workflow else ""
         params: tuple[Any, ...] = (workflow,) if workflow else ()
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY started DESC, run_id DESC LIMIT ?"
+        sql = f"SELECT {_RUN_SELECT} FROM runs {where} ORDER BY started DESC, run_id DESC LIMIT ?"
         return self._runs(sql, (*params, -1 if limit is None else limit))
 
     def spans(self, run_id: str, step: str | None = None) -> list[StoredSpan]:
@@ -324,9 +281,13 @@ class TraceStore:
         return [StoredSpan(**dict(zip(names, row[:-1], strict=True)), attributes=json.loads(row[-1])) for row in cursor]
 
     def _runs(self, sql: str, params: tuple[Any, ...]) -> list[RunRow]:
-        rows = [RunRow(*row) for row in self._db.execute(sql, params).fetchall()]
-        # Cost at the current prices (the stored column used those of the import).
-        return [RunRow(**{**asdict(row), "cost_usd": self._usage(row.run_id)[2]}) for row in rows]
+        rows = []
+        for *columns, writer in self._db.execute(sql, params).fetchall():
+            row = RunRow(*columns)
+            status = "unfinished" if row.status == "running" and not writer_alive(writer) else row.status
+            # Cost at the current prices (the stored column used those of the import).
+            rows.append(RunRow(**{**asdict(row), "status": status, "cost_usd": self._usage(row.run_id)[2]}))
+        return rows
 
     def _usage(self, run_id: str) -> tuple[int, int, float | None]:
         rows = self._db.execute(
@@ -348,7 +309,7 @@ class TraceStore:
         A folder is only deleted if it still looks like a run folder (has ``run.json`` or ``trace.jsonl``).
         """
         cut = older_than.timestamp()
-        doomed = self._runs(f"SELECT {_RUN_COLUMNS} FROM runs WHERE started < ?", (cut,))
+        doomed = self._runs(f"SELECT {_RUN_SELECT} FROM runs WHERE started < ?", (cut,))
         with self._transaction():
             self._forget((row.run_id,) for row in doomed)
         for row in doomed:
@@ -364,27 +325,54 @@ class TraceStore:
 
     # Live writes (from StoreSink's thread)
 
-    def write_records(self, records: list[dict[str, Any]], context: _Context | None = None) -> None:
-        """Index live trace records (span starts and ends) in one transaction."""
-        context = context or _Context()
-        with self._transaction():
-            for record in records:
-                event = record.get("event")
-                if event not in ("span_start", "span_end") or "span_id" not in record:
-                    continue
-                run_id = str(record.get("run_id"))
-                row = _span_row(run_id, record, context, ended=event == "span_end")
-                verb = "INSERT OR IGNORE" if event == "span_start" else "INSERT OR REPLACE"
-                self._db.execute(f"{verb} INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(18)})", row)
-                if record.get("kind") == "invoke_workflow" and record.get("parent_id") is None:
-                    self._write_run(run_id, record, ended=event == "span_end")
+    def write_records(
+        self, records: list[dict[str, Any]], context: Context | None = None, *, run_dir: Path | None = None
+    ) -> None:
+        """Index live trace records (span starts and ends) in one transaction.
 
-    def _write_run(self, run_id: str, record: dict[str, Any], *, ended: bool) -> None:
+        Args:
+            records: Trace records, in emission order.
+            context: Step/role inheritance carried over from earlier batches of the same runs.
+            run_dir: The run folder, recorded in the run's row.
+        """
+        context = context or Context()
+        starts: list[tuple[Any, ...]] = []
+        ends: list[tuple[Any, ...]] = []
+        roots: dict[str, tuple[dict[str, Any], bool]] = {}
+        tokens: dict[str, tuple[int, int]] = {}
+        for record in records:
+            event = record.get("event")
+            if event not in ("span_start", "span_end") or "span_id" not in record:
+                continue
+            run_id = str(record.get("run_id"))
+            ended = event == "span_end"
+            row = span_row(run_id, record, context, ended=ended)
+            (ends if ended else starts).append(row)
+            if ended:
+                context.forget(record["span_id"])
+                if record.get("kind") == "chat":
+                    before = tokens.get(run_id, (0, 0))
+                    tokens[run_id] = (before[0] + (row[15] or 0), before[1] + (row[16] or 0))
+            if record.get("kind") == "invoke_workflow" and record.get("parent_id") is None:
+                roots[run_id] = (record, ended)
+        with self._transaction():
+            self._db.executemany(f"INSERT OR IGNORE INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(18)})", starts)
+            # An end updates its start's row in place (cheaper than REPLACE: no index entry moves).
+            self._db.executemany(_UPSERT_SPAN, ends)
+            for run_id, (record, ended) in roots.items():
+                self._write_run(run_id, record, ended=ended, run_dir=run_dir)
+            # A live run's totals grow as its model calls end; added, not re-summed, so a batch costs O(batch).
+            self._db.executemany(
+                "UPDATE runs SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE run_id = ?",
+                [(i, o, run_id) for run_id, (i, o) in tokens.items() if run_id not in roots],
+            )
+
+    def _write_run(self, run_id: str, record: dict[str, Any], *, ended: bool, run_dir: Path | None) -> None:
         attributes = record.get("attributes") or {}
         tokens_in, tokens_out, cost = self._usage(run_id)
         status = attributes.get("rolegraph.status") or {"ok": "completed"}.get(record.get("status", ""), "failed")
         self._db.execute(
-            f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}) VALUES ({_marks(10)})",
+            f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}, writer) VALUES ({_marks(11)})",
             (
                 run_id,
                 attributes.get("rolegraph.workflow"),
@@ -395,7 +383,8 @@ class TraceStore:
                 tokens_in,
                 tokens_out,
                 cost,
-                self._known_dir(run_id),
+                str(run_dir) if run_dir else self._known_dir(run_id),
+                f"{socket.gethostname()}:{os.getpid()}",
             ),
         )
 
@@ -418,36 +407,8 @@ class _Transaction:
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
-def _run_status(summary: dict[str, Any], root: SpanRecord) -> str:
-    recorded = summary.get("status") or root.attributes.get("rolegraph.status")
-    return str(recorded) if recorded else {"ok": "completed"}.get(root.status, root.status)
-
-
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
-
-
-def _started_from_id(run_id: str) -> float | None:
-    try:
-        return dt.datetime.strptime(run_id[:15], "%Y%m%d-%H%M%S").replace(tzinfo=dt.UTC).timestamp()
-    except ValueError:
-        return None
-
-
-def _as_record(span: SpanRecord) -> tuple[dict[str, Any], bool]:
-    record = {
-        "span_id": span.span_id,
-        "parent_id": span.parent_id,
-        "kind": span.kind,
-        "name": span.name,
-        "start_time": span.start_time,
-        "end_time": span.end_time,
-        "duration_s": span.duration_s,
-        "status": span.status,
-        "error": span.error,
-        "attributes": span.attributes,
-    }
-    return record, span.status != "unfinished"
 
 
 def index_run(home: Path, run_dir: Path) -> RunRow | None:
@@ -463,50 +424,74 @@ _CLOSE = object()
 
 
 class StoreSink:
-    """A trace sink that indexes spans as they start and end, writing from a background thread.
+    """A trace sink that indexes spans as they start and end, writing from one background thread.
 
-    `emit` only queues the record, so the event loop never waits on SQLite. A crash
-    loses at most the queued records; `TraceStore.import_run` restores them from
-    the JSONL file. Call `close` at the end of the run to write what is queued.
+    `emit` only queues the record (no lock, no I/O), so the event loop never waits on
+    SQLite. The writer takes whatever is queued, up to `batch` records, and commits
+    it as one transaction: rows are durable within a batch of being emitted, and a
+    crash loses at most the records still queued (`TraceStore.import_run` restores
+    them from the JSONL file). Call `close` at the end of the run.
 
     Args:
-        store: The index to write to; used only by the writer thread until `close` returns.
+        store: The index to write to, or the path of its database (then the writer
+            thread opens it, so not even opening blocks the caller). Used only by the
+            writer thread until `close` returns.
         batch: Records written per transaction, at most.
+        run_dir: The run's folder, recorded in its row (so `TraceStore.sync` knows it is live).
     """
 
-    def __init__(self, store: TraceStore, batch: int = 256) -> None:
-        self.store = store
+    def __init__(self, store: TraceStore | Path, batch: int = 256, run_dir: Path | None = None) -> None:
+        self.store = store if isinstance(store, TraceStore) else None
         self.batch = batch
+        self.run_dir = run_dir
         self.errors = 0
-        """Batches that failed to write (the JSONL file still has them)."""
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._context = _Context()
+        """Batches that failed to write, and a database that failed to open (the JSONL file has every record)."""
+        self._path = store if isinstance(store, Path) else None
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._context = Context()
         self.thread = threading.Thread(target=self._work, name="rolegraph-trace-store", daemon=True)
         self.thread.start()
 
     def emit(self, record: dict[str, Any]) -> None:
         """Queue the record for the writer thread."""
-        self._queue.put_nowait(record)
+        self._queue.put(record)
 
     def close(self) -> None:
-        """Write every queued record, then stop the writer thread (blocks: call it from a thread or at exit)."""
+        """Write every queued record, then stop the writer thread (blocks: call it from a thread or at exit).
+
+        A store this sink opened from a path is closed too.
+        """
         if self.thread.is_alive():
             self._queue.put(_CLOSE)
             self.thread.join()
 
+    def _open(self) -> TraceStore | None:
+        if self.store is None and self._path is not None:
+            try:
+                self.store = TraceStore(self._path)
+            except Exception:  # the index is a cache: a broken or locked database must not fail a run
+                self.errors += 1
+                self._path = None
+        return self.store
+
     def _work(self) -> None:
-        while True:
-            pending = [self._queue.get()]
-            while pending[-1] is not _CLOSE and len(pending) < self.batch:
-                try:
-                    pending.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            records = [r for r in pending if r is not _CLOSE]
-            if records:
-                try:
-                    self.store.write_records(records, self._context)
-                except Exception:  # never crash the writer: the JSONL file has every record anyway
-                    self.errors += 1
-            if pending[-1] is _CLOSE:
-                return
+        store = self._open()
+        try:
+            while True:
+                pending = [self._queue.get()]
+                while pending[-1] is not _CLOSE and len(pending) < self.batch:
+                    try:
+                        pending.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                records = [r for r in pending if r is not _CLOSE]
+                if records and store is not None:
+                    try:
+                        store.write_records(records, self._context, run_dir=self.run_dir)
+                    except Exception:  # never crash the writer: the JSONL file has every record anyway
+                        self.errors += 1
+                if pending[-1] is _CLOSE:
+                    return
+        finally:
+            if store is not None and self._path is not None:
+                store.close()

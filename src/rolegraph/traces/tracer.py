@@ -1,8 +1,9 @@
 """The tracer: opens spans over contextvars and emits their records through structlog.
 
 Each span is emitted twice, at start and at end, so a hung step is visible in
-the trace while it hangs. Records pass a structlog processor chain (timestamp,
-secret redaction) and fan out to the run's sinks. Parent ids follow
+the trace while it hangs. Records pass a structlog processor chain (secret
+redaction, then any extra processors such as the run's content mode) and fan
+out to the run's sinks. Parent ids follow
 `contextvars`, so spans opened in parallel tasks nest under the span that was
 current when the task was created.
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from rolegraph.traces.content import Processor
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import TraceSink
 from rolegraph.traces.spans import Span, SpanKind, _current
@@ -43,6 +45,13 @@ def _finalize(_logger: object, _method: str, event_dict: MutableMapping[str, Any
 class Tracer:
     """Opens spans for one run and writes their records to sinks.
 
+    Args:
+        run_id: The run the spans belong to.
+        sinks: Where records go (more with `add_sink`).
+        redactor: Secret redaction for every record (default: from the environment).
+        processors: structlog processors run on each record after redaction
+            (e.g. `rolegraph.traces.content.content_processor`).
+
     ```python
     tracer = Tracer("run-1", sinks=[JsonlSink(path)])
     with tracer.span(SpanKind.CHAT, "chat local") as span:
@@ -55,13 +64,15 @@ class Tracer:
         run_id: str,
         sinks: Sequence[TraceSink] = (),
         redactor: Redactor | None = None,
+        processors: Sequence[Processor] = (),
     ) -> None:
         self.run_id = run_id
         self.redactor = redactor or Redactor.from_env()
         self._fanout = _FanOut(sinks)
         self._log = structlog.wrap_logger(
             self._fanout,
-            processors=[self._redact, _finalize],
+            # Redaction first: later processors (content modes) never see a secret.
+            processors=[self._redact, *processors, _finalize],
             wrapper_class=structlog.BoundLogger,
             cache_logger_on_first_use=True,
         )

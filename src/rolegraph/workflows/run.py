@@ -25,7 +25,10 @@ from rolegraph.tools.library import Library
 from rolegraph.tools.registry import resolve_tools
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool
-from rolegraph.traces.sinks import JsonlSink, TraceSink
+from rolegraph.traces.content import CONTENT_MODES, ContentMode, content_processor
+from rolegraph.traces.redact import Redactor
+from rolegraph.traces.run_sinks import RunSinks
+from rolegraph.traces.sinks import TraceSink
 from rolegraph.traces.spans import Span, SpanKind
 from rolegraph.traces.store import index_run
 from rolegraph.traces.trace import Trace
@@ -198,6 +201,7 @@ class Workflow:
         home: Path | None = None,
         sinks: Sequence[TraceSink] = (),
         on_step: StepListener | None = None,
+        content: ContentMode | None = None,
     ) -> RunResult:
         """Run the workflow once.
 
@@ -205,8 +209,11 @@ class Workflow:
             inputs: Input values (strings are converted to the declared types).
             model: A model string replacing the workflow's ``default`` model.
             home: Where runs are kept (default `home_dir()`).
-            sinks: Extra trace sinks (progress displays, tests); the JSONL file is always written.
+            sinks: Extra trace sinks (progress displays, tests); the JSONL file and the live index
+                are always written, OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
             on_step: Called whenever a step changes status.
+            content: What the trace keeps of prompts and payloads (``full``, ``metadata``,
+                ``redacted``; see `rolegraph.traces.content`), replacing ``settings.content``.
 
         Returns:
             The result; a failed run returns with ``status="failed"`` rather than raising.
@@ -218,10 +225,14 @@ class Workflow:
             asyncio.CancelledError: The run was cancelled (its folder records ``cancelled``).
         """
         values = self.resolve_inputs(inputs)
+        mode = content or self.spec.settings.content
+        if mode not in CONTENT_MODES:
+            raise SpecError([Problem(f"content must be one of {', '.join(CONTENT_MODES)}, got {mode!r}")])
         refs = sorted({ref for tools in self._role_tools() for ref in tools})
         tools = resolve_tools(refs, library=self._library(), search_path=self.base_dir)
         run_id = _new_run_id()
-        tracer = Tracer(run_id, sinks=sinks)
+        redactor = Redactor.from_env(extra_names=self.spec.settings.redact_env)
+        tracer = Tracer(run_id, sinks=sinks, redactor=redactor, processors=[p for p in [content_processor(mode)] if p])
         sources = SourceRegistry()
         try:
             # Models load here, before the run folder exists: a missing model is a setup
@@ -239,12 +250,13 @@ class Workflow:
             raise
         run_dir = ((home or home_dir()) / "runs" / run_id).absolute()
         run_dir.mkdir(parents=True, exist_ok=False)
-        jsonl = JsonlSink(run_dir / "trace.jsonl")
-        tracer.add_sink(jsonl)
+        trace_sinks = RunSinks(run_dir.parent.parent, run_dir, run_id, self.spec.name)
+        for sink in trace_sinks:
+            tracer.add_sink(sink)
         started = dt.datetime.now(dt.UTC)
         result = RunResult(run_id=run_id, status="failed", run_dir=run_dir)
         root: Span | None = None
-        self._write_summary(result, values, started)
+        self._write_summary(result, values, started, redactor)
         try:
             with tracer.span(
                 SpanKind.INVOKE_WORKFLOW,
@@ -253,6 +265,7 @@ class Workflow:
                 rolegraph__workflow=self.spec.name,
                 rolegraph__workflow__file=str(self.path or ""),
                 rolegraph__inputs=values,
+                rolegraph__content=mode,
             ) as root:
                 scheduler = Scheduler(
                     self.spec,
@@ -290,7 +303,7 @@ class Workflow:
         finally:
             await executor.aclose()
             await _close_all(tools)
-            jsonl.close()
+            await asyncio.to_thread(trace_sinks.close)
             result.sources = list(sources)
             if root is not None:
                 # From the trace's roll-up: failed and cancelled agents' tokens count too.
@@ -298,14 +311,16 @@ class Workflow:
                     input_tokens=root.aggregated_input_tokens, output_tokens=root.aggregated_output_tokens
                 )
             result.duration_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
-            self._write_summary(result, values, started)
+            self._write_summary(result, values, started, redactor)
             await asyncio.to_thread(index_run, run_dir.parent.parent, run_dir)
         return result
 
     def _role_tools(self) -> list[tuple[str, ...]]:
         return [resolve_role(self.spec, step.role).tools for step in self.spec.steps.values()]
 
-    def _write_summary(self, result: RunResult, inputs: Mapping[str, Any], started: dt.datetime) -> None:
+    def _write_summary(
+        self, result: RunResult, inputs: Mapping[str, Any], started: dt.datetime, redactor: Redactor
+    ) -> None:
         summary = {
             **result.summary(),
             "workflow": self.spec.name,
@@ -315,7 +330,8 @@ class Workflow:
         }
         path = result.run_dir / "run.json"
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        text = json.dumps(redactor.value(summary), indent=2, default=str)
+        tmp.write_text(text + "\n", encoding="utf-8")
         tmp.replace(path)
 
     def run_sync(self, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> RunResult:
@@ -342,7 +358,8 @@ def _checkpointing(run_dir: Path, tracer: Tracer, then: StepListener | None) -> 
                 folder.mkdir(exist_ok=True)
                 path = folder / f"{state.step_id}.json"
                 tmp = path.with_suffix(".json.tmp")
-                tmp.write_text(state.model_dump_json(indent=2), encoding="utf-8")
+                data = tracer.redactor.value(state.model_dump(mode="json"))  # no secret in a checkpoint
+                tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
                 tmp.replace(path)
         if then is not None:
             then(state)

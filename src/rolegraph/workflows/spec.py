@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from rolegraph.models.model import ModelSettings
+from rolegraph.traces.content import ContentMode
 
 __all__ = [
     "ForEachSpec",
@@ -177,6 +178,13 @@ class RunSettings(_Strict):
     """When a step fails, cancel the rest of the run (else: only its dependants are skipped)."""
     step_timeout: float = Field(default=1800.0, gt=0)
     """Seconds before one step (one agent) is abandoned."""
+    content: ContentMode = "full"
+    """What the trace keeps of prompts, answers and tool payloads: ``full``; ``metadata`` (structure,
+    timings, tokens, names and sizes, no text); ``redacted`` (shape kept, each text replaced by its
+    length and a short hash). Secrets are redacted in every mode."""
+    redact_env: list[Name] = Field(default_factory=list)
+    """Environment variables whose values are always redacted from traces, logs and run files
+    (besides API keys and tokens, which always are)."""
 
 
 def _default_models() -> dict[str, ModelSpec | str]:

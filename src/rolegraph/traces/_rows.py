@@ -1,0 +1,144 @@
+"""How trace records become rows of the trace index: span rows, inherited step context, run-folder facts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from rolegraph.traces.trace import SpanRecord
+
+
+def stamp(run_dir: Path) -> str:
+    """Changes whenever the run's trace or summary does."""
+    parts = []
+    for name in ("trace.jsonl", "run.json"):
+        try:
+            stat = (run_dir / name).stat()
+            parts.append(f"{stat.st_mtime_ns}:{stat.st_size}")
+        except OSError:
+            parts.append("-")
+    return "/".join(parts)
+
+
+def timestamp(value: Any) -> float | None:
+    """Unix time of an ISO 8601 string (naive means UTC); None if it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """A run folder's ``run.json``, or {} if it is missing or unreadable."""
+    try:
+        summary = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def item_text(value: Any) -> str | None:
+    """A column value as text (None stays None)."""
+    return None if value is None else str(value)
+
+
+class Context:
+    """What a span inherits from its ancestors: step, item and role."""
+
+    def __init__(self) -> None:
+        self.by_span: dict[str, tuple[str | None, str | None, str | None]] = {}
+
+    def resolve(self, span_id: str, parent_id: str | None, attributes: dict[str, Any]) -> tuple[Any, Any, Any]:
+        step, item, role = self.by_span.get(parent_id, (None, None, None)) if parent_id else (None, None, None)
+        if "rolegraph.step.id" in attributes:
+            step = item_text(attributes["rolegraph.step.id"])
+            item = item_text(attributes.get("rolegraph.step.item"))
+        if "gen_ai.agent.name" in attributes:
+            role = item_text(attributes["gen_ai.agent.name"])
+        self.by_span[span_id] = (step, item, role)
+        return step, item, role
+
+    def forget(self, span_id: str) -> None:
+        """Drop an ended span (live indexing keeps only open spans, so memory follows the live work)."""
+        self.by_span.pop(span_id, None)
+
+
+def span_row(run_id: str, record: dict[str, Any], context: Context, ended: bool) -> tuple[Any, ...]:
+    """The index row of a span record (an open span's end columns are empty, its status ``unfinished``)."""
+    attributes: dict[str, Any] = record.get("attributes") or {}
+    step, item, role = context.resolve(record["span_id"], record.get("parent_id"), attributes)
+    is_chat = record.get("kind") == "chat"
+    return (
+        run_id,
+        record["span_id"],
+        record.get("parent_id"),
+        record.get("kind"),
+        record.get("name"),
+        record.get("start_time"),
+        record.get("end_time") if ended else None,
+        record.get("duration_s") if ended else None,
+        record.get("status", "ok") if ended else "unfinished",
+        record.get("error") if ended else None,
+        step,
+        item,
+        role,
+        item_text(attributes.get("gen_ai.request.model")) if is_chat else None,
+        item_text(attributes.get("gen_ai.tool.name")),
+        attributes.get("gen_ai.usage.input_tokens") if is_chat else None,
+        attributes.get("gen_ai.usage.output_tokens") if is_chat else None,
+        json.dumps(attributes, ensure_ascii=False, default=str),
+    )
+
+
+def writer_alive(writer: str | None) -> bool:
+    """Whether the process that writes a live run still exists (a run on another host is trusted)."""
+    host, _, pid = (writer or "").rpartition(":")
+    if not host or not pid.isdigit():
+        return False
+    if host != socket.gethostname() or os.name == "nt":
+        return True  # another machine's run; and on Windows, os.kill would end the process, not probe it
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def run_status(summary: dict[str, Any], root: SpanRecord) -> str:
+    """A finished run's status: from ``run.json``, else from its root span."""
+    recorded = summary.get("status") or root.attributes.get("rolegraph.status")
+    return str(recorded) if recorded else {"ok": "completed"}.get(root.status, root.status)
+
+
+def started_from_id(run_id: str) -> float | None:
+    """The start time encoded in a run id (``YYYYmmdd-HHMMSS-...``), if it has one."""
+    try:
+        return dt.datetime.strptime(run_id[:15], "%Y%m%d-%H%M%S").replace(tzinfo=dt.UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def as_record(span: SpanRecord) -> tuple[dict[str, Any], bool]:
+    """A read-back span as a live record, and whether it ended."""
+    record = {
+        "span_id": span.span_id,
+        "parent_id": span.parent_id,
+        "kind": span.kind,
+        "name": span.name,
+        "start_time": span.start_time,
+        "end_time": span.end_time,
+        "duration_s": span.duration_s,
+        "status": span.status,
+        "error": span.error,
+        "attributes": span.attributes,
+    }
+    return record, span.status != "unfinished"
