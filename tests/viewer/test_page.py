@@ -1,0 +1,172 @@
+"""The viewer page in a real Chromium (Debian's, through Playwright), against uvicorn on 127.0.0.1.
+
+Each test loads recorded runs and checks what a user sees: the runs list, the
+timeline and graph of the demo run's steps, span details on click, and that
+trace content holding HTML and script is shown as text and never runs.
+Screenshots go to the test's tmp folder; with ROLEGRAPH_VIEWER_SCREENSHOTS=1
+they are also copied to docs/images/ for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from rolegraph.errors import ToolError
+from rolegraph.tools.browser import CHROMIUM_FLAGS, find_chromium
+from rolegraph.viewer import create_app
+from rolegraph.workflows.run import RunResult
+from viewer.recording import PAYLOAD_QUERY, PAYLOAD_THOUGHT
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+# As for the browser tool: skip where Chromium is missing, with the fix named; CI (CI=true) must have it.
+def _has_chromium() -> bool:
+    try:
+        find_chromium()
+    except ToolError:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(
+    not _has_chromium() and os.environ.get("CI") != "true",
+    reason="needs Chromium: apt-get install chromium (or set ROLEGRAPH_CHROMIUM)",
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS_ENV = "ROLEGRAPH_VIEWER_SCREENSHOTS"
+COMPLETED = "rgb(46, 157, 79)"  # --ok, the stroke of a completed step's node
+
+
+@pytest.fixture(scope="module")
+def server(recorded: tuple[Path, RunResult, RunResult]) -> Iterator[str]:
+    """The viewer over the recorded runs, served by uvicorn on 127.0.0.1 (a free port); its base URL."""
+    home = recorded[0]
+    config = uvicorn.Config(create_app(home), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    started = threading.Event()
+    while not server.started and thread.is_alive():
+        started.wait(0.02)
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[playwright_api.Browser]:
+    """Debian's Chromium, headless."""
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_FLAGS))
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: playwright_api.Browser) -> Iterator[playwright_api.Page]:
+    """A fresh page, 1440x900, that fails the test on any page error or failed request."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+    assert problems == []
+
+
+def screenshot(page: playwright_api.Page, tmp_path: Path, name: str) -> Path:
+    """Save a screenshot in the test's tmp folder, and in docs/images/ when the env var asks."""
+    path = tmp_path / f"viewer-{name}.png"
+    page.screenshot(path=path)
+    if os.environ.get(SCREENSHOTS_ENV) == "1":
+        shutil.copyfile(path, REPO / "docs" / "images" / path.name)
+    return path
+
+
+class TestRunPage:
+    def test_runs_list_timeline_graph_and_span_details(
+        self, page: playwright_api.Page, server: str, recorded: tuple[Path, RunResult, RunResult], tmp_path: Path
+    ) -> None:
+        """The page lists both runs, draws each step in graph, lanes and waterfall, and shows a clicked span."""
+        _, demo, untrusted = recorded
+        page.goto(f"{server}/#run={demo.run_id}")
+        runs = page.locator("#run-list .run-item")
+        playwright_api.expect(runs).to_have_count(2)
+        assert runs.first.get_attribute("data-run") == demo.run_id  # newest first
+        playwright_api.expect(runs.first).to_contain_text("lora_review")
+        playwright_api.expect(runs.nth(1)).to_contain_text(untrusted.run_id)
+        playwright_api.expect(page.locator("#run-status")).to_have_text("completed")
+
+        steps = ["plan", "research_a", "research_b", "write"]
+        for step in steps:
+            node = page.locator(f'#graph .node[data-step="{step}"]')
+            playwright_api.expect(node).to_have_attribute("data-status", "completed")
+            assert node.locator("rect").evaluate("r => getComputedStyle(r).stroke") == COMPLETED
+            playwright_api.expect(page.locator(f'.wf-row.kind-invoke_agent[data-step="{step}"]')).to_have_count(1)
+            playwright_api.expect(page.locator(f'#lanes .lane-bar[data-step="{step}"]')).to_have_count(1)
+        assert page.locator("#graph path.edge").count() == 4
+        # The two research branches ran at once: they sit in different lanes.
+        lane_of = {
+            step: page.locator(f'#lanes .lane-bar[data-step="{step}"]').evaluate("b => b.parentElement.dataset.lane")
+            for step in ("research_a", "research_b")
+        }
+        assert lane_of["research_a"] != lane_of["research_b"]
+        screenshot(page, tmp_path, "run")
+
+        # Click the skim tool call of research_a: its arguments and result show in the panel.
+        page.locator('.wf-row.kind-execute_tool[data-step="research_a"]', has_text="skim").click()
+        panel = page.locator("#panel")
+        playwright_api.expect(panel.locator("h2")).to_have_text("execute_tool skim")
+        arguments = panel.locator('[data-field="tool arguments"] pre')
+        playwright_api.expect(arguments).to_contain_text('"source_id": "hu2021lora"')
+        playwright_api.expect(panel.locator('[data-field="tool result"] pre')).to_have_text("skimmed hu2021lora")
+
+        # Click the react step that searched: its thought, the model's tool call and the sources found.
+        page.locator('.wf-row.kind-react_step[data-step="research_a"]').first.click()
+        playwright_api.expect(panel.locator('[data-field="thought"] pre')).to_have_text(
+            "Search the library for LoRA's parameter savings."
+        )
+        page.locator('.wf-row.kind-execute_tool[data-step="research_a"]', has_text="library_search").click()
+        playwright_api.expect(panel.locator('[data-field^="sources"] li').first).to_contain_text("hu2021lora")
+        screenshot(page, tmp_path, "span")
+
+        # Clicking a graph node selects that step's agent span.
+        page.locator('#graph .node[data-step="write"]').click()
+        playwright_api.expect(panel.locator("h2")).to_have_text("invoke_agent writer")
+        playwright_api.expect(panel.locator('[data-field="answer"] pre')).to_contain_text("Low-rank adaptation")
+        assert f"run={demo.run_id}" in page.url and "span=" in page.url
+
+    def test_untrusted_trace_content_is_text_and_never_runs(
+        self, page: playwright_api.Page, server: str, recorded: tuple[Path, RunResult, RunResult], tmp_path: Path
+    ) -> None:
+        """HTML and script in a thought, task or tool argument show literally: no element made, no script run."""
+        _, _, untrusted = recorded
+        page.goto(f"{server}/#run={untrusted.run_id}")
+        row = page.locator(".wf-row.kind-react_step").first
+        playwright_api.expect(row).to_contain_text("<img src=x")
+        row.click()
+        panel = page.locator("#panel")
+        playwright_api.expect(panel.locator('[data-field="thought"] pre')).to_have_text(PAYLOAD_THOUGHT)
+        page.locator(".wf-row.kind-invoke_agent").click()
+        playwright_api.expect(panel.locator('[data-field="task"] pre')).to_contain_text(
+            "<script>window.__xss=3</script>"
+        )
+        page.locator(".wf-row.kind-execute_tool").click()
+        playwright_api.expect(panel.locator('[data-field="tool arguments"] pre')).to_contain_text(PAYLOAD_QUERY)
+        assert page.evaluate("window.__xss") is None
+        assert page.locator("main img, main script, main b:text('bold')").count() == 0
+        screenshot(page, tmp_path, "untrusted")
