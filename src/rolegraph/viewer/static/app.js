@@ -245,7 +245,7 @@ function renderHead(view) {
       fact("model calls", String(total.calls)),
       fact("tokens in → out", tokens(total.input_tokens, total.output_tokens) || "0"),
       fact("cost", cost(total.cost_usd)),
-      view.citations && view.citations.total !== undefined
+      !view.live && view.citations && view.citations.total !== undefined
         ? fact("citations", `${view.citations.total} (${view.citations.unresolved} unresolved)`) : null),
     inputs.length
       ? el("div", { class: "inputs" }, el("span", { class: "muted" }, "inputs "),
@@ -261,9 +261,9 @@ function fact(label, value) {
 
 // ---------- workflow graph (SVG; layout from the server) ----------
 
-const NODE_W = 150;
+const NODE_W = 136;
 const NODE_H = 46;
-const GAP_X = 60;
+const GAP_X = 40;
 const GAP_Y = 18;
 
 function renderGraph(view) {
@@ -285,6 +285,7 @@ function renderGraph(view) {
   }
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "graph-svg", role: "img", "aria-label": "workflow graph" });
   root.style.maxWidth = `${width}px`;
+  root.style.minWidth = `${Math.round(width * 0.8)}px`; // below that, scroll rather than shrink the text
   root.style.maxHeight = `${Math.max(height, 140)}px`;
   root.append(svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
     svg("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrow-head" }))));
@@ -316,8 +317,8 @@ function renderGraph(view) {
     },
     svg("title", {}, `${node.id}: ${node.status}`),
     svg("rect", { width: NODE_W, height: NODE_H, rx: 6 }),
-    svg("text", { x: 10, y: 19, class: "node-name" }, clip(node.id, 19)),
-    svg("text", { x: 10, y: 36, class: "node-detail" }, clip(detail, 26)));
+    svg("text", { x: 10, y: 19, class: "node-name" }, clip(node.id, 17)),
+    svg("text", { x: 10, y: 36, class: "node-detail" }, clip(detail, 21)));
     root.append(group);
   }
   box.append(root);
@@ -432,9 +433,11 @@ function renderWaterfall(view) {
       el("span", { class: `chip chip-${span.kind}` }, KIND_LABEL[span.kind] ?? span.kind),
       el("span", { class: "span-name" }, span.name.replace(/^(invoke_agent|invoke_workflow|execute_tool|chat) /, "")),
       showStep ? el("span", { class: "step-tag" }, step) : null,
-      span.status !== "ok" ? el("span", { class: `status-tag ${statusClass(span.status)}` }, span.status) : null,
+      span.status !== "ok" && !(view.live && span.status === "unfinished")
+        ? el("span", { class: `status-tag ${statusClass(span.status)}` }, span.status) : null,
       span.hint ? el("span", { class: "hint" }, span.hint) : null),
-    el("div", { class: "wf-num" }, span.end === null ? "…" : seconds(span.duration_s)),
+    el("div", { class: "wf-num", title: span.end === null ? "still open" : null },
+      span.end === null ? `${seconds(view.elapsed_s - span.start)}…` : seconds(span.duration_s)),
     el("div", { class: "wf-num" }, tokens(span.input_tokens, span.output_tokens)),
     el("div", { class: "wf-track" },
       el("div", { class: `bar bar-${span.kind}${span.end === null ? " open" : ""}`, style: { left: `${left}%`, width: `${width}%` } }))));
