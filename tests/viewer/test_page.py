@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,10 +47,9 @@ SCREENSHOTS_ENV = "ROLEGRAPH_VIEWER_SCREENSHOTS"
 COMPLETED = "rgb(46, 157, 79)"  # --ok, the stroke of a completed step's node
 
 
-@pytest.fixture(scope="module")
-def server(recorded: tuple[Path, RunResult, RunResult]) -> Iterator[str]:
-    """The viewer over the recorded runs, served by uvicorn on 127.0.0.1 (a free port); its base URL."""
-    home = recorded[0]
+@contextmanager
+def serving(home: Path) -> Iterator[str]:
+    """The viewer over `home`, served by uvicorn on 127.0.0.1 (a free port) in a thread; its base URL."""
     config = uvicorn.Config(create_app(home), host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -62,6 +62,13 @@ def server(recorded: tuple[Path, RunResult, RunResult]) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(recorded: tuple[Path, RunResult, RunResult]) -> Iterator[str]:
+    """The viewer over the recorded runs; its base URL."""
+    with serving(recorded[0]) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +178,34 @@ class TestRunPage:
         assert page.evaluate("window.__xss") is None
         assert page.locator("main img, main script, main b:text('bold')").count() == 0
         screenshot(page, tmp_path, "untrusted", docs=False)
+
+
+class TestLive:
+    def test_a_running_run_updates_in_place(
+        self, page: playwright_api.Page, recorded: tuple[Path, RunResult, RunResult], tmp_path: Path
+    ) -> None:
+        """A run cut mid-way shows running steps; as the rest of its trace arrives the page turns it completed."""
+        demo = recorded[1]
+        folder = tmp_path / "home" / "runs" / demo.run_id
+        shutil.copytree(demo.run_dir, folder)
+        lines = (folder / "trace.jsonl").read_text().splitlines(keepends=True)
+        cut = next(i for i, line in enumerate(lines) if '"span_end"' in line and '"research_b"' in line)
+        (folder / "trace.jsonl").write_text("".join(lines[:cut]))
+        summary = (folder / "run.json").read_text()
+        (folder / "run.json").write_text(summary.replace('"completed"', '"failed"'))
+        with serving(tmp_path / "home") as url:
+            page.goto(f"{url}/#run={demo.run_id}")
+            playwright_api.expect(page.locator("#live-flag")).to_be_visible()
+            node = page.locator('#graph .node[data-step="write"]')
+            playwright_api.expect(node).to_have_attribute("data-status", "pending")
+            running = page.locator('#graph .node[data-step="research_b"]')
+            playwright_api.expect(running).to_have_attribute("data-status", "running")
+            playwright_api.expect(page.locator("#run-status")).to_have_text("running / unfinished")
+            screenshot(page, tmp_path, "live", docs=False)
+            with (folder / "trace.jsonl").open("a") as trace:
+                trace.write("".join(lines[cut:]))
+            (folder / "run.json").write_text(summary)
+            playwright_api.expect(page.locator("#run-status")).to_have_text("completed")
+            playwright_api.expect(node).to_have_attribute("data-status", "completed")
+            playwright_api.expect(page.locator("#live-flag")).to_be_hidden()
+            playwright_api.expect(page.locator('.wf-row.kind-invoke_agent[data-step="write"]')).to_have_count(1)

@@ -108,8 +108,8 @@ def create_app(
         return JSONResponse({"runs": listed})
 
     def run(request: Request) -> Response:
-        view = reader.view(request.path_params["run_id"])
-        return _not_found("such run") if view is None else JSONResponse(view)
+        body = reader.view_json(request.path_params["run_id"])
+        return _not_found("such run") if body is None else Response(body, media_type="application/json")
 
     def stamp(request: Request) -> Response:
         run_id = request.path_params["run_id"]

@@ -60,6 +60,7 @@ class _Loaded:
     trace: Trace
     view: dict[str, Any]
     costs: dict[str, float | None]
+    encoded: bytes | None = None
 
 
 class RunReader:
@@ -95,6 +96,16 @@ class RunReader:
         """Everything the run page draws (see the module docstring), or None if there is no such run."""
         loaded = self._load(run_id)
         return None if loaded is None else loaded.view
+
+    def view_json(self, run_id: str) -> bytes | None:
+        """`view` encoded as JSON (UTF-8), encoded once per change of the run: a big run's view is megabytes."""
+        loaded = self._load(run_id)
+        if loaded is None:
+            return None
+        if loaded.encoded is None:
+            text = json.dumps(loaded.view, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str)
+            loaded.encoded = text.encode("utf-8")
+        return loaded.encoded
 
     def span(self, run_id: str, span_id: str) -> dict[str, Any] | None:
         """One span in full: its fields, every attribute, its cost and the sources it returned."""

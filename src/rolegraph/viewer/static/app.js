@@ -71,6 +71,14 @@ function tokens(input, output) {
   return input || output ? `${input.toLocaleString()} → ${output.toLocaleString()}` : "";
 }
 
+function compact(n) {
+  return n >= 10000 ? `${(n / 1000).toFixed(n >= 100000 ? 0 : 1)}k` : n.toLocaleString();
+}
+
+function shortTokens(input, output) {
+  return input || output ? `${compact(input)} → ${compact(output)}` : "";
+}
+
 function cost(value) {
   if (value === null || value === undefined) return "?";
   return value === 0 ? "$0" : `$${value.toFixed(value < 0.01 ? 5 : 4)}`;
@@ -261,7 +269,7 @@ function fact(label, value) {
 
 // ---------- workflow graph (SVG; layout from the server) ----------
 
-const NODE_W = 136;
+const NODE_W = 150;
 const NODE_H = 46;
 const GAP_X = 40;
 const GAP_Y = 18;
@@ -318,7 +326,7 @@ function renderGraph(view) {
     svg("title", {}, `${node.id}: ${node.status}`),
     svg("rect", { width: NODE_W, height: NODE_H, rx: 6 }),
     svg("text", { x: 10, y: 19, class: "node-name" }, clip(node.id, 17)),
-    svg("text", { x: 10, y: 36, class: "node-detail" }, clip(detail, 21)));
+    svg("text", { x: 10, y: 36, class: "node-detail" }, clip(detail, 24)));
     root.append(group);
   }
   box.append(root);
@@ -438,7 +446,8 @@ function renderWaterfall(view) {
       span.hint ? el("span", { class: "hint" }, span.hint) : null),
     el("div", { class: "wf-num", title: span.end === null ? "still open" : null },
       span.end === null ? `${seconds(view.elapsed_s - span.start)}…` : seconds(span.duration_s)),
-    el("div", { class: "wf-num" }, tokens(span.input_tokens, span.output_tokens)),
+    el("div", { class: "wf-num", title: tokens(span.input_tokens, span.output_tokens) || null },
+      shortTokens(span.input_tokens, span.output_tokens)),
     el("div", { class: "wf-track" },
       el("div", { class: `bar bar-${span.kind}${span.end === null ? " open" : ""}`, style: { left: `${left}%`, width: `${width}%` } }))));
   }
