@@ -107,8 +107,20 @@ steps:
 """
 
 
-def write_project(folder: Path) -> tuple[Path, Path]:
-    """The demo and untrusted workflows, their library, scripts and tool module; returns both workflow files."""
+BROKEN = """\
+rolegraph: 1
+name: broken
+library: library
+models: {default: "scripted:garbage.yaml"}
+settings: {fail_fast: false}
+steps:
+  research: {role: researcher, task: "Research adapters."}
+  write: {role: writer, depends_on: [research], task: "Write."}
+"""
+
+
+def write_project(folder: Path) -> tuple[Path, Path, Path]:
+    """The demo, untrusted and broken workflows, their library, scripts and tool module; the workflow files."""
     write_library(folder, NOTES)
     (folder / "slow_tools.py").write_text(TOOLS)
     write_script(folder, "planner", PLANNER)
@@ -145,14 +157,16 @@ def write_project(folder: Path) -> tuple[Path, Path]:
             {"final": {"claims": []}, "thought": "Nothing to claim."},
         ],
     )
+    write_script(folder, "garbage", [{"text": "not JSON at all"}] * 5)
     (folder / "review.yaml").write_text(DEMO)
     (folder / "untrusted.yaml").write_text(UNTRUSTED)
-    return folder / "review.yaml", folder / "untrusted.yaml"
+    (folder / "broken.yaml").write_text(BROKEN)
+    return folder / "review.yaml", folder / "untrusted.yaml", folder / "broken.yaml"
 
 
-def record(workflow: Path, home: Path) -> RunResult:
-    """Run a workflow to completion under `home`, in a thread of its own (callers may be inside an event loop)."""
+def record(workflow: Path, home: Path, status: str = "completed") -> RunResult:
+    """Run a workflow to its end under `home`, in a thread of its own (callers may be inside an event loop)."""
     with ThreadPoolExecutor(1) as pool:
         result = pool.submit(asyncio.run, rolegraph.load(workflow).run(home=home)).result()
-    assert result.status == "completed", result.error
+    assert result.status == status, result.error
     return result

@@ -40,11 +40,15 @@ def copy_run(result: RunResult, home: Path) -> Path:
 
 
 class TestRuns:
-    def test_lists_runs_newest_first(self, client: TestClient, recorded: Recorded) -> None:
+    def test_lists_runs_newest_first(self, client: TestClient, recorded: Recorded, failed_run: str) -> None:
         """`/api/runs` lists every run, newest first, with status, tokens and cost, and no local paths."""
         _, demo, untrusted = recorded
         runs = get(client, "/api/runs")["runs"]
-        assert [r["run_id"] for r in runs] == [demo.run_id, untrusted.run_id]
+        assert [(r["run_id"], r["status"]) for r in runs] == [
+            (demo.run_id, "completed"),
+            (untrusted.run_id, "completed"),
+            (failed_run, "failed"),
+        ]
         first = runs[0]
         assert (first["workflow"], first["status"], first["cost_usd"]) == ("lora_review", "completed", 0.0)
         assert first["input_tokens"] == demo.usage.input_tokens and first["output_tokens"] == demo.usage.output_tokens
@@ -147,6 +151,18 @@ class TestRunView:
             graph = get(client, f"/api/runs/{folder.name}")["graph"]
         assert graph["source"] == "trace"
         assert "changed since the run (no step research_b)" in graph["note"]
+
+    def test_failed_run(self, client: TestClient, failed_run: str) -> None:
+        """A failed run says why; its failed step and the step skipped after it are coloured so in the graph."""
+        view = get(client, f"/api/runs/{failed_run}")
+        assert (view["status"], view["live"]) == ("failed", False)
+        assert view["error"].startswith("step 'research' failed: researcher: no valid answer after 5 model calls")
+        assert [(n["id"], n["status"]) for n in view["graph"]["nodes"]] == [
+            ("research", "failed"),
+            ("write", "skipped"),
+        ]
+        [agent] = [s for s in view["spans"] if s["kind"] == "invoke_agent"]
+        assert agent["status"] == "error" and "AgentError" in agent["error"]
 
 
 class TestSpan:

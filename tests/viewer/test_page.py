@@ -45,6 +45,7 @@ pytestmark = pytest.mark.skipif(
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS_ENV = "ROLEGRAPH_VIEWER_SCREENSHOTS"
 COMPLETED = "rgb(46, 157, 79)"  # --ok, the stroke of a completed step's node
+FAILED = "rgb(201, 48, 44)"  # --fail
 
 
 @contextmanager
@@ -109,11 +110,11 @@ class TestRunPage:
     def test_runs_list_timeline_graph_and_span_details(
         self, page: playwright_api.Page, server: str, recorded: tuple[Path, RunResult, RunResult], tmp_path: Path
     ) -> None:
-        """The page lists both runs, draws each step in graph, lanes and waterfall, and shows a clicked span."""
+        """The page lists the runs, draws each step in graph, lanes and waterfall, and shows a clicked span."""
         _, demo, untrusted = recorded
         page.goto(f"{server}/#run={demo.run_id}")
         runs = page.locator("#run-list .run-item")
-        playwright_api.expect(runs).to_have_count(2)
+        playwright_api.expect(runs).to_have_count(3)
         assert runs.first.get_attribute("data-run") == demo.run_id  # newest first
         playwright_api.expect(runs.first).to_contain_text("lora_review")
         playwright_api.expect(runs.nth(1)).to_contain_text(untrusted.run_id)
@@ -133,6 +134,9 @@ class TestRunPage:
             for step in ("research_a", "research_b")
         }
         assert lane_of["research_a"] != lane_of["research_b"]
+        # Before any click, the panel has the run's usage per step, role and model.
+        usage = page.locator('#panel [data-field="usage by step"] td:first-child')
+        playwright_api.expect(usage).to_have_text(steps)
         screenshot(page, tmp_path, "run")
 
         # Click the skim tool call of research_a: its arguments and result show in the panel.
@@ -148,7 +152,11 @@ class TestRunPage:
         playwright_api.expect(panel.locator('[data-field="thought"] pre')).to_have_text(
             "Search the library for LoRA's parameter savings."
         )
-        page.locator('.wf-row.kind-execute_tool[data-step="research_a"]', has_text="library_search").click()
+        page.keyboard.press("ArrowDown")  # the react step's model call
+        playwright_api.expect(panel.locator("h2")).to_have_text("chat scripted:research_a.yaml")
+        playwright_api.expect(panel.locator('[data-field="tool calls"]')).to_contain_text("library_search")
+        page.keyboard.press("ArrowDown")  # then its tool call
+        playwright_api.expect(panel.locator("h2")).to_have_text("execute_tool library_search")
         playwright_api.expect(panel.locator('[data-field^="sources"] li').first).to_contain_text("hu2021lora")
         screenshot(page, tmp_path, "span")
 
@@ -178,6 +186,22 @@ class TestRunPage:
         assert page.evaluate("window.__xss") is None
         assert page.locator("main img, main script, main b:text('bold')").count() == 0
         screenshot(page, tmp_path, "untrusted", docs=False)
+
+    def test_failed_run(self, page: playwright_api.Page, server: str, failed_run: str, tmp_path: Path) -> None:
+        """Choosing a failed run in the list shows its error, its failed step red and the skipped one dashed grey."""
+        page.goto(server)
+        page.locator(f'#run-list .run-item[data-run="{failed_run}"]').click()
+        playwright_api.expect(page.locator("#run-status")).to_have_text("failed")
+        playwright_api.expect(page.locator("#run-head pre.error")).to_contain_text(
+            "no valid answer after 5 model calls"
+        )
+        failed = page.locator('#graph .node[data-step="research"]')
+        playwright_api.expect(failed).to_have_attribute("data-status", "failed")
+        assert failed.locator("rect").evaluate("r => getComputedStyle(r).stroke") == FAILED
+        skipped = page.locator('#graph .node[data-step="write"] rect')
+        assert skipped.evaluate("r => getComputedStyle(r).strokeDasharray") != "none"
+        playwright_api.expect(page.locator(".wf-row.kind-invoke_agent .status-tag")).to_have_text("error")
+        screenshot(page, tmp_path, "failed", docs=False)
 
 
 class TestLive:

@@ -234,6 +234,34 @@ function renderRun() {
   renderGraph(view);
   renderLanes(view);
   renderWaterfall(view);
+  if (!state.selected) renderRunPanel(view);
+}
+
+function renderRunPanel(view) {
+  const panel = clear(document.getElementById("panel"));
+  delete panel.dataset.span;
+  const usage = view.usage;
+  const table = (title, rows) => {
+    const entries = Object.entries(rows);
+    if (!entries.length) return null;
+    return el("section", { class: "field", "data-field": `usage by ${title}` }, el("h3", {}, `usage by ${title}`),
+      el("table", { class: "usage" },
+        el("tr", {}, el("th", {}, title), el("th", {}, "calls"), el("th", {}, "in"), el("th", {}, "out"), el("th", {}, "cost")),
+        entries.map(([key, total]) => el("tr", {},
+          el("td", {}, key), el("td", {}, String(total.calls)), el("td", {}, total.input_tokens.toLocaleString()),
+          el("td", {}, total.output_tokens.toLocaleString()), el("td", {}, cost(total.cost_usd))))));
+  };
+  const outputs = Object.entries(view.outputs || {});
+  append(panel, [
+    el("p", { class: "hint-line" }, "Click a span (or a step in the graph) to see its thought, messages, tool calls, sources, tokens and cost. ↑/↓ move through the spans."),
+    table("step", usage.by_step),
+    table("role", usage.by_role),
+    table("model", usage.by_model),
+    outputs.length
+      ? el("section", { class: "field", "data-field": "outputs" }, el("h3", {}, "outputs"),
+        el("ul", { class: "sources" }, outputs.map(([name, path]) => el("li", {}, el("b", {}, name), " ", el("code", {}, String(path).split("/").pop())))))
+      : null,
+  ]);
 }
 
 function renderHead(view) {
@@ -582,9 +610,27 @@ function attributes(a) {
     el("table", {}, rest.map(([key, value]) => el("tr", {}, el("th", {}, key), el("td", {}, el("pre", {}, pretty(value)))))));
 }
 
+function moveSelection(step) {
+  const rows = [...document.querySelectorAll(".wf-row[data-span]")];
+  if (!rows.length) return;
+  const at = rows.findIndex((row) => row.dataset.span === state.selected);
+  const next = rows[Math.min(Math.max(at === -1 ? 0 : at + step, 0), rows.length - 1)];
+  selectSpan(next.dataset.span, { scroll: true });
+}
+
 // ---------- start ----------
 
 function start() {
+  document.addEventListener("keydown", (event) => {
+    if (!state.view || event.target instanceof HTMLInputElement) return;
+    if (event.key === "ArrowDown" || event.key === "j") moveSelection(1);
+    else if (event.key === "ArrowUp" || event.key === "k") moveSelection(-1);
+    else if ((event.key === "ArrowLeft" || event.key === "ArrowRight") && state.selected) {
+      const span = state.view.spans.find((s) => s.id === state.selected);
+      if (span && span.children && (event.key === "ArrowLeft") !== state.collapsed.has(span.id)) toggleSpan(span.id);
+    } else return;
+    event.preventDefault();
+  });
   document.getElementById("run-filter").addEventListener("input", renderRuns);
   document.getElementById("expand-all").addEventListener("click", expandAll);
   document.getElementById("collapse-agents").addEventListener("click", collapseToAgents);
