@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from typer.testing import CliRunner
 
 from rolegraph.cli import app
@@ -41,6 +42,20 @@ class TestServe:
         assert result.exit_code == 0
         for option in ("--host", "--port", "--open", "--no-open"):
             assert option in result.stdout
+
+    def test_beyond_loopback_warns(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """`--host 0.0.0.0` warns that every trace becomes readable (the server itself is not started here)."""
+        started: list[tuple[str, int]] = []
+
+        def run(server: uvicorn.Server) -> None:  # listening on every interface is not for a test machine
+            started.append((server.config.host, server.config.port))
+
+        monkeypatch.setattr(uvicorn.Server, "run", run)
+        monkeypatch.setenv("ROLEGRAPH_HOME", str(tmp_path))
+        result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--no-open"], env={"COLUMNS": "300"})
+        assert result.exit_code == 0, result.output
+        assert started == [("0.0.0.0", 8765)]
+        assert "warning serving on 0.0.0.0, not loopback: anyone who can reach this address" in result.stderr
 
     @pytest.mark.parametrize(
         ("host", "loopback"),

@@ -86,7 +86,7 @@ class TestTraceHtml:
     def test_step_rows(self, records: list[dict[str, Any]]) -> None:
         """Each step's row has its worst status, agents and the tokens below its agents."""
         rows = {row["step"]: row for row in step_rows(Trace(records))}
-        assert (rows["a"]["status"], rows["a"]["agents"], rows["a"]["input_tokens"]) == ("ok", 1, 1000)
+        assert (rows["a"]["status"], rows["a"]["agents"], rows["a"]["input_tokens"]) == ("completed", 1, 1000)
         assert rows["write"]["output_tokens"] == 300
 
 

@@ -28,6 +28,7 @@ MAX_SPANS = 2000
 """Spans listed in a notebook, at most; the rest are counted (the viewer shows every one)."""
 _OPEN_DEPTH = 2
 _THOUGHT_MAX = 300
+_STEP_STATUS = {"ok": "completed", "error": "failed"}
 _STATUS_COLOUR = {
     "ok": "#2e9d4f",
     "completed": "#2e9d4f",
@@ -65,7 +66,8 @@ def _seconds(value: float | None) -> str:
 
 
 def step_rows(trace: Trace) -> list[dict[str, Any]]:
-    """Per step, in start order: status (the worst of its agents'), agents, wall time and tokens."""
+    """Per step, in start order: status (``completed``, ``failed``, ``cancelled`` or ``unfinished``: the worst
+    of its agents'), agents, wall time from the first agent's start to the last one's end, and tokens."""
     steps: dict[str, dict[str, Any]] = {}
     for span in trace.walk():
         if span.kind != "invoke_agent" or "rolegraph.step.id" not in span.attributes:
@@ -86,7 +88,7 @@ def step_rows(trace: Trace) -> list[dict[str, Any]]:
         rows.append(
             {
                 "step": step_id,
-                "status": worst,
+                "status": _STEP_STATUS.get(worst, worst),
                 "agents": step["agents"],
                 "duration_s": step["end"] - step["start"],
                 "input_tokens": step["in"],

@@ -64,7 +64,7 @@ function seconds(value) {
   if (value < 0.001) return `${(value * 1e6).toFixed(0)} µs`;
   if (value < 1) return `${(value * 1000).toFixed(value < 0.01 ? 2 : 0)} ms`;
   if (value < 120) return `${value.toFixed(2)} s`;
-  return `${Math.floor(value / 60)} m ${Math.round(value % 60)} s`;
+  return `${Math.floor(value / 60)}m ${Math.round(value % 60)}s`;
 }
 
 function tokens(input, output) {
