@@ -137,7 +137,7 @@ class TestRunPage:
         # Before any click, the panel has the run's usage per step, role and model.
         usage = page.locator('#panel [data-field="usage by step"] td:first-child')
         playwright_api.expect(usage).to_have_text(steps)
-        screenshot(page, tmp_path, "run")
+        screenshot(page, tmp_path, "run", docs=False)
 
         # Click the skim tool call of research_a: its arguments and result show in the panel.
         page.locator('.wf-row.kind-execute_tool[data-step="research_a"]', has_text="skim").click()
