@@ -15,7 +15,7 @@ import uvicorn
 from typer.testing import CliRunner
 
 from rolegraph.cli import app
-from rolegraph.cli.serve import is_loopback
+from rolegraph.cli.serve import can_show_pages, is_loopback
 
 
 class TestServe:
@@ -74,3 +74,12 @@ class TestServe:
     def test_loopback_hosts(self, host: str, loopback: bool) -> None:
         """Only loopback addresses count as local; anything else gets the warning and open host checks."""
         assert is_loopback(host) is loopback
+
+    @pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="there, a browser can always open")
+    def test_pages_open_only_on_a_desktop(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without DISPLAY or WAYLAND_DISPLAY no browser is started (it would be a text one, in the terminal)."""
+        monkeypatch.delenv("DISPLAY", raising=False)
+        monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+        assert can_show_pages() is False
+        monkeypatch.setenv("DISPLAY", ":0")
+        assert can_show_pages() is True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import sys
 import threading
 import webbrowser
 from typing import Annotated
@@ -14,7 +16,16 @@ from rolegraph.cli._common import PricesOption, app, err, load_prices
 from rolegraph.viewer.app import LOOPBACK_HOSTS, create_app
 from rolegraph.workflows.run import home_dir
 
-__all__ = ["is_loopback", "serve"]
+__all__ = ["can_show_pages", "is_loopback", "serve"]
+
+
+def can_show_pages() -> bool:
+    """Whether a graphical browser can open here (a desktop session, macOS, Windows).
+
+    On a headless machine `webbrowser` would start a text browser (lynx, w3m)
+    in the terminal the server logs to, so the URL is only printed there.
+    """
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def is_loopback(host: str) -> bool:
@@ -34,7 +45,9 @@ def serve(
         typer.Option("--host", help="Address to listen on; beyond 127.0.0.1 anyone who can reach it sees every trace."),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0 picks a free one).")] = 8765,
-    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in a web browser.")] = True,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the page in a web browser (where there is a desktop).")
+    ] = True,
     prices: PricesOption = None,
 ) -> None:
     """Browse recorded runs in a web page: waterfall of spans, step graph, span details, live updates."""
@@ -59,7 +72,7 @@ def serve(
         bound = next((s.getsockname()[1] for srv in server.servers for s in srv.sockets), port)
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{bound}/"
         err.print(f"rolegraph viewer on {url} (runs in {escape(str(home_dir() / 'runs'))}); Ctrl-C stops it")
-        if open_browser:
+        if open_browser and can_show_pages():
             webbrowser.open(url)
 
     threading.Thread(target=announce, name="rolegraph-serve-announce", daemon=True).start()
