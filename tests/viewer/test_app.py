@@ -247,6 +247,24 @@ class TestLive:
             assert view["steps"]["write"]["status"] == "completed"
             assert len(view["spans"]) == len(demo.trace.spans)
 
+    def test_a_run_that_just_started(self, recorded: Recorded, tmp_path: Path) -> None:
+        """A run folder with its first summary and an empty trace shows every step of its workflow pending."""
+        demo = recorded[1]
+        folder = copy_run(demo, tmp_path)
+        (folder / "trace.jsonl").write_text("")
+        (folder / "sources.json").unlink()
+        summary = json.loads((folder / "run.json").read_text())
+        (folder / "run.json").write_text(json.dumps({**summary, "status": "failed", "steps": {}, "outputs": {}}))
+        with TestClient(create_app(tmp_path), base_url="http://127.0.0.1") as client:
+            view = get(client, f"/api/runs/{demo.run_id}")
+        assert (view["status"], view["live"], view["spans"], view["lanes"]) == ("unfinished", True, [], [])
+        assert [(n["id"], n["status"]) for n in view["graph"]["nodes"]] == [
+            ("plan", "pending"),
+            ("research_a", "pending"),
+            ("research_b", "pending"),
+            ("write", "pending"),
+        ]
+
 
 class TestSecurity:
     def test_headers_and_page(self, client: TestClient) -> None:
