@@ -132,6 +132,16 @@ class Trace:
             self._add(root, span, details)
         return root
 
+    def __rich__(self) -> Tree:
+        """The trace in a terminal (``rich.print(trace)``): `tree` with its defaults."""
+        return self.tree()
+
+    def _repr_html_(self) -> str:
+        """The trace in Jupyter: escaped HTML with its status, steps and nested spans."""
+        from rolegraph.traces.notebook import trace_html  # it imports this module
+
+        return trace_html(self)
+
     def _add(self, parent: Tree, span: SpanRecord, details: _Details) -> None:
         label = Text(span.name, style="bold" if span.kind in ("invoke_workflow", "invoke_agent") else "")
         step = span.attributes.get("rolegraph.step.id")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
+from rich.console import RenderableType
 
 from rolegraph.errors import Problem, SpecError
 from rolegraph.models.model import Usage
@@ -26,6 +27,7 @@ from rolegraph.tools.registry import resolve_tools
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.content import CONTENT_MODES, ContentMode, content_processor
+from rolegraph.traces.notebook import run_html, run_rich
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.run_sinks import RunSinks
 from rolegraph.traces.sinks import TraceSink
@@ -91,6 +93,17 @@ class RunResult(BaseModel):
     def step_outputs(self) -> dict[str, Any]:
         """Output of each completed step."""
         return {k: s.output for k, s in self.steps.items() if s.status == "completed"}
+
+    def _trace_or_none(self) -> Trace | None:
+        return self.trace if (self.run_dir / "trace.jsonl").is_file() else None
+
+    def _repr_html_(self) -> str:
+        """The run in Jupyter: escaped HTML with status, usage, outputs, steps and nested spans."""
+        return run_html(self.summary(), self._trace_or_none())
+
+    def __rich__(self) -> RenderableType:
+        """The run in a terminal (``rich.print(result)``): a summary line, its steps and its span tree."""
+        return run_rich(self.summary(), self._trace_or_none())
 
     def summary(self) -> dict[str, Any]:
         """The run as the CLI's ``--json`` object."""

@@ -1,0 +1,101 @@
+// The span panel: one span's details, or the run's usage when no span is selected.
+
+import { KIND_LABEL, append, clear, cost, el, fact, pretty, seconds, stepLabel, statusClass, tokens } from "./dom.js";
+
+const SHOWN = new Set([
+  "rolegraph.thought", "rolegraph.task", "rolegraph.input.last", "rolegraph.output.text", "rolegraph.output.tool_calls",
+  "rolegraph.tool.arguments", "rolegraph.tool.result", "rolegraph.output", "rolegraph.problem", "rolegraph.tool.sources",
+]);
+
+export function renderRunPanel(view) {
+  const panel = clear(document.getElementById("panel"));
+  delete panel.dataset.span;
+  const usage = view.usage;
+  const table = (title, rows) => {
+    const entries = Object.entries(rows);
+    if (!entries.length) return null;
+    return el("section", { class: "field", "data-field": `usage by ${title}` }, el("h3", {}, `usage by ${title}`),
+      el("table", { class: "usage" },
+        el("tr", {}, el("th", {}, title), el("th", {}, "calls"), el("th", {}, "in"), el("th", {}, "out"), el("th", {}, "cost")),
+        entries.map(([key, total]) => el("tr", {},
+          el("td", {}, key), el("td", {}, String(total.calls)), el("td", {}, total.input_tokens.toLocaleString()),
+          el("td", {}, total.output_tokens.toLocaleString()), el("td", {}, cost(total.cost_usd))))));
+  };
+  const outputs = Object.entries(view.outputs || {});
+  append(panel, [
+    el("p", { class: "hint-line" }, "Click a span (or a step in the graph) to see its thought, messages, tool calls, sources, tokens and cost. ↑/↓ move through the spans."),
+    table("step", usage.by_step),
+    table("role", usage.by_role),
+    table("model", usage.by_model),
+    outputs.length
+      ? el("section", { class: "field", "data-field": "outputs" }, el("h3", {}, "outputs"),
+        el("ul", { class: "sources" }, outputs.map(([name, path]) => el("li", {}, el("b", {}, name), " ", el("code", {}, String(path).split("/").pop())))))
+      : null,
+  ]);
+}
+
+export function renderPanel(detail, span) {
+  const panel = clear(document.getElementById("panel"));
+  panel.dataset.span = detail.id;
+  const a = detail.attributes;
+  const step = stepLabel(span);
+  append(panel, [
+    el("div", { class: "panel-head" },
+      el("span", { class: `chip chip-${detail.kind}` }, KIND_LABEL[detail.kind] ?? detail.kind),
+      el("h2", {}, detail.name),
+      el("span", { class: `badge ${statusClass(detail.status)}` }, detail.status)),
+    el("dl", { class: "facts compact" },
+      step ? fact("step", step) : null,
+      a["gen_ai.agent.name"] ? fact("role", a["gen_ai.agent.name"]) : null,
+      a["gen_ai.request.model"] ? fact("model", a["gen_ai.request.model"]) : null,
+      a["gen_ai.tool.name"] ? fact("tool", a["gen_ai.tool.name"]) : null,
+      fact("starts at", `+${seconds(span.start)}`),
+      fact("duration", detail.duration_s === null ? "unfinished" : seconds(detail.duration_s)),
+      detail.input_tokens || detail.output_tokens ? fact(detail.kind === "chat" ? "tokens in → out" : "tokens below", tokens(detail.input_tokens, detail.output_tokens)) : null,
+      detail.input_tokens || detail.output_tokens ? fact("cost", cost(detail.cost_usd)) : null,
+      a["rolegraph.action"] ? fact("action", a["rolegraph.action"]) : null,
+      a["rolegraph.input.messages"] !== undefined ? fact("messages sent", String(a["rolegraph.input.messages"])) : null,
+      a["gen_ai.response.finish_reasons"] ? fact("finish", String(a["gen_ai.response.finish_reasons"])) : null),
+    detail.error ? section("error", detail.error, "error") : null,
+    a["rolegraph.thought"] ? section("thought", a["rolegraph.thought"], "thought") : null,
+    a["rolegraph.task"] ? section("task", a["rolegraph.task"]) : null,
+    a["rolegraph.input.last"] ? section("last message sent", a["rolegraph.input.last"]) : null,
+    a["rolegraph.output.text"] ? section("model output", a["rolegraph.output.text"]) : null,
+    toolCalls(a["rolegraph.output.tool_calls"]),
+    a["rolegraph.tool.arguments"] !== undefined ? section("tool arguments", pretty(a["rolegraph.tool.arguments"]), "code") : null,
+    a["rolegraph.tool.result"] !== undefined ? section(a["rolegraph.tool.is_error"] ? "tool result (error)" : "tool result", pretty(a["rolegraph.tool.result"]), a["rolegraph.tool.is_error"] ? "error" : "") : null,
+    sources(detail.sources),
+    a["rolegraph.problem"] ? section("problem", a["rolegraph.problem"], "error") : null,
+    a["rolegraph.output"] !== undefined ? section("answer", pretty(a["rolegraph.output"]), "code") : null,
+    attributes(a),
+  ]);
+}
+
+function section(title, text, kind = "") {
+  return el("section", { class: `field ${kind}`, "data-field": title },
+    el("h3", {}, title),
+    el("pre", {}, typeof text === "string" ? text : pretty(text)));
+}
+
+function toolCalls(calls) {
+  if (!Array.isArray(calls) || !calls.length) return null;
+  return el("section", { class: "field", "data-field": "tool calls" }, el("h3", {}, "tool calls"),
+    calls.map((call) => el("div", { class: "call" }, el("b", {}, String(call?.name ?? "?")), el("pre", {}, pretty(call?.arguments ?? "")))));
+}
+
+function sources(list) {
+  if (!list || !list.length) return null;
+  return el("section", { class: "field", "data-field": "sources" }, el("h3", {}, `sources (${list.length})`),
+    el("ul", { class: "sources" }, list.map((s) => el("li", {},
+      el("code", {}, s.id),
+      s.title ? el("span", {}, ` ${s.title}`) : null,
+      s.year ? el("span", { class: "muted" }, ` (${s.year})`) : null,
+      s.url ? el("div", { class: "muted url" }, s.url) : null))));
+}
+
+function attributes(a) {
+  const rest = Object.entries(a).filter(([key]) => !SHOWN.has(key));
+  if (!rest.length) return null;
+  return el("details", { class: "field attrs" }, el("summary", {}, `all attributes (${rest.length})`),
+    el("table", {}, rest.map(([key, value]) => el("tr", {}, el("th", {}, key), el("td", {}, el("pre", {}, pretty(value)))))));
+}
