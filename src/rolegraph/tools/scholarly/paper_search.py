@@ -39,7 +39,7 @@ class PaperSearchArgs(BaseModel):
     )
     max_results: int = Field(default=5, ge=1, le=25, description="Papers asked of each backend (1-25).")
     backends: list[Backend] = Field(
-        default_factory=lambda: list(ALL_BACKENDS),
+        default=list(ALL_BACKENDS),
         min_length=1,
         description="Which APIs to ask; default all four.",
     )
