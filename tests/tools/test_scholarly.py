@@ -7,14 +7,19 @@ test allows through the URL policy. Expected values are read off the recordings.
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from loopback import LoopbackServer, Reply, Request
 from recorded import Recorded, from_arxiv_record, from_cassette, from_file
+from rolegraph.agents.agent import Agent
+from rolegraph.agents.roles import Role
 from rolegraph.retry import RetryPolicy
+from rolegraph.testing import ScriptedModel, final, tool_call
 from rolegraph.tools.registry import resolve_tool
 from rolegraph.tools.scholarly import (
     ArxivSearchTool,
@@ -28,6 +33,8 @@ from rolegraph.tools.sources import SourceRegistry
 from rolegraph.tools.tool import ToolResult
 from rolegraph.tools.untrusted import END, START
 from rolegraph.tools.urlpolicy import UrlPolicy
+from rolegraph.traces.sinks import MemorySink
+from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.outputs import render_bibtex
 
 COPPER = "paperqa_title_search_copper.yaml"
@@ -40,6 +47,10 @@ PATHS: dict[type[ScholarlySearchTool], tuple[str, str]] = {
     CrossrefSearchTool: ("", "/works"),
     SemanticScholarSearchTool: ("/graph/v1", "/graph/v1/paper/search"),
 }
+
+
+class Summary(BaseModel):
+    summary: str
 
 
 def reply(recorded: Recorded) -> Reply:
@@ -171,6 +182,28 @@ class TestRecordedResponses:
         ]
         assert "s2-test-key-123" not in result.content + repr(result.data) + repr(result.sources)
 
+    async def test_api_key_stays_out_of_the_agent_and_its_trace(
+        self, web: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With S2_API_KEY set, an agent's search sends the key but no message, trace record or result holds it."""
+        key = "s2-secret-key-8d41c9"
+        monkeypatch.setenv("S2_API_KEY", key)
+        serve(web, SemanticScholarSearchTool, reply(from_cassette(COPPER, "semanticscholar")))
+        tool = make(SemanticScholarSearchTool, web, environ=None)
+        model = ScriptedModel([tool_call("semantic_scholar_search", query="copper oxide"), final({"summary": "ok"})])
+        sink = MemorySink()
+        role = Role(name="reader", instructions="Find papers.", output_model=Summary)
+        agent = Agent(role, model, [tool], tracer=Tracer("s2-key", sinks=[sink]))
+        try:
+            result = await agent.run("copper oxide films")
+        finally:
+            await tool.aclose()
+        assert web.requests[0].headers["x-api-key"] == key
+        assert [s.id for s in result.sources] == ["doi:10.1063/1.4938384"]
+        everything = json.dumps([m.model_dump(mode="json") for call in model.calls for m in call.messages])
+        everything += json.dumps(sink.records, default=str) + json.dumps(result.output)
+        assert sink.records and key not in everything
+
     async def test_listing_is_framed_with_ids(self, web: LoopbackServer) -> None:
         """The model sees each paper's id, title, authors and DOI inside an untrusted-content frame."""
         serve(web, OpenAlexSearchTool, reply(from_cassette(COPPER, "api.openalex.org")))
@@ -242,6 +275,20 @@ class TestFaults:
         assert [p["doi"] for p in result.data] == ["10.1063/1.4938384"]
         assert slept == [7.0]
         assert len(web.requests) == 2
+
+    async def test_retry_after_beyond_the_cap_gives_up(self, web: LoopbackServer) -> None:
+        """A Retry-After of an hour is not waited for: one request, no sleep, an error saying to try later."""
+        serve(web, ArxivSearchTool, Reply(b"busy", 503, {"Retry-After": "3600"}))
+        slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+
+        result = await search(make(ArxivSearchTool, web, sleep=sleep))
+        assert result.content == (
+            "arxiv_search: arXiv answered HTTP 503 Service Unavailable after 1 try; try again later"
+        )
+        assert (slept, len(web.requests)) == ([], 1)
 
     async def test_server_error_storm_gives_up(self, web: LoopbackServer) -> None:
         """Every try answered 500: the tool backs off, stops after its tries, and reports an error observation."""

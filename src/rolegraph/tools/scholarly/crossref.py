@@ -21,7 +21,7 @@ __all__ = ["CrossrefSearchTool", "parse_crossref"]
 
 _KINDS: dict[str, PaperKind] = {"journal-article": "article", "proceedings-article": "inproceedings"}
 _TAG = re.compile(r"<[^>]+>")
-_FIELDS = "DOI,title,author,container-title,issued,published,abstract,URL,type"
+_FIELDS = "DOI,title,author,container-title,issued,published-print,published-online,abstract,URL,type"
 
 
 def _first(value: object) -> str:
@@ -31,7 +31,7 @@ def _first(value: object) -> str:
 
 
 def _year(item: dict[str, Any]) -> int | None:
-    for key in ("issued", "published", "published-print", "published-online", "created"):
+    for key in ("issued", "published-print", "published-online", "published", "created"):
         parts = (item.get(key) or {}).get("date-parts") or [[None]]
         year = parts[0][0] if parts and parts[0] else None
         if isinstance(year, int):

@@ -27,8 +27,9 @@ from rolegraph.tools.urlpolicy import UrlPolicy
 
 __all__ = ["ScholarlySearchArgs", "ScholarlySearchTool", "paper_result"]
 
-_ABSTRACT_CHARS = 500
-_LISTING_BUDGET = 6000
+_ABSTRACT_CHARS = 400
+# The agent cuts observations at 4,000 characters; the whole frame, closing line included, must fit.
+_LISTING_BUDGET = 3200
 
 
 class ScholarlySearchArgs(BaseModel):
