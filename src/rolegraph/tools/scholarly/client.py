@@ -23,6 +23,7 @@ from rolegraph.errors import ToolError
 from rolegraph.retry import TRANSIENT_STATUS, RetryPolicy
 from rolegraph.tools.fetch import USER_AGENT
 from rolegraph.tools.ratelimit import HostRateLimiter
+from rolegraph.tools.untrusted import neutralise
 from rolegraph.tools.urlpolicy import PolicyTransport, UrlPolicy
 
 __all__ = [
@@ -149,7 +150,8 @@ class ApiClient:
             raise ToolError(f"could not reach {self.api} ({type(exc).__name__}: {exc}) {_tries(tries)}") from None
         if response.status_code >= 400:
             detail = error_reader(body) if error_reader is not None else None
-            reason = f": {detail}" if detail else ""
+            # The API's own words are untrusted text shown outside any frame: one short line, no delimiters.
+            reason = f": {' '.join(neutralise(detail).split())[:300]}" if detail else ""
             raise ToolError(f"{self.api} answered HTTP {response.status_code} {response.reason_phrase}{reason}")
         return body
 

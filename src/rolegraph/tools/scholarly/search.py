@@ -159,7 +159,7 @@ def paper_result(tool: str, origin: str, papers: Sequence[Paper], notes: Iterabl
             *shown,
             f"{tool}: {len(papers)} papers",
             frame(listing, origin=origin, budget=_LISTING_BUDGET),
-            "Cite a paper by its id in brackets; read an open-access PDF in full with fetch_url.",
+            "Cite a paper by the id in brackets; read an open-access PDF in full with fetch_url.",
         ]
     )
     data = [{"id": paper_source_id(p), **p.model_dump(mode="json")} for p in papers]
