@@ -307,6 +307,22 @@ class TestFaults:
         assert slept == [0.5, 1.0]
         assert len(web.requests) == 3
 
+    async def test_silent_server_times_out(self, web: LoopbackServer) -> None:
+        """A server that never answers is abandoned after the timeout, retried, then reported."""
+
+        def hang(request: Request) -> Reply:
+            web.release.wait(timeout=30)
+            return Reply(b"too late")
+
+        serve(web, CrossrefSearchTool, hang)
+
+        async def sleep(seconds: float) -> None:
+            pass
+
+        tool = make(CrossrefSearchTool, web, timeout=0.2, retry=RetryPolicy(attempts=2), sleep=sleep)
+        result = await search(tool)
+        assert result.content == "crossref_search: Crossref did not answer within 0.2s after 2 tries"
+
     async def test_not_found_is_not_retried(self, web: LoopbackServer) -> None:
         """A 404 is final: one request, an error naming the status (a wrong base URL, say)."""
         result = await search(make(OpenAlexSearchTool, web))
