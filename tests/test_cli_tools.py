@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loopback import LoopbackServer, Reply
+from recorded import from_arxiv_record
 from rolegraph.cli import app
 from rolegraph.tools.fetch import web_source_id
 
@@ -40,6 +41,11 @@ class TestToolsCommand:
             "fetch_url",
             "web_search",
             "browser",
+            "arxiv_search",
+            "openalex_search",
+            "crossref_search",
+            "semantic_scholar_search",
+            "paper_search",
         ]
         assert all(set(d) == {"name", "description", "parameters", "timeout"} for d in described)
         by_name = {d["name"]: d["parameters"] for d in described}
@@ -91,6 +97,23 @@ class TestToolCommand:
         assert result.exit_code == 0
         assert result.stdout.startswith(f"fetch_url {web.url('/a')} → source {web_source_id(web.url('/a'))}")
         assert f"1 source(s): {web_source_id(web.url('/a'))}" in result.stderr
+
+    def test_scholarly_search_from_loopback(
+        self, runner: CliRunner, web: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """arxiv_search runs by name against a recorded arXiv answer served where ROLEGRAPH_ARXIV_URL points."""
+        recorded = from_arxiv_record("arxiv_id_2104.12255v1.json")
+        web.routes["/api/query"] = Reply(recorded.body, headers={"Content-Type": recorded.content_type})
+        monkeypatch.setenv("ROLEGRAPH_ALLOW_HOSTS", f"127.0.0.1:{web.port}")
+        monkeypatch.setenv("ROLEGRAPH_ARXIV_URL", web.url("/api/query"))
+        result = runner.invoke(app, ["tool", "arxiv_search", "--args", '{"query": "id:2104.12255"}', "--json"])
+        assert result.exit_code == 0, result.output
+        [source] = json.loads(result.stdout)["sources"]
+        assert (source["id"], source["authors"], source["year"]) == (
+            "arxiv:2104.12255",
+            ["Quan Thoi Minh Nguyen"],
+            2021,
+        )
 
     def test_refused_url_exits_1(self, runner: CliRunner, trap: LoopbackServer) -> None:
         """A refused URL is the tool's error: exit 1, the refusal printed, no request made."""

@@ -112,7 +112,18 @@ class TestResolveTools:
         assert [type(t) for t in tools] == [ReadDocumentTool, LibrarySearchTool]
         assert [t.name for t in tools] == ["read_document", "library_search"]
         assert all(t.library is library for t in tools)  # type: ignore[attr-defined]
-        assert sorted(BUILTIN_TOOLS) == ["browser", "fetch_url", "library_search", "read_document", "web_search"]
+        assert sorted(BUILTIN_TOOLS) == [
+            "arxiv_search",
+            "browser",
+            "crossref_search",
+            "fetch_url",
+            "library_search",
+            "openalex_search",
+            "paper_search",
+            "read_document",
+            "semantic_scholar_search",
+            "web_search",
+        ]
 
     def test_builtin_without_library(self) -> None:
         """A built-in tool with no library is a SpecError saying how to add one."""
@@ -156,7 +167,8 @@ class TestResolveTools:
             resolve_tool("libary_search", library=library)
         assert problems(caught) == [
             "unknown tool 'libary_search'; did you mean 'library_search'? "
-            "A tool is a built-in (library_search, read_document, fetch_url, web_search, browser) "
+            "A tool is a built-in (library_search, read_document, fetch_url, web_search, browser, "
+            "arxiv_search, openalex_search, crossref_search, semantic_scholar_search, paper_search) "
             "or an import path such as 'my_tools:word_count'"
         ]
 
@@ -182,7 +194,8 @@ class TestResolveTools:
         with pytest.raises(SpecError) as caught:
             resolve_tools(refs, library=None, search_path=tmp_path)
         assert problems(caught) == [
-            "unknown tool 'nope'. A tool is a built-in (library_search, read_document, fetch_url, web_search, browser) "
+            "unknown tool 'nope'. A tool is a built-in (library_search, read_document, fetch_url, web_search, browser, "
+            "arxiv_search, openalex_search, crossref_search, semantic_scholar_search, paper_search) "
             "or an import path such as 'my_tools:word_count'",
             "tool 'no_such_module_xyz:f': no module named 'no_such_module_xyz'; put it next to the workflow file "
             "or install it in this environment",
@@ -261,7 +274,25 @@ class TestWebBuiltins:
     def test_builtin_tools_are_described(self) -> None:
         """builtin_tools lists every built-in in order; describe_tools gives each argument schema."""
         described = {d["name"]: d for d in describe_tools(builtin_tools())}
-        assert list(described) == ["library_search", "read_document", "fetch_url", "web_search", "browser"]
+        assert list(described) == [
+            "library_search",
+            "read_document",
+            "fetch_url",
+            "web_search",
+            "browser",
+            "arxiv_search",
+            "openalex_search",
+            "crossref_search",
+            "semantic_scholar_search",
+            "paper_search",
+        ]
+        assert described["paper_search"]["parameters"]["properties"]["backends"]["default"] == [
+            "arxiv",
+            "openalex",
+            "crossref",
+            "semantic_scholar",
+        ]
+        assert described["arxiv_search"]["parameters"]["required"] == ["query"]
         assert described["fetch_url"]["parameters"]["required"] == ["url"]
         assert described["fetch_url"]["parameters"]["properties"]["max_chars"]["maximum"] == 12000
         assert described["web_search"]["parameters"]["properties"]["max_results"]["default"] == 5

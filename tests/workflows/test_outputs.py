@@ -94,6 +94,8 @@ class TestRenderSources:
                 "url": "https://arxiv.org/abs/2106.09685",
                 "doi": None,
                 "arxiv": "2106.09685",
+                "pdf_url": None,
+                "kind": "misc",
                 "tool": "library_search",
             },
             {
@@ -105,6 +107,8 @@ class TestRenderSources:
                 "url": None,
                 "doi": None,
                 "arxiv": None,
+                "pdf_url": None,
+                "kind": "misc",
                 "tool": "",
             },
         ]
@@ -134,6 +138,23 @@ class TestRenderBibtex:
             "  author = {A and B},\n"
             "  year = {2020},\n"
             "  doi = {10.1/abc}\n"
+            "}\n"
+        )
+
+    def test_entry_type_follows_the_kind(self) -> None:
+        """A journal article is an @article with its venue as journal; a conference paper an @inproceedings."""
+        article = Source(id="doi:10.1/a", title="A", venue="J. Appl. Phys.", kind="article", doi="10.1/a")
+        paper = Source(id="p", title="P", venue="NeurIPS", kind="inproceedings")
+        assert render_bibtex(registry(article, paper)) == (
+            "@article{doi:10_1_a,\n"
+            "  title = {{A}},\n"
+            "  journal = {J. Appl. Phys.},\n"
+            "  doi = {10.1/a}\n"
+            "}\n"
+            "\n"
+            "@inproceedings{p,\n"
+            "  title = {{P}},\n"
+            "  booktitle = {NeurIPS}\n"
             "}\n"
         )
 

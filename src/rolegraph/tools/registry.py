@@ -1,7 +1,9 @@
 """Resolving the tool references a workflow names into `Tool` objects.
 
 A role's ``tools`` list holds built-in names (``library_search``,
-``read_document``, ``fetch_url``, ``web_search``, ``browser``) or import paths,
+``read_document``, ``fetch_url``, ``web_search``, ``browser``, ``arxiv_search``,
+``openalex_search``, ``crossref_search``, ``semantic_scholar_search``,
+``paper_search``) or import paths,
 ``package.module:attribute``, where the attribute is a `Tool` instance, a
 `Tool` subclass (built with no arguments) or a plain function (wrapped with
 `@tool`)::
@@ -32,6 +34,13 @@ from rolegraph.errors import Problem, SpecError
 from rolegraph.tools.browser import BrowserTool
 from rolegraph.tools.fetch import FetchUrlTool
 from rolegraph.tools.library import Library, LibrarySearchTool, ReadDocumentTool
+from rolegraph.tools.scholarly import (
+    ArxivSearchTool,
+    CrossrefSearchTool,
+    OpenAlexSearchTool,
+    PaperSearchTool,
+    SemanticScholarSearchTool,
+)
 from rolegraph.tools.tool import Tool, ToolResult, tool
 from rolegraph.tools.web_search import WebSearchTool
 
@@ -82,12 +91,19 @@ BUILTIN_TOOLS: Mapping[str, Callable[[ToolContext], Tool]] = MappingProxyType(
         FetchUrlTool.name: lambda context: FetchUrlTool(),
         WebSearchTool.name: lambda context: WebSearchTool(),
         BrowserTool.name: lambda context: BrowserTool(),
+        ArxivSearchTool.name: lambda context: ArxivSearchTool(),
+        OpenAlexSearchTool.name: lambda context: OpenAlexSearchTool(),
+        CrossrefSearchTool.name: lambda context: CrossrefSearchTool(),
+        SemanticScholarSearchTool.name: lambda context: SemanticScholarSearchTool(),
+        PaperSearchTool.name: lambda context: PaperSearchTool(),
     }
 )
 """Built-in tool names and how to build each from a `ToolContext`.
 
 A builder raises `SpecError` when the context lacks what the tool needs. The web
-tools read their URL policy from ``ROLEGRAPH_ALLOW_HOSTS`` when built.
+and scholarly tools read their URL policy from ``ROLEGRAPH_ALLOW_HOSTS`` when
+built; the scholarly tools also read ``ROLEGRAPH_MAILTO``, ``S2_API_KEY`` and
+their base-URL variables (``ROLEGRAPH_ARXIV_URL`` and the like).
 """
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"

@@ -7,6 +7,7 @@ ids; a citation to an id the registry does not hold is a detectable defect.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -29,6 +30,10 @@ class Source(BaseModel):
     url: str | None = None
     doi: str | None = None
     arxiv: str | None = None
+    pdf_url: str | None = None
+    """An open-access PDF of the document, when a scholarly API knows one."""
+    kind: Literal["article", "inproceedings", "misc"] = "misc"
+    """Its BibTeX entry type: a journal article, a conference paper, or anything else."""
     tool: str = ""
     """Name of the tool that retrieved it."""
     text: str = ""

@@ -70,8 +70,15 @@ def _bibtex_escape(text: str) -> str:
     return re.sub(r"[\\&%$#_{}~^]", lambda m: _BIBTEX_WORDS.get(m[0], "\\" + m[0]), text)
 
 
+_VENUE_FIELD = {"article": "journal", "inproceedings": "booktitle", "misc": "howpublished"}
+
+
 def render_bibtex(sources: SourceRegistry) -> str:
-    """The run's sources as BibTeX entries keyed by source id."""
+    """The run's sources as BibTeX entries keyed by source id.
+
+    A source's `kind` picks the entry type: ``@article`` (venue as ``journal``),
+    ``@inproceedings`` (venue as ``booktitle``) or ``@misc`` (venue as ``howpublished``).
+    """
     entries = []
     for source in sources:
         key = re.sub(r"[^A-Za-z0-9_:-]", "_", source.id)
@@ -81,7 +88,7 @@ def render_bibtex(sources: SourceRegistry) -> str:
         if source.year:
             fields["year"] = str(source.year)
         if source.venue:
-            fields["howpublished"] = _bibtex_escape(source.venue)
+            fields[_VENUE_FIELD[source.kind]] = _bibtex_escape(source.venue)
         if source.arxiv:
             fields["eprint"] = source.arxiv
             fields["archiveprefix"] = "arXiv"
@@ -90,7 +97,7 @@ def render_bibtex(sources: SourceRegistry) -> str:
         if source.url:
             fields["url"] = source.url
         body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields.items())
-        entries.append(f"@misc{{{key},\n{body}\n}}")
+        entries.append(f"@{source.kind}{{{key},\n{body}\n}}")
     return "\n\n".join(entries) + "\n"
 
 
