@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from chromium import needs_chromium
 from loopback import LoopbackServer, Reply, Request
 from rolegraph.errors import ToolError
 from rolegraph.tools.browser import CHROMIUM_ENV, BrowserArgs, BrowserTool, find_chromium
@@ -25,21 +26,7 @@ from rolegraph.tools.tool import ToolResult
 from rolegraph.tools.untrusted import END, START
 from rolegraph.tools.urlpolicy import UrlPolicy
 
-
-# A newcomer's machine may lack Chromium: skip there, with the fix in the reason.
-# CI installs it (.ci/run) and sets CI=true, where a missing browser is a failure, not a skip.
-def _has_chromium() -> bool:
-    try:
-        find_chromium()
-    except ToolError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(
-    not _has_chromium() and os.environ.get("CI") != "true",
-    reason="needs Chromium: apt-get install chromium (or set ROLEGRAPH_CHROMIUM)",
-)
+pytestmark = needs_chromium
 
 HTML = {"Content-Type": "text/html; charset=utf-8"}
 REPO = Path(__file__).resolve().parents[2]

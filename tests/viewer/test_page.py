@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from rolegraph.errors import ToolError
+from chromium import needs_chromium
 from rolegraph.tools.browser import CHROMIUM_FLAGS, find_chromium
 from rolegraph.viewer import create_app
 from rolegraph.workflows.run import RunResult
@@ -28,19 +28,7 @@ from viewer.recording import PAYLOAD_QUERY, PAYLOAD_THOUGHT
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 
-# As for the browser tool: skip where Chromium is missing, with the fix named; CI (CI=true) must have it.
-def _has_chromium() -> bool:
-    try:
-        find_chromium()
-    except ToolError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(
-    not _has_chromium() and os.environ.get("CI") != "true",
-    reason="needs Chromium: apt-get install chromium (or set ROLEGRAPH_CHROMIUM)",
-)
+pytestmark = needs_chromium
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS_ENV = "ROLEGRAPH_VIEWER_SCREENSHOTS"
