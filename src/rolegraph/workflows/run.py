@@ -2,7 +2,8 @@
 
 Each run lives in its own folder under ``$ROLEGRAPH_HOME/runs/<run_id>/`` (home
 defaults to ``./.rolegraph``): the trace (``trace.jsonl``), a summary
-(``run.json``) and the output files the workflow declares.
+(``run.json``), the retrieved sources with their text (``sources.jsonl``) and
+the output files the workflow declares.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
 from rolegraph.errors import Problem, SpecError
-from rolegraph.models.model import Usage
+from rolegraph.models.model import ModelSettings, Usage
 from rolegraph.tools.library import Library
 from rolegraph.tools.registry import resolve_tools
 from rolegraph.tools.sources import Source, SourceRegistry
@@ -37,9 +38,12 @@ from rolegraph.workflows.outputs import write_outputs
 from rolegraph.workflows.scheduler import Scheduler, StepListener, StepState
 from rolegraph.workflows.spec import InputSpec, WorkflowSpec
 
-__all__ = ["CitationCount", "RunResult", "RunStatus", "Workflow", "home_dir", "load"]
+__all__ = ["SOURCES_FILE", "CitationCount", "RunResult", "RunStatus", "Workflow", "home_dir", "load"]
 
 RunStatus = Literal["completed", "failed", "cancelled"]
+
+SOURCES_FILE = "sources.jsonl"
+"""In each run folder: every retrieved source with its full text (``sources.json`` outputs leave text out)."""
 
 
 def home_dir() -> Path:
@@ -195,6 +199,7 @@ class Workflow:
         inputs: Mapping[str, Any] | None = None,
         *,
         model: str | None = None,
+        settings: ModelSettings | None = None,
         home: Path | None = None,
         sinks: Sequence[TraceSink] = (),
         on_step: StepListener | None = None,
@@ -204,6 +209,8 @@ class Workflow:
         Args:
             inputs: Input values (strings are converted to the declared types).
             model: A model string replacing the workflow's ``default`` model.
+            settings: Settings laid over the ``default`` model's (only the fields set in it count),
+                e.g. ``ModelSettings(temperature=0.7)``; recorded in ``run.json`` with `model`.
             home: Where runs are kept (default `home_dir()`).
             sinks: Extra trace sinks (progress displays, tests); the JSONL file is always written.
             on_step: Called whenever a step changes status.
@@ -233,6 +240,7 @@ class Workflow:
                 tracer=tracer,
                 base_dir=self.base_dir,
                 model_override=model,
+                settings_override=settings,
             )
         except BaseException:
             await _close_all(tools)
@@ -244,7 +252,8 @@ class Workflow:
         started = dt.datetime.now(dt.UTC)
         result = RunResult(run_id=run_id, status="failed", run_dir=run_dir)
         root: Span | None = None
-        self._write_summary(result, values, started)
+        overrides = {"model": model, "settings": settings.model_dump(exclude_unset=True) if settings else {}}
+        self._write_summary(result, values, started, overrides)
         try:
             with tracer.span(
                 SpanKind.INVOKE_WORKFLOW,
@@ -292,25 +301,29 @@ class Workflow:
             await _close_all(tools)
             jsonl.close()
             result.sources = list(sources)
+            _write_sources(run_dir / SOURCES_FILE, result.sources)
             if root is not None:
                 # From the trace's roll-up: failed and cancelled agents' tokens count too.
                 result.usage = Usage(
                     input_tokens=root.aggregated_input_tokens, output_tokens=root.aggregated_output_tokens
                 )
             result.duration_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
-            self._write_summary(result, values, started)
+            self._write_summary(result, values, started, overrides)
             await asyncio.to_thread(index_run, run_dir.parent.parent, run_dir)
         return result
 
     def _role_tools(self) -> list[tuple[str, ...]]:
         return [resolve_role(self.spec, step.role).tools for step in self.spec.steps.values()]
 
-    def _write_summary(self, result: RunResult, inputs: Mapping[str, Any], started: dt.datetime) -> None:
+    def _write_summary(
+        self, result: RunResult, inputs: Mapping[str, Any], started: dt.datetime, overrides: Mapping[str, Any]
+    ) -> None:
         summary = {
             **result.summary(),
             "workflow": self.spec.name,
             "workflow_file": str(self.path.resolve()) if self.path else None,
             "inputs": dict(inputs),
+            "overrides": dict(overrides),
             "started": started.isoformat(),
         }
         path = result.run_dir / "run.json"
@@ -321,6 +334,14 @@ class Workflow:
     def run_sync(self, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> RunResult:
         """`run` for scripts: starts an event loop (not usable inside one; there, ``await run``)."""
         return asyncio.run(self.run(inputs, **kwargs))
+
+
+def _write_sources(path: Path, sources: Sequence[Source]) -> None:
+    """Every retrieved source with its text, one JSON object a line: what re-scoring a run from disk reads."""
+    lines = "".join(s.model_dump_json() + "\n" for s in sources)
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text(lines, encoding="utf-8")
+    tmp.replace(path)
 
 
 async def _close_all(tools: Sequence[Tool]) -> None:
