@@ -56,3 +56,10 @@ class TestColumns:
         base = ModelSettings(temperature=0.2, seed=42, max_tokens=768)
         merged = base.merged(Column(settings={"temperature": 0.7}).model_settings())
         assert (merged.temperature, merged.seed, merged.max_tokens) == (0.7, 42, 768)
+
+    def test_label_of_any_settings(self) -> None:
+        """A re-scored run's settings may be any ModelSettings fields: the label still names them."""
+        assert (
+            Column(model="m", settings={"timeout": 30.0, "tool_choice": "auto"}).label
+            == "m timeout=30 tool_choice=auto"
+        )

@@ -27,7 +27,7 @@ _RATIOS = {
     "completed",
 }
 _STYLE = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 84em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -36,9 +36,13 @@ figure { margin: 0; }
 figcaption { font-weight: 600; }
 .failed { color: #b00; }
 """
-_COLUMN_WIDTH = 110
+_COLUMN_WIDTH = 104
 _HEIGHT = 170
 _TOP, _BOTTOM, _LEFT = 12, 40, 46
+
+
+def _cut(text: str, limit: int = 17) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _number(value: float) -> str:
@@ -85,10 +89,17 @@ def metric_plot(
                     f'<path d="M{centre - 8} {low:.1f}H{centre + 8}M{centre} {low:.1f}V{high:.1f}'
                     f'M{centre - 8} {high:.1f}H{centre + 8}" stroke="#1565c0" fill="none"/>'
                 )
-        short = label if len(label) <= 18 else label[:17] + "…"
+        # Two lines: the model, then its settings (the part that tells grid columns apart).
+        model, _, settings = label.partition(" ")
+        lines = [_cut(model), _cut(settings)] if settings else [_cut(model)]
         parts.append(
-            f'<text x="{centre:.1f}" y="{_HEIGHT - _BOTTOM + 16}" font-size="11" text-anchor="middle">'
-            f"<title>{escape(label)}</title>{escape(short)}</text>"
+            f'<text x="{centre:.1f}" y="{_HEIGHT - _BOTTOM + 15}" font-size="11" text-anchor="middle">'
+            f"<title>{escape(label)}</title>"
+            + "".join(
+                f'<tspan x="{centre:.1f}" dy="{0 if n == 0 else 13}">{escape(line)}</tspan>'
+                for n, line in enumerate(lines)
+            )
+            + "</text>"
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -40,13 +40,18 @@ class Column:
     """One column of an eval report: a model (None: the workflow's own) and the settings laid over it."""
 
     model: str | None = None
-    settings: Mapping[str, int | float] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """`ModelSettings` fields and values (a grid's are numbers)."""
 
     @property
     def label(self) -> str:
         """``default``, ``ollama:qwen2.5:7b``, or with settings ``default t=0.7 seed=2``."""
         parts = [self.model or DEFAULT_MODEL]
-        parts += [f"{GRID_SETTINGS[name][1]}={value:g}" for name, value in self.settings.items()]
+        for name, value in self.settings.items():
+            # A re-scored run may carry any ModelSettings field (the Python API takes them all).
+            short = GRID_SETTINGS[name][1] if name in GRID_SETTINGS else name
+            shown = f"{value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
+            parts.append(f"{short}={shown}")
         return " ".join(parts)
 
     def model_settings(self) -> ModelSettings | None:

@@ -40,7 +40,7 @@ class EvalRun(BaseModel):
     question: str
     model: str
     """The column's label: the model (``default`` for the workflow's own) and its settings, if any."""
-    settings: dict[str, int | float] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
     """The settings laid over the default model's for this run (the column's grid values)."""
     repeat: int
     run_id: str
