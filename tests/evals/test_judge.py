@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from rolegraph.errors import ModelError
 from rolegraph.evals.judge import JUDGE_PROMPT, VERDICT_SCHEMA, FactVerdict, Judge, judge_coverage, parse_verdict
 from rolegraph.models.model import Completion
@@ -126,3 +128,16 @@ class TestJudge:
             ("span_end", "chat"),
             ("span_end", "run_guardrail"),
         ]
+
+
+@pytest.mark.local_model
+class TestEmbeddedJudge:
+    async def test_the_embedded_model_gives_a_verdict(self, tmp_path: Path) -> None:
+        """On the embedded model, the verdict schema constrains decoding: the answer is always yes or no."""
+        judge = Judge.open("local", tmp_path / "judge.jsonl")
+        try:
+            (found,) = await judge.verdicts(REPORT, ["low-rank"])
+        finally:
+            await judge.aclose()
+        assert found.verdict in ("yes", "no"), found
+        assert json.loads(found.answer)["verdict"] == found.verdict
