@@ -152,6 +152,14 @@ class TestGrid:
         assert summary[f"{THIN} t=0.7 seed=1"]["source_recall"] == MetricSummary(mean=0.5, sd=0.0, n=2)
         assert "| metric | " + " | ".join(f"`{m}`" for m in report.models) + " |" in report.to_markdown()
 
+    async def test_a_bad_grid_fails_before_any_run(self, project: Path, home: Path) -> None:
+        """From Python, an unknown setting or a value out of range is a ValueError naming it; nothing runs."""
+        with pytest.raises(ValueError, match=r"'scripted:good.yaml temprature=0.5': temprature: Extra inputs"):
+            await run_eval(project, models=[GOOD], grid={"temprature": [0.5]})
+        with pytest.raises(ValueError, match=r"temperature: Input should be less than or equal to 2"):
+            await run_eval(project, models=[GOOD], grid={"temperature": [5]})
+        assert not (home / "runs").exists()
+
 
 def judge_of(answers: list[str]) -> Judge:
     return Judge(

@@ -55,8 +55,18 @@ class Column:
         return " ".join(parts)
 
     def model_settings(self) -> ModelSettings | None:
-        """The settings as a `ModelSettings` with only these fields set (None when there are none)."""
-        return ModelSettings(**self.settings) if self.settings else None
+        """The settings as a `ModelSettings` with only these fields set (None when there are none).
+
+        Raises:
+            ValueError: A name is no `ModelSettings` field, or a value does not fit it.
+        """
+        if not self.settings:
+            return None
+        try:
+            return ModelSettings(**self.settings)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"column {self.label!r}: {problems}") from None
 
 
 def _value(name: str, text: str) -> int | float:

@@ -201,9 +201,12 @@ async def evaluate(
     Raises:
         SpecError: A question's inputs do not fit the workflow.
         ModelNotAvailableError: A model cannot be loaded.
+        ValueError: The grid names an unknown setting or a value out of range.
     """
     questions = evalset.questions[:limit] if limit is not None else evalset.questions
     cols = columns(models, grid)
+    for column in cols:
+        column.model_settings()  # a bad grid fails here, before any run
     report = _report(workflow, evalset, [c.label for c in cols], repeat, judge)
     report.grid = {name: list(values) for name, values in (grid or {}).items()}
     slots = asyncio.Semaphore(max(1, concurrency))
