@@ -100,6 +100,14 @@ class TestEvalCommand:
         assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == len(METRICS) + 1
         assert '<tr><th>source_recall</th><td class="num">1.00 (1)</td></tr>' in page
 
+    def test_json_file(self, project: Path, tmp_path: Path) -> None:
+        """-o report.json writes the JSON report, the markdown table still on stdout."""
+        out = tmp_path / "report.json"
+        result = cli(project / "review.yaml", project / "set.yaml", "--model", "scripted:good.yaml", "-o", out)
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(out.read_text())["summary"]["scripted:good.yaml"]["source_recall"]["mean"] == 1.0
+        assert result.stdout.startswith("# Eval `tiny`")
+
     def test_judge(self, project: Path, home: Path) -> None:
         """--judge scores fact coverage with a model too; its calls are traced under the eval's folder."""
         (project / "judge.yaml").write_text(
