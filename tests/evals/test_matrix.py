@@ -63,3 +63,8 @@ class TestColumns:
             Column(model="m", settings={"timeout": 30.0, "tool_choice": "auto"}).label
             == "m timeout=30 tool_choice=auto"
         )
+
+    def test_label_order_is_fixed(self) -> None:
+        """Settings are labelled in one order whatever the --set order, as a re-scored run's are."""
+        cols = columns([None], {"seed": [1], "temperature": [0.7]})
+        assert [c.label for c in cols] == ["default t=0.7 seed=1"]

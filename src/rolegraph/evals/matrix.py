@@ -45,9 +45,13 @@ class Column:
 
     @property
     def label(self) -> str:
-        """``default``, ``ollama:qwen2.5:7b``, or with settings ``default t=0.7 seed=2``."""
+        """``default``, ``ollama:qwen2.5:7b``, or with settings ``default t=0.7 seed=2`` (in `ModelSettings` order)."""
         parts = [self.model or DEFAULT_MODEL]
-        for name, value in self.settings.items():
+        # One order whatever the --set order, so a re-scored run (settings read back from run.json)
+        # lands in the column it ran in.
+        order = [*ModelSettings.model_fields]
+        for name in sorted(self.settings, key=lambda n: order.index(n) if n in order else len(order)):
+            value = self.settings[name]
             # A re-scored run may carry any ModelSettings field (the Python API takes them all).
             short = GRID_SETTINGS[name][1] if name in GRID_SETTINGS else name
             shown = f"{value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
