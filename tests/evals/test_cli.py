@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 
 from rolegraph.cli import app
 from rolegraph.evals.metrics import METRICS
+from rolegraph.traces.sinks import read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,6 +66,86 @@ class TestEvalCommand:
         result = cli(project / "review.yaml", project / "set.yaml", "--model", "scripted:nope.yaml")
         assert result.exit_code == 2
         assert "nope.yaml" in result.stderr
+
+    def test_settings_matrix(self, project: Path, home: Path) -> None:
+        """--set values crossed with --model: a column each, labelled with its settings, used by its runs."""
+        args = ["--model", "scripted:good.yaml", "--set", "temperature=0,0.7", "--set", "seed=5", "--json"]
+        result = cli(project / "review.yaml", project / "set.yaml", *args)
+        assert result.exit_code == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["models"] == ["scripted:good.yaml t=0 seed=5", "scripted:good.yaml t=0.7 seed=5"]
+        assert [run["settings"] for run in report["runs"]] == [
+            {"temperature": 0.0, "seed": 5},
+            {"temperature": 0.7, "seed": 5},
+        ]
+        for run in report["runs"]:
+            summary = json.loads((home / "runs" / run["run_id"] / "run.json").read_text())
+            assert summary["overrides"]["settings"] == run["settings"]
+
+    def test_bad_settings_exit_2(self, project: Path) -> None:
+        """An unknown setting or a bad value exits 2 naming each problem; nothing runs."""
+        args = ["--set", "temp=0.5", "--set", "seed=x", "--model", "scripted:good.yaml"]
+        result = cli(project / "review.yaml", project / "set.yaml", *args)
+        assert result.exit_code == 2
+        assert "--set temp=0.5: unknown setting 'temp'" in result.stderr
+        assert "--set seed=x: seed 'x' is not an integer" in result.stderr
+        assert result.stdout == ""
+
+    def test_html_report(self, project: Path, tmp_path: Path) -> None:
+        """-o report.html writes a self-contained page with the table and a plot per metric."""
+        out = tmp_path / "report.html"
+        result = cli(project / "review.yaml", project / "set.yaml", "--model", "scripted:good.yaml", "-o", out)
+        assert result.exit_code == 0, result.stderr
+        page = out.read_text()
+        assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == len(METRICS) + 1
+        assert '<tr><th>source_recall</th><td class="num">1.00 (1)</td></tr>' in page
+
+    def test_json_file(self, project: Path, tmp_path: Path) -> None:
+        """-o report.json writes the JSON report, the markdown table still on stdout."""
+        out = tmp_path / "report.json"
+        result = cli(project / "review.yaml", project / "set.yaml", "--model", "scripted:good.yaml", "-o", out)
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(out.read_text())["summary"]["scripted:good.yaml"]["source_recall"]["mean"] == 1.0
+        assert result.stdout.startswith("# Eval `tiny`")
+
+    def test_judge(self, project: Path, home: Path) -> None:
+        """--judge scores fact coverage with a model too; its calls are traced under the eval's folder."""
+        (project / "judge.yaml").write_text(
+            '- {text: \'{"verdict": "yes", "reason": "said"}\'}\n- {text: \'no idea\'}\n'
+        )
+        args = ["--model", "scripted:thin.yaml", "--judge", "scripted:judge.yaml", "--json"]
+        result = cli(project / "review.yaml", project / "set.yaml", *args)
+        assert result.exit_code == 0, result.stderr
+        report = json.loads(result.stdout)
+        (run,) = report["runs"]
+        assert [v["verdict"] for v in run["scores"]["fact_verdicts"]] == ["yes", "unknown"]
+        assert (run["scores"]["fact_coverage"], run["scores"]["fact_coverage_judge"]) == (0.5, 1.0)
+        assert "judged 1.00" in result.stderr
+        trace = Path(report["judge_trace"])
+        assert trace.parent.parent == home / "evals" and trace.name == "judge.jsonl"
+        verdicts = [
+            r["attributes"].get("rolegraph.judge.verdict")
+            for r in read_jsonl(trace)
+            if r["kind"] == "run_guardrail" and r["event"] == "span_end"
+        ]
+        assert verdicts == ["yes", "unknown"]
+
+    def test_rescore(self, project: Path) -> None:
+        """--rescore scores past runs from their folders, with the same scores as when they ran."""
+        first = cli(project / "review.yaml", project / "set.yaml", "--model", "scripted:thin.yaml", "--json")
+        (run,) = json.loads(first.stdout)["runs"]
+        again = cli(project / "review.yaml", project / "set.yaml", "--rescore", run["run_id"][:20], "--json")
+        assert again.exit_code == 0, again.stderr
+        (rescored,) = json.loads(again.stdout)["runs"]
+        assert (rescored["run_id"], rescored["model"]) == (run["run_id"], "scripted:thin.yaml")
+        assert rescored["scores"]["missing_sources"] == run["scores"]["missing_sources"] == ["beta2021"]
+        assert again.stderr.startswith("[1/1] adapters on scripted:thin.yaml #1: completed")
+
+    def test_rescore_refuses_run_options(self, project: Path) -> None:
+        """--rescore with --model (or --set, --repeat, ...) is a usage error: past runs are scored as they are."""
+        result = cli(project / "review.yaml", project / "set.yaml", "--rescore", "last", "--repeat", "2")
+        assert result.exit_code == 2
+        assert "--rescore scores past runs as they are" in result.stderr
 
 
 @pytest.mark.local_model

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import rolegraph
-from rolegraph.evals.record import ClaimRef, record_of
+from rolegraph.evals.record import ClaimRef, RunFolderError, record_from_dir, record_of
 
 from .conftest import ALPHA_QUOTE, BETA_QUOTE
 
@@ -36,3 +38,41 @@ class TestRecordOf:
         record = record_of(await workflow.run(model="scripted:good.yaml"), workflow)
         assert record.cited == ["alpha2020", "beta2021"]
         assert record.report_text.startswith("Review\n")
+
+
+class TestRecordFromDir:
+    async def test_same_record_as_in_memory(self, project: Path) -> None:
+        """A run folder gives the record the finished run gave, plus the inputs and overrides it ran with."""
+        workflow = rolegraph.load(project / "review.yaml")
+        result = await workflow.run({"topic": "adapters"}, model="scripted:good.yaml")
+        from_disk = record_from_dir(result.run_dir, workflow)
+        in_memory = record_of(result, workflow)
+        assert from_disk.model_dump(exclude={"inputs", "overrides", "duration_s"}) == in_memory.model_dump(
+            exclude={"inputs", "overrides", "duration_s"}
+        )
+        assert from_disk.duration_s == round(result.duration_s, 3)
+        assert from_disk.inputs == {"topic": "adapters"}
+        assert from_disk.overrides == {"model": "scripted:good.yaml", "settings": {}}
+        assert all(s.text for s in from_disk.sources)  # claim support needs the text
+
+    async def test_a_folder_without_sources_text_is_refused(self, project: Path) -> None:
+        """A run made before sources.jsonl existed cannot be re-scored: the error says so and what to do."""
+        workflow = rolegraph.load(project / "review.yaml")
+        result = await workflow.run(model="scripted:good.yaml")
+        (result.run_dir / "sources.jsonl").unlink()
+        with pytest.raises(RunFolderError, match=r"has no sources\.jsonl .* run the question again"):
+            record_from_dir(result.run_dir, workflow)
+
+    async def test_a_run_of_another_workflow_is_refused(self, project: Path) -> None:
+        """Scoring a run against the wrong workflow would misread its steps: refused, naming both."""
+        workflow = rolegraph.load(project / "review.yaml")
+        result = await workflow.run(model="scripted:good.yaml")
+        other = project / "other.yaml"
+        other.write_text((project / "review.yaml").read_text().replace("name: review", "name: other"))
+        with pytest.raises(RunFolderError, match="workflow 'review', not 'other'"):
+            record_from_dir(result.run_dir, rolegraph.load(other))
+
+    def test_not_a_run_folder(self, project: Path, tmp_path: Path) -> None:
+        """A folder without run.json is not a run."""
+        with pytest.raises(RunFolderError, match="is not a run folder"):
+            record_from_dir(tmp_path, rolegraph.load(project / "review.yaml"))

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 import rolegraph
 from rolegraph.errors import ModelNotAvailableError
+from rolegraph.evals.judge import JUDGE_PROMPT, Judge
 from rolegraph.evals.loader import load_evalset
-from rolegraph.evals.runner import EvalReport, EvalRun, MetricSummary, evaluate
+from rolegraph.evals.metrics import METRICS
+from rolegraph.evals.record import RunFolderError
+from rolegraph.evals.runner import EvalReport, EvalRun, MetricSummary, evaluate, rescore
+from rolegraph.testing import ScriptedModel, text
+from rolegraph.traces.trace import SpanRecord, Trace
 
 GOOD, THIN = "scripted:good.yaml", "scripted:thin.yaml"
 
@@ -78,7 +84,11 @@ class TestEvaluate:
         """The JSON holds every run with its scores, and the aggregates per model and per question."""
         report = await run_eval(project, models=[THIN])
         data = report.to_dict()
-        assert set(data) == {"evalset", "workflow", "models", "repeat", "runs", "summary", "questions"}
+        assert set(data) == {
+            *("evalset", "workflow", "models", "repeat", "grid", "runs", "summary", "questions"),
+            *("judge", "judge_prompt", "judge_trace"),
+        }
+        assert (data["grid"], data["judge"]) == ({}, None)
         (run,) = data["runs"]
         assert run["scores"]["missing_sources"] == ["beta2021"]
         assert run["scores"]["missing_facts"] == ["low-rank"]
@@ -113,3 +123,108 @@ class TestEvaluate:
         """A model that cannot be loaded stops the eval with its own error, not an exception group."""
         with pytest.raises(ModelNotAvailableError):
             await run_eval(project, models=["scripted:nope.yaml"])
+
+
+def chats(run_dir: Path) -> list[SpanRecord]:
+    return [s for s in Trace.load(run_dir / "trace.jsonl").walk() if s.kind == "chat"]
+
+
+class TestGrid:
+    async def test_columns_and_settings_reach_the_model(self, project: Path, home: Path) -> None:
+        """Each model and settings combination is a column; its settings are what its runs' model calls used."""
+        grid = {"temperature": [0.0, 0.7], "seed": [1]}
+        report = await run_eval(project, models=[GOOD, THIN], grid=grid, repeat=2)
+        assert report.models == [
+            f"{GOOD} t=0 seed=1",
+            f"{GOOD} t=0.7 seed=1",
+            f"{THIN} t=0 seed=1",
+            f"{THIN} t=0.7 seed=1",
+        ]
+        assert report.grid == {"temperature": [0.0, 0.7], "seed": [1]}
+        assert len(report.runs) == 8
+        for run in report.runs:
+            used = {
+                (s.attributes["gen_ai.request.temperature"], s.attributes["gen_ai.request.seed"])
+                for s in chats(home / "runs" / run.run_id)
+            }
+            assert used == {(run.settings["temperature"], 1)}, run.model
+        summary = report.summary()
+        assert summary[f"{THIN} t=0.7 seed=1"]["source_recall"] == MetricSummary(mean=0.5, sd=0.0, n=2)
+        assert "| metric | " + " | ".join(f"`{m}`" for m in report.models) + " |" in report.to_markdown()
+
+    async def test_a_bad_grid_fails_before_any_run(self, project: Path, home: Path) -> None:
+        """From Python, an unknown setting or a value out of range is a ValueError naming it; nothing runs."""
+        with pytest.raises(ValueError, match=r"'scripted:good.yaml temprature=0.5': temprature: Extra inputs"):
+            await run_eval(project, models=[GOOD], grid={"temprature": [0.5]})
+        with pytest.raises(ValueError, match=r"temperature: Input should be less than or equal to 2"):
+            await run_eval(project, models=[GOOD], grid={"temperature": [5]})
+        assert not (home / "runs").exists()
+
+
+def judge_of(answers: list[str]) -> Judge:
+    return Judge(
+        ScriptedModel(
+            [text(json.dumps({"verdict": a, "reason": a})) if a in ("yes", "no") else text(a) for a in answers]
+        )
+    )
+
+
+class TestJudged:
+    async def test_both_coverages_reported(self, project: Path) -> None:
+        """With a judge, fact_coverage_judge sits beside the string match; verdicts and prompt are in the JSON."""
+        # THIN states 'adapters' but not 'low-rank'; the judge says yes to both (paraphrase), then garbage.
+        judge = judge_of(["yes", "yes", "yes", "Certainly!"])
+        report = await run_eval(project, models=[THIN], repeat=2, judge=judge)
+        assert report.metrics[4:6] == ("fact_coverage", "fact_coverage_judge")
+        first, second = report.runs
+        assert (first.scores.fact_coverage, first.scores.fact_coverage_judge) == (0.5, 1.0)
+        assert [v.verdict for v in second.scores.fact_verdicts] == ["yes", "unknown"]
+        assert second.scores.fact_coverage_judge == 1.0  # the unknown verdict is left out, not counted as no
+        data = report.to_dict()
+        assert data["judge"] == "scripted" and data["judge_prompt"] == JUDGE_PROMPT
+        assert data["summary"][THIN]["fact_coverage_judge"] == {"mean": 1.0, "sd": 0.0, "n": 2}
+        assert "| fact_coverage_judge | 1.00 ± 0.00 (2) |" in report.to_markdown()
+
+    async def test_without_a_judge_no_judge_row(self, project: Path) -> None:
+        """No judge: the metrics and table are as before."""
+        report = await run_eval(project, models=[THIN])
+        assert report.metrics == METRICS
+        assert "fact_coverage_judge" not in report.to_markdown()
+
+
+class TestRescore:
+    async def test_past_runs_score_as_they_did(self, project: Path, home: Path) -> None:
+        """Re-scoring run folders gives the scores the runs got when they finished, columns from their overrides."""
+        original = await run_eval(project, models=[GOOD, THIN], grid={"temperature": [0.5]})
+        workflow = rolegraph.load(project / "review.yaml")
+        evalset = load_evalset(project / "set.yaml", workflow)
+        dirs = [home / "runs" / r.run_id for r in original.runs]
+        again = await rescore(workflow, evalset, dirs)
+        assert again.models == original.models == [f"{GOOD} t=0.5", f"{THIN} t=0.5"]
+        assert [r.model_dump(exclude={"scores"}) for r in again.runs] == [
+            r.model_dump(exclude={"scores"}) for r in original.runs
+        ]
+        for old, new in zip(original.runs, again.runs, strict=True):
+            assert new.scores.model_dump(exclude={"wall_time_s"}) == old.scores.model_dump(exclude={"wall_time_s"})
+
+    async def test_rescore_with_a_judge_and_repeats(self, project: Path, home: Path) -> None:
+        """Two runs of one question in one column are repeats 1 and 2; a judge scores them afresh."""
+        original = await run_eval(project, models=[THIN], repeat=2)
+        workflow = rolegraph.load(project / "review.yaml")
+        evalset = load_evalset(project / "set.yaml", workflow)
+        again = await rescore(
+            workflow, evalset, [home / "runs" / r.run_id for r in original.runs], judge=judge_of(["no"] * 4)
+        )
+        assert [(r.model, r.repeat) for r in again.runs] == [(THIN, 1), (THIN, 2)]
+        assert again.repeat == 2
+        assert [r.scores.fact_coverage_judge for r in again.runs] == [0.0, 0.0]
+
+    async def test_a_run_matching_no_question_is_refused(self, project: Path, home: Path) -> None:
+        """A run whose inputs are no question's cannot be scored: the error names the run and its inputs."""
+        workflow = rolegraph.load(project / "review.yaml")
+        result = await workflow.run({"topic": "something else"}, model=GOOD)
+        evalset = load_evalset(project / "set.yaml", workflow)
+        with pytest.raises(
+            RunFolderError, match=r"its inputs \{'topic': 'something else'\} match no question of 'tiny'"
+        ):
+            await rescore(workflow, evalset, [result.run_dir])

@@ -13,7 +13,8 @@ import yaml
 
 import rolegraph
 from rolegraph.errors import Problem, SpecError
-from rolegraph.models.model import Usage
+from rolegraph.models.model import ModelSettings, Usage
+from rolegraph.tools.sources import Source
 from rolegraph.traces.trace import SpanRecord, Trace
 from rolegraph.workflows.run import RunResult, Workflow
 
@@ -205,7 +206,7 @@ class TestCompletedRun:
             assert parent is root
 
     async def test_run_json_records_the_run(self, workflow: Workflow) -> None:
-        """run.json holds the summary, workflow, file, typed inputs and start time."""
+        """run.json holds the summary, workflow, file, typed inputs, model overrides and start time."""
         result = await workflow.run({"rounds": "2"})
         recorded = json.loads((result.run_dir / "run.json").read_text())
         started = dt.datetime.fromisoformat(recorded.pop("started"))
@@ -216,6 +217,7 @@ class TestCompletedRun:
             "workflow": "review",
             "workflow_file": str(workflow.path.resolve()) if workflow.path else None,
             "inputs": {"topic": "adapters", "rounds": 2, "strict": False, "tags": ["peft"], "ratio": 0.5},
+            "overrides": {"model": None, "settings": {}},
         }
         assert recorded["status"] == "completed"
         assert recorded["steps"] == {"plan": "completed", "research": "completed", "write": "completed"}
@@ -360,3 +362,59 @@ class TestFailedRun:
         assert isinstance(result, RunResult)
         assert result.summary()["status"] == "failed"
         assert result.summary()["steps"] == {"plan": "failed", "research": "skipped", "write": "skipped"}
+
+
+class TestSettingsOverride:
+    async def test_settings_reach_the_default_model_only(
+        self, workflow: Workflow, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`run(settings=...)` lays its fields over the default model's; roles on other models keep theirs."""
+        from rolegraph.models.registry import resolve_model
+        from rolegraph.models.scripted import ScriptedModel
+        from rolegraph.workflows import executor
+
+        made: dict[str, ScriptedModel] = {}
+
+        def recording(model_string: str, *, base_dir: Path | None = None) -> Any:
+            made[model_string] = resolve_model(model_string, base_dir=base_dir)
+            return made[model_string]
+
+        monkeypatch.setattr(executor, "resolve_model", recording)
+        result = await workflow.run(settings=ModelSettings(temperature=0.7, seed=3))
+        assert result.status == "completed", result.error
+        planner = made["scripted:planner.yaml"].calls
+        assert planner and all((c.settings.temperature, c.settings.seed) == (0.7, 3) for c in planner)
+        others = made["scripted:researcher.yaml"].calls + made["scripted:writer.yaml"].calls
+        assert others and all((c.settings.temperature, c.settings.seed) == (None, None) for c in others)
+        summary = json.loads((result.run_dir / "run.json").read_text())
+        assert summary["overrides"] == {"model": None, "settings": {"temperature": 0.7, "seed": 3}}
+
+    async def test_unset_fields_keep_the_workflow_settings(self, tmp_path: Path) -> None:
+        """An override of temperature alone leaves the workflow's seed and max_tokens; the trace shows both."""
+        path = write_project(tmp_path / "p")
+        text = path.read_text().replace(
+            "  default: scripted:planner.yaml",
+            "  default: {model: scripted:planner.yaml, temperature: 0.2, seed: 42, max_tokens: 99}",
+        )
+        path.write_text(text)
+        result = await rolegraph.load(path).run(settings=ModelSettings(temperature=0.0))
+        chats = [
+            s for s in result.trace.walk() if s.kind == "chat" and "planner" in s.attributes["gen_ai.request.model"]
+        ]
+        assert chats and all(
+            (s.attributes["gen_ai.request.temperature"], s.attributes["gen_ai.request.seed"]) == (0.0, 42)
+            for s in chats
+        )
+        assert all(s.attributes["gen_ai.request.max_tokens"] == 99 for s in chats)
+
+
+class TestSourcesFile:
+    async def test_sources_with_text_are_kept(self, workflow: Workflow) -> None:
+        """Every retrieved source, with its full text, is written to sources.jsonl in the run folder."""
+        result = await workflow.run()
+        lines = (result.run_dir / "sources.jsonl").read_text(encoding="utf-8").splitlines()
+        kept = [Source.model_validate_json(line) for line in lines]
+        assert kept == result.sources
+        assert {s.id for s in kept} == {"alpha2020", "beta2021"}
+        assert any(ALPHA_QUOTE in s.text for s in kept)
+        assert json.loads((result.run_dir / "run.json").read_text())["overrides"] == {"model": None, "settings": {}}

@@ -7,6 +7,7 @@
 | ``source_precision`` | share of the sources the report cites that are gold |
 | ``retrieval_recall`` | share of the gold sources the run's tools retrieved at all |
 | ``fact_coverage`` | share of ``must_include`` facts found in the report |
+| ``fact_coverage_judge`` | share a judge model finds stated (only with a judge, see `evals.judge`) |
 | ``forbidden_facts`` | how many ``must_not_include`` facts the report states |
 | ``claim_support`` | share of quoted claims whose quote is in the cited source's text |
 | ``tokens``, ``cost_usd``, ``wall_time_s`` | what the run used |
@@ -24,12 +25,14 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
+from rolegraph.evals.judge import FactVerdict, judge_coverage
 from rolegraph.evals.record import ClaimRef, RunRecord
 from rolegraph.evals.spec import EvalQuestion
 from rolegraph.tools.sources import Source
 
 __all__ = [
     "FUZZY_THRESHOLD",
+    "JUDGE_METRIC",
     "METRICS",
     "ClaimScore",
     "RunScores",
@@ -38,6 +41,7 @@ __all__ = [
     "fact_coverage",
     "forbidden_facts",
     "matches_gold",
+    "metric_names",
     "normalise",
     "quote_support",
     "score_run",
@@ -61,6 +65,18 @@ METRICS = (
     "wall_time_s",
 )
 """Every metric's name, in report order."""
+
+JUDGE_METRIC = "fact_coverage_judge"
+"""The metric a judge model adds, reported right after ``fact_coverage``."""
+
+
+def metric_names(judged: bool = False) -> tuple[str, ...]:
+    """`METRICS`, with `JUDGE_METRIC` after ``fact_coverage`` when a judge scored the runs."""
+    if not judged:
+        return METRICS
+    at = METRICS.index("fact_coverage") + 1
+    return (*METRICS[:at], JUDGE_METRIC, *METRICS[at:])
+
 
 _SPACE = re.compile(r"\s+")
 
@@ -198,15 +214,19 @@ class RunScores(BaseModel):
     missing_facts: list[str] = Field(default_factory=list)
     forbidden_found: list[str] = Field(default_factory=list)
     claims: list[ClaimScore] = Field(default_factory=list)
+    fact_coverage_judge: float | None = None
+    """Share of the facts with a verdict that the judge found stated; None without a judge or verdicts."""
+    fact_verdicts: list[FactVerdict] = Field(default_factory=list)
+    """The judge's verdict on each ``must_include`` fact (empty without a judge)."""
 
-    def metrics(self) -> dict[str, float | int | None]:
-        """The metrics alone, by name (`METRICS` order)."""
-        values: dict[str, float | int | None] = {name: getattr(self, name) for name in METRICS}
+    def metrics(self, judged: bool = False) -> dict[str, float | int | None]:
+        """The metrics alone, by name (`metric_names` order)."""
+        values: dict[str, float | int | None] = {name: getattr(self, name) for name in metric_names(judged)}
         return values
 
 
-def score_run(record: RunRecord, question: EvalQuestion) -> RunScores:
-    """Score one run of `question`."""
+def score_run(record: RunRecord, question: EvalQuestion, verdicts: Sequence[FactVerdict] = ()) -> RunScores:
+    """Score one run of `question` (with `verdicts`, a judge's on its ``must_include`` facts, too)."""
     gold = question.gold_sources
     cited = _sources(record, record.cited)
     claims = claim_scores(record.claims, record.sources)
@@ -227,4 +247,6 @@ def score_run(record: RunRecord, question: EvalQuestion) -> RunScores:
         missing_facts=[f for f in question.must_include if not _found(f, text)],
         forbidden_found=forbidden,
         claims=claims,
+        fact_coverage_judge=judge_coverage(verdicts),
+        fact_verdicts=list(verdicts),
     )

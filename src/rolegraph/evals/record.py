@@ -1,25 +1,38 @@
 """What scoring needs from one run, gathered into a `RunRecord`.
 
 Records are built from a finished `RunResult` while it is in memory
-(`record_of`): claim support checks quotes against the sources' full text,
-which the run folder does not keep (``sources.json`` leaves text out), so a run
-cannot yet be re-scored from disk alone.
+(`record_of`), or from a run folder on disk (`record_from_dir`): its
+``steps/<id>.json`` checkpoints, ``sources.jsonl`` (every retrieved source with
+its full text, which claim support checks quotes against), ``trace.jsonl``
+(tokens, cost) and ``run.json`` (status, time, inputs, model overrides). Both
+give the same record, so a past run can be re-scored, e.g. against a corrected
+eval set or with a judge.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from rolegraph.agents.citations import answer_schema, find_citations, find_quotes, strings_in
+from rolegraph.errors import RolegraphError
 from rolegraph.tools.sources import Source
 from rolegraph.traces.pricing import PriceTable
+from rolegraph.traces.trace import Trace
 from rolegraph.traces.usage import roll_up
 from rolegraph.workflows.executor import resolve_role
-from rolegraph.workflows.run import RunResult, Workflow
+from rolegraph.workflows.run import SOURCES_FILE, RunResult, Workflow
+from rolegraph.workflows.scheduler import StepState
 
-__all__ = ["ClaimRef", "RunRecord", "record_of"]
+__all__ = ["ClaimRef", "RunFolderError", "RunRecord", "record_from_dir", "record_of"]
+
+
+class RunFolderError(RolegraphError):
+    """A run folder lacks what scoring needs (or is not a run of the workflow under test)."""
 
 
 class ClaimRef(BaseModel):
@@ -51,6 +64,10 @@ class RunRecord(BaseModel):
     cost_usd: float | None = 0.0
     """USD; None when a model's price is unknown."""
     duration_s: float = 0.0
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    """The run's resolved inputs (from ``run.json``; empty for an in-memory record)."""
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    """The run's model override and settings, ``{"model": ..., "settings": {...}}`` (from ``run.json``)."""
 
 
 def _outputs(output: Any) -> list[Any]:
@@ -60,6 +77,71 @@ def _outputs(output: Any) -> list[Any]:
 
 def record_of(result: RunResult, workflow: Workflow, prices: PriceTable | None = None) -> RunRecord:
     """The record of a finished run of `workflow`: citations and claims found through each role's schema."""
+    record = _record(workflow, result.step_outputs, result.trace, prices)
+    return record.model_copy(
+        update={
+            "run_id": result.run_id,
+            "status": result.status,
+            "error": result.error,
+            "sources": result.sources,
+            "duration_s": result.duration_s,
+        }
+    )
+
+
+def record_from_dir(run_dir: Path, workflow: Workflow, prices: PriceTable | None = None) -> RunRecord:
+    """The record of the run kept in `run_dir`, as `record_of` gave it when the run finished.
+
+    Raises:
+        RunFolderError: The folder is not a finished run of `workflow`, or it predates
+            ``sources.jsonl`` (older runs kept no source text: they cannot be re-scored).
+    """
+    summary = _summary(run_dir)
+    if summary.get("workflow") != workflow.spec.name:
+        raise RunFolderError(
+            f"run {run_dir.name} is a run of workflow {summary.get('workflow')!r}, not {workflow.spec.name!r}"
+        )
+    if summary.get("status") not in ("completed", "failed", "cancelled"):
+        raise RunFolderError(f"run {run_dir.name} has not finished (status {summary.get('status')!r})")
+    sources_file = run_dir / SOURCES_FILE
+    if not sources_file.is_file():
+        raise RunFolderError(
+            f"run {run_dir.name} has no {SOURCES_FILE} (it was made by an older rolegraph, which kept no "
+            "source text): it cannot be re-scored; run the question again"
+        )
+    try:
+        sources = [Source.model_validate_json(line) for line in sources_file.read_text("utf-8").splitlines() if line]
+        steps = [StepState.model_validate_json(p.read_text("utf-8")) for p in sorted(run_dir.glob("steps/*.json"))]
+    except (OSError, ValidationError, ValueError) as exc:
+        raise RunFolderError(f"run {run_dir.name}: cannot read its files: {exc}") from None
+    done = {s.step_id: s.output for s in steps if s.status == "completed"}
+    outputs = {step: done[step] for step in workflow.spec.steps if step in done}  # the run's own order
+    record = _record(workflow, outputs, Trace.load(run_dir / "trace.jsonl"), prices)
+    return record.model_copy(
+        update={
+            "run_id": str(summary.get("run_id", run_dir.name)),
+            "status": summary["status"],
+            "error": summary.get("error"),
+            "sources": sources,
+            "duration_s": float(summary.get("duration_s") or 0.0),
+            "inputs": dict(summary.get("inputs") or {}),
+            "overrides": dict(summary.get("overrides") or {}),
+        }
+    )
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        summary = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"{run_dir} is not a run folder: cannot read its run.json ({exc})") from None
+    if not isinstance(summary, dict):
+        raise RunFolderError(f"{run_dir}/run.json is not a run summary")
+    return summary
+
+
+def _record(workflow: Workflow, step_outputs: Mapping[str, Any], trace: Trace, prices: PriceTable | None) -> RunRecord:
+    """What the steps' outputs and the trace say: citations, claims, report text, tokens and cost."""
     spec = workflow.spec
     report_steps = [o.from_ for o in spec.outputs.values() if o.render == "report" and o.from_]
     if not report_steps:  # no report: the answer is what the last steps say
@@ -68,7 +150,7 @@ def record_of(result: RunResult, workflow: Workflow, prices: PriceTable | None =
     cited: list[str] = []
     claims: list[ClaimRef] = []
     texts: list[str] = []
-    for step_id, output in result.step_outputs.items():
+    for step_id, output in step_outputs.items():
         schema = answer_schema(resolve_role(spec, spec.steps[step_id].role).output_model)
         for data in _outputs(output):
             found = list(find_citations(schema, data))
@@ -77,12 +159,8 @@ def record_of(result: RunResult, workflow: Workflow, prices: PriceTable | None =
             if step_id in report_steps:
                 cited += found
                 texts += [text for text in strings_in(data) if text not in found]
-    usage = roll_up(result.trace, prices).total
+    usage = roll_up(trace, prices).total
     return RunRecord(
-        run_id=result.run_id,
-        status=result.status,
-        error=result.error,
-        sources=result.sources,
         citations=citations,
         cited=list(dict.fromkeys(cited)),
         claims=claims,
@@ -90,5 +168,4 @@ def record_of(result: RunResult, workflow: Workflow, prices: PriceTable | None =
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cost_usd=usage.cost_usd,
-        duration_s=result.duration_s,
     )

@@ -1,9 +1,14 @@
-"""Running an eval: every question, on every model, repeatedly through the workflow, scored, then aggregated.
+"""Running an eval: every question, in every column, repeatedly through the workflow, scored, then aggregated.
+
+A column is a model crossed with one combination of a settings grid (`evals.matrix`):
 
 ```python
 report = await evaluate(workflow, evalset, models=[None, "ollama:qwen2.5:7b"], repeat=2)
+report = await evaluate(workflow, evalset, grid={"temperature": [0, 0.7]}, repeat=3)
 print(report.to_markdown())
 ```
+
+`rescore` scores runs already on disk (their folders hold everything scoring reads).
 """
 
 from __future__ import annotations
@@ -11,29 +16,32 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rolegraph.evals.metrics import METRICS, RunScores, score_run
-from rolegraph.evals.record import RunRecord, record_of
+from rolegraph.evals.judge import JUDGE_PROMPT, FactVerdict, Judge
+from rolegraph.evals.matrix import DEFAULT_MODEL, Column, columns
+from rolegraph.evals.metrics import RunScores, metric_names, score_run
+from rolegraph.evals.record import RunFolderError, RunRecord, record_from_dir, record_of
 from rolegraph.evals.spec import EvalQuestion, EvalSet
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.workflows.run import Workflow
 
-__all__ = ["DEFAULT_MODEL", "EvalReport", "EvalRun", "MetricSummary", "RunListener", "evaluate"]
-
-DEFAULT_MODEL = "default"
-"""How the workflow's own default model is labelled in reports."""
+__all__ = ["DEFAULT_MODEL", "EvalReport", "EvalRun", "MetricSummary", "RunListener", "evaluate", "rescore"]
 
 
 class EvalRun(BaseModel):
-    """One run of one question on one model, and its scores."""
+    """One run of one question in one column, and its scores."""
 
     question: str
     model: str
+    """The column's label: the model (``default`` for the workflow's own) and its settings, if any."""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """The settings laid over the default model's for this run (the column's grid values)."""
     repeat: int
     run_id: str
     status: str
@@ -68,20 +76,34 @@ class MetricSummary(BaseModel):
         return f"{self.mean:.2f}{spread} ({self.n})"
 
 
-def _summarise(runs: Sequence[EvalRun]) -> dict[str, MetricSummary]:
-    summary = {name: MetricSummary.of([r.scores.metrics()[name] for r in runs]) for name in METRICS}
+def _summarise(runs: Sequence[EvalRun], names: Sequence[str]) -> dict[str, MetricSummary]:
+    summary = {name: MetricSummary.of([getattr(r.scores, name) for r in runs]) for name in names}
     summary["completed"] = MetricSummary.of([1.0 if r.status == "completed" else 0.0 for r in runs])
     return summary
 
 
 class EvalReport(BaseModel):
-    """Every run of an eval, and its metrics aggregated per model and per question and model."""
+    """Every run of an eval, and its metrics aggregated per column and per question and column."""
 
     evalset: str
     workflow: str
     models: list[str]
+    """The columns' labels, in order (`EvalRun.model`)."""
     repeat: int
+    grid: dict[str, list[int | float]] = Field(default_factory=dict)
+    """The settings grid crossed with the models (empty: none)."""
+    judge: str | None = None
+    """The judge model's name, when one scored fact coverage."""
+    judge_prompt: str | None = None
+    """The judge's fixed system prompt (each call also sends the report and one fact)."""
+    judge_trace: str | None = None
+    """The JSONL trace of the judge's calls."""
     runs: list[EvalRun] = Field(default_factory=list)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics reported, in order (``fact_coverage_judge`` only with a judge)."""
+        return metric_names(self.judge is not None)
 
     @property
     def failed(self) -> int:
@@ -89,14 +111,17 @@ class EvalReport(BaseModel):
         return sum(r.status != "completed" for r in self.runs)
 
     def summary(self) -> dict[str, dict[str, MetricSummary]]:
-        """Per model: each metric over all its runs (plus ``completed``, the share of runs that completed)."""
-        return {m: _summarise([r for r in self.runs if r.model == m]) for m in self.models}
+        """Per column: each metric over all its runs (plus ``completed``, the share of runs that completed)."""
+        return {m: _summarise([r for r in self.runs if r.model == m], self.metrics) for m in self.models}
 
     def by_question(self) -> dict[str, dict[str, dict[str, MetricSummary]]]:
-        """Per question, per model: each metric over the repeats."""
+        """Per question, per column: each metric over the repeats."""
         questions = dict.fromkeys(r.question for r in self.runs)
         return {
-            q: {m: _summarise([r for r in self.runs if r.question == q and r.model == m]) for m in self.models}
+            q: {
+                m: _summarise([r for r in self.runs if r.question == q and r.model == m], self.metrics)
+                for m in self.models
+            }
             for q in questions
         }
 
@@ -111,6 +136,10 @@ class EvalReport(BaseModel):
             "workflow": self.workflow,
             "models": self.models,
             "repeat": self.repeat,
+            "grid": self.grid,
+            "judge": self.judge,
+            "judge_prompt": self.judge_prompt,
+            "judge_trace": self.judge_trace,
             "runs": [r.model_dump() for r in self.runs],
             "summary": {m: plain(t) for m, t in self.summary().items()},
             "questions": {q: {m: plain(t) for m, t in ms.items()} for q, ms in self.by_question().items()},
@@ -121,17 +150,18 @@ class EvalReport(BaseModel):
         return json.dumps(self.to_dict(), indent=2)
 
     def to_markdown(self) -> str:
-        """One table: a row per metric, a column per model, cells ``mean ± sd (n)``."""
+        """One table: a row per metric, a column per model and settings, cells ``mean ± sd (n)``."""
         summary = self.summary()
         lines = [
             f"# Eval `{self.evalset}` on workflow `{self.workflow}`",
             "",
-            f"{len(self.runs)} run(s), {self.failed} failed; {self.repeat} repeat(s) per question and model.",
+            f"{len(self.runs)} run(s), {self.failed} failed; {self.repeat} repeat(s) per question and column.",
+            *([f"Fact coverage also judged by `{self.judge}`."] if self.judge else []),
             "",
             "| metric | " + " | ".join(f"`{m}`" for m in self.models) + " |",
             "|---|" + "---|" * len(self.models),
         ]
-        for name in (*METRICS, "completed"):
+        for name in (*self.metrics, "completed"):
             lines.append(f"| {name} | " + " | ".join(summary[m][name].cell() for m in self.models) + " |")
         return "\n".join(lines) + "\n"
 
@@ -141,24 +171,28 @@ async def evaluate(
     evalset: EvalSet,
     models: Sequence[str | None] = (None,),
     *,
+    grid: Mapping[str, Sequence[int | float]] | None = None,
     repeat: int = 1,
     concurrency: int = 1,
     limit: int | None = None,
     home: Path | None = None,
     prices: PriceTable | None = None,
+    judge: Judge | None = None,
     on_run: RunListener | None = None,
 ) -> EvalReport:
-    """Run every question (the first `limit`) on every model `repeat` times, and score each run.
+    """Run every question (the first `limit`) in every column `repeat` times, and score each run.
 
     Args:
         workflow: The workflow under test.
         evalset: The questions; their inputs should already be checked (`load_evalset(path, workflow)`).
         models: Model strings replacing the workflow's default model; None keeps it.
-        repeat: Runs per question and model, for the spread.
+        grid: Settings to vary (`matrix.parse_grid`), each model crossed with every combination.
+        repeat: Runs per question and column, for the spread.
         concurrency: Runs at once (the embedded model serialises its calls anyway).
         limit: Only the first `limit` questions.
         home: Where runs are kept (default `home_dir()`).
         prices: Price table for ``cost_usd``.
+        judge: A judge model for ``fact_coverage_judge`` (the caller closes it).
         on_run: Called as each run finishes.
 
     Returns:
@@ -167,42 +201,112 @@ async def evaluate(
     Raises:
         SpecError: A question's inputs do not fit the workflow.
         ModelNotAvailableError: A model cannot be loaded.
+        ValueError: The grid names an unknown setting or a value out of range.
     """
     questions = evalset.questions[:limit] if limit is not None else evalset.questions
-    labels = [m or DEFAULT_MODEL for m in models]
-    report = EvalReport(
-        evalset=evalset.name, workflow=workflow.spec.name, models=list(dict.fromkeys(labels)), repeat=repeat
-    )
+    cols = columns(models, grid)
+    for column in cols:
+        column.model_settings()  # a bad grid fails here, before any run
+    report = _report(workflow, evalset, [c.label for c in cols], repeat, judge)
+    report.grid = {name: list(values) for name, values in (grid or {}).items()}
     slots = asyncio.Semaphore(max(1, concurrency))
-    jobs = [(q, m, n) for q in questions for m in dict.fromkeys(models) for n in range(repeat)]
+    jobs = [(q, c, n) for q in questions for c in cols for n in range(repeat)]
     done: list[tuple[int, EvalRun]] = []
 
-    async def one(index: int, question: EvalQuestion, model: str | None, number: int) -> None:
+    async def one(index: int, question: EvalQuestion, column: Column, number: int) -> None:
         async with slots:
-            result = await workflow.run(question.inputs, model=model, home=home)
+            result = await workflow.run(
+                question.inputs, model=column.model, settings=column.model_settings(), home=home
+            )
         record = await asyncio.to_thread(record_of, result, workflow, prices)  # reads the trace file
-        run = _scored(question, model, number, record)
+        run = await _scored(question, column, number, record, judge)
         done.append((index, run))
         if on_run is not None:
             on_run(run)
 
     try:
         async with asyncio.TaskGroup() as group:
-            for index, (question, model, number) in enumerate(jobs):
-                group.create_task(one(index, question, model, number))
+            for index, (question, column, number) in enumerate(jobs):
+                group.create_task(one(index, question, column, number))
     except ExceptionGroup as failure:  # a setup error (bad inputs, missing model) stops the eval: raise it plainly
         raise failure.exceptions[0] from None
     report.runs = [run for _, run in sorted(done, key=lambda pair: pair[0])]
     return report
 
 
-def _scored(question: EvalQuestion, model: str | None, number: int, record: RunRecord) -> EvalRun:
+async def rescore(
+    workflow: Workflow,
+    evalset: EvalSet,
+    run_dirs: Sequence[Path],
+    *,
+    prices: PriceTable | None = None,
+    judge: Judge | None = None,
+    on_run: RunListener | None = None,
+) -> EvalReport:
+    """Score runs already on disk: each is matched to the question whose inputs it ran with.
+
+    Columns come from each run's recorded model and settings overrides, repeats number the
+    runs of one question in one column, in the order given.
+
+    Raises:
+        RunFolderError: A folder is not a finished run of `workflow`, predates ``sources.jsonl``,
+            or its inputs match no question (or several) of `evalset`.
+    """
+    keyed = [(_plain(workflow.resolve_inputs(q.inputs)), q) for q in evalset.questions]
+    scored: list[EvalRun] = []
+    labels: dict[str, None] = {}
+    for run_dir in run_dirs:
+        record = await asyncio.to_thread(record_from_dir, run_dir, workflow, prices)
+        matches = [q for inputs, q in keyed if inputs == _plain(record.inputs)]
+        if len(matches) != 1:
+            which = "no question" if not matches else f"{len(matches)} questions ({', '.join(q.id for q in matches)})"
+            raise RunFolderError(f"run {run_dir.name}: its inputs {record.inputs} match {which} of {evalset.name!r}")
+        overrides = record.overrides
+        column = Column(model=overrides.get("model"), settings=dict(overrides.get("settings") or {}))
+        number = sum(r.question == matches[0].id and r.model == column.label for r in scored)
+        run = await _scored(matches[0], column, number, record, judge)
+        scored.append(run)
+        labels[column.label] = None
+        if on_run is not None:
+            on_run(run)
+    repeat = max(Counter((r.question, r.model) for r in scored).values(), default=1)
+    report = _report(workflow, evalset, list(labels), repeat, judge)
+    report.runs = scored
+    return report
+
+
+def _plain(inputs: Mapping[str, Any]) -> Any:
+    # run.json holds inputs as JSON: compare both sides as JSON would give them back.
+    return json.loads(json.dumps(dict(inputs), default=str, sort_keys=True))
+
+
+def _report(workflow: Workflow, evalset: EvalSet, labels: list[str], repeat: int, judge: Judge | None) -> EvalReport:
+    return EvalReport(
+        evalset=evalset.name,
+        workflow=workflow.spec.name,
+        models=list(dict.fromkeys(labels)),
+        repeat=repeat,
+        judge=judge.model.name if judge else None,
+        judge_prompt=JUDGE_PROMPT if judge else None,
+        judge_trace=str(judge.trace_file) if judge and judge.trace_file else None,
+    )
+
+
+async def _scored(
+    question: EvalQuestion, column: Column, number: int, record: RunRecord, judge: Judge | None
+) -> EvalRun:
+    verdicts: list[FactVerdict] = []
+    if judge is not None and question.must_include:
+        verdicts = await judge.verdicts(
+            record.report_text, question.must_include, question=question.id, run_id=record.run_id
+        )
     return EvalRun(
         question=question.id,
-        model=model or DEFAULT_MODEL,
+        model=column.label,
+        settings=dict(column.settings),
         repeat=number + 1,
         run_id=record.run_id,
         status=record.status,
         error=record.error,
-        scores=score_run(record, question),
+        scores=score_run(record, question, verdicts),
     )

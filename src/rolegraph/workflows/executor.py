@@ -72,6 +72,7 @@ class LocalExecutor:
         tracer: The run's tracer.
         base_dir: Folder model strings such as ``scripted:file.yaml`` are relative to.
         model_override: A model string replacing the workflow's ``default`` model.
+        settings_override: Settings laid over the ``default`` model's own (the fields set in it win).
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class LocalExecutor:
         tracer: Tracer,
         base_dir: Path,
         model_override: str | None = None,
+        settings_override: ModelSettings | None = None,
     ) -> None:
         self.spec = spec
         self.tools = dict(tools)
@@ -90,6 +92,7 @@ class LocalExecutor:
         self.tracer = tracer
         self.base_dir = base_dir
         self.model_override = model_override
+        self.settings_override = settings_override
         self.roles = {step.role: resolve_role(spec, step.role) for step in spec.steps.values()}
         self._models: dict[str, Model] = {}
         # Load every model now: heavy loading belongs before the first step, not inside it.
@@ -105,7 +108,10 @@ class LocalExecutor:
             model_string = self.model_override
         if model_string not in self._models:
             self._models[model_string] = resolve_model(model_string, base_dir=self.base_dir)
-        return self._models[model_string], model_spec.settings()
+        settings = model_spec.settings()
+        if name == "default":
+            settings = settings.merged(self.settings_override)
+        return self._models[model_string], settings
 
     async def execute(self, call: StepCall) -> StepOutcome:
         """Run the step's agent on the call's task."""

@@ -2,7 +2,8 @@
 
 Each run lives in its own folder under ``$ROLEGRAPH_HOME/runs/<run_id>/`` (home
 defaults to ``./.rolegraph``): the trace (``trace.jsonl``), a summary
-(``run.json``) and the output files the workflow declares.
+(``run.json``), the retrieved sources with their text (``sources.jsonl``) and
+the output files the workflow declares.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import RenderableType
 
 from rolegraph.errors import Problem, SpecError
-from rolegraph.models.model import Usage
+from rolegraph.models.model import ModelSettings, Usage
 from rolegraph.tools.library import Library
 from rolegraph.tools.registry import resolve_tools
 from rolegraph.tools.sources import Source, SourceRegistry
@@ -42,9 +43,12 @@ from rolegraph.workflows.outputs import write_outputs
 from rolegraph.workflows.scheduler import Scheduler, StepListener, StepState
 from rolegraph.workflows.spec import InputSpec, WorkflowSpec
 
-__all__ = ["CitationCount", "RunResult", "RunStatus", "Workflow", "home_dir", "load"]
+__all__ = ["SOURCES_FILE", "CitationCount", "RunResult", "RunStatus", "Workflow", "home_dir", "load"]
 
 RunStatus = Literal["completed", "failed", "cancelled"]
+
+SOURCES_FILE = "sources.jsonl"
+"""In each run folder: every retrieved source with its full text (``sources.json`` outputs leave text out)."""
 
 
 def home_dir() -> Path:
@@ -211,6 +215,7 @@ class Workflow:
         inputs: Mapping[str, Any] | None = None,
         *,
         model: str | None = None,
+        settings: ModelSettings | None = None,
         home: Path | None = None,
         sinks: Sequence[TraceSink] = (),
         on_step: StepListener | None = None,
@@ -221,6 +226,8 @@ class Workflow:
         Args:
             inputs: Input values (strings are converted to the declared types).
             model: A model string replacing the workflow's ``default`` model.
+            settings: Settings laid over the ``default`` model's (only the fields set in it count),
+                e.g. ``ModelSettings(temperature=0.7)``; recorded in ``run.json`` with `model`.
             home: Where runs are kept (default `home_dir()`).
             sinks: Extra trace sinks (progress displays, tests); the JSONL file and the live index
                 are always written, OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
@@ -257,6 +264,7 @@ class Workflow:
                 tracer=tracer,
                 base_dir=self.base_dir,
                 model_override=model,
+                settings_override=settings,
             )
         except BaseException:
             await _close_all(tools)
@@ -269,7 +277,8 @@ class Workflow:
         started = dt.datetime.now(dt.UTC)
         result = RunResult(run_id=run_id, status="failed", run_dir=run_dir)
         root: Span | None = None
-        self._write_summary(result, values, started, redactor)
+        overrides = {"model": model, "settings": settings.model_dump(exclude_unset=True) if settings else {}}
+        self._write_summary(result, values, started, overrides, redactor)
         try:
             with tracer.span(
                 SpanKind.INVOKE_WORKFLOW,
@@ -318,13 +327,14 @@ class Workflow:
             await _close_all(tools)
             await asyncio.to_thread(trace_sinks.close)
             result.sources = list(sources)
+            _write_sources(run_dir / SOURCES_FILE, result.sources, redactor)
             if root is not None:
                 # From the trace's roll-up: failed and cancelled agents' tokens count too.
                 result.usage = Usage(
                     input_tokens=root.aggregated_input_tokens, output_tokens=root.aggregated_output_tokens
                 )
             result.duration_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
-            self._write_summary(result, values, started, redactor)
+            self._write_summary(result, values, started, overrides, redactor)
             await asyncio.to_thread(index_run, run_dir.parent.parent, run_dir)
         return result
 
@@ -332,13 +342,19 @@ class Workflow:
         return [resolve_role(self.spec, step.role).tools for step in self.spec.steps.values()]
 
     def _write_summary(
-        self, result: RunResult, inputs: Mapping[str, Any], started: dt.datetime, redactor: Redactor
+        self,
+        result: RunResult,
+        inputs: Mapping[str, Any],
+        started: dt.datetime,
+        overrides: Mapping[str, Any],
+        redactor: Redactor,
     ) -> None:
         summary = {
             **result.summary(),
             "workflow": self.spec.name,
             "workflow_file": str(self.path.resolve()) if self.path else None,
             "inputs": dict(inputs),
+            "overrides": dict(overrides),
             "started": started.isoformat(),
         }
         path = result.run_dir / "run.json"
@@ -350,6 +366,14 @@ class Workflow:
     def run_sync(self, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> RunResult:
         """`run` for scripts: starts an event loop (not usable inside one; there, ``await run``)."""
         return asyncio.run(self.run(inputs, **kwargs))
+
+
+def _write_sources(path: Path, sources: Sequence[Source], redactor: Redactor) -> None:
+    """Every retrieved source with its text, one JSON object a line: what re-scoring a run from disk reads."""
+    lines = "".join(json.dumps(redactor.value(s.model_dump(mode="json")), ensure_ascii=False) + "\n" for s in sources)
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text(lines, encoding="utf-8")
+    tmp.replace(path)
 
 
 async def _close_all(tools: Sequence[Tool]) -> None:
