@@ -94,7 +94,7 @@ class TestRetryPolicy:
         assert tries == 1
 
     async def test_gives_up_after_attempts(self) -> None:
-        """A failure that never clears raises the last error after `attempts` tries."""
+        """A failure that never clears raises the last error after `attempts` tries, announcing attempts-1 retries."""
         tries = 0
 
         async def down() -> None:
@@ -105,9 +105,11 @@ class TestRetryPolicy:
         async def sleep(_seconds: float) -> None:
             return None
 
+        retries: list[int] = []
         with pytest.raises(httpx.ConnectError):
-            await RetryPolicy(attempts=3).call(down, sleep=sleep)
+            await RetryPolicy(attempts=3).call(down, sleep=sleep, on_retry=lambda n, _d, _e: retries.append(n))
         assert tries == 3
+        assert retries == [1, 2]  # the last failure is not announced as a retry
 
     async def test_retry_after_beyond_the_cap_gives_up(self) -> None:
         """A server asking for an hour's wait is not waited for: the error is raised at once."""

@@ -150,6 +150,8 @@ class RetryPolicy(BaseModel):
             assert state.outcome is not None
             exc = state.outcome.exception()
             assert exc is not None
+            if state.attempt_number >= self.attempts:
+                return 0.0  # tenacity asks for the wait before checking `stop`: no retry follows this one
             seconds = self.delay(state.attempt_number, exc)
             if on_retry is not None:
                 on_retry(state.attempt_number, seconds, exc)

@@ -131,3 +131,12 @@ class TestPermanentFailures:
         assert request.path == "/v1/chat/completions"
         assert request.body["messages"] == [{"role": "user", "content": "hello"}]
         assert json.dumps(request.body)
+
+
+class TestBadOutput:
+    async def test_lone_surrogates_are_replaced(self) -> None:
+        """A JSON \\ud800 escape in the reply (a lone surrogate) is replaced, so it can be written as UTF-8."""
+        with FaultServer([Chat("a\ud800b")]) as server:
+            text, _ = await _complete(server)
+        assert "\ud800" not in text and text.startswith("a") and text.endswith("b") and "\ufffd" in text
+        text.encode("utf-8")

@@ -234,14 +234,14 @@ class OpenAIModel(Model):
         choice = response.choices[0]
         message = choice.message
         calls = [
-            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "")
+            ToolCall(id=c.id, name=_valid_text(c.function.name), arguments=_valid_text(c.function.arguments or ""))
             for c in message.tool_calls or []
             if c.type == "function"
         ]
         usage = Usage()
         if response.usage is not None:
             usage = Usage(input_tokens=response.usage.prompt_tokens, output_tokens=response.usage.completion_tokens)
-        text = message.content or ""
+        text = _valid_text(message.content or "")
         return Completion(
             text=_strict_json(text) if structured else text,
             tool_calls=calls,
@@ -254,6 +254,14 @@ class OpenAIModel(Model):
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._client.close()
+
+
+def _valid_text(text: str) -> str:
+    """`text` with lone surrogates (a JSON ``\\ud800`` escape decodes to one) replaced by U+FFFD.
+
+    Such a string cannot be written as UTF-8: left in, it would fail every file it reaches.
+    """
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _strict_json(text: str) -> str:
