@@ -140,3 +140,40 @@ class TestBadOutput:
             text, _ = await _complete(server)
         assert "\ud800" not in text and text.startswith("a") and text.endswith("b") and "\ufffd" in text
         text.encode("utf-8")
+
+
+def _choice(message: object) -> dict[str, object]:
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("not JSON", "<html>proxy error</html>"),
+        ("a list", [1, 2]),
+        ("no choices", {"choices": []}),
+        ("choices a string", {"choices": "x"}),
+        ("message null", _choice(None)),
+        ("content a number", _choice({"role": "assistant", "content": 5})),
+        (
+            "tool call without name",
+            _choice(
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"id": "c", "type": "function", "function": {"name": None, "arguments": None}}],
+                }
+            ),
+        ),
+    ],
+)
+async def test_malformed_200_is_a_model_error(name: str, body: object) -> None:
+    """A 200 whose body is no chat completion raises ModelError (never JSONDecodeError or AttributeError)."""
+    with FaultServer([Status(200, body=body)]) as server:
+        with pytest.raises(ModelError, match=r"returned (a malformed response|no choices)"):
+            await _complete(server)

@@ -120,6 +120,7 @@ class OpenAIModel(Model):
         try:
             async with asyncio.timeout(settings.timeout):
                 response = await self._send(messages, tools, output_schema, settings)
+            return self._completion(response, structured=output_schema is not None)
         except TimeoutError:
             raise ModelError(f"model {self.name} did not answer within {settings.timeout:g}s") from None
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
@@ -131,7 +132,11 @@ class OpenAIModel(Model):
         except openai.OpenAIError as exc:
             # `from None`: the SDK's exception carries the request, headers included.
             raise ModelError(self._redactor.text(f"model {self.name} failed: {_describe(exc)}")) from None
-        return self._completion(response, structured=output_schema is not None)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            # A 200 whose body is not a chat completion (a proxy's HTML page, a server's bug): the SDK
+            # builds its objects without validation, so the damage shows up as these when they are read.
+            problem = f"model {self.name} returned a malformed response: {type(exc).__name__}: {exc}"
+            raise ModelError(self._redactor.text(problem)) from None
 
     async def _send(
         self,
