@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rolegraph.errors import ModelError
 from rolegraph.models.messages import Message
@@ -177,3 +180,56 @@ async def test_malformed_200_is_a_model_error(name: str, body: object) -> None:
     with FaultServer([Status(200, body=body)]) as server:
         with pytest.raises(ModelError, match=r"returned (a malformed response|no choices)"):
             await _complete(server)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+field = json_values | st.just("stop") | st.just("function")
+tool_call_bodies = st.fixed_dictionaries(
+    {"id": field, "type": field, "function": st.fixed_dictionaries({"name": field, "arguments": field})}
+)
+completion_bodies = st.fixed_dictionaries(
+    {
+        "id": field,
+        "object": field,
+        "created": field,
+        "model": field,
+        "choices": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "index": field,
+                    "message": st.fixed_dictionaries(
+                        {"role": field, "content": field, "tool_calls": st.lists(tool_call_bodies, max_size=2) | field}
+                    )
+                    | field,
+                    "finish_reason": field,
+                }
+            ),
+            max_size=2,
+        )
+        | field,
+        "usage": st.fixed_dictionaries({"prompt_tokens": field, "completion_tokens": field}) | field,
+    }
+)
+
+
+class TestFuzzedResponses:
+    def test_any_200_body_gives_a_completion_or_a_model_error(self) -> None:
+        """Random JSON, shaped like a chat completion or not: a Completion or a ModelError, nothing else."""
+        current: list[object] = [None]
+        with FaultServer([lambda _request: Status(200, body=current[0])] * 100_000) as server:
+
+            @settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+            @given(body=completion_bodies | json_values)
+            def check(body: object) -> None:
+                current[0] = body
+                try:
+                    asyncio.run(_complete(server, retry=RetryPolicy(attempts=1)))
+                except ModelError:
+                    pass
+
+            check()
+        assert len(server.requests) >= 200
