@@ -132,7 +132,7 @@ class TestTraceRetry:
         assert failure_kind(httpx.ConnectError("to http://127.0.0.1/?key=sk-secret")) == "ConnectError"
 
     async def test_retries_are_recorded_on_the_current_span(self) -> None:
-        """Each retry lands on the open span as {attempt, delay_s, reason}, in order."""
+        """Each retry is a `retry` event under the open span, at once, and on the span as {attempt, delay_s, reason}."""
         calls = iter([_status_error(503), httpx.ReadTimeout("slow"), None])
         sink = MemorySink()
         tracer = Tracer("retry-test", sinks=[sink])
@@ -149,11 +149,27 @@ class TestTraceRetry:
         policy = RetryPolicy(initial_delay=0.1, jitter=0)
         with tracer.span(SpanKind.CHAT, "chat x"):
             assert await policy.call(flaky, on_retry=trace_retry, sleep=sleep) == "ok"
+        (start,) = [r for r in sink.records if r["event"] == "span_start"]
         (end,) = [r for r in sink.records if r["event"] == "span_end"]
         assert end["attributes"]["rolegraph.retries"] == [
             {"attempt": 1, "delay_s": 0.1, "reason": "HTTP 503"},
             {"attempt": 2, "delay_s": 0.2, "reason": "ReadTimeout"},
         ]
+        events = [r for r in sink.records if r["event"] == "event"]
+        assert [(e["name"], e["parent_id"], e["attributes"]) for e in events] == [
+            (
+                "retry",
+                start["span_id"],
+                {"rolegraph.retry.attempt": 1, "rolegraph.retry.delay_s": 0.1, "rolegraph.retry.reason": "HTTP 503"},
+            ),
+            (
+                "retry",
+                start["span_id"],
+                {"rolegraph.retry.attempt": 2, "rolegraph.retry.delay_s": 0.2, "rolegraph.retry.reason": "ReadTimeout"},
+            ),
+        ]
+        # each event is in the stream before the span ends: visible while the call is still waiting
+        assert sink.records.index(events[1]) < sink.records.index(end)
 
     def test_outside_a_span_nothing_is_recorded(self) -> None:
         """With no span open, trace_retry is a no-op (it must never fail the call it reports on)."""

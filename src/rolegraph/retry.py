@@ -11,9 +11,10 @@ policy = RetryPolicy(attempts=4)
 response = await policy.call(lambda: client.get(url), on_retry=trace_retry)
 ```
 
-`trace_retry` records each retry (attempt, delay, reason) on the span that is
-open when it happens (the ``chat`` span of a model call, the ``execute_tool``
-span of a fetch), under ``rolegraph.retries``. The reason is the failure's
+`trace_retry` records each retry (attempt, delay, reason) as a ``retry`` event
+in the trace, at the moment it happens, and on the span that is open (the
+``chat`` span of a model call, the ``execute_tool`` span of a fetch), under
+``rolegraph.retries``. The reason is the failure's
 kind (``HTTP 429``, ``ConnectError``), never its message: messages of HTTP
 errors carry URLs and bodies, which may hold what must not be recorded.
 """
@@ -33,6 +34,7 @@ import tenacity
 from pydantic import BaseModel, ConfigDict, Field
 
 from rolegraph.traces.spans import current_span
+from rolegraph.traces.tracer import current_tracer
 
 __all__ = ["RetryPolicy", "failure_kind", "is_transient", "retry_after", "trace_retry"]
 
@@ -71,12 +73,15 @@ def failure_kind(exc: BaseException) -> str:
 
 
 def trace_retry(attempt: int, delay: float, exc: BaseException) -> None:
-    """A `RetryListener` that records the retry on the current span's ``rolegraph.retries`` list."""
+    """A `RetryListener` recording the retry as a ``retry`` event and on the current span's ``rolegraph.retries``."""
     span = current_span()
     if span is None:
         return
-    retries = span.attributes.setdefault("rolegraph.retries", [])
-    retries.append({"attempt": attempt, "delay_s": round(delay, 3), "reason": failure_kind(exc)})
+    record = {"attempt": attempt, "delay_s": round(delay, 3), "reason": failure_kind(exc)}
+    span.attributes.setdefault("rolegraph.retries", []).append(record)
+    tracer = current_tracer()
+    if tracer is not None:
+        tracer.event("retry", **{f"rolegraph__retry__{key}": value for key, value in record.items()})
 
 
 def retry_after(exc: BaseException, *, now: dt.datetime | None = None) -> float | None:
