@@ -7,7 +7,10 @@ import datetime as dt
 import httpx
 import pytest
 
-from rolegraph.retry import RetryPolicy, is_transient, retry_after
+from rolegraph.retry import RetryPolicy, failure_kind, is_transient, retry_after, trace_retry
+from rolegraph.traces.sinks import MemorySink
+from rolegraph.traces.spans import SpanKind
+from rolegraph.traces.tracer import Tracer
 
 
 def _status_error(status: int, headers: dict[str, str] | None = None) -> httpx.HTTPStatusError:
@@ -91,7 +94,7 @@ class TestRetryPolicy:
         assert tries == 1
 
     async def test_gives_up_after_attempts(self) -> None:
-        """A failure that never clears raises the last error after `attempts` tries."""
+        """A failure that never clears raises the last error after `attempts` tries, announcing attempts-1 retries."""
         tries = 0
 
         async def down() -> None:
@@ -102,9 +105,11 @@ class TestRetryPolicy:
         async def sleep(_seconds: float) -> None:
             return None
 
+        retries: list[int] = []
         with pytest.raises(httpx.ConnectError):
-            await RetryPolicy(attempts=3).call(down, sleep=sleep)
+            await RetryPolicy(attempts=3).call(down, sleep=sleep, on_retry=lambda n, _d, _e: retries.append(n))
         assert tries == 3
+        assert retries == [1, 2]  # the last failure is not announced as a retry
 
     async def test_retry_after_beyond_the_cap_gives_up(self) -> None:
         """A server asking for an hour's wait is not waited for: the error is raised at once."""
@@ -118,3 +123,54 @@ class TestRetryPolicy:
         with pytest.raises(httpx.HTTPStatusError):
             await RetryPolicy(max_retry_after=60).call(busy)
         assert tries == 1
+
+
+class TestTraceRetry:
+    def test_failure_kind_names_status_or_type_never_the_message(self) -> None:
+        """A status error is named by its status, anything else by its type; the message is left out."""
+        assert failure_kind(_status_error(429)) == "HTTP 429"
+        assert failure_kind(httpx.ConnectError("to http://127.0.0.1/?key=sk-secret")) == "ConnectError"
+
+    async def test_retries_are_recorded_on_the_current_span(self) -> None:
+        """Each retry is a `retry` event under the open span, at once, and on the span as {attempt, delay_s, reason}."""
+        calls = iter([_status_error(503), httpx.ReadTimeout("slow"), None])
+        sink = MemorySink()
+        tracer = Tracer("retry-test", sinks=[sink])
+
+        async def flaky() -> str:
+            error = next(calls)
+            if error is not None:
+                raise error
+            return "ok"
+
+        async def sleep(_seconds: float) -> None:
+            return None
+
+        policy = RetryPolicy(initial_delay=0.1, jitter=0)
+        with tracer.span(SpanKind.CHAT, "chat x"):
+            assert await policy.call(flaky, on_retry=trace_retry, sleep=sleep) == "ok"
+        (start,) = [r for r in sink.records if r["event"] == "span_start"]
+        (end,) = [r for r in sink.records if r["event"] == "span_end"]
+        assert end["attributes"]["rolegraph.retries"] == [
+            {"attempt": 1, "delay_s": 0.1, "reason": "HTTP 503"},
+            {"attempt": 2, "delay_s": 0.2, "reason": "ReadTimeout"},
+        ]
+        events = [r for r in sink.records if r["event"] == "event"]
+        assert [(e["name"], e["parent_id"], e["attributes"]) for e in events] == [
+            (
+                "retry",
+                start["span_id"],
+                {"rolegraph.retry.attempt": 1, "rolegraph.retry.delay_s": 0.1, "rolegraph.retry.reason": "HTTP 503"},
+            ),
+            (
+                "retry",
+                start["span_id"],
+                {"rolegraph.retry.attempt": 2, "rolegraph.retry.delay_s": 0.2, "rolegraph.retry.reason": "ReadTimeout"},
+            ),
+        ]
+        # each event is in the stream before the span ends: visible while the call is still waiting
+        assert sink.records.index(events[1]) < sink.records.index(end)
+
+    def test_outside_a_span_nothing_is_recorded(self) -> None:
+        """With no span open, trace_retry is a no-op (it must never fail the call it reports on)."""
+        trace_retry(1, 0.5, _status_error(503))

@@ -8,8 +8,15 @@ connection, a timeout, HTTP 408, 409, 429 and 5xx. Anything else (401, 403,
 
 ```python
 policy = RetryPolicy(attempts=4)
-response = await policy.call(lambda: client.get(url))
+response = await policy.call(lambda: client.get(url), on_retry=trace_retry)
 ```
+
+`trace_retry` records each retry (attempt, delay, reason) as a ``retry`` event
+in the trace, at the moment it happens, and on the span that is open (the
+``chat`` span of a model call, the ``execute_tool`` span of a fetch), under
+``rolegraph.retries``. The reason is the failure's
+kind (``HTTP 429``, ``ConnectError``), never its message: messages of HTTP
+errors carry URLs and bodies, which may hold what must not be recorded.
 """
 
 from __future__ import annotations
@@ -26,7 +33,10 @@ import openai
 import tenacity
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["RetryPolicy", "is_transient", "retry_after"]
+from rolegraph.traces.spans import current_span
+from rolegraph.traces.tracer import current_tracer
+
+__all__ = ["RetryPolicy", "failure_kind", "is_transient", "retry_after", "trace_retry"]
 
 T = TypeVar("T")
 
@@ -54,6 +64,24 @@ def is_transient(exc: BaseException) -> bool:
         return True
     status, _ = _status_and_headers(exc)
     return status in TRANSIENT_STATUS
+
+
+def failure_kind(exc: BaseException) -> str:
+    """A short, secret-free name for what failed: ``HTTP 503`` for a status, else the exception's type."""
+    status, _ = _status_and_headers(exc)
+    return f"HTTP {status}" if status is not None else type(exc).__name__
+
+
+def trace_retry(attempt: int, delay: float, exc: BaseException) -> None:
+    """A `RetryListener` recording the retry as a ``retry`` event and on the current span's ``rolegraph.retries``."""
+    span = current_span()
+    if span is None:
+        return
+    record = {"attempt": attempt, "delay_s": round(delay, 3), "reason": failure_kind(exc)}
+    span.attributes.setdefault("rolegraph.retries", []).append(record)
+    tracer = current_tracer()
+    if tracer is not None:
+        tracer.event("retry", **{f"rolegraph__retry__{key}": value for key, value in record.items()})
 
 
 def retry_after(exc: BaseException, *, now: dt.datetime | None = None) -> float | None:
@@ -127,6 +155,8 @@ class RetryPolicy(BaseModel):
             assert state.outcome is not None
             exc = state.outcome.exception()
             assert exc is not None
+            if state.attempt_number >= self.attempts:
+                return 0.0  # tenacity asks for the wait before checking `stop`: no retry follows this one
             seconds = self.delay(state.attempt_number, exc)
             if on_retry is not None:
                 on_retry(state.attempt_number, seconds, exc)

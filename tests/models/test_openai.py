@@ -21,9 +21,11 @@ from rolegraph.errors import ModelError
 from rolegraph.models.messages import Message, ToolCall, ToolSpec
 from rolegraph.models.model import ModelSettings
 from rolegraph.models.openai_compat import OpenAIModel
+from rolegraph.retry import RetryPolicy
 
 STARTUP_DEADLINE = 120.0
 CANARY_KEY = "sk-canary-0123456789abcdefghijklmnop"
+NO_RETRY = RetryPolicy(attempts=1)
 
 
 class Verdict(BaseModel):
@@ -207,7 +209,7 @@ class TestOpenAIModelFailures:
     async def test_connection_error_is_a_model_error_without_the_key(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """An unreachable server raises ModelError whose message (and chain) never contains the API key."""
         monkeypatch.setenv("OPENAI_API_KEY", CANARY_KEY)
-        model = OpenAIModel("gpt-test", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0)
+        model = OpenAIModel("gpt-test", base_url=f"http://127.0.0.1:{free_port()}/v1", retry=NO_RETRY)
         try:
             with pytest.raises(ModelError) as caught:
                 await model.complete([Message.user(f"my key is {CANARY_KEY}")], settings=SETTINGS)

@@ -186,6 +186,13 @@ class TestScriptFile:
         with pytest.raises(ModelError, match="not valid YAML"):
             load_script(self.write(tmp_path, "- [unclosed\n"))
 
+    def test_non_utf8_is_a_model_error(self, tmp_path: Path) -> None:
+        """A Latin-1 script raises ModelError naming the file and the byte, not UnicodeDecodeError."""
+        path = tmp_path / "latin1.yaml"
+        path.write_bytes("- {text: caf\xe9}\n".encode("latin-1"))
+        with pytest.raises(ModelError, match=r"latin1\.yaml: not UTF-8 \(byte 0xe9 at offset 12\)"):
+            load_script(path)
+
     def test_missing_file_is_not_available(self, tmp_path: Path) -> None:
         """A script path that does not exist raises ModelNotAvailableError."""
         with pytest.raises(ModelNotAvailableError, match=r"nope\.yaml"):

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from loopback import LoopbackServer, Reply, Request
 from rolegraph.agents.agent import Agent
 from rolegraph.agents.roles import Role
+from rolegraph.retry import RetryPolicy
 from rolegraph.testing import ScriptedModel, final, tool_call
 from rolegraph.tools.fetch import FetchUrlArgs, FetchUrlTool, web_source_id
 from rolegraph.tools.ratelimit import HostRateLimiter
@@ -35,6 +36,7 @@ This cuts the number of trainable parameters by a factor of ten thousand.</p>
 <p>The update can be merged into the weights after training, so inference costs nothing extra.</p>
 </article><footer>(c) 2024</footer></body></html>"""
 HTML = {"Content-Type": "text/html; charset=utf-8"}
+QUICK_RETRY = RetryPolicy(attempts=3, initial_delay=0.01, jitter=0)
 
 
 def make_pdf(pages: list[str], *, title: str, author: str) -> bytes:
@@ -67,7 +69,7 @@ def make_pdf(pages: list[str], *, title: str, author: str) -> bytes:
 
 def fetcher(tmp_path: Path, **options: Any) -> FetchUrlTool:
     """A fetch tool allowed to reach 127.0.0.1 only, with its cache in `tmp_path` and no rate limit."""
-    options = {"cache_dir": tmp_path / "cache", "min_interval": 0.0, **options}
+    options = {"cache_dir": tmp_path / "cache", "min_interval": 0.0, "retry": QUICK_RETRY, **options}
     return FetchUrlTool(UrlPolicy(["127.0.0.1"]), **options)
 
 
@@ -208,7 +210,7 @@ class TestSafety:
         assert web.paths().count("/loop") == 6
 
     async def test_slow_page(self, web: LoopbackServer, tmp_path: Path) -> None:
-        """A page that does not answer in time is a timeout error result."""
+        """A page that does not answer in time, on every try, is a timeout error result."""
 
         def slow(request: Request) -> Reply:
             web.release.wait(5)
@@ -421,3 +423,58 @@ class TestPromptInjection:
         everything += json.dumps(sink.records, default=str)
         assert canary not in everything
         assert "shell" not in json.dumps([t.model_dump(mode="json") for t in third.tools])
+
+
+def _sequence(*replies: Reply) -> Any:
+    """A route answering with `replies` in turn (the last one repeated)."""
+    queue = list(replies)
+
+    def answer(request: Request) -> Reply:
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return answer
+
+
+class TestRetries:
+    """Transient failures of a document request are retried through the retry policy; others are not."""
+
+    async def test_503_then_page(self, web: LoopbackServer, tool: FetchUrlTool) -> None:
+        """A 503 and a 502 are retried; the third try's page is the result."""
+        web.routes["/flaky"] = _sequence(Reply(b"", 503), Reply(b"", 502), Reply(ARTICLE, headers=HTML))
+        result = await fetch(tool, web.url("/flaky"))
+        assert not result.is_error
+        assert web.paths() == ["/robots.txt", "/flaky", "/flaky", "/flaky"]
+
+    async def test_retries_recorded_on_the_tool_span(self, web: LoopbackServer, tmp_path: Path) -> None:
+        """Inside an agent, each retry (attempt, delay, reason) is on the execute_tool span."""
+        web.routes["/limited"] = _sequence(Reply(b"", 429, {"Retry-After": "0"}), Reply(ARTICLE, headers=HTML))
+        sink = MemorySink()
+        tool = fetcher(tmp_path, respect_robots=False)
+        role = Role(name="reader", instructions="Read.", tools=("fetch_url",), output_model=Summary)
+        url = web.url("/limited")
+        model = ScriptedModel([tool_call("fetch_url", url=url), final({"summary": "ok"})])
+        try:
+            await Agent(role, model, [tool], tracer=Tracer("r", sinks=[sink])).run("read it")
+        finally:
+            await tool.aclose()
+        (span,) = [r for r in sink.records if r["event"] == "span_end" and r["kind"] == "execute_tool"]
+        assert span["attributes"]["rolegraph.retries"] == [{"attempt": 1, "delay_s": 0.0, "reason": "HTTP 429"}]
+        assert span["attributes"]["rolegraph.tool.is_error"] is False
+
+    async def test_persistent_5xx_is_an_error_result_after_the_tries(
+        self, web: LoopbackServer, tool: FetchUrlTool
+    ) -> None:
+        """A page that stays 503 is tried three times, then reported as an HTTP error."""
+        web.routes["/down"] = Reply(b"", 503)
+        result = await fetch(tool, web.url("/down"))
+        assert (result.is_error, result.content) == (
+            True,
+            f"fetch_url: HTTP 503 Service Unavailable from {web.url('/down')}",
+        )
+        assert web.paths().count("/down") == 3
+
+    async def test_404_is_not_retried(self, web: LoopbackServer, tool: FetchUrlTool) -> None:
+        """A missing page is one request and an error result."""
+        result = await fetch(tool, web.url("/missing"))
+        assert result.is_error and "HTTP 404" in result.content
+        assert web.paths().count("/missing") == 1

@@ -11,7 +11,7 @@ from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import JsonlSink, MemorySink, read_jsonl
 from rolegraph.traces.spans import SpanKind, current_span
 from rolegraph.traces.trace import Trace
-from rolegraph.traces.tracer import Tracer
+from rolegraph.traces.tracer import Tracer, current_tracer
 
 
 def _ends(sink: MemorySink) -> dict[str, dict[str, object]]:
@@ -142,3 +142,20 @@ class TestTraceFile:
         assert root.status == "unfinished"
         assert [c.name for c in root.children] == ["done"]
         assert root.children[0].status == "ok"
+
+
+class TestCurrentTracer:
+    async def test_names_the_tracer_of_the_innermost_span(self) -> None:
+        """Inside a span its tracer is current, in tasks started there too; outside, none."""
+        outer, inner = Tracer("a"), Tracer("b")
+
+        async def in_a_task() -> Tracer | None:
+            return current_tracer()
+
+        assert current_tracer() is None
+        with outer.span(SpanKind.INVOKE_AGENT, "agent"):
+            assert current_tracer() is outer
+            with inner.span(SpanKind.CHAT, "chat"):
+                assert await asyncio.create_task(in_a_task()) is inner
+            assert current_tracer() is outer
+        assert current_tracer() is None

@@ -222,7 +222,8 @@ class Agent:
                 cut = " (the answer was cut off at max_tokens)" if completion.finish_reason == "length" else ""
                 problem = f"the answer is not valid JSON{cut}: {exc}"
             else:
-                output = validated.model_dump(mode="json")
+                # Redacted here, so no secret a model repeats reaches checkpoints, outputs or later steps.
+                output = self.tracer.redactor.value(validated.model_dump(mode="json"))
                 unknown = [c for c in find_citations(self._answer_schema, output) if c not in visible]
                 misquoted = [
                     (source_id, quote)

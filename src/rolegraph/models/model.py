@@ -45,7 +45,11 @@ class ModelSettings(BaseModel):
     max_tokens: int | None = Field(default=None, gt=0)
     """Upper bound on generated tokens per call."""
     timeout: float = Field(default=300.0, gt=0)
-    """Seconds before a single call is abandoned."""
+    """Seconds before a single call is abandoned, its retries and their waits included."""
+    retries: int | None = Field(default=None, ge=0, le=20)
+    """Retries of a transient failure (connection reset, timeout, 429, 5xx) per call; default: the provider's."""
+    attempt_timeout: float | None = Field(default=None, gt=0)
+    """Seconds one try of a call may take before it is retried (default: `timeout`)."""
     tool_choice: Literal["auto", "required"] = "auto"
     """``required``: the model must call a tool this turn (it may not answer yet)."""
 

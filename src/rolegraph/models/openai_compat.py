@@ -8,6 +8,12 @@ standard form first and, if the server refuses it, switches to the other for the
 rest of its life. ``tool_choice="required"`` is learned the same way (falling back
 to ``auto``, which the agent checks anyway).
 
+Transient failures (a dropped connection, a timeout, HTTP 429 and 5xx) are
+retried by `rolegraph.retry.RetryPolicy` — backoff with jitter, ``Retry-After``
+honoured, each retry recorded on the ``chat`` span — not by the SDK, whose own
+retries are switched off. A refused key (401, 403) is not retried: the error
+names the variable to check.
+
 No secret leaves through an error: every failure becomes a `ModelError` whose
 message went through `Redactor.from_env()`.
 """
@@ -24,6 +30,7 @@ from urllib.parse import urlparse
 from rolegraph.errors import ModelError, ModelNotAvailableError
 from rolegraph.models.messages import Message, ToolCall, ToolSpec
 from rolegraph.models.model import Completion, Model, ModelSettings, Usage
+from rolegraph.retry import RetryPolicy, is_transient, trace_retry
 from rolegraph.traces.redact import Redactor
 
 if TYPE_CHECKING:
@@ -52,7 +59,8 @@ class OpenAIModel(Model):
         require_key: Fail when the variable is unset (default: only for OpenAI's own API).
             Otherwise a placeholder key is sent.
         structured_output: How output schemas are sent (see `StructuredOutput`).
-        max_retries: Retries the SDK makes on connection errors, 429 and 5xx.
+        retry: How transient failures are retried (default `RetryPolicy()`: 3 retries);
+            a call's `ModelSettings.retries` overrides its number of retries.
         client: A ready client to use instead of building one (its key is not read from the environment).
         name: The model string this instance stands for (default ``openai:<model>``).
 
@@ -68,20 +76,22 @@ class OpenAIModel(Model):
         api_key_env: str = "OPENAI_API_KEY",
         require_key: bool | None = None,
         structured_output: StructuredOutput = "auto",
-        max_retries: int = 2,
+        retry: RetryPolicy | None = None,
         client: openai.AsyncOpenAI | None = None,
         name: str | None = None,
     ) -> None:
         self.model = model
         self.name = name or f"openai:{model}"
         self.base_url = base_url
+        self.api_key_env = api_key_env
+        self.retry = retry or RetryPolicy()
         self._structured: StructuredOutput = structured_output
         self._tool_choice_required: bool | None = None
         """Whether the server takes ``tool_choice="required"`` (None: not tried yet)."""
         self._official = base_url is None or urlparse(base_url).hostname in _KEYED_HOSTS
         self._redactor = Redactor.from_env(extra_names=[api_key_env])
         if client is not None:
-            self._client = client
+            self._client = client.with_options(max_retries=0)  # retries are the policy's, never the SDK's too
             return
         key = os.environ.get(api_key_env, "")
         if not key:
@@ -92,7 +102,7 @@ class OpenAIModel(Model):
             key = PLACEHOLDER_API_KEY
         import openai
 
-        self._client = openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=max_retries)
+        self._client = openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0)
 
     async def complete(
         self,
@@ -110,12 +120,23 @@ class OpenAIModel(Model):
         try:
             async with asyncio.timeout(settings.timeout):
                 response = await self._send(messages, tools, output_schema, settings)
+            return self._completion(response, structured=output_schema is not None)
         except TimeoutError:
             raise ModelError(f"model {self.name} did not answer within {settings.timeout:g}s") from None
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            message = (
+                f"model {self.name} refused the API key (HTTP {exc.status_code}): "
+                f"check the {self.api_key_env} environment variable"
+            )
+            raise ModelError(self._redactor.text(message)) from None
         except openai.OpenAIError as exc:
             # `from None`: the SDK's exception carries the request, headers included.
             raise ModelError(self._redactor.text(f"model {self.name} failed: {_describe(exc)}")) from None
-        return self._completion(response, structured=output_schema is not None)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            # A 200 whose body is not a chat completion (a proxy's HTML page, a server's bug): the SDK
+            # builds its objects without validation, so the damage shows up as these when they are read.
+            problem = f"model {self.name} returned a malformed response: {type(exc).__name__}: {exc}"
+            raise ModelError(self._redactor.text(problem)) from None
 
     async def _send(
         self,
@@ -128,19 +149,29 @@ class OpenAIModel(Model):
 
         Two features are optional on OpenAI-compatible servers: the ``json_schema``
         response format and ``tool_choice="required"``. While one this request needs is
-        still unknown, the request goes out without SDK retries (llama-cpp-python's
-        server refuses both with a 500, which the SDK would retry); if the server
-        refuses it, the model falls back (``json_object`` + schema; ``auto``) for good.
+        still unknown, a 5xx is not retried (llama-cpp-python's server refuses both
+        with a 500); if the server refuses it, the model falls back (``json_object`` +
+        schema; ``auto``) for good. Every other transient failure is retried by the policy.
         """
         import openai
 
         required = bool(tools) and settings.tool_choice == "required"
+        policy = (
+            self.retry if settings.retries is None else self.retry.model_copy(update={"attempts": settings.retries + 1})
+        )
         for _ in range(3):  # at most one fallback per feature, then one plain attempt
             unknown = self._unknown(output_schema is not None, required)
             request = self._request(messages, tools, output_schema, settings)
-            client = self._client.with_options(max_retries=0) if unknown else self._client
+            request["timeout"] = settings.attempt_timeout or settings.timeout  # per try; `timeout` bounds them all
+
+            async def create(request: dict[str, Any] = request) -> ChatCompletion:
+                sent: ChatCompletion = await self._client.chat.completions.create(**request)
+                return sent
+
             try:
-                response: ChatCompletion = await client.chat.completions.create(**request, timeout=settings.timeout)
+                response: ChatCompletion = await policy.call(
+                    create, retry_if=_transient_while_probing if unknown else is_transient, on_retry=trace_retry
+                )
             except openai.APIStatusError as exc:
                 if not unknown or exc.status_code in (401, 403, 404, 429):
                     raise
@@ -208,14 +239,14 @@ class OpenAIModel(Model):
         choice = response.choices[0]
         message = choice.message
         calls = [
-            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "")
+            ToolCall(id=c.id, name=_valid_text(c.function.name), arguments=_valid_text(c.function.arguments or ""))
             for c in message.tool_calls or []
             if c.type == "function"
         ]
         usage = Usage()
         if response.usage is not None:
             usage = Usage(input_tokens=response.usage.prompt_tokens, output_tokens=response.usage.completion_tokens)
-        text = message.content or ""
+        text = _valid_text(message.content or "")
         return Completion(
             text=_strict_json(text) if structured else text,
             tool_calls=calls,
@@ -228,6 +259,14 @@ class OpenAIModel(Model):
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._client.close()
+
+
+def _valid_text(text: str) -> str:
+    """`text` with lone surrogates (a JSON ``\\ud800`` escape decodes to one) replaced by U+FFFD.
+
+    Such a string cannot be written as UTF-8: left in, it would fail every file it reaches.
+    """
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _strict_json(text: str) -> str:
@@ -244,6 +283,12 @@ def _strict_json(text: str) -> str:
         except ValueError:
             return text
     return text
+
+
+def _transient_while_probing(exc: BaseException) -> bool:
+    """Transient, but for a 5xx: while a feature is being probed, a 5xx may be the server refusing it."""
+    status = getattr(exc, "status_code", None)
+    return is_transient(exc) and not (isinstance(status, int) and status >= 500)
 
 
 def _describe(exc: openai.OpenAIError) -> str:

@@ -167,6 +167,8 @@ def load_script(path: Path) -> list[Completion]:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelNotAvailableError(f"scripted model file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{path}: not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
     except yaml.YAMLError as exc:
         raise ModelError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(document, list):

@@ -5,6 +5,9 @@ policy (`tools/urlpolicy.py`) and connects to the address the policy checked.
 Around it: a manual redirect loop (at most 5 hops), timeouts, a byte cap while
 streaming, a content-type check before the body is read, robots.txt (respected
 by default), a per-host rate limit and an on-disk cache with a time to live.
+A transient failure of a document request (connection reset, timeout, HTTP 429
+or 5xx) is retried by `rolegraph.retry.RetryPolicy`, ``Retry-After`` honoured;
+robots.txt is read once (its 5xx means "fetch nothing", RFC 9309).
 
 What the model sees is the extracted text framed as untrusted data
 (`tools/untrusted.py`) and cut to ``max_chars``; the registered `Source` holds
@@ -29,6 +32,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from rolegraph.errors import ToolError
+from rolegraph.retry import TRANSIENT_STATUS, RetryPolicy, trace_retry
 from rolegraph.tools.extract import Extracted, Kind, content_kind, extract
 from rolegraph.tools.ratelimit import HostRateLimiter
 from rolegraph.tools.sources import Source
@@ -44,6 +48,7 @@ _ROBOTS_TOKEN = "rolegraph"
 _ROBOTS_MAX_BYTES = 512_000
 _DISALLOW_ALL = ("User-agent: *", "Disallow: /")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_ONCE = RetryPolicy(attempts=1)
 
 
 def web_source_id(url: str) -> str:
@@ -158,6 +163,7 @@ class FetchUrlTool(Tool):
         user_agent: The User-Agent header.
         limiter: The per-host rate limiter (default: one built from `min_interval`).
         now: Wall-clock seconds, for the cache.
+        retry: How transient failures of a document request are retried (default: 3 tries).
     """
 
     name = "fetch_url"
@@ -184,6 +190,7 @@ class FetchUrlTool(Tool):
         user_agent: str = USER_AGENT,
         limiter: HostRateLimiter | None = None,
         now: Callable[[], float] = time.time,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.policy = policy or UrlPolicy.from_env()
         self.cache = FetchCache(cache_dir or _default_cache_dir(), cache_ttl, now=now)
@@ -194,6 +201,7 @@ class FetchUrlTool(Tool):
         self.user_agent = user_agent
         self.limiter = limiter or HostRateLimiter(min_interval)
         self._transport = transport
+        self.retry = retry or RetryPolicy(attempts=3)
         self._client: httpx.AsyncClient | None = None
         self._robots: dict[str, RobotFileParser] = {}
 
@@ -272,31 +280,59 @@ class FetchUrlTool(Tool):
     async def _download(
         self, url: str, *, accept: Callable[[httpx.Response], None] | None, robots: bool, max_bytes: int | None = None
     ) -> _Download:
-        """GET `url`, following redirects by hand; every hop is checked by the policy before it is sent."""
+        """GET `url`, following redirects by hand; every hop is checked by the policy before it is sent.
+
+        Each hop of a document request (`accept` given) is retried while it fails transiently.
+        """
         current = url
+        policy = self.retry if accept is not None else _ONCE
         try:
             for _ in range(self.max_redirects + 1):
                 resolved = await self.policy.check(current)
                 if robots:
                     await self._check_robots(resolved.url)
                     await self.limiter.wait(f"{resolved.host}:{resolved.port}")
-                async with self._http().stream("GET", resolved.url) as response:
-                    location = response.headers.get("location")
-                    if response.status_code in _REDIRECTS and location:
-                        current = str(response.url.join(location))
-                        continue
-                    if accept is not None:
-                        accept(response)
-                    body, truncated = await _read_capped(response, max_bytes or self.max_bytes)
-                    declared = response.headers.get("content-type")
-                    return _Download(
-                        str(response.url), response.status_code, declared, response.charset_encoding, body, truncated
-                    )
+
+                async def get(target: str = resolved.url) -> _Download | str:
+                    return await self._get(target, accept=accept, max_bytes=max_bytes or self.max_bytes)
+
+                got = await policy.call(get, on_retry=trace_retry)
+                if isinstance(got, str):
+                    current = got
+                    continue
+                return got
         except httpx.TimeoutException:
             raise ToolError(f"fetching {current} timed out (no response within {self.request_timeout:g}s)") from None
+        except httpx.HTTPStatusError as exc:
+            response = exc.response
+            raise ToolError(f"HTTP {response.status_code} {response.reason_phrase} from {response.url}") from None
         except httpx.HTTPError as exc:
             raise ToolError(f"could not fetch {current}: {type(exc).__name__}: {exc}") from None
         raise ToolError(f"{url} redirected more than {self.max_redirects} times; giving up")
+
+    async def _get(
+        self, url: str, *, accept: Callable[[httpx.Response], None] | None, max_bytes: int
+    ) -> _Download | str:
+        """One GET: the download, or where it redirects to.
+
+        Raises:
+            httpx.HTTPStatusError: A transient status (429, 5xx) of a document request, for the retry policy.
+        """
+        async with self._http().stream("GET", url) as response:
+            location = response.headers.get("location")
+            if response.status_code in _REDIRECTS and location:
+                return str(response.url.join(location))
+            if accept is not None:
+                if response.status_code in TRANSIENT_STATUS:
+                    raise httpx.HTTPStatusError(
+                        f"HTTP {response.status_code}", request=response.request, response=response
+                    )
+                accept(response)
+            body, truncated = await _read_capped(response, max_bytes)
+            declared = response.headers.get("content-type")
+            return _Download(
+                str(response.url), response.status_code, declared, response.charset_encoding, body, truncated
+            )
 
     async def _check_robots(self, url: str) -> None:
         parsed = httpx.URL(url)

@@ -35,7 +35,9 @@ class JsonlSink:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a", encoding="utf-8")
+        # A lone surrogate (a model or page can produce one) is written as its JSON escape, not raised:
+        # a sink must not fail, and `\ud800` reads back as the same string.
+        self._file = path.open("a", encoding="utf-8", errors="backslashreplace")
         self._lock = threading.Lock()
 
     def emit(self, record: dict[str, Any]) -> None:

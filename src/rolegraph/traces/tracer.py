@@ -11,6 +11,7 @@ current when the task was created.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
@@ -23,7 +24,18 @@ from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import TraceSink
 from rolegraph.traces.spans import Span, SpanKind, _current
 
-__all__ = ["Tracer"]
+__all__ = ["Tracer", "current_tracer"]
+
+_tracer: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("rolegraph_tracer", default=None)
+
+
+def current_tracer() -> Tracer | None:
+    """The tracer of the innermost open span in this task's context, if any.
+
+    For code that runs inside a span but was handed no tracer (a model provider
+    reporting a retry), so that it can still record an event.
+    """
+    return _tracer.get()
 
 
 class _FanOut:
@@ -98,6 +110,7 @@ class Tracer:
         span = Span(kind=kind, name=name, run_id=self.run_id, parent=parent)
         span.set(**attributes)
         token = _current.set(span)
+        tracer_token = _tracer.set(self)
         self._emit("span_start", span)
         try:
             yield span
@@ -113,6 +126,7 @@ class Tracer:
                 span.status = "ok"
         finally:
             _current.reset(token)
+            _tracer.reset(tracer_token)
             span.end_time = time.time()
             span.duration_s = time.perf_counter() - span.start_perf
             self._emit("span_end", span)

@@ -10,7 +10,8 @@ steps that can be re-run consistently (see `validate_graph`).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+import itertools
+from collections.abc import Collection, Mapping
 
 import networkx as nx
 
@@ -29,12 +30,16 @@ __all__ = [
 ]
 
 
-def _suggest(name: str, choices: Iterable[str]) -> str:
-    choices = list(choices)
-    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+_HINTS = 20
+"""Did-you-mean hints per document, at most: each one scans every step name, and a hostile
+file may name thousands of unknown steps (the check must stay linear in the file's size)."""
+
+
+def _suggest(name: str, choices: Collection[str], *, hint: bool = True) -> str:
+    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.6) if hint else []
     if match:
         return f" — did you mean {match[0]!r}?"
-    shown = ", ".join(choices[:10]) + (", ..." if len(choices) > 10 else "")
+    shown = ", ".join(itertools.islice(choices, 10)) + (", ..." if len(choices) > 10 else "")
     return f"; the steps are: {shown}"
 
 
@@ -85,7 +90,7 @@ def _reference_problems(spec: WorkflowSpec) -> list[Problem]:
             elif dep not in spec.steps:
                 problems.append(
                     Problem(
-                        f"depends on unknown step {dep!r}{_suggest(dep, spec.steps)}",
+                        f"depends on unknown step {dep!r}{_suggest(dep, spec.steps, hint=len(problems) < _HINTS)}",
                         path,
                     )
                 )
@@ -93,7 +98,8 @@ def _reference_problems(spec: WorkflowSpec) -> list[Problem]:
             if route.goto not in spec.steps:
                 problems.append(
                     Problem(
-                        f"route goes to unknown step {route.goto!r}{_suggest(route.goto, spec.steps)}",
+                        f"route goes to unknown step {route.goto!r}"
+                        f"{_suggest(route.goto, spec.steps, hint=len(problems) < _HINTS)}",
                         f"steps.{step_id}.routes[{number}].goto",
                     )
                 )

@@ -14,6 +14,7 @@ in one `SpecError`.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import difflib
 import posixpath
@@ -55,6 +56,10 @@ MAX_DEPTH = 50
 """Deepest nesting of mappings and lists accepted."""
 MAX_NODES = 100_000
 """Most values a document may hold once its aliases are expanded (stops "billion laughs")."""
+MAX_HINTS = 50
+"""Did-you-mean hints per document, at most: each scans a list of names, and a hostile file
+may hold thousands of unknown ones (loading must stay linear in the file's size)."""
+_hints: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("rolegraph_loader_hints", default=None)
 
 _YAML = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + t for t in ("str", "int", "float", "bool", "null"))
@@ -114,6 +119,14 @@ def parse_document(
     Raises:
         SpecError: Every problem found, each with file, line, column, field path and what to do.
     """
+    token = _hints.set([MAX_HINTS])
+    try:
+        return _parse_document(text, kind, file, checks)
+    finally:
+        _hints.reset(token)
+
+
+def _parse_document(text: str | bytes, kind: DocumentKind[M], file: Path | None, checks: Sequence[Check[M]]) -> M:
     document, data = _compose(text, file, kind)
     try:
         value = kind.model.model_validate(data)
@@ -164,6 +177,14 @@ def parse_spec(text: str | bytes, file: Path | None = None) -> WorkflowSpec:
     Raises:
         SpecError: Every problem found, each with file, line, column, field path and what to do.
     """
+    token = _hints.set([MAX_HINTS])
+    try:
+        return _parse_spec(text, file)
+    finally:
+        _hints.reset(token)
+
+
+def _parse_spec(text: str | bytes, file: Path | None) -> WorkflowSpec:
     document, data = _compose(text, file, WORKFLOW)
     try:
         spec = WorkflowSpec.model_validate(data)
@@ -216,6 +237,9 @@ def _decode(text: str | bytes, file: Path | None, noun: str = "workflow") -> str
         )
     if isinstance(text, str):
         return text.removeprefix("\ufeff")
+    if text.startswith((b"\xff\xfe", b"\xfe\xff")):
+        message = "the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8"
+        raise SpecError([Problem(message, "", file, 1, 1)])
     try:
         return text.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
@@ -257,6 +281,11 @@ def _parent(path: str) -> str | None:
 
 
 def _suggest(name: str, choices: Iterable[str]) -> str:
+    budget = _hints.get()
+    if budget is not None:
+        if budget[0] <= 0:
+            return ""
+        budget[0] -= 1
     match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" — did you mean {match[0]!r}?" if match else ""
 
@@ -341,6 +370,7 @@ class _Document:
         self.problems: list[Problem] = []
         self.replaced: list[str] = []  # paths whose value was rejected while converting
         self.count = 0
+        self._lines: list[str] | None = None
 
     # ----- positions
 
@@ -404,7 +434,9 @@ class _Document:
         if pos.style not in _BLOCK_STYLES:
             return pos
         line = pos.line + text_line
-        lines = self.text.split("\n")
+        if self._lines is None:
+            self._lines = self.text.split("\n")  # once: a document may hold thousands of such findings
+        lines = self._lines
         source = lines[line] if line < len(lines) else ""
         return _Pos(line, len(source) - len(source.lstrip(" ")), pos.style)
 

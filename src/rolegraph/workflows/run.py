@@ -298,17 +298,25 @@ class Workflow:
                     tracer=tracer,
                     on_change=_checkpointing(run_dir, tracer, on_step),
                 )
+                run_timeout = self.spec.settings.run_timeout
+                timed_out = False
                 try:
-                    states = await scheduler.run()
+                    async with asyncio.timeout(run_timeout):
+                        states = await scheduler.run()
                 except asyncio.CancelledError:
                     result.status = "cancelled"
                     result.steps = scheduler.states
                     root.status = "cancelled"
                     raise
+                except TimeoutError:  # the scheduler has cancelled every step in flight
+                    states, timed_out = scheduler.states, True
                 result.steps = states
                 failed = [s for s in states.values() if s.status in ("failed", "cancelled", "skipped")]
                 result.status = "failed" if failed else "completed"
-                if failed:
+                if timed_out:
+                    result.error = f"the run did not finish within settings.run_timeout ({run_timeout:g}s)"
+                    root.status, root.error = "failed", result.error
+                elif failed:
                     first = next((s for s in failed if s.error), failed[0])
                     result.error = f"step {first.step_id!r} {first.status}: {first.error or ''}".strip()
                     root.status = "failed"

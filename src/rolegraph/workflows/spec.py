@@ -69,7 +69,11 @@ class ModelSpec(_Strict):
     max_tokens: int | None = Field(default=None, gt=0)
     """Upper bound on generated tokens per call."""
     timeout: float | None = Field(default=None, gt=0)
-    """Seconds before one model call is abandoned."""
+    """Seconds before one model call is abandoned, its retries included."""
+    retries: int | None = Field(default=None, ge=0, le=20)
+    """Retries of a transient failure (connection reset, timeout, HTTP 429 or 5xx) per model call (default 3)."""
+    attempt_timeout: float | None = Field(default=None, gt=0)
+    """Seconds one try of a model call may take before it is retried (default: `timeout`)."""
 
     def settings(self) -> ModelSettings:
         """The call settings this spec sets (unset fields stay unset)."""
@@ -178,6 +182,8 @@ class RunSettings(_Strict):
     """When a step fails, cancel the rest of the run (else: only its dependants are skipped)."""
     step_timeout: float = Field(default=1800.0, gt=0)
     """Seconds before one step (one agent) is abandoned."""
+    run_timeout: float | None = Field(default=None, gt=0)
+    """Seconds before the whole run is abandoned (its steps in flight cancelled); default: no limit."""
     content: ContentMode = "full"
     """What the trace keeps of prompts, answers and tool payloads: ``full``; ``metadata`` (structure,
     timings, tokens, names and sizes, no text); ``redacted`` (shape kept, each text replaced by its

@@ -7,6 +7,11 @@ model = ScriptedModel([tool_call("library_search", query="LoRA"), final({"claims
 result = await Agent(role, model, [library]).run("What is LoRA?")
 model.assert_complete()
 ```
+
+Beside the scripted model: tools that raise, hang or return garbage
+(`rolegraph.testing.tools`), and `FaultServer`, a loopback HTTP server answering
+429 with ``Retry-After``, resetting connections, stalling, or with a valid chat
+completion, in the order a test scripts (`rolegraph.testing.faults`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,30 @@ from rolegraph.models.envelope import final_text
 from rolegraph.models.messages import ToolCall
 from rolegraph.models.model import Completion
 from rolegraph.models.scripted import Responder, ScriptedCall, ScriptedModel
+from rolegraph.testing.faults import Chat, Fault, FaultRequest, FaultServer, Reset, Stall, Status, rate_limited
+from rolegraph.testing.tools import GARBAGE, garbage_tool, hanging_tool, raising_tool
 
-__all__ = ["Responder", "ScriptedCall", "ScriptedModel", "final", "text", "tool_call", "tool_calls"]
+__all__ = [
+    "GARBAGE",
+    "Chat",
+    "Fault",
+    "FaultRequest",
+    "FaultServer",
+    "Reset",
+    "Responder",
+    "ScriptedCall",
+    "ScriptedModel",
+    "Stall",
+    "Status",
+    "final",
+    "garbage_tool",
+    "hanging_tool",
+    "raising_tool",
+    "rate_limited",
+    "text",
+    "tool_call",
+    "tool_calls",
+]
 
 
 def tool_call(name: str, thought: str = "", **args: Any) -> Completion:
