@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -25,21 +26,24 @@ from rolegraph.tools.library import Library
 from rolegraph.tools.registry import resolve_tools
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool
+from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.sinks import JsonlSink, TraceSink
 from rolegraph.traces.spans import Span, SpanKind
 from rolegraph.traces.store import index_run
 from rolegraph.traces.trace import Trace
 from rolegraph.traces.tracer import Tracer
+from rolegraph.workflows.durable import Durability, file_hash
 from rolegraph.workflows.executor import LocalExecutor, resolve_role
 from rolegraph.workflows.graph import compile_graph
 from rolegraph.workflows.loader import load_spec
 from rolegraph.workflows.outputs import write_outputs
+from rolegraph.workflows.runstore import RunRecord
 from rolegraph.workflows.scheduler import Scheduler, StepListener, StepState
-from rolegraph.workflows.spec import InputSpec, WorkflowSpec
+from rolegraph.workflows.spec import Budget, InputSpec, WorkflowSpec
 
 __all__ = ["CitationCount", "RunResult", "RunStatus", "Workflow", "home_dir", "load"]
 
-RunStatus = Literal["completed", "failed", "cancelled"]
+RunStatus = Literal["completed", "failed", "cancelled", "budget_exceeded"]
 
 
 def home_dir() -> Path:
@@ -78,6 +82,11 @@ class RunResult(BaseModel):
     citations: CitationCount = Field(default_factory=CitationCount)
     error: str | None = None
     duration_s: float = 0.0
+    """Wall time since the run first started (resumes included)."""
+    resumed_steps: list[str] = Field(default_factory=list)
+    """Steps restored from the run store's checkpoint, not run again (a resumed run)."""
+    executed_steps: list[str] = Field(default_factory=list)
+    """Steps whose agents ran in this invocation, in start order."""
 
     @property
     def trace(self) -> Trace:
@@ -101,6 +110,8 @@ class RunResult(BaseModel):
             "steps": {k: s.status for k, s in self.steps.items()},
             "error": self.error,
             "duration_s": round(self.duration_s, 3),
+            "resumed_steps": self.resumed_steps,
+            "executed_steps": self.executed_steps,
         }
 
 
@@ -198,6 +209,7 @@ class Workflow:
         home: Path | None = None,
         sinks: Sequence[TraceSink] = (),
         on_step: StepListener | None = None,
+        budget: Budget | None = None,
     ) -> RunResult:
         """Run the workflow once.
 
@@ -207,24 +219,52 @@ class Workflow:
             home: Where runs are kept (default `home_dir()`).
             sinks: Extra trace sinks (progress displays, tests); the JSONL file is always written.
             on_step: Called whenever a step changes status.
+            budget: Limits replacing those of the workflow's ``settings.budget`` (the ones set).
 
         Returns:
-            The result; a failed run returns with ``status="failed"`` rather than raising.
+            The result; a failed run returns with ``status="failed"`` rather than raising,
+            one that reached a budget limit with ``status="budget_exceeded"``.
 
         Raises:
             SpecError: Bad inputs, or a tool reference that cannot be resolved.
             ModelNotAvailableError: A model cannot be loaded (missing package, file or key);
                 nothing is written in that case.
-            asyncio.CancelledError: The run was cancelled (its folder records ``cancelled``).
+            asyncio.CancelledError: The run was cancelled (its folder records ``cancelled``;
+                it can be resumed).
         """
         values = self.resolve_inputs(inputs)
+        record = RunRecord(
+            run_id=_new_run_id(),
+            workflow=self.spec.name,
+            workflow_file=str(self.path.resolve()) if self.path else None,
+            workflow_hash=file_hash(self.path) if self.path else None,
+            inputs=values,
+            model=model,
+            budget=self.spec.settings.budget.merged(budget).limits(),
+            started=dt.datetime.now(dt.UTC).isoformat(),
+        )
+        return await self._drive(record, home=home or home_dir(), sinks=sinks, on_step=on_step, resuming=False)
+
+    async def _drive(
+        self,
+        record: RunRecord,
+        *,
+        home: Path,
+        sinks: Sequence[TraceSink],
+        on_step: StepListener | None,
+        resuming: bool,
+    ) -> RunResult:
+        """Run (or, `resuming`, continue) the run `record` describes, in its folder under `home`."""
+        values = record.inputs
+        run_id = record.run_id
         refs = sorted({ref for tools in self._role_tools() for ref in tools})
         tools = resolve_tools(refs, library=self._library(), search_path=self.base_dir)
-        run_id = _new_run_id()
         tracer = Tracer(run_id, sinks=sinks)
         sources = SourceRegistry()
+        run_dir = (home / "runs" / run_id).absolute()
+        durable = Durability(self.spec, run_dir, record, prices=PriceTable.load(home / "prices.yaml"))
         try:
-            # Models load here, before the run folder exists: a missing model is a setup
+            # Models load here, before a new run's folder exists: a missing model is a setup
             # error that leaves nothing behind, not a failed run.
             executor = LocalExecutor(
                 self.spec,
@@ -232,28 +272,37 @@ class Workflow:
                 sources=sources,
                 tracer=tracer,
                 base_dir=self.base_dir,
-                model_override=model,
+                model_override=record.model,
+                journals=durable.journal,
             )
+            if not resuming:
+                run_dir.mkdir(parents=True, exist_ok=False)
+            durable.open(resuming=resuming, sources=sources, models=executor.models)
         except BaseException:
             await _close_all(tools)
+            durable.close()
             raise
-        run_dir = ((home or home_dir()) / "runs" / run_id).absolute()
-        run_dir.mkdir(parents=True, exist_ok=False)
         jsonl = JsonlSink(run_dir / "trace.jsonl")
         tracer.add_sink(jsonl)
-        started = dt.datetime.now(dt.UTC)
+        durable.add_kill_sink(tracer)
+        started = dt.datetime.fromisoformat(record.started)
+        invocation_started = time.perf_counter()
         result = RunResult(run_id=run_id, status="failed", run_dir=run_dir)
         root: Span | None = None
+        scheduler: Scheduler | None = None
         self._write_summary(result, values, started)
         try:
             with tracer.span(
                 SpanKind.INVOKE_WORKFLOW,
                 f"invoke_workflow {self.spec.name}",
+                span_id=record.root_span_id,
                 gen_ai__operation__name="invoke_workflow",
                 rolegraph__workflow=self.spec.name,
                 rolegraph__workflow__file=str(self.path or ""),
                 rolegraph__inputs=values,
+                rolegraph__invocation=record.invocations + 1,
             ) as root:
+                durable.begin(root.span_id)
                 scheduler = Scheduler(
                     self.spec,
                     self.graph,
@@ -262,22 +311,53 @@ class Workflow:
                     inputs=values,
                     tracer=tracer,
                     on_change=_checkpointing(run_dir, tracer, on_step),
+                    checkpointer=durable.store,
+                    restore=durable.checkpoint,
                 )
+                if resuming:
+                    tracer.event(
+                        "run_resumed",
+                        rolegraph__invocation=record.invocations,
+                        rolegraph__resumed_steps=scheduler.restored,
+                        rolegraph__recorded_calls=durable.recorded_calls,
+                    )
+                    root.set(rolegraph__resumed=True, rolegraph__resumed_steps=scheduler.restored)
                 try:
-                    states = await scheduler.run()
+                    async with asyncio.timeout(durable.wall_time_left()):
+                        states = await scheduler.run()
                 except asyncio.CancelledError:
                     result.status = "cancelled"
                     result.steps = scheduler.states
                     root.status = "cancelled"
                     raise
+                except TimeoutError:
+                    states = scheduler.states
+                    scheduler.budget_error = scheduler.budget_error or durable.wall_exceeded()
                 result.steps = states
                 failed = [s for s in states.values() if s.status in ("failed", "cancelled", "skipped")]
-                result.status = "failed" if failed else "completed"
-                if failed:
+                if scheduler.budget_error is not None:
+                    exc = scheduler.budget_error
+                    result.status = "budget_exceeded"
+                    result.error = str(exc)
+                    root.status = "budget_exceeded"
+                    root.error = result.error
+                    root.set(
+                        rolegraph__budget__exceeded={
+                            "limit": exc.limit,
+                            "scope": exc.scope,
+                            "allowed": exc.allowed,
+                            "used": exc.used,
+                        }
+                    )
+                elif failed:
+                    result.status = "failed"
                     first = next((s for s in failed if s.error), failed[0])
                     result.error = f"step {first.step_id!r} {first.status}: {first.error or ''}".strip()
                     root.status = "failed"
                     root.error = result.error
+                else:
+                    result.status = "completed"
+                durable.account(states)
                 result.outputs, counts = write_outputs(
                     self.spec.outputs,
                     run_dir,
@@ -290,14 +370,14 @@ class Workflow:
         finally:
             await executor.aclose()
             await _close_all(tools)
-            jsonl.close()
             result.sources = list(sources)
-            if root is not None:
-                # From the trace's roll-up: failed and cancelled agents' tokens count too.
-                result.usage = Usage(
-                    input_tokens=root.aggregated_input_tokens, output_tokens=root.aggregated_output_tokens
-                )
+            result.usage = durable.meter.run.usage
+            if scheduler is not None:
+                result.resumed_steps = list(scheduler.restored)
+                result.executed_steps = list(scheduler.executed)
             result.duration_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
+            durable.finish(result.status, time.perf_counter() - invocation_started)
+            jsonl.close()
             self._write_summary(result, values, started)
             await asyncio.to_thread(index_run, run_dir.parent.parent, run_dir)
         return result
