@@ -138,9 +138,9 @@ class ScriptedModel(Model):
         """
         unused = len(self._responses) - self.skipped - len(self.calls)
         if self._responder is None and unused > 0:
+            used = self.skipped + len(self.calls)
             raise AssertionError(
-                f"scripted model {self.name} used {self.skipped + len(self.calls)} of {len(self._responses)} responses; "
-                f"{unused} left unused"
+                f"scripted model {self.name} used {used} of {len(self._responses)} responses; {unused} left unused"
             )
 
 

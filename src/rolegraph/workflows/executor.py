@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from rolegraph.agents.agent import Agent
-from rolegraph.agents.journal import CallJournal
 from rolegraph.agents.citations import strings_in
+from rolegraph.agents.journal import CallJournal
 from rolegraph.agents.roles import BUILTIN_ROLES, Role, output_model
 from rolegraph.models.model import Model, ModelSettings
 from rolegraph.models.registry import resolve_model

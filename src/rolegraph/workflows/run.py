@@ -282,6 +282,10 @@ class Workflow:
             await _close_all(tools)
             durable.close()
             raise
+        # The root span continues across invocations: its roll-up starts from the tokens already traced.
+        traced = (
+            Trace.load(run_dir / "trace.jsonl").usage() if resuming and (run_dir / "trace.jsonl").is_file() else None
+        )
         jsonl = JsonlSink(run_dir / "trace.jsonl")
         tracer.add_sink(jsonl)
         durable.add_kill_sink(tracer)
@@ -303,6 +307,8 @@ class Workflow:
                 rolegraph__invocation=record.invocations + 1,
             ) as root:
                 durable.begin(root.span_id)
+                if traced is not None:
+                    root.aggregated_input_tokens, root.aggregated_output_tokens = traced
                 scheduler = Scheduler(
                     self.spec,
                     self.graph,

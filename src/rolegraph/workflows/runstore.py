@@ -178,9 +178,7 @@ class RunStore:
 
     def load(self) -> Checkpoint | None:
         """The last scheduler checkpoint, or None if none was written."""
-        states = {
-            step: StepState.model_validate_json(state) for step, state in self._db.execute("SELECT * FROM steps")
-        }
+        states = {step: StepState.model_validate_json(state) for step, state in self._db.execute("SELECT * FROM steps")}
         if not states:
             return None
         fired = {(step, route): n for step, route, n in self._db.execute("SELECT * FROM routes")}

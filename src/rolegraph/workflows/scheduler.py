@@ -226,9 +226,7 @@ class Scheduler:
         self._route_fired = dict(checkpoint.route_fired)
         self._routed = dict(checkpoint.routed)
         for node in self._data:
-            self._waiting[node] = {
-                p for p in self._data.predecessors(node) if self.states[p].status != "completed"
-            }
+            self._waiting[node] = {p for p in self._data.predecessors(node) if self.states[p].status != "completed"}
 
     def checkpoint(self) -> Checkpoint:
         """The scheduler's state now."""
