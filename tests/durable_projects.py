@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,11 @@ def write_waiting_project(folder: Path) -> Path:
 
 def outputs_of(run_dir: Path) -> dict[str, Any]:
     """What a run produced, for comparing runs: its output files and every step's output."""
-    files = {p.name: p.read_text() for p in sorted(run_dir.iterdir()) if p.suffix in (".md", ".json") and p.name != "run.json"}
+    files = {
+        p.name: p.read_text()
+        for p in sorted(run_dir.iterdir())
+        if p.suffix in (".md", ".json") and p.name != "run.json"
+    }
     steps = {p.stem: json.loads(p.read_text())["output"] for p in sorted((run_dir / "steps").glob("*.json"))}
     summary = json.loads((run_dir / "run.json").read_text())
     return {"files": files, "steps": steps, "usage": summary["usage"], "status": summary["status"]}
@@ -177,3 +182,24 @@ def outputs_of(run_dir: Path) -> dict[str, Any]:
 def trace_lines(run_dir: Path) -> int:
     """How many records the run's trace holds."""
     return len(read_jsonl(run_dir / "trace.jsonl"))
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace `old` (which must be there) by `new` in a file."""
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new))
+
+
+def touch(path: Path, text: str = "") -> None:
+    """Create `path` (and its folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def wait_until_exists(path: Path, timeout: float = 60.0) -> None:
+    """Block until `path` exists (a run reached a known point); fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)

@@ -38,9 +38,7 @@ ROLEGRAPH = Path(sys.executable).parent / "rolegraph"
 def rolegraph(*args: str | Path, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Run the installed `rolegraph` command with its own home; never raises on a non-zero exit."""
     environment = {**os.environ, "ROLEGRAPH_HOME": str(home), "COLUMNS": "200", **env}
-    return subprocess.run(
-        [ROLEGRAPH, *args], env=environment, capture_output=True, text=True, timeout=120, check=False
-    )
+    return subprocess.run([ROLEGRAPH, *args], env=environment, capture_output=True, text=True, timeout=120, check=False)
 
 
 def only_run(home: Path) -> Path:
@@ -86,7 +84,9 @@ class TestKillAndResume:
         store = RunStore.open_existing(run_dir)
         recorded = {entry.call_id for entry in store.entries()}
         checkpoint = store.load()
-        finished = {s for s, state in checkpoint.states.items() if state.status == "completed"} if checkpoint else set()
+        states = checkpoint.states.values() if checkpoint else ()
+        finished = {state.step_id: state.visits for state in states if state.status == "completed"}
+        items = {("research", visit, index) for visit in (1, 2) for index in store.items("research", visit)}
         store.close()
         before = trace_lines(run_dir)
 
@@ -94,13 +94,16 @@ class TestKillAndResume:
 
         assert result.status == "completed", result.error
         assert outputs_of(run_dir) == baseline["outputs"]
-        assert set(result.resumed_steps) == finished
+        assert set(result.resumed_steps) == set(finished)
         new = read_jsonl(run_dir / "trace.jsonl")[before:]
         ended = [r for r in new if r.get("event") == "span_end" and r["kind"] in ("chat", "execute_tool")]
         issued = [r["attributes"]["rolegraph.call.id"] for r in ended if not r["attributes"].get("rolegraph.replayed")]
         assert not set(issued) & recorded, "a recorded call was issued again"
-        agents = [r for r in new if r.get("event") == "span_start" and r["kind"] == "invoke_agent"]
-        assert not {r["attributes"]["rolegraph.step.id"] for r in agents} & finished, "a finished step ran again"
+        agents = [r["attributes"] for r in new if r.get("event") == "span_start" and r["kind"] == "invoke_agent"]
+        runs = [(a["rolegraph.step.id"], a["rolegraph.step.visit"], a["rolegraph.step.item"]) for a in agents]
+        # A finished step runs again only on a later visit (a route sent work back), a recorded item never.
+        assert all(visit > finished[step] for step, visit, _ in runs if step in finished), runs
+        assert not set(runs) & items, runs
         # Every call of the run was made at least once and is in the journal exactly once.
         store = RunStore.open_existing(run_dir)
         assert len(list(store.entries())) == LOOP_CHATS + LOOP_TOOLS
@@ -117,7 +120,9 @@ class TestKillAndResume:
     ) -> None:
         """`rolegraph resume RUN --json` after a kill in the write step: the summary lists restored and run steps."""
         home = tmp_path / "home"
-        killed = rolegraph("run", loop_project, "--quiet", home=home, ROLEGRAPH_KILL_AT=f"journal:{LOOP_CHATS + LOOP_TOOLS}")
+        killed = rolegraph(
+            "run", loop_project, "--quiet", home=home, ROLEGRAPH_KILL_AT=f"journal:{LOOP_CHATS + LOOP_TOOLS}"
+        )
         assert killed.returncode == -signal.SIGKILL
         run_dir = only_run(home)
         proc = rolegraph("resume", run_dir.name, "--json", "--quiet", home=home)
