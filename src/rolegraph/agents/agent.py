@@ -315,9 +315,14 @@ class Agent:
         async def one(index: int, call: ToolCall) -> None:
             results[index] = await self._run_tool(call, done, tool_call_id(self.call_prefix, step, index))
 
-        async with asyncio.TaskGroup() as group:
-            for index, call in enumerate(calls):
-                group.create_task(one(index, call))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, call in enumerate(calls):
+                    group.create_task(one(index, call))
+        except BaseExceptionGroup as failed:
+            # Tools never raise (failures are observations); what does is the journal stopping the
+            # agent, and callers should see that error itself, not a group around it.
+            raise failed.exceptions[0] from None
         return results
 
     async def _run_tool(self, call: ToolCall, done: set[tuple[str, str]], call_id: str) -> ToolResult:
