@@ -11,7 +11,7 @@ import pytest
 import rolegraph
 from durable_projects import edit, outputs_of, touch, wait_until_exists, write_loop_project, write_waiting_project
 from projects import isolated_home
-from rolegraph.errors import ResumeError
+from rolegraph.errors import ResumeError, SpecError
 from rolegraph.traces.sinks import read_jsonl
 from rolegraph.workflows.resume import resume
 from rolegraph.workflows.run import RunResult
@@ -173,6 +173,13 @@ class TestBudgets:
         made = [r for r in new if r.get("event") == "span_end" and r["kind"] == "chat"]
         assert all(r["attributes"].get("rolegraph.replayed") or r["status"] == "error" for r in made)
         assert again.usage == stopped.usage
+
+    async def test_a_cost_limit_needs_a_price_for_every_model(self, project: Path, home: Path) -> None:
+        """max_cost_usd with a model the price table does not know is refused before the run starts."""
+        unpriced = "openai-compatible:m@http://127.0.0.1:9/v1"  # never called: the run is refused first
+        with pytest.raises(SpecError, match=f"max_cost_usd is set but {unpriced} has no price"):
+            await rolegraph.load(project).run(model=unpriced, budget=Budget(max_cost_usd=1))
+        assert not (home / "runs").exists()
 
     async def test_a_step_budget_names_the_step(self, tmp_path: Path, baseline: RunResult) -> None:
         """A step's own budget stops the run with scope `step <id>`; after raising it in the file, --force resumes."""

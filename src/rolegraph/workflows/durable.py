@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from rolegraph.agents.journal import CallJournal
-from rolegraph.errors import BudgetExceeded
+from rolegraph.errors import BudgetExceeded, Problem, SpecError
 from rolegraph.models.model import Model
 from rolegraph.models.scripted import ScriptedModel
 from rolegraph.tools.sources import SourceRegistry
@@ -51,6 +51,7 @@ class Durability:
         self.kill_points = KillPoints.from_env()
         steps = {step_id: step.budget for step_id, step in spec.steps.items() if step.budget is not None}
         self.run_budget = Budget(**record.budget)
+        self.prices = prices
         self.meter = BudgetMeter(self.run_budget, steps, prices)
         self._store: RunStore | None = None
         self.checkpoint: Checkpoint | None = None
@@ -68,6 +69,23 @@ class Durability:
     def journal(self, step_id: str, model: str) -> CallJournal:
         """The journal for one agent run of `step_id` (see `JournalFactory`)."""
         return MeteredJournal(self.store, self.meter, step_id, model)
+
+    def check_prices(self, models: Mapping[str, Model]) -> None:
+        """Refuse a cost limit that cannot be kept: every model must have a price.
+
+        Raises:
+            SpecError: ``max_cost_usd`` is set and a model of the run is not in the price table.
+        """
+        budgets = [self.run_budget, *self.meter.step_budgets.values()]
+        if all(b.max_cost_usd is None for b in budgets):
+            return
+        unpriced = sorted(name for name in models if self.prices.price(name) is None)
+        if unpriced:
+            message = (
+                f"max_cost_usd is set but {', '.join(unpriced)} has no price; add it to"
+                " $ROLEGRAPH_HOME/prices.yaml (USD per million input and output tokens)"
+            )
+            raise SpecError([Problem(message, path="settings.budget.max_cost_usd")])
 
     def open(self, *, resuming: bool, sources: SourceRegistry, models: Mapping[str, Model]) -> None:
         """Open the store (a new one, or the run's own when `resuming`) and restore what the run had done."""

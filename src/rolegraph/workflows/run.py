@@ -275,6 +275,7 @@ class Workflow:
                 model_override=record.model,
                 journals=durable.journal,
             )
+            durable.check_prices(executor.models)
             if not resuming:
                 run_dir.mkdir(parents=True, exist_ok=False)
             durable.open(resuming=resuming, sources=sources, models=executor.models)
