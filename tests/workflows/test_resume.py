@@ -61,6 +61,19 @@ class TestCancelled:
         assert (result.status, result.resumed_steps, result.executed_steps) == ("completed", ["plan"], ["hold"])
         assert json.loads((run_dir / "held.json").read_text()) == {"note": "done"}
 
+    async def test_a_run_in_progress_cannot_be_resumed(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """While a process works on a run (it holds the run's lock), resuming it is refused."""
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        monkeypatch.setenv("DURABLE_TEST_DIR", str(marks))
+        task = asyncio.create_task(rolegraph.load(write_waiting_project(tmp_path / "project")).run())
+        await wait_for(marks / "started")
+        (run_dir,) = (tmp_path / "home" / "runs").iterdir()
+        with pytest.raises(ResumeError, match="being worked on by another process"):
+            await resume(run_dir)
+        touch(marks / "release")
+        assert (await task).status == "completed"
+
 
 class TestResumingAgain:
     async def test_resuming_a_finished_run_changes_nothing(self, baseline: RunResult) -> None:
@@ -157,6 +170,7 @@ class TestBudgets:
         assert root.attributes["rolegraph.budget.exceeded"]["limit"] == limit
         assert root.attributes["rolegraph.budget.exceeded"]["scope"] == "run"
         assert json.loads((stopped.run_dir / "run.json").read_text())["status"] == "budget_exceeded"
+        assert stopped.trace.usage() == (stopped.usage.input_tokens, stopped.usage.output_tokens)
 
         result = await resume(stopped.run_dir, budget=Budget(**{limit: 10**6}))
         assert result.status == "completed", result.error

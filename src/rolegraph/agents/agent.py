@@ -297,8 +297,6 @@ class Agent:
                     )
             except TimeoutError as exc:
                 raise ModelError(f"model {self.model.name} did not answer within {self.settings.timeout:g}s") from exc
-            if self.journal is not None:
-                self.journal.put(call_id, completion.model_dump(mode="json"))
             span.record_usage(completion.usage.input_tokens, completion.usage.output_tokens)
             span.set(
                 gen_ai__response__model=completion.model,
@@ -306,6 +304,8 @@ class Agent:
                 rolegraph__output__text=_clip(completion.text, _TRACE_TEXT_MAX),
                 rolegraph__output__tool_calls=[c.model_dump() for c in completion.tool_calls],
             )
+            if self.journal is not None:  # after the span has the usage: a put may stop the run (a budget)
+                self.journal.put(call_id, completion.model_dump(mode="json"))
         return completion
 
     async def _run_tools(self, calls: Sequence[ToolCall], done: set[tuple[str, str]], step: int) -> list[ToolResult]:

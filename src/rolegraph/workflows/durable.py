@@ -10,12 +10,14 @@ status and elapsed time when the invocation ends.
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
 from rolegraph.agents.journal import CallJournal
-from rolegraph.errors import BudgetExceeded, Problem, SpecError
+from rolegraph.errors import BudgetExceeded, Problem, ResumeError, SpecError
 from rolegraph.models.model import Model
 from rolegraph.models.scripted import ScriptedModel
 from rolegraph.tools.sources import SourceRegistry
@@ -27,7 +29,13 @@ from rolegraph.workflows.runstore import STORE_FILE, RunRecord, RunStore
 from rolegraph.workflows.scheduler import Checkpoint, StepState
 from rolegraph.workflows.spec import Budget, WorkflowSpec
 
-__all__ = ["Durability", "file_hash"]
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = ["LOCK_FILE", "Durability", "file_hash"]
+
+LOCK_FILE = "run.lock"
+"""Held (``flock``) by the process working on a run: two processes never drive one run at once."""
 
 
 def file_hash(path: Path) -> str:
@@ -54,6 +62,7 @@ class Durability:
         self.prices = prices
         self.meter = BudgetMeter(self.run_budget, steps, prices)
         self._store: RunStore | None = None
+        self._lock: int | None = None
         self.checkpoint: Checkpoint | None = None
         """The checkpoint a resumed run continues from."""
         self.recorded_calls = 0
@@ -88,7 +97,12 @@ class Durability:
             raise SpecError([Problem(message, path="settings.budget.max_cost_usd")])
 
     def open(self, *, resuming: bool, sources: SourceRegistry, models: Mapping[str, Model]) -> None:
-        """Open the store (a new one, or the run's own when `resuming`) and restore what the run had done."""
+        """Open the store (a new one, or the run's own when `resuming`) and restore what the run had done.
+
+        Raises:
+            ResumeError: Another process is working on the run.
+        """
+        self._take_lock()
         if not resuming:
             self._store = RunStore(self.run_dir / STORE_FILE, kill_points=self.kill_points)
             self.store.write_record(self.record)
@@ -144,8 +158,25 @@ class Durability:
             self.store.write_record(self.record)
         self.close()
 
+    def _take_lock(self) -> None:
+        if sys.platform == "win32":  # no flock: the one-process-per-run rule is then the user's to keep
+            return
+        # An flock dies with its process, so a killed run never leaves its folder locked.
+        fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ResumeError(
+                f"run {self.record.run_id} is being worked on by another process; wait for it to end"
+            ) from None
+        self._lock = fd
+
     def close(self) -> None:
-        """Close the store (if open)."""
+        """Close the store (if open) and release the run's lock."""
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
