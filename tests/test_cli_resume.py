@@ -152,6 +152,28 @@ class TestKillAndResume:
         assert (forced.returncode, json.loads(forced.stdout)["status"]) == (0, "completed")
 
 
+class TestBudgetsOnTheCommandLine:
+    def test_a_budget_exits_3_and_resume_raises_it(
+        self, loop_project: Path, baseline: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """`run --max-iterations 2` exits 3 (budget_exceeded, listed so by `runs`); `resume --max-iterations 100`
+        finishes it with the uninterrupted run's outputs."""
+        home = tmp_path / "home"
+        stopped = rolegraph("run", loop_project, "--json", "--max-iterations", "2", home=home)
+        assert stopped.returncode == 3, stopped.stderr
+        summary = json.loads(stopped.stdout)
+        assert (summary["status"], summary["error"]) == (
+            "budget_exceeded",
+            "run budget exceeded: max_iterations is 2, used 2",
+        )
+        assert f"rolegraph resume {summary['run_id']}" in stopped.stderr
+        listed = json.loads(rolegraph("runs", "--json", home=home).stdout)
+        assert [row["status"] for row in listed] == ["budget_exceeded"]
+        resumed = rolegraph("resume", "last", "--json", "--quiet", "--max-iterations", "100", home=home)
+        assert resumed.returncode == 0, resumed.stderr
+        assert outputs_of(only_run(home)) == baseline["outputs"]
+
+
 def wait_for(path: Path, proc: subprocess.Popen[str]) -> None:
     """Wait until `path` exists (the run reached a known point); fail if the process ends first."""
     deadline = time.monotonic() + 60

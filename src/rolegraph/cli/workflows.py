@@ -54,7 +54,7 @@ def print_result(result: RunResult) -> None:
         table.add_row("resumed", ", ".join(result.resumed_steps))
     err.print(table)
     if result.status == "budget_exceeded":
-        err.print(f"resume with a higher limit: rolegraph resume {result.run_id} --max-... N")
+        err.print(f"resume with a higher limit: rolegraph resume {result.run_id} --max-<limit> N")
 
 
 @app.command()
