@@ -81,31 +81,45 @@ class BudgetMeter:
             scopes.append((step_budget, self.steps.setdefault(step_id, Spent()), f"step {step_id}"))
         return scopes
 
-    def count(self, entry: JournalEntry) -> None:
-        """Add a recorded call to the run's and its step's totals."""
+    def count(self, entry: JournalEntry, *, reserved: bool = False) -> None:
+        """Add a recorded call to the run's and its step's totals.
+
+        Args:
+            entry: The call.
+            reserved: `before` already counted the call itself (not its tokens).
+        """
         cost = self.prices.cost(entry.model, entry.input_tokens, entry.output_tokens) or 0.0
         for spent in (self.run, self.steps.setdefault(entry.step_id, Spent())):
             if entry.kind == "chat":
                 spent.input_tokens += entry.input_tokens
                 spent.output_tokens += entry.output_tokens
                 spent.cost_usd += cost
-                spent.iterations += 1
+                spent.iterations += int(not reserved)
             else:
-                spent.tool_calls += 1
+                spent.tool_calls += int(not reserved)
 
     def before(self, step_id: str, kind: str) -> None:
-        """Check that a new call of `kind` (``chat`` or ``tool``) may start in `step_id`.
+        """Check that a new call of `kind` (``chat`` or ``tool``) may start in `step_id`, and count it.
+
+        The call counts from here, not from its record: calls started together (parallel
+        tool calls, parallel items) must not all pass a limit that only one of them fits.
 
         Raises:
             BudgetExceeded: A limit is already reached.
         """
-        for budget, spent, scope in self._scopes(step_id):
+        scopes = self._scopes(step_id)
+        for budget, spent, scope in scopes:
             if kind == "chat":
                 _check(budget.max_tokens, spent.tokens, "max_tokens", scope, strict=False)
                 _check(budget.max_cost_usd, spent.cost_usd, "max_cost_usd", scope, strict=False)
                 _check(budget.max_iterations, spent.iterations, "max_iterations", scope, strict=False)
             else:
                 _check(budget.max_tool_calls, spent.tool_calls, "max_tool_calls", scope, strict=False)
+        for spent in (self.run, self.steps.setdefault(step_id, Spent())):
+            if kind == "chat":
+                spent.iterations += 1
+            else:
+                spent.tool_calls += 1
 
     def after(self, step_id: str) -> None:
         """Check the limits a just-recorded call may have crossed.
@@ -161,7 +175,7 @@ class MeteredJournal:
             result=result,
         )
         self.store.put(entry)
-        self.meter.count(entry)
+        self.meter.count(entry, reserved=True)
         self.meter.after(self.step_id)
 
 
