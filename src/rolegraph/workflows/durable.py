@@ -21,7 +21,7 @@ from rolegraph.errors import BudgetExceeded, Problem, ResumeError, SpecError
 from rolegraph.models.model import Model
 from rolegraph.models.scripted import ScriptedModel
 from rolegraph.tools.sources import SourceRegistry
-from rolegraph.traces.pricing import PriceTable
+from rolegraph.traces.pricing import PricesError, PriceTable
 from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.budget import BudgetMeter, MeteredJournal
 from rolegraph.workflows.killpoints import KillPoints
@@ -50,15 +50,23 @@ class Durability:
         spec: The workflow (for the steps' budgets).
         run_dir: The run folder.
         record: The run's record (updated as the invocation goes).
-        prices: Prices for ``max_cost_usd``.
+        prices_file: The user's price file (read when a cost limit is set).
     """
 
-    def __init__(self, spec: WorkflowSpec, run_dir: Path, record: RunRecord, *, prices: PriceTable) -> None:
+    def __init__(self, spec: WorkflowSpec, run_dir: Path, record: RunRecord, *, prices_file: Path) -> None:
         self.run_dir = run_dir
         self.record = record
         self.kill_points = KillPoints.from_env()
         steps = {step_id: step.budget for step_id, step in spec.steps.items() if step.budget is not None}
         self.run_budget = Budget(**record.budget)
+        self.costed = any(b.max_cost_usd is not None for b in (self.run_budget, *steps.values()))
+        """Whether a cost limit is set (prices are read only then)."""
+        prices = PriceTable()
+        if self.costed:
+            try:
+                prices = PriceTable.load(prices_file)
+            except PricesError as exc:
+                raise SpecError([Problem(str(exc), path="settings.budget.max_cost_usd")]) from None
         self.prices = prices
         self.meter = BudgetMeter(self.run_budget, steps, prices)
         self._store: RunStore | None = None
@@ -85,8 +93,7 @@ class Durability:
         Raises:
             SpecError: ``max_cost_usd`` is set and a model of the run is not in the price table.
         """
-        budgets = [self.run_budget, *self.meter.step_budgets.values()]
-        if all(b.max_cost_usd is None for b in budgets):
+        if not self.costed:
             return
         unpriced = sorted(name for name in models if self.prices.price(name) is None)
         if unpriced:

@@ -26,7 +26,6 @@ from rolegraph.tools.library import Library
 from rolegraph.tools.registry import resolve_tools
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool
-from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.sinks import JsonlSink, TraceSink
 from rolegraph.traces.spans import Span, SpanKind
 from rolegraph.traces.store import index_run
@@ -257,12 +256,13 @@ class Workflow:
         """Run (or, `resuming`, continue) the run `record` describes, in its folder under `home`."""
         values = record.inputs
         run_id = record.run_id
+        run_dir = (home / "runs" / run_id).absolute()
+        durable = Durability(self.spec, run_dir, record, prices_file=home / "prices.yaml")
         refs = sorted({ref for tools in self._role_tools() for ref in tools})
         tools = resolve_tools(refs, library=self._library(), search_path=self.base_dir)
         tracer = Tracer(run_id, sinks=sinks)
         sources = SourceRegistry()
-        run_dir = (home / "runs" / run_id).absolute()
-        durable = Durability(self.spec, run_dir, record, prices=PriceTable.load(home / "prices.yaml"))
+        executor: LocalExecutor | None = None
         try:
             # Models load here, before a new run's folder exists: a missing model is a setup
             # error that leaves nothing behind, not a failed run.
@@ -280,6 +280,8 @@ class Workflow:
                 run_dir.mkdir(parents=True, exist_ok=False)
             durable.open(resuming=resuming, sources=sources, models=executor.models)
         except BaseException:
+            if executor is not None:
+                await executor.aclose()
             await _close_all(tools)
             durable.close()
             raise
