@@ -125,6 +125,9 @@ class TestKillAndResume:
         )
         assert killed.returncode == -signal.SIGKILL
         run_dir = only_run(home)
+        store = RunStore.open_existing(run_dir)
+        assert store.record().elapsed_s > 0  # a killed invocation's time counts, up to its last checkpoint
+        store.close()
         proc = rolegraph("resume", run_dir.name, "--json", "--quiet", home=home)
         assert proc.returncode == 0, proc.stderr
         summary = json.loads(proc.stdout)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +27,7 @@ from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.budget import BudgetMeter, MeteredJournal
 from rolegraph.workflows.killpoints import KillPoints
 from rolegraph.workflows.runstore import STORE_FILE, RunRecord, RunStore
-from rolegraph.workflows.scheduler import Checkpoint, StepState
+from rolegraph.workflows.scheduler import Checkpoint, StepOutcome, StepState
 from rolegraph.workflows.spec import Budget, WorkflowSpec
 
 if sys.platform != "win32":
@@ -75,6 +76,8 @@ class Durability:
         """The checkpoint a resumed run continues from."""
         self.recorded_calls = 0
         """Calls in the journal when the invocation began."""
+        self._elapsed_before = record.elapsed_s
+        self._started = time.perf_counter()
 
     @property
     def store(self) -> RunStore:
@@ -135,10 +138,28 @@ class Durability:
 
     def begin(self, root_span_id: str) -> None:
         """Record that this invocation started, under the run's root span."""
+        self._started = time.perf_counter()
         self.record.root_span_id = root_span_id
         self.record.invocations += 1
         self.record.status = "running"
         self.store.write_record(self.record)
+
+    # The scheduler's `Checkpointer`: the store's, plus the wall time used so far, so that the
+    # time of an invocation that is killed still counts towards the run's max_wall_s.
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        """Save the scheduler checkpoint, and the run's elapsed time with it."""
+        self.store.save(checkpoint)
+        self.record.elapsed_s = self._elapsed_before + (time.perf_counter() - self._started)
+        self.store.write_record(self.record)
+
+    def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
+        """Record a finished ``for_each`` item."""
+        self.store.save_item(step_id, visit, index, outcome)
+
+    def items(self, step_id: str, visit: int) -> dict[int, StepOutcome]:
+        """The recorded items of one visit of a ``for_each`` step."""
+        return self.store.items(step_id, visit)
 
     def wall_time_left(self) -> float | None:
         """Seconds left of the run's ``max_wall_s`` (None: no limit)."""
@@ -157,11 +178,11 @@ class Durability:
                 states[step_id].usage = spent.usage
                 states[step_id].tool_calls = spent.tool_calls
 
-    def finish(self, status: str, elapsed_s: float) -> None:
-        """Record the invocation's end: the run's status and the wall time it took; close the store."""
+    def finish(self, status: str) -> None:
+        """Record the invocation's end: the run's status and the wall time used; close the store."""
         if self._store is not None:
             self.record.status = status
-            self.record.elapsed_s += elapsed_s
+            self.record.elapsed_s = self._elapsed_before + (time.perf_counter() - self._started)
             self.store.write_record(self.record)
         self.close()
 

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import os
 import secrets
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -293,7 +292,6 @@ class Workflow:
         tracer.add_sink(jsonl)
         durable.add_kill_sink(tracer)
         started = dt.datetime.fromisoformat(record.started)
-        invocation_started = time.perf_counter()
         result = RunResult(run_id=run_id, status="failed", run_dir=run_dir)
         root: Span | None = None
         scheduler: Scheduler | None = None
@@ -320,7 +318,7 @@ class Workflow:
                     inputs=values,
                     tracer=tracer,
                     on_change=_checkpointing(run_dir, tracer, on_step),
-                    checkpointer=durable.store,
+                    checkpointer=durable,
                     restore=durable.checkpoint,
                 )
                 if resuming:
@@ -385,7 +383,7 @@ class Workflow:
                 result.resumed_steps = list(scheduler.restored)
                 result.executed_steps = list(scheduler.executed)
             result.duration_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
-            durable.finish(result.status, time.perf_counter() - invocation_started)
+            durable.finish(result.status)
             jsonl.close()
             self._write_summary(result, values, started)
             await asyncio.to_thread(index_run, run_dir.parent.parent, run_dir)
