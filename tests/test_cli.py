@@ -16,7 +16,19 @@ from typer.testing import CliRunner, Result
 from projects import isolated_home, write_library, write_script
 from rolegraph.cli import app
 
-RUN_KEYS = {"run_id", "status", "outputs", "usage", "trace", "citations", "steps", "error", "duration_s"}
+RUN_KEYS = {
+    "run_id",
+    "status",
+    "outputs",
+    "usage",
+    "trace",
+    "citations",
+    "steps",
+    "error",
+    "duration_s",
+    "resumed_steps",
+    "executed_steps",
+}
 
 NOTES = {
     "alpha2020": "Alpha inserts small adapter layers into a frozen network. The adapters train only a few weights.",

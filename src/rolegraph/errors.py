@@ -10,6 +10,8 @@ RolegraphError                      base of everything rolegraph raises on purpo
 ├── ToolError                       raised *inside* a tool; the agent turns it into an error observation
 ├── AgentError                      an agent ended without a valid final answer
 └── RunError                        a run could not complete (a step failed, the run was cancelled)
+    ├── BudgetExceeded              a run or step reached one of its budget's limits
+    └── ResumeError                 a run cannot be resumed (unknown, changed workflow file, no run store)
 ```
 
 Tool failures never escape the agent loop: they become observations with
@@ -24,11 +26,13 @@ from pathlib import Path
 
 __all__ = [
     "AgentError",
+    "BudgetExceeded",
     "GraphError",
     "LibraryError",
     "ModelError",
     "ModelNotAvailableError",
     "Problem",
+    "ResumeError",
     "RolegraphError",
     "RunError",
     "SpecError",
@@ -106,3 +110,26 @@ class AgentError(RolegraphError):
 
 class RunError(RolegraphError):
     """A workflow run could not complete."""
+
+
+class BudgetExceeded(RunError):
+    """A run or one of its steps reached a limit of its budget; the run stops, resumable with a higher limit.
+
+    Attributes:
+        limit: The limit reached (``max_tokens``, ``max_cost_usd``, ``max_wall_s``, ``max_tool_calls``,
+            ``max_iterations``).
+        scope: ``run``, or ``step <id>`` for a step's own budget.
+        allowed: The limit's value.
+        used: How much had been used when it tripped.
+    """
+
+    def __init__(self, limit: str, scope: str, allowed: float, used: float) -> None:
+        self.limit = limit
+        self.scope = scope
+        self.allowed = allowed
+        self.used = used
+        super().__init__(f"{scope} budget exceeded: {limit} is {allowed:g}, used {used:g}")
+
+
+class ResumeError(RunError):
+    """A run cannot be resumed; the message says why and what to do."""

@@ -159,3 +159,35 @@ class TestCurrentTracer:
                 assert await asyncio.create_task(in_a_task()) is inner
             assert current_tracer() is outer
         assert current_tracer() is None
+
+
+class TestSpanIds:
+    def test_ids_are_random_64_bit_hex(self) -> None:
+        """Span ids are 16 hex digits, distinct across many spans (no per-process counter to collide on)."""
+        sink = MemorySink()
+        tracer = Tracer("run-1", sinks=[sink], redactor=Redactor())
+        for _ in range(500):
+            with tracer.span(SpanKind.CHAT, "chat"):
+                pass
+        ids = {r["span_id"] for r in sink.records}
+        assert len(ids) == 500
+        assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
+
+    def test_a_reopened_span_continues_one_tree(self, tmp_path: Path) -> None:
+        """Reopening a span by id in another tracer (a resumed run) gives one root holding both invocations' spans."""
+        path = tmp_path / "trace.jsonl"
+        first = JsonlSink(path)
+        with Tracer("r", [first], Redactor()).span(SpanKind.INVOKE_WORKFLOW, "wf") as root:
+            with Tracer("r", [first], Redactor()).span(SpanKind.INVOKE_AGENT, "one"):
+                pass
+        first.close()
+        path.write_text(path.read_text() + '{"torn": ')  # the first process died mid-record
+        second = JsonlSink(path)
+        tracer = Tracer("r", [second], Redactor())
+        with tracer.span(SpanKind.INVOKE_WORKFLOW, "wf", span_id=root.span_id):
+            with tracer.span(SpanKind.INVOKE_AGENT, "two"):
+                pass
+        second.close()
+        trace = Trace.load(path)
+        (only,) = trace.roots
+        assert (only.span_id, [c.name for c in only.children]) == (root.span_id, ["one", "two"])

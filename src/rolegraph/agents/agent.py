@@ -25,6 +25,7 @@ from rolegraph.agents.citations import (
     find_quotes,
     normalise,
 )
+from rolegraph.agents.journal import CallJournal, chat_call_id, tool_call_id
 from rolegraph.agents.roles import Role
 from rolegraph.errors import AgentError, ModelError
 from rolegraph.models.envelope import final_schema, parse_final
@@ -93,6 +94,9 @@ class Agent:
         known_sources: Ids the agent may cite without retrieving them (from upstream steps).
         max_steps: Acting steps before the final answer is required (default: the role's).
         max_repairs: Chances to fix an invalid final answer.
+        journal: Where calls are looked up before and recorded after they are made (durable
+            runs); None: every call is made.
+        call_prefix: Prefix of this agent's call ids in the journal (its step, item and visit).
     """
 
     def __init__(
@@ -107,6 +111,8 @@ class Agent:
         known_sources: Iterable[str] = (),
         max_steps: int | None = None,
         max_repairs: int = 1,
+        journal: CallJournal | None = None,
+        call_prefix: str = "agent",
     ) -> None:
         self.role = role
         self.model = model
@@ -117,6 +123,8 @@ class Agent:
         self.known_sources = list(dict.fromkeys(known_sources))
         self.max_steps = max_steps or role.max_steps
         self.max_repairs = max_repairs
+        self.journal = journal
+        self.call_prefix = call_prefix
         self._answer_schema = answer_schema(role.output_model)
         self._specs = [t.spec() for t in self.tools.values()]
 
@@ -172,14 +180,20 @@ class Agent:
                     step_span.set(rolegraph__step=result.steps, rolegraph__final_only=must_answer)
                     texts = {i: s.text for i in visible if (s := self.sources.get(i)) is not None}
                     schema = final_schema(constrain_citations(self._answer_schema, visible, texts))
-                    completion = await self._chat(messages, schema, tools_allowed=not must_answer, must_act=must_act)
+                    completion = await self._chat(
+                        messages,
+                        schema,
+                        tools_allowed=not must_answer,
+                        must_act=must_act,
+                        call_id=chat_call_id(self.call_prefix, result.steps),
+                    )
                     result.usage = result.usage + completion.usage
                     if completion.tool_calls and not must_answer:
                         acting_steps += 1
                         result.thoughts.append(completion.text)
                         step_span.set(rolegraph__thought=completion.text, rolegraph__action="tool_calls")
                         messages.append(Message.assistant(completion.text, completion.tool_calls))
-                        observations = await self._run_tools(completion.tool_calls, done_calls)
+                        observations = await self._run_tools(completion.tool_calls, done_calls, result.steps)
                         for call, observation in zip(completion.tool_calls, observations, strict=True):
                             result.tool_calls += 1
                             for source in observation.sources:
@@ -249,7 +263,7 @@ class Agent:
         return source is not None and normalise(quote) in normalise(source.text)
 
     async def _chat(
-        self, messages: list[Message], schema: dict[str, Any], *, tools_allowed: bool, must_act: bool
+        self, messages: list[Message], schema: dict[str, Any], *, tools_allowed: bool, must_act: bool, call_id: str
     ) -> Completion:
         tools = self._specs if tools_allowed and self._specs else None
         settings = self.settings.model_copy(update={"tool_choice": "required"}) if must_act else self.settings
@@ -264,7 +278,19 @@ class Agent:
             rolegraph__input__messages=len(messages),
             rolegraph__input__last=_clip(messages[-1].content, _TRACE_TEXT_MAX),
             rolegraph__tools=[t.name for t in tools or ()],
+            rolegraph__call__id=call_id,
         ) as span:
+            recorded = self.journal.get(call_id) if self.journal is not None else None
+            if recorded is not None:
+                # Replayed from the journal: the tokens were spent (and traced) when the call was made.
+                completion = Completion.model_validate(recorded)
+                span.set(
+                    rolegraph__replayed=True,
+                    rolegraph__replayed__input_tokens=completion.usage.input_tokens,
+                    rolegraph__replayed__output_tokens=completion.usage.output_tokens,
+                    rolegraph__output__text=_clip(completion.text, _TRACE_TEXT_MAX),
+                )
+                return completion
             try:
                 async with asyncio.timeout(self.settings.timeout):
                     completion = await self.model.complete(
@@ -279,21 +305,28 @@ class Agent:
                 rolegraph__output__text=_clip(completion.text, _TRACE_TEXT_MAX),
                 rolegraph__output__tool_calls=[c.model_dump() for c in completion.tool_calls],
             )
+            if self.journal is not None:  # after the span has the usage: a put may stop the run (a budget)
+                self.journal.put(call_id, completion.model_dump(mode="json"))
         return completion
 
-    async def _run_tools(self, calls: Sequence[ToolCall], done: set[tuple[str, str]]) -> list[ToolResult]:
-        """Run `calls` concurrently; `done` holds the calls this agent run already made."""
+    async def _run_tools(self, calls: Sequence[ToolCall], done: set[tuple[str, str]], step: int) -> list[ToolResult]:
+        """Run `calls` (asked for by model call `step`) concurrently; `done` holds the calls already made."""
         results: list[ToolResult] = [ToolResult.error("not run")] * len(calls)
 
         async def one(index: int, call: ToolCall) -> None:
-            results[index] = await self._run_tool(call, done)
+            results[index] = await self._run_tool(call, done, tool_call_id(self.call_prefix, step, index))
 
-        async with asyncio.TaskGroup() as group:
-            for index, call in enumerate(calls):
-                group.create_task(one(index, call))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, call in enumerate(calls):
+                    group.create_task(one(index, call))
+        except BaseExceptionGroup as failed:
+            # Tools never raise (failures are observations); what does is the journal stopping the
+            # agent, and callers should see that error itself, not a group around it.
+            raise failed.exceptions[0] from None
         return results
 
-    async def _run_tool(self, call: ToolCall, done: set[tuple[str, str]]) -> ToolResult:
+    async def _run_tool(self, call: ToolCall, done: set[tuple[str, str]], call_id: str) -> ToolResult:
         with self.tracer.span(
             SpanKind.EXECUTE_TOOL,
             f"execute_tool {call.name}",
@@ -301,8 +334,18 @@ class Agent:
             gen_ai__tool__name=call.name,
             gen_ai__tool__call__id=call.id,
             rolegraph__tool__arguments=_clip(call.arguments, _TRACE_TEXT_MAX),
+            rolegraph__call__id=call_id,
         ) as span:
-            result = await self._execute(call, done)
+            recorded = self.journal.get(call_id) if self.journal is not None else None
+            if recorded is not None:
+                result = ToolResult.model_validate(recorded)
+                done.add(_call_key(call))
+                span.set(rolegraph__replayed=True)
+            else:
+                result = await self._execute(call, done)
+                if self.journal is not None:
+                    # `data` is for programs, not the model: the agent never reads it, so it is not kept.
+                    self.journal.put(call_id, result.model_dump(mode="json", exclude={"data"}))
             span.set(
                 rolegraph__tool__is_error=result.is_error,
                 rolegraph__tool__result=_clip(result.content, _TRACE_TEXT_MAX),
@@ -313,10 +356,7 @@ class Agent:
             return result
 
     async def _execute(self, call: ToolCall, done: set[tuple[str, str]]) -> ToolResult:
-        try:
-            key = (call.name, json.dumps(call.parsed_arguments(), sort_keys=True))
-        except ValueError:
-            key = (call.name, call.arguments.strip())
+        key = _call_key(call)
         if key in done:
             return ToolResult.error(
                 f"you already called {call.name} with these arguments; its result is above. "
@@ -340,3 +380,11 @@ class Agent:
             return ToolResult.error(f"{call.name} did not finish within {tool.timeout:g}s")
         except Exception as exc:  # any failure of a tool is an observation, never a crash of the run
             return ToolResult.error(f"{call.name} failed: {type(exc).__name__}: {exc}")
+
+
+def _call_key(call: ToolCall) -> tuple[str, str]:
+    """What makes two tool calls the same call: the tool and its arguments, normalised."""
+    try:
+        return call.name, json.dumps(call.parsed_arguments(), sort_keys=True)
+    except ValueError:
+        return call.name, call.arguments.strip()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Coroutine
+import os
+import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -16,6 +18,7 @@ from rolegraph.errors import RolegraphError, SpecError
 from rolegraph.traces.pricing import PricesError, PriceTable
 from rolegraph.traces.store import TraceStore
 from rolegraph.workflows.run import Workflow, home_dir
+from rolegraph.workflows.spec import Budget
 
 app = typer.Typer(
     name="rolegraph",
@@ -31,6 +34,7 @@ T = TypeVar("T")
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_BUDGET = 3
 EXIT_CANCELLED = 130
 
 
@@ -62,18 +66,105 @@ def parse_inputs(pairs: list[str]) -> dict[str, str]:
     return values
 
 
-def run_async(work: Coroutine[Any, Any, T], *, error_exit: int) -> T:
-    """Run `work` to completion, turning rolegraph's errors and Ctrl-C into messages and exit codes."""
+async def _cancellable(work: Coroutine[Any, Any, T]) -> T:
+    """Await `work`; the first SIGINT or SIGTERM cancels it (so it can checkpoint and shut down), a second exits."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    received = 0
+
+    def on_signal() -> None:
+        nonlocal received
+        received += 1
+        if received > 1:
+            os._exit(EXIT_CANCELLED)  # "now" means now: no cleanup; the run store is consistent at every commit
+        if task is not None:
+            task.cancel()
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # no signals off the main thread or on Windows
+            pass
     try:
-        return asyncio.run(work)
+        return await work
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def run_async(work: Coroutine[Any, Any, T], *, error_exit: int, on_interrupt: Callable[[], None] | None = None) -> T:
+    """Run `work` to completion, turning rolegraph's errors and Ctrl-C/SIGTERM into messages and exit codes."""
+    try:
+        return asyncio.run(_cancellable(work))
     except SpecError as exc:
         raise report_spec_error(exc) from None
     except RolegraphError as exc:
         err.print(f"[red]error[/] {escape(str(exc))}")
         raise typer.Exit(error_exit) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         err.print("[yellow]interrupted[/]")
+        if on_interrupt is not None:
+            on_interrupt()
         raise typer.Exit(EXIT_CANCELLED) from None
+
+
+class RunIdSink:
+    """A trace sink that remembers the run id of the records it sees (to name an interrupted run)."""
+
+    def __init__(self) -> None:
+        self.run_id: str | None = None
+
+    def emit(self, record: dict[str, Any]) -> None:
+        """Keep the record's run id."""
+        if self.run_id is None:
+            self.run_id = record.get("run_id")
+
+    def hint(self) -> None:
+        """Say how to resume the run (if one started)."""
+        if self.run_id is not None:
+            err.print(f"resume with: rolegraph resume {self.run_id}")
+
+
+MaxTokensOption = Annotated[int | None, typer.Option("--max-tokens", min=1, help="Budget: model tokens for the run.")]
+MaxCostOption = Annotated[
+    float | None, typer.Option("--max-cost", min=0.0, help="Budget: USD of model calls for the run (price table).")
+]
+MaxWallOption = Annotated[float | None, typer.Option("--max-wall", min=0.0, help="Budget: seconds of wall time.")]
+MaxToolCallsOption = Annotated[int | None, typer.Option("--max-tool-calls", min=0, help="Budget: tool calls.")]
+MaxIterationsOption = Annotated[
+    int | None, typer.Option("--max-iterations", min=1, help="Budget: agent loop iterations (model calls).")
+]
+
+
+def budget_from(
+    max_tokens: int | None,
+    max_cost: float | None,
+    max_wall: float | None,
+    max_tool_calls: int | None,
+    max_iterations: int | None,
+) -> Budget | None:
+    """The run budget the command-line options set (None if they set none); exit 2 on a bad value."""
+    given = {
+        "max_tokens": max_tokens,
+        "max_cost_usd": max_cost,
+        "max_wall_s": max_wall,
+        "max_tool_calls": max_tool_calls,
+        "max_iterations": max_iterations,
+    }
+    if all(v is None for v in given.values()):
+        return None
+    try:
+        return Budget(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:
+        err.print(f"[red]error[/] bad budget: {escape(str(exc))}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def exit_for(status: str) -> int:
+    """The exit code of a finished run: 0 completed, 3 budget exceeded, 130 cancelled, else 1."""
+    return {"completed": 0, "budget_exceeded": EXIT_BUDGET, "cancelled": EXIT_CANCELLED}.get(status, EXIT_FAILED)
 
 
 def run_started(run_dir: Path) -> str:

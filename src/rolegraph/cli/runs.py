@@ -45,7 +45,13 @@ def runs(
     table = Table(box=None)
     for column in ("run", "workflow", "status", "started (UTC)", "duration", "tokens", "cost"):
         table.add_column(column, justify="right" if column in ("duration", "tokens", "cost") else "left")
-    colours = {"completed": "green", "failed": "red", "cancelled": "yellow", "unfinished": "yellow"}
+    colours = {
+        "completed": "green",
+        "failed": "red",
+        "cancelled": "yellow",
+        "unfinished": "yellow",
+        "budget_exceeded": "magenta",
+    }
     for row in rows:
         colour = colours.get(row.status, "white")
         table.add_row(

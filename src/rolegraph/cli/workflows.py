@@ -13,8 +13,16 @@ from rich.table import Table
 from rolegraph.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    MaxCostOption,
+    MaxIterationsOption,
+    MaxTokensOption,
+    MaxToolCallsOption,
+    MaxWallOption,
+    RunIdSink,
     app,
+    budget_from,
     err,
+    exit_for,
     load_workflow,
     out,
     parse_inputs,
@@ -22,12 +30,14 @@ from rolegraph.cli._common import (
 )
 from rolegraph.traces.content import ContentMode
 from rolegraph.traces.progress import ProgressPrinter
+from rolegraph.traces.sinks import TraceSink
 from rolegraph.workflows.graph import to_dot, to_mermaid
 from rolegraph.workflows.run import RunResult
 from rolegraph.workflows.spec import WorkflowSpec
 
 
-def _print_result(result: RunResult) -> None:
+def print_result(result: RunResult) -> None:
+    """The run's summary table, on stderr."""
     table = Table(show_header=False, box=None)
     colour = "green" if result.status == "completed" else "red"
     table.add_row("run", result.run_id)
@@ -41,7 +51,11 @@ def _print_result(result: RunResult) -> None:
     for name, path in result.outputs.items():
         table.add_row(name, escape(str(path)))
     table.add_row("trace", escape(str(result.run_dir / "trace.jsonl")))
+    if result.resumed_steps:
+        table.add_row("resumed", ", ".join(result.resumed_steps))
     err.print(table)
+    if result.status == "budget_exceeded":
+        err.print(f"resume with a higher limit: rolegraph resume {result.run_id} --max-<limit> N")
 
 
 @app.command()
@@ -62,17 +76,29 @@ def run(
             " (text replaced by length and hash). Default: the workflow's settings.content."
         ),
     ] = None,
+    max_tokens: MaxTokensOption = None,
+    max_cost: MaxCostOption = None,
+    max_wall: MaxWallOption = None,
+    max_tool_calls: MaxToolCallsOption = None,
+    max_iterations: MaxIterationsOption = None,
 ) -> None:
-    """Run a workflow. Exit 0 on success, 1 if the run failed, 2 on bad input, 130 if interrupted."""
+    """Run a workflow. Exit 0 on success, 1 if the run failed, 2 on bad input, 3 if a budget ran out,
+    130 if interrupted (Ctrl-C or SIGTERM; resume it with `rolegraph resume`)."""
     workflow = load_workflow(file)
     inputs = parse_inputs(input or [])
-    sinks = [] if quiet else [ProgressPrinter(err)]
-    result = run_async(workflow.run(inputs, model=model, sinks=sinks, content=content), error_exit=EXIT_FAILED)
+    budget = budget_from(max_tokens, max_cost, max_wall, max_tool_calls, max_iterations)
+    named = RunIdSink()
+    sinks: list[TraceSink] = [named] if quiet else [named, ProgressPrinter(err)]
+    result = run_async(
+        workflow.run(inputs, model=model, sinks=sinks, budget=budget, content=content),
+        error_exit=EXIT_FAILED,
+        on_interrupt=named.hint,
+    )
     if as_json:
         print(json.dumps(result.summary(), indent=2))
-    _print_result(result)
+    print_result(result)
     if result.status != "completed":
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(exit_for(result.status))
 
 
 @app.command()

@@ -77,6 +77,8 @@ class ScriptedModel(Model):
             self._responses = list(responses)
         self.calls: list[ScriptedCall] = []
         """Every call received, in order."""
+        self.skipped = 0
+        """Responses passed over by `skip` (calls a resumed run replayed from its journal)."""
 
     @classmethod
     def from_yaml(cls, path: Path, *, name: str | None = None) -> ScriptedModel:
@@ -102,7 +104,7 @@ class ScriptedModel(Model):
             ModelError: The script has no response left (or scripted this error).
         """
         call = ScriptedCall(
-            index=len(self.calls) + 1,
+            index=self.skipped + len(self.calls) + 1,
             messages=list(messages),
             tools=list(tools or ()),
             output_schema=output_schema,
@@ -120,17 +122,25 @@ class ScriptedModel(Model):
             raise response
         return _finish(response, call)
 
+    def skip(self, count: int) -> None:
+        """Pass over the next `count` responses as if they had been asked for.
+
+        A script answers by position; a resumed run replays its recorded calls from
+        its journal instead of calling, so it moves the script past them first.
+        """
+        self.skipped += count
+
     def assert_complete(self) -> None:
         """Check that every scripted response was used.
 
         Raises:
             AssertionError: Some responses were never asked for.
         """
-        unused = len(self._responses) - len(self.calls)
+        unused = len(self._responses) - self.skipped - len(self.calls)
         if self._responder is None and unused > 0:
+            used = self.skipped + len(self.calls)
             raise AssertionError(
-                f"scripted model {self.name} used {len(self.calls)} of {len(self._responses)} responses; "
-                f"{unused} left unused"
+                f"scripted model {self.name} used {used} of {len(self._responses)} responses; {unused} left unused"
             )
 
 

@@ -35,9 +35,12 @@ class JsonlSink:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        torn = _ends_torn(path)
         # A lone surrogate (a model or page can produce one) is written as its JSON escape, not raised:
         # a sink must not fail, and `\ud800` reads back as the same string.
         self._file = path.open("a", encoding="utf-8", errors="backslashreplace")
+        if torn:  # a crash cut the last line: end it, so the next record starts a line of its own
+            self._file.write("\n")
         self._lock = threading.Lock()
 
     def emit(self, record: dict[str, Any]) -> None:
@@ -53,6 +56,16 @@ class JsonlSink:
         """Close the file."""
         with self._lock:
             self._file.close()
+
+
+def _ends_torn(path: Path) -> bool:
+    """Whether the file exists, is not empty, and does not end with a newline."""
+    try:
+        with path.open("rb") as f:
+            f.seek(-1, 2)
+            return f.read(1) != b"\n"
+    except OSError:  # missing or empty
+        return False
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

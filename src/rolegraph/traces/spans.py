@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-import itertools
+import secrets
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -35,7 +35,6 @@ class SpanKind(StrEnum):
     """A step's output made durable."""
 
 
-_ids = itertools.count(1)
 _current: contextvars.ContextVar[Span | None] = contextvars.ContextVar("rolegraph_span", default=None)
 
 
@@ -59,7 +58,9 @@ class Span:
     run_id: str
     parent: Span | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
-    span_id: str = field(default_factory=lambda: f"{next(_ids):x}")
+    span_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    """64 random bits in hex (OpenTelemetry style): unique across the processes that append to one
+    trace, as a resumed run does, where a per-process counter would reuse ids."""
     start_time: float = field(default_factory=time.time)
     start_perf: float = field(default_factory=time.perf_counter)
     end_time: float | None = None

@@ -276,7 +276,7 @@ class TraceStore:
         params: tuple[Any, ...] = (run_id,)
         if step is not None:
             sql, params = sql + " AND step_id = ?", (*params, step)
-        cursor = self._db.execute(sql + " ORDER BY start_time, CAST(span_id AS INTEGER)", params)
+        cursor = self._db.execute(sql + " ORDER BY start_time, rowid", params)
         names = [c.strip() for c in _SPAN_COLUMNS.split(",")][:-1]
         return [StoredSpan(**dict(zip(names, row[:-1], strict=True)), attributes=json.loads(row[-1])) for row in cursor]
 

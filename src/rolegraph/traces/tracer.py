@@ -98,16 +98,20 @@ class Tracer:
         return redacted
 
     @contextmanager
-    def span(self, kind: SpanKind, name: str, **attributes: Any) -> Iterator[Span]:
+    def span(self, kind: SpanKind, name: str, *, span_id: str | None = None, **attributes: Any) -> Iterator[Span]:
         """Open a span under the current one; close it (with status and error) on exit.
 
         Attribute names may spell dots as ``__`` (``gen_ai__request__model``).
+        `span_id` reopens a span recorded earlier (a resumed run continues its root span), so
+        the spans of every process that worked on a run form one tree.
         """
         parent = _current.get()
         # A span from another run (a workflow called inside a tool) is not our parent.
         if parent is not None and parent.run_id != self.run_id:
             parent = None
         span = Span(kind=kind, name=name, run_id=self.run_id, parent=parent)
+        if span_id is not None:
+            span.span_id = span_id
         span.set(**attributes)
         token = _current.set(span)
         tracer_token = _tracer.set(self)

@@ -6,12 +6,13 @@ model string, the tools, and the source registry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from rolegraph.agents.agent import Agent
 from rolegraph.agents.citations import strings_in
+from rolegraph.agents.journal import CallJournal
 from rolegraph.agents.roles import BUILTIN_ROLES, Role, output_model
 from rolegraph.models.model import Model, ModelSettings
 from rolegraph.models.registry import resolve_model
@@ -21,7 +22,16 @@ from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.scheduler import StepCall, StepOutcome
 from rolegraph.workflows.spec import WorkflowSpec
 
-__all__ = ["LocalExecutor", "resolve_role"]
+__all__ = ["JournalFactory", "LocalExecutor", "call_prefix", "resolve_role"]
+
+JournalFactory = Callable[[str, str], CallJournal]
+"""Gives the journal for an agent run: ``(step_id, model string) -> CallJournal``."""
+
+
+def call_prefix(call: StepCall) -> str:
+    """The prefix of a step call's call ids: ``step``, ``step[item]``, then ``#visit``."""
+    item = "" if call.item_index is None else f"[{call.item_index}]"
+    return f"{call.step_id}{item}#{call.visit}"
 
 
 def resolve_role(spec: WorkflowSpec, name: str) -> Role:
@@ -73,6 +83,7 @@ class LocalExecutor:
         base_dir: Folder model strings such as ``scripted:file.yaml`` are relative to.
         model_override: A model string replacing the workflow's ``default`` model.
         settings_override: Settings laid over the ``default`` model's own (the fields set in it win).
+        journals: Gives each agent run its call journal (durable runs); None: no journal.
     """
 
     def __init__(
@@ -85,6 +96,7 @@ class LocalExecutor:
         base_dir: Path,
         model_override: str | None = None,
         settings_override: ModelSettings | None = None,
+        journals: JournalFactory | None = None,
     ) -> None:
         self.spec = spec
         self.tools = dict(tools)
@@ -93,6 +105,7 @@ class LocalExecutor:
         self.base_dir = base_dir
         self.model_override = model_override
         self.settings_override = settings_override
+        self.journals = journals
         self.roles = {step.role: resolve_role(spec, step.role) for step in spec.steps.values()}
         self._models: dict[str, Model] = {}
         # Load every model now: heavy loading belongs before the first step, not inside it.
@@ -128,6 +141,8 @@ class LocalExecutor:
             tracer=self.tracer,
             known_sources=known,
             max_steps=step.max_steps,
+            journal=self.journals(call.step_id, model.name) if self.journals is not None else None,
+            call_prefix=call_prefix(call),
         )
         result = await agent.run(
             call.task,
@@ -138,6 +153,11 @@ class LocalExecutor:
             },
         )
         return StepOutcome(output=result.output, usage=result.usage, tool_calls=result.tool_calls)
+
+    @property
+    def models(self) -> dict[str, Model]:
+        """The run's models, by model string."""
+        return dict(self._models)
 
     async def aclose(self) -> None:
         """Release the models' resources."""

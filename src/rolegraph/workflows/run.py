@@ -36,16 +36,18 @@ from rolegraph.traces.spans import Span, SpanKind
 from rolegraph.traces.store import index_run
 from rolegraph.traces.trace import Trace
 from rolegraph.traces.tracer import Tracer
+from rolegraph.workflows.durable import Durability, file_hash
 from rolegraph.workflows.executor import LocalExecutor, resolve_role
 from rolegraph.workflows.graph import compile_graph
 from rolegraph.workflows.loader import load_spec
 from rolegraph.workflows.outputs import write_outputs
+from rolegraph.workflows.runstore import RunRecord
 from rolegraph.workflows.scheduler import Scheduler, StepListener, StepState
-from rolegraph.workflows.spec import InputSpec, WorkflowSpec
+from rolegraph.workflows.spec import Budget, InputSpec, WorkflowSpec
 
 __all__ = ["SOURCES_FILE", "CitationCount", "RunResult", "RunStatus", "Workflow", "home_dir", "load"]
 
-RunStatus = Literal["completed", "failed", "cancelled"]
+RunStatus = Literal["completed", "failed", "cancelled", "budget_exceeded"]
 
 SOURCES_FILE = "sources.jsonl"
 """In each run folder: every retrieved source with its full text (``sources.json`` outputs leave text out)."""
@@ -87,6 +89,11 @@ class RunResult(BaseModel):
     citations: CitationCount = Field(default_factory=CitationCount)
     error: str | None = None
     duration_s: float = 0.0
+    """Wall time since the run first started (resumes included)."""
+    resumed_steps: list[str] = Field(default_factory=list)
+    """Steps restored from the run store's checkpoint, not run again (a resumed run)."""
+    executed_steps: list[str] = Field(default_factory=list)
+    """Steps whose agents ran in this invocation, in start order."""
 
     @property
     def trace(self) -> Trace:
@@ -121,6 +128,8 @@ class RunResult(BaseModel):
             "steps": {k: s.status for k, s in self.steps.items()},
             "error": self.error,
             "duration_s": round(self.duration_s, 3),
+            "resumed_steps": self.resumed_steps,
+            "executed_steps": self.executed_steps,
         }
 
 
@@ -220,6 +229,7 @@ class Workflow:
         sinks: Sequence[TraceSink] = (),
         on_step: StepListener | None = None,
         content: ContentMode | None = None,
+        budget: Budget | None = None,
     ) -> RunResult:
         """Run the workflow once.
 
@@ -234,28 +244,60 @@ class Workflow:
             on_step: Called whenever a step changes status.
             content: What the trace keeps of prompts and payloads (``full``, ``metadata``,
                 ``redacted``; see `rolegraph.traces.content`), replacing ``settings.content``.
+            budget: Limits replacing those of the workflow's ``settings.budget`` (the ones set).
 
         Returns:
-            The result; a failed run returns with ``status="failed"`` rather than raising.
+            The result; a failed run returns with ``status="failed"`` rather than raising,
+            one that reached a budget limit with ``status="budget_exceeded"``.
 
         Raises:
             SpecError: Bad inputs, or a tool reference that cannot be resolved.
             ModelNotAvailableError: A model cannot be loaded (missing package, file or key);
                 nothing is written in that case.
-            asyncio.CancelledError: The run was cancelled (its folder records ``cancelled``).
+            asyncio.CancelledError: The run was cancelled (its folder records ``cancelled``;
+                it can be resumed).
         """
         values = self.resolve_inputs(inputs)
-        mode = content or self.spec.settings.content
-        if mode not in CONTENT_MODES:
-            raise SpecError([Problem(f"content must be one of {', '.join(CONTENT_MODES)}, got {mode!r}")])
+        if content is not None and content not in CONTENT_MODES:
+            raise SpecError([Problem(f"content must be one of {', '.join(CONTENT_MODES)}, got {content!r}")])
+        record = RunRecord(
+            run_id=_new_run_id(),
+            workflow=self.spec.name,
+            workflow_file=str(self.path.resolve()) if self.path else None,
+            workflow_hash=file_hash(self.path) if self.path else None,
+            inputs=values,
+            model=model,
+            settings=settings.model_dump(exclude_unset=True) if settings else {},
+            content=content,
+            budget=self.spec.settings.budget.merged(budget).limits(),
+            started=dt.datetime.now(dt.UTC).isoformat(),
+        )
+        return await self._drive(record, home=home or home_dir(), sinks=sinks, on_step=on_step, resuming=False)
+
+    async def _drive(
+        self,
+        record: RunRecord,
+        *,
+        home: Path,
+        sinks: Sequence[TraceSink],
+        on_step: StepListener | None,
+        resuming: bool,
+    ) -> RunResult:
+        """Run (or, `resuming`, continue) the run `record` describes, in its folder under `home`."""
+        values = record.inputs
+        run_id = record.run_id
+        run_dir = (home / "runs" / run_id).absolute()
+        mode = record.content or self.spec.settings.content
+        durable = Durability(self.spec, run_dir, record, prices_file=home / "prices.yaml")
         refs = sorted({ref for tools in self._role_tools() for ref in tools})
         tools = resolve_tools(refs, library=self._library(), search_path=self.base_dir)
-        run_id = _new_run_id()
         redactor = Redactor.from_env(extra_names=self.spec.settings.redact_env)
-        tracer = Tracer(run_id, sinks=sinks, redactor=redactor, processors=[p for p in [content_processor(mode)] if p])
+        content_mode = content_processor(mode)
+        tracer = Tracer(run_id, sinks=sinks, redactor=redactor, processors=[content_mode] if content_mode else [])
         sources = SourceRegistry()
+        executor: LocalExecutor | None = None
         try:
-            # Models load here, before the run folder exists: a missing model is a setup
+            # Models load here, before a new run's folder exists: a missing model is a setup
             # error that leaves nothing behind, not a failed run.
             executor = LocalExecutor(
                 self.spec,
@@ -263,32 +305,49 @@ class Workflow:
                 sources=sources,
                 tracer=tracer,
                 base_dir=self.base_dir,
-                model_override=model,
-                settings_override=settings,
+                model_override=record.model,
+                settings_override=ModelSettings(**record.settings) if record.settings else None,
+                journals=durable.journal,
             )
+            durable.check_prices(executor.models)
+            if not resuming:
+                run_dir.mkdir(parents=True, exist_ok=False)
+            durable.open(resuming=resuming, sources=sources, models=executor.models)
         except BaseException:
+            if executor is not None:
+                await executor.aclose()
             await _close_all(tools)
+            durable.close()
             raise
-        run_dir = ((home or home_dir()) / "runs" / run_id).absolute()
-        run_dir.mkdir(parents=True, exist_ok=False)
-        trace_sinks = RunSinks(run_dir.parent.parent, run_dir, run_id, self.spec.name)
+        # The root span continues across invocations: its roll-up starts from the tokens already traced.
+        traced = (
+            Trace.load(run_dir / "trace.jsonl").usage() if resuming and (run_dir / "trace.jsonl").is_file() else None
+        )
+        trace_sinks = RunSinks(home, run_dir, run_id, self.spec.name)
         for sink in trace_sinks:
             tracer.add_sink(sink)
-        started = dt.datetime.now(dt.UTC)
+        durable.add_kill_sink(tracer)
+        started = dt.datetime.fromisoformat(record.started)
         result = RunResult(run_id=run_id, status="failed", run_dir=run_dir)
         root: Span | None = None
-        overrides = {"model": model, "settings": settings.model_dump(exclude_unset=True) if settings else {}}
+        scheduler: Scheduler | None = None
+        overrides = {"model": record.model, "settings": record.settings}
         self._write_summary(result, values, started, overrides, redactor)
         try:
             with tracer.span(
                 SpanKind.INVOKE_WORKFLOW,
                 f"invoke_workflow {self.spec.name}",
+                span_id=record.root_span_id,
                 gen_ai__operation__name="invoke_workflow",
                 rolegraph__workflow=self.spec.name,
                 rolegraph__workflow__file=str(self.path or ""),
                 rolegraph__inputs=values,
                 rolegraph__content=mode,
+                rolegraph__invocation=record.invocations + 1,
             ) as root:
+                durable.begin(root.span_id)
+                if traced is not None:
+                    root.aggregated_input_tokens, root.aggregated_output_tokens = traced
                 scheduler = Scheduler(
                     self.spec,
                     self.graph,
@@ -297,11 +356,24 @@ class Workflow:
                     inputs=values,
                     tracer=tracer,
                     on_change=_checkpointing(run_dir, tracer, on_step),
+                    checkpointer=durable,
+                    restore=durable.checkpoint,
                 )
+                if resuming:
+                    tracer.event(
+                        "run_resumed",
+                        rolegraph__invocation=record.invocations,
+                        rolegraph__resumed_steps=scheduler.restored,
+                        rolegraph__recorded_calls=durable.recorded_calls,
+                    )
+                    root.set(rolegraph__resumed=True, rolegraph__resumed_steps=scheduler.restored)
                 run_timeout = self.spec.settings.run_timeout
+                wall_left = durable.wall_time_left()
+                # The sooner of the two: this invocation's run_timeout, and what the wall-time budget leaves.
+                limits = [s for s in (run_timeout, wall_left) if s is not None]
                 timed_out = False
                 try:
-                    async with asyncio.timeout(run_timeout):
+                    async with asyncio.timeout(min(limits) if limits else None):
                         states = await scheduler.run()
                 except asyncio.CancelledError:
                     result.status = "cancelled"
@@ -309,18 +381,40 @@ class Workflow:
                     root.status = "cancelled"
                     raise
                 except TimeoutError:  # the scheduler has cancelled every step in flight
-                    states, timed_out = scheduler.states, True
+                    states = scheduler.states
+                    if wall_left is not None and (run_timeout is None or wall_left <= run_timeout):
+                        scheduler.budget_error = scheduler.budget_error or durable.wall_exceeded()
+                    else:
+                        timed_out = True
                 result.steps = states
                 failed = [s for s in states.values() if s.status in ("failed", "cancelled", "skipped")]
-                result.status = "failed" if failed else "completed"
-                if timed_out:
+                if scheduler.budget_error is not None:
+                    exc = scheduler.budget_error
+                    result.status = "budget_exceeded"
+                    result.error = str(exc)
+                    root.status = "budget_exceeded"
+                    root.error = result.error
+                    root.set(
+                        rolegraph__budget__exceeded={
+                            "limit": exc.limit,
+                            "scope": exc.scope,
+                            "allowed": exc.allowed,
+                            "used": exc.used,
+                        }
+                    )
+                elif timed_out:
+                    result.status = "failed"
                     result.error = f"the run did not finish within settings.run_timeout ({run_timeout:g}s)"
                     root.status, root.error = "failed", result.error
                 elif failed:
+                    result.status = "failed"
                     first = next((s for s in failed if s.error), failed[0])
                     result.error = f"step {first.step_id!r} {first.status}: {first.error or ''}".strip()
                     root.status = "failed"
                     root.error = result.error
+                else:
+                    result.status = "completed"
+                durable.account(states)
                 result.outputs, counts = write_outputs(
                     self.spec.outputs,
                     run_dir,
@@ -333,15 +427,15 @@ class Workflow:
         finally:
             await executor.aclose()
             await _close_all(tools)
-            await asyncio.to_thread(trace_sinks.close)
             result.sources = list(sources)
             _write_sources(run_dir / SOURCES_FILE, result.sources, redactor)
-            if root is not None:
-                # From the trace's roll-up: failed and cancelled agents' tokens count too.
-                result.usage = Usage(
-                    input_tokens=root.aggregated_input_tokens, output_tokens=root.aggregated_output_tokens
-                )
+            result.usage = durable.meter.run.usage
+            if scheduler is not None:
+                result.resumed_steps = list(scheduler.restored)
+                result.executed_steps = list(scheduler.executed)
             result.duration_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
+            durable.finish(result.status)
+            await asyncio.to_thread(trace_sinks.close)
             self._write_summary(result, values, started, overrides, redactor)
             await asyncio.to_thread(index_run, run_dir.parent.parent, run_dir)
         return result

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import networkx as nx
 from pydantic import BaseModel, Field
 
-from rolegraph.errors import RolegraphError
+from rolegraph.errors import BudgetExceeded, RolegraphError
 from rolegraph.models.model import Usage
 from rolegraph.traces.spans import SpanKind
 from rolegraph.traces.tracer import Tracer
@@ -27,9 +28,18 @@ from rolegraph.workflows.graph import data_graph, loop_body
 from rolegraph.workflows.spec import StepSpec, WorkflowSpec
 from rolegraph.workflows.templates import evaluate, referenced_names, render
 
-__all__ = ["Scheduler", "StepCall", "StepExecutor", "StepOutcome", "StepState", "StepStatus"]
+__all__ = [
+    "Checkpoint",
+    "Checkpointer",
+    "Scheduler",
+    "StepCall",
+    "StepExecutor",
+    "StepOutcome",
+    "StepState",
+    "StepStatus",
+]
 
-StepStatus = Literal["pending", "running", "completed", "failed", "skipped", "cancelled"]
+StepStatus = Literal["pending", "running", "completed", "failed", "skipped", "cancelled", "budget_exceeded"]
 
 
 class StepCall(BaseModel):
@@ -75,12 +85,50 @@ class StepState(BaseModel):
     tool_calls: int = 0
 
 
+@dataclass
+class Checkpoint:
+    """The scheduler's state, enough to resume a run: every step's state and the routes' counters."""
+
+    states: dict[str, StepState]
+    route_fired: dict[tuple[str, int], int] = field(default_factory=dict)
+    """How often each route (step id, route number) has fired."""
+    routed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The ``routed`` template context a fired route passed to its target."""
+
+
+class Checkpointer(Protocol):
+    """Where a durable run's scheduler saves its progress (the run store)."""
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        """Replace the saved checkpoint, atomically."""
+        ...
+
+    def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
+        """Record a finished item of a ``for_each`` step."""
+        ...
+
+    def items(self, step_id: str, visit: int) -> dict[int, StepOutcome]:
+        """The recorded items of one visit of a ``for_each`` step, by index."""
+        ...
+
+
 class StepFailed(RolegraphError):
     """A step could not finish; carries the step id."""
 
     def __init__(self, step_id: str, message: str) -> None:
         self.step_id = step_id
         super().__init__(f"step {step_id!r} failed: {message}")
+
+
+def _budget_error(exc: BaseException) -> BudgetExceeded | None:
+    """The budget error inside `exc` (possibly nested in task groups), if there is one."""
+    if isinstance(exc, BudgetExceeded):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _budget_error(inner)) is not None:
+                return found
+    return None
 
 
 def _describe(exc: BaseException) -> str:
@@ -116,6 +164,8 @@ class Scheduler:
         inputs: The run's input values.
         tracer: Where `plan` and `route` spans go.
         on_change: Called whenever a step changes status (progress displays).
+        checkpointer: Where progress is saved after each step and ``for_each`` item (durable runs).
+        restore: A checkpoint to continue from: its completed steps are not run again.
     """
 
     def __init__(
@@ -128,6 +178,8 @@ class Scheduler:
         inputs: Mapping[str, Any],
         tracer: Tracer,
         on_change: StepListener | None = None,
+        checkpointer: Checkpointer | None = None,
+        restore: Checkpoint | None = None,
     ) -> None:
         self.spec = spec
         self.graph = graph
@@ -149,6 +201,44 @@ class Scheduler:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._group: asyncio.TaskGroup | None = None
         self._failed = False
+        self.checkpointer = checkpointer
+        self.budget_error: BudgetExceeded | None = None
+        """The budget limit that stopped the run, if one did."""
+        self.restored: list[str] = []
+        """Steps completed in the checkpoint the run resumed from."""
+        self.executed: list[str] = []
+        """Steps started by this scheduler, in start order."""
+        if restore is not None:
+            self._restore(restore)
+
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        for step_id, saved in checkpoint.states.items():
+            if step_id not in self.states:
+                continue
+            if saved.status == "completed":
+                self.states[step_id] = saved.model_copy()
+                self.restored.append(step_id)
+                continue
+            # A step started in its last visit but not finished runs that visit again (same call ids,
+            # so its recorded calls replay); a step not yet started keeps its count.
+            started = saved.status in ("running", "failed", "cancelled", "budget_exceeded")
+            self.states[step_id] = StepState(step_id=step_id, visits=saved.visits - int(started))
+        self._route_fired = dict(checkpoint.route_fired)
+        self._routed = dict(checkpoint.routed)
+        for node in self._data:
+            self._waiting[node] = {p for p in self._data.predecessors(node) if self.states[p].status != "completed"}
+
+    def checkpoint(self) -> Checkpoint:
+        """The scheduler's state now."""
+        return Checkpoint(
+            states={k: s.model_copy() for k, s in self.states.items()},
+            route_fired=dict(self._route_fired),
+            routed=dict(self._routed),
+        )
+
+    def _save(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.save(self.checkpoint())
 
     async def run(self) -> dict[str, StepState]:
         """Run every step that can run; return the final state of each.
@@ -160,7 +250,7 @@ class Scheduler:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 for node in self._data:
-                    if not self._waiting[node]:
+                    if not self._waiting[node] and self.states[node].status == "pending":
                         self._start(node)
         finally:
             for state in self.states.values():
@@ -179,23 +269,48 @@ class Scheduler:
         assert self._group is not None
         state = self.states[node]
         state.visits += 1
+        if node not in self.executed:
+            self.executed.append(node)
         self._set(state, "running")
         self._tasks[node] = self._group.create_task(self._run_node(node), name=f"step {node}")
 
     async def _run_node(self, node: str) -> None:
         state = self.states[node]
+        budget = self.spec.steps[node].budget
+        wall = budget.max_wall_s if budget is not None else None
         try:
             async with asyncio.timeout(self.spec.settings.step_timeout):
-                state.output = await self._execute(node, state)
+                async with asyncio.timeout(wall) as wall_timer:
+                    try:
+                        state.output = await self._execute(node, state)
+                    except TimeoutError:
+                        if wall is not None and wall_timer.expired():
+                            raise BudgetExceeded("max_wall_s", f"step {node}", wall, wall) from None
+                        raise
         except asyncio.CancelledError:
             self._set(state, "cancelled")
             raise
         except Exception as exc:  # a step's failure is recorded, never propagated into the group
-            self._fail(node, _describe(exc))
+            budget_error = _budget_error(exc)
+            if budget_error is not None:
+                self._stop(node, budget_error)
+            else:
+                self._fail(node, _describe(exc))
+            self._save()
             return
         self._set(state, "completed")
         if not self._route(node):
             self._release(node)
+        self._save()
+
+    def _stop(self, node: str, exc: BudgetExceeded) -> None:
+        """A budget ran out in `node`: stop the whole run (whatever `fail_fast` says)."""
+        if self.budget_error is None:
+            self.budget_error = exc
+        self._set(self.states[node], "budget_exceeded", str(exc))
+        for other, task in self._tasks.items():
+            if other != node and not task.done():
+                task.cancel()
 
     def _fail(self, node: str, message: str) -> None:
         self._failed = True
@@ -233,6 +348,11 @@ class Scheduler:
             items = list(items)[:limit]
             results: list[Any] = [None] * len(items)
             branch_slots = asyncio.Semaphore(step.for_each.max_concurrency or max(1, len(items)))
+            recorded = self.checkpointer.items(node, state.visits) if self.checkpointer is not None else {}
+            recorded = {i: outcome for i, outcome in recorded.items() if i < len(items)}
+            for index, outcome in recorded.items():
+                results[index] = self._account(state, outcome)
+            span.set(rolegraph__items_restored=sorted(recorded))
 
             async def branch(index: int, item: Any) -> None:
                 async with branch_slots:
@@ -241,7 +361,8 @@ class Scheduler:
 
             async with asyncio.TaskGroup() as group:
                 for index, item in enumerate(items):
-                    group.create_task(branch(index, item), name=f"step {node}[{index}]")
+                    if index not in recorded:
+                        group.create_task(branch(index, item), name=f"step {node}[{index}]")
             return results
 
     async def _call(self, node: str, state: StepState, task: str, index: int | None, upstream: dict[str, Any]) -> Any:
@@ -250,6 +371,12 @@ class Scheduler:
         )
         async with self._slots:
             outcome = await self.executor.execute(call)
+        if index is not None and self.checkpointer is not None:
+            self.checkpointer.save_item(node, state.visits, index, outcome)
+        return self._account(state, outcome)
+
+    @staticmethod
+    def _account(state: StepState, outcome: StepOutcome) -> Any:
         state.usage = state.usage + outcome.usage
         state.tool_calls += outcome.tool_calls
         return outcome.output

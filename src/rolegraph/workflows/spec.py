@@ -14,6 +14,7 @@ from rolegraph.models.model import ModelSettings
 from rolegraph.traces.content import ContentMode
 
 __all__ = [
+    "Budget",
     "ForEachSpec",
     "InputSpec",
     "ModelSpec",
@@ -118,6 +119,35 @@ class ForEachSpec(_Strict):
     """Items past this many are dropped (and the drop is traced)."""
 
 
+class Budget(_Strict):
+    """Hard limits on what a run (``settings.budget``) or one step (``steps.<id>.budget``) may use.
+
+    Reaching one stops the run with status ``budget_exceeded``; the run can be resumed
+    with a higher limit (``rolegraph resume RUN --max-tokens N``). Unset: no limit.
+    """
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Model tokens, input plus output, over every model call."""
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    """Cost in USD of the model calls, at the price table's prices."""
+    max_wall_s: float | None = Field(default=None, gt=0)
+    """Seconds of wall time (for a run: summed over its invocations, resumes included)."""
+    max_tool_calls: int | None = Field(default=None, ge=0)
+    """Tool calls made."""
+    max_iterations: int | None = Field(default=None, ge=1)
+    """Agent loop iterations (model calls: acting steps, final answers and repairs)."""
+
+    def merged(self, override: Budget | None) -> Budget:
+        """This budget with every limit set in `override` replacing its own."""
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_none=True))
+
+    def limits(self) -> dict[str, float]:
+        """The limits that are set, by name."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class RouteSpec(_Strict):
     """After the step, if `when` holds, run `goto` again: a loop with an explicit bound."""
 
@@ -148,6 +178,8 @@ class StepSpec(_Strict):
     """A name from `models` (or a model string) overriding the role's model for this step."""
     max_steps: int | None = Field(default=None, ge=1, le=50)
     """Overrides the role's `max_steps` for this step."""
+    budget: Budget | None = None
+    """Limits on what this step may use (all its items and visits together)."""
 
 
 class OutputSpec(_Strict):
@@ -191,6 +223,8 @@ class RunSettings(_Strict):
     redact_env: list[Name] = Field(default_factory=list)
     """Environment variables whose values are always redacted from traces, logs and run files
     (besides API keys and tokens, which always are)."""
+    budget: Budget = Field(default_factory=Budget)
+    """Limits on what the whole run may use."""
 
 
 def _default_models() -> dict[str, ModelSpec | str]:

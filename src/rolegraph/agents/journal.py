@@ -1,0 +1,45 @@
+"""The call journal: where an agent looks up and records its model and tool calls, for durable runs.
+
+A durable run gives each agent a journal. Before a call the agent asks it for a
+recorded result under a deterministic call id; if there is one (the run was
+resumed after a crash) the agent replays it instead of calling again, and after
+a call it records the result. An agent without a journal just makes its calls.
+
+Call ids name a call's place in the run, so the same call gets the same id in
+every process that works on the run::
+
+    research[1]#1/chat/2        step research, item 1, first visit, second model call
+    research[1]#1/tool/2/0      the first tool call that model call asked for
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+__all__ = ["CallJournal", "chat_call_id", "tool_call_id"]
+
+
+class CallJournal(Protocol):
+    """Recorded results of an agent's calls, by call id (JSON data in, JSON data out).
+
+    Either method may raise to stop the agent before or after a call (a run's
+    budget that ran out does); the exception propagates out of `Agent.run`.
+    """
+
+    def get(self, call_id: str) -> Any | None:
+        """The recorded result of `call_id`, or None if the call has to be made."""
+        ...
+
+    def put(self, call_id: str, result: Any) -> None:
+        """Record the result of the completed call `call_id`."""
+        ...
+
+
+def chat_call_id(prefix: str, number: int) -> str:
+    """The id of an agent's `number`-th model call (1-based)."""
+    return f"{prefix}/chat/{number}"
+
+
+def tool_call_id(prefix: str, number: int, index: int) -> str:
+    """The id of the `index`-th tool call (0-based) requested by model call `number`."""
+    return f"{prefix}/tool/{number}/{index}"

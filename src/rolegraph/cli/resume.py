@@ -1,0 +1,63 @@
+"""``rolegraph resume``: continue a run that crashed, was killed, was cancelled or ran out of budget."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from rolegraph.cli._common import (
+    EXIT_BAD_INPUT,
+    MaxCostOption,
+    MaxIterationsOption,
+    MaxTokensOption,
+    MaxToolCallsOption,
+    MaxWallOption,
+    RunArgument,
+    RunIdSink,
+    app,
+    budget_from,
+    err,
+    exit_for,
+    find_run,
+    run_async,
+)
+from rolegraph.cli.workflows import print_result
+from rolegraph.traces.progress import ProgressPrinter
+from rolegraph.traces.sinks import TraceSink
+from rolegraph.workflows.resume import resume as resume_run
+
+
+@app.command()
+def resume(
+    run_id: RunArgument,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON summary object on stdout at the end.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Resume even though the workflow file changed since the run started.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
+    max_tokens: MaxTokensOption = None,
+    max_cost: MaxCostOption = None,
+    max_wall: MaxWallOption = None,
+    max_tool_calls: MaxToolCallsOption = None,
+    max_iterations: MaxIterationsOption = None,
+) -> None:
+    """Continue a run from its last checkpoint: finished steps are not run again, recorded calls are replayed.
+
+    Exit codes as for `run`; 2 also when the run cannot be resumed (its workflow file changed: see --force).
+    """
+    run_dir = find_run(run_id)
+    budget = budget_from(max_tokens, max_cost, max_wall, max_tool_calls, max_iterations)
+    named = RunIdSink()
+    sinks: list[TraceSink] = [named] if quiet else [named, ProgressPrinter(err)]
+    result = run_async(
+        resume_run(run_dir, force=force, budget=budget, sinks=sinks), error_exit=EXIT_BAD_INPUT, on_interrupt=named.hint
+    )
+    if as_json:
+        print(json.dumps(result.summary(), indent=2))
+    print_result(result)
+    if result.status != "completed":
+        raise typer.Exit(exit_for(result.status))

@@ -1,0 +1,184 @@
+"""Budgets: hard limits on tokens, cost, tool calls and iterations, checked at every recorded call.
+
+A durable run records each completed model and tool call in its journal (the
+run store); `BudgetMeter` counts what each record spends, per run and per step,
+and `MeteredJournal` is the journal an agent sees: it replays recorded calls,
+checks the limits before a new call and after recording one, and raises
+`BudgetExceeded` when a limit is reached. The call that crossed a limit is
+recorded before the run stops, so a resume with a higher limit replays it rather
+than paying for it twice. Replayed calls are never counted again: the meter
+starts from the journal's totals.
+
+Wall-time limits are timers, not counts: the run's in `workflows/durable.py`,
+a step's in the scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rolegraph.errors import BudgetExceeded
+from rolegraph.models.model import Usage
+from rolegraph.traces.pricing import PriceTable
+from rolegraph.workflows.runstore import JournalEntry, RunStore
+from rolegraph.workflows.spec import Budget
+
+__all__ = ["BudgetMeter", "MeteredJournal", "Spent"]
+
+
+@dataclass
+class Spent:
+    """What a run or a step has used so far."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    tool_calls: int = 0
+    iterations: int = 0
+
+    @property
+    def tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def usage(self) -> Usage:
+        """The tokens as a `Usage`."""
+        return Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens)
+
+
+class BudgetMeter:
+    """Counts recorded calls against the run's budget and each step's.
+
+    Args:
+        run_budget: The run's limits.
+        step_budgets: Each step's own limits (steps without a budget may be left out).
+        prices: Prices for ``max_cost_usd`` (a model without a price counts as free).
+        recorded: Calls already in the journal (a resumed run): counted, never checked.
+    """
+
+    def __init__(
+        self,
+        run_budget: Budget,
+        step_budgets: Mapping[str, Budget],
+        prices: PriceTable,
+        recorded: Iterable[JournalEntry] = (),
+    ) -> None:
+        self.run_budget = run_budget
+        self.step_budgets = dict(step_budgets)
+        self.prices = prices
+        self.run = Spent()
+        self.steps: dict[str, Spent] = {}
+        for entry in recorded:
+            self.count(entry)
+
+    def _scopes(self, step_id: str) -> list[tuple[Budget, Spent, str]]:
+        scopes = [(self.run_budget, self.run, "run")]
+        step_budget = self.step_budgets.get(step_id)
+        if step_budget is not None:
+            scopes.append((step_budget, self.steps.setdefault(step_id, Spent()), f"step {step_id}"))
+        return scopes
+
+    def count(self, entry: JournalEntry, *, reserved: bool = False) -> None:
+        """Add a recorded call to the run's and its step's totals.
+
+        Args:
+            entry: The call.
+            reserved: `before` already counted the call itself (not its tokens).
+        """
+        cost = self.prices.cost(entry.model, entry.input_tokens, entry.output_tokens) or 0.0
+        for spent in (self.run, self.steps.setdefault(entry.step_id, Spent())):
+            if entry.kind == "chat":
+                spent.input_tokens += entry.input_tokens
+                spent.output_tokens += entry.output_tokens
+                spent.cost_usd += cost
+                spent.iterations += int(not reserved)
+            else:
+                spent.tool_calls += int(not reserved)
+
+    def before(self, step_id: str, kind: str) -> None:
+        """Check that a new call of `kind` (``chat`` or ``tool``) may start in `step_id`, and count it.
+
+        The call counts from here, not from its record: calls started together (parallel
+        tool calls, parallel items) must not all pass a limit that only one of them fits.
+
+        Raises:
+            BudgetExceeded: A limit is already reached.
+        """
+        scopes = self._scopes(step_id)
+        for budget, spent, scope in scopes:
+            if kind == "chat":
+                _check(budget.max_tokens, spent.tokens, "max_tokens", scope, strict=False)
+                _check(budget.max_cost_usd, spent.cost_usd, "max_cost_usd", scope, strict=False)
+                _check(budget.max_iterations, spent.iterations, "max_iterations", scope, strict=False)
+            else:
+                _check(budget.max_tool_calls, spent.tool_calls, "max_tool_calls", scope, strict=False)
+        for spent in (self.run, self.steps.setdefault(step_id, Spent())):
+            if kind == "chat":
+                spent.iterations += 1
+            else:
+                spent.tool_calls += 1
+
+    def after(self, step_id: str) -> None:
+        """Check the limits a just-recorded call may have crossed.
+
+        Raises:
+            BudgetExceeded: The call took the run or step past a limit.
+        """
+        for budget, spent, scope in self._scopes(step_id):
+            _check(budget.max_tokens, spent.tokens, "max_tokens", scope, strict=True)
+            _check(budget.max_cost_usd, spent.cost_usd, "max_cost_usd", scope, strict=True)
+
+
+def _check(limit: float | None, used: float, name: str, scope: str, *, strict: bool) -> None:
+    """Raise if `used` is past `limit` (strict) or has reached it (a new call could only go past it)."""
+    if limit is not None and (used > limit if strict else used >= limit):
+        raise BudgetExceeded(name, scope, limit, used)
+
+
+class MeteredJournal:
+    """The call journal one agent run sees: the run store's, metered against the budgets.
+
+    Args:
+        store: The run store.
+        meter: The run's budget meter.
+        step_id: The step the agent works on.
+        model: The agent's model string (for prices).
+    """
+
+    def __init__(self, store: RunStore, meter: BudgetMeter, step_id: str, model: str) -> None:
+        self.store = store
+        self.meter = meter
+        self.step_id = step_id
+        self.model = model
+
+    def get(self, call_id: str) -> Any | None:
+        """The recorded result, or None after checking that a new call is within budget."""
+        recorded = self.store.get(call_id)
+        if recorded is None:
+            self.meter.before(self.step_id, _kind(call_id))
+        return recorded
+
+    def put(self, call_id: str, result: Any) -> None:
+        """Record the call, count it, and check it did not go past a limit."""
+        kind = _kind(call_id)
+        usage = (result.get("usage") or {}) if kind == "chat" and isinstance(result, dict) else {}
+        entry = JournalEntry(
+            call_id=call_id,
+            step_id=self.step_id,
+            kind=kind,
+            model=self.model if kind == "chat" else None,
+            input_tokens=int(usage.get("input_tokens", 0)),
+            output_tokens=int(usage.get("output_tokens", 0)),
+            result=result,
+        )
+        self.store.put(entry)
+        self.meter.count(entry, reserved=True)
+        self.meter.after(self.step_id)
+
+
+def _kind(call_id: str) -> str:
+    # Call ids are "<step>[<item>]#<visit>/<kind>/...": step ids are identifiers, so no "/" before the kind.
+    return call_id.split("/")[1]

@@ -1,0 +1,210 @@
+"""What makes a run durable: its run store, call journal, budgets and kill points, wired for one invocation.
+
+`Workflow.run` and `resume` both drive a run through one `Durability`: it opens
+(or creates) the run store, restores what a resumed run had done (the scheduler
+checkpoint, the source registry, the budget meter's totals, the position of
+scripted models), hands each agent its metered journal, and records the run's
+status and elapsed time when the invocation ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+
+from rolegraph.agents.journal import CallJournal
+from rolegraph.errors import BudgetExceeded, Problem, ResumeError, SpecError
+from rolegraph.models.model import Model
+from rolegraph.models.scripted import ScriptedModel
+from rolegraph.tools.sources import SourceRegistry
+from rolegraph.traces.pricing import PricesError, PriceTable
+from rolegraph.traces.tracer import Tracer
+from rolegraph.workflows.budget import BudgetMeter, MeteredJournal
+from rolegraph.workflows.killpoints import KillPoints
+from rolegraph.workflows.runstore import STORE_FILE, RunRecord, RunStore
+from rolegraph.workflows.scheduler import Checkpoint, StepOutcome, StepState
+from rolegraph.workflows.spec import Budget, WorkflowSpec
+
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = ["LOCK_FILE", "Durability", "file_hash"]
+
+LOCK_FILE = "run.lock"
+"""Held (``flock``) by the process working on a run: two processes never drive one run at once."""
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file's bytes, in hex."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Durability:
+    """One invocation's view of a run's durable state.
+
+    Args:
+        spec: The workflow (for the steps' budgets).
+        run_dir: The run folder.
+        record: The run's record (updated as the invocation goes).
+        prices_file: The user's price file (read when a cost limit is set).
+    """
+
+    def __init__(self, spec: WorkflowSpec, run_dir: Path, record: RunRecord, *, prices_file: Path) -> None:
+        self.run_dir = run_dir
+        self.record = record
+        self.kill_points = KillPoints.from_env()
+        steps = {step_id: step.budget for step_id, step in spec.steps.items() if step.budget is not None}
+        self.run_budget = Budget(**record.budget)
+        self.costed = any(b.max_cost_usd is not None for b in (self.run_budget, *steps.values()))
+        """Whether a cost limit is set (prices are read only then)."""
+        prices = PriceTable()
+        if self.costed:
+            try:
+                prices = PriceTable.load(prices_file)
+            except PricesError as exc:
+                raise SpecError([Problem(str(exc), path="settings.budget.max_cost_usd")]) from None
+        self.prices = prices
+        self.meter = BudgetMeter(self.run_budget, steps, prices)
+        self._store: RunStore | None = None
+        self._lock: int | None = None
+        self.checkpoint: Checkpoint | None = None
+        """The checkpoint a resumed run continues from."""
+        self.recorded_calls = 0
+        """Calls in the journal when the invocation began."""
+        self._elapsed_before = record.elapsed_s
+        self._started = time.perf_counter()
+
+    @property
+    def store(self) -> RunStore:
+        """The open run store."""
+        if self._store is None:
+            raise RuntimeError("the run store is not open yet")
+        return self._store
+
+    def journal(self, step_id: str, model: str) -> CallJournal:
+        """The journal for one agent run of `step_id` (see `JournalFactory`)."""
+        return MeteredJournal(self.store, self.meter, step_id, model)
+
+    def check_prices(self, models: Mapping[str, Model]) -> None:
+        """Refuse a cost limit that cannot be kept: every model must have a price.
+
+        Raises:
+            SpecError: ``max_cost_usd`` is set and a model of the run is not in the price table.
+        """
+        if not self.costed:
+            return
+        unpriced = sorted(name for name in models if self.prices.price(name) is None)
+        if unpriced:
+            message = (
+                f"max_cost_usd is set but {', '.join(unpriced)} has no price; add it to"
+                " $ROLEGRAPH_HOME/prices.yaml (USD per million input and output tokens)"
+            )
+            raise SpecError([Problem(message, path="settings.budget.max_cost_usd")])
+
+    def open(self, *, resuming: bool, sources: SourceRegistry, models: Mapping[str, Model]) -> None:
+        """Open the store (a new one, or the run's own when `resuming`) and restore what the run had done.
+
+        Raises:
+            ResumeError: Another process is working on the run.
+        """
+        self._take_lock()
+        if not resuming:
+            self._store = RunStore(self.run_dir / STORE_FILE, kill_points=self.kill_points)
+            self.store.write_record(self.record)
+            return
+        self._store = RunStore.open_existing(self.run_dir, kill_points=self.kill_points)
+        entries = list(self.store.entries())
+        self.recorded_calls = len(entries)
+        for entry in entries:
+            self.meter.count(entry)
+        for source in self.store.sources():
+            sources.add(source)
+        # A script answers by position: move each one past the calls the journal will replay.
+        replayed = Counter(entry.model for entry in entries if entry.kind == "chat")
+        for name, model in models.items():
+            if isinstance(model, ScriptedModel):
+                model.skip(replayed[name])
+        self.checkpoint = self.store.load()
+
+    def add_kill_sink(self, tracer: Tracer) -> None:
+        """Let the kill point count trace records (after the JSONL sink has written each)."""
+        if self.kill_points is not None:
+            tracer.add_sink(self.kill_points)
+
+    def begin(self, root_span_id: str) -> None:
+        """Record that this invocation started, under the run's root span."""
+        self._started = time.perf_counter()
+        self.record.root_span_id = root_span_id
+        self.record.invocations += 1
+        self.record.status = "running"
+        self.store.write_record(self.record)
+
+    # The scheduler's `Checkpointer`: the store's, plus the wall time used so far, so that the
+    # time of an invocation that is killed still counts towards the run's max_wall_s.
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        """Save the scheduler checkpoint, and the run's elapsed time with it."""
+        self.store.save(checkpoint)
+        self.record.elapsed_s = self._elapsed_before + (time.perf_counter() - self._started)
+        self.store.write_record(self.record)
+
+    def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
+        """Record a finished ``for_each`` item."""
+        self.store.save_item(step_id, visit, index, outcome)
+
+    def items(self, step_id: str, visit: int) -> dict[int, StepOutcome]:
+        """The recorded items of one visit of a ``for_each`` step."""
+        return self.store.items(step_id, visit)
+
+    def wall_time_left(self) -> float | None:
+        """Seconds left of the run's ``max_wall_s`` (None: no limit)."""
+        limit = self.run_budget.max_wall_s
+        return None if limit is None else max(0.0, limit - self.record.elapsed_s)
+
+    def wall_exceeded(self) -> BudgetExceeded:
+        """The error for a run that ran out of wall time."""
+        limit = self.run_budget.max_wall_s or 0.0
+        return BudgetExceeded("max_wall_s", "run", limit, limit)
+
+    def account(self, states: Mapping[str, StepState]) -> None:
+        """Set each step's usage and tool calls from the journal: every recorded call once, resumes included."""
+        for step_id, spent in self.meter.steps.items():
+            if step_id in states:
+                states[step_id].usage = spent.usage
+                states[step_id].tool_calls = spent.tool_calls
+
+    def finish(self, status: str) -> None:
+        """Record the invocation's end: the run's status and the wall time used; close the store."""
+        if self._store is not None:
+            self.record.status = status
+            self.record.elapsed_s = self._elapsed_before + (time.perf_counter() - self._started)
+            self.store.write_record(self.record)
+        self.close()
+
+    def _take_lock(self) -> None:
+        if sys.platform == "win32":  # no flock: the one-process-per-run rule is then the user's to keep
+            return
+        # An flock dies with its process, so a killed run never leaves its folder locked.
+        fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ResumeError(
+                f"run {self.record.run_id} is being worked on by another process; wait for it to end"
+            ) from None
+        self._lock = fd
+
+    def close(self) -> None:
+        """Close the store (if open) and release the run's lock."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None

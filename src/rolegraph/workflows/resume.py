@@ -1,0 +1,116 @@
+"""Resuming a run that crashed, was killed, was cancelled or ran out of budget.
+
+```python
+from rolegraph.workflows.resume import resume
+
+result = await resume(run_dir)                       # or resume(run_dir, budget=Budget(max_tokens=50_000))
+print(result.resumed_steps, result.executed_steps)
+```
+
+Finished steps are restored from the run store's checkpoint and not run again;
+inside the steps that run, every call in the journal is replayed instead of
+being made again. The trace continues in the same file, under the same root
+span, with a ``run_resumed`` event. A completed run is left as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rolegraph.errors import ResumeError
+from rolegraph.tools.sources import SourceRegistry
+from rolegraph.traces.pricing import PriceTable
+from rolegraph.traces.sinks import TraceSink
+from rolegraph.workflows.budget import BudgetMeter
+from rolegraph.workflows.durable import file_hash
+from rolegraph.workflows.run import CitationCount, RunResult, Workflow
+from rolegraph.workflows.runstore import RunRecord, RunStore
+from rolegraph.workflows.scheduler import StepListener
+from rolegraph.workflows.spec import Budget
+
+__all__ = ["resume"]
+
+
+async def resume(
+    run_dir: Path,
+    *,
+    force: bool = False,
+    budget: Budget | None = None,
+    sinks: Sequence[TraceSink] = (),
+    on_step: StepListener | None = None,
+) -> RunResult:
+    """Continue the run in `run_dir` from its last checkpoint.
+
+    Args:
+        run_dir: The run folder (``$ROLEGRAPH_HOME/runs/<run_id>``).
+        force: Resume even though the workflow file changed since the run started.
+        budget: Limits replacing the run's own (raise one to go on after ``budget_exceeded``).
+        sinks: Extra trace sinks.
+        on_step: Called whenever a step changes status.
+
+    Returns:
+        The run's result. A run that had already completed is returned as it is, with
+        nothing run again.
+
+    Raises:
+        ResumeError: The folder holds no resumable run, its workflow file is gone, or the
+            file changed (without `force`).
+        SpecError: The workflow file no longer loads.
+    """
+    prepared = _prepare(run_dir, force=force)
+    if isinstance(prepared, RunResult):
+        return prepared
+    record, file, home = prepared
+    workflow = Workflow.load(file)
+    record.budget = Budget(**record.budget).merged(budget).limits()
+    return await workflow._drive(record, home=home, sinks=list(sinks), on_step=on_step, resuming=True)
+
+
+def _prepare(run_dir: Path, *, force: bool) -> RunResult | tuple[RunRecord, Path, Path]:
+    """A completed run's result, or what resuming needs: the run's record, workflow file and home."""
+    run_dir = run_dir.absolute()
+    store = RunStore.open_existing(run_dir)
+    try:
+        record = store.record()
+        if record.status == "completed":
+            return _finished(run_dir, store)
+    finally:
+        store.close()
+    if record.workflow_file is None:
+        raise ResumeError(f"run {record.run_id} was not started from a workflow file, so it cannot be resumed")
+    file = Path(record.workflow_file)
+    if not file.is_file():
+        raise ResumeError(f"run {record.run_id}: its workflow file {file} is gone; restore it to resume the run")
+    if record.workflow_hash is not None and file_hash(file) != record.workflow_hash and not force:
+        raise ResumeError(
+            f"run {record.run_id}: {file} changed since the run started; its finished steps may not fit the"
+            " new file. Start a new run, or resume anyway with --force."
+        )
+    return record, file, run_dir.parent.parent
+
+
+def _finished(run_dir: Path, store: RunStore) -> RunResult:
+    """The result of a completed run, from its store and ``run.json``."""
+    summary: dict[str, Any] = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    checkpoint = store.load()
+    steps = checkpoint.states if checkpoint is not None else {}
+    meter = BudgetMeter(Budget(), {}, PriceTable(), store.entries())
+    for step_id, spent in meter.steps.items():
+        if step_id in steps:
+            steps[step_id].usage, steps[step_id].tool_calls = spent.usage, spent.tool_calls
+    sources = SourceRegistry(store.sources())
+    return RunResult(
+        run_id=summary["run_id"],
+        status="completed",
+        run_dir=run_dir,
+        outputs={name: Path(path) for name, path in (summary.get("outputs") or {}).items()},
+        steps=steps,
+        sources=list(sources),
+        usage=meter.run.usage,
+        citations=CitationCount(**(summary.get("citations") or {})),
+        duration_s=float(summary.get("duration_s") or 0.0),
+        resumed_steps=[s for s, state in steps.items() if state.status == "completed"],
+    )

@@ -1,0 +1,254 @@
+"""The run store: a run's durable state in SQLite, so a crashed, killed or cancelled run can resume.
+
+One database per run, ``<run folder>/run.sqlite``: the run folder stays
+self-contained (pruning or copying a run takes its state along) and parallel runs
+never contend for one lock. WAL mode, one transaction per write: a write torn by a
+crash is rolled back on the next open, leaving the previous checkpoint intact.
+``synchronous=NORMAL`` makes every commit survive the process being killed; a
+power cut may lose the last commits (never corrupt the database).
+
+Tables:
+
+- ``run``: one row, the `RunRecord` (workflow file and its hash, inputs, model
+  override, budget, status, root span id, invocations).
+- ``steps``, ``routes``, ``routed``: the scheduler's checkpoint (each step's state
+  and output, route counters, the context a route passed back), replaced together.
+- ``items``: outputs of the finished items of a ``for_each`` step, so a resumed
+  fan-out runs only the missing items.
+- ``calls``: the call journal: every completed model and tool call by its call
+  id, with its result (a tool's result holds the sources it registered).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from rolegraph.errors import ResumeError
+from rolegraph.tools.sources import Source
+from rolegraph.traces.content import ContentMode
+from rolegraph.workflows.killpoints import KillPoints
+from rolegraph.workflows.scheduler import Checkpoint, StepOutcome, StepState
+
+__all__ = ["STORE_FILE", "JournalEntry", "RunRecord", "RunStore"]
+
+STORE_FILE = "run.sqlite"
+"""The run store's file name inside a run folder."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (step_id TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS routes (step_id TEXT, route INTEGER, fired INTEGER NOT NULL, PRIMARY KEY (step_id, route));
+CREATE TABLE IF NOT EXISTS routed (step_id TEXT PRIMARY KEY, context TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    step_id TEXT, visit INTEGER, item INTEGER, outcome TEXT NOT NULL, PRIMARY KEY (step_id, visit, item)
+);
+CREATE TABLE IF NOT EXISTS calls (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, call_id TEXT NOT NULL UNIQUE, step_id TEXT NOT NULL,
+    kind TEXT NOT NULL, model TEXT, input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL
+);
+"""
+
+
+class RunRecord(BaseModel):
+    """What a run was started with, and where it stands."""
+
+    run_id: str
+    workflow: str
+    workflow_file: str | None = None
+    """Absolute path of the workflow file (None for a workflow built in Python)."""
+    workflow_hash: str | None = None
+    """SHA-256 of the workflow file when the run started: a resume refuses a changed file."""
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = None
+    """The ``--model`` override, if any."""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """Settings laid over the default model's (the fields an eval matrix or caller set)."""
+    content: ContentMode | None = None
+    """The content mode chosen for the run, if it replaced the workflow's ``settings.content``."""
+    budget: dict[str, float] = Field(default_factory=dict)
+    """The run's budget limits (the workflow's, with command-line overrides)."""
+    status: str = "running"
+    started: str = ""
+    """ISO 8601 UTC."""
+    root_span_id: str | None = None
+    """The ``invoke_workflow`` span every invocation of the run continues."""
+    invocations: int = 0
+    """How many processes have worked on the run (1 + resumes)."""
+    elapsed_s: float = 0.0
+    """Wall time of the finished invocations, for the run's ``max_wall_s``."""
+
+
+class JournalEntry(BaseModel):
+    """One recorded call."""
+
+    call_id: str
+    step_id: str
+    kind: str
+    """``chat`` or ``tool``."""
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    result: Any = None
+
+
+class RunStore:
+    """A run's durable state (see the module docstring). Used from the event loop's thread only.
+
+    Args:
+        path: The database file.
+        kill_points: Fault-injection hook for tests (``ROLEGRAPH_KILL_AT``); None in normal use.
+    """
+
+    def __init__(self, path: Path, *, kill_points: KillPoints | None = None) -> None:
+        self.path = path
+        self.kill_points = kill_points
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except BaseException:
+            self._db.close()
+            raise
+        self._cache: dict[str, Any] = {}
+        for call_id, result in self._db.execute("SELECT call_id, result FROM calls"):
+            self._cache[call_id] = json.loads(result)
+
+    @classmethod
+    def open_existing(cls, run_dir: Path, *, kill_points: KillPoints | None = None) -> RunStore:
+        """The store of an existing run folder.
+
+        Raises:
+            ResumeError: The folder has no run store (a run from before run stores, or not a run).
+        """
+        path = run_dir / STORE_FILE
+        if not path.is_file():
+            raise ResumeError(f"{run_dir}: no run store ({STORE_FILE}); this run cannot be resumed")
+        return cls(path, kill_points=kill_points)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def _hit(self, kind: str) -> None:
+        if self.kill_points is not None:
+            self.kill_points.hit(kind)
+
+    # The run
+
+    def write_record(self, record: RunRecord) -> None:
+        """Save the run's record."""
+        self._db.execute("INSERT OR REPLACE INTO run (id, record) VALUES (1, ?)", (record.model_dump_json(),))
+
+    def record(self) -> RunRecord:
+        """The run's record.
+
+        Raises:
+            ResumeError: The store holds no record (the run died while starting).
+        """
+        row = self._db.execute("SELECT record FROM run WHERE id = 1").fetchone()
+        if row is None:
+            raise ResumeError(f"{self.path}: the run store holds no run record; the run never started")
+        return RunRecord.model_validate_json(row[0])
+
+    # Checkpoints (the scheduler's `Checkpointer`)
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        """Replace the scheduler checkpoint, in one transaction."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM steps")
+            self._db.executemany(
+                "INSERT INTO steps (step_id, state) VALUES (?, ?)",
+                [(s.step_id, s.model_dump_json()) for s in checkpoint.states.values()],
+            )
+            self._db.execute("DELETE FROM routes")
+            self._db.executemany(
+                "INSERT INTO routes (step_id, route, fired) VALUES (?, ?, ?)",
+                [(step, route, fired) for (step, route), fired in checkpoint.route_fired.items()],
+            )
+            self._db.execute("DELETE FROM routed")
+            self._db.executemany(
+                "INSERT INTO routed (step_id, context) VALUES (?, ?)",
+                [(step, json.dumps(context, default=str)) for step, context in checkpoint.routed.items()],
+            )
+        self._hit("checkpoint")
+
+    def load(self) -> Checkpoint | None:
+        """The last scheduler checkpoint, or None if none was written."""
+        states = {step: StepState.model_validate_json(state) for step, state in self._db.execute("SELECT * FROM steps")}
+        if not states:
+            return None
+        fired = {(step, route): n for step, route, n in self._db.execute("SELECT * FROM routes")}
+        routed = {step: json.loads(c) for step, c in self._db.execute("SELECT * FROM routed")}
+        return Checkpoint(states=states, route_fired=fired, routed=routed)
+
+    def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
+        """Record a finished item of a ``for_each`` step."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO items (step_id, visit, item, outcome) VALUES (?, ?, ?, ?)",
+            (step_id, visit, index, outcome.model_dump_json()),
+        )
+        self._hit("item")
+
+    def items(self, step_id: str, visit: int) -> dict[int, StepOutcome]:
+        """The recorded items of one visit of a ``for_each`` step, by index."""
+        rows = self._db.execute("SELECT item, outcome FROM items WHERE step_id = ? AND visit = ?", (step_id, visit))
+        return {index: StepOutcome.model_validate_json(outcome) for index, outcome in rows}
+
+    # The call journal
+
+    def get(self, call_id: str) -> Any | None:
+        """The recorded result of `call_id`, or None."""
+        return self._cache.get(call_id)
+
+    def put(self, entry: JournalEntry) -> None:
+        """Record a completed call (a second record under the same id is ignored)."""
+        if entry.call_id in self._cache:
+            return
+        self._db.execute(
+            "INSERT OR IGNORE INTO calls (call_id, step_id, kind, model, input_tokens, output_tokens, result)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.call_id,
+                entry.step_id,
+                entry.kind,
+                entry.model,
+                entry.input_tokens,
+                entry.output_tokens,
+                json.dumps(entry.result, ensure_ascii=False, default=str),
+            ),
+        )
+        self._cache[entry.call_id] = entry.result
+        self._hit("journal")
+
+    def entries(self) -> Iterator[JournalEntry]:
+        """Every recorded call, in the order recorded."""
+        rows = self._db.execute(
+            "SELECT call_id, step_id, kind, model, input_tokens, output_tokens, result FROM calls ORDER BY seq"
+        )
+        for call_id, step_id, kind, model, tokens_in, tokens_out, result in rows:
+            yield JournalEntry(
+                call_id=call_id,
+                step_id=step_id,
+                kind=kind,
+                model=model,
+                input_tokens=tokens_in,
+                output_tokens=tokens_out,
+                result=json.loads(result),
+            )
+
+    def sources(self) -> list[Source]:
+        """The sources the recorded tool calls returned, in the order they were recorded."""
+        found: list[Source] = []
+        for entry in self.entries():
+            if entry.kind == "tool" and isinstance(entry.result, dict):
+                found += [Source.model_validate(s) for s in entry.result.get("sources") or ()]
+        return found

@@ -1,0 +1,105 @@
+"""An agent with a call journal: records each model and tool call under its call id, replays recorded ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rolegraph.agents.agent import Agent
+from rolegraph.agents.journal import chat_call_id, tool_call_id
+from rolegraph.agents.roles import BUILTIN_ROLES
+from rolegraph.errors import BudgetExceeded
+from rolegraph.testing import ScriptedModel, final, tool_call
+from rolegraph.tools.sources import Source, SourceRegistry
+from rolegraph.tools.tool import ToolResult, tool
+from rolegraph.traces.sinks import MemorySink
+from rolegraph.traces.tracer import Tracer
+
+CALLS: list[str] = []
+
+
+@tool
+async def lookup(query: str) -> ToolResult:
+    """Find a paper."""
+    CALLS.append(query)
+    return ToolResult(content=f"[lora] about {query}", sources=[Source(id="lora", title="LoRA", text="It works.")])
+
+
+RESEARCHER = BUILTIN_ROLES["researcher"].model_copy(update={"tools": ("lookup",), "max_steps": 3})
+ANSWER = {"claims": [{"source_id": "lora", "evidence": "It works.", "claim": "LoRA works."}]}
+
+
+class DictJournal:
+    """A journal in a dict, recording the order of gets and puts."""
+
+    def __init__(self) -> None:
+        self.recorded: dict[str, Any] = {}
+        self.log: list[tuple[str, str]] = []
+
+    def get(self, call_id: str) -> Any | None:
+        self.log.append(("get", call_id))
+        return self.recorded.get(call_id)
+
+    def put(self, call_id: str, result: Any) -> None:
+        self.log.append(("put", call_id))
+        self.recorded[call_id] = result
+
+
+def script() -> ScriptedModel:
+    return ScriptedModel([tool_call("lookup", query="LoRA"), final(ANSWER, thought="done")])
+
+
+@pytest.fixture(autouse=True)
+def _no_calls() -> None:
+    CALLS.clear()
+
+
+class TestJournal:
+    async def test_calls_are_looked_up_then_recorded_under_their_ids(self) -> None:
+        """Each model and tool call is asked for first, then recorded, under ids from the agent's prefix."""
+        journal = DictJournal()
+        await Agent(RESEARCHER, script(), [lookup], journal=journal, call_prefix="r[0]#1").run("Find LoRA.")
+        assert journal.log == [
+            ("get", "r[0]#1/chat/1"),
+            ("put", "r[0]#1/chat/1"),
+            ("get", "r[0]#1/tool/1/0"),
+            ("put", "r[0]#1/tool/1/0"),
+            ("get", "r[0]#1/chat/2"),
+            ("put", "r[0]#1/chat/2"),
+        ]
+        assert journal.recorded["r[0]#1/tool/1/0"]["sources"][0]["id"] == "lora"
+        assert (chat_call_id("p", 2), tool_call_id("p", 2, 1)) == ("p/chat/2", "p/tool/2/1")
+
+    async def test_recorded_calls_are_replayed_not_made(self) -> None:
+        """A second agent on the same journal gives the same result without calling the model or the tool;
+        replayed chat spans say so and carry no gen_ai usage."""
+        journal = DictJournal()
+        first = await Agent(RESEARCHER, script(), [lookup], journal=journal).run("Find LoRA.")
+        sink = MemorySink()
+        silent = ScriptedModel([])
+        sources = SourceRegistry()
+        again = await Agent(
+            RESEARCHER, silent, [lookup], journal=journal, sources=sources, tracer=Tracer("t", [sink])
+        ).run("Find LoRA.")
+        assert (again.output, again.usage, again.tool_calls) == (first.output, first.usage, first.tool_calls)
+        assert (silent.calls, CALLS) == ([], ["LoRA"])
+        assert sources.ids() == ["lora"]  # a replayed tool result still registers its sources
+        ends = [r for r in sink.records if r["event"] == "span_end" and r["kind"] in ("chat", "execute_tool")]
+        assert [r["attributes"]["rolegraph.replayed"] for r in ends] == [True, True, True]
+        chats = [r["attributes"] for r in ends if r["kind"] == "chat"]
+        assert all("gen_ai.usage.input_tokens" not in a for a in chats)
+        assert sum(a["rolegraph.replayed.input_tokens"] for a in chats) == first.usage.input_tokens
+
+    async def test_a_journal_can_stop_the_agent(self) -> None:
+        """An exception from the journal (a budget that ran out) ends the run before the call is made."""
+
+        class Refusing(DictJournal):
+            def get(self, call_id: str) -> Any | None:
+                if "/tool/" in call_id:
+                    raise BudgetExceeded("max_tool_calls", "run", 0, 0)
+                return super().get(call_id)
+
+        with pytest.raises(BudgetExceeded, match="max_tool_calls is 0"):
+            await Agent(RESEARCHER, script(), [lookup], journal=Refusing()).run("Find LoRA.")
+        assert CALLS == []

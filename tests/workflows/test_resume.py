@@ -1,0 +1,231 @@
+"""Resuming runs in-process: after a cancellation, after a budget ran out (each kind), twice, and refused ones."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+import rolegraph
+from durable_projects import edit, outputs_of, touch, wait_until_exists, write_loop_project, write_waiting_project
+from projects import isolated_home
+from rolegraph.errors import ResumeError, SpecError
+from rolegraph.traces.sinks import read_jsonl
+from rolegraph.workflows.resume import resume
+from rolegraph.workflows.run import RunResult
+from rolegraph.workflows.runstore import RunStore
+from rolegraph.workflows.spec import Budget
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return isolated_home(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return write_loop_project(tmp_path / "project")
+
+
+@pytest.fixture
+def baseline(project: Path, tmp_path: Path) -> RunResult:
+    """An uninterrupted run of the looping project (in its own home)."""
+    return rolegraph.load(project).run_sync(home=tmp_path / "baseline")
+
+
+async def wait_for(path: Path) -> None:
+    await asyncio.to_thread(wait_until_exists, path)
+
+
+class TestCancelled:
+    async def test_a_cancelled_run_resumes(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Cancelling the run's task records `cancelled` (run.json and run store); resume finishes the run."""
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        monkeypatch.setenv("DURABLE_TEST_DIR", str(marks))
+        workflow = rolegraph.load(write_waiting_project(tmp_path / "project"))
+        task = asyncio.create_task(workflow.run())
+        await wait_for(marks / "started")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (run_dir,) = (tmp_path / "home" / "runs").iterdir()
+        assert json.loads((run_dir / "run.json").read_text())["status"] == "cancelled"
+        store = RunStore.open_existing(run_dir)
+        assert store.record().status == "cancelled"
+        store.close()
+        touch(marks / "release")
+        result = await resume(run_dir)
+        assert (result.status, result.resumed_steps, result.executed_steps) == ("completed", ["plan"], ["hold"])
+        assert json.loads((run_dir / "held.json").read_text()) == {"note": "done"}
+
+    async def test_a_run_in_progress_cannot_be_resumed(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """While a process works on a run (it holds the run's lock), resuming it is refused."""
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        monkeypatch.setenv("DURABLE_TEST_DIR", str(marks))
+        task = asyncio.create_task(rolegraph.load(write_waiting_project(tmp_path / "project")).run())
+        await wait_for(marks / "started")
+        (run_dir,) = (tmp_path / "home" / "runs").iterdir()
+        with pytest.raises(ResumeError, match="being worked on by another process"):
+            await resume(run_dir)
+        touch(marks / "release")
+        assert (await task).status == "completed"
+
+
+class TestResumingAgain:
+    async def test_resuming_a_finished_run_changes_nothing(self, baseline: RunResult) -> None:
+        """A completed run resumed (twice) runs nothing: same trace bytes, outputs, usage; no step executed."""
+        trace = (baseline.run_dir / "trace.jsonl").read_bytes()
+        outputs = outputs_of(baseline.run_dir)
+        for _ in range(2):
+            again = await resume(baseline.run_dir)
+            assert (again.status, again.executed_steps) == ("completed", [])
+            assert again.resumed_steps == ["plan", "research", "review", "write"]
+            assert again.usage == baseline.usage
+            assert [s.id for s in again.sources] == [s.id for s in baseline.sources]
+        assert (baseline.run_dir / "trace.jsonl").read_bytes() == trace
+        assert outputs_of(baseline.run_dir) == outputs
+
+    async def test_the_trace_continues_under_one_root(self, project: Path, baseline: RunResult) -> None:
+        """A resumed run's spans join the same root span; a run_resumed event marks where the resume began."""
+        stopped = await rolegraph.load(project).run(budget=Budget(max_iterations=2))
+        result = await resume(stopped.run_dir, budget=Budget(max_iterations=100))
+        assert result.status == "completed"
+        trace = result.trace
+        (root,) = trace.roots
+        assert (root.status, root.attributes["rolegraph.invocation"], root.attributes["rolegraph.resumed"]) == (
+            "ok",
+            2,
+            True,
+        )
+        events = [r for r in read_jsonl(result.run_dir / "trace.jsonl") if r.get("event") == "event"]
+        assert [(e["name"], e["parent_id"], e["attributes"]["rolegraph.resumed_steps"]) for e in events] == [
+            ("run_resumed", root.span_id, ["plan"])
+        ]
+        replayed = [s for s in trace.walk() if s.attributes.get("rolegraph.replayed")]
+        assert [s.attributes["rolegraph.call.id"] for s in replayed] == [
+            "research[0]#1/chat/1",
+            "research[0]#1/tool/1/0",
+        ]
+        assert all("gen_ai.usage.input_tokens" not in s.attributes for s in replayed)
+        # Tokens traced = tokens spent: no call was made twice, so the trace sums to the run's usage.
+        assert trace.usage() == (result.usage.input_tokens, result.usage.output_tokens)
+        assert (root.input_tokens, root.output_tokens) == trace.usage()
+        assert outputs_of(result.run_dir) == outputs_of(baseline.run_dir)
+
+    async def test_a_changed_workflow_file_is_refused(self, project: Path) -> None:
+        """After the workflow file changed, resume raises ResumeError naming --force; force resumes."""
+        stopped = await rolegraph.load(project).run(budget=Budget(max_iterations=2))
+        edit(project, "Write the review.", "Write the review!")
+        with pytest.raises(ResumeError, match=r"changed since the run started.*--force"):
+            await resume(stopped.run_dir, budget=Budget(max_iterations=100))
+        forced = await resume(stopped.run_dir, budget=Budget(max_iterations=100), force=True)
+        assert forced.status == "completed"
+
+    async def test_a_folder_without_a_store_is_refused(self, tmp_path: Path) -> None:
+        """A folder that holds no run store cannot be resumed, and the error says so."""
+        (tmp_path / "nothing").mkdir()
+        with pytest.raises(ResumeError, match="no run store"):
+            await resume(tmp_path / "nothing")
+
+
+PRICES = '"scripted:*": {input: 1000, output: 1000}\n'
+"""$0.001 a token: scripted models are free by default."""
+
+
+class TestBudgets:
+    @pytest.mark.parametrize(
+        ("budget", "limit", "stopped_in", "used"),
+        [
+            (Budget(max_tokens=60), "max_tokens", "research", 134),
+            (Budget(max_cost_usd=0.06), "max_cost_usd", "research", 0.134),
+            (Budget(max_iterations=2), "max_iterations", "research", 2),
+            (Budget(max_tool_calls=1), "max_tool_calls", "research", 1),
+        ],
+    )
+    async def test_each_limit_stops_the_run_resumably(
+        self,
+        project: Path,
+        baseline: RunResult,
+        home: Path,
+        budget: Budget,
+        limit: str,
+        stopped_in: str,
+        used: float,
+    ) -> None:
+        """A run limit stops the run `budget_exceeded` in the step that reached it, partial outputs written,
+        the trace naming the limit; resumed with a higher limit it ends like an unlimited run."""
+        touch(home / "prices.yaml", PRICES)
+        stopped = await rolegraph.load(project).run(budget=budget)
+        assert stopped.status == "budget_exceeded"
+        assert stopped.steps[stopped_in].status == "budget_exceeded"
+        assert stopped.steps["plan"].status == "completed"
+        assert stopped.error == f"run budget exceeded: {limit} is {budget.limits()[limit]:g}, used {used:g}"
+        assert sorted(stopped.outputs) == ["sources"]  # the report needs the write step
+        (root,) = stopped.trace.roots
+        assert root.status == "budget_exceeded"
+        assert root.attributes["rolegraph.budget.exceeded"]["limit"] == limit
+        assert root.attributes["rolegraph.budget.exceeded"]["scope"] == "run"
+        assert json.loads((stopped.run_dir / "run.json").read_text())["status"] == "budget_exceeded"
+        assert stopped.trace.usage() == (stopped.usage.input_tokens, stopped.usage.output_tokens)
+
+        result = await resume(stopped.run_dir, budget=Budget(**{limit: 10**6}))
+        assert result.status == "completed", result.error
+        assert result.usage == baseline.usage
+        assert outputs_of(result.run_dir) == outputs_of(baseline.run_dir)
+
+    async def test_resuming_without_raising_the_limit_makes_no_call(self, project: Path) -> None:
+        """Resumed with the limit that tripped, the run stops again at once: no model or tool call is made."""
+        stopped = await rolegraph.load(project).run(budget=Budget(max_iterations=2))
+        lines = len(read_jsonl(stopped.run_dir / "trace.jsonl"))
+        again = await resume(stopped.run_dir)
+        assert again.status == "budget_exceeded"
+        new = read_jsonl(stopped.run_dir / "trace.jsonl")[lines:]
+        made = [r for r in new if r.get("event") == "span_end" and r["kind"] == "chat"]
+        assert all(r["attributes"].get("rolegraph.replayed") or r["status"] == "error" for r in made)
+        assert again.usage == stopped.usage
+
+    async def test_a_cost_limit_needs_a_price_for_every_model(self, project: Path, home: Path) -> None:
+        """max_cost_usd with a model the price table does not know is refused before the run starts."""
+        unpriced = "openai-compatible:m@http://127.0.0.1:9/v1"  # never called: the run is refused first
+        with pytest.raises(SpecError, match=f"max_cost_usd is set but {unpriced} has no price"):
+            await rolegraph.load(project).run(model=unpriced, budget=Budget(max_cost_usd=1))
+        assert not (home / "runs").exists()
+
+    async def test_a_step_budget_names_the_step(self, tmp_path: Path, baseline: RunResult) -> None:
+        """A step's own budget stops the run with scope `step <id>`; after raising it in the file, --force resumes."""
+        extra = "    budget: {max_tool_calls: 1}\n"
+        path = write_loop_project(tmp_path / "stepped")
+        path.write_text(
+            path.read_text().replace(
+                '    task: "Answer: {{ question }}"\n', '    task: "Answer: {{ question }}"\n' + extra
+            )
+        )
+        stopped = await rolegraph.load(path).run()
+        assert stopped.status == "budget_exceeded"
+        assert stopped.error == "step research budget exceeded: max_tool_calls is 1, used 1"
+        assert stopped.trace.roots[0].attributes["rolegraph.budget.exceeded"]["scope"] == "step research"
+        edit(path, extra, "    budget: {max_tool_calls: 10}\n")
+        result = await resume(stopped.run_dir, force=True)
+        assert result.status == "completed"
+        assert outputs_of(result.run_dir)["files"] == outputs_of(baseline.run_dir)["files"]
+
+    async def test_wall_time_stops_a_waiting_run(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A run past max_wall_s stops `budget_exceeded` (the tool in flight cancelled); it resumes with more time."""
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        monkeypatch.setenv("DURABLE_TEST_DIR", str(marks))
+        workflow = rolegraph.load(write_waiting_project(tmp_path / "project"))
+        stopped = await workflow.run(budget=Budget(max_wall_s=0.2))
+        assert (stopped.status, stopped.error) == (
+            "budget_exceeded",
+            "run budget exceeded: max_wall_s is 0.2, used 0.2",
+        )
+        assert (marks / "started").exists()
+        touch(marks / "release")
+        result = await resume(stopped.run_dir, budget=Budget(max_wall_s=600))
+        assert result.status == "completed"
+        assert json.loads((result.run_dir / "held.json").read_text()) == {"note": "done"}

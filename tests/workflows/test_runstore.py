@@ -1,0 +1,94 @@
+"""The run store: checkpoints replaced atomically, the call journal, for_each items and sources survive reopening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rolegraph.errors import ResumeError
+from rolegraph.models.model import Usage
+from rolegraph.tools.sources import Source
+from rolegraph.workflows.runstore import STORE_FILE, JournalEntry, RunRecord, RunStore
+from rolegraph.workflows.scheduler import Checkpoint, StepOutcome, StepState
+
+
+def checkpoint(**outputs: object) -> Checkpoint:
+    states = {k: StepState(step_id=k, status="completed", output=v, visits=1) for k, v in outputs.items()}
+    return Checkpoint(states=states, route_fired={("b", 0): 1}, routed={"a": {"from": "b", "times": 1}})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    return RunStore(tmp_path / STORE_FILE)
+
+
+class TestCheckpoints:
+    def test_a_checkpoint_round_trips_through_a_reopen(self, store: RunStore, tmp_path: Path) -> None:
+        """States, route counters and routed contexts come back equal after closing and reopening."""
+        saved = checkpoint(a={"x": 1}, b=[{"y": 2}])
+        store.save(saved)
+        store.close()
+        again = RunStore.open_existing(tmp_path)
+        assert again.load() == saved
+
+    def test_a_failed_write_leaves_the_previous_checkpoint(self, store: RunStore) -> None:
+        """A checkpoint that fails half-way through its transaction is rolled back: the last good one stays."""
+        good = checkpoint(a={"x": 1})
+        store.save(good)
+        bad = checkpoint(a={"x": 2}, b=object())  # the second row cannot be serialised
+        with pytest.raises(Exception, match="serializ"):
+            store.save(bad)
+        assert store.load() == good
+
+    def test_no_checkpoint_yet(self, store: RunStore) -> None:
+        """A store with no checkpoint loads None."""
+        assert store.load() is None
+
+    def test_items_are_kept_per_visit(self, store: RunStore) -> None:
+        """Finished for_each items are recorded per step and visit."""
+        store.save_item("r", 1, 0, StepOutcome(output={"a": 1}, usage=Usage(input_tokens=3)))
+        store.save_item("r", 2, 1, StepOutcome(output={"a": 2}))
+        assert store.items("r", 1) == {0: StepOutcome(output={"a": 1}, usage=Usage(input_tokens=3))}
+        assert list(store.items("r", 2)) == [1]
+        assert store.items("q", 1) == {}
+
+
+class TestJournal:
+    def test_recorded_calls_survive_a_reopen_in_order(self, store: RunStore, tmp_path: Path) -> None:
+        """Entries come back by id and in the order recorded; a second record under one id is ignored."""
+        store.put(JournalEntry(call_id="a#1/chat/1", step_id="a", kind="chat", input_tokens=5, result={"text": "hi"}))
+        store.put(JournalEntry(call_id="a#1/tool/1/0", step_id="a", kind="tool", result={"content": "ok"}))
+        store.put(JournalEntry(call_id="a#1/chat/1", step_id="a", kind="chat", result={"text": "other"}))
+        store.close()
+        again = RunStore.open_existing(tmp_path)
+        assert again.get("a#1/chat/1") == {"text": "hi"}
+        assert again.get("a#1/chat/2") is None
+        assert [(e.call_id, e.input_tokens) for e in again.entries()] == [("a#1/chat/1", 5), ("a#1/tool/1/0", 0)]
+
+    def test_sources_come_from_recorded_tool_results(self, store: RunStore) -> None:
+        """The sources registered by recorded tool calls come back in recording order, with their text."""
+        one, two = Source(id="s1", title="One", text="t1"), Source(id="s2", title="Two")
+        store.put(
+            JournalEntry(call_id="a#1/tool/1/0", step_id="a", kind="tool", result={"sources": [one.model_dump()]})
+        )
+        store.put(JournalEntry(call_id="a#1/chat/2", step_id="a", kind="chat", result={"text": "x"}))
+        store.put(
+            JournalEntry(call_id="b#1/tool/1/0", step_id="b", kind="tool", result={"sources": [two.model_dump()]})
+        )
+        assert store.sources() == [one, two]
+
+
+class TestRecord:
+    def test_the_run_record_round_trips(self, store: RunStore) -> None:
+        """The run's record is saved and read back whole."""
+        record = RunRecord(run_id="r", workflow="w", inputs={"topic": "x"}, budget={"max_tokens": 10}, invocations=2)
+        store.write_record(record)
+        assert store.record() == record
+
+    def test_missing_store_or_record_is_a_resume_error(self, store: RunStore, tmp_path: Path) -> None:
+        """No store file, or a store without a record (the run died starting), cannot be resumed."""
+        with pytest.raises(ResumeError, match="no run store"):
+            RunStore.open_existing(tmp_path / "elsewhere")
+        with pytest.raises(ResumeError, match="never started"):
+            store.record()
