@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import concurrent_runs, graph_scale, langgraph_compare, overhead, parallelism, trace_throughput
+from benchmarks import (
+    concurrent_runs,
+    graph_scale,
+    langgraph_compare,
+    local_model,
+    overhead,
+    parallelism,
+    trace_throughput,
+)
 from benchmarks._common import Level
 
 Scenario = Callable[[Level], dict[str, Any]]
@@ -23,6 +31,7 @@ SCENARIOS: dict[str, Scenario] = {
     "graph_scale": graph_scale.run,
     "concurrent_runs": concurrent_runs.run,
     "trace_throughput": trace_throughput.run,
+    "local_model": local_model.run,
     "langgraph_compare": langgraph_compare.run,
 }
 """Every scenario, by the name ``--only`` takes, in the order they run."""

@@ -32,10 +32,14 @@ def numbers(value: Any) -> Iterator[float]:
             yield from numbers(item)
 
 
+NEEDS_LOCAL_MODEL = {"local_model"}
+"""Scenarios that run the embedded model: tested on their own, marked local_model."""
+
+
 @pytest.fixture(scope="module")
 def figures() -> dict[str, Any]:
-    """Every scenario at the smoke level, run once for the module."""
-    return {name: scenario("smoke") for name, scenario in SCENARIOS.items()}
+    """Every scenario but those needing the embedded model, at the smoke level, run once for the module."""
+    return {name: scenario("smoke") for name, scenario in SCENARIOS.items() if name not in NEEDS_LOCAL_MODEL}
 
 
 class TestScenarios:
@@ -70,12 +74,22 @@ class TestScenarios:
             assert len(figures["graph_scale"][shape]["rows"]) == 2
 
     def test_concurrent_runs(self, figures: dict[str, Any]) -> None:
-        """Concurrent runs give time and memory per run for each run count."""
-        rows = figures["concurrent_runs"]["rows"]
-        assert [r["runs"] for r in rows] == [5, 20]
-        assert all(
-            {"total_s", "ms_per_run", "tracemalloc_kib_per_run", "rss_growth_kib_per_run"} <= set(r) for r in rows
-        )
+        """Concurrent runs give time and memory per run for rolegraph and LangGraph at each count, with ratios."""
+        fig = figures["concurrent_runs"]
+        assert set(fig["variants"]) == {"rolegraph", "rolegraph_engine", "langgraph", "langgraph_checkpointed"}
+        for rows in fig["variants"].values():
+            assert [r["runs"] for r in rows] == [5, 20]
+            assert all(
+                {"total_s", "ms_per_run", "tracemalloc_kib_per_run", "rss_growth_kib_per_run"} <= set(r) for r in rows
+            )
+        assert [r["runs"] for r in fig["ratios"]] == [5, 20]
+        assert all(r["time_ratio"] > 0 and r["memory_ratio"] > 0 for r in fig["ratios"])
+
+    def test_concurrent_runs_breakdown(self, figures: dict[str, Any]) -> None:
+        """The breakdown of a whole run times each of its parts, the SQLite index thread included."""
+        parts = figures["concurrent_runs"]["breakdown"]["parts_ms_per_run"]
+        assert len(parts) == 8
+        assert all(ms > 0 for ms in parts.values()), parts
 
     def test_trace_sinks(self, figures: dict[str, Any]) -> None:
         """Trace throughput covers no sink, memory and JSONL (SQLite when the store exists)."""
@@ -91,6 +105,24 @@ class TestScenarios:
         assert [r["n"] for r in fig["chain"]] == [5, 20]
         assert all({"scheduler_ratio", "engine_ratio"} <= set(r) for r in fig["chain"])
         assert [r["graph"] for r in fig["makespan"]][:2] == ["fan-out 1", "fan-out 10"]
+
+
+@pytest.mark.local_model
+class TestLocalModel:
+    def test_provider_and_raw_tokens_per_second(self) -> None:
+        """Scenario 6 gives tokens/s of the provider and of raw llama-cpp-python, unconstrained and constrained."""
+        fig = SCENARIOS["local_model"]("smoke")
+        assert set(fig["cases"]) == {"unconstrained", "constrained"}
+        for case in fig["cases"].values():
+            for side in ("provider", "raw"):
+                assert case[side]["tokens"] > 0 and case[side]["tokens_per_s"] > 0
+                assert math.isfinite(case[side]["seconds_per_call"])
+            assert case["ratio"] > 0
+            assert math.isfinite(case["framework_share_pct"])  # signed: noise can make the provider faster
+        results = report.merge(None, {"local_model": {"level": "smoke", "seconds": 1.0, "figures": fig}})
+        (target,) = [t for t in report.targets(results) if t["target"].startswith("local provider")]
+        assert target["met"] is not None
+        assert "## 6. Embedded model" in report.markdown(results)
 
 
 class TestReport:

@@ -47,10 +47,12 @@ def dependency_graph(spec: WorkflowSpec) -> nx.DiGraph[str]:
     """The steps and their ``data`` edges, unvalidated: unknown and self-dependencies are left out."""
     graph: nx.DiGraph[str] = nx.DiGraph()
     graph.add_nodes_from(spec.steps)
-    for step_id, step in spec.steps.items():
-        for dep in step.depends_on:
-            if dep in spec.steps and dep != step_id:
-                graph.add_edge(dep, step_id, kind="data")
+    graph.add_edges_from(
+        (dep, step_id, {"kind": "data"})
+        for step_id, step in spec.steps.items()
+        for dep in step.depends_on
+        if dep in spec.steps and dep != step_id
+    )
     return graph
 
 
@@ -108,6 +110,7 @@ def _reference_problems(spec: WorkflowSpec) -> list[Problem]:
 
 def _route_problems(spec: WorkflowSpec, data: nx.DiGraph[str]) -> list[Problem]:
     problems: list[Problem] = []
+    order = {step_id: number for number, step_id in enumerate(spec.steps)}
     for source, step in spec.steps.items():
         seen: dict[str, int] = {}
         for number, route in enumerate(step.routes):
@@ -137,7 +140,7 @@ def _route_problems(spec: WorkflowSpec, data: nx.DiGraph[str]) -> list[Problem]:
                 continue
             body = _loop_body(data, source, target)
             after = nx.descendants(data, source)
-            stale = sorted(nx.descendants(data, target) - body - after, key=list(spec.steps).index)
+            stale = sorted(nx.descendants(data, target) - body - after, key=order.__getitem__)
             for other in stale:
                 problems.append(
                     Problem(
@@ -150,6 +153,22 @@ def _route_problems(spec: WorkflowSpec, data: nx.DiGraph[str]) -> list[Problem]:
     return problems
 
 
+def _reachable(data: nx.DiGraph[str], sources: Iterable[str]) -> set[str]:
+    """`sources` and every node reachable from one of them, in one traversal.
+
+    Not the union of each source's descendants: with many sources (a wide first layer)
+    that visits the graph once per source, O(sources * steps).
+    """
+    seen = set(sources)
+    stack = list(seen)
+    while stack:
+        for successor in data.successors(stack.pop()):
+            if successor not in seen:
+                seen.add(successor)
+                stack.append(successor)
+    return seen
+
+
 def validate_graph(spec: WorkflowSpec) -> list[Problem]:
     """Every problem of the step graph, each with the field path it is about (no file positions).
 
@@ -159,12 +178,15 @@ def validate_graph(spec: WorkflowSpec) -> list[Problem]:
     route's loop leaves no step downstream of the loop's start on stale input;
     every step can start (is reachable from a step without dependencies).
     """
-    data = dependency_graph(spec)
+    return _problems(spec, dependency_graph(spec))
+
+
+def _problems(spec: WorkflowSpec, data: nx.DiGraph[str]) -> list[Problem]:
     problems = _reference_problems(spec)
     cycles, in_cycles = _cycle_problems(spec, data)
     problems += cycles
     roots = [n for n in data if data.in_degree(n) == 0]
-    reachable = set(roots).union(*(nx.descendants(data, r) for r in roots))
+    reachable = _reachable(data, roots)
     for step_id in spec.steps:
         if step_id not in reachable and step_id not in in_cycles:
             problems.append(
@@ -186,10 +208,10 @@ def compile_graph(spec: WorkflowSpec) -> nx.DiGraph[str]:
     Raises:
         GraphError: `validate_graph` found problems.
     """
-    problems = validate_graph(spec)
+    graph = dependency_graph(spec)
+    problems = _problems(spec, graph)  # before any route edge: the checks read data edges only
     if problems:
         raise GraphError(problems)
-    graph = dependency_graph(spec)
     graph.graph["name"] = spec.name
     for step_id, step in spec.steps.items():
         graph.nodes[step_id]["spec"] = step

@@ -846,9 +846,33 @@ def _texts(spec: WorkflowSpec) -> Iterator[_Text]:
             yield _Text(f"outputs.{name}.template", out.template, "output template", False, names)
 
 
+class _Upstream:
+    """The steps upstream of one step (all steps for an output), for ``in`` tests.
+
+    Most references name a direct dependency, so the ancestors are computed only
+    when one does not: computing them for every step made loading a chain of n
+    steps take O(n²) time.
+    """
+
+    def __init__(self, data: nx.DiGraph[str], step: str | None) -> None:
+        self._data = data
+        self._step = step
+        self._ancestors: set[str] | None = None
+
+    def __contains__(self, name: str) -> bool:
+        if self._step is None:
+            return name in self._data
+        if self._data.has_edge(name, self._step):
+            return True
+        if self._ancestors is None:
+            self._ancestors = nx.ancestors(self._data, self._step)
+        return name in self._ancestors
+
+
 def _template_findings(spec: WorkflowSpec) -> list[_Finding]:
     data = dependency_graph(spec)
     findings: list[_Finding] = []
+    upstream: dict[str | None, _Upstream] = {}
     for item in _texts(spec):
         check = templates.check_expression if item.expression else templates.check_template
         issue = check(item.text)
@@ -856,12 +880,13 @@ def _template_findings(spec: WorkflowSpec) -> list[_Finding]:
             message = f"{item.what} is not valid Jinja: {issue.message}"
             findings.append(_Finding(item.path, message, text_line=issue.line))
         else:
-            upstream: set[str] = nx.ancestors(data, item.step) if item.step is not None else set(spec.steps)
-            findings += _reference_findings(spec, item, upstream)
+            if item.step not in upstream:
+                upstream[item.step] = _Upstream(data, item.step)
+            findings += _reference_findings(spec, item, upstream[item.step])
     return findings
 
 
-def _reference_findings(spec: WorkflowSpec, item: _Text, upstream: set[str]) -> list[_Finding]:
+def _reference_findings(spec: WorkflowSpec, item: _Text, upstream: _Upstream) -> list[_Finding]:
     path, what, names = item.path, item.what, item.names
     findings = [
         _Finding(
