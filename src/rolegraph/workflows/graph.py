@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 import networkx as nx
 
