@@ -156,6 +156,22 @@ class TestResolveTools:
         result = await echo_cls(echo_cls.args_model(text="hi"))
         assert result.content == "hi"
 
+    def test_same_module_name_in_two_workflow_folders(self, tmp_path: Path) -> None:
+        """Two folders each with their own `rg_twin_tools.py`: each workflow gets its own module's tool."""
+        for folder, word in (("a", "first"), ("b", "second")):
+            (tmp_path / folder).mkdir()
+            (tmp_path / folder / "rg_twin_tools.py").write_text(
+                f'from rolegraph import tool\n\n\n@tool\ndef which() -> str:\n    """Say which."""\n'
+                f"    return {word!r}\n",
+                encoding="utf-8",
+            )
+        try:
+            first = resolve_tool("rg_twin_tools:which", search_path=tmp_path / "a")
+            second = resolve_tool("rg_twin_tools:which", search_path=tmp_path / "b")
+            assert (first.fn(), second.fn()) == ("first", "second")  # type: ignore[attr-defined]
+        finally:
+            sys.modules.pop("rg_twin_tools", None)
+
     def test_repeated_reference_gives_one_tool(self, library: Library) -> None:
         """Naming a tool twice yields it once."""
         tools = resolve_tools(["library_search", "library_search"], library=library)

@@ -137,6 +137,8 @@ def resolve_tools(refs: Sequence[str], *, library: Library | None, search_path: 
     owners: dict[str, str] = {}
     with _on_sys_path(search_path):
         for ref in dict.fromkeys(refs):
+            if search_path is not None and ":" in ref:
+                _forget_shadowed(ref.partition(":")[0], search_path)
             try:
                 built = _resolve(ref, library)
             except _Unresolved as exc:
@@ -271,6 +273,26 @@ def _as_tool(ref: str, value: object) -> Tool:
         except Exception as exc:  # bad signatures or unresolvable hints surface as TypeError, NameError, ...
             raise _Unresolved(f"tool {ref!r} cannot be described to a model: {exc}") from None
     raise _Unresolved(f"tool {ref!r} is a {type(value).__name__}, not a Tool, a Tool subclass or a function")
+
+
+def _forget_shadowed(module_name: str, folder: Path) -> None:
+    """Drop an imported module that a file in `folder` should provide instead.
+
+    Two workflows in different folders may each keep a ``my_tools.py`` beside them; without
+    this, the second workflow loaded in a process would get the first one's module from
+    ``sys.modules``.
+    """
+    top = module_name.split(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is None:
+        return
+    for candidate in (folder / f"{top}.py", folder / top / "__init__.py"):
+        if candidate.is_file():
+            current = getattr(loaded, "__file__", None)
+            if current is None or Path(current).resolve() != candidate.resolve():
+                for name in [n for n in sys.modules if n == top or n.startswith(f"{top}.")]:
+                    del sys.modules[name]
+            return
 
 
 @contextmanager

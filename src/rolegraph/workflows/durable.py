@@ -23,6 +23,7 @@ from rolegraph.models.model import Model
 from rolegraph.models.scripted import ScriptedModel
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.traces.pricing import PricesError, PriceTable
+from rolegraph.traces.redact import Redactor
 from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.budget import BudgetMeter, MeteredJournal
 from rolegraph.workflows.killpoints import KillPoints
@@ -52,10 +53,14 @@ class Durability:
         run_dir: The run folder.
         record: The run's record (updated as the invocation goes).
         prices_file: The user's price file (read when a cost limit is set).
+        redactor: The run's secret redaction, applied to everything the run store writes.
     """
 
-    def __init__(self, spec: WorkflowSpec, run_dir: Path, record: RunRecord, *, prices_file: Path) -> None:
+    def __init__(
+        self, spec: WorkflowSpec, run_dir: Path, record: RunRecord, *, prices_file: Path, redactor: Redactor
+    ) -> None:
         self.run_dir = run_dir
+        self.redactor = redactor
         self.record = record
         self.kill_points = KillPoints.from_env()
         steps = {step_id: step.budget for step_id, step in spec.steps.items() if step.budget is not None}
@@ -114,10 +119,10 @@ class Durability:
         """
         self._take_lock()
         if not resuming:
-            self._store = RunStore(self.run_dir / STORE_FILE, kill_points=self.kill_points)
+            self._store = RunStore(self.run_dir / STORE_FILE, kill_points=self.kill_points, redact=self.redactor.value)
             self.store.write_record(self.record)
             return
-        self._store = RunStore.open_existing(self.run_dir, kill_points=self.kill_points)
+        self._store = RunStore.open_existing(self.run_dir, kill_points=self.kill_points, redact=self.redactor.value)
         entries = list(self.store.entries())
         self.recorded_calls = len(entries)
         for entry in entries:

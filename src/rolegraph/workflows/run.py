@@ -288,10 +288,10 @@ class Workflow:
         run_id = record.run_id
         run_dir = (home / "runs" / run_id).absolute()
         mode = record.content or self.spec.settings.content
-        durable = Durability(self.spec, run_dir, record, prices_file=home / "prices.yaml")
+        redactor = Redactor.from_env(extra_names=self.spec.settings.redact_env)
+        durable = Durability(self.spec, run_dir, record, prices_file=home / "prices.yaml", redactor=redactor)
         refs = sorted({ref for tools in self._role_tools() for ref in tools})
         tools = resolve_tools(refs, library=self._library(), search_path=self.base_dir)
-        redactor = Redactor.from_env(extra_names=self.spec.settings.redact_env)
         content_mode = content_processor(mode)
         tracer = Tracer(run_id, sinks=sinks, redactor=redactor, processors=[content_mode] if content_mode else [])
         sources = SourceRegistry()

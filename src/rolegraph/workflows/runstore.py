@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +104,16 @@ class RunStore:
     Args:
         path: The database file.
         kill_points: Fault-injection hook for tests (``ROLEGRAPH_KILL_AT``); None in normal use.
+        redact: Applied to every JSON value before it is written (the run's secret redaction:
+            a checkpoint must never hold a key a model or tool echoed).
     """
 
-    def __init__(self, path: Path, *, kill_points: KillPoints | None = None) -> None:
+    def __init__(
+        self, path: Path, *, kill_points: KillPoints | None = None, redact: Callable[[Any], Any] | None = None
+    ) -> None:
         self.path = path
         self.kill_points = kill_points
+        self._redact: Callable[[Any], Any] = redact or (lambda value: value)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -122,7 +127,9 @@ class RunStore:
             self._cache[call_id] = json.loads(result)
 
     @classmethod
-    def open_existing(cls, run_dir: Path, *, kill_points: KillPoints | None = None) -> RunStore:
+    def open_existing(
+        cls, run_dir: Path, *, kill_points: KillPoints | None = None, redact: Callable[[Any], Any] | None = None
+    ) -> RunStore:
         """The store of an existing run folder.
 
         Raises:
@@ -131,11 +138,14 @@ class RunStore:
         path = run_dir / STORE_FILE
         if not path.is_file():
             raise ResumeError(f"{run_dir}: no run store ({STORE_FILE}); this run cannot be resumed")
-        return cls(path, kill_points=kill_points)
+        return cls(path, kill_points=kill_points, redact=redact)
 
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+    def _json(self, value: Any) -> str:
+        return json.dumps(self._redact(value), ensure_ascii=False, default=str)
 
     def _hit(self, kind: str) -> None:
         if self.kill_points is not None:
@@ -145,7 +155,9 @@ class RunStore:
 
     def write_record(self, record: RunRecord) -> None:
         """Save the run's record."""
-        self._db.execute("INSERT OR REPLACE INTO run (id, record) VALUES (1, ?)", (record.model_dump_json(),))
+        self._db.execute(
+            "INSERT OR REPLACE INTO run (id, record) VALUES (1, ?)", (self._json(record.model_dump(mode="json")),)
+        )
 
     def record(self) -> RunRecord:
         """The run's record.
@@ -167,7 +179,7 @@ class RunStore:
             self._db.execute("DELETE FROM steps")
             self._db.executemany(
                 "INSERT INTO steps (step_id, state) VALUES (?, ?)",
-                [(s.step_id, s.model_dump_json()) for s in checkpoint.states.values()],
+                [(s.step_id, self._json(s.model_dump(mode="json"))) for s in checkpoint.states.values()],
             )
             self._db.execute("DELETE FROM routes")
             self._db.executemany(
@@ -177,7 +189,7 @@ class RunStore:
             self._db.execute("DELETE FROM routed")
             self._db.executemany(
                 "INSERT INTO routed (step_id, context) VALUES (?, ?)",
-                [(step, json.dumps(context, default=str)) for step, context in checkpoint.routed.items()],
+                [(step, self._json(context)) for step, context in checkpoint.routed.items()],
             )
         self._hit("checkpoint")
 
@@ -194,7 +206,7 @@ class RunStore:
         """Record a finished item of a ``for_each`` step."""
         self._db.execute(
             "INSERT OR REPLACE INTO items (step_id, visit, item, outcome) VALUES (?, ?, ?, ?)",
-            (step_id, visit, index, outcome.model_dump_json()),
+            (step_id, visit, index, self._json(outcome.model_dump(mode="json"))),
         )
         self._hit("item")
 
@@ -213,6 +225,7 @@ class RunStore:
         """Record a completed call (a second record under the same id is ignored)."""
         if entry.call_id in self._cache:
             return
+        result = self._json(entry.result)
         self._db.execute(
             "INSERT OR IGNORE INTO calls (call_id, step_id, kind, model, input_tokens, output_tokens, result)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -223,10 +236,10 @@ class RunStore:
                 entry.model,
                 entry.input_tokens,
                 entry.output_tokens,
-                json.dumps(entry.result, ensure_ascii=False, default=str),
+                result,
             ),
         )
-        self._cache[entry.call_id] = entry.result
+        self._cache[entry.call_id] = json.loads(result)
         self._hit("journal")
 
     def entries(self) -> Iterator[JournalEntry]:
