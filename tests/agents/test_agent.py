@@ -98,6 +98,25 @@ class TestLoop:
         first_item = before["properties"]["answer"]["properties"]["claims"]["items"]
         assert "bert" not in first_item["properties"]["source_id"]["enum"]
 
+    async def test_quote_choices_follow_a_source_whose_text_grew(self) -> None:
+        """A page fetched under a snippet's id widens the quotes allowed: the schema is not reused stale."""
+        texts = iter(["Snippet only.", "Snippet only. The full page says more."])
+
+        @tool
+        async def fetch(url: str) -> ToolResult:
+            """Fetch a page."""
+            return ToolResult(content=url, sources=[Source(id="page", title="Page", text=next(texts))])
+
+        role = RESEARCHER.model_copy(update={"tools": ("fetch",)})
+        quote = {"claims": [{"claim": "More.", "evidence": "The full page says more.", "source_id": "page"}]}
+        model = ScriptedModel([tool_call("fetch", url="a"), tool_call("fetch", url="b"), final(quote)])
+        a, _ = agent(role, model, [fetch])
+        result = await a.run("task")
+        assert result.output == quote
+        schemas = [call.output_schema for call in model.calls]
+        assert "The full page says more." not in str(schemas[1])
+        assert "The full page says more." in str(schemas[2])
+
     async def test_parallel_tool_calls_run_concurrently(self) -> None:
         """Several tool calls in one turn all run, concurrently, and each gets its own observation."""
         both_started = asyncio.Barrier(2)

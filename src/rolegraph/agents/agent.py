@@ -11,6 +11,7 @@ model sees and can react to.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +63,12 @@ class AgentResult:
     tool_calls: int = 0
     usage: Usage = field(default_factory=Usage)
     sources: list[Source] = field(default_factory=list)
+
+
+@functools.lru_cache(maxsize=256)
+def _sourceless_final_schema(output_model: type[BaseModel]) -> dict[str, Any]:
+    """The final answer's schema while no source is visible (shared: callers must not mutate it)."""
+    return final_schema(constrain_citations(answer_schema(output_model), []))
 
 
 def _clip(text: str, limit: int) -> str:
@@ -126,7 +133,25 @@ class Agent:
         self.journal = journal
         self.call_prefix = call_prefix
         self._answer_schema = answer_schema(role.output_model)
+        self._final_schemas: dict[tuple[tuple[str, str | None], ...], dict[str, Any]] = {}
         self._specs = [t.spec() for t in self.tools.values()]
+
+    def _final_schema(self, visible: Sequence[str]) -> dict[str, Any]:
+        """The final answer's schema for the sources visible now, rebuilt only when they change.
+
+        Walking and copying the schema on every call was the largest single cost of a step
+        (benchmarks/RESULTS.md). With no source visible (every agent's first call) the schema
+        is the same for every agent of the role. The key holds each source's text as well as
+        its id: a fetched page replaces its search snippet under the same id.
+        """
+        if not visible:
+            return _sourceless_final_schema(self.role.output_model)
+        texts = {i: s.text for i in visible if (s := self.sources.get(i)) is not None}
+        key = tuple((i, texts.get(i)) for i in visible)
+        schema = self._final_schemas.get(key)
+        if schema is None:
+            schema = self._final_schemas[key] = final_schema(constrain_citations(self._answer_schema, visible, texts))
+        return schema
 
     def _system_prompt(self) -> str:
         # The answer's schema travels with each call (constrained decoding or a response
@@ -178,8 +203,7 @@ class Agent:
                 result.steps += 1
                 with self.tracer.span(SpanKind.REACT_STEP, f"react_step {result.steps}") as step_span:
                     step_span.set(rolegraph__step=result.steps, rolegraph__final_only=must_answer)
-                    texts = {i: s.text for i in visible if (s := self.sources.get(i)) is not None}
-                    schema = final_schema(constrain_citations(self._answer_schema, visible, texts))
+                    schema = self._final_schema(visible)
                     completion = await self._chat(
                         messages,
                         schema,

@@ -22,7 +22,7 @@ from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.scheduler import StepCall, StepOutcome
 from rolegraph.workflows.spec import WorkflowSpec
 
-__all__ = ["JournalFactory", "LocalExecutor", "call_prefix", "resolve_role"]
+__all__ = ["JournalFactory", "LocalExecutor", "call_prefix", "resolve_role", "resolve_roles"]
 
 JournalFactory = Callable[[str, str], CallJournal]
 """Gives the journal for an agent run: ``(step_id, model string) -> CallJournal``."""
@@ -71,6 +71,11 @@ def resolve_role(spec: WorkflowSpec, name: str) -> Role:
     return base.model_copy(update=updates)
 
 
+def resolve_roles(spec: WorkflowSpec) -> dict[str, Role]:
+    """Every role the workflow's steps use, each resolved once (not once per step)."""
+    return {name: resolve_role(spec, name) for name in dict.fromkeys(step.role for step in spec.steps.values())}
+
+
 class LocalExecutor:
     """Runs each step call as an `Agent` in this process.
 
@@ -84,6 +89,8 @@ class LocalExecutor:
         model_override: A model string replacing the workflow's ``default`` model.
         settings_override: Settings laid over the ``default`` model's own (the fields set in it win).
         journals: Gives each agent run its call journal (durable runs); None: no journal.
+        roles: The workflow's resolved roles (`resolve_roles(spec)`), when the caller keeps them
+            across runs: resolving builds a pydantic model per role, and its schema, every time.
     """
 
     def __init__(
@@ -97,6 +104,7 @@ class LocalExecutor:
         model_override: str | None = None,
         settings_override: ModelSettings | None = None,
         journals: JournalFactory | None = None,
+        roles: Mapping[str, Role] | None = None,
     ) -> None:
         self.spec = spec
         self.tools = dict(tools)
@@ -106,7 +114,7 @@ class LocalExecutor:
         self.model_override = model_override
         self.settings_override = settings_override
         self.journals = journals
-        self.roles = {step.role: resolve_role(spec, step.role) for step in spec.steps.values()}
+        self.roles = dict(roles) if roles is not None else resolve_roles(spec)
         self._models: dict[str, Model] = {}
         # Load every model now: heavy loading belongs before the first step, not inside it.
         for step_id in spec.steps:

@@ -37,7 +37,7 @@ from rolegraph.traces.store import index_run
 from rolegraph.traces.trace import Trace
 from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.durable import Durability, file_hash
-from rolegraph.workflows.executor import LocalExecutor, resolve_role
+from rolegraph.workflows.executor import LocalExecutor, resolve_roles
 from rolegraph.workflows.graph import compile_graph
 from rolegraph.workflows.loader import load_spec
 from rolegraph.workflows.outputs import write_outputs
@@ -176,6 +176,7 @@ class Workflow:
         self.path = path
         self.base_dir = path.parent if path else Path.cwd()
         self.graph: nx.DiGraph[str] = compile_graph(spec)
+        self.roles = resolve_roles(spec)  # once per workflow, not once per run (see LocalExecutor)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Workflow:
@@ -308,6 +309,7 @@ class Workflow:
                 model_override=record.model,
                 settings_override=ModelSettings(**record.settings) if record.settings else None,
                 journals=durable.journal,
+                roles=self.roles,
             )
             durable.check_prices(executor.models)
             if not resuming:
@@ -441,7 +443,7 @@ class Workflow:
         return result
 
     def _role_tools(self) -> list[tuple[str, ...]]:
-        return [resolve_role(self.spec, step.role).tools for step in self.spec.steps.values()]
+        return [role.tools for role in self.roles.values()]
 
     def _write_summary(
         self,

@@ -192,6 +192,13 @@ def referenced_names(text: str, *, expression: bool) -> set[tuple[str, str]]:
     Raises:
         TemplateError: The text does not parse.
     """
+    return set(_referenced_names(text, expression))
+
+
+@lru_cache(maxsize=4096)
+def _referenced_names(text: str, expression: bool) -> frozenset[tuple[str, str]]:
+    # Cached: every run's scheduler reads every step's templates, and walking their trees
+    # cost a tenth of a step's engine time. A syntax error is raised, never cached.
     try:
         tree = _parse(text, expression=expression)
     except jinja2.TemplateSyntaxError as exc:
@@ -205,7 +212,7 @@ def referenced_names(text: str, *, expression: bool) -> set[tuple[str, str]]:
             found.add((target.name, node.attr))
         elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
             found.add((target.name, node.arg.value))
-    return found
+    return frozenset(found)
 
 
 def undeclared_names(text: str, *, expression: bool) -> set[str]:
