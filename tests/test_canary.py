@@ -90,13 +90,14 @@ def project(folder: Path) -> Path:
     return folder
 
 
-def cli(home: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(home: Path, cwd: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "ROLEGRAPH_HOME": str(home),
         "OPENAI_API_KEY": OPENAI_CANARY,
         "HF_TOKEN": HF_CANARY,
         "COLUMNS": "250",
+        **extra_env,
     }
     command = [sys.executable, "-m", "rolegraph", *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -165,4 +166,29 @@ class TestCanaryScan:
         assert (home / "runs" / run_ids[0] / "note.json").exists() or (
             home / "runs" / run_ids[1] / "note.json"
         ).exists()
+        assert hits(home, outputs) == []
+
+    def test_no_secret_survives_a_kill_and_resumes(self, tmp_path: Path) -> None:
+        """Killed after its second recorded call, then resumed twice, the leaky run leaves no canary anywhere."""
+        home = tmp_path / "home"
+        folder = project(tmp_path / "project")
+        outputs: list[str] = []
+
+        killed = cli(home, folder, "run", "scripted.yaml", ROLEGRAPH_KILL_AT="journal:2")
+        outputs += [killed.stdout, killed.stderr]
+        assert killed.returncode == -9, killed.stderr  # SIGKILL: the journal holds the key-bearing tool result
+        (run_id,) = [p.name for p in (home / "runs").iterdir()]
+
+        resumed = cli(home, folder, "resume", run_id, "--json")
+        outputs += [resumed.stdout, resumed.stderr]
+        assert resumed.returncode == 1, resumed.stderr  # `explain` still fails after its repairs
+        summary = json.loads(resumed.stdout[: resumed.stdout.rindex("}") + 1])
+        assert summary["steps"] == {"work": "completed", "explain": "failed"}
+        assert "work" in summary["executed_steps"]  # cut off mid-step: finished from its recorded calls
+
+        again = cli(home, folder, "resume", run_id)  # a failed run: its failed step runs again
+        outputs += [again.stdout, again.stderr]
+        shown = cli(home, folder, "trace", "show", run_id, "--tools", "--messages", "--thoughts", "--json")
+        outputs += [shown.stdout, shown.stderr]
+        assert (home / "runs" / run_id / "run.sqlite").is_file()
         assert hits(home, outputs) == []
