@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from rolegraph.cli import app
+from rolegraph.evals.manifest import EvalManifest, find_eval
 from rolegraph.evals.metrics import METRICS
 from rolegraph.traces.sinks import read_jsonl
 
@@ -29,7 +30,8 @@ class TestEvalCommand:
         args = ["--model", "scripted:good.yaml", "--model", "scripted:thin.yaml", "--repeat", "2", "-o", out]
         result = cli(project / "review.yaml", project / "set.yaml", *args)
         assert result.exit_code == 0, result.stderr
-        progress = result.stderr.splitlines()
+        first, *progress = result.stderr.splitlines()
+        assert first.startswith("eval ") and "rolegraph eval --resume " in first  # the id, to resume with
         assert [line.split(" on ")[0] for line in progress] == [f"[{n}/4] adapters" for n in range(1, 5)]
         assert all("completed" in line for line in progress)
         assert "| source_recall | 1.00 ± 0.00 (2) | 0.50 ± 0.00 (2) |" in result.stdout
@@ -174,3 +176,49 @@ class TestBundledEval:
         assert set(report["summary"]["default"]) == {*METRICS, "completed"}
         progress = [line for line in proc.stderr.splitlines() if line.startswith("[")]
         assert len(progress) == 1 and progress[0].startswith("[1/1] lora on default #1: completed")
+
+
+class TestBudgetsAndResume:
+    def test_over_budget_then_resumed_with_a_raised_limit(self, project: Path, home: Path) -> None:
+        """--max-iterations stops each run (exit 1, shown per run); --resume last with a higher limit finishes them."""
+        args = [project / "review.yaml", project / "set.yaml", "--model", "scripted:good.yaml", "--repeat", "2"]
+        stopped = cli(*args, "--max-iterations", "2")
+        assert stopped.exit_code == 1, stopped.stderr
+        assert stopped.stderr.count("budget_exceeded") == 2
+        assert "2 run(s), 2 failed (2 over budget)" in stopped.stdout
+        assert "| completed | 0.00 ± 0.00 (2) |" in stopped.stdout
+        manifest = EvalManifest.load(find_eval(home, "last"))
+        assert manifest.budget == {"max_iterations": 2}
+        assert [r.status for r in manifest.runs] == ["budget_exceeded", "budget_exceeded"]
+
+        resumed = cli("--resume", "last", "--max-iterations", "100", "--json")
+        assert resumed.exit_code == 0, resumed.stderr
+        assert resumed.stderr.startswith(f"eval {manifest.eval_id} (resumed")
+        report = json.loads(resumed.stdout)
+        assert [r["run_id"] for r in report["runs"]] == [r.run_id for r in manifest.runs]
+        assert {r["status"] for r in report["runs"]} == {"completed"}
+        assert report["summary"]["scripted:good.yaml"]["source_recall"]["mean"] == 1.0
+
+    def test_changed_workflow_refused_unless_forced(self, project: Path, home: Path) -> None:
+        """Resuming after the workflow file changed exits 2 naming the file; --force goes on."""
+        args = [project / "review.yaml", project / "set.yaml", "--model", "scripted:good.yaml"]
+        assert cli(*args, "--max-iterations", "2").exit_code == 1
+        workflow = project / "review.yaml"
+        workflow.write_text(workflow.read_text() + "# edited\n")
+        refused = cli("--resume", "last", "--max-iterations", "100")
+        assert refused.exit_code == 2
+        assert f"{workflow.resolve()} changed since the eval started" in refused.stderr
+        forced = cli("--resume", "last", "--max-iterations", "100", "--force")
+        assert forced.exit_code == 0, forced.stderr
+
+    def test_resume_refuses_new_plan_options(self, project: Path) -> None:
+        """--resume with --model (or --repeat, ...) is refused: a resumed eval keeps its own plan."""
+        result = cli("--resume", "last", "--model", "scripted:good.yaml")
+        assert result.exit_code == 2
+        assert "--resume goes on with the eval's own" in result.stderr
+
+    def test_unknown_eval(self, project: Path) -> None:
+        """--resume of an eval that does not exist exits 2 and says so."""
+        result = cli("--resume", "nope")
+        assert result.exit_code == 2
+        assert "match 'nope'" in result.stderr
