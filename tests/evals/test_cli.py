@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -222,3 +224,106 @@ class TestBudgetsAndResume:
         result = cli("--resume", "nope")
         assert result.exit_code == 2
         assert "match 'nope'" in result.stderr
+
+
+GATE_TOOL = '''
+import asyncio
+import os
+from pathlib import Path
+
+from rolegraph import tool
+
+
+@tool
+async def gate(text: str) -> str:
+    """Pass the gate (blocks from the second call on when GATE_BLOCK is set: a run to kill mid-way)."""
+    marker = Path(os.environ["GATE_DIR"]) / "passed-once"
+    if marker.exists() and os.environ.get("GATE_BLOCK"):
+        await asyncio.sleep(3600)
+    marker.touch()
+    return "open"
+'''
+GATE_SCRIPT = """
+- {tool: gate, args: {text: go}, thought: pass the gate}
+- {final: {word: done}, thought: through}
+"""
+GATE_WORKFLOW = """
+rolegraph: 1
+name: gated
+models: {default: "scripted:script.yaml"}
+inputs:
+  topic: {type: string}
+roles:
+  passer:
+    instructions: Pass the gate.
+    tools: ["gate_tools:gate"]
+    output: {word: string}
+steps:
+  pass: {role: passer, task: "Pass the gate for {{ inputs.topic }}."}
+outputs:
+  result: {path: word.json, render: json, from: pass}
+"""
+GATE_SET = """
+rolegraph_eval: 1
+name: gates
+questions:
+  - {id: first, inputs: {topic: one}, must_include: [done]}
+  - {id: second, inputs: {topic: two}, must_include: [done]}
+  - {id: third, inputs: {topic: three}, must_include: [done]}
+"""
+
+
+class TestKilledEval:
+    def test_sigkilled_eval_resumes_to_the_uninterrupted_report(
+        self, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An eval SIGKILLed while its second run hangs resumes: run 1 re-scored, 2 continued, 3 started."""
+        folder = tmp_path / "gated"
+        folder.mkdir()
+        (folder / "gate_tools.py").write_text(GATE_TOOL)
+        (folder / "script.yaml").write_text(GATE_SCRIPT)
+        (folder / "wf.yaml").write_text(GATE_WORKFLOW)
+        (folder / "set.yaml").write_text(GATE_SET)
+        monkeypatch.setenv("GATE_DIR", str(folder))
+        env = {**os.environ, "GATE_BLOCK": "1"}
+        child = subprocess.Popen(
+            [sys.executable, "-m", "rolegraph", "eval", folder / "wf.yaml", folder / "set.yaml"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 300  # a guard against a hang, not a timing assertion
+            statuses: list[str] = []
+            while time.monotonic() < deadline and child.poll() is None:
+                try:
+                    manifest = EvalManifest.load(find_eval(home, "last"))
+                    statuses = [r.status for r in manifest.runs]
+                except Exception:  # not written yet, or between renames
+                    statuses = []
+                if statuses == ["completed", "running", "pending"]:
+                    break
+                time.sleep(0.1)
+            assert statuses == ["completed", "running", "pending"], statuses
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+        killed = EvalManifest.load(find_eval(home, "last"))
+        resumed = cli("--resume", killed.eval_id, "--json")
+        assert resumed.exit_code == 0, resumed.stderr
+        report = json.loads(resumed.stdout)
+        assert [r["run_id"] for r in report["runs"]][:2] == [r.run_id for r in killed.runs][:2]
+        whole = cli(folder / "wf.yaml", folder / "set.yaml", "--json")
+        assert whole.exit_code == 0, whole.stderr
+
+        def scores(data: dict[str, object]) -> list[object]:
+            runs = data["runs"]
+            assert isinstance(runs, list)
+            timing = ("wall_time_s", "tokens", "cost_usd")
+            return [
+                (r["question"], r["status"], {k: v for k, v in r["scores"].items() if k not in timing}) for r in runs
+            ]
+
+        assert scores(report) == scores(json.loads(whole.stdout))
+        assert {r["status"] for r in report["runs"]} == {"completed"}

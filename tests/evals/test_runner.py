@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import rolegraph
+from projects import write_script
 from rolegraph.errors import ModelNotAvailableError
 from rolegraph.evals.judge import JUDGE_PROMPT, Judge
 from rolegraph.evals.loader import load_evalset
@@ -16,6 +17,9 @@ from rolegraph.evals.record import RunFolderError
 from rolegraph.evals.runner import EvalReport, EvalRun, MetricSummary, evaluate, rescore
 from rolegraph.testing import ScriptedModel, text
 from rolegraph.traces.trace import SpanRecord, Trace
+from rolegraph.workflows.spec import Budget
+
+from .conftest import GOOD as GOOD_SCRIPT
 
 GOOD, THIN = "scripted:good.yaml", "scripted:thin.yaml"
 
@@ -233,11 +237,6 @@ class TestRescore:
 class TestBudget:
     async def test_token_budget_stops_one_run_and_the_eval_goes_on(self, project: Path) -> None:
         """A run that reaches the token budget is budget_exceeded, scored and counted; the others complete."""
-        from projects import write_script
-        from rolegraph.workflows.spec import Budget
-
-        from .conftest import GOOD as GOOD_SCRIPT
-
         search = GOOD_SCRIPT[0]
         write_script(project, "long", [search] * 6 + GOOD_SCRIPT)  # the same answer, after many more calls
         long = "scripted:long.yaml"
