@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from rolegraph.cli import app
+from rolegraph.evals.manifest import EvalManifest, find_eval
 from rolegraph.evals.metrics import METRICS
 from rolegraph.traces.sinks import read_jsonl
 
@@ -29,7 +32,8 @@ class TestEvalCommand:
         args = ["--model", "scripted:good.yaml", "--model", "scripted:thin.yaml", "--repeat", "2", "-o", out]
         result = cli(project / "review.yaml", project / "set.yaml", *args)
         assert result.exit_code == 0, result.stderr
-        progress = result.stderr.splitlines()
+        first, *progress = result.stderr.splitlines()
+        assert first.startswith("eval ") and "rolegraph eval --resume " in first  # the id, to resume with
         assert [line.split(" on ")[0] for line in progress] == [f"[{n}/4] adapters" for n in range(1, 5)]
         assert all("completed" in line for line in progress)
         assert "| source_recall | 1.00 ± 0.00 (2) | 0.50 ± 0.00 (2) |" in result.stdout
@@ -174,3 +178,152 @@ class TestBundledEval:
         assert set(report["summary"]["default"]) == {*METRICS, "completed"}
         progress = [line for line in proc.stderr.splitlines() if line.startswith("[")]
         assert len(progress) == 1 and progress[0].startswith("[1/1] lora on default #1: completed")
+
+
+class TestBudgetsAndResume:
+    def test_over_budget_then_resumed_with_a_raised_limit(self, project: Path, home: Path) -> None:
+        """--max-iterations stops each run (exit 1, shown per run); --resume last with a higher limit finishes them."""
+        args = [project / "review.yaml", project / "set.yaml", "--model", "scripted:good.yaml", "--repeat", "2"]
+        stopped = cli(*args, "--max-iterations", "2")
+        assert stopped.exit_code == 1, stopped.stderr
+        assert stopped.stderr.count("budget_exceeded") == 2
+        assert "2 run(s), 2 failed (2 over budget)" in stopped.stdout
+        assert "| completed | 0.00 ± 0.00 (2) |" in stopped.stdout
+        manifest = EvalManifest.load(find_eval(home, "last"))
+        assert manifest.budget == {"max_iterations": 2}
+        assert [r.status for r in manifest.runs] == ["budget_exceeded", "budget_exceeded"]
+
+        resumed = cli("--resume", "last", "--max-iterations", "100", "--json")
+        assert resumed.exit_code == 0, resumed.stderr
+        assert resumed.stderr.startswith(f"eval {manifest.eval_id} (resumed")
+        report = json.loads(resumed.stdout)
+        assert [r["run_id"] for r in report["runs"]] == [r.run_id for r in manifest.runs]
+        assert {r["status"] for r in report["runs"]} == {"completed"}
+        assert report["summary"]["scripted:good.yaml"]["source_recall"]["mean"] == 1.0
+
+    def test_changed_workflow_refused_unless_forced(self, project: Path, home: Path) -> None:
+        """Resuming after the workflow file changed exits 2 naming the file; --force goes on."""
+        args = [project / "review.yaml", project / "set.yaml", "--model", "scripted:good.yaml"]
+        assert cli(*args, "--max-iterations", "2").exit_code == 1
+        workflow = project / "review.yaml"
+        workflow.write_text(workflow.read_text() + "# edited\n")
+        refused = cli("--resume", "last", "--max-iterations", "100")
+        assert refused.exit_code == 2
+        assert f"{workflow.resolve()} changed since the eval started" in refused.stderr
+        forced = cli("--resume", "last", "--max-iterations", "100", "--force")
+        assert forced.exit_code == 0, forced.stderr
+
+    def test_resume_refuses_new_plan_options(self, project: Path) -> None:
+        """--resume with --model (or --repeat, ...) is refused: a resumed eval keeps its own plan."""
+        result = cli("--resume", "last", "--model", "scripted:good.yaml")
+        assert result.exit_code == 2
+        assert "--resume goes on with the eval's own" in result.stderr
+
+    def test_unknown_eval(self, project: Path) -> None:
+        """--resume of an eval that does not exist exits 2 and says so."""
+        result = cli("--resume", "nope")
+        assert result.exit_code == 2
+        assert "match 'nope'" in result.stderr
+
+
+GATE_TOOL = '''
+import asyncio
+import os
+from pathlib import Path
+
+from rolegraph import tool
+
+
+@tool
+async def gate(text: str) -> str:
+    """Pass the gate (blocks from the second call on when GATE_BLOCK is set: a run to kill mid-way)."""
+    marker = Path(os.environ["GATE_DIR"]) / "passed-once"
+    if marker.exists() and os.environ.get("GATE_BLOCK"):
+        await asyncio.sleep(3600)
+    marker.touch()
+    return "open"
+'''
+GATE_SCRIPT = """
+- {tool: gate, args: {text: go}, thought: pass the gate}
+- {final: {word: done}, thought: through}
+"""
+GATE_WORKFLOW = """
+rolegraph: 1
+name: gated
+models: {default: "scripted:script.yaml"}
+inputs:
+  topic: {type: string}
+roles:
+  passer:
+    instructions: Pass the gate.
+    tools: ["gate_tools:gate"]
+    output: {word: string}
+steps:
+  pass: {role: passer, task: "Pass the gate for {{ inputs.topic }}."}
+outputs:
+  result: {path: word.json, render: json, from: pass}
+"""
+GATE_SET = """
+rolegraph_eval: 1
+name: gates
+questions:
+  - {id: first, inputs: {topic: one}, must_include: [done]}
+  - {id: second, inputs: {topic: two}, must_include: [done]}
+  - {id: third, inputs: {topic: three}, must_include: [done]}
+"""
+
+
+class TestKilledEval:
+    def test_sigkilled_eval_resumes_to_the_uninterrupted_report(
+        self, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An eval SIGKILLed while its second run hangs resumes: run 1 re-scored, 2 continued, 3 started."""
+        folder = tmp_path / "gated"
+        folder.mkdir()
+        (folder / "gate_tools.py").write_text(GATE_TOOL)
+        (folder / "script.yaml").write_text(GATE_SCRIPT)
+        (folder / "wf.yaml").write_text(GATE_WORKFLOW)
+        (folder / "set.yaml").write_text(GATE_SET)
+        monkeypatch.setenv("GATE_DIR", str(folder))
+        env = {**os.environ, "GATE_BLOCK": "1"}
+        child = subprocess.Popen(
+            [sys.executable, "-m", "rolegraph", "eval", folder / "wf.yaml", folder / "set.yaml"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 300  # a guard against a hang, not a timing assertion
+            statuses: list[str] = []
+            while time.monotonic() < deadline and child.poll() is None:
+                try:
+                    manifest = EvalManifest.load(find_eval(home, "last"))
+                    statuses = [r.status for r in manifest.runs]
+                except Exception:  # not written yet, or between renames
+                    statuses = []
+                if statuses == ["completed", "running", "pending"]:
+                    break
+                time.sleep(0.1)
+            assert statuses == ["completed", "running", "pending"], statuses
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+        killed = EvalManifest.load(find_eval(home, "last"))
+        resumed = cli("--resume", killed.eval_id, "--json")
+        assert resumed.exit_code == 0, resumed.stderr
+        report = json.loads(resumed.stdout)
+        assert [r["run_id"] for r in report["runs"]][:2] == [r.run_id for r in killed.runs][:2]
+        whole = cli(folder / "wf.yaml", folder / "set.yaml", "--json")
+        assert whole.exit_code == 0, whole.stderr
+
+        def scores(data: dict[str, object]) -> list[object]:
+            runs = data["runs"]
+            assert isinstance(runs, list)
+            timing = ("wall_time_s", "tokens", "cost_usd")
+            return [
+                (r["question"], r["status"], {k: v for k, v in r["scores"].items() if k not in timing}) for r in runs
+            ]
+
+        assert scores(report) == scores(json.loads(whole.stdout))
+        assert {r["status"] for r in report["runs"]} == {"completed"}

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import rolegraph
+from projects import write_script
 from rolegraph.errors import ModelNotAvailableError
 from rolegraph.evals.judge import JUDGE_PROMPT, Judge
 from rolegraph.evals.loader import load_evalset
@@ -16,6 +17,9 @@ from rolegraph.evals.record import RunFolderError
 from rolegraph.evals.runner import EvalReport, EvalRun, MetricSummary, evaluate, rescore
 from rolegraph.testing import ScriptedModel, text
 from rolegraph.traces.trace import SpanRecord, Trace
+from rolegraph.workflows.spec import Budget
+
+from .conftest import GOOD as GOOD_SCRIPT
 
 GOOD, THIN = "scripted:good.yaml", "scripted:thin.yaml"
 
@@ -228,3 +232,23 @@ class TestRescore:
             RunFolderError, match=r"its inputs \{'topic': 'something else'\} match no question of 'tiny'"
         ):
             await rescore(workflow, evalset, [result.run_dir])
+
+
+class TestBudget:
+    async def test_token_budget_stops_one_run_and_the_eval_goes_on(self, project: Path) -> None:
+        """A run that reaches the token budget is budget_exceeded, scored and counted; the others complete."""
+        search = GOOD_SCRIPT[0]
+        write_script(project, "long", [search] * 6 + GOOD_SCRIPT)  # the same answer, after many more calls
+        long = "scripted:long.yaml"
+        free = await run_eval(project, models=[GOOD, long])
+        good_tokens, long_tokens = (r.scores.tokens for r in free.runs)
+        assert good_tokens < long_tokens
+        report = await run_eval(
+            project, models=[GOOD, long], budget=Budget(max_tokens=(good_tokens + long_tokens) // 2)
+        )
+        assert [(r.model, r.status) for r in report.runs] == [(GOOD, "completed"), (long, "budget_exceeded")]
+        assert "max_tokens" in (report.runs[1].error or "")
+        assert report.failed == 1 and report.over_budget == 1
+        summary = report.summary()
+        assert summary[GOOD]["completed"].mean == 1.0 and summary[long]["completed"].mean == 0.0
+        assert "1 failed (1 over budget)" in report.to_markdown()

@@ -1,9 +1,8 @@
-"""``rolegraph eval``: score a workflow on an eval set (new runs, or past runs with ``--rescore``)."""
+"""``rolegraph eval``: score a workflow on an eval set (new runs, past runs with ``--rescore``, or the rest of
+an interrupted eval with ``--resume``)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import secrets
 from pathlib import Path
 from typing import Annotated
 
@@ -13,8 +12,14 @@ from rich.markup import escape
 from rolegraph.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    MaxCostOption,
+    MaxIterationsOption,
+    MaxTokensOption,
+    MaxToolCallsOption,
+    MaxWallOption,
     PricesOption,
     app,
+    budget_from,
     err,
     find_run,
     load_prices,
@@ -26,9 +31,12 @@ from rolegraph.errors import SpecError
 from rolegraph.evals.html import render_html
 from rolegraph.evals.judge import Judge
 from rolegraph.evals.loader import load_evalset
+from rolegraph.evals.manifest import EvalManifest, ManifestError, eval_dir, find_eval, new_eval_id
 from rolegraph.evals.matrix import columns, parse_grid
 from rolegraph.evals.runner import EvalReport, EvalRun, evaluate, rescore
+from rolegraph.workflows.durable import file_hash
 from rolegraph.workflows.run import home_dir
+from rolegraph.workflows.spec import Budget
 
 
 def _fail(message: str) -> typer.Exit:
@@ -37,9 +45,26 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_BAD_INPUT)
 
 
-def _eval_dir() -> Path:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    return home_dir() / "evals" / f"{stamp}-{secrets.token_hex(6)}"
+def _resumed(ref: str, workflow_file: Path | None, evalset_file: Path | None, force: bool) -> EvalManifest:
+    """The manifest of the eval to resume, its files checked against the ones it started with."""
+    try:
+        manifest = EvalManifest.load(find_eval(home_dir(), ref))
+    except ManifestError as exc:
+        raise _fail(str(exc)) from None
+    for given, kept, digest, what in (
+        (workflow_file, manifest.workflow_file, manifest.workflow_hash, "workflow"),
+        (evalset_file, manifest.evalset_file, manifest.evalset_hash, "eval set"),
+    ):
+        if given is not None and given.resolve() != Path(kept):
+            raise _fail(f"eval {manifest.eval_id} ran {what} {kept}, not {given}; leave the file out to resume it")
+        if not Path(kept).is_file():
+            raise _fail(f"eval {manifest.eval_id}: its {what} file {kept} is gone; restore it to resume the eval")
+        if file_hash(Path(kept)) != digest and not force:
+            raise _fail(
+                f"eval {manifest.eval_id}: {kept} changed since the eval started, so its finished runs may not "
+                "fit it; start a new eval, or resume anyway with --force"
+            )
+    return manifest
 
 
 def _write(report: EvalReport, path: Path) -> None:
@@ -56,8 +81,12 @@ def _write(report: EvalReport, path: Path) -> None:
 
 @app.command("eval")
 def eval_command(
-    workflow_file: Annotated[Path, typer.Argument(metavar="WORKFLOW", help="Workflow YAML file.")],
-    evalset_file: Annotated[Path, typer.Argument(metavar="EVALSET", help="Eval set YAML file.")],
+    workflow_file: Annotated[
+        Path | None, typer.Argument(metavar="WORKFLOW", help="Workflow YAML file (with --resume: the eval's own).")
+    ] = None,
+    evalset_file: Annotated[
+        Path | None, typer.Argument(metavar="EVALSET", help="Eval set YAML file (with --resume: the eval's own).")
+    ] = None,
     model: Annotated[
         list[str] | None,
         typer.Option("--model", "-m", help="A model replacing the workflow's default (repeatable: one column each)."),
@@ -85,6 +114,23 @@ def eval_command(
             help="Score this past run instead of running (repeatable; id, prefix or 'last').",
         ),
     ] = None,
+    resume_eval: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            metavar="EVAL",
+            help="Finish an interrupted eval (its id, a prefix or 'last'): finished runs are re-scored, "
+            "interrupted ones continued, the rest run.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --resume: go on although the workflow or eval set file changed.")
+    ] = False,
+    max_tokens: MaxTokensOption = None,
+    max_cost: MaxCostOption = None,
+    max_wall: MaxWallOption = None,
+    max_tool_calls: MaxToolCallsOption = None,
+    max_iterations: MaxIterationsOption = None,
     prices: PricesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON on stdout.")] = False,
     output: Annotated[
@@ -95,8 +141,22 @@ def eval_command(
     """Run every question of an eval set through a workflow and score the runs; one table, a column per model
     and settings.
 
-    Exit 0 when every run completed, 1 if any failed, 2 on bad input.
+    The budget options hold every run to limits (a run that reaches one is scored as failed). Each eval
+    prints its id: `rolegraph eval --resume ID` finishes it after a crash, a kill or Ctrl-C.
+
+    Exit 0 when every run completed, 1 if any failed (or ran out of budget), 2 on bad input.
     """
+    budget = budget_from(max_tokens, max_cost, max_wall, max_tool_calls, max_iterations)
+    manifest: EvalManifest | None = None
+    if resume_eval is not None:
+        if model or setting or repeat != 1 or limit or rescore_runs or judge_model:
+            raise _fail("--resume goes on with the eval's own --model, --set, --repeat, --limit and --judge")
+        manifest = _resumed(resume_eval, workflow_file, evalset_file, force)
+        workflow_file, evalset_file = Path(manifest.workflow_file), Path(manifest.evalset_file)
+        budget = budget or Budget(**manifest.budget)
+        judge_model, repeat, limit = manifest.judge, manifest.repeat, manifest.limit
+    if workflow_file is None or evalset_file is None:
+        raise _fail("give a WORKFLOW and an EVALSET file, or --resume EVAL")
     workflow = load_workflow(workflow_file)
     try:
         evalset = load_evalset(evalset_file, workflow)
@@ -106,13 +166,43 @@ def eval_command(
         grid = parse_grid(setting or [])
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    if rescore_runs and (model or setting or repeat != 1 or limit or concurrency != 1):
+    if manifest is not None:
+        grid = {name: list(values) for name, values in manifest.grid.items()}
+    if rescore_runs and (model or setting or repeat != 1 or limit or concurrency != 1 or budget):
         raise _fail(
-            "--rescore scores past runs as they are: --model, --set, --repeat, --limit and --concurrency do not apply"
+            "--rescore scores past runs as they are: --model, --set, --repeat, --limit, --concurrency and the "
+            "budget options do not apply"
         )
     run_dirs = [find_run(run) for run in rescore_runs or []]
     table = load_prices(prices)
     models: list[str | None] = list(model) if model else [None]
+    if manifest is not None:
+        models = list(dict.fromkeys(c.model for c in manifest.columns))
+    elif not rescore_runs:
+        manifest = EvalManifest(
+            eval_id=new_eval_id(),
+            workflow_file=str(workflow_file.resolve()),
+            workflow_hash=file_hash(workflow_file),
+            evalset_file=str(evalset_file.resolve()),
+            evalset_hash=file_hash(evalset_file),
+            grid={name: list(values) for name, values in grid.items()},
+            repeat=repeat,
+            limit=limit,
+            concurrency=concurrency,
+            budget=budget.limits() if budget else {},
+            judge=judge_model,
+        )
+    eval_id = manifest.eval_id if manifest is not None else new_eval_id()
+    folder = eval_dir(home_dir(), eval_id)
+    if manifest is not None:
+        manifest.path = folder / "manifest.json"
+        manifest.concurrency = concurrency if concurrency != 1 else manifest.concurrency
+        manifest.budget = budget.limits() if budget else {}
+        err.print(
+            f"eval {eval_id} ({'resumed' if resume_eval else 'resume it with'}: rolegraph eval --resume {eval_id})",
+            highlight=False,
+            soft_wrap=True,
+        )
     questions = len(evalset.questions[:limit] if limit else evalset.questions)
     total = len(run_dirs) or questions * len(columns(models, grid)) * repeat
     finished = 0
@@ -128,7 +218,7 @@ def eval_command(
             "support": scores.claim_support,
         }
         parts = " ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in shown.items())
-        colour = "green" if run.status == "completed" else "red"
+        colour = {"completed": "green", "budget_exceeded": "yellow"}.get(run.status, "red")
         err.print(
             f"[{finished}/{total}] {escape(run.question)} on {escape(run.model)} #{run.repeat}: "
             f"[{colour}]{run.status}[/] {parts} {scores.wall_time_s:.1f}s",
@@ -139,7 +229,7 @@ def eval_command(
     async def work() -> EvalReport:
         judge = None
         if judge_model:
-            judge = Judge.open(judge_model, _eval_dir() / "judge.jsonl", base_dir=workflow.base_dir)
+            judge = Judge.open(judge_model, folder / "judge.jsonl", base_dir=workflow.base_dir)
         try:
             if run_dirs:
                 return await rescore(workflow, evalset, run_dirs, prices=table, judge=judge, on_run=progress)
@@ -149,11 +239,14 @@ def eval_command(
                 models,
                 grid=grid,
                 repeat=repeat,
-                concurrency=concurrency,
+                concurrency=manifest.concurrency if manifest else concurrency,
                 limit=limit,
                 prices=table,
                 judge=judge,
                 on_run=progress,
+                budget=budget,
+                manifest=manifest,
+                force=force,
             )
         finally:
             if judge is not None:

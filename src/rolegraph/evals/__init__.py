@@ -14,6 +14,7 @@ Path("eval.html").write_text(render_html(report))
 from rolegraph.evals.html import render_html
 from rolegraph.evals.judge import JUDGE_PROMPT, FactVerdict, Judge
 from rolegraph.evals.loader import load_evalset, parse_evalset
+from rolegraph.evals.manifest import EvalManifest, ManifestError, find_eval
 from rolegraph.evals.matrix import Column, columns, parse_grid
 from rolegraph.evals.metrics import JUDGE_METRIC, METRICS, RunScores, score_run
 from rolegraph.evals.record import ClaimRef, RunFolderError, RunRecord, record_from_dir, record_of
@@ -26,18 +27,21 @@ __all__ = [
     "METRICS",
     "ClaimRef",
     "Column",
+    "EvalManifest",
     "EvalQuestion",
     "EvalReport",
     "EvalRun",
     "EvalSet",
     "FactVerdict",
     "Judge",
+    "ManifestError",
     "MetricSummary",
     "RunFolderError",
     "RunRecord",
     "RunScores",
     "columns",
     "evaluate",
+    "find_eval",
     "load_evalset",
     "parse_evalset",
     "parse_grid",

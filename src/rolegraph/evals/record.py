@@ -101,7 +101,7 @@ def record_from_dir(run_dir: Path, workflow: Workflow, prices: PriceTable | None
         raise RunFolderError(
             f"run {run_dir.name} is a run of workflow {summary.get('workflow')!r}, not {workflow.spec.name!r}"
         )
-    if summary.get("status") not in ("completed", "failed", "cancelled"):
+    if summary.get("status") not in ("completed", "failed", "cancelled", "budget_exceeded"):
         raise RunFolderError(f"run {run_dir.name} has not finished (status {summary.get('status')!r})")
     sources_file = run_dir / SOURCES_FILE
     if not sources_file.is_file():

@@ -9,6 +9,12 @@ print(report.to_markdown())
 ```
 
 `rescore` scores runs already on disk (their folders hold everything scoring reads).
+
+Every run can be held to a `Budget`; one that runs out of it has status ``budget_exceeded`` and
+is scored and counted like a failed run. Given an `EvalManifest`, `evaluate` records each run's
+id and status in it as runs start and finish; called again with that manifest (loaded back from
+disk), it resumes the eval: finished runs are re-scored from their folders, interrupted ones are
+continued (`workflows.resume.resume`), and the rest are started.
 """
 
 from __future__ import annotations
@@ -23,13 +29,17 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from rolegraph.errors import ResumeError
 from rolegraph.evals.judge import JUDGE_PROMPT, FactVerdict, Judge
+from rolegraph.evals.manifest import FINAL_STATUSES, ColumnSpec, EvalManifest, ManifestError, PlannedRun
 from rolegraph.evals.matrix import DEFAULT_MODEL, Column, columns
 from rolegraph.evals.metrics import RunScores, metric_names, score_run
 from rolegraph.evals.record import RunFolderError, RunRecord, record_from_dir, record_of
 from rolegraph.evals.spec import EvalQuestion, EvalSet
 from rolegraph.traces.pricing import PriceTable
-from rolegraph.workflows.run import Workflow
+from rolegraph.workflows.resume import resume
+from rolegraph.workflows.run import Workflow, home_dir
+from rolegraph.workflows.spec import Budget
 
 __all__ = ["DEFAULT_MODEL", "EvalReport", "EvalRun", "MetricSummary", "RunListener", "evaluate", "rescore"]
 
@@ -107,8 +117,13 @@ class EvalReport(BaseModel):
 
     @property
     def failed(self) -> int:
-        """How many runs did not complete."""
+        """How many runs did not complete (over budget included)."""
         return sum(r.status != "completed" for r in self.runs)
+
+    @property
+    def over_budget(self) -> int:
+        """How many runs stopped on their budget."""
+        return sum(r.status == "budget_exceeded" for r in self.runs)
 
     def summary(self) -> dict[str, dict[str, MetricSummary]]:
         """Per column: each metric over all its runs (plus ``completed``, the share of runs that completed)."""
@@ -155,7 +170,9 @@ class EvalReport(BaseModel):
         lines = [
             f"# Eval `{self.evalset}` on workflow `{self.workflow}`",
             "",
-            f"{len(self.runs)} run(s), {self.failed} failed; {self.repeat} repeat(s) per question and column.",
+            f"{len(self.runs)} run(s), {self.failed} failed"
+            + (f" ({self.over_budget} over budget)" if self.over_budget else "")
+            + f"; {self.repeat} repeat(s) per question and column.",
             *([f"Fact coverage also judged by `{self.judge}`."] if self.judge else []),
             "",
             "| metric | " + " | ".join(f"`{m}`" for m in self.models) + " |",
@@ -179,6 +196,9 @@ async def evaluate(
     prices: PriceTable | None = None,
     judge: Judge | None = None,
     on_run: RunListener | None = None,
+    budget: Budget | None = None,
+    manifest: EvalManifest | None = None,
+    force: bool = False,
 ) -> EvalReport:
     """Run every question (the first `limit`) in every column `repeat` times, and score each run.
 
@@ -194,11 +214,17 @@ async def evaluate(
         prices: Price table for ``cost_usd``.
         judge: A judge model for ``fact_coverage_judge`` (the caller closes it).
         on_run: Called as each run finishes.
+        budget: Limits for every run, replacing those of the workflow's ``settings.budget``
+            (the ones set); on resuming, they replace the interrupted runs' own.
+        manifest: Where each run's id and status are recorded (saved as they change, when it
+            has a path). One already holding runs is resumed: its plan must be this call's.
+        force: On resuming, continue runs whose workflow file changed since they started.
 
     Returns:
-        The report; a failed run is scored (usually badly) and counted, not raised.
+        The report; a failed or over-budget run is scored (usually badly) and counted, not raised.
 
     Raises:
+        ManifestError: `manifest` plans other runs than these arguments give.
         SpecError: A question's inputs do not fit the workflow.
         ModelNotAvailableError: A model cannot be loaded.
         ValueError: The grid names an unknown setting or a value out of range.
@@ -211,14 +237,15 @@ async def evaluate(
     report.grid = {name: list(values) for name, values in (grid or {}).items()}
     slots = asyncio.Semaphore(max(1, concurrency))
     jobs = [(q, c, n) for q in questions for c in cols for n in range(repeat)]
+    manifest = _planned(manifest or EvalManifest(), questions, cols, repeat)
+    await manifest.save()
+    runs_home = home or home_dir()
     done: list[tuple[int, EvalRun]] = []
 
     async def one(index: int, question: EvalQuestion, column: Column, number: int) -> None:
+        entry = manifest.runs[index]
         async with slots:
-            result = await workflow.run(
-                question.inputs, model=column.model, settings=column.model_settings(), home=home
-            )
-        record = await asyncio.to_thread(record_of, result, workflow, prices)  # reads the trace file
+            record = await _execute(workflow, question, column, entry, manifest, runs_home, budget, prices, force)
         run = await _scored(question, column, number, record, judge)
         done.append((index, run))
         if on_run is not None:
@@ -232,6 +259,96 @@ async def evaluate(
         raise failure.exceptions[0] from None
     report.runs = [run for _, run in sorted(done, key=lambda pair: pair[0])]
     return report
+
+
+def _planned(
+    manifest: EvalManifest, questions: Sequence[EvalQuestion], cols: Sequence[Column], repeat: int
+) -> EvalManifest:
+    """`manifest` with its plan filled in, or checked against these runs when it already has one."""
+    specs = [ColumnSpec(model=c.model, settings=dict(c.settings)) for c in cols]
+    plan = [
+        PlannedRun(question=q.id, column=i, repeat=n + 1)
+        for q in questions
+        for i in range(len(cols))
+        for n in range(repeat)
+    ]
+    if not manifest.runs:
+        manifest.columns, manifest.repeat, manifest.runs = specs, repeat, plan
+        return manifest
+    key = [(r.question, r.column, r.repeat) for r in manifest.runs]
+    if manifest.columns != specs or key != [(r.question, r.column, r.repeat) for r in plan]:
+        raise ManifestError(
+            f"eval {manifest.eval_id}: its manifest plans other runs (questions, columns or repeats) than asked for"
+        )
+    return manifest
+
+
+async def _execute(
+    workflow: Workflow,
+    question: EvalQuestion,
+    column: Column,
+    entry: PlannedRun,
+    manifest: EvalManifest,
+    home: Path,
+    budget: Budget | None,
+    prices: PriceTable | None,
+    force: bool,
+) -> RunRecord:
+    """The record of one planned run: re-read if it finished, continued if it was interrupted, else run."""
+    if entry.run_id is not None:
+        run_dir = home / "runs" / entry.run_id
+        if entry.status in FINAL_STATUSES:
+            return await asyncio.to_thread(record_from_dir, run_dir, workflow, prices)
+        try:
+            result = await resume(run_dir, budget=budget, force=force)
+        except ResumeError:
+            pass  # killed before its run store was written: nothing to continue, start it again
+        else:
+            entry.status = result.status
+            await manifest.save()
+            # From the folder: the trace there holds the whole run, before and after the interruption.
+            return await asyncio.to_thread(record_from_dir, run_dir, workflow, prices)
+    started = asyncio.Event()
+    sink = _RunIdSink(entry, started)
+
+    async def save_when_started() -> None:
+        await started.wait()
+        if entry.run_id is not None:
+            await manifest.save()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(save_when_started())
+            try:
+                result = await workflow.run(
+                    question.inputs,
+                    model=column.model,
+                    settings=column.model_settings(),
+                    home=home,
+                    sinks=[sink],
+                    budget=budget,
+                )
+            finally:
+                started.set()  # the saver must not wait for a run that never traced
+    except ExceptionGroup as failure:  # the run's own error, as the run raised it
+        raise failure.exceptions[0] from None
+    entry.run_id, entry.status = result.run_id, result.status
+    await manifest.save()
+    return await asyncio.to_thread(record_of, result, workflow, prices)  # reads the trace file
+
+
+class _RunIdSink:
+    """Notes the run's id from its first trace record, so the manifest can name the run while it runs."""
+
+    def __init__(self, entry: PlannedRun, started: asyncio.Event) -> None:
+        self.entry = entry
+        self.started = started
+
+    def emit(self, record: dict[str, Any]) -> None:
+        """Take the run id from the first record."""
+        if not self.started.is_set() and record.get("run_id"):
+            self.entry.run_id, self.entry.status = str(record["run_id"]), "running"
+            self.started.set()
 
 
 async def rescore(

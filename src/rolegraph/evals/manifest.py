@@ -1,0 +1,178 @@
+"""An eval's manifest: what it runs and how far it got, so a killed or interrupted eval can be resumed.
+
+Each eval has an id and a folder ``$ROLEGRAPH_HOME/evals/<eval_id>/`` holding
+``manifest.json`` (and the judge's ``judge.jsonl``). The manifest names the
+workflow and eval set files with their hashes, the columns, repeats, limit and
+run budget, and one entry per planned run (question, column, repeat) with its
+run id and status. It is rewritten atomically (a temporary file renamed over
+it) whenever a run starts or finishes, so whatever kills the eval, the file on
+disk is whole and at most one step behind.
+
+```python
+manifest = EvalManifest.load(eval_dir(home, "last"))
+print([(r.question, r.status) for r in manifest.runs])
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError
+
+from rolegraph.errors import RolegraphError
+from rolegraph.evals.matrix import Column
+
+__all__ = [
+    "FINAL_STATUSES",
+    "MANIFEST_FILE",
+    "ColumnSpec",
+    "EvalManifest",
+    "ManifestError",
+    "PlannedRun",
+    "PlannedStatus",
+    "eval_dir",
+    "find_eval",
+    "new_eval_id",
+]
+
+MANIFEST_FILE = "manifest.json"
+
+PlannedStatus = Literal["pending", "running", "completed", "failed", "cancelled", "budget_exceeded"]
+"""``pending`` never started, ``running`` started (a crash or kill leaves it so), else the run's own status."""
+
+FINAL_STATUSES = ("completed", "failed")
+"""Statuses a resumed eval re-scores as they are; the others are continued or started."""
+
+
+class ManifestError(RolegraphError):
+    """An eval cannot be found or resumed (no such eval, unreadable manifest, changed files)."""
+
+
+class PlannedRun(BaseModel):
+    """One planned run: a question in a column, one repeat, and how far it got."""
+
+    question: str
+    column: int
+    """Index into `EvalManifest.columns`."""
+    repeat: int
+    """1-based."""
+    run_id: str | None = None
+    status: PlannedStatus = "pending"
+
+
+class ColumnSpec(BaseModel):
+    """A column as the manifest keeps it: the model (None: the workflow's own) and its settings."""
+
+    model: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    def column(self) -> Column:
+        """The `Column` it describes."""
+        return Column(model=self.model, settings=dict(self.settings))
+
+
+class EvalManifest(BaseModel):
+    """Everything needed to resume an eval, and the state of each of its runs."""
+
+    eval_id: str = ""
+    workflow_file: str = ""
+    workflow_hash: str = ""
+    evalset_file: str = ""
+    evalset_hash: str = ""
+    columns: list[ColumnSpec] = Field(default_factory=list)
+    grid: dict[str, list[int | float]] = Field(default_factory=dict)
+    repeat: int = 1
+    limit: int | None = None
+    concurrency: int = 1
+    budget: dict[str, float] = Field(default_factory=dict)
+    """The run budget's limits (`Budget.limits`), applied to every run."""
+    judge: str | None = None
+    """The judge's model string, if any."""
+    runs: list[PlannedRun] = Field(default_factory=list)
+    path: Path | None = Field(default=None, exclude=True)
+    """Where the manifest is kept (None: it is not saved)."""
+
+    # Saves one at a time: renames must land in the order their states were taken.
+    _lock: asyncio.Lock = PrivateAttr(default_factory=asyncio.Lock)
+
+    @classmethod
+    def load(cls, folder: Path) -> EvalManifest:
+        """The manifest in an eval folder.
+
+        Raises:
+            ManifestError: There is none, or it cannot be read.
+        """
+        file = folder / MANIFEST_FILE
+        try:
+            manifest = cls.model_validate_json(file.read_text(encoding="utf-8"))
+        except OSError:
+            raise ManifestError(f"{folder} holds no eval manifest ({MANIFEST_FILE}); is it an eval folder?") from None
+        except ValidationError as exc:
+            raise ManifestError(f"{file} is not a readable eval manifest: {exc}") from None
+        manifest.path = file
+        return manifest
+
+    def write(self) -> None:
+        """Write the manifest now (atomically: a temporary file in the same folder renamed over it)."""
+        if self.path is not None:
+            _atomic_write(self.path, self.model_dump_json(indent=2))
+
+    async def save(self) -> None:
+        """`write`, off the event loop, one save at a time."""
+        if self.path is None:
+            return
+        text = self.model_dump_json(indent=2)  # the state now, whatever changes while the file is written
+        async with self._lock:
+            await asyncio.to_thread(_atomic_write, self.path, text)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def new_eval_id() -> str:
+    """A fresh eval id: a UTC timestamp and 48 random bits (sorts by start time)."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(6)}"
+
+
+def eval_dir(home: Path, eval_id: str) -> Path:
+    """The folder of eval `eval_id` under `home` (``evals/<eval_id>``)."""
+    return home / "evals" / eval_id
+
+
+def find_eval(home: Path, ref: str) -> Path:
+    """The folder of the eval `ref` names: an id, a unique id prefix, or ``last`` (the newest with a manifest).
+
+    Raises:
+        ManifestError: No eval (or several) matches.
+    """
+    root = home / "evals"
+    found = sorted(p for p in root.glob("*") if (p / MANIFEST_FILE).is_file()) if root.is_dir() else []
+    if ref == "last":
+        if not found:
+            raise ManifestError(f"no eval to resume under {root}")
+        return found[-1]
+    exact = [p for p in found if p.name == ref]
+    matches = exact or [p for p in found if p.name.startswith(ref)]
+    if len(matches) != 1:
+        which = "no eval" if not matches else f"{len(matches)} evals"
+        raise ManifestError(f"{which} under {root} match {ref!r}; give the eval id `rolegraph eval` printed")
+    return matches[0]
