@@ -26,11 +26,11 @@ from rolegraph.agents.citations import (
     find_quotes,
     normalise,
 )
-from rolegraph.agents.journal import CallJournal, chat_call_id, tool_call_id
+from rolegraph.agents.journal import CallJournal, RequestDigest, chat_call_id, request_digest, tool_call_id
 from rolegraph.agents.roles import Role
 from rolegraph.errors import AgentError, ModelError
 from rolegraph.models.envelope import final_schema, parse_final
-from rolegraph.models.messages import Message, ToolCall
+from rolegraph.models.messages import Message, ToolCall, ToolSpec
 from rolegraph.models.model import Completion, Model, ModelSettings, Usage
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool, ToolResult
@@ -304,7 +304,8 @@ class Agent:
             rolegraph__tools=[t.name for t in tools or ()],
             rolegraph__call__id=call_id,
         ) as span:
-            recorded = self.journal.get(call_id) if self.journal is not None else None
+            request = _chat_request(messages, tools, schema, settings) if self.journal is not None else None
+            recorded = self.journal.get(call_id, request=request) if self.journal is not None else None
             if recorded is not None:
                 # Replayed from the journal: the tokens were spent (and traced) when the call was made.
                 completion = Completion.model_validate(recorded)
@@ -330,7 +331,7 @@ class Agent:
                 rolegraph__output__tool_calls=[c.model_dump() for c in completion.tool_calls],
             )
             if self.journal is not None:  # after the span has the usage: a put may stop the run (a budget)
-                self.journal.put(call_id, completion.model_dump(mode="json"))
+                self.journal.put(call_id, completion.model_dump(mode="json"), request=request)
         return completion
 
     async def _run_tools(self, calls: Sequence[ToolCall], done: set[tuple[str, str]], step: int) -> list[ToolResult]:
@@ -360,7 +361,8 @@ class Agent:
             rolegraph__tool__arguments=_clip(call.arguments, _TRACE_TEXT_MAX),
             rolegraph__call__id=call_id,
         ) as span:
-            recorded = self.journal.get(call_id) if self.journal is not None else None
+            request = _tool_request(call) if self.journal is not None else None
+            recorded = self.journal.get(call_id, request=request) if self.journal is not None else None
             if recorded is not None:
                 result = ToolResult.model_validate(recorded)
                 done.add(_call_key(call))
@@ -369,7 +371,7 @@ class Agent:
                 result = await self._execute(call, done)
                 if self.journal is not None:
                     # `data` is for programs, not the model: the agent never reads it, so it is not kept.
-                    self.journal.put(call_id, result.model_dump(mode="json", exclude={"data"}))
+                    self.journal.put(call_id, result.model_dump(mode="json", exclude={"data"}), request=request)
             span.set(
                 rolegraph__tool__is_error=result.is_error,
                 rolegraph__tool__result=_clip(result.content, _TRACE_TEXT_MAX),
@@ -412,3 +414,25 @@ def _call_key(call: ToolCall) -> tuple[str, str]:
         return call.name, json.dumps(call.parsed_arguments(), sort_keys=True)
     except ValueError:
         return call.name, call.arguments.strip()
+
+
+# What can change a model's answer; the timeout and retries of a call cannot.
+_ANSWER_SETTINGS = {"temperature", "top_p", "seed", "max_tokens", "tool_choice"}
+
+
+def _chat_request(
+    messages: Sequence[Message], tools: Sequence[ToolSpec] | None, schema: dict[str, Any], settings: ModelSettings
+) -> RequestDigest:
+    """The digest of a model call's request (see `rolegraph.agents.journal`)."""
+    return request_digest(
+        messages=[m.model_dump(mode="json") for m in messages],
+        tools=[t.model_dump(mode="json") for t in tools or ()],
+        schema=schema,
+        settings=settings.model_dump(mode="json", include=_ANSWER_SETTINGS),
+    )
+
+
+def _tool_request(call: ToolCall) -> RequestDigest:
+    """The digest of a tool call's request: the tool and its arguments, normalised."""
+    name, arguments = _call_key(call)
+    return request_digest(tool=name, arguments=arguments)

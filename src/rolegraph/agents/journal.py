@@ -10,13 +10,24 @@ every process that works on the run::
 
     research[1]#1/chat/2        step research, item 1, first visit, second model call
     research[1]#1/tool/2/0      the first tool call that model call asked for
+
+With each call the agent passes a digest of its request (`request_digest`): one
+hash per part of the request (the messages, the tools offered, the answer's
+schema and the sampling settings of a model call; the tool and its arguments of
+a tool call). A journal records it with the result, so a replay can tell which
+part of a request changed since the call was recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Protocol
 
-__all__ = ["CallJournal", "chat_call_id", "tool_call_id"]
+__all__ = ["CallJournal", "RequestDigest", "chat_call_id", "request_digest", "tool_call_id"]
+
+RequestDigest = dict[str, str]
+"""A request's fingerprint: a SHA-256 (hex, first 32 digits) per named part of the request."""
 
 
 class CallJournal(Protocol):
@@ -26,12 +37,16 @@ class CallJournal(Protocol):
     budget that ran out does); the exception propagates out of `Agent.run`.
     """
 
-    def get(self, call_id: str) -> Any | None:
-        """The recorded result of `call_id`, or None if the call has to be made."""
+    def get(self, call_id: str, *, request: RequestDigest | None = None) -> Any | None:
+        """The recorded result of `call_id`, or None if the call has to be made.
+
+        `request` is the digest of the request about to be made (a replay compares it
+        with the recorded one).
+        """
         ...
 
-    def put(self, call_id: str, result: Any) -> None:
-        """Record the result of the completed call `call_id`."""
+    def put(self, call_id: str, result: Any, *, request: RequestDigest | None = None) -> None:
+        """Record the result of the completed call `call_id`, made with the request `request`."""
         ...
 
 
@@ -43,3 +58,13 @@ def chat_call_id(prefix: str, number: int) -> str:
 def tool_call_id(prefix: str, number: int, index: int) -> str:
     """The id of the `index`-th tool call (0-based) requested by model call `number`."""
     return f"{prefix}/tool/{number}/{index}"
+
+
+def request_digest(**parts: Any) -> RequestDigest:
+    """One hash per part of a request (JSON data), so two requests can be compared part by part."""
+    return {
+        name: hashlib.sha256(
+            json.dumps(value, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+        ).hexdigest()[:32]
+        for name, value in parts.items()
+    }
