@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rolegraph.agents.journal import CallJournal, RequestDigest
-from rolegraph.errors import ModelError, RunError
+from rolegraph.errors import ModelError, ReplayDiverged, ReplayError, RunError
 from rolegraph.models.messages import Message, ToolSpec
 from rolegraph.models.model import Completion, Model, ModelSettings
 from rolegraph.traces.sinks import TraceSink
@@ -66,10 +66,6 @@ _CHANGES = {
 """What a difference in each part of a request digest means."""
 
 
-class ReplayError(RunError):
-    """A run cannot be replayed (no run store, no workflow file); the message says why and what to do."""
-
-
 @dataclass(frozen=True)
 class Divergence:
     """Where a replay first stopped agreeing with its recording.
@@ -92,14 +88,6 @@ class Divergence:
         if self.call_id:
             where += f", call {self.call_id}"
         return f"{where} ({self.kind}): {self.reason}"
-
-
-class ReplayDiverged(RunError):
-    """Raised by a `ReplayJournal` to stop an agent at a call the recording cannot answer."""
-
-    def __init__(self, divergence: Divergence) -> None:
-        self.divergence = divergence
-        super().__init__(f"replay diverged at {divergence.describe()}")
 
 
 class Recording:
