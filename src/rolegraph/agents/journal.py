@@ -24,7 +24,7 @@ import hashlib
 import json
 from typing import Any, Protocol
 
-__all__ = ["CallJournal", "RequestDigest", "chat_call_id", "request_digest", "tool_call_id"]
+__all__ = ["CallJournal", "RequestDigest", "chat_call_id", "part_digest", "request_digest", "tool_call_id"]
 
 RequestDigest = dict[str, str]
 """A request's fingerprint: a SHA-256 (hex, first 32 digits) per named part of the request."""
@@ -61,10 +61,15 @@ def tool_call_id(prefix: str, number: int, index: int) -> str:
 
 
 def request_digest(**parts: Any) -> RequestDigest:
-    """One hash per part of a request (JSON data), so two requests can be compared part by part."""
-    return {
-        name: hashlib.sha256(
-            json.dumps(value, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
-        ).hexdigest()[:32]
-        for name, value in parts.items()
-    }
+    """One hash per part of a request, so two requests can be compared part by part.
+
+    A part is JSON data (hashed in its canonical form, keys sorted) or `bytes` a caller
+    has already serialised canonically (hashed as they are).
+    """
+    return {name: part_digest(value) for name, value in parts.items()}
+
+
+def part_digest(value: Any) -> str:
+    """The hash of one part of a request (see `request_digest`)."""
+    data = value if isinstance(value, bytes) else json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(data if isinstance(data, bytes) else data.encode("utf-8")).hexdigest()[:32]
