@@ -17,6 +17,7 @@ from rolegraph.traces.sinks import read_jsonl
 from rolegraph.workflows.replay import Divergence, Recording, ReplayDiverged, ReplayError, ReplayModel, replay
 from rolegraph.workflows.run import RunResult
 from rolegraph.workflows.runstore import STORE_FILE, JournalEntry, RunStore
+from rolegraph.workflows.spec import Budget
 
 CALLS = LOOP_CHATS + LOOP_TOOLS
 
@@ -91,6 +92,15 @@ class TestIdentical:
         before = {name: _digest(recorded.run_dir / name) for name in files}
         await replay(recorded.run_dir)
         assert {name: _digest(recorded.run_dir / name) for name in files} == before
+
+    async def test_a_run_stopped_by_its_budget_replays_to_the_same_stop(self, project: Path) -> None:
+        """A run that hit max_iterations replays identically: the budget stops the replay at the same call."""
+        stopped = await rolegraph.load(project).run(budget=Budget(max_iterations=3))
+        assert stopped.status == "budget_exceeded"
+        report = await replay(stopped.run_dir)
+        assert report.divergence is None, report.divergence
+        assert (report.result.status, report.result.error) == ("budget_exceeded", stopped.error)
+        assert report.replayed_calls == report.recorded_calls
 
     async def test_a_replay_records_its_calls_with_their_request_digests(self, recorded: RunResult) -> None:
         """The replay run's own store holds the same calls, results and request digests as the recording."""
@@ -230,3 +240,33 @@ class TestOldRunsAndErrors:
         """The stand-in model refuses every call: a replay can only answer from the recording."""
         with pytest.raises(rolegraph.errors.ModelError, match="cannot be called"):
             await ReplayModel("local").complete([])
+
+
+DEMO_LIBRARY = Path(__file__).resolve().parents[2] / "examples" / "library"
+SHORT_LOCAL = """\
+rolegraph: 1
+name: short_local
+library: {library}
+models:
+  default: {{model: local, temperature: 0.2, seed: 42, max_tokens: 256}}
+steps:
+  plan: {{role: planner, task: "Write 2 short research questions about LoRA."}}
+  research: {{role: researcher, depends_on: [plan], task: "What does LoRA change in a transformer?", max_steps: 1}}
+"""
+
+
+@pytest.mark.local_model
+class TestOnTheEmbeddedModel:
+    def test_a_short_run_on_the_local_model_replays_identically(self, tmp_path: Path) -> None:
+        """A plan-and-research run on SmolLM2 over the demo library replays identically, from the recording alone:
+        the same calls, step outputs and usage, with no chat span of the replay un-replayed."""
+        path = tmp_path / "short.yaml"
+        path.write_text(SHORT_LOCAL.format(library=DEMO_LIBRARY))
+        recorded = rolegraph.load(path).run_sync()
+        report = asyncio.run(replay(recorded.run_dir))
+        assert report.divergence is None, report.divergence
+        assert report.replayed_calls == report.recorded_calls > 0
+        assert report.result.status == recorded.status
+        assert report.result.step_outputs == recorded.step_outputs
+        assert report.result.usage == recorded.usage
+        assert all(span["attributes"]["rolegraph.replayed"] for span in _call_spans(report.result.run_dir))  # type: ignore[index]

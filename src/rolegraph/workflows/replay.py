@@ -156,10 +156,11 @@ class ReplayJournal:
             ReplayDiverged: The call diverges from the recording.
             BudgetExceeded: The replay reached the run's budget where the recording did.
         """
-        result = self.recording.answer(call_id, self.step_id, request)
-        # Through the replay's journal as if the call had been made: its budget and usage
-        # follow the recorded run's, and its run store holds the calls it replayed.
+        # Through the replay's journal as if the call were made: its budget stops the replay
+        # where it stopped the recorded run (before the call, which was then never recorded),
+        # its usage follows the recorded run's, and its run store holds the calls it replayed.
         self.inner.get(call_id, request=request)
+        result = self.recording.answer(call_id, self.step_id, request)
         self.inner.put(call_id, result, request=request)
         return result
 
