@@ -49,6 +49,7 @@ class TestReplayCommand:
             "replayed_calls": calls,
             "recorded_calls": calls,
             "differing_steps": [],
+            "failed_as_recorded": [],
         }
         assert document["replay"] != run_id
         text = cli("replay", run_id)

@@ -11,7 +11,7 @@ import pytest
 
 import rolegraph
 from durable_projects import LOOP_CHATS, LOOP_TOOLS, SCRIPTS, edit, outputs_of, write_loop_project
-from projects import isolated_home
+from projects import isolated_home, write_script
 from rolegraph.agents.journal import request_digest
 from rolegraph.traces.sinks import read_jsonl
 from rolegraph.workflows.replay import Divergence, Recording, ReplayDiverged, ReplayError, ReplayModel, replay
@@ -101,6 +101,17 @@ class TestIdentical:
         assert report.divergence is None, report.divergence
         assert (report.result.status, report.result.error) == ("budget_exceeded", stopped.error)
         assert report.replayed_calls == report.recorded_calls
+
+    async def test_a_run_whose_model_failed_replays_to_the_same_failure(self, project: Path) -> None:
+        """The writer's model fails (its script is empty): that call was never recorded, and the replay fails it
+        with the recorded error instead of calling a model, so the replay is identical, status failed."""
+        write_script(project.parent, "writer", [])
+        failed = await rolegraph.load(project).run()
+        assert (failed.status, failed.steps["write"].status) == ("failed", "failed")
+        report = await replay(failed.run_dir)
+        assert report.divergence is None, report.divergence
+        assert report.failed_as_recorded == ["write#1/chat/1"]
+        assert (report.result.status, report.result.error) == ("failed", failed.error)
 
     async def test_a_replay_records_its_calls_with_their_request_digests(self, recorded: RunResult) -> None:
         """The replay run's own store holds the same calls, results and request digests as the recording."""

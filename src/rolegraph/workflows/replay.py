@@ -29,7 +29,7 @@ call id alone.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -95,10 +95,15 @@ class Recording:
 
     Args:
         entries: The recorded calls, in the order they were recorded.
+        failures: The error of each step that failed in the recorded run, by step id.
     """
 
-    def __init__(self, entries: Sequence[JournalEntry]) -> None:
+    def __init__(self, entries: Sequence[JournalEntry], failures: Mapping[str, str] | None = None) -> None:
         self.entries = {entry.call_id: entry for entry in entries}
+        self.failures = dict(failures or {})
+        """The error of each step that failed in the recorded run."""
+        self.failed_as_recorded: list[str] = []
+        """Model calls that failed again as they failed in the recorded run."""
         self.order = [entry.call_id for entry in entries]
         self.answered: set[str] = set()
         """Calls the replay was given."""
@@ -117,6 +122,10 @@ class Recording:
         kind = call_id.split("/")[1]
         entry = self.entries.get(call_id)
         reason = None
+        if entry is None and self._failed_here(call_id, step_id):
+            # The recorded run's model failed on this call (so it was never recorded): fail it alike.
+            self.failed_as_recorded.append(call_id)
+            raise ModelError(self.failures[step_id])
         if entry is None:
             reason = "call not in the recording"
         elif entry.request is not None and request is not None and entry.request != request:
@@ -129,6 +138,17 @@ class Recording:
         assert entry is not None
         self.answered.add(call_id)
         return entry.result
+
+    def _failed_here(self, call_id: str, step_id: str) -> bool:
+        """Whether `call_id` is the model call a step that failed in the recorded run failed on.
+
+        That is the first model call of its agent that is not recorded: the one after the
+        agent's last recorded model call.
+        """
+        prefix, kind, number = [*call_id.split("/"), "", ""][:3]
+        if step_id not in self.failures or kind != "chat" or not number.isdigit():
+            return False
+        return int(number) == 1 or f"{prefix}/chat/{int(number) - 1}" in self.entries
 
     def unanswered(self) -> list[JournalEntry]:
         """Recorded calls the replay never asked for, in recording order."""
@@ -214,6 +234,8 @@ class ReplayReport:
     recorded_calls: int
     differing_steps: list[str] = field(default_factory=list)
     """Steps whose output differs from the recorded one."""
+    failed_as_recorded: list[str] = field(default_factory=list)
+    """Model calls that failed in the recorded run (a timeout, a provider error) and so failed again."""
 
     @property
     def status(self) -> Literal["identical", "diverged"]:
@@ -239,6 +261,7 @@ class ReplayReport:
             "replayed_calls": self.replayed_calls,
             "recorded_calls": self.recorded_calls,
             "differing_steps": self.differing_steps,
+            "failed_as_recorded": self.failed_as_recorded,
         }
 
 
@@ -319,11 +342,12 @@ def _read(run_dir: Path) -> tuple[RunRecord, Recording, dict[str, Any]]:
             record = store.record()
         except RunError:
             raise ReplayError(f"{run_dir}: the run store holds no run record; the run never started") from None
-        recording = Recording(list(store.entries()))
+        entries = list(store.entries())
         checkpoint = store.load()
     finally:
         store.close()
     states = checkpoint.states.values() if checkpoint is not None else ()
+    recording = Recording(entries, {s.step_id: s.error or "" for s in states if s.status == "failed"})
     outputs = {state.step_id: state.output for state in states if state.status == "completed"}
     return record, recording, outputs
 
@@ -347,4 +371,5 @@ def _compare(original: RunRecord, recording: Recording, outputs: dict[str, Any],
         replayed_calls=len(recording.answered),
         recorded_calls=len(recording.order),
         differing_steps=differing,
+        failed_as_recorded=list(recording.failed_as_recorded),
     )
