@@ -27,6 +27,7 @@ from rolegraph.agents.citations import (
     normalise,
 )
 from rolegraph.agents.journal import (
+    DIGEST_VERSION,
     CallJournal,
     RequestDigest,
     chat_call_id,
@@ -362,6 +363,7 @@ class Agent:
             "settings": self._kept_digest(
                 "settings", settings, lambda: settings.model_dump(mode="json", include=_ANSWER_SETTINGS)
             ),
+            "version": DIGEST_VERSION,
         }
 
     def _kept_digest(self, part: str, value: object, data: Callable[[], Any]) -> str:

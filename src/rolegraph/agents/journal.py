@@ -24,10 +24,22 @@ import hashlib
 import json
 from typing import Any, Protocol
 
-__all__ = ["CallJournal", "RequestDigest", "chat_call_id", "part_digest", "request_digest", "tool_call_id"]
+__all__ = [
+    "DIGEST_VERSION",
+    "CallJournal",
+    "RequestDigest",
+    "chat_call_id",
+    "part_digest",
+    "request_digest",
+    "tool_call_id",
+]
 
 RequestDigest = dict[str, str]
-"""A request's fingerprint: a SHA-256 (hex, first 32 digits) per named part of the request."""
+"""A request's fingerprint: a SHA-256 (hex, first 32 digits) per named part of the request, and
+``version``: digests of different versions were computed differently and are not compared."""
+
+DIGEST_VERSION = "1"
+"""The version of how digests are computed; raise it whenever that changes."""
 
 
 class CallJournal(Protocol):
@@ -66,7 +78,7 @@ def request_digest(**parts: Any) -> RequestDigest:
     A part is JSON data (hashed in its canonical form, keys sorted) or `bytes` a caller
     has already serialised canonically (hashed as they are).
     """
-    return {name: part_digest(value) for name, value in parts.items()}
+    return {name: part_digest(value) for name, value in parts.items()} | {"version": DIGEST_VERSION}
 
 
 def part_digest(value: Any) -> str:
