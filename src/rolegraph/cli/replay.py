@@ -34,10 +34,10 @@ def replay(
     else:
         calls = f"{report.replayed_calls} of {report.recorded_calls} recorded calls replayed"
         if report.divergence is None:
-            out.print(f"identical: {calls}, outputs equal (replay {report.result.run_id})")
+            out.print(f"identical: {calls}, outputs equal (replay {report.result.run_id})", soft_wrap=True)
         else:
-            out.print(f"diverged at {escape(report.divergence.describe())}")
-            out.print(f"{calls}; replay {report.result.run_id}")
-            out.print(f"compare: rolegraph trace diff {report.original} {report.result.run_id}")
+            out.print(f"diverged at {escape(report.divergence.describe())}", soft_wrap=True)
+            out.print(f"{calls}; replay {report.result.run_id}", soft_wrap=True)
+            out.print(f"compare: rolegraph trace diff {report.original} {report.result.run_id}", soft_wrap=True)
     if report.divergence is not None:
         raise typer.Exit(EXIT_FAILED)
