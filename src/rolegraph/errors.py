@@ -11,7 +11,9 @@ RolegraphError                      base of everything rolegraph raises on purpo
 ├── AgentError                      an agent ended without a valid final answer
 └── RunError                        a run could not complete (a step failed, the run was cancelled)
     ├── BudgetExceeded              a run or step reached one of its budget's limits
-    └── ResumeError                 a run cannot be resumed (unknown, changed workflow file, no run store)
+    ├── ResumeError                 a run cannot be resumed (unknown, changed workflow file, no run store)
+    ├── ReplayError                 a run cannot be replayed (no run store, workflow file gone)
+    └── ReplayDiverged              a replay reached a call its recording cannot answer (stops the replay)
 ```
 
 Tool failures never escape the agent loop: they become observations with
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "AgentError",
@@ -32,6 +35,8 @@ __all__ = [
     "ModelError",
     "ModelNotAvailableError",
     "Problem",
+    "ReplayDiverged",
+    "ReplayError",
     "ResumeError",
     "RolegraphError",
     "RunError",
@@ -133,3 +138,19 @@ class BudgetExceeded(RunError):
 
 class ResumeError(RunError):
     """A run cannot be resumed; the message says why and what to do."""
+
+
+class ReplayError(RunError):
+    """A run cannot be replayed (no run store, its workflow file is gone); the message says what to do."""
+
+
+class ReplayDiverged(RunError):
+    """Raised by a replay's journal to stop an agent at a call the recording cannot answer.
+
+    Attributes:
+        divergence: Where and how (a `rolegraph.workflows.replay.Divergence`).
+    """
+
+    def __init__(self, divergence: Any) -> None:
+        self.divergence = divergence
+        super().__init__(f"replay diverged at {divergence.describe()}")

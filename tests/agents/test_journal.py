@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from rolegraph.agents.agent import Agent
-from rolegraph.agents.journal import chat_call_id, tool_call_id
+from rolegraph.agents.journal import RequestDigest, chat_call_id, tool_call_id
 from rolegraph.agents.roles import BUILTIN_ROLES
 from rolegraph.errors import BudgetExceeded
 from rolegraph.testing import ScriptedModel, final, tool_call
@@ -37,11 +37,11 @@ class DictJournal:
         self.recorded: dict[str, Any] = {}
         self.log: list[tuple[str, str]] = []
 
-    def get(self, call_id: str) -> Any | None:
+    def get(self, call_id: str, *, request: RequestDigest | None = None) -> Any | None:
         self.log.append(("get", call_id))
         return self.recorded.get(call_id)
 
-    def put(self, call_id: str, result: Any) -> None:
+    def put(self, call_id: str, result: Any, *, request: RequestDigest | None = None) -> None:
         self.log.append(("put", call_id))
         self.recorded[call_id] = result
 
@@ -95,10 +95,10 @@ class TestJournal:
         """An exception from the journal (a budget that ran out) ends the run before the call is made."""
 
         class Refusing(DictJournal):
-            def get(self, call_id: str) -> Any | None:
+            def get(self, call_id: str, *, request: RequestDigest | None = None) -> Any | None:
                 if "/tool/" in call_id:
                     raise BudgetExceeded("max_tool_calls", "run", 0, 0)
-                return super().get(call_id)
+                return super().get(call_id, request=request)
 
         with pytest.raises(BudgetExceeded, match="max_tool_calls is 0"):
             await Agent(RESEARCHER, script(), [lookup], journal=Refusing()).run("Find LoRA.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,36 @@ class TestJournal:
             JournalEntry(call_id="b#1/tool/1/0", step_id="b", kind="tool", result={"sources": [two.model_dump()]})
         )
         assert store.sources() == [one, two]
+
+    def test_request_digests_round_trip_and_old_stores_gain_the_column(self, store: RunStore, tmp_path: Path) -> None:
+        """A call's request digest comes back after a reopen; a store from before digests is migrated on a
+        read-write open (its calls read back with no digest) and left as it is on a read-only one."""
+        digest = {"messages": "ab", "tools": "cd"}
+        store.put(JournalEntry(call_id="a#1/chat/1", step_id="a", kind="chat", result={"text": "x"}, request=digest))
+        store.close()
+        reopened = RunStore.open_existing(tmp_path, read_only=True)
+        assert [e.request for e in reopened.entries()] == [digest]
+        reopened.close()
+        database = sqlite3.connect(tmp_path / STORE_FILE)
+        database.execute("ALTER TABLE calls DROP COLUMN request")
+        database.commit()
+        database.close()
+        read_only = RunStore.open_existing(tmp_path, read_only=True)
+        assert [e.request for e in read_only.entries()] == [None]
+        read_only.close()
+        assert "request" not in _columns(tmp_path / STORE_FILE)
+        migrated = RunStore.open_existing(tmp_path)
+        migrated.put(JournalEntry(call_id="a#1/chat/2", step_id="a", kind="chat", result={}, request=digest))
+        assert [e.request for e in migrated.entries()] == [None, digest]
+        migrated.close()
+
+
+def _columns(path: Path) -> set[str]:
+    database = sqlite3.connect(path)
+    try:
+        return {row[1] for row in database.execute("PRAGMA table_info(calls)")}
+    finally:
+        database.close()
 
 
 class TestRecord:

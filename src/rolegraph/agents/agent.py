@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rolegraph.agents.citations import (
     answer_schema,
@@ -26,11 +26,19 @@ from rolegraph.agents.citations import (
     find_quotes,
     normalise,
 )
-from rolegraph.agents.journal import CallJournal, chat_call_id, tool_call_id
+from rolegraph.agents.journal import (
+    DIGEST_VERSION,
+    CallJournal,
+    RequestDigest,
+    chat_call_id,
+    part_digest,
+    request_digest,
+    tool_call_id,
+)
 from rolegraph.agents.roles import Role
 from rolegraph.errors import AgentError, ModelError
 from rolegraph.models.envelope import final_schema, parse_final
-from rolegraph.models.messages import Message, ToolCall
+from rolegraph.models.messages import Message, ToolCall, ToolSpec
 from rolegraph.models.model import Completion, Model, ModelSettings, Usage
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool, ToolResult
@@ -135,6 +143,7 @@ class Agent:
         self._answer_schema = answer_schema(role.output_model)
         self._final_schemas: dict[tuple[tuple[str, str | None], ...], dict[str, Any]] = {}
         self._specs = [t.spec() for t in self.tools.values()]
+        self._kept_digests: dict[str, tuple[object, str]] = {}
 
     def _final_schema(self, visible: Sequence[str]) -> dict[str, Any]:
         """The final answer's schema for the sources visible now, rebuilt only when they change.
@@ -304,7 +313,8 @@ class Agent:
             rolegraph__tools=[t.name for t in tools or ()],
             rolegraph__call__id=call_id,
         ) as span:
-            recorded = self.journal.get(call_id) if self.journal is not None else None
+            request = self._chat_request(messages, tools, schema, settings) if self.journal is not None else None
+            recorded = self.journal.get(call_id, request=request) if self.journal is not None else None
             if recorded is not None:
                 # Replayed from the journal: the tokens were spent (and traced) when the call was made.
                 completion = Completion.model_validate(recorded)
@@ -330,8 +340,38 @@ class Agent:
                 rolegraph__output__tool_calls=[c.model_dump() for c in completion.tool_calls],
             )
             if self.journal is not None:  # after the span has the usage: a put may stop the run (a budget)
-                self.journal.put(call_id, completion.model_dump(mode="json"))
+                self.journal.put(call_id, completion.model_dump(mode="json"), request=request)
         return completion
+
+    def _chat_request(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] | None,
+        schema: dict[str, Any],
+        settings: ModelSettings,
+    ) -> RequestDigest:
+        """The digest of a model call's request (see `rolegraph.agents.journal`).
+
+        Kept cheap, as it is computed for every call of a durable run: the messages are
+        serialised by pydantic in one go, and the digests of the schema, tools and settings
+        are kept while the same (cached) objects come back.
+        """
+        return {
+            "messages": part_digest(_MESSAGES.dump_json(list(messages))),
+            "tools": self._kept_digest("tools", tools, lambda: [t.model_dump(mode="json") for t in tools or ()]),
+            "schema": self._kept_digest("schema", schema, lambda: schema),
+            "settings": self._kept_digest(
+                "settings", settings, lambda: settings.model_dump(mode="json", include=_ANSWER_SETTINGS)
+            ),
+            "version": DIGEST_VERSION,
+        }
+
+    def _kept_digest(self, part: str, value: object, data: Callable[[], Any]) -> str:
+        """The digest of `part`, computed from `data()` only when `value` is not the object hashed last time."""
+        kept = self._kept_digests.get(part)
+        if kept is None or kept[0] is not value:
+            kept = self._kept_digests[part] = (value, part_digest(data()))
+        return kept[1]
 
     async def _run_tools(self, calls: Sequence[ToolCall], done: set[tuple[str, str]], step: int) -> list[ToolResult]:
         """Run `calls` (asked for by model call `step`) concurrently; `done` holds the calls already made."""
@@ -360,7 +400,8 @@ class Agent:
             rolegraph__tool__arguments=_clip(call.arguments, _TRACE_TEXT_MAX),
             rolegraph__call__id=call_id,
         ) as span:
-            recorded = self.journal.get(call_id) if self.journal is not None else None
+            request = _tool_request(call) if self.journal is not None else None
+            recorded = self.journal.get(call_id, request=request) if self.journal is not None else None
             if recorded is not None:
                 result = ToolResult.model_validate(recorded)
                 done.add(_call_key(call))
@@ -369,7 +410,7 @@ class Agent:
                 result = await self._execute(call, done)
                 if self.journal is not None:
                     # `data` is for programs, not the model: the agent never reads it, so it is not kept.
-                    self.journal.put(call_id, result.model_dump(mode="json", exclude={"data"}))
+                    self.journal.put(call_id, result.model_dump(mode="json", exclude={"data"}), request=request)
             span.set(
                 rolegraph__tool__is_error=result.is_error,
                 rolegraph__tool__result=_clip(result.content, _TRACE_TEXT_MAX),
@@ -412,3 +453,14 @@ def _call_key(call: ToolCall) -> tuple[str, str]:
         return call.name, json.dumps(call.parsed_arguments(), sort_keys=True)
     except ValueError:
         return call.name, call.arguments.strip()
+
+
+# What can change a model's answer; the timeout and retries of a call cannot.
+_ANSWER_SETTINGS = {"temperature", "top_p", "seed", "max_tokens", "tool_choice"}
+_MESSAGES = TypeAdapter(list[Message])
+
+
+def _tool_request(call: ToolCall) -> RequestDigest:
+    """The digest of a tool call's request: the tool and its arguments, normalised."""
+    name, arguments = _call_key(call)
+    return request_digest(tool=name, arguments=arguments)

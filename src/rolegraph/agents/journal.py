@@ -10,13 +10,36 @@ every process that works on the run::
 
     research[1]#1/chat/2        step research, item 1, first visit, second model call
     research[1]#1/tool/2/0      the first tool call that model call asked for
+
+With each call the agent passes a digest of its request (`request_digest`): one
+hash per part of the request (the messages, the tools offered, the answer's
+schema and the sampling settings of a model call; the tool and its arguments of
+a tool call). A journal records it with the result, so a replay can tell which
+part of a request changed since the call was recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Protocol
 
-__all__ = ["CallJournal", "chat_call_id", "tool_call_id"]
+__all__ = [
+    "DIGEST_VERSION",
+    "CallJournal",
+    "RequestDigest",
+    "chat_call_id",
+    "part_digest",
+    "request_digest",
+    "tool_call_id",
+]
+
+RequestDigest = dict[str, str]
+"""A request's fingerprint: a SHA-256 (hex, first 32 digits) per named part of the request, and
+``version``: digests of different versions were computed differently and are not compared."""
+
+DIGEST_VERSION = "1"
+"""The version of how digests are computed; raise it whenever that changes."""
 
 
 class CallJournal(Protocol):
@@ -26,12 +49,16 @@ class CallJournal(Protocol):
     budget that ran out does); the exception propagates out of `Agent.run`.
     """
 
-    def get(self, call_id: str) -> Any | None:
-        """The recorded result of `call_id`, or None if the call has to be made."""
+    def get(self, call_id: str, *, request: RequestDigest | None = None) -> Any | None:
+        """The recorded result of `call_id`, or None if the call has to be made.
+
+        `request` is the digest of the request about to be made (a replay compares it
+        with the recorded one).
+        """
         ...
 
-    def put(self, call_id: str, result: Any) -> None:
-        """Record the result of the completed call `call_id`."""
+    def put(self, call_id: str, result: Any, *, request: RequestDigest | None = None) -> None:
+        """Record the result of the completed call `call_id`, made with the request `request`."""
         ...
 
 
@@ -43,3 +70,18 @@ def chat_call_id(prefix: str, number: int) -> str:
 def tool_call_id(prefix: str, number: int, index: int) -> str:
     """The id of the `index`-th tool call (0-based) requested by model call `number`."""
     return f"{prefix}/tool/{number}/{index}"
+
+
+def request_digest(**parts: Any) -> RequestDigest:
+    """One hash per part of a request, so two requests can be compared part by part.
+
+    A part is JSON data (hashed in its canonical form, keys sorted) or `bytes` a caller
+    has already serialised canonically (hashed as they are).
+    """
+    return {name: part_digest(value) for name, value in parts.items()} | {"version": DIGEST_VERSION}
+
+
+def part_digest(value: Any) -> str:
+    """The hash of one part of a request (see `request_digest`)."""
+    data = value if isinstance(value, bytes) else json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(data if isinstance(data, bytes) else data.encode("utf-8")).hexdigest()[:32]

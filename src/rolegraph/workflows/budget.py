@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rolegraph.agents.journal import RequestDigest
 from rolegraph.errors import BudgetExceeded
 from rolegraph.models.model import Usage
 from rolegraph.traces.pricing import PriceTable
@@ -154,15 +155,15 @@ class MeteredJournal:
         self.step_id = step_id
         self.model = model
 
-    def get(self, call_id: str) -> Any | None:
+    def get(self, call_id: str, *, request: RequestDigest | None = None) -> Any | None:
         """The recorded result, or None after checking that a new call is within budget."""
         recorded = self.store.get(call_id)
         if recorded is None:
             self.meter.before(self.step_id, _kind(call_id))
         return recorded
 
-    def put(self, call_id: str, result: Any) -> None:
-        """Record the call, count it, and check it did not go past a limit."""
+    def put(self, call_id: str, result: Any, *, request: RequestDigest | None = None) -> None:
+        """Record the call (with its request's digest), count it, and check it did not go past a limit."""
         kind = _kind(call_id)
         usage = (result.get("usage") or {}) if kind == "chat" and isinstance(result, dict) else {}
         entry = JournalEntry(
@@ -173,6 +174,7 @@ class MeteredJournal:
             input_tokens=int(usage.get("input_tokens", 0)),
             output_tokens=int(usage.get("output_tokens", 0)),
             result=result,
+            request=request,
         )
         self.store.put(entry)
         self.meter.count(entry, reserved=True)

@@ -22,10 +22,16 @@ from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.scheduler import StepCall, StepOutcome
 from rolegraph.workflows.spec import WorkflowSpec
 
-__all__ = ["JournalFactory", "LocalExecutor", "call_prefix", "resolve_role", "resolve_roles"]
+__all__ = ["JournalFactory", "LocalExecutor", "ModelResolver", "call_prefix", "resolve_role", "resolve_roles"]
 
 JournalFactory = Callable[[str, str], CallJournal]
 """Gives the journal for an agent run: ``(step_id, model string) -> CallJournal``."""
+ModelResolver = Callable[[str, Path], Model]
+"""Gives the model a model string names: ``(model string, base folder) -> Model`` (normally `resolve_model`)."""
+
+
+def _resolve(model_string: str, base_dir: Path) -> Model:
+    return resolve_model(model_string, base_dir=base_dir)
 
 
 def call_prefix(call: StepCall) -> str:
@@ -91,6 +97,7 @@ class LocalExecutor:
         journals: Gives each agent run its call journal (durable runs); None: no journal.
         roles: The workflow's resolved roles (`resolve_roles(spec)`), when the caller keeps them
             across runs: resolving builds a pydantic model per role, and its schema, every time.
+        models: Resolves model strings (default `resolve_model`; a replay loads no model).
     """
 
     def __init__(
@@ -105,6 +112,7 @@ class LocalExecutor:
         settings_override: ModelSettings | None = None,
         journals: JournalFactory | None = None,
         roles: Mapping[str, Role] | None = None,
+        models: ModelResolver | None = None,
     ) -> None:
         self.spec = spec
         self.tools = dict(tools)
@@ -115,6 +123,7 @@ class LocalExecutor:
         self.settings_override = settings_override
         self.journals = journals
         self.roles = dict(roles) if roles is not None else resolve_roles(spec)
+        self._resolve_model = models or _resolve
         self._models: dict[str, Model] = {}
         # Load every model now: heavy loading belongs before the first step, not inside it.
         for step_id in spec.steps:
@@ -128,7 +137,7 @@ class LocalExecutor:
         if name == "default" and self.model_override is not None:
             model_string = self.model_override
         if model_string not in self._models:
-            self._models[model_string] = resolve_model(model_string, base_dir=self.base_dir)
+            self._models[model_string] = self._resolve_model(model_string, self.base_dir)
         settings = model_spec.settings()
         if name == "default":
             settings = settings.merged(self.settings_override)

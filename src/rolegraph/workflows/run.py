@@ -13,7 +13,8 @@ import datetime as dt
 import json
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import RenderableType
 
+from rolegraph.agents.journal import CallJournal
 from rolegraph.errors import Problem, SpecError
 from rolegraph.models.model import ModelSettings, Usage
 from rolegraph.tools.library import Library
@@ -37,7 +39,7 @@ from rolegraph.traces.store import index_run
 from rolegraph.traces.trace import Trace
 from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.durable import Durability, file_hash
-from rolegraph.workflows.executor import LocalExecutor, resolve_roles
+from rolegraph.workflows.executor import LocalExecutor, ModelResolver, resolve_roles
 from rolegraph.workflows.graph import compile_graph
 from rolegraph.workflows.loader import load_spec
 from rolegraph.workflows.outputs import write_outputs
@@ -45,7 +47,7 @@ from rolegraph.workflows.runstore import RunRecord
 from rolegraph.workflows.scheduler import Scheduler, StepListener, StepState
 from rolegraph.workflows.spec import Budget, InputSpec, WorkflowSpec
 
-__all__ = ["SOURCES_FILE", "CitationCount", "RunResult", "RunStatus", "Workflow", "home_dir", "load"]
+__all__ = ["SOURCES_FILE", "CitationCount", "DriveHooks", "RunResult", "RunStatus", "Workflow", "home_dir", "load"]
 
 RunStatus = Literal["completed", "failed", "cancelled", "budget_exceeded"]
 
@@ -62,6 +64,18 @@ def _new_run_id() -> str:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     # 48 random bits: thousands of runs started in the same second must not collide.
     return f"{stamp}-{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True)
+class DriveHooks:
+    """What a replay (`rolegraph.workflows.replay`) changes in how `Workflow._drive` runs a run."""
+
+    models: ModelResolver | None = None
+    """Resolves the run's model strings instead of `resolve_model`."""
+    journal: Callable[[CallJournal, str], CallJournal] | None = None
+    """Wraps each agent's journal: ``(the run's journal, step id) -> the journal the agent sees``."""
+    root_attributes: Mapping[str, Any] = field(default_factory=dict)
+    """Extra attributes of the run's ``invoke_workflow`` span (``.`` written as ``__``)."""
 
 
 class CitationCount(BaseModel):
@@ -283,8 +297,10 @@ class Workflow:
         sinks: Sequence[TraceSink],
         on_step: StepListener | None,
         resuming: bool,
+        hooks: DriveHooks | None = None,
     ) -> RunResult:
         """Run (or, `resuming`, continue) the run `record` describes, in its folder under `home`."""
+        hooks = hooks or DriveHooks()
         values = record.inputs
         run_id = record.run_id
         run_dir = (home / "runs" / run_id).absolute()
@@ -308,8 +324,9 @@ class Workflow:
                 base_dir=self.base_dir,
                 model_override=record.model,
                 settings_override=ModelSettings(**record.settings) if record.settings else None,
-                journals=durable.journal,
+                journals=_layered(durable.journal, hooks.journal),
                 roles=self.roles,
+                models=hooks.models,
             )
             durable.check_prices(executor.models)
             if not resuming:
@@ -346,6 +363,7 @@ class Workflow:
                 rolegraph__inputs=values,
                 rolegraph__content=mode,
                 rolegraph__invocation=record.invocations + 1,
+                **hooks.root_attributes,
             ) as root:
                 durable.begin(root.span_id)
                 if traced is not None:
@@ -478,6 +496,15 @@ def _write_sources(path: Path, sources: Sequence[Source], redactor: Redactor) ->
     tmp = path.with_suffix(".jsonl.tmp")
     tmp.write_text(lines, encoding="utf-8")
     tmp.replace(path)
+
+
+def _layered(
+    journals: Callable[[str, str], CallJournal], layer: Callable[[CallJournal, str], CallJournal] | None
+) -> Callable[[str, str], CallJournal]:
+    """The run's journal factory with `layer` around each journal it gives (if there is a layer)."""
+    if layer is None:
+        return journals
+    return lambda step_id, model: layer(journals(step_id, model), step_id)
 
 
 async def _close_all(tools: Sequence[Tool]) -> None:

@@ -16,7 +16,9 @@ Tables:
 - ``items``: outputs of the finished items of a ``for_each`` step, so a resumed
   fan-out runs only the missing items.
 - ``calls``: the call journal: every completed model and tool call by its call
-  id, with its result (a tool's result holds the sources it registered).
+  id, with its result (a tool's result holds the sources it registered) and the
+  digest of its request (NULL in stores from before digests; a replay then
+  compares call ids only).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE TABLE IF NOT EXISTS calls (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, call_id TEXT NOT NULL UNIQUE, step_id TEXT NOT NULL,
     kind TEXT NOT NULL, model TEXT, input_tokens INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL
+    output_tokens INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL, request TEXT
 );
 """
 
@@ -96,6 +98,8 @@ class JournalEntry(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     result: Any = None
+    request: dict[str, str] | None = None
+    """The digest of the call's request (`rolegraph.agents.journal.request_digest`); None if not recorded."""
 
 
 class RunStore:
@@ -106,29 +110,52 @@ class RunStore:
         kill_points: Fault-injection hook for tests (``ROLEGRAPH_KILL_AT``); None in normal use.
         redact: Applied to every JSON value before it is written (the run's secret redaction:
             a checkpoint must never hold a key a model or tool echoed).
+        read_only: Open an existing store for reading only (a replay reads the run it replays
+            this way, so the recording is never changed).
     """
 
     def __init__(
-        self, path: Path, *, kill_points: KillPoints | None = None, redact: Callable[[Any], Any] | None = None
+        self,
+        path: Path,
+        *,
+        kill_points: KillPoints | None = None,
+        redact: Callable[[Any], Any] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.path = path
         self.kill_points = kill_points
         self._redact: Callable[[Any], Any] = redact or (lambda value: value)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if read_only:
+            self._db = sqlite3.connect(
+                path.absolute().as_uri() + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+        else:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            if not read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
+            if "request" not in columns and not read_only:  # a store from before request digests
+                self._db.execute("ALTER TABLE calls ADD COLUMN request TEXT")
+                columns.add("request")
         except BaseException:
             self._db.close()
             raise
+        self._request_column = "request" if "request" in columns else "NULL"
         self._cache: dict[str, Any] = {}
         for call_id, result in self._db.execute("SELECT call_id, result FROM calls"):
             self._cache[call_id] = json.loads(result)
 
     @classmethod
     def open_existing(
-        cls, run_dir: Path, *, kill_points: KillPoints | None = None, redact: Callable[[Any], Any] | None = None
+        cls,
+        run_dir: Path,
+        *,
+        kill_points: KillPoints | None = None,
+        redact: Callable[[Any], Any] | None = None,
+        read_only: bool = False,
     ) -> RunStore:
         """The store of an existing run folder.
 
@@ -138,7 +165,7 @@ class RunStore:
         path = run_dir / STORE_FILE
         if not path.is_file():
             raise ResumeError(f"{run_dir}: no run store ({STORE_FILE}); this run cannot be resumed")
-        return cls(path, kill_points=kill_points, redact=redact)
+        return cls(path, kill_points=kill_points, redact=redact, read_only=read_only)
 
     def close(self) -> None:
         """Close the database."""
@@ -227,8 +254,8 @@ class RunStore:
             return
         result = self._json(entry.result)
         self._db.execute(
-            "INSERT OR IGNORE INTO calls (call_id, step_id, kind, model, input_tokens, output_tokens, result)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO calls (call_id, step_id, kind, model, input_tokens, output_tokens, result, request)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entry.call_id,
                 entry.step_id,
@@ -237,6 +264,7 @@ class RunStore:
                 entry.input_tokens,
                 entry.output_tokens,
                 result,
+                None if entry.request is None else json.dumps(entry.request, sort_keys=True),
             ),
         )
         self._cache[entry.call_id] = json.loads(result)
@@ -245,9 +273,10 @@ class RunStore:
     def entries(self) -> Iterator[JournalEntry]:
         """Every recorded call, in the order recorded."""
         rows = self._db.execute(
-            "SELECT call_id, step_id, kind, model, input_tokens, output_tokens, result FROM calls ORDER BY seq"
+            "SELECT call_id, step_id, kind, model, input_tokens, output_tokens, result,"
+            f" {self._request_column} FROM calls ORDER BY seq"
         )
-        for call_id, step_id, kind, model, tokens_in, tokens_out, result in rows:
+        for call_id, step_id, kind, model, tokens_in, tokens_out, result, request in rows:
             yield JournalEntry(
                 call_id=call_id,
                 step_id=step_id,
@@ -256,6 +285,7 @@ class RunStore:
                 input_tokens=tokens_in,
                 output_tokens=tokens_out,
                 result=json.loads(result),
+                request=None if request is None else json.loads(request),
             )
 
     def sources(self) -> list[Source]:
