@@ -6,16 +6,17 @@ import datetime as dt
 import json
 import os
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rolegraph.traces.trace import SpanRecord
 
 
-def stamp(run_dir: Path) -> str:
-    """Changes whenever the run's trace or summary does."""
+def run_stamp(run_dir: Path, files: Sequence[str] = ("trace.jsonl", "run.json")) -> str:
+    """Changes whenever one of the run's `files` does (by default its trace and summary)."""
     parts = []
-    for name in ("trace.jsonl", "run.json"):
+    for name in files:
         try:
             stat = (run_dir / name).stat()
             parts.append(f"{stat.st_mtime_ns}:{stat.st_size}")

@@ -42,9 +42,9 @@ from rolegraph.traces._rows import (
     Context,
     as_record,
     read_summary,
+    run_stamp,
     run_status,
     span_row,
-    stamp,
     started_from_id,
     timestamp,
     writer_alive,
@@ -53,7 +53,7 @@ from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.sinks import read_jsonl
 from rolegraph.traces.trace import Trace
 
-__all__ = ["RunRow", "StoreSink", "StoredSpan", "TraceStore", "index_run"]
+__all__ = ["RunRow", "StoreSink", "StoredSpan", "TraceStore", "index_run", "run_stamp"]
 
 # Bump when the tables change: the index is derived data, so an old one is dropped and rebuilt.
 SCHEMA_VERSION = 2
@@ -223,7 +223,7 @@ class TraceStore:
                     tokens_out,
                     cost,
                     str(run_dir.absolute()),
-                    stamp(run_dir),
+                    run_stamp(run_dir),
                 ),
             )
         return self.run(run_id)  # type: ignore[return-value]  # just written
@@ -247,7 +247,7 @@ class TraceStore:
                 continue
             where = str(folder.absolute())
             # A live run's rows come from its own writer; its JSONL would say "unfinished".
-            if where not in live and known.get(where) != stamp(folder):
+            if where not in live and known.get(where) != run_stamp(folder):
                 imported.append(self.import_run(folder).run_id)
         prefix = str(runs_dir.absolute())
         with self._transaction():

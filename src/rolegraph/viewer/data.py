@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rolegraph.traces.pricing import PriceTable
+from rolegraph.traces.store import run_stamp as _files_stamp
 from rolegraph.traces.trace import SpanRecord, Trace
 from rolegraph.traces.usage import roll_up
 from rolegraph.viewer.layout import layout_graph
@@ -33,14 +34,7 @@ _HINT_MAX = 140
 
 def run_stamp(run_dir: Path) -> str:
     """A string that changes whenever the run's trace, summary or sources change."""
-    parts = []
-    for name in ("trace.jsonl", "run.json", "sources.json"):
-        try:
-            stat = (run_dir / name).stat()
-            parts.append(f"{stat.st_mtime_ns}:{stat.st_size}")
-        except OSError:
-            parts.append("-")
-    return "/".join(parts)
+    return _files_stamp(run_dir, ("trace.jsonl", "run.json", "sources.json"))
 
 
 def _read_json(path: Path) -> Any:
