@@ -13,7 +13,7 @@ from rolegraph.models.local import LlamaCppModel, local_model_path
 from rolegraph.models.messages import Message
 from rolegraph.models.model import Model
 from rolegraph.models.openai_compat import OpenAIModel
-from rolegraph.models.registry import HF_ROUTER_URL, OLLAMA_URL, resolve_model
+from rolegraph.models.registry import HF_ROUTER_URL, MODEL_FORMS, MODEL_STRING_FORMS, OLLAMA_URL, resolve_model
 from rolegraph.models.scripted import ScriptedModel
 
 FAKE_KEY = "sk-test-not-a-real-key-0000000000"
@@ -99,6 +99,12 @@ class TestResolveModel:
         model = resolve("ollama:qwen2.5:7b")
         assert isinstance(model, OpenAIModel)
         assert (model.name, model.model, model.base_url) == ("ollama:qwen2.5:7b", "qwen2.5:7b", OLLAMA_URL)
+        assert (model.provider.name, model.provider.probe) == ("ollama", f"{OLLAMA_URL}/models")
+
+    def test_every_prefix_of_the_table_is_a_listed_form(self) -> None:
+        """The registry is one table: each prefix has one form, and the forms listed are the table's."""
+        assert MODEL_STRING_FORMS == tuple(form.form for form in MODEL_FORMS.values())
+        assert all(form.form.startswith(prefix) for prefix, form in MODEL_FORMS.items())
 
     def test_hf_needs_hf_token(self, resolve: Callable[..., Model]) -> None:
         """``hf:<repo>`` without HF_TOKEN raises ModelNotAvailableError naming the variable."""

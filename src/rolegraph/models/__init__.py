@@ -8,6 +8,7 @@ from rolegraph.models.local import LlamaCppModel, local_model_path
 from rolegraph.models.messages import Message, ToolCall, ToolSpec
 from rolegraph.models.model import Completion, Model, ModelSettings, Usage
 from rolegraph.models.openai_compat import OpenAIModel
+from rolegraph.models.providers import OpenAIProvider, Provider
 from rolegraph.models.registry import resolve_model
 from rolegraph.models.scripted import ScriptedCall, ScriptedModel
 
@@ -18,6 +19,8 @@ __all__ = [
     "Model",
     "ModelSettings",
     "OpenAIModel",
+    "OpenAIProvider",
+    "Provider",
     "ScriptedCall",
     "ScriptedModel",
     "ToolCall",

@@ -111,5 +111,14 @@ class Model(ABC):
             ModelError: The provider failed (after its own retries, if any).
         """
 
+    async def check(self) -> None:  # noqa: B027 -- optional hook, most models need no check before use
+        """Fail early, before a run starts, when the model cannot be used (its server is not running).
+
+        The engine calls it once per model at setup. Default: nothing to check.
+
+        Raises:
+            ModelNotAvailableError: The model cannot be reached; the message says what to do.
+        """
+
     async def aclose(self) -> None:  # noqa: B027 -- optional hook, most providers hold nothing
         """Release what the provider holds (connections, servers). Default: nothing."""
