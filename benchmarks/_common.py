@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from rolegraph.runtime.scheduler import Scheduler, StepCall, StepExecutor, StepOutcome, StepState
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import JsonlSink, MemorySink, TraceSink
 from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.graph import compile_graph
 from rolegraph.workflows.loader import parse_spec
-from rolegraph.workflows.scheduler import Scheduler, StepCall, StepExecutor, StepOutcome, StepState
 from rolegraph.workflows.spec import WorkflowSpec
 
 Level = Literal["smoke", "quick", "full"]

@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from benchmarks._common import Level, quiet_tracer, spec_yaml
+from rolegraph.runtime import invoke as run_module
+from rolegraph.runtime.executor import LocalExecutor
+from rolegraph.runtime.scheduler import Scheduler
 from rolegraph.tools.sources import SourceRegistry
-from rolegraph.workflows import run as run_module
-from rolegraph.workflows.executor import LocalExecutor
+from rolegraph.workflow import Workflow
 from rolegraph.workflows.loader import parse_spec
-from rolegraph.workflows.run import Workflow
-from rolegraph.workflows.scheduler import Scheduler
 
 RUNS: dict[Level, tuple[int, ...]] = {"smoke": (5, 20), "quick": (100, 1000), "full": (1000, 10000)}
 WHOLE_RUNS_MAX = 1000
@@ -54,13 +54,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Parts of a whole run, by (file suffix, function): their cumulative time in a profile of a batch of runs.
 PARTS = {
-    "executor setup (roles, models)": ("rolegraph/workflows/executor.py", "__init__"),
-    "scheduler setup (templates read)": ("rolegraph/workflows/scheduler.py", "__init__"),
-    "steps (agents, through the executor)": ("rolegraph/workflows/executor.py", "execute"),
-    "checkpoints (steps/*.json)": ("rolegraph/workflows/run.py", "listener"),
+    "executor setup (roles, models)": ("rolegraph/runtime/executor.py", "__init__"),
+    "scheduler setup (templates read)": ("rolegraph/runtime/scheduler.py", "__init__"),
+    "steps (agents, through the executor)": ("rolegraph/runtime/executor.py", "execute"),
+    "checkpoints (steps/*.json)": ("rolegraph/runtime/invoke.py", "listener"),
     "JSONL trace records": ("rolegraph/traces/sinks.py", "emit"),
-    "run summary (run.json, twice)": ("rolegraph/workflows/run.py", "_write_summary"),
-    "declared outputs": ("rolegraph/workflows/outputs.py", "write_outputs"),
+    "run summary (run.json, twice)": ("rolegraph/runtime/invoke.py", "_write_summary"),
+    "declared outputs": ("rolegraph/runtime/outputs.py", "write_outputs"),
 }
 INDEX_PART = "SQLite index of the run (worker thread, wall time)"
 

@@ -30,8 +30,8 @@ from benchmarks._common import (
     quiet_tracer,
     schedule,
 )
+from rolegraph.runtime.executor import LocalExecutor
 from rolegraph.tools.sources import SourceRegistry
-from rolegraph.workflows.executor import LocalExecutor
 from rolegraph.workflows.graph import compile_graph
 
 SIZES: dict[Level, tuple[int, ...]] = {"smoke": (5, 20), "quick": (10, 100), "full": (10, 100, 1000)}

@@ -28,9 +28,9 @@ from durable_projects import (
     write_loop_project,
     write_waiting_project,
 )
+from rolegraph.durability.resume import resume
+from rolegraph.durability.store import RunStore
 from rolegraph.traces.sinks import read_jsonl
-from rolegraph.workflows.resume import resume
-from rolegraph.workflows.runstore import RunStore
 
 ROLEGRAPH = Path(sys.executable).parent / "rolegraph"
 

@@ -8,10 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from rolegraph.cli import app
+from rolegraph.runtime.executor import resolve_role
 from rolegraph.tools.library import Library
 from rolegraph.tools.registry import resolve_tools
-from rolegraph.workflows.executor import resolve_role
-from rolegraph.workflows.run import Workflow
+from rolegraph.workflow import Workflow
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
 

@@ -148,7 +148,7 @@ class ReplayDiverged(RunError):
     """Raised by a replay's journal to stop an agent at a call the recording cannot answer.
 
     Attributes:
-        divergence: Where and how (a `rolegraph.workflows.replay.Divergence`).
+        divergence: Where and how (a `rolegraph.durability.replay.Divergence`).
     """
 
     def __init__(self, divergence: Any) -> None:

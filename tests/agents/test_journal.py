@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from rolegraph.agents.agent import Agent
-from rolegraph.agents.journal import RequestDigest, chat_call_id, tool_call_id
+from rolegraph.agents.call_ids import chat_call_id, tool_call_id
+from rolegraph.agents.journal import RequestDigest
 from rolegraph.agents.roles import BUILTIN_ROLES
 from rolegraph.errors import BudgetExceeded
 from rolegraph.testing import ScriptedModel, final, tool_call

@@ -203,7 +203,7 @@ class TestSkip:
     async def test_skip_moves_past_responses_a_resume_replays(self) -> None:
         """After skip(n) the next call gets response n+1, numbered as such; skipped ones count as used."""
         model = ScriptedModel([text("one"), text("two"), text("three")])
-        model.skip(2)
+        model.skip_replayed(2)
         completion = await model.complete([Message.user("hi")])
         assert (completion.text, model.calls[0].index, model.skipped) == ("three", 3, 2)
         model.assert_complete()

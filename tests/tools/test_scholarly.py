@@ -19,6 +19,7 @@ from recorded import Recorded, from_arxiv_record, from_cassette, from_file
 from rolegraph.agents.agent import Agent
 from rolegraph.agents.roles import Role
 from rolegraph.retry import RetryPolicy
+from rolegraph.runtime.outputs import render_bibtex
 from rolegraph.testing import ScriptedModel, final, tool_call
 from rolegraph.tools.registry import resolve_tool
 from rolegraph.tools.scholarly import (
@@ -35,7 +36,6 @@ from rolegraph.tools.untrusted import END, START
 from rolegraph.tools.urlpolicy import UrlPolicy
 from rolegraph.traces.sinks import MemorySink
 from rolegraph.traces.tracer import Tracer
-from rolegraph.workflows.outputs import render_bibtex
 
 COPPER = "paperqa_title_search_copper.yaml"
 COPPER_TITLE = (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rolegraph.workflows.run import RunResult
+from rolegraph.runtime.result import RunResult
 from viewer.recording import record, write_project
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import rolegraph
 from projects import write_library, write_script
-from rolegraph.workflows.run import RunResult
+from rolegraph.runtime.result import RunResult
 
 NOTES = {
     "hu2021lora": (

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from rolegraph.runtime.result import RunResult
 from rolegraph.viewer import create_app
-from rolegraph.workflows.run import RunResult
 from viewer.recording import PAYLOAD_THOUGHT
 
 Recorded = tuple[Path, RunResult, RunResult]

@@ -20,9 +20,9 @@ import pytest
 import uvicorn
 
 from chromium import needs_chromium
+from rolegraph.runtime.result import RunResult
 from rolegraph.tools.browser import CHROMIUM_FLAGS, find_chromium
 from rolegraph.viewer import create_app
-from rolegraph.workflows.run import RunResult
 from viewer.recording import PAYLOAD_QUERY, PAYLOAD_THOUGHT
 
 playwright_api = pytest.importorskip("playwright.sync_api")

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from rolegraph.agents.call_ids import chat_call_id, tool_call_id
 from rolegraph.agents.citations import (
     answer_schema,
     constrain_citations,
@@ -26,15 +27,7 @@ from rolegraph.agents.citations import (
     find_quotes,
     normalise,
 )
-from rolegraph.agents.journal import (
-    DIGEST_VERSION,
-    CallJournal,
-    RequestDigest,
-    chat_call_id,
-    part_digest,
-    request_digest,
-    tool_call_id,
-)
+from rolegraph.agents.journal import DIGEST_VERSION, CallJournal, RequestDigest, part_digest, request_digest
 from rolegraph.agents.roles import Role
 from rolegraph.errors import AgentError, ModelError
 from rolegraph.models.envelope import final_schema, parse_final

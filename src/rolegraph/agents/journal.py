@@ -5,11 +5,8 @@ recorded result under a deterministic call id; if there is one (the run was
 resumed after a crash) the agent replays it instead of calling again, and after
 a call it records the result. An agent without a journal just makes its calls.
 
-Call ids name a call's place in the run, so the same call gets the same id in
-every process that works on the run::
-
-    research[1]#1/chat/2        step research, item 1, first visit, second model call
-    research[1]#1/tool/2/0      the first tool call that model call asked for
+Call ids (`rolegraph.agents.call_ids`) name a call's place in the run, so the
+same call gets the same id in every process that works on the run.
 
 With each call the agent passes a digest of its request (`request_digest`): one
 hash per part of the request (the messages, the tools offered, the answer's
@@ -28,10 +25,8 @@ __all__ = [
     "DIGEST_VERSION",
     "CallJournal",
     "RequestDigest",
-    "chat_call_id",
     "part_digest",
     "request_digest",
-    "tool_call_id",
 ]
 
 RequestDigest = dict[str, str]
@@ -60,16 +55,6 @@ class CallJournal(Protocol):
     def put(self, call_id: str, result: Any, *, request: RequestDigest | None = None) -> None:
         """Record the result of the completed call `call_id`, made with the request `request`."""
         ...
-
-
-def chat_call_id(prefix: str, number: int) -> str:
-    """The id of an agent's `number`-th model call (1-based)."""
-    return f"{prefix}/chat/{number}"
-
-
-def tool_call_id(prefix: str, number: int, index: int) -> str:
-    """The id of the `index`-th tool call (0-based) requested by model call `number`."""
-    return f"{prefix}/tool/{number}/{index}"
 
 
 def request_digest(**parts: Any) -> RequestDigest:

@@ -15,9 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from rolegraph.errors import RolegraphError, SpecError
+from rolegraph.layout import home_dir
 from rolegraph.traces.pricing import PricesError, PriceTable
 from rolegraph.traces.store import TraceStore
-from rolegraph.workflows.run import Workflow, home_dir
+from rolegraph.workflow import Workflow
 from rolegraph.workflows.spec import Budget
 
 app = typer.Typer(

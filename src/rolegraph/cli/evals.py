@@ -34,8 +34,8 @@ from rolegraph.evals.loader import load_evalset
 from rolegraph.evals.manifest import EvalManifest, ManifestError, eval_dir, find_eval, new_eval_id
 from rolegraph.evals.matrix import columns, parse_grid
 from rolegraph.evals.runner import EvalReport, EvalRun, evaluate, rescore
-from rolegraph.workflows.durable import file_hash
-from rolegraph.workflows.run import home_dir
+from rolegraph.layout import home_dir
+from rolegraph.runtime.run_info import file_hash
 from rolegraph.workflows.spec import Budget
 
 

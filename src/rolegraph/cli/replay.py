@@ -9,9 +9,9 @@ import typer
 from rich.markup import escape
 
 from rolegraph.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, RunArgument, app, err, find_run, out, run_async
+from rolegraph.durability.replay import replay as replay_run
 from rolegraph.traces.progress import ProgressPrinter
 from rolegraph.traces.sinks import TraceSink
-from rolegraph.workflows.replay import replay as replay_run
 
 
 @app.command()

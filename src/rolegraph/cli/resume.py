@@ -24,9 +24,9 @@ from rolegraph.cli._common import (
     run_async,
 )
 from rolegraph.cli.workflows import print_result
+from rolegraph.durability.resume import resume as resume_run
 from rolegraph.traces.progress import ProgressPrinter
 from rolegraph.traces.sinks import TraceSink
-from rolegraph.workflows.resume import resume as resume_run
 
 
 @app.command()

@@ -20,7 +20,7 @@ from rolegraph.cli._common import (
     open_store,
     out,
 )
-from rolegraph.workflows.run import home_dir
+from rolegraph.layout import home_dir
 
 runs_app = typer.Typer(help="List runs (`rolegraph runs`) or delete old ones (`runs prune`).")
 app.add_typer(runs_app, name="runs")

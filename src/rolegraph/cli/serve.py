@@ -13,8 +13,8 @@ import typer
 from rich.markup import escape
 
 from rolegraph.cli._common import PricesOption, app, err, load_prices
+from rolegraph.layout import home_dir
 from rolegraph.viewer.app import LOOPBACK_HOSTS, create_app
-from rolegraph.workflows.run import home_dir
 
 __all__ = ["can_show_pages", "is_loopback", "serve"]
 

@@ -28,11 +28,11 @@ from rolegraph.cli._common import (
     parse_inputs,
     run_async,
 )
+from rolegraph.runtime.result import RunResult
 from rolegraph.traces.content import ContentMode
 from rolegraph.traces.progress import ProgressPrinter
 from rolegraph.traces.sinks import TraceSink
 from rolegraph.workflows.graph import to_dot, to_mermaid
-from rolegraph.workflows.run import RunResult
 from rolegraph.workflows.spec import WorkflowSpec
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rolegraph.errors import SpecError
 from rolegraph.evals.spec import EvalSet
+from rolegraph.workflow import Workflow
 from rolegraph.workflows.loader import Check, DocumentKind, load_document, parse_document
-from rolegraph.workflows.run import Workflow
 
 __all__ = ["EVALSET", "load_evalset", "parse_evalset"]
 

@@ -20,13 +20,15 @@ from pydantic import BaseModel, Field, ValidationError
 
 from rolegraph.agents.citations import answer_schema, find_citations, find_quotes, strings_in
 from rolegraph.errors import RolegraphError
+from rolegraph.layout import SOURCES_FILE
+from rolegraph.runtime.executor import resolve_role
+from rolegraph.runtime.result import RunResult
+from rolegraph.runtime.scheduler import StepState
 from rolegraph.tools.sources import Source
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.trace import Trace
 from rolegraph.traces.usage import roll_up
-from rolegraph.workflows.executor import resolve_role
-from rolegraph.workflows.run import SOURCES_FILE, RunResult, Workflow
-from rolegraph.workflows.scheduler import StepState
+from rolegraph.workflow import Workflow
 
 __all__ = ["ClaimRef", "RunFolderError", "RunRecord", "record_from_dir", "record_of"]
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from rolegraph.durability.resume import resume
 from rolegraph.errors import ResumeError
 from rolegraph.evals.judge import JUDGE_PROMPT, FactVerdict, Judge
 from rolegraph.evals.manifest import FINAL_STATUSES, ColumnSpec, EvalManifest, ManifestError, PlannedRun
@@ -36,9 +37,9 @@ from rolegraph.evals.matrix import DEFAULT_MODEL, Column, columns
 from rolegraph.evals.metrics import RunScores, metric_names, score_run
 from rolegraph.evals.record import RunFolderError, RunRecord, record_from_dir, record_of
 from rolegraph.evals.spec import EvalQuestion, EvalSet
+from rolegraph.layout import home_dir
 from rolegraph.traces.pricing import PriceTable
-from rolegraph.workflows.resume import resume
-from rolegraph.workflows.run import Workflow, home_dir
+from rolegraph.workflow import Workflow
 from rolegraph.workflows.spec import Budget
 
 __all__ = ["DEFAULT_MODEL", "EvalReport", "EvalRun", "MetricSummary", "RunListener", "evaluate", "rescore"]

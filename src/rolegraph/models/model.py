@@ -120,5 +120,11 @@ class Model(ABC):
             ModelNotAvailableError: The model cannot be reached; the message says what to do.
         """
 
+    def skip_replayed(self, count: int) -> None:  # noqa: B027 -- optional hook, only positional models need it
+        """Be told that a resumed run replays `count` of this model's calls from its journal.
+
+        A model that answers by position (a script) moves past them; any other ignores it. Default: nothing.
+        """
+
     async def aclose(self) -> None:  # noqa: B027 -- optional hook, most providers hold nothing
         """Release what the provider holds (connections, servers). Default: nothing."""

@@ -122,7 +122,7 @@ class ScriptedModel(Model):
             raise response
         return _finish(response, call)
 
-    def skip(self, count: int) -> None:
+    def skip_replayed(self, count: int) -> None:
         """Pass over the next `count` responses as if they had been asked for.
 
         A script answers by position; a resumed run replays its recorded calls from

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from rolegraph.runtime.outputs import render_bibtex, render_report, render_sources, write_outputs
 from rolegraph.tools.sources import Source, SourceRegistry
-from rolegraph.workflows.outputs import render_bibtex, render_report, render_sources, write_outputs
 from rolegraph.workflows.spec import OutputSpec
 
 HU = Source(

@@ -7,22 +7,33 @@ model string, the tools, and the source registry.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rolegraph.agents.agent import Agent
+from rolegraph.agents.call_ids import call_prefix
 from rolegraph.agents.citations import strings_in
 from rolegraph.agents.journal import CallJournal
 from rolegraph.agents.roles import BUILTIN_ROLES, Role, output_model
 from rolegraph.models.model import Model, ModelSettings
 from rolegraph.models.registry import resolve_model
+from rolegraph.runtime.scheduler import StepCall, StepExecutor, StepOutcome
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.tracer import Tracer
-from rolegraph.workflows.scheduler import StepCall, StepOutcome
 from rolegraph.workflows.spec import WorkflowSpec
 
-__all__ = ["JournalFactory", "LocalExecutor", "ModelResolver", "call_prefix", "resolve_role", "resolve_roles"]
+__all__ = [
+    "ExecutorFactory",
+    "JournalFactory",
+    "LocalExecutor",
+    "ModelResolver",
+    "RunContext",
+    "RunExecutor",
+    "resolve_role",
+    "resolve_roles",
+]
 
 JournalFactory = Callable[[str, str], CallJournal]
 """Gives the journal for an agent run: ``(step_id, model string) -> CallJournal``."""
@@ -30,14 +41,45 @@ ModelResolver = Callable[[str, Path], Model]
 """Gives the model a model string names: ``(model string, base folder) -> Model`` (normally `resolve_model`)."""
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What one run hands the executor it runs its steps on."""
+
+    spec: WorkflowSpec
+    roles: Mapping[str, Role]
+    """The workflow's resolved roles (`resolve_roles`)."""
+    tools: Mapping[str, Tool]
+    """Every tool a role may use, by the reference roles use (a built-in name or an import path)."""
+    sources: SourceRegistry
+    tracer: Tracer
+    base_dir: Path
+    """Folder model strings such as ``scripted:file.yaml`` are relative to."""
+    model_override: str | None = None
+    settings_override: ModelSettings | None = None
+    journals: JournalFactory | None = None
+    models: ModelResolver | None = None
+    """Resolves model strings (default `resolve_model`; a replay loads no model)."""
+
+
+class RunExecutor(StepExecutor, Protocol):
+    """A `StepExecutor` for one run: it holds the run's models and is closed when the run ends."""
+
+    @property
+    def models(self) -> dict[str, Model]:
+        """The run's models, by model string (loaded before the first step)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the executor holds (models, workers)."""
+        ...
+
+
+ExecutorFactory = Callable[[RunContext], RunExecutor]
+"""Builds a run's executor: the engine's seam for where steps run (`LocalExecutor.for_run` in this process)."""
+
+
 def _resolve(model_string: str, base_dir: Path) -> Model:
     return resolve_model(model_string, base_dir=base_dir)
-
-
-def call_prefix(call: StepCall) -> str:
-    """The prefix of a step call's call ids: ``step``, ``step[item]``, then ``#visit``."""
-    item = "" if call.item_index is None else f"[{call.item_index}]"
-    return f"{call.step_id}{item}#{call.visit}"
 
 
 def resolve_role(spec: WorkflowSpec, name: str) -> Role:
@@ -129,6 +171,22 @@ class LocalExecutor:
         for step_id in spec.steps:
             self._model_for(step_id)
 
+    @classmethod
+    def for_run(cls, context: RunContext) -> LocalExecutor:
+        """The in-process executor of one run (the default `ExecutorFactory`)."""
+        return cls(
+            context.spec,
+            tools=context.tools,
+            sources=context.sources,
+            tracer=context.tracer,
+            base_dir=context.base_dir,
+            model_override=context.model_override,
+            settings_override=context.settings_override,
+            journals=context.journals,
+            roles=context.roles,
+            models=context.models,
+        )
+
     def _model_for(self, step_id: str) -> tuple[Model, ModelSettings]:
         step = self.spec.steps[step_id]
         name = step.model or self.roles[step.role].model or "default"
@@ -159,7 +217,7 @@ class LocalExecutor:
             known_sources=known,
             max_steps=step.max_steps,
             journal=self.journals(call.step_id, model.name) if self.journals is not None else None,
-            call_prefix=call_prefix(call),
+            call_prefix=call_prefix(call.step_id, call.item_index, call.visit),
         )
         result = await agent.run(
             call.task,

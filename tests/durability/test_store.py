@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from rolegraph.durability.store import JournalEntry, RunStore
 from rolegraph.errors import ResumeError
+from rolegraph.layout import STORE_FILE
 from rolegraph.models.model import Usage
+from rolegraph.runtime.run_info import RunInfo
+from rolegraph.runtime.scheduler import Checkpoint, StepOutcome, StepState
 from rolegraph.tools.sources import Source
-from rolegraph.workflows.runstore import STORE_FILE, JournalEntry, RunRecord, RunStore
-from rolegraph.workflows.scheduler import Checkpoint, StepOutcome, StepState
 
 
 def checkpoint(**outputs: object) -> Checkpoint:
@@ -113,7 +115,7 @@ def _columns(path: Path) -> set[str]:
 class TestRecord:
     def test_the_run_record_round_trips(self, store: RunStore) -> None:
         """The run's record is saved and read back whole."""
-        record = RunRecord(run_id="r", workflow="w", inputs={"topic": "x"}, budget={"max_tokens": 10}, invocations=2)
+        record = RunInfo(run_id="r", workflow="w", inputs={"topic": "x"}, budget={"max_tokens": 10}, invocations=2)
         store.write_record(record)
         assert store.record() == record
 

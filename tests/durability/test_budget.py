@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from rolegraph.durability.budget import BudgetMeter
+from rolegraph.durability.store import JournalEntry
 from rolegraph.errors import BudgetExceeded
 from rolegraph.traces.pricing import Price, PriceTable
-from rolegraph.workflows.budget import BudgetMeter
-from rolegraph.workflows.runstore import JournalEntry
 from rolegraph.workflows.spec import Budget
 
 PRICES = PriceTable({"m": Price(input_per_mtok=1_000_000, output_per_mtok=1_000_000)})

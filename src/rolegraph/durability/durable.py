@@ -1,6 +1,8 @@
 """What makes a run durable: its run store, call journal, budgets and kill points, wired for one invocation.
 
-`Workflow.run` and `resume` both drive a run through one `Durability`: it opens
+`run_durably` is how every run starts or continues (`rolegraph.Workflow.run`,
+`resume`, `replay`): it hands the engine (`rolegraph.runtime.invoke`) one
+`Durability`, which implements the engine's `RunDurability`. A `Durability` opens
 (or creates) the run store, restores what a resumed run had done (the scheduler
 checkpoint, the source registry, the budget meter's totals, the position of
 scripted models), hands each agent its metered journal, and records the run's
@@ -9,40 +11,69 @@ status and elapsed time when the invocation ends.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rolegraph.agents.journal import CallJournal
+from rolegraph.durability.budget import BudgetMeter, MeteredJournal
+from rolegraph.durability.killpoints import KillPoints
+from rolegraph.durability.store import RunStore
 from rolegraph.errors import BudgetExceeded, Problem, ResumeError, SpecError
-from rolegraph.models.model import Model
-from rolegraph.models.scripted import ScriptedModel
+from rolegraph.layout import Home, RunFolder
+from rolegraph.models.model import Model, Usage
+from rolegraph.runtime.compiled import CompiledWorkflow
+from rolegraph.runtime.executor import ExecutorFactory, LocalExecutor
+from rolegraph.runtime.invoke import InvokeHooks, invoke, run_redactor
+from rolegraph.runtime.result import RunResult
+from rolegraph.runtime.run_info import RunInfo
+from rolegraph.runtime.scheduler import Checkpoint, StepListener, StepOutcome, StepState
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.traces.pricing import PricesError, PriceTable
 from rolegraph.traces.redact import Redactor
+from rolegraph.traces.sinks import TraceSink
 from rolegraph.traces.tracer import Tracer
-from rolegraph.workflows.budget import BudgetMeter, MeteredJournal
-from rolegraph.workflows.killpoints import KillPoints
-from rolegraph.workflows.runstore import STORE_FILE, RunRecord, RunStore
-from rolegraph.workflows.scheduler import Checkpoint, StepOutcome, StepState
 from rolegraph.workflows.spec import Budget, WorkflowSpec
 
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["LOCK_FILE", "Durability", "file_hash"]
-
-LOCK_FILE = "run.lock"
-"""Held (``flock``) by the process working on a run: two processes never drive one run at once."""
+__all__ = ["Durability", "run_durably"]
 
 
-def file_hash(path: Path) -> str:
-    """SHA-256 of a file's bytes, in hex."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+async def run_durably(
+    workflow: CompiledWorkflow,
+    info: RunInfo,
+    *,
+    home: Home,
+    resuming: bool = False,
+    executor: ExecutorFactory = LocalExecutor.for_run,
+    sinks: Sequence[TraceSink] = (),
+    on_step: StepListener | None = None,
+    hooks: InvokeHooks | None = None,
+) -> RunResult:
+    """Run (or continue) the run `info` describes, with its run store, journal and budgets.
+
+    Raises and returns as `rolegraph.runtime.invoke.invoke`.
+    """
+    redactor = run_redactor(workflow)
+    folder = home.run(info.run_id)
+    durability = Durability(workflow.spec, folder.path, info, prices_file=home.prices, redactor=redactor)
+    return await invoke(
+        workflow,
+        info,
+        home=home,
+        durability=durability,
+        redactor=redactor,
+        resuming=resuming,
+        executor=executor,
+        sinks=sinks,
+        on_step=on_step,
+        hooks=hooks,
+    )
 
 
 class Durability:
@@ -57,7 +88,7 @@ class Durability:
     """
 
     def __init__(
-        self, spec: WorkflowSpec, run_dir: Path, record: RunRecord, *, prices_file: Path, redactor: Redactor
+        self, spec: WorkflowSpec, run_dir: Path, record: RunInfo, *, prices_file: Path, redactor: Redactor
     ) -> None:
         self.run_dir = run_dir
         self.redactor = redactor
@@ -83,6 +114,11 @@ class Durability:
         """Calls in the journal when the invocation began."""
         self._elapsed_before = record.elapsed_s
         self._started = time.perf_counter()
+
+    @property
+    def usage(self) -> Usage:
+        """The run's tokens so far: every recorded call once, earlier invocations included."""
+        return self.meter.run.usage
 
     @property
     def store(self) -> RunStore:
@@ -119,7 +155,9 @@ class Durability:
         """
         self._take_lock()
         if not resuming:
-            self._store = RunStore(self.run_dir / STORE_FILE, kill_points=self.kill_points, redact=self.redactor.value)
+            self._store = RunStore(
+                RunFolder(self.run_dir).store, kill_points=self.kill_points, redact=self.redactor.value
+            )
             self.store.write_record(self.record)
             return
         self._store = RunStore.open_existing(self.run_dir, kill_points=self.kill_points, redact=self.redactor.value)
@@ -129,11 +167,10 @@ class Durability:
             self.meter.count(entry)
         for source in self.store.sources():
             sources.add(source)
-        # A script answers by position: move each one past the calls the journal will replay.
+        # A model that answers by position (a script) moves past the calls the journal will replay.
         replayed = Counter(entry.model for entry in entries if entry.kind == "chat")
         for name, model in models.items():
-            if isinstance(model, ScriptedModel):
-                model.skip(replayed[name])
+            model.skip_replayed(replayed[name])
         self.checkpoint = self.store.load()
 
     def add_kill_sink(self, tracer: Tracer) -> None:
@@ -195,7 +232,7 @@ class Durability:
         if sys.platform == "win32":  # no flock: the one-process-per-run rule is then the user's to keep
             return
         # An flock dies with its process, so a killed run never leaves its folder locked.
-        fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(RunFolder(self.run_dir).lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -14,9 +14,10 @@ import yaml
 import rolegraph
 from rolegraph.errors import Problem, SpecError
 from rolegraph.models.model import ModelSettings, Usage
+from rolegraph.runtime.result import RunResult
 from rolegraph.tools.sources import Source
 from rolegraph.traces.trace import SpanRecord, Trace
-from rolegraph.workflows.run import RunResult, Workflow
+from rolegraph.workflow import Workflow
 
 NOTES = {
     "alpha2020": (
@@ -371,7 +372,7 @@ class TestSettingsOverride:
         """`run(settings=...)` lays its fields over the default model's; roles on other models keep theirs."""
         from rolegraph.models.registry import resolve_model
         from rolegraph.models.scripted import ScriptedModel
-        from rolegraph.workflows import executor
+        from rolegraph.runtime import executor
 
         made: dict[str, ScriptedModel] = {}
 

@@ -11,11 +11,11 @@ import pytest
 import rolegraph
 from durable_projects import edit, outputs_of, touch, wait_until_exists, write_loop_project, write_waiting_project
 from projects import isolated_home
+from rolegraph.durability.resume import resume
+from rolegraph.durability.store import RunStore
 from rolegraph.errors import ResumeError, SpecError
+from rolegraph.runtime.result import RunResult
 from rolegraph.traces.sinks import read_jsonl
-from rolegraph.workflows.resume import resume
-from rolegraph.workflows.run import RunResult
-from rolegraph.workflows.runstore import RunStore
 from rolegraph.workflows.spec import Budget
 
 

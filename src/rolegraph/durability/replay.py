@@ -1,7 +1,7 @@
 """Replaying a run offline: the workflow file as it is now, answered by the run's recorded calls.
 
 ```python
-from rolegraph.workflows.replay import replay
+from rolegraph.durability import replay
 
 report = await replay(run_dir)           # after editing the YAML, or the code
 if report.divergence is not None:
@@ -34,15 +34,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rolegraph.agents.call_ids import CallId
 from rolegraph.agents.journal import CallJournal, RequestDigest
+from rolegraph.durability.durable import run_durably
+from rolegraph.durability.store import JournalEntry, RunStore
 from rolegraph.errors import ModelError, ReplayDiverged, ReplayError, RunError
+from rolegraph.layout import STORE_FILE, Home, RunFolder, new_run_id
 from rolegraph.models.messages import Message, ToolSpec
 from rolegraph.models.model import Completion, Model, ModelSettings
+from rolegraph.runtime.compiled import CompiledWorkflow
+from rolegraph.runtime.invoke import InvokeHooks
+from rolegraph.runtime.result import RunResult
+from rolegraph.runtime.run_info import RunInfo, file_hash
+from rolegraph.runtime.scheduler import StepListener
 from rolegraph.traces.sinks import TraceSink
-from rolegraph.workflows.durable import file_hash
-from rolegraph.workflows.run import DriveHooks, RunResult, Workflow, _new_run_id
-from rolegraph.workflows.runstore import STORE_FILE, JournalEntry, RunRecord, RunStore
-from rolegraph.workflows.scheduler import StepListener
 
 __all__ = [
     "Divergence",
@@ -119,7 +124,7 @@ class Recording:
         """
         if self.divergence is not None:
             raise ReplayDiverged(self.divergence)
-        kind = call_id.split("/")[1]
+        kind = CallId.parse(call_id).kind
         entry = self.entries.get(call_id)
         reason = None
         if entry is None and self._failed_here(call_id, step_id):
@@ -146,10 +151,11 @@ class Recording:
         That is the first model call of its agent that is not recorded: the one after the
         agent's last recorded model call.
         """
-        prefix, kind, number = [*call_id.split("/"), "", ""][:3]
-        if step_id not in self.failures or kind != "chat" or not number.isdigit():
+        parsed = CallId.parse(call_id)
+        if step_id not in self.failures or parsed.kind != "chat" or parsed.number is None:
             return False
-        return int(number) == 1 or f"{prefix}/chat/{int(number) - 1}" in self.entries
+        previous = parsed.previous_chat()
+        return previous is None or previous in self.entries
 
     def unanswered(self) -> list[JournalEntry]:
         """Recorded calls the replay never asked for, in recording order."""
@@ -291,24 +297,24 @@ async def replay(
     """
     ready = _prepare(run_dir)
     recording = ready.recording
-    hooks = DriveHooks(
+    hooks = InvokeHooks(
         models=lambda name, _base: ReplayModel(name),
         journal=lambda inner, step_id: ReplayJournal(recording, inner, step_id),
         root_attributes={"rolegraph__replay__of": ready.original.run_id},
     )
-    result = await ready.workflow._drive(
-        ready.record, home=ready.home, sinks=list(sinks), on_step=on_step, resuming=False, hooks=hooks
+    result = await run_durably(
+        ready.workflow, ready.record, home=Home(ready.home), sinks=list(sinks), on_step=on_step, hooks=hooks
     )
     return _compare(ready.original, recording, ready.outputs, result)
 
 
 @dataclass(frozen=True)
 class _Prepared:
-    original: RunRecord
+    original: RunInfo
     recording: Recording
     outputs: dict[str, Any]
-    workflow: Workflow
-    record: RunRecord
+    workflow: CompiledWorkflow
+    record: RunInfo
     """The replay run's record."""
     home: Path
 
@@ -322,9 +328,9 @@ def _prepare(run_dir: Path) -> _Prepared:
     file = Path(original.workflow_file)
     if not file.is_file():
         raise ReplayError(f"run {original.run_id}: its workflow file {file} is gone; restore it to replay the run")
-    workflow = Workflow.load(file)
-    record = RunRecord(
-        run_id=_new_run_id(),
+    workflow = CompiledWorkflow.load(file)
+    record = RunInfo(
+        run_id=new_run_id(),
         workflow=workflow.spec.name,
         workflow_file=str(file),
         workflow_hash=file_hash(file),
@@ -338,9 +344,9 @@ def _prepare(run_dir: Path) -> _Prepared:
     return _Prepared(original, recording, outputs, workflow, record, run_dir.parent.parent)
 
 
-def _read(run_dir: Path) -> tuple[RunRecord, Recording, dict[str, Any]]:
+def _read(run_dir: Path) -> tuple[RunInfo, Recording, dict[str, Any]]:
     """The recorded run's record, calls and completed steps' outputs, from its store opened read-only."""
-    if not (run_dir / STORE_FILE).is_file():
+    if not RunFolder(run_dir).store.is_file():
         raise ReplayError(f"{run_dir}: no run store ({STORE_FILE}); this run cannot be replayed")
     store = RunStore.open_existing(run_dir, read_only=True)
     try:
@@ -358,7 +364,7 @@ def _read(run_dir: Path) -> tuple[RunRecord, Recording, dict[str, Any]]:
     return record, recording, outputs
 
 
-def _compare(original: RunRecord, recording: Recording, outputs: dict[str, Any], result: RunResult) -> ReplayReport:
+def _compare(original: RunInfo, recording: Recording, outputs: dict[str, Any], result: RunResult) -> ReplayReport:
     """The report: the first divergence, else a recorded call never asked for, else a changed output or status."""
     divergence = recording.divergence
     if divergence is None and (missed := recording.unanswered()):

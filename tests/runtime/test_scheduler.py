@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from rolegraph.runtime.scheduler import Scheduler, StepCall, StepOutcome, StepState
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import MemorySink
 from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.graph import compile_graph
 from rolegraph.workflows.loader import parse_spec
-from rolegraph.workflows.scheduler import Scheduler, StepCall, StepOutcome, StepState
 
 Handler = Callable[[StepCall], Awaitable[dict[str, Any]]]
 

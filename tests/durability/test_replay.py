@@ -13,10 +13,10 @@ import rolegraph
 from durable_projects import LOOP_CHATS, LOOP_TOOLS, SCRIPTS, edit, outputs_of, write_loop_project
 from projects import isolated_home, write_script
 from rolegraph.agents.journal import request_digest
+from rolegraph.durability.replay import Divergence, Recording, ReplayDiverged, ReplayError, ReplayModel, replay
+from rolegraph.durability.store import STORE_FILE, JournalEntry, RunStore
+from rolegraph.runtime.result import RunResult
 from rolegraph.traces.sinks import read_jsonl
-from rolegraph.workflows.replay import Divergence, Recording, ReplayDiverged, ReplayError, ReplayModel, replay
-from rolegraph.workflows.run import RunResult
-from rolegraph.workflows.runstore import STORE_FILE, JournalEntry, RunStore
 from rolegraph.workflows.spec import Budget
 
 CALLS = LOOP_CHATS + LOOP_TOOLS

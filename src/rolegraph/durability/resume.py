@@ -1,7 +1,7 @@
 """Resuming a run that crashed, was killed, was cancelled or ran out of budget.
 
 ```python
-from rolegraph.workflows.resume import resume
+from rolegraph.durability import resume
 
 result = await resume(run_dir)                       # or resume(run_dir, budget=Budget(max_tokens=50_000))
 print(result.resumed_steps, result.executed_steps)
@@ -20,15 +20,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rolegraph.durability.budget import BudgetMeter
+from rolegraph.durability.durable import run_durably
+from rolegraph.durability.store import RunStore
 from rolegraph.errors import ResumeError
+from rolegraph.layout import Home, RunFolder, is_run_id
+from rolegraph.runtime.compiled import CompiledWorkflow
+from rolegraph.runtime.result import CitationCount, RunResult
+from rolegraph.runtime.run_info import RunInfo, file_hash
+from rolegraph.runtime.scheduler import StepListener
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.sinks import TraceSink
-from rolegraph.workflows.budget import BudgetMeter
-from rolegraph.workflows.durable import file_hash
-from rolegraph.workflows.run import CitationCount, RunResult, Workflow
-from rolegraph.workflows.runstore import RunRecord, RunStore
-from rolegraph.workflows.scheduler import StepListener
 from rolegraph.workflows.spec import Budget
 
 __all__ = ["resume"]
@@ -64,12 +67,12 @@ async def resume(
     if isinstance(prepared, RunResult):
         return prepared
     record, file, home = prepared
-    workflow = Workflow.load(file)
+    workflow = CompiledWorkflow.load(file)
     record.budget = Budget(**record.budget).merged(budget).limits()
-    return await workflow._drive(record, home=home, sinks=list(sinks), on_step=on_step, resuming=True)
+    return await run_durably(workflow, record, home=Home(home), sinks=list(sinks), on_step=on_step, resuming=True)
 
 
-def _prepare(run_dir: Path, *, force: bool) -> RunResult | tuple[RunRecord, Path, Path]:
+def _prepare(run_dir: Path, *, force: bool) -> RunResult | tuple[RunInfo, Path, Path]:
     """A completed run's result, or what resuming needs: the run's record, workflow file and home."""
     run_dir = run_dir.absolute()
     store = RunStore.open_existing(run_dir)
@@ -79,6 +82,9 @@ def _prepare(run_dir: Path, *, force: bool) -> RunResult | tuple[RunRecord, Path
             return _finished(run_dir, store)
     finally:
         store.close()
+    if record.run_id != run_dir.name or not is_run_id(record.run_id):
+        # The id names the run's folder: one read from a damaged or hostile store must not reach a path.
+        raise ResumeError(f"{run_dir}: its run store names another run ({record.run_id!r}); it cannot be resumed")
     if record.workflow_file is None:
         raise ResumeError(f"run {record.run_id} was not started from a workflow file, so it cannot be resumed")
     file = Path(record.workflow_file)
@@ -94,7 +100,7 @@ def _prepare(run_dir: Path, *, force: bool) -> RunResult | tuple[RunRecord, Path
 
 def _finished(run_dir: Path, store: RunStore) -> RunResult:
     """The result of a completed run, from its store and ``run.json``."""
-    summary: dict[str, Any] = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    summary: dict[str, Any] = json.loads(RunFolder(run_dir).summary.read_text(encoding="utf-8"))
     checkpoint = store.load()
     steps = checkpoint.states if checkpoint is not None else {}
     meter = BudgetMeter(Budget(), {}, PriceTable(), store.entries())

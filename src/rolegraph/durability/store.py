@@ -9,7 +9,7 @@ power cut may lose the last commits (never corrupt the database).
 
 Tables:
 
-- ``run``: one row, the `RunRecord` (workflow file and its hash, inputs, model
+- ``run``: one row, the `RunInfo` (workflow file and its hash, inputs, model
   override, budget, status, root span id, invocations).
 - ``steps``, ``routes``, ``routed``: the scheduler's checkpoint (each step's state
   and output, route counters, the context a route passed back), replaced together.
@@ -29,18 +29,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from rolegraph.durability.killpoints import KillPoints
 from rolegraph.errors import ResumeError
+from rolegraph.layout import STORE_FILE, RunFolder
+from rolegraph.runtime.run_info import RunInfo
+from rolegraph.runtime.scheduler import Checkpoint, StepOutcome, StepState
 from rolegraph.tools.sources import Source
-from rolegraph.traces.content import ContentMode
-from rolegraph.workflows.killpoints import KillPoints
-from rolegraph.workflows.scheduler import Checkpoint, StepOutcome, StepState
 
-__all__ = ["STORE_FILE", "JournalEntry", "RunRecord", "RunStore"]
+__all__ = ["JournalEntry", "RunStore"]
 
-STORE_FILE = "run.sqlite"
-"""The run store's file name inside a run folder."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL);
@@ -56,35 +55,6 @@ CREATE TABLE IF NOT EXISTS calls (
     output_tokens INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL, request TEXT
 );
 """
-
-
-class RunRecord(BaseModel):
-    """What a run was started with, and where it stands."""
-
-    run_id: str
-    workflow: str
-    workflow_file: str | None = None
-    """Absolute path of the workflow file (None for a workflow built in Python)."""
-    workflow_hash: str | None = None
-    """SHA-256 of the workflow file when the run started: a resume refuses a changed file."""
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    model: str | None = None
-    """The ``--model`` override, if any."""
-    settings: dict[str, Any] = Field(default_factory=dict)
-    """Settings laid over the default model's (the fields an eval matrix or caller set)."""
-    content: ContentMode | None = None
-    """The content mode chosen for the run, if it replaced the workflow's ``settings.content``."""
-    budget: dict[str, float] = Field(default_factory=dict)
-    """The run's budget limits (the workflow's, with command-line overrides)."""
-    status: str = "running"
-    started: str = ""
-    """ISO 8601 UTC."""
-    root_span_id: str | None = None
-    """The ``invoke_workflow`` span every invocation of the run continues."""
-    invocations: int = 0
-    """How many processes have worked on the run (1 + resumes)."""
-    elapsed_s: float = 0.0
-    """Wall time of the finished invocations, for the run's ``max_wall_s``."""
 
 
 class JournalEntry(BaseModel):
@@ -162,7 +132,7 @@ class RunStore:
         Raises:
             ResumeError: The folder has no run store (a run from before run stores, or not a run).
         """
-        path = run_dir / STORE_FILE
+        path = RunFolder(run_dir).store
         if not path.is_file():
             raise ResumeError(f"{run_dir}: no run store ({STORE_FILE}); this run cannot be resumed")
         return cls(path, kill_points=kill_points, redact=redact, read_only=read_only)
@@ -180,13 +150,13 @@ class RunStore:
 
     # The run
 
-    def write_record(self, record: RunRecord) -> None:
+    def write_record(self, record: RunInfo) -> None:
         """Save the run's record."""
         self._db.execute(
             "INSERT OR REPLACE INTO run (id, record) VALUES (1, ?)", (self._json(record.model_dump(mode="json")),)
         )
 
-    def record(self) -> RunRecord:
+    def record(self) -> RunInfo:
         """The run's record.
 
         Raises:
@@ -195,7 +165,7 @@ class RunStore:
         row = self._db.execute("SELECT record FROM run WHERE id = 1").fetchone()
         if row is None:
             raise ResumeError(f"{self.path}: the run store holds no run record; the run never started")
-        return RunRecord.model_validate_json(row[0])
+        return RunInfo.model_validate_json(row[0])
 
     # Checkpoints (the scheduler's `Checkpointer`)
 

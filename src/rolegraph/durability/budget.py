@@ -19,11 +19,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rolegraph.agents.call_ids import CallId
 from rolegraph.agents.journal import RequestDigest
+from rolegraph.durability.store import JournalEntry, RunStore
 from rolegraph.errors import BudgetExceeded
 from rolegraph.models.model import Usage
 from rolegraph.traces.pricing import PriceTable
-from rolegraph.workflows.runstore import JournalEntry, RunStore
 from rolegraph.workflows.spec import Budget
 
 __all__ = ["BudgetMeter", "MeteredJournal", "Spent"]
@@ -182,5 +183,4 @@ class MeteredJournal:
 
 
 def _kind(call_id: str) -> str:
-    # Call ids are "<step>[<item>]#<visit>/<kind>/...": step ids are identifiers, so no "/" before the kind.
-    return call_id.split("/")[1]
+    return CallId.parse(call_id).kind

@@ -1,0 +1,59 @@
+"""Call ids: the one place their format is built and read.
+
+A call id names a call's place in a run, so the same call gets the same id in
+every process that works on the run (a resume, a replay)::
+
+    research[1]#1/chat/2        step research, item 1, first visit, second model call
+    research[1]#1/tool/2/0      the first tool call that model call asked for
+
+Step ids are identifiers, so nothing before the kind contains a ``/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["CallId", "CallKind", "call_prefix", "chat_call_id", "tool_call_id"]
+
+CallKind = Literal["chat", "tool"]
+
+
+def call_prefix(step_id: str, item_index: int | None, visit: int) -> str:
+    """The prefix of one agent run's call ids: ``step``, ``step[item]``, then ``#visit``."""
+    item = "" if item_index is None else f"[{item_index}]"
+    return f"{step_id}{item}#{visit}"
+
+
+def chat_call_id(prefix: str, number: int) -> str:
+    """The id of an agent's `number`-th model call (1-based)."""
+    return f"{prefix}/chat/{number}"
+
+
+def tool_call_id(prefix: str, number: int, index: int) -> str:
+    """The id of the `index`-th tool call (0-based) requested by model call `number`."""
+    return f"{prefix}/tool/{number}/{index}"
+
+
+@dataclass(frozen=True)
+class CallId:
+    """A call id, read back into its parts."""
+
+    prefix: str
+    """The agent run's prefix (`call_prefix`)."""
+    kind: str
+    """``chat`` or ``tool`` (anything else for an id this version did not write)."""
+    number: int | None
+    """The model call's number (for a tool call: the model call that asked for it); None if unreadable."""
+
+    @classmethod
+    def parse(cls, call_id: str) -> CallId:
+        """Split `call_id` into its parts; an id of another shape gives empty/None parts, never an error."""
+        prefix, kind, number = [*call_id.split("/"), "", ""][:3]
+        return cls(prefix, kind, int(number) if number.isdigit() else None)
+
+    def previous_chat(self) -> str | None:
+        """The id of the model call before this one in the same agent run (None for the first)."""
+        if self.number is None or self.number <= 1:
+            return None
+        return chat_call_id(self.prefix, self.number - 1)

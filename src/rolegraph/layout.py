@@ -1,0 +1,160 @@
+"""Where rolegraph keeps things: the one owner of every path under ``$ROLEGRAPH_HOME``.
+
+```
+$ROLEGRAPH_HOME/                 (default ./.rolegraph)
+  index.sqlite                   the live index of runs and spans (`rolegraph.traces.store`)
+  prices.yaml                    the user's price table
+  evals/<eval_id>/               one eval's manifest and reports
+  runs/<run_id>/                 one run (`RunFolder`)
+    run.json                     the run's summary
+    trace.jsonl                  every span
+    sources.jsonl                every retrieved source with its text
+    run.sqlite                   the run store: checkpoints and the call journal
+    run.lock                     held by the process working on the run
+    steps/<step_id>.json         each finished step's output, readable
+```
+
+Nothing here imports the rest of rolegraph: every layer (traces, runtime,
+durability, the CLI and the viewer) names run files through this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "LOCK_FILE",
+    "SOURCES_FILE",
+    "STORE_FILE",
+    "SUMMARY_FILE",
+    "TRACE_FILE",
+    "Home",
+    "RunFolder",
+    "home_dir",
+    "is_run_id",
+    "new_run_id",
+]
+
+TRACE_FILE = "trace.jsonl"
+SUMMARY_FILE = "run.json"
+SOURCES_FILE = "sources.jsonl"
+"""Every retrieved source with its full text (a ``sources.json`` output leaves the text out)."""
+STORE_FILE = "run.sqlite"
+LOCK_FILE = "run.lock"
+"""Held (``flock``) by the process working on a run: two processes never drive one run at once."""
+STEPS_DIR = "steps"
+
+_RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6,32}")
+
+
+def new_run_id() -> str:
+    """A fresh run id: the UTC start time, then 48 random bits (runs started in one second never collide)."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(6)}"
+
+
+def is_run_id(text: str) -> bool:
+    """Whether `text` has the shape of a run id (so it is safe as a folder name)."""
+    return _RUN_ID.fullmatch(text) is not None
+
+
+def home_dir() -> Path:
+    """Where runs are kept: ``$ROLEGRAPH_HOME``, or ``./.rolegraph``."""
+    return Path(os.environ.get("ROLEGRAPH_HOME", ".rolegraph"))
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of one run folder."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        """The folder's name, which is the run's id."""
+        return self.path.name
+
+    @property
+    def trace(self) -> Path:
+        """``trace.jsonl``."""
+        return self.path / TRACE_FILE
+
+    @property
+    def summary(self) -> Path:
+        """``run.json``."""
+        return self.path / SUMMARY_FILE
+
+    @property
+    def sources(self) -> Path:
+        """``sources.jsonl``."""
+        return self.path / SOURCES_FILE
+
+    @property
+    def store(self) -> Path:
+        """``run.sqlite``."""
+        return self.path / STORE_FILE
+
+    @property
+    def lock(self) -> Path:
+        """``run.lock``."""
+        return self.path / LOCK_FILE
+
+    @property
+    def steps(self) -> Path:
+        """``steps/``: one readable JSON file per finished step."""
+        return self.path / STEPS_DIR
+
+    def step_file(self, step_id: str) -> Path:
+        """``steps/<step_id>.json``."""
+        return self.steps / f"{step_id}.json"
+
+    def has_run_files(self) -> bool:
+        """Whether the folder holds a trace or a summary (so it is a run folder, perhaps damaged)."""
+        return self.trace.is_file() or self.summary.is_file()
+
+
+@dataclass(frozen=True)
+class Home:
+    """``$ROLEGRAPH_HOME``: runs, evals, the index and the user's price table."""
+
+    path: Path
+
+    @classmethod
+    def from_env(cls) -> Home:
+        """The home `home_dir` names."""
+        return cls(home_dir())
+
+    @property
+    def runs(self) -> Path:
+        """``runs/``."""
+        return self.path / "runs"
+
+    @property
+    def evals(self) -> Path:
+        """``evals/``."""
+        return self.path / "evals"
+
+    @property
+    def index(self) -> Path:
+        """``index.sqlite``."""
+        return self.path / "index.sqlite"
+
+    @property
+    def prices(self) -> Path:
+        """``prices.yaml``."""
+        return self.path / "prices.yaml"
+
+    def run(self, run_id: str) -> RunFolder:
+        """The folder of run `run_id` (absolute).
+
+        Raises:
+            ValueError: `run_id` is not a run id (it could name a path outside the home).
+        """
+        if not is_run_id(run_id):
+            raise ValueError(f"{run_id!r} is not a run id")
+        return RunFolder((self.runs / run_id).absolute())

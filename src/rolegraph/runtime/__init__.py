@@ -1,0 +1,1 @@
+"""The engine: the scheduler, executors, the public invocation (`invoke`), results and outputs."""

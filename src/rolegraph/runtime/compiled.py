@@ -1,0 +1,116 @@
+"""A workflow compiled for running: its spec, step graph and resolved roles, and its inputs' rules.
+
+`CompiledWorkflow` is what the engine (`rolegraph.runtime.invoke`) runs; the
+user's handle, `rolegraph.Workflow`, adds ``run``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from rolegraph.agents.roles import Role
+from rolegraph.errors import Problem, SpecError
+from rolegraph.runtime.executor import resolve_roles
+from rolegraph.tools.library import Library
+from rolegraph.workflows.graph import compile_graph
+from rolegraph.workflows.loader import load_spec
+from rolegraph.workflows.spec import InputSpec, WorkflowSpec
+
+__all__ = ["CompiledWorkflow"]
+
+
+class CompiledWorkflow:
+    """A loaded, validated workflow: spec, graph and roles, computed once for any number of runs.
+
+    Args:
+        spec: The validated workflow.
+        path: The file it was loaded from (None for a workflow built in Python).
+    """
+
+    def __init__(self, spec: WorkflowSpec, path: Path | None = None) -> None:
+        self.spec = spec
+        self.path = path
+        self.base_dir = path.parent if path else Path.cwd()
+        self.graph: nx.DiGraph[str] = compile_graph(spec)
+        self.roles: dict[str, Role] = resolve_roles(spec)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> CompiledWorkflow:
+        """Load and validate a workflow file.
+
+        Raises:
+            SpecError: The file is invalid (every problem, with file:line:col).
+        """
+        file = Path(path)
+        return cls(load_spec(file), file)
+
+    def resolve_inputs(self, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Inputs with defaults filled in and values converted to their declared types.
+
+        Raises:
+            SpecError: An input is unknown, missing or of the wrong type (every problem at once).
+        """
+        given = dict(inputs or {})
+        problems = [
+            Problem(f"unknown input {name!r}; the workflow's inputs are: {', '.join(self.spec.inputs) or 'none'}")
+            for name in given
+            if name not in self.spec.inputs
+        ]
+        values: dict[str, Any] = {}
+        for name, spec in self.spec.inputs.items():
+            if name in given:
+                try:
+                    values[name] = _coerce(name, spec, given[name])
+                except SpecError as exc:
+                    problems += exc.problems
+            elif spec.default is not None:
+                values[name] = spec.default
+            else:
+                problems.append(Problem(f"input {name!r} is required (pass --input {name}=...)"))
+        if problems:
+            raise SpecError(problems)
+        return values
+
+    def library(self) -> Library | None:
+        """The workflow's library of papers, if it names one."""
+        if self.spec.library is None:
+            return None
+        return Library.from_dir(self.base_dir / self.spec.library)
+
+    def tool_refs(self) -> list[str]:
+        """Every tool reference any of the workflow's roles uses, sorted."""
+        return sorted({ref for role in self.roles.values() for ref in role.tools})
+
+
+def _coerce(name: str, spec: InputSpec, value: Any) -> Any:
+    """Convert a (command-line string) input value to its declared type."""
+    try:
+        if spec.type == "integer":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)  # int() would silently truncate 2.5 to 2, or read True as 1
+            return int(value)
+        if spec.type == "number":
+            return float(value)
+        if spec.type == "boolean":
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return lowered in ("true", "1", "yes")
+        if spec.type == "list":
+            if isinstance(value, list):
+                return value
+            parsed = json.loads(value) if str(value).startswith("[") else [v.strip() for v in str(value).split(",")]
+            return list(parsed)
+        return str(value)
+    except (ValueError, TypeError) as exc:
+        article = "an" if spec.type == "integer" else "a"
+        problem = Problem(f"input {name!r} must be {article} {spec.type}, got {value!r}", path=f"inputs.{name}")
+        raise SpecError([problem]) from exc

@@ -1,0 +1,406 @@
+"""The engine's one entry point: `invoke` runs (or continues) one run of a compiled workflow.
+
+```python
+result = await invoke(workflow, info, home=Home(path), durability=durability, redactor=redactor)
+```
+
+`rolegraph.Workflow.run`, `rolegraph.durability.resume` and
+`rolegraph.durability.replay` all come through here. The engine is handed its
+durability (`RunDurability`: checkpoints, journal, budgets) and its executor
+(`ExecutorFactory`), and never asks what they are: a replay changes how models and
+journals answer through `InvokeHooks`, a distributed backend changes where steps
+run through the executor factory.
+
+One invocation: resolve tools, open the tracer, build the executor (models load
+here, before a new run's folder exists), open the durable state, then run the
+scheduler under the root ``invoke_workflow`` span within the run's time limits,
+classify the outcome (`rolegraph.runtime.result.classify`), write the outputs, and
+— whatever happened — close everything and write the run's summary and sources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from rolegraph.agents.journal import CallJournal
+from rolegraph.errors import BudgetExceeded
+from rolegraph.layout import Home, RunFolder
+from rolegraph.models.model import Model, ModelSettings, Usage
+from rolegraph.runtime.compiled import CompiledWorkflow
+from rolegraph.runtime.executor import ExecutorFactory, LocalExecutor, ModelResolver, RunContext, RunExecutor
+from rolegraph.runtime.outputs import write_outputs
+from rolegraph.runtime.result import CitationCount, RunResult, classify
+from rolegraph.runtime.run_info import RunInfo
+from rolegraph.runtime.scheduler import Checkpoint, Checkpointer, Scheduler, StepListener, StepState
+from rolegraph.tools.registry import resolve_tools
+from rolegraph.tools.sources import Source, SourceRegistry
+from rolegraph.tools.tool import Tool
+from rolegraph.traces.content import content_processor
+from rolegraph.traces.redact import Redactor
+from rolegraph.traces.run_sinks import RunSinks
+from rolegraph.traces.sinks import TraceSink
+from rolegraph.traces.spans import Span, SpanKind
+from rolegraph.traces.store import index_run
+from rolegraph.traces.trace import Trace
+from rolegraph.traces.tracer import Tracer
+
+__all__ = ["InvokeHooks", "RunDurability", "invoke", "run_redactor"]
+
+
+class RunDurability(Checkpointer, Protocol):
+    """What the engine needs from a run's durable state (`rolegraph.durability.durable.Durability`)."""
+
+    checkpoint: Checkpoint | None
+    """The checkpoint a resumed run continues from (None for a fresh run)."""
+    recorded_calls: int
+    """Calls already in the journal when the invocation began."""
+
+    @property
+    def usage(self) -> Usage:
+        """The run's tokens so far: every recorded call once, earlier invocations included."""
+        ...
+
+    def journal(self, step_id: str, model: str) -> CallJournal:
+        """The call journal of one agent run."""
+        ...
+
+    def check_prices(self, models: Mapping[str, Model]) -> None:
+        """Refuse a cost limit a model has no price for (raises `SpecError`)."""
+        ...
+
+    def open(self, *, resuming: bool, sources: SourceRegistry, models: Mapping[str, Model]) -> None:
+        """Open (or create) the run store and restore what a resumed run had done."""
+        ...
+
+    def add_kill_sink(self, tracer: Tracer) -> None:
+        """Let fault injection count the run's trace records."""
+        ...
+
+    def begin(self, root_span_id: str) -> None:
+        """Record that an invocation started under the run's root span."""
+        ...
+
+    def wall_time_left(self) -> float | None:
+        """Seconds left of the run's wall-time budget (None: no limit)."""
+        ...
+
+    def wall_exceeded(self) -> BudgetExceeded:
+        """The error for a run out of wall time."""
+        ...
+
+    def account(self, states: Mapping[str, StepState]) -> None:
+        """Set each step's usage and tool calls from the journal."""
+        ...
+
+    def finish(self, status: str) -> None:
+        """Record the invocation's end and close."""
+        ...
+
+    def close(self) -> None:
+        """Close without recording (setup failed)."""
+        ...
+
+
+@dataclass(frozen=True)
+class InvokeHooks:
+    """How a caller changes what the engine's calls are answered by (a replay answers from a recording)."""
+
+    models: ModelResolver | None = None
+    """Resolves the run's model strings instead of `resolve_model`."""
+    journal: Callable[[CallJournal, str], CallJournal] | None = None
+    """Wraps each agent's journal: ``(the run's journal, step id) -> the journal the agent sees``."""
+    root_attributes: Mapping[str, Any] = field(default_factory=dict)
+    """Extra attributes of the run's ``invoke_workflow`` span (``.`` written as ``__``)."""
+
+
+def run_redactor(workflow: CompiledWorkflow) -> Redactor:
+    """The secret redaction of a run of `workflow`: the environment's secrets and those it names."""
+    return Redactor.from_env(extra_names=workflow.spec.settings.redact_env)
+
+
+@dataclass
+class _Run:
+    """One invocation's moving parts, shared by its phases."""
+
+    workflow: CompiledWorkflow
+    info: RunInfo
+    folder: RunFolder
+    durability: RunDurability
+    tracer: Tracer
+    sources: SourceRegistry
+    tools: list[Tool]
+    executor: RunExecutor
+    started: dt.datetime
+    result: RunResult
+    scheduler: Scheduler | None = None
+
+
+async def invoke(
+    workflow: CompiledWorkflow,
+    info: RunInfo,
+    *,
+    home: Home,
+    durability: RunDurability,
+    redactor: Redactor,
+    resuming: bool = False,
+    executor: ExecutorFactory = LocalExecutor.for_run,
+    sinks: Sequence[TraceSink] = (),
+    on_step: StepListener | None = None,
+    hooks: InvokeHooks | None = None,
+) -> RunResult:
+    """Run (or, `resuming`, continue) the run `info` describes, in its folder under `home`.
+
+    Args:
+        workflow: The compiled workflow.
+        info: The run's identity, inputs and settings (``info.inputs`` already resolved).
+        home: Where runs are kept.
+        durability: The run's durable state (checkpoints, journal, budgets), not yet open.
+        redactor: The run's secret redaction (`run_redactor`), applied to every file the run writes.
+        resuming: Continue an existing run folder rather than create one.
+        executor: Builds the executor the steps run on.
+        sinks: Extra trace sinks.
+        on_step: Called whenever a step changes status.
+        hooks: What answers the run's model and journal calls, when not the usual.
+
+    Returns:
+        The result (a failed run returns, with ``status="failed"``).
+
+    Raises:
+        SpecError: A tool reference cannot be resolved, or a cost limit cannot be kept.
+        ModelNotAvailableError: A model cannot be loaded; a new run then leaves no folder.
+        asyncio.CancelledError: The run was cancelled (its folder records ``cancelled``).
+    """
+    hooks = hooks or InvokeHooks()
+    run = await _setup(workflow, info, home, durability, redactor, resuming, executor, sinks, hooks)
+    trace_sinks = RunSinks(home.path, run.folder.path, info.run_id, workflow.spec.name)
+    for sink in trace_sinks:
+        run.tracer.add_sink(sink)
+    durability.add_kill_sink(run.tracer)
+    _write_summary(run, redactor)
+    try:
+        await _run_root(run, resuming=resuming, on_step=on_step, hooks=hooks)
+    finally:
+        await _close(run.executor, run.tools)
+        run.result.sources = list(run.sources)
+        _write_sources(run.folder.sources, run.result.sources, redactor)
+        run.result.usage = durability.usage
+        if run.scheduler is not None:
+            run.result.resumed_steps = list(run.scheduler.restored)
+            run.result.executed_steps = list(run.scheduler.executed)
+        run.result.duration_s = (dt.datetime.now(dt.UTC) - run.started).total_seconds()
+        durability.finish(run.result.status)
+        await asyncio.to_thread(trace_sinks.close)
+        _write_summary(run, redactor)
+        await asyncio.to_thread(index_run, home.path, run.folder.path)
+    return run.result
+
+
+async def _setup(
+    workflow: CompiledWorkflow,
+    info: RunInfo,
+    home: Home,
+    durability: RunDurability,
+    redactor: Redactor,
+    resuming: bool,
+    executor_factory: ExecutorFactory,
+    sinks: Sequence[TraceSink],
+    hooks: InvokeHooks,
+) -> _Run:
+    """Tools, tracer, executor and durable state; a new run's folder is created only once all of them loaded."""
+    folder = home.run(info.run_id)
+    refs = workflow.tool_refs()
+    tools = resolve_tools(refs, library=workflow.library(), search_path=workflow.base_dir)
+    mode = content_processor(info.content or workflow.spec.settings.content)
+    tracer = Tracer(info.run_id, sinks=sinks, redactor=redactor, processors=[mode] if mode else [])
+    sources = SourceRegistry()
+    executor: RunExecutor | None = None
+    try:
+        executor = executor_factory(
+            RunContext(
+                workflow.spec,
+                roles=workflow.roles,
+                tools=dict(zip(refs, tools, strict=True)),
+                sources=sources,
+                tracer=tracer,
+                base_dir=workflow.base_dir,
+                model_override=info.model,
+                settings_override=ModelSettings(**info.settings) if info.settings else None,
+                journals=_layered(durability.journal, hooks.journal),
+                models=hooks.models,
+            )
+        )
+        durability.check_prices(executor.models)
+        if not resuming:
+            folder.path.mkdir(parents=True, exist_ok=False)
+        durability.open(resuming=resuming, sources=sources, models=executor.models)
+    except BaseException:
+        await _close(executor, tools)
+        durability.close()
+        raise
+    started = dt.datetime.fromisoformat(info.started)
+    result = RunResult(run_id=info.run_id, status="failed", run_dir=folder.path)
+    return _Run(workflow, info, folder, durability, tracer, sources, tools, executor, started, result)
+
+
+async def _run_root(run: _Run, *, resuming: bool, on_step: StepListener | None, hooks: InvokeHooks) -> None:
+    """The root span: the scheduler under the run's time limits, then the outcome and the outputs."""
+    spec, info, durability = run.workflow.spec, run.info, run.durability
+    # The root span continues across invocations: its roll-up starts from the tokens already traced.
+    traced = Trace.load(run.folder.trace).usage() if resuming and run.folder.trace.is_file() else None
+    with run.tracer.span(
+        SpanKind.INVOKE_WORKFLOW,
+        f"invoke_workflow {spec.name}",
+        span_id=info.root_span_id,
+        gen_ai__operation__name="invoke_workflow",
+        rolegraph__workflow=spec.name,
+        rolegraph__workflow__file=str(run.workflow.path or ""),
+        rolegraph__inputs=info.inputs,
+        rolegraph__content=info.content or spec.settings.content,
+        rolegraph__invocation=info.invocations + 1,
+        **hooks.root_attributes,
+    ) as root:
+        durability.begin(root.span_id)
+        if traced is not None:
+            root.aggregated_input_tokens, root.aggregated_output_tokens = traced
+        scheduler = run.scheduler = Scheduler(
+            spec,
+            run.workflow.graph,
+            run.executor,
+            run_id=info.run_id,
+            inputs=info.inputs,
+            tracer=run.tracer,
+            on_change=_saving_steps(run.folder, run.tracer, on_step),
+            checkpointer=durability,
+            restore=durability.checkpoint,
+        )
+        if resuming:
+            run.tracer.event(
+                "run_resumed",
+                rolegraph__invocation=info.invocations,
+                rolegraph__resumed_steps=scheduler.restored,
+                rolegraph__recorded_calls=durability.recorded_calls,
+            )
+            root.set(rolegraph__resumed=True, rolegraph__resumed_steps=scheduler.restored)
+        states, timed_out_after = await _schedule(run, scheduler, root)
+        _conclude(run, root, states, scheduler.budget_error, timed_out_after)
+
+
+async def _schedule(run: _Run, scheduler: Scheduler, root: Span) -> tuple[dict[str, StepState], float | None]:
+    """Run the scheduler within the sooner of ``run_timeout`` and the wall-time budget left.
+
+    Returns:
+        The steps' states, and the ``run_timeout`` if that is what stopped the run.
+    """
+    run_timeout = run.workflow.spec.settings.run_timeout
+    wall_left = run.durability.wall_time_left()
+    limits = [s for s in (run_timeout, wall_left) if s is not None]
+    try:
+        async with asyncio.timeout(min(limits) if limits else None):
+            return await scheduler.run(), None
+    except asyncio.CancelledError:
+        run.result.status = "cancelled"
+        run.result.steps = scheduler.states
+        root.status = "cancelled"
+        raise
+    except TimeoutError:  # the scheduler has cancelled every step in flight
+        if wall_left is not None and (run_timeout is None or wall_left <= run_timeout):
+            scheduler.budget_error = scheduler.budget_error or run.durability.wall_exceeded()
+            return scheduler.states, None
+        return scheduler.states, run_timeout
+
+
+def _conclude(
+    run: _Run,
+    root: Span,
+    states: dict[str, StepState],
+    budget_error: BudgetExceeded | None,
+    timed_out_after: float | None,
+) -> None:
+    """Classify the run, record it on the root span, account its usage and write its outputs."""
+    result = run.result
+    result.steps = states
+    outcome = classify(states, budget_error=budget_error, timed_out_after=timed_out_after)
+    result.status, result.error = outcome.status, outcome.error
+    if outcome.status != "completed":
+        root.status, root.error = outcome.status, outcome.error
+    if budget_error is not None:
+        exceeded = {
+            "limit": budget_error.limit,
+            "scope": budget_error.scope,
+            "allowed": budget_error.allowed,
+            "used": budget_error.used,
+        }
+        root.set(rolegraph__budget__exceeded=exceeded)
+    run.durability.account(states)
+    result.outputs, counts = write_outputs(
+        run.workflow.spec.outputs,
+        run.folder.path,
+        step_outputs=result.step_outputs,
+        inputs=run.info.inputs,
+        sources=run.sources,
+    )
+    result.citations = CitationCount(**counts)
+    root.set(rolegraph__status=result.status, rolegraph__citations=counts)
+
+
+def _write_summary(run: _Run, redactor: Redactor) -> None:
+    """``run.json``: the result so far, with the run's workflow, inputs and overrides (written atomically)."""
+    summary = {
+        **run.result.summary(),
+        "workflow": run.workflow.spec.name,
+        "workflow_file": str(run.workflow.path.resolve()) if run.workflow.path else None,
+        "inputs": dict(run.info.inputs),
+        "overrides": {"model": run.info.model, "settings": run.info.settings},
+        "started": run.started.isoformat(),
+    }
+    _write_atomically(run.folder.summary, json.dumps(redactor.value(summary), indent=2, default=str) + "\n")
+
+
+def _write_sources(path: Path, sources: Sequence[Source], redactor: Redactor) -> None:
+    """Every retrieved source with its text, one JSON object a line: what re-scoring a run from disk reads."""
+    lines = "".join(json.dumps(redactor.value(s.model_dump(mode="json")), ensure_ascii=False) + "\n" for s in sources)
+    _write_atomically(path, lines)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write-then-rename: a crash leaves the previous file or the new one, never a torn one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _layered(
+    journals: Callable[[str, str], CallJournal], layer: Callable[[CallJournal, str], CallJournal] | None
+) -> Callable[[str, str], CallJournal]:
+    """The run's journal factory with `layer` around each journal it gives (if there is a layer)."""
+    if layer is None:
+        return journals
+    return lambda step_id, model: layer(journals(step_id, model), step_id)
+
+
+async def _close(executor: RunExecutor | None, tools: Sequence[Tool]) -> None:
+    if executor is not None:
+        await executor.aclose()
+    for tool in tools:
+        await tool.aclose()
+
+
+def _saving_steps(folder: RunFolder, tracer: Tracer, then: StepListener | None) -> StepListener:
+    """A step listener that writes each completed step's output to ``steps/<step_id>.json``, then calls `then`."""
+
+    def listener(state: StepState) -> None:
+        if state.status == "completed":
+            with tracer.span(SpanKind.CHECKPOINT, f"checkpoint {state.step_id}", rolegraph__step__id=state.step_id):
+                folder.steps.mkdir(exist_ok=True)
+                data = tracer.redactor.value(state.model_dump(mode="json"))  # no secret in a step file
+                _write_atomically(folder.step_file(state.step_id), json.dumps(data, indent=2, ensure_ascii=False))
+        if then is not None:
+            then(state)
+
+    return listener

@@ -1,0 +1,118 @@
+"""`rolegraph.load(path)` gives a `Workflow`; `await wf.run(inputs)` a `RunResult`.
+
+The user's handle on a workflow: a `CompiledWorkflow` (spec, graph, roles) that
+runs durably. Each run lives in its own folder under ``$ROLEGRAPH_HOME/runs/<run_id>/``
+(see `rolegraph.layout`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rolegraph.durability.durable import run_durably
+from rolegraph.errors import Problem, SpecError
+from rolegraph.layout import Home, home_dir, new_run_id
+from rolegraph.models.model import ModelSettings
+from rolegraph.runtime.compiled import CompiledWorkflow
+from rolegraph.runtime.executor import ExecutorFactory, LocalExecutor
+from rolegraph.runtime.result import RunResult
+from rolegraph.runtime.run_info import RunInfo, file_hash
+from rolegraph.runtime.scheduler import StepListener
+from rolegraph.traces.content import CONTENT_MODES, ContentMode
+from rolegraph.traces.sinks import TraceSink
+from rolegraph.workflows.spec import Budget
+
+__all__ = ["Workflow", "load"]
+
+
+class Workflow(CompiledWorkflow):
+    """A loaded, validated workflow, ready to run any number of times.
+
+    ```python
+    wf = rolegraph.load("examples/literature_review.yaml")
+    result = await wf.run({"topic": "LoRA"})        # or wf.run_sync(...) in a script
+    print(result.outputs["report"].read_text())
+    ```
+    """
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Workflow:
+        """Load and validate a workflow file.
+
+        Raises:
+            SpecError: The file is invalid (every problem, with file:line:col).
+        """
+        compiled = CompiledWorkflow.load(path)
+        return cls(compiled.spec, compiled.path)
+
+    async def run(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        model: str | None = None,
+        settings: ModelSettings | None = None,
+        home: Path | None = None,
+        sinks: Sequence[TraceSink] = (),
+        on_step: StepListener | None = None,
+        content: ContentMode | None = None,
+        budget: Budget | None = None,
+        executor: ExecutorFactory = LocalExecutor.for_run,
+    ) -> RunResult:
+        """Run the workflow once.
+
+        Args:
+            inputs: Input values (strings are converted to the declared types).
+            model: A model string replacing the workflow's ``default`` model.
+            settings: Settings laid over the ``default`` model's (only the fields set in it count),
+                e.g. ``ModelSettings(temperature=0.7)``; recorded in ``run.json`` with `model`.
+            home: Where runs are kept (default `rolegraph.layout.home_dir()`).
+            sinks: Extra trace sinks (progress displays, tests); the JSONL file and the live index
+                are always written, OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+            on_step: Called whenever a step changes status.
+            content: What the trace keeps of prompts and payloads (``full``, ``metadata``,
+                ``redacted``; see `rolegraph.traces.content`), replacing ``settings.content``.
+            budget: Limits replacing those of the workflow's ``settings.budget`` (the ones set).
+            executor: Where the steps run (default: in this process, `LocalExecutor.for_run`).
+
+        Returns:
+            The result; a failed run returns with ``status="failed"`` rather than raising,
+            one that reached a budget limit with ``status="budget_exceeded"``.
+
+        Raises:
+            SpecError: Bad inputs, or a tool reference that cannot be resolved.
+            ModelNotAvailableError: A model cannot be loaded (missing package, file or key);
+                nothing is written in that case.
+            asyncio.CancelledError: The run was cancelled (its folder records ``cancelled``;
+                it can be resumed).
+        """
+        values = self.resolve_inputs(inputs)
+        if content is not None and content not in CONTENT_MODES:
+            raise SpecError([Problem(f"content must be one of {', '.join(CONTENT_MODES)}, got {content!r}")])
+        info = RunInfo(
+            run_id=new_run_id(),
+            workflow=self.spec.name,
+            workflow_file=str(self.path.resolve()) if self.path else None,
+            workflow_hash=file_hash(self.path) if self.path else None,
+            inputs=values,
+            model=model,
+            settings=settings.model_dump(exclude_unset=True) if settings else {},
+            content=content,
+            budget=self.spec.settings.budget.merged(budget).limits(),
+            started=dt.datetime.now(dt.UTC).isoformat(),
+        )
+        home_path = home or home_dir()
+        return await run_durably(self, info, home=Home(home_path), executor=executor, sinks=sinks, on_step=on_step)
+
+    def run_sync(self, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> RunResult:
+        """`run` for scripts: starts an event loop (not usable inside one; there, ``await run``)."""
+        return asyncio.run(self.run(inputs, **kwargs))
+
+
+def load(path: str | os.PathLike[str]) -> Workflow:
+    """Load and validate a workflow file (see `Workflow.load`)."""
+    return Workflow.load(path)
