@@ -21,11 +21,13 @@ durability, the CLI and the viewer) names run files through this module.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "LOCK_FILE",
@@ -112,6 +114,25 @@ class RunFolder:
     def step_file(self, step_id: str) -> Path:
         """``steps/<step_id>.json``."""
         return self.steps / f"{step_id}.json"
+
+    def read_summary(self) -> dict[str, Any]:
+        """The run's ``run.json``, or {} if it is missing, unreadable or not a JSON object."""
+        try:
+            summary = json.loads(self.summary.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return summary if isinstance(summary, dict) else {}
+
+    def stamp(self, *names: str) -> str:
+        """A string that changes whenever one of the named files of the folder changes (size or time)."""
+        parts = []
+        for name in names:
+            try:
+                stat = (self.path / name).stat()
+                parts.append(f"{stat.st_mtime_ns}:{stat.st_size}")
+            except OSError:
+                parts.append("-")
+        return "/".join(parts)
 
     def has_run_files(self) -> bool:
         """Whether the folder holds a trace or a summary (so it is a run folder, perhaps damaged)."""

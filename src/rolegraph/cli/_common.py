@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 from collections.abc import Callable, Coroutine
@@ -15,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from rolegraph.errors import RolegraphError, SpecError
-from rolegraph.layout import home_dir
+from rolegraph.layout import Home, RunFolder
 from rolegraph.traces.pricing import PricesError, PriceTable
 from rolegraph.traces.store import TraceStore
 from rolegraph.workflow import Workflow
@@ -170,16 +169,12 @@ def exit_for(status: str) -> int:
 
 def run_started(run_dir: Path) -> str:
     """When the run began (ISO 8601 UTC, from its ``run.json``), or "" if unknown."""
-    try:
-        summary = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ""
-    return str(summary.get("started", "")) if isinstance(summary, dict) else ""
+    return str(RunFolder(run_dir).read_summary().get("started", ""))
 
 
 def find_run(run_id: str) -> Path:
     """The folder of run `run_id` (an id, a unique prefix or ``last``); exit 2 if there is none."""
-    runs = home_dir() / "runs"
+    runs = Home.from_env().runs
     candidates = sorted(p for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []
     if run_id == "last" and candidates:
         # Ids only have whole seconds before their random suffix: runs of one second sort at random by name.
@@ -204,7 +199,7 @@ def load_prices(path: Path | None) -> PriceTable:
         err.print(f"[red]error[/] {escape(str(path))}: no such price file")
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
-        return PriceTable.load(home_dir() / "prices.yaml", path)
+        return PriceTable.load(Home.from_env().prices, path)
     except PricesError as exc:
         err.print(f"[red]error[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -217,19 +212,15 @@ def format_cost(value: float | None) -> str:
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
     """A run's ``run.json`` summary, or {} if it is missing or unreadable."""
-    try:
-        summary = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return summary if isinstance(summary, dict) else {}
+    return RunFolder(run_dir).read_summary()
 
 
 def open_store(prices: Path | None = None) -> TraceStore:
     """The run index, brought up to date with the run folders (new, changed, crashed or deleted runs)."""
-    home = home_dir()
-    store = TraceStore(home / "index.sqlite", prices=load_prices(prices))
+    home = Home.from_env()
+    store = TraceStore(home.index, prices=load_prices(prices))
     try:
-        store.sync(home / "runs")
+        store.sync(home.runs)
     except BaseException:
         store.close()
         raise

@@ -24,6 +24,7 @@ from rolegraph.cli._common import (
     out,
     read_run_json,
 )
+from rolegraph.layout import RunFolder
 from rolegraph.traces.diff import diff_runs
 from rolegraph.traces.export import to_otlp_json
 from rolegraph.traces.trace import SpanRecord, Trace
@@ -97,7 +98,7 @@ def trace_show(
     prices: PricesOption = None,
 ) -> None:
     """Print a run's trace as a tree with durations, tokens and errors."""
-    path = find_run(run_id) / "trace.jsonl"
+    path = RunFolder(find_run(run_id)).trace
     recorded = Trace.load(path)
     roots = recorded.roots
     if step is not None:
@@ -206,7 +207,7 @@ def trace_export(
         err.print(f"[red]error[/] unknown format {escape(repr(format))}; use otlp-json or jsonl")
         raise typer.Exit(EXIT_BAD_INPUT)
     run_dir = find_run(run_id)
-    path = run_dir / "trace.jsonl"
+    path = RunFolder(run_dir).trace
     if format == "jsonl":
         data = path.read_bytes()
     else:

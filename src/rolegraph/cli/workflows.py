@@ -50,7 +50,7 @@ def print_result(result: RunResult) -> None:
     table.add_row("citations", f"{result.citations.total} ({result.citations.unresolved} unresolved)")
     for name, path in result.outputs.items():
         table.add_row(name, escape(str(path)))
-    table.add_row("trace", escape(str(result.run_dir / "trace.jsonl")))
+    table.add_row("trace", escape(str(result.folder.trace)))
     if result.resumed_steps:
         table.add_row("resumed", ", ".join(result.resumed_steps))
     err.print(table)

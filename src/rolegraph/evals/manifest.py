@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from rolegraph.errors import RolegraphError
 from rolegraph.evals.matrix import Column
+from rolegraph.layout import Home
 
 __all__ = [
     "FINAL_STATUSES",
@@ -155,7 +156,7 @@ def new_eval_id() -> str:
 
 def eval_dir(home: Path, eval_id: str) -> Path:
     """The folder of eval `eval_id` under `home` (``evals/<eval_id>``)."""
-    return home / "evals" / eval_id
+    return Home(home).evals / eval_id
 
 
 def find_eval(home: Path, ref: str) -> Path:
@@ -164,7 +165,7 @@ def find_eval(home: Path, ref: str) -> Path:
     Raises:
         ManifestError: No eval (or several) matches.
     """
-    root = home / "evals"
+    root = Home(home).evals
     found = sorted(p for p in root.glob("*") if (p / MANIFEST_FILE).is_file()) if root.is_dir() else []
     if ref == "last":
         if not found:

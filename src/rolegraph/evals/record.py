@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from rolegraph.agents.citations import answer_schema, find_citations, find_quotes, strings_in
 from rolegraph.errors import RolegraphError
-from rolegraph.layout import SOURCES_FILE
+from rolegraph.layout import SOURCES_FILE, RunFolder
 from rolegraph.runtime.executor import resolve_role
 from rolegraph.runtime.result import RunResult
 from rolegraph.runtime.scheduler import StepState
@@ -118,7 +118,7 @@ def record_from_dir(run_dir: Path, workflow: Workflow, prices: PriceTable | None
         raise RunFolderError(f"run {run_dir.name}: cannot read its files: {exc}") from None
     done = {s.step_id: s.output for s in steps if s.status == "completed"}
     outputs = {step: done[step] for step in workflow.spec.steps if step in done}  # the run's own order
-    record = _record(workflow, outputs, Trace.load(run_dir / "trace.jsonl"), prices)
+    record = _record(workflow, outputs, Trace.load(RunFolder(run_dir).trace), prices)
     return record.model_copy(
         update={
             "run_id": str(summary.get("run_id", run_dir.name)),
@@ -134,7 +134,7 @@ def record_from_dir(run_dir: Path, workflow: Workflow, prices: PriceTable | None
 
 def _summary(run_dir: Path) -> dict[str, Any]:
     try:
-        summary = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        summary = json.loads(RunFolder(run_dir).summary.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RunFolderError(f"{run_dir} is not a run folder: cannot read its run.json ({exc})") from None
     if not isinstance(summary, dict):

@@ -37,7 +37,7 @@ from rolegraph.evals.matrix import DEFAULT_MODEL, Column, columns
 from rolegraph.evals.metrics import RunScores, metric_names, score_run
 from rolegraph.evals.record import RunFolderError, RunRecord, record_from_dir, record_of
 from rolegraph.evals.spec import EvalQuestion, EvalSet
-from rolegraph.layout import home_dir
+from rolegraph.layout import Home, home_dir
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.workflow import Workflow
 from rolegraph.workflows.spec import Budget
@@ -297,7 +297,7 @@ async def _execute(
 ) -> RunRecord:
     """The record of one planned run: re-read if it finished, continued if it was interrupted, else run."""
     if entry.run_id is not None:
-        run_dir = home / "runs" / entry.run_id
+        run_dir = Home(home).runs / entry.run_id
         if entry.status in FINAL_STATUSES:
             return await asyncio.to_thread(record_from_dir, run_dir, workflow, prices)
         try:

@@ -6,23 +6,16 @@ import datetime as dt
 import json
 import os
 import socket
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rolegraph.layout import SUMMARY_FILE, TRACE_FILE, RunFolder
 from rolegraph.traces.trace import SpanRecord
 
 
-def run_stamp(run_dir: Path, files: Sequence[str] = ("trace.jsonl", "run.json")) -> str:
-    """Changes whenever one of the run's `files` does (by default its trace and summary)."""
-    parts = []
-    for name in files:
-        try:
-            stat = (run_dir / name).stat()
-            parts.append(f"{stat.st_mtime_ns}:{stat.st_size}")
-        except OSError:
-            parts.append("-")
-    return "/".join(parts)
+def run_stamp(run_dir: Path) -> str:
+    """Changes whenever the run's trace or summary does: when the index must read the run again."""
+    return RunFolder(run_dir).stamp(TRACE_FILE, SUMMARY_FILE)
 
 
 def timestamp(value: Any) -> float | None:
@@ -38,11 +31,7 @@ def timestamp(value: Any) -> float | None:
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
     """A run folder's ``run.json``, or {} if it is missing or unreadable."""
-    try:
-        summary = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return summary if isinstance(summary, dict) else {}
+    return RunFolder(run_dir).read_summary()
 
 
 def item_text(value: Any) -> str | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rolegraph.layout import RunFolder
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.sinks import read_jsonl
 from rolegraph.traces.trace import Trace
@@ -47,9 +48,10 @@ class RecordedRun:
     @classmethod
     def load(cls, run_dir: Path) -> RecordedRun:
         """Read a run folder's ``run.json`` and ``trace.jsonl``."""
-        summary = _read_json(run_dir / "run.json")
+        folder = RunFolder(run_dir)
+        summary = _read_json(folder.summary)
         summary = summary if isinstance(summary, dict) else {}
-        trace_path = run_dir / "trace.jsonl"
+        trace_path = folder.trace
         trace = Trace(read_jsonl(trace_path) if trace_path.is_file() else [], trace_path)
         run = cls(run_id=str(summary.get("run_id") or run_dir.name), summary=summary, trace=trace, run_dir=run_dir)
         run._index()
@@ -84,7 +86,7 @@ class RecordedRun:
 
     def output(self, step: str) -> tuple[bool, Any]:
         """(found, output) of a completed step, from ``steps/<step>.json``."""
-        state = _read_json(self.run_dir / "steps" / f"{step}.json")
+        state = _read_json(RunFolder(self.run_dir).step_file(step))
         return (True, state.get("output")) if isinstance(state, dict) else (False, None)
 
     def status(self, step: str) -> str | None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rolegraph.layout import Home, RunFolder
 from rolegraph.traces.export import OTLP_ENDPOINT_VARS
 from rolegraph.traces.sinks import JsonlSink, TraceSink
 from rolegraph.traces.store import StoreSink
@@ -34,8 +35,8 @@ class RunSinks:
     """
 
     def __init__(self, home: Path, run_dir: Path, run_id: str, workflow: str) -> None:
-        self.jsonl = JsonlSink(run_dir / "trace.jsonl")
-        self.index = StoreSink(home / "index.sqlite", run_dir=run_dir)
+        self.jsonl = JsonlSink(RunFolder(run_dir).trace)
+        self.index = StoreSink(Home(home).index, run_dir=run_dir)
         self.otlp = _otlp_sink(run_id, workflow)
 
     def __iter__(self) -> Iterator[TraceSink]:

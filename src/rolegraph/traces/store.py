@@ -38,6 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from rolegraph.layout import Home, RunFolder
 from rolegraph.traces._rows import (
     Context,
     as_record,
@@ -152,7 +153,7 @@ class TraceStore:
 
     def __init__(self, path: Path, prices: PriceTable | None = None) -> None:
         self.path = path
-        self.prices = prices or PriceTable.load(path.parent / "prices.yaml")
+        self.prices = prices or PriceTable.load(Home(path.parent).prices)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         try:
@@ -190,8 +191,8 @@ class TraceStore:
     def import_run(self, run_dir: Path) -> RunRow:
         """Index a run folder from its ``trace.jsonl`` and ``run.json``, replacing any rows it had."""
         summary = read_summary(run_dir)
-        records = read_jsonl(run_dir / "trace.jsonl") if (run_dir / "trace.jsonl").is_file() else []
-        trace = Trace(records)
+        trace_file = RunFolder(run_dir).trace
+        trace = Trace(read_jsonl(trace_file) if trace_file.is_file() else [])
         run_id = str(summary.get("run_id") or run_dir.name)
         context = Context()
         rows = [span_row(run_id, record, context, ended) for record, ended in map(as_record, trace.walk())]
@@ -243,7 +244,7 @@ class TraceStore:
         imported = []
         folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
         for folder in folders:
-            if not (folder / "trace.jsonl").exists() and not (folder / "run.json").exists():
+            if not RunFolder(folder).has_run_files():
                 continue
             where = str(folder.absolute())
             # A live run's rows come from its own writer; its JSONL would say "unfinished".
@@ -314,7 +315,7 @@ class TraceStore:
             self._forget((row.run_id,) for row in doomed)
         for row in doomed:
             folder = Path(row.run_dir) if row.run_dir else None
-            if remove_folders and folder and ((folder / "run.json").exists() or (folder / "trace.jsonl").exists()):
+            if remove_folders and folder and RunFolder(folder).has_run_files():
                 shutil.rmtree(folder, ignore_errors=True)
         return doomed
 
@@ -414,7 +415,7 @@ def _marks(n: int) -> str:
 def index_run(home: Path, run_dir: Path) -> RunRow | None:
     """Index a finished run into ``home/index.sqlite``; never raises (the JSONL stays the source of truth)."""
     try:
-        with TraceStore(home / "index.sqlite") as store:
+        with TraceStore(Home(home).index) as store:
             return store.import_run(run_dir)
     except Exception:  # the index is a cache: a locked or broken database must not fail a run
         return None

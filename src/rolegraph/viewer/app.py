@@ -34,6 +34,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rolegraph.layout import Home
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.store import TraceStore
 from rolegraph.viewer.data import RunReader
@@ -87,8 +88,8 @@ def create_app(
         prices: Prices for the cost figures (default: the built-in table and ``home/prices.yaml``).
         allowed_hosts: Host header values to answer (``("*",)`` for any: when serving beyond loopback).
     """
-    prices = prices or PriceTable.load(home / "prices.yaml")
-    reader = RunReader(home / "runs", prices)
+    prices = prices or PriceTable.load(Home(home).prices)
+    reader = RunReader(Home(home).runs, prices)
 
     # Sync endpoints: Starlette runs them in worker threads, so SQLite and file reads never block the loop.
     def runs(request: Request) -> Response:
@@ -97,8 +98,8 @@ def create_app(
         except ValueError:
             return JSONResponse({"error": "limit must be an integer"}, status_code=400)
         workflow = request.query_params.get("workflow") or None
-        with TraceStore(home / "index.sqlite", prices=prices) as store:
-            store.sync(home / "runs")
+        with TraceStore(Home(home).index, prices=prices) as store:
+            store.sync(Home(home).runs)
             rows = store.list_runs(limit=limit, workflow=workflow)
         listed: list[dict[str, Any]] = []
         for row in rows:

@@ -4,7 +4,7 @@ Everything is read from the run folder (``run.json``, ``trace.jsonl``,
 ``sources.json``), the source of truth, so a run that is still being written is
 shown as far as it got: a span with a start record but no end record is
 ``unfinished`` and drawn up to the latest time the trace has seen. Views are
-cached per run and rebuilt when the folder's files change (`run_stamp`).
+cached per run and rebuilt when the folder's files change (`view_stamp`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rolegraph.layout import SUMMARY_FILE, TRACE_FILE, RunFolder
 from rolegraph.traces.pricing import PriceTable
-from rolegraph.traces.store import run_stamp as _files_stamp
 from rolegraph.traces.trace import SpanRecord, Trace
 from rolegraph.traces.usage import roll_up
 from rolegraph.viewer.layout import layout_graph
 
-__all__ = ["RunReader", "run_stamp"]
+__all__ = ["RunReader", "view_stamp"]
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _STEP_STATUS = {"ok": "completed", "error": "failed", "cancelled": "cancelled", "unfinished": "running"}
@@ -32,9 +32,9 @@ _CACHED_RUNS = 16
 _HINT_MAX = 140
 
 
-def run_stamp(run_dir: Path) -> str:
-    """A string that changes whenever the run's trace, summary or sources change."""
-    return _files_stamp(run_dir, ("trace.jsonl", "run.json", "sources.json"))
+def view_stamp(run_dir: Path) -> str:
+    """A string that changes whenever the run's trace, summary or sources change: the view's cache key."""
+    return RunFolder(run_dir).stamp(TRACE_FILE, SUMMARY_FILE, "sources.json")
 
 
 def _read_json(path: Path) -> Any:
@@ -78,13 +78,13 @@ class RunReader:
         if not _RUN_ID.fullmatch(run_id):
             return None
         folder = self.runs_dir / run_id
-        has_files = (folder / "trace.jsonl").is_file() or (folder / "run.json").is_file()
+        has_files = RunFolder(folder).has_run_files()
         return folder if folder.is_dir() and has_files else None
 
     def stamp(self, run_id: str) -> str | None:
-        """The run's current stamp (see `run_stamp`), or None if there is no such run."""
+        """The run's current stamp (see `view_stamp`), or None if there is no such run."""
         folder = self.run_dir(run_id)
-        return None if folder is None else run_stamp(folder)
+        return None if folder is None else view_stamp(folder)
 
     def view(self, run_id: str) -> dict[str, Any] | None:
         """Everything the run page draws (see the module docstring), or None if there is no such run."""
@@ -131,7 +131,7 @@ class RunReader:
         folder = self.run_dir(run_id)
         if folder is None:
             return None
-        stamp = run_stamp(folder)
+        stamp = view_stamp(folder)
         with self._lock:
             cached = self._cache.get(run_id)
         if cached is not None and cached.stamp == stamp:
@@ -144,8 +144,9 @@ class RunReader:
         return loaded
 
     def _build(self, run_id: str, folder: Path, stamp: str) -> _Loaded:
-        trace = Trace.load(folder / "trace.jsonl") if (folder / "trace.jsonl").is_file() else Trace([])
-        summary = _read_json(folder / "run.json")
+        files = RunFolder(folder)
+        trace = Trace.load(files.trace) if files.trace.is_file() else Trace([])
+        summary = _read_json(files.summary)
         summary = summary if isinstance(summary, dict) else {}
         root = next((s for s in trace.roots if s.kind == "invoke_workflow"), None)
         live = root is None or root.status == "unfinished"

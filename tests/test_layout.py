@@ -1,0 +1,73 @@
+"""The run-folder layout: every path under ROLEGRAPH_HOME named once; run ids checked before they touch a path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rolegraph.layout import Home, RunFolder, home_dir, is_run_id, new_run_id
+
+
+class TestRunIds:
+    def test_new_ids_have_the_run_id_shape(self) -> None:
+        """A fresh id is accepted by `is_run_id`, and two fresh ids differ."""
+        first, second = new_run_id(), new_run_id()
+        assert is_run_id(first) and is_run_id(second) and first != second
+
+    @pytest.mark.parametrize("bad", ["../../../x", "20261206-120000-abc/../..", "", "last", "/etc", "a" * 300])
+    def test_paths_and_junk_are_not_run_ids(self, bad: str) -> None:
+        """Anything that could name a path outside the runs folder is refused."""
+        assert not is_run_id(bad)
+        with pytest.raises(ValueError, match="not a run id"):
+            Home(Path("/tmp/home")).run(bad)
+
+
+class TestHome:
+    def test_paths(self, tmp_path: Path) -> None:
+        """The home's folders and files, and a run's folder under ``runs/``."""
+        home = Home(tmp_path)
+        run = home.run("20261206-120000-0123456789ab")
+        assert (home.runs, home.evals, home.index, home.prices) == (
+            tmp_path / "runs",
+            tmp_path / "evals",
+            tmp_path / "index.sqlite",
+            tmp_path / "prices.yaml",
+        )
+        assert run.path == (tmp_path / "runs" / "20261206-120000-0123456789ab").absolute()
+
+    def test_home_from_the_environment(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        """``$ROLEGRAPH_HOME`` wins; ``./.rolegraph`` otherwise."""
+        monkeypatch.setenv("ROLEGRAPH_HOME", str(tmp_path))
+        assert Home.from_env().path == home_dir() == tmp_path
+        monkeypatch.delenv("ROLEGRAPH_HOME")
+        assert home_dir() == Path(".rolegraph")
+
+
+class TestRunFolder:
+    def test_files(self, tmp_path: Path) -> None:
+        """Each file of a run folder, by the name the README documents."""
+        folder = RunFolder(tmp_path)
+        names = [p.name for p in (folder.trace, folder.summary, folder.sources, folder.store, folder.lock)]
+        assert names == ["trace.jsonl", "run.json", "sources.jsonl", "run.sqlite", "run.lock"]
+        assert folder.step_file("plan") == tmp_path / "steps" / "plan.json"
+
+    def test_read_summary_never_raises(self, tmp_path: Path) -> None:
+        """A missing, undecodable or non-object run.json reads as {}; a good one as its object."""
+        folder = RunFolder(tmp_path)
+        assert folder.read_summary() == {}
+        folder.summary.write_bytes(b"\xff\xfe not json")
+        assert folder.read_summary() == {}
+        folder.summary.write_text("[1, 2]")
+        assert folder.read_summary() == {}
+        folder.summary.write_text('{"run_id": "x"}')
+        assert folder.read_summary() == {"run_id": "x"}
+
+    def test_stamp_changes_with_the_files(self, tmp_path: Path) -> None:
+        """The stamp of named files changes when one of them is written, and marks missing ones."""
+        folder = RunFolder(tmp_path)
+        empty = folder.stamp("trace.jsonl", "run.json")
+        assert empty == "-/-"
+        folder.trace.write_text("{}\n")
+        assert folder.stamp("trace.jsonl", "run.json") != empty
+        assert folder.has_run_files()
