@@ -31,11 +31,17 @@ from rolegraph.errors import SpecError
 from rolegraph.evals.html import render_html
 from rolegraph.evals.judge import Judge
 from rolegraph.evals.loader import load_evalset
-from rolegraph.evals.manifest import EvalManifest, ManifestError, eval_dir, find_eval, new_eval_id
+from rolegraph.evals.manifest import (
+    MANIFEST_FILE,
+    EvalManifest,
+    ManifestError,
+    eval_dir,
+    new_eval_id,
+    resume_manifest,
+)
 from rolegraph.evals.matrix import columns, parse_grid
 from rolegraph.evals.runner import EvalReport, EvalRun, evaluate, rescore
 from rolegraph.layout import home_dir
-from rolegraph.runtime.run_info import file_hash
 from rolegraph.workflows.spec import Budget
 
 
@@ -43,28 +49,6 @@ def _fail(message: str) -> typer.Exit:
     for line in message.splitlines():
         err.print(f"[red]error[/] {escape(line)}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_BAD_INPUT)
-
-
-def _resumed(ref: str, workflow_file: Path | None, evalset_file: Path | None, force: bool) -> EvalManifest:
-    """The manifest of the eval to resume, its files checked against the ones it started with."""
-    try:
-        manifest = EvalManifest.load(find_eval(home_dir(), ref))
-    except ManifestError as exc:
-        raise _fail(str(exc)) from None
-    for given, kept, digest, what in (
-        (workflow_file, manifest.workflow_file, manifest.workflow_hash, "workflow"),
-        (evalset_file, manifest.evalset_file, manifest.evalset_hash, "eval set"),
-    ):
-        if given is not None and given.resolve() != Path(kept):
-            raise _fail(f"eval {manifest.eval_id} ran {what} {kept}, not {given}; leave the file out to resume it")
-        if not Path(kept).is_file():
-            raise _fail(f"eval {manifest.eval_id}: its {what} file {kept} is gone; restore it to resume the eval")
-        if file_hash(Path(kept)) != digest and not force:
-            raise _fail(
-                f"eval {manifest.eval_id}: {kept} changed since the eval started, so its finished runs may not "
-                "fit it; start a new eval, or resume anyway with --force"
-            )
-    return manifest
 
 
 def _write(report: EvalReport, path: Path) -> None:
@@ -151,40 +135,38 @@ def eval_command(
     if resume_eval is not None:
         if model or setting or repeat != 1 or limit or rescore_runs or judge_model:
             raise _fail("--resume goes on with the eval's own --model, --set, --repeat, --limit and --judge")
-        manifest = _resumed(resume_eval, workflow_file, evalset_file, force)
+        try:
+            manifest = resume_manifest(
+                home_dir(), resume_eval, workflow_file=workflow_file, evalset_file=evalset_file, force=force
+            )
+        except ManifestError as exc:
+            raise _fail(str(exc)) from None
         workflow_file, evalset_file = Path(manifest.workflow_file), Path(manifest.evalset_file)
         budget = budget or Budget(**manifest.budget)
         judge_model, repeat, limit = manifest.judge, manifest.repeat, manifest.limit
     if workflow_file is None or evalset_file is None:
         raise _fail("give a WORKFLOW and an EVALSET file, or --resume EVAL")
-    workflow = load_workflow(workflow_file)
-    try:
-        evalset = load_evalset(evalset_file, workflow)
-    except SpecError as exc:
-        raise report_spec_error(exc) from None
-    try:
-        grid = parse_grid(setting or [])
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    if manifest is not None:
-        grid = {name: list(values) for name, values in manifest.grid.items()}
     if rescore_runs and (model or setting or repeat != 1 or limit or concurrency != 1 or budget):
         raise _fail(
             "--rescore scores past runs as they are: --model, --set, --repeat, --limit, --concurrency and the "
             "budget options do not apply"
         )
+    workflow = load_workflow(workflow_file)
+    try:
+        evalset = load_evalset(evalset_file, workflow)
+        grid = parse_grid(setting or []) if manifest is None else dict(manifest.grid)
+    except SpecError as exc:
+        raise report_spec_error(exc) from None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     run_dirs = [find_run(run) for run in rescore_runs or []]
-    table = load_prices(prices)
     models: list[str | None] = list(model) if model else [None]
     if manifest is not None:
         models = list(dict.fromkeys(c.model for c in manifest.columns))
     elif not rescore_runs:
-        manifest = EvalManifest(
-            eval_id=new_eval_id(),
-            workflow_file=str(workflow_file.resolve()),
-            workflow_hash=file_hash(workflow_file),
-            evalset_file=str(evalset_file.resolve()),
-            evalset_hash=file_hash(evalset_file),
+        manifest = EvalManifest.start(
+            workflow_file,
+            evalset_file,
             grid={name: list(values) for name, values in grid.items()},
             repeat=repeat,
             limit=limit,
@@ -195,66 +177,59 @@ def eval_command(
     eval_id = manifest.eval_id if manifest is not None else new_eval_id()
     folder = eval_dir(home_dir(), eval_id)
     if manifest is not None:
-        manifest.path = folder / "manifest.json"
+        manifest.path = folder / MANIFEST_FILE
         manifest.concurrency = concurrency if concurrency != 1 else manifest.concurrency
         manifest.budget = budget.limits() if budget else {}
-        err.print(
-            f"eval {eval_id} ({'resumed' if resume_eval else 'resume it with'}: rolegraph eval --resume {eval_id})",
-            highlight=False,
-            soft_wrap=True,
-        )
+        started = "resumed" if resume_eval else "resume it with"
+        err.print(f"eval {eval_id} ({started}: rolegraph eval --resume {eval_id})", highlight=False, soft_wrap=True)
     questions = len(evalset.questions[:limit] if limit else evalset.questions)
-    total = len(run_dirs) or questions * len(columns(models, grid)) * repeat
-    finished = 0
-
-    def progress(run: EvalRun) -> None:
-        nonlocal finished
-        finished += 1
-        scores = run.scores
-        shown = {
-            "facts": scores.fact_coverage,
-            **({"judged": scores.fact_coverage_judge} if judge_model else {}),
-            "recall": scores.source_recall,
-            "support": scores.claim_support,
-        }
-        parts = " ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in shown.items())
-        colour = {"completed": "green", "budget_exceeded": "yellow"}.get(run.status, "red")
-        err.print(
-            f"[{finished}/{total}] {escape(run.question)} on {escape(run.model)} #{run.repeat}: "
-            f"[{colour}]{run.status}[/] {parts} {scores.wall_time_s:.1f}s",
-            highlight=False,
-            soft_wrap=True,  # one line per run, however narrow the terminal
-        )
+    progress = _Progress(len(run_dirs) or questions * len(columns(models, grid)) * repeat, bool(judge_model))
 
     async def work() -> EvalReport:
-        judge = None
-        if judge_model:
-            judge = Judge.open(judge_model, folder / "judge.jsonl", base_dir=workflow.base_dir)
+        judge = Judge.open(judge_model, folder / "judge.jsonl", base_dir=workflow.base_dir) if judge_model else None
         try:
             if run_dirs:
                 return await rescore(workflow, evalset, run_dirs, prices=table, judge=judge, on_run=progress)
+            concurrent = manifest.concurrency if manifest else concurrency
             return await evaluate(
-                workflow,
-                evalset,
-                models,
-                grid=grid,
-                repeat=repeat,
-                concurrency=manifest.concurrency if manifest else concurrency,
-                limit=limit,
-                prices=table,
-                judge=judge,
-                on_run=progress,
-                budget=budget,
-                manifest=manifest,
-                force=force,
-            )
+                workflow, evalset, models, grid=grid, repeat=repeat, concurrency=concurrent, limit=limit,
+                prices=table, judge=judge, on_run=progress, budget=budget, manifest=manifest, force=force,
+            )  # fmt: skip
         finally:
             if judge is not None:
                 await judge.aclose()
 
+    table = load_prices(prices)
     report = run_async(work(), error_exit=EXIT_BAD_INPUT)
     if output is not None:
         _write(report, output)
     print(report.to_json() if as_json else report.to_markdown().rstrip("\n"))
     if report.failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+class _Progress:
+    """Prints one line per finished run: its question, model, status, main scores and time."""
+
+    def __init__(self, total: int, judged: bool) -> None:
+        self.total = total
+        self.judged = judged
+        self.finished = 0
+
+    def __call__(self, run: EvalRun) -> None:
+        self.finished += 1
+        scores = run.scores
+        shown = {
+            "facts": scores.fact_coverage,
+            **({"judged": scores.fact_coverage_judge} if self.judged else {}),
+            "recall": scores.source_recall,
+            "support": scores.claim_support,
+        }
+        parts = " ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in shown.items())
+        colour = {"completed": "green", "budget_exceeded": "yellow"}.get(run.status, "red")
+        err.print(
+            f"[{self.finished}/{self.total}] {escape(run.question)} on {escape(run.model)} #{run.repeat}: "
+            f"[{colour}]{run.status}[/] {parts} {scores.wall_time_s:.1f}s",
+            highlight=False,
+            soft_wrap=True,  # one line per run, however narrow the terminal
+        )

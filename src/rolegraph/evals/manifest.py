@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from rolegraph.errors import RolegraphError
 from rolegraph.evals.matrix import Column
 from rolegraph.layout import Home
+from rolegraph.runtime.run_info import file_hash
 
 __all__ = [
     "FINAL_STATUSES",
@@ -41,6 +42,7 @@ __all__ = [
     "eval_dir",
     "find_eval",
     "new_eval_id",
+    "resume_manifest",
 ]
 
 MANIFEST_FILE = "manifest.json"
@@ -102,6 +104,34 @@ class EvalManifest(BaseModel):
 
     # Saves one at a time: renames must land in the order their states were taken.
     _lock: asyncio.Lock = PrivateAttr(default_factory=asyncio.Lock)
+
+    @classmethod
+    def start(
+        cls,
+        workflow_file: Path,
+        evalset_file: Path,
+        *,
+        grid: dict[str, list[int | float]],
+        repeat: int,
+        limit: int | None,
+        concurrency: int,
+        budget: dict[str, float],
+        judge: str | None,
+    ) -> EvalManifest:
+        """A new eval's manifest (a fresh id; the files named absolutely, with their hashes; no run yet)."""
+        return cls(
+            eval_id=new_eval_id(),
+            workflow_file=str(workflow_file.resolve()),
+            workflow_hash=file_hash(workflow_file),
+            evalset_file=str(evalset_file.resolve()),
+            evalset_hash=file_hash(evalset_file),
+            grid=grid,
+            repeat=repeat,
+            limit=limit,
+            concurrency=concurrency,
+            budget=budget,
+            judge=judge,
+        )
 
     @classmethod
     def load(cls, folder: Path) -> EvalManifest:
@@ -177,3 +207,39 @@ def find_eval(home: Path, ref: str) -> Path:
         which = "no eval" if not matches else f"{len(matches)} evals"
         raise ManifestError(f"{which} under {root} match {ref!r}; give the eval id `rolegraph eval` printed")
     return matches[0]
+
+
+def resume_manifest(
+    home: Path, ref: str, *, workflow_file: Path | None, evalset_file: Path | None, force: bool
+) -> EvalManifest:
+    """The manifest of the eval `ref` names, its files checked against those it started with.
+
+    Args:
+        home: The rolegraph home.
+        ref: An eval id, a unique prefix, or ``last``.
+        workflow_file: The workflow file given again, if any (it must be the eval's own).
+        evalset_file: The eval set file given again, if any (it must be the eval's own).
+        force: Resume although a file changed since the eval started.
+
+    Raises:
+        ManifestError: No such eval; a file given is not the eval's; a file is gone or (without `force`) changed.
+    """
+    manifest = EvalManifest.load(find_eval(home, ref))
+    for given, kept, digest, what in (
+        (workflow_file, manifest.workflow_file, manifest.workflow_hash, "workflow"),
+        (evalset_file, manifest.evalset_file, manifest.evalset_hash, "eval set"),
+    ):
+        if given is not None and given.resolve() != Path(kept):
+            raise ManifestError(
+                f"eval {manifest.eval_id} ran {what} {kept}, not {given}; leave the file out to resume it"
+            )
+        if not Path(kept).is_file():
+            raise ManifestError(
+                f"eval {manifest.eval_id}: its {what} file {kept} is gone; restore it to resume the eval"
+            )
+        if file_hash(Path(kept)) != digest and not force:
+            raise ManifestError(
+                f"eval {manifest.eval_id}: {kept} changed since the eval started, so its finished runs may not "
+                "fit it; start a new eval, or resume anyway with --force"
+            )
+    return manifest

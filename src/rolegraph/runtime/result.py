@@ -15,7 +15,7 @@ from rolegraph.layout import RunFolder
 from rolegraph.models.model import Usage
 from rolegraph.runtime.scheduler import StepState
 from rolegraph.tools.sources import Source
-from rolegraph.traces.notebook import run_html, run_rich
+from rolegraph.traces.render import run_html, run_rich
 from rolegraph.traces.trace import Trace
 
 __all__ = ["CitationCount", "Outcome", "RunResult", "RunStatus", "classify"]

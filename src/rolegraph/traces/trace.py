@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
 from rich.tree import Tree
 
+from rolegraph.traces.render import trace_html, trace_tree
 from rolegraph.traces.sinks import read_jsonl
 
 __all__ = ["SpanRecord", "Trace"]
@@ -118,7 +118,7 @@ class Trace:
         show_tools: bool = False,
         step: str | None = None,
     ) -> Tree:
-        """The trace as a rich tree: names, durations, tokens, status and errors.
+        """The trace as a rich tree: names, durations, tokens, status and errors (see `rolegraph.traces.render`).
 
         Args:
             show_thoughts: Add each react step's thought.
@@ -126,11 +126,9 @@ class Trace:
             show_tools: Add each tool call's arguments and result.
             step: Show only this step's spans (see `step_roots`).
         """
-        root = Tree(Text(f"trace {self.path or ''}".strip(), style="bold"))
-        details = _Details(show_thoughts, show_messages, show_tools)
-        for span in self.roots if step is None else self.step_roots(step):
-            self._add(root, span, details)
-        return root
+        spans = self.roots if step is None else self.step_roots(step)
+        label = f"trace {self.path or ''}".strip()
+        return trace_tree(label, spans, thoughts=show_thoughts, messages=show_messages, tools=show_tools)
 
     def __rich__(self) -> Tree:
         """The trace in a terminal (``rich.print(trace)``): `tree` with its defaults."""
@@ -138,53 +136,4 @@ class Trace:
 
     def _repr_html_(self) -> str:
         """The trace in Jupyter: escaped HTML with its status, steps and nested spans."""
-        from rolegraph.traces.notebook import trace_html  # it imports this module
-
         return trace_html(self)
-
-    def _add(self, parent: Tree, span: SpanRecord, details: _Details) -> None:
-        label = Text(span.name, style="bold" if span.kind in ("invoke_workflow", "invoke_agent") else "")
-        step = span.attributes.get("rolegraph.step.id")
-        if step is not None:
-            item = span.attributes.get("rolegraph.step.item")
-            label.append(f" [{step}{'' if item is None else f'[{item}]'}]", style="cyan")
-        if span.duration_s is not None:
-            label.append(f"  {span.duration_s:.2f}s", style="dim")
-        if span.input_tokens or span.output_tokens:
-            label.append(f"  {span.input_tokens}→{span.output_tokens} tok", style="magenta")
-        if span.status not in ("ok",):
-            style = "yellow" if span.status in ("unfinished", "tool_error") else "red"
-            label.append(f"  {span.status}", style=style)
-        if span.error:
-            label.append(f"  {span.error}", style="red")
-        a = span.attributes
-        thought = a.get("rolegraph.thought")
-        if details.thoughts and thought:
-            label.append(f"\n  thought: {thought}", style="italic")
-        if details.messages and span.kind == "chat":
-            _detail(label, "input", a.get("rolegraph.input.last"))
-            _detail(label, "output", a.get("rolegraph.output.text"))
-            for call in a.get("rolegraph.output.tool_calls") or ():
-                if isinstance(call, dict):
-                    _detail(label, "calls", f"{call.get('name')} {call.get('arguments')}")
-        if details.tools and span.kind == "execute_tool":
-            _detail(label, "arguments", a.get("rolegraph.tool.arguments"))
-            _detail(label, "result", a.get("rolegraph.tool.result"))
-        node = parent.add(label)
-        for child in span.children:
-            self._add(node, child, details)
-
-
-@dataclass(frozen=True)
-class _Details:
-    thoughts: bool
-    messages: bool
-    tools: bool
-
-
-def _detail(label: Text, name: str, value: Any) -> None:
-    if value is None or value == "":
-        return
-    text = str(value).rstrip().replace("\n", "\n    ")
-    label.append(f"\n  {name}: ", style="dim")
-    label.append(text, style="italic" if name in ("input", "arguments") else "")

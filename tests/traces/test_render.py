@@ -11,7 +11,7 @@ from rich.console import Console
 
 from rolegraph.models.model import Usage
 from rolegraph.runtime.result import CitationCount, RunResult
-from rolegraph.traces.notebook import MAX_SPANS, step_rows
+from rolegraph.traces.render import MAX_SPANS, step_rows
 from rolegraph.traces.trace import Trace
 
 PAYLOAD = '<img src=x onerror="alert(1)"><script>alert(2)</script>'

@@ -1,4 +1,4 @@
-"""Traces and runs in notebooks and terminals: escaped HTML for Jupyter's ``_repr_html_``, rich renderables.
+"""Traces and runs rendered: escaped HTML for Jupyter's ``_repr_html_``, rich trees and tables for terminals.
 
 ```python
 result = await wf.run(inputs)
@@ -12,17 +12,20 @@ and the markup is well-formed XHTML, with no script and no external resource.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
-from rolegraph.traces.trace import SpanRecord, Trace
+if TYPE_CHECKING:  # the trace renders itself through this module, so only its types are needed here
+    from rolegraph.traces.trace import SpanRecord, Trace
 
-__all__ = ["run_html", "run_rich", "step_rows", "trace_html"]
+__all__ = ["run_html", "run_rich", "step_rows", "trace_html", "trace_tree"]
 
 MAX_SPANS = 2000
 """Spans listed in a notebook, at most; the rest are counted (the viewer shows every one)."""
@@ -237,3 +240,62 @@ def run_rich(summary: Mapping[str, Any], trace: Trace | None) -> RenderableType:
             )
         parts += [table, trace.tree()]
     return Group(*parts)
+
+
+def trace_tree(
+    label: str, spans: Iterable[SpanRecord], *, thoughts: bool = False, messages: bool = False, tools: bool = False
+) -> Tree:
+    """Spans as a rich tree under `label`: names, durations, tokens, status and errors, and the details asked for."""
+    root = Tree(Text(label, style="bold"))
+    details = _Details(thoughts, messages, tools)
+    for span in spans:
+        _add(root, span, details)
+    return root
+
+
+def _add(parent: Tree, span: SpanRecord, details: _Details) -> None:
+    label = Text(span.name, style="bold" if span.kind in ("invoke_workflow", "invoke_agent") else "")
+    step = span.attributes.get("rolegraph.step.id")
+    if step is not None:
+        item = span.attributes.get("rolegraph.step.item")
+        label.append(f" [{step}{'' if item is None else f'[{item}]'}]", style="cyan")
+    if span.duration_s is not None:
+        label.append(f"  {span.duration_s:.2f}s", style="dim")
+    if span.input_tokens or span.output_tokens:
+        label.append(f"  {span.input_tokens}→{span.output_tokens} tok", style="magenta")
+    if span.status not in ("ok",):
+        style = "yellow" if span.status in ("unfinished", "tool_error") else "red"
+        label.append(f"  {span.status}", style=style)
+    if span.error:
+        label.append(f"  {span.error}", style="red")
+    a = span.attributes
+    thought = a.get("rolegraph.thought")
+    if details.thoughts and thought:
+        label.append(f"\n  thought: {thought}", style="italic")
+    if details.messages and span.kind == "chat":
+        _detail(label, "input", a.get("rolegraph.input.last"))
+        _detail(label, "output", a.get("rolegraph.output.text"))
+        for call in a.get("rolegraph.output.tool_calls") or ():
+            if isinstance(call, dict):
+                _detail(label, "calls", f"{call.get('name')} {call.get('arguments')}")
+    if details.tools and span.kind == "execute_tool":
+        _detail(label, "arguments", a.get("rolegraph.tool.arguments"))
+        _detail(label, "result", a.get("rolegraph.tool.result"))
+    node = parent.add(label)
+    for child in span.children:
+        _add(node, child, details)
+
+
+@dataclass(frozen=True)
+class _Details:
+    thoughts: bool
+    messages: bool
+    tools: bool
+
+
+def _detail(label: Text, name: str, value: Any) -> None:
+    if value is None or value == "":
+        return
+    text = str(value).rstrip().replace("\n", "\n    ")
+    label.append(f"\n  {name}: ", style="dim")
+    label.append(text, style="italic" if name in ("input", "arguments") else "")
