@@ -179,3 +179,27 @@ class TestToolResult:
             "sources": [],
             "is_error": True,
         }
+
+
+class TestGenericTool:
+    async def test_a_tool_receives_its_own_argument_type(self) -> None:
+        """`Tool[ArgsT]`: `validate` turns JSON data into the tool's own model, which `__call__` receives as is."""
+        from pydantic import BaseModel
+
+        from rolegraph.tools.tool import Tool, ToolResult
+
+        class CountArgs(BaseModel):
+            text: str
+
+        seen: list[object] = []
+
+        class WordCount(Tool[CountArgs]):
+            name, description, args_model = "word_count", "Count words.", CountArgs
+
+            async def __call__(self, args: CountArgs) -> ToolResult:
+                seen.append(args)
+                return ToolResult(content=str(len(args.text.split())))
+
+        counter = WordCount()
+        result = await counter(counter.validate({"text": "low rank adaptation"}))
+        assert (result.content, type(seen[0])) == ("3", CountArgs)

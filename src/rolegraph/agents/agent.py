@@ -111,7 +111,7 @@ class Agent:
         self,
         role: Role,
         model: Model,
-        tools: Sequence[Tool] = (),
+        tools: Sequence[Tool[Any]] = (),
         *,
         settings: ModelSettings | None = None,
         sources: SourceRegistry | None = None,
@@ -426,7 +426,7 @@ class Agent:
             names = ", ".join(self.tools) or "none"
             return ToolResult.error(f"unknown tool {call.name!r}; the tools you have are: {names}")
         try:
-            args = tool.args_model.model_validate(call.parsed_arguments())
+            args = tool.validate(call.parsed_arguments())
         except ValidationError as exc:
             return ToolResult.error(f"invalid arguments for {call.name}:\n{_validation_summary(exc)}")
         except ValueError as exc:

@@ -77,7 +77,7 @@ def tool_run(
     except SpecError as exc:
         raise report_spec_error(exc) from None
     try:
-        parsed = chosen.args_model.model_validate(values)
+        parsed = chosen.validate(values)
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(part) for part in error["loc"]) or "(arguments)"

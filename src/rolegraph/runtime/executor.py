@@ -48,7 +48,7 @@ class RunContext:
     spec: WorkflowSpec
     roles: Mapping[str, Role]
     """The workflow's resolved roles (`resolve_roles`)."""
-    tools: Mapping[str, Tool]
+    tools: Mapping[str, Tool[Any]]
     """Every tool a role may use, by the reference roles use (a built-in name or an import path)."""
     sources: SourceRegistry
     tracer: Tracer
@@ -146,7 +146,7 @@ class LocalExecutor:
         self,
         spec: WorkflowSpec,
         *,
-        tools: Mapping[str, Tool],
+        tools: Mapping[str, Tool[Any]],
         sources: SourceRegistry,
         tracer: Tracer,
         base_dir: Path,

@@ -134,7 +134,7 @@ class _Run:
     durability: RunDurability
     tracer: Tracer
     sources: SourceRegistry
-    tools: list[Tool]
+    tools: list[Tool[Any]]
     executor: RunExecutor
     started: dt.datetime
     result: RunResult
@@ -384,7 +384,7 @@ def _layered(
     return lambda step_id, model: layer(journals(step_id, model), step_id)
 
 
-async def _close(executor: RunExecutor | None, tools: Sequence[Tool]) -> None:
+async def _close(executor: RunExecutor | None, tools: Sequence[Tool[Any]]) -> None:
     if executor is not None:
         await executor.aclose()
     for tool in tools:

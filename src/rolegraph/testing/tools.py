@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from rolegraph.tools.tool import FunctionTool, Tool, tool
+from rolegraph.tools.tool import FunctionTool, tool
 
 __all__ = ["GARBAGE", "Unprintable", "garbage_tool", "hanging_tool", "raising_tool"]
 
@@ -48,7 +48,7 @@ GARBAGE: tuple[Any, ...] = (
 bytes, NaN, deep nesting, truncated JSON, and a value that cannot be printed at all."""
 
 
-def raising_tool(name: str = "failing_tool", error: BaseException | str = "the tool broke") -> Tool:
+def raising_tool(name: str = "failing_tool", error: BaseException | str = "the tool broke") -> FunctionTool:
     """A tool whose every call raises `error` (a string becomes a `RuntimeError`)."""
 
     async def fail(query: str = "") -> str:
@@ -57,7 +57,7 @@ def raising_tool(name: str = "failing_tool", error: BaseException | str = "the t
     return FunctionTool(fail, name=name, description=f"{name}: look something up (it always fails).")
 
 
-def hanging_tool(name: str = "hanging_tool", timeout: float = 0.05) -> Tool:
+def hanging_tool(name: str = "hanging_tool", timeout: float = 0.05) -> FunctionTool:
     """A tool whose calls never return; the agent abandons each after `timeout` seconds."""
 
     @tool(name=name, description=f"{name}: look something up (it never answers).", timeout=timeout)
@@ -68,7 +68,7 @@ def hanging_tool(name: str = "hanging_tool", timeout: float = 0.05) -> Tool:
     return hang
 
 
-def garbage_tool(name: str = "garbage_tool", outputs: Sequence[Any] = GARBAGE) -> Tool:
+def garbage_tool(name: str = "garbage_tool", outputs: Sequence[Any] = GARBAGE) -> FunctionTool:
     """A tool returning each of `outputs` in turn (cycling), by default the `GARBAGE` values."""
     values = itertools.cycle(list(outputs))
 

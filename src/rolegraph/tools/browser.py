@@ -167,7 +167,7 @@ class _Tab:
     """Lines of text already shown (scroll returns only new ones)."""
 
 
-class BrowserTool(Tool):
+class BrowserTool(Tool[BrowserArgs]):
     """Drive a headless Chromium: open pages, read, list links, click, scroll, screenshot.
 
     Args:

@@ -146,7 +146,7 @@ class _Download:
     truncated: bool
 
 
-class FetchUrlTool(Tool):
+class FetchUrlTool(Tool[FetchUrlArgs]):
     """Fetch one URL and return its readable text, framed as untrusted data.
 
     Args:
@@ -223,12 +223,11 @@ class FetchUrlTool(Tool):
             await self._client.aclose()
             self._client = None
 
-    async def __call__(self, args: BaseModel) -> ToolResult:
+    async def __call__(self, params: FetchUrlArgs) -> ToolResult:
         """Fetch the URL (or take it from the cache) and frame its text for the model.
 
         A refused URL or a failed fetch is returned as an error result, never raised.
         """
-        params = args if isinstance(args, FetchUrlArgs) else FetchUrlArgs.model_validate(args.model_dump())
         try:
             # The policy is checked before the cache too: a host refused now is refused even if cached before.
             url = (await self.policy.check(params.url.strip())).url

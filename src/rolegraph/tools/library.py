@@ -359,7 +359,7 @@ class LibrarySearchArgs(BaseModel):
     max_results: int = Field(default=4, ge=1, le=10, description="How many papers to return (1-10).")
 
 
-class LibrarySearchTool(Tool):
+class LibrarySearchTool(Tool[LibrarySearchArgs]):
     """Search a `Library` by keywords; each hit is returned as a `Source`."""
 
     name = "library_search"
@@ -406,7 +406,7 @@ class ReadDocumentArgs(BaseModel):
     )
 
 
-class ReadDocumentTool(Tool):
+class ReadDocumentTool(Tool[ReadDocumentArgs]):
     """Read one note of a `Library` in full (up to `max_chars`), registering it as a `Source`.
 
     Args:

@@ -67,8 +67,8 @@ class ToolContext:
     library: Library | None = None
 
 
-def _needs_library(cls: Callable[[Library], Tool], name: str) -> Callable[[ToolContext], Tool]:
-    def build(context: ToolContext) -> Tool:
+def _needs_library(cls: Callable[[Library], Tool[Any]], name: str) -> Callable[[ToolContext], Tool[Any]]:
+    def build(context: ToolContext) -> Tool[Any]:
         if context.library is None:
             raise SpecError(
                 [
@@ -84,7 +84,7 @@ def _needs_library(cls: Callable[[Library], Tool], name: str) -> Callable[[ToolC
     return build
 
 
-BUILTIN_TOOLS: Mapping[str, Callable[[ToolContext], Tool]] = MappingProxyType(
+BUILTIN_TOOLS: Mapping[str, Callable[[ToolContext], Tool[Any]]] = MappingProxyType(
     {
         LibrarySearchTool.name: _needs_library(LibrarySearchTool, LibrarySearchTool.name),
         ReadDocumentTool.name: _needs_library(ReadDocumentTool, ReadDocumentTool.name),
@@ -119,7 +119,7 @@ def is_import_path(ref: str) -> bool:
     return _IMPORT_PATH.match(ref) is not None
 
 
-def resolve_tools(refs: Sequence[str], *, library: Library | None, search_path: Path | None = None) -> list[Tool]:
+def resolve_tools(refs: Sequence[str], *, library: Library | None, search_path: Path | None = None) -> list[Tool[Any]]:
     """Build the tools `refs` name, in order (a repeated reference yields one tool).
 
     Args:
@@ -132,7 +132,7 @@ def resolve_tools(refs: Sequence[str], *, library: Library | None, search_path: 
         SpecError: Every reference that cannot be resolved, and tools sharing a name,
             each with what to do about it.
     """
-    tools: list[Tool] = []
+    tools: list[Tool[Any]] = []
     problems: list[Problem] = []
     owners: dict[str, str] = {}
     with _on_sys_path(search_path):
@@ -160,7 +160,7 @@ def resolve_tools(refs: Sequence[str], *, library: Library | None, search_path: 
     return tools
 
 
-def resolve_tool(ref: str, *, library: Library | None = None, search_path: Path | None = None) -> Tool:
+def resolve_tool(ref: str, *, library: Library | None = None, search_path: Path | None = None) -> Tool[Any]:
     """Build the one tool `ref` names; see `resolve_tools`.
 
     Raises:
@@ -169,12 +169,12 @@ def resolve_tool(ref: str, *, library: Library | None = None, search_path: Path 
     return resolve_tools([ref], library=library, search_path=search_path)[0]
 
 
-def describe_tools(tools: Sequence[Tool]) -> list[dict[str, Any]]:
+def describe_tools(tools: Sequence[Tool[Any]]) -> list[dict[str, Any]]:
     """Each tool's name, description, argument JSON schema and timeout, as plain data."""
     return [{**t.spec().model_dump(mode="json"), "timeout": t.timeout} for t in tools]
 
 
-def builtin_tools(context: ToolContext | None = None) -> list[Tool]:
+def builtin_tools(context: ToolContext | None = None) -> list[Tool[Any]]:
     """Every built-in tool, in `BUILTIN_TOOLS` order, for listing and describing.
 
     Library tools are built over `context`'s library, or an empty one. Building a
@@ -186,7 +186,7 @@ def builtin_tools(context: ToolContext | None = None) -> list[Tool]:
     return [build(context) for build in BUILTIN_TOOLS.values()]
 
 
-async def call_tool(tool: Tool, args: BaseModel, *, close: bool = False) -> ToolResult:
+async def call_tool(tool: Tool[Any], args: BaseModel, *, close: bool = False) -> ToolResult:
     """Run one tool outside an agent, as an agent would: a timeout or an exception becomes an error result.
 
     Args:
@@ -206,7 +206,7 @@ async def call_tool(tool: Tool, args: BaseModel, *, close: bool = False) -> Tool
             await tool.aclose()
 
 
-def _resolve(ref: str, library: Library | None) -> Tool:
+def _resolve(ref: str, library: Library | None) -> Tool[Any]:
     if ref in BUILTIN_TOOLS:
         try:
             return BUILTIN_TOOLS[ref](ToolContext(library=library))
@@ -249,7 +249,7 @@ def _import(ref: str) -> object:
     return value
 
 
-def _as_tool(ref: str, value: object) -> Tool:
+def _as_tool(ref: str, value: object) -> Tool[Any]:
     if isinstance(value, type):
         if not issubclass(value, Tool):
             raise _Unresolved(f"tool {ref!r} is a class but not a subclass of rolegraph.tools.tool.Tool")

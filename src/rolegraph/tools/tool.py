@@ -8,14 +8,17 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, get_type_hints, overload
+from typing import Any, Generic, TypeVar, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from rolegraph.models.messages import ToolSpec
 from rolegraph.tools.sources import Source
 
-__all__ = ["FunctionTool", "Tool", "ToolResult", "tool"]
+__all__ = ["ArgsT", "FunctionTool", "Tool", "ToolResult", "tool"]
+
+ArgsT = TypeVar("ArgsT", bound=BaseModel)
+"""A tool's argument model."""
 
 
 class ToolResult(BaseModel):
@@ -36,23 +39,42 @@ class ToolResult(BaseModel):
         return cls(content=message, is_error=True)
 
 
-class Tool(ABC):
+class Tool(ABC, Generic[ArgsT]):
     """Something an agent can do: a name, a description, typed arguments, one async call.
 
-    Subclasses set `name`, `description` and `args_model` and implement `__call__`.
+    Subclasses name their argument model as the type parameter and in `args_model`,
+    set `name` and `description`, and implement `__call__`, which receives its own
+    validated type (the agent, the CLI and tool steps validate before calling):
+
+    ```python
+    class WordCount(Tool[WordCountArgs]):
+        name, description, args_model = "word_count", "Count words.", WordCountArgs
+
+        async def __call__(self, args: WordCountArgs) -> ToolResult:
+            return ToolResult(content=str(len(args.text.split())))
+    ```
+
     Raise `ToolError` (or anything) to report a failure; the agent turns it into
     an error observation rather than failing the run.
     """
 
     name: str
     description: str
-    args_model: type[BaseModel]
+    args_model: type[ArgsT]
     timeout: float = 60.0
     """Seconds before a call is abandoned and reported to the agent as an error."""
 
     @abstractmethod
-    async def __call__(self, args: BaseModel) -> ToolResult:
+    async def __call__(self, args: ArgsT) -> ToolResult:
         """Run the tool with validated arguments."""
+
+    def validate(self, arguments: Any) -> ArgsT:
+        """`arguments` (JSON data) as this tool's argument model.
+
+        Raises:
+            pydantic.ValidationError: They do not fit the model.
+        """
+        return self.args_model.model_validate(arguments)
 
     def spec(self) -> ToolSpec:
         """The tool as a model sees it."""
@@ -60,7 +82,7 @@ class Tool(ABC):
         schema.pop("title", None)
         return ToolSpec(name=self.name, description=self.description, parameters=schema)
 
-    async def aclose(self) -> None:  # noqa: B027 -- optional hook, most tools hold nothing
+    async def aclose(self) -> None:
         """Release what the tool holds (browsers, connections). Default: nothing."""
 
 
@@ -74,7 +96,7 @@ def _to_result(value: object) -> ToolResult:
     return ToolResult(content=json.dumps(value, default=str), data=value)
 
 
-class FunctionTool(Tool):
+class FunctionTool(Tool[BaseModel]):
     """A tool made from a Python function by `@tool`.
 
     The function's parameters (with type hints and defaults) become the argument

@@ -65,7 +65,7 @@ class WebSearchArgs(BaseModel):
     )
 
 
-class WebSearchTool(Tool):
+class WebSearchTool(Tool[WebSearchArgs]):
     """Search the web; each result (title, URL, snippet) becomes a `Source` with id ``web-<hash of URL>``.
 
     Args:
@@ -83,13 +83,12 @@ class WebSearchTool(Tool):
     def __init__(self, backend: SearchBackend | None = None) -> None:
         self.backend = backend or ddgs_backend()
 
-    async def __call__(self, args: BaseModel) -> ToolResult:
+    async def __call__(self, params: WebSearchArgs) -> ToolResult:
         """Run the search in a worker thread and list the results as untrusted data.
 
         Raises:
             ToolError: The search backend failed (the message is the backend's).
         """
-        params = args if isinstance(args, WebSearchArgs) else WebSearchArgs.model_validate(args.model_dump())
         try:
             found = await asyncio.to_thread(
                 self.backend,

@@ -45,7 +45,7 @@ class PaperSearchArgs(BaseModel):
     )
 
 
-class PaperSearchTool(Tool):
+class PaperSearchTool(Tool[PaperSearchArgs]):
     """Ask several scholarly APIs concurrently and return the de-duplicated union of their papers.
 
     Args:
@@ -71,9 +71,8 @@ class PaperSearchTool(Tool):
         ]
         self.backends = {b.backend: b for b in chosen}
 
-    async def __call__(self, args: BaseModel) -> ToolResult:
+    async def __call__(self, params: PaperSearchArgs) -> ToolResult:
         """Run the chosen backends concurrently and merge their papers; an error only if all failed."""
-        params = PaperSearchArgs.model_validate(args.model_dump())
         wanted = [self.backends[b] for b in dict.fromkeys(params.backends) if b in self.backends]
         if not wanted:
             return ToolResult.error(f"paper_search: none of {params.backends} is configured here")

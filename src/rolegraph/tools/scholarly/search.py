@@ -43,7 +43,7 @@ class ScholarlySearchArgs(BaseModel):
     max_results: int = Field(default=5, ge=1, le=25, description="How many papers to return (1-25).")
 
 
-class ScholarlySearchTool(Tool):
+class ScholarlySearchTool(Tool[ScholarlySearchArgs]):
     """A search over one scholarly API; subclasses set the class attributes and implement `search`.
 
     Args:
@@ -110,9 +110,8 @@ class ScholarlySearchTool(Tool):
             ToolError: The API could not be reached, refused, or answered something unreadable.
         """
 
-    async def __call__(self, args: BaseModel) -> ToolResult:
+    async def __call__(self, params: ScholarlySearchArgs) -> ToolResult:
         """Search, and list the papers found as untrusted data with their source ids; failures are error results."""
-        params = ScholarlySearchArgs.model_validate(args.model_dump())
         try:
             papers = await self.search(params.query.strip(), params.max_results)
         except ToolError as exc:
