@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rolegraph.tools.sources import Source, SourceRegistry
+from rolegraph.workflows.context import output_context
 from rolegraph.workflows.spec import OutputSpec
 from rolegraph.workflows.templates import referenced_names, render
 
@@ -135,8 +136,7 @@ def write_outputs(
         elif out.render == "bibtex":
             text = render_bibtex(sources)
         else:
-            context = {"inputs": inputs, "steps": step_outputs, "sources": list(sources)}
-            text = render(out.template or "", context)
+            text = render(out.template or "", output_context(inputs, step_outputs, list(sources)))
         path = (run_dir / out.path).resolve()
         if not path.is_relative_to(run_dir.resolve()):
             raise ValueError(f"output {name!r}: path {out.path!r} leaves the run folder")

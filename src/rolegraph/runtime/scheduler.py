@@ -24,6 +24,7 @@ from rolegraph.errors import BudgetExceeded, RolegraphError
 from rolegraph.models.model import Usage
 from rolegraph.traces.spans import SpanKind
 from rolegraph.traces.tracer import Tracer
+from rolegraph.workflows.context import item_context, route_context, routed_value, step_context, step_templates
 from rolegraph.workflows.graph import data_graph, loop_body
 from rolegraph.workflows.spec import StepSpec, WorkflowSpec
 from rolegraph.workflows.templates import evaluate, referenced_names, render
@@ -145,12 +146,10 @@ StepListener = Callable[[StepState], None]
 def _steps_read(step: StepSpec) -> set[str]:
     """Ids of the steps whose outputs `step` sees: its direct dependencies, and any
     step its task, items or route conditions read (the loader checked those are upstream)."""
-    found = referenced_names(step.task, expression=False)
-    if step.for_each is not None:
-        found |= referenced_names(step.for_each.items, expression=True)
-    for route in step.routes:
-        found |= referenced_names(route.when, expression=True)
-    return set(step.depends_on) | {name for kind, name in found if kind == "steps"}
+    found = set(step.depends_on)
+    for use in step_templates("", step):
+        found |= {name for kind, name in referenced_names(use.text, expression=use.expression) if kind == "steps"}
+    return found
 
 
 class Scheduler:
@@ -332,7 +331,7 @@ class Scheduler:
 
     def _context(self, node: str) -> dict[str, Any]:
         upstream = {a: self.states[a].output for a in self._reads[node] if self.states[a].status == "completed"}
-        return {"inputs": self.inputs, "steps": upstream, "routed": self._routed.get(node)}
+        return step_context(self.inputs, upstream, self._routed.get(node))
 
     async def _execute(self, node: str, state: StepState) -> Any:
         step = self.spec.steps[node]
@@ -347,6 +346,7 @@ class Scheduler:
             span.set(rolegraph__fan_out=min(len(items), limit), rolegraph__items_dropped=max(0, len(items) - limit))
             items = list(items)[:limit]
             results: list[Any] = [None] * len(items)
+            name = step.for_each.as_
             branch_slots = asyncio.Semaphore(step.for_each.max_concurrency or max(1, len(items)))
             recorded = self.checkpointer.items(node, state.visits) if self.checkpointer is not None else {}
             recorded = {i: outcome for i, outcome in recorded.items() if i < len(items)}
@@ -356,7 +356,7 @@ class Scheduler:
 
             async def branch(index: int, item: Any) -> None:
                 async with branch_slots:
-                    task = render(step.task, {**context, step.for_each.as_: item, "index": index})  # type: ignore[union-attr]
+                    task = render(step.task, item_context(context, name, item, index))
                     results[index] = await self._call(node, state, task, index, context["steps"])
 
             async with asyncio.TaskGroup() as group:
@@ -387,7 +387,7 @@ class Scheduler:
         for number, route in enumerate(self.spec.steps[node].routes):
             key = (node, number)
             with self.tracer.span(SpanKind.ROUTE, f"route {node} -> {route.goto}", rolegraph__step__id=node) as span:
-                context = {**self._context(node), "output": state.output}
+                context = route_context(self._context(node), state.output)
                 try:
                     matched = bool(evaluate(route.when, context))
                 except RolegraphError as exc:
@@ -409,7 +409,7 @@ class Scheduler:
             for member in body:
                 self.states[member].status = "pending"
                 self._waiting[member] = {p for p in self._data.predecessors(member) if p in body}
-            self._routed[route.goto] = {"from": node, "output": state.output, "times": fired + 1}
+            self._routed[route.goto] = routed_value(node, state.output, fired + 1)
             self._start(route.goto)
             return True
         return False
