@@ -44,7 +44,7 @@ ALLOWED = {
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
 # Modules still over the limit, each with the reason; the list only ever shrinks.
-LONG_MODULES = {"workflows/loader.py": "being split along its four seams (issue 12)"}
+LONG_MODULES: dict[str, str] = {}
 
 
 def _modules() -> Iterator[tuple[str, Path]]:
