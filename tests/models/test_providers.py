@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,12 +17,21 @@ from rolegraph.models.providers import PLACEHOLDER_API_KEY, OpenAIProvider
 from rolegraph.models.registry import resolve_model
 from rolegraph.retry import RetryPolicy
 from rolegraph.testing import Chat, FaultServer, Status
+from rolegraph.workflow import Workflow
+
+OLLAMA_WORKFLOW = """
+rolegraph: 1
+name: local_llm
+models: {default: "ollama:qwen2.5:7b"}
+steps:
+  write: {role: writer, task: "Write one line."}
+"""
 
 
 @pytest.fixture(autouse=True)
 def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """Start every test without the developer's keys."""
-    for name in ("OPENAI_API_KEY", "HF_TOKEN", "OLLAMA_API_KEY"):
+    for name in ("OPENAI_API_KEY", "HF_TOKEN", "OLLAMA_API_KEY", "OLLAMA_HOST"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -80,3 +93,39 @@ class TestOllamaCheck:
             await model.check()
             await model.aclose()
         assert server.requests == []
+
+
+class TestOllamaNotRunning:
+    def test_ollama_host_moves_the_daemon(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OLLAMA_HOST (host:port, as Ollama reads it) moves where ollama: models are served and probed."""
+        monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9999")
+        provider = OpenAIProvider.ollama()
+        assert (provider.base_url, provider.probe) == ("http://127.0.0.1:9999/v1", "http://127.0.0.1:9999/v1/models")
+
+    async def test_a_run_fails_before_its_folder_exists(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With no Ollama listening, Workflow.run raises at setup, asking whether it runs, and leaves no run folder."""
+        port = closed_port()
+        monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{port}")
+        (tmp_path / "wf.yaml").write_text(OLLAMA_WORKFLOW, encoding="utf-8")
+        with pytest.raises(ModelNotAvailableError, match=rf"is Ollama running at http://127\.0\.0\.1:{port}\?"):
+            await Workflow.load(tmp_path / "wf.yaml").run(home=tmp_path / "home")
+        assert not (tmp_path / "home" / "runs").exists() or not any((tmp_path / "home" / "runs").iterdir())
+
+    def test_the_cli_says_so_and_exits_2(self, tmp_path: Path) -> None:
+        """`rolegraph run` on an ollama: workflow with no daemon: the question on stderr, exit 2, no run folder."""
+        port = closed_port()
+        (tmp_path / "wf.yaml").write_text(OLLAMA_WORKFLOW, encoding="utf-8")
+        env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}", "ROLEGRAPH_HOME": str(tmp_path / "home")}
+        done = subprocess.run(
+            [sys.executable, "-m", "rolegraph", "run", "wf.yaml"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert f"is Ollama running at http://127.0.0.1:{port}?" in " ".join(done.stderr.split())
+        assert "APIConnectionError" not in done.stderr
+        assert not (tmp_path / "home" / "runs").exists() or not any((tmp_path / "home" / "runs").iterdir())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,15 @@ from rolegraph.models.local import LlamaCppModel, local_model_path
 from rolegraph.models.messages import Message
 from rolegraph.models.model import Model
 from rolegraph.models.openai_compat import OpenAIModel
-from rolegraph.models.registry import HF_ROUTER_URL, MODEL_FORMS, MODEL_STRING_FORMS, OLLAMA_URL, resolve_model
+from rolegraph.models.openai_responses import OpenAIResponsesModel
+from rolegraph.models.registry import (
+    HF_ROUTER_URL,
+    MODEL_FORMS,
+    MODEL_STRING_FORMS,
+    OLLAMA_URL,
+    ModelOptions,
+    resolve_model,
+)
 from rolegraph.models.scripted import ScriptedModel
 
 FAKE_KEY = "sk-test-not-a-real-key-0000000000"
@@ -24,7 +33,7 @@ async def resolve() -> AsyncIterator[Callable[..., Model]]:
     """`resolve_model`, closing every model it made at the end of the test."""
     made: list[Model] = []
 
-    def _resolve(model_string: str, **kwargs: Path) -> Model:
+    def _resolve(model_string: str, **kwargs: Any) -> Model:
         model = resolve_model(model_string, **kwargs)
         made.append(model)
         return model
@@ -37,7 +46,7 @@ async def resolve() -> AsyncIterator[Callable[..., Model]]:
 @pytest.fixture(autouse=True)
 def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """Start every test without the developer's keys."""
-    for name in ("OPENAI_API_KEY", "HF_TOKEN", "OLLAMA_API_KEY"):
+    for name in ("OPENAI_API_KEY", "HF_TOKEN", "OLLAMA_API_KEY", "OLLAMA_HOST"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -82,11 +91,39 @@ class TestResolveModel:
     async def test_openai_with_key_builds_the_model_without_a_request(
         self, monkeypatch: pytest.MonkeyPatch, resolve: Callable[..., Model]
     ) -> None:
-        """``openai:<model>`` with a key set is an OpenAIModel for that model on OpenAI's API; nothing is sent."""
+        """``openai:<model>`` with a key set speaks the Responses API on OpenAI's API; nothing is sent."""
         monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
         model = resolve("openai:gpt-4o-mini")
-        assert isinstance(model, OpenAIModel)
+        assert isinstance(model, OpenAIResponsesModel)
         assert (model.name, model.model, model.base_url) == ("openai:gpt-4o-mini", "gpt-4o-mini", None)
+        assert model.options == {"api": "responses"}
+
+    @pytest.mark.parametrize(
+        ("model_string", "api", "kind"),
+        [
+            ("openai:gpt-4o-mini", "chat", OpenAIModel),
+            ("openai-compatible:m@http://127.0.0.1:8080/v1", None, OpenAIModel),
+            ("openai-compatible:m@http://127.0.0.1:8080/v1", "responses", OpenAIResponsesModel),
+            ("ollama:qwen2.5:7b", None, OpenAIModel),
+            ("ollama:qwen2.5:7b", "responses", OpenAIResponsesModel),
+        ],
+    )
+    def test_api_option_picks_the_protocol(
+        self,
+        model_string: str,
+        api: str | None,
+        kind: type,
+        monkeypatch: pytest.MonkeyPatch,
+        resolve: Callable[..., Model],
+    ) -> None:
+        """``api: chat|responses`` picks the OpenAI protocol; without it openai: speaks Responses, the others chat."""
+        monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+        assert type(resolve(model_string, options=ModelOptions(api=api))) is kind
+
+    def test_an_option_the_form_does_not_take_is_refused(self, resolve: Callable[..., Model]) -> None:
+        """``api`` on a scripted model is refused by name, before any file is read."""
+        with pytest.raises(ModelNotAvailableError, match=r"api cannot be set for scripted:<file.yaml> models"):
+            resolve("scripted:absent.yaml", options=ModelOptions(api="chat"))
 
     def test_openai_compatible_splits_model_and_url(self, resolve: Callable[..., Model]) -> None:
         """``openai-compatible:<model>@<url>`` targets that URL and needs no key."""

@@ -376,8 +376,8 @@ class TestSettingsOverride:
 
         made: dict[str, ScriptedModel] = {}
 
-        def recording(model_string: str, *, base_dir: Path | None = None) -> Any:
-            made[model_string] = resolve_model(model_string, base_dir=base_dir)
+        def recording(model_string: str, *, base_dir: Path | None = None, options: Any = None) -> Any:
+            made[model_string] = resolve_model(model_string, base_dir=base_dir, options=options)
             return made[model_string]
 
         monkeypatch.setattr(executor, "resolve_model", recording)

@@ -279,6 +279,20 @@ class TestDocumentProblems:
             ("wf.yaml:3:19", "models.default", "'gpt-4o' is not a model string; write '<provider>:<model>'"),
         )
 
+    def test_model_option_that_does_not_fit_the_model(self) -> None:
+        """An option the model string's form does not take (api on scripted:) is reported at its entry."""
+        assert_problems(
+            doc("models:\n  default: {model: 'scripted:s.yaml', api: chat}\nsteps:\n  a: {role: writer, task: t}\n"),
+            ("wf.yaml:4:3", "models.default", "api cannot be set for scripted:<file.yaml> models (they take: none)"),
+        )
+
+    def test_model_options_are_not_call_settings(self) -> None:
+        """api is a build option: it stays out of the call settings and into the options."""
+        models = "models:\n  default: {model: 'openai:gpt-4o', api: chat, seed: 1}\n"
+        spec = parse_spec(doc(models + "steps:\n  a: {role: writer, task: t}\n"))
+        entry = spec.model_spec("default")
+        assert (entry.settings().model_dump(exclude_unset=True), entry.options().api) == ({"seed": 1}, "chat")
+
     def test_unknown_dependency_with_suggestion(self) -> None:
         """depends_on must name steps; the closest is suggested."""
         assert_problems(

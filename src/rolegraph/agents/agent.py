@@ -218,7 +218,7 @@ class Agent:
                         acting_steps += 1
                         result.thoughts.append(completion.text)
                         step_span.set(rolegraph__thought=completion.text, rolegraph__action="tool_calls")
-                        messages.append(Message.assistant(completion.text, completion.tool_calls))
+                        messages.append(Message.assistant(completion.text, completion.tool_calls, completion.reasoning))
                         observations = await self._run_tools(completion.tool_calls, done_calls, result.steps)
                         for call, observation in zip(completion.tool_calls, observations, strict=True):
                             result.tool_calls += 1
@@ -245,7 +245,9 @@ class Agent:
                     else:
                         # A bad reply while the agent may still act costs an acting step, not a repair.
                         acting_steps += 1
-                    messages.append(Message.assistant(_clip(completion.text, OBSERVATION_MAX_CHARS)))
+                    messages.append(
+                        Message.assistant(_clip(completion.text, OBSERVATION_MAX_CHARS), reasoning=completion.reasoning)
+                    )
                     messages.append(
                         Message.user(f"Your final answer was invalid:\n{problem}\nReply again with a corrected answer.")
                     )

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from rolegraph.errors import RolegraphError, SpecError
+from rolegraph.errors import ModelNotAvailableError, RolegraphError, SpecError
 from rolegraph.layout import Home, RunFolder
 from rolegraph.traces.pricing import PricesError, PriceTable
 from rolegraph.traces.store import TraceStore
@@ -100,6 +100,9 @@ def run_async(work: Coroutine[Any, Any, T], *, error_exit: int, on_interrupt: Ca
         return asyncio.run(_cancellable(work))
     except SpecError as exc:
         raise report_spec_error(exc) from None
+    except ModelNotAvailableError as exc:  # a missing key, package, file or server: setup, so bad input
+        err.print(f"[red]error[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     except RolegraphError as exc:
         err.print(f"[red]error[/] {escape(str(exc))}")
         raise typer.Exit(error_exit) from None

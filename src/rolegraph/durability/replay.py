@@ -298,7 +298,7 @@ async def replay(
     ready = _prepare(run_dir)
     recording = ready.recording
     hooks = InvokeHooks(
-        models=lambda name, _base: ReplayModel(name),
+        models=lambda name, _base, _options: ReplayModel(name),
         journal=lambda inner, step_id: ReplayJournal(recording, inner, step_id),
         root_attributes={"rolegraph__replay__of": ready.original.run_id},
     )

@@ -45,6 +45,10 @@ class Message(BaseModel):
     """For a `tool` message: the id of the call this is the result of."""
     name: str | None = None
     """For a `tool` message: the name of the tool that produced it."""
+    reasoning: list[dict[str, Any]] = Field(default_factory=list, exclude_if=lambda items: not items)
+    """For an assistant message: the reasoning items the provider returned with it (OpenAI's Responses
+    API), opaque, sent back with the next turn. Left out of the serialised message when empty, so
+    messages without it serialise (and digest) as they always did."""
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -57,9 +61,11 @@ class Message(BaseModel):
         return cls(role="user", content=content)
 
     @classmethod
-    def assistant(cls, content: str, tool_calls: list[ToolCall] | None = None) -> Message:
-        """An assistant message, optionally with tool calls."""
-        return cls(role="assistant", content=content, tool_calls=tool_calls or [])
+    def assistant(
+        cls, content: str, tool_calls: list[ToolCall] | None = None, reasoning: list[dict[str, Any]] | None = None
+    ) -> Message:
+        """An assistant message, optionally with tool calls and the provider's reasoning items."""
+        return cls(role="assistant", content=content, tool_calls=tool_calls or [], reasoning=reasoning or [])
 
     @classmethod
     def tool(cls, call: ToolCall, content: str) -> Message:

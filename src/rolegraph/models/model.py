@@ -72,9 +72,12 @@ class Completion(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     finish_reason: str = "stop"
-    """`stop`, `length` (hit max_tokens), `tool_calls`, or a provider's own value."""
+    """`stop`, `length` (hit max_tokens), `tool_calls`, `refusal` (`text` is the refusal), or a provider's own value."""
     model: str = ""
     """The model that answered, as the provider names it."""
+    reasoning: list[dict[str, Any]] = Field(default_factory=list, exclude_if=lambda items: not items)
+    """Reasoning items the provider returned (OpenAI's Responses API), opaque: the agent keeps them on
+    the assistant message so they go back with the next turn. Not serialised when empty."""
     raw: Any = Field(default=None, exclude=True, repr=False)
     """The provider's own response object, for debugging; never serialised."""
 
@@ -89,6 +92,12 @@ class Model(ABC):
 
     name: str
     """The model string this instance was made from, e.g. ``local`` or ``openai:gpt-4o-mini``."""
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """How this model was built beyond its string, when that shapes its answers: the API spoken,
+        an inference provider, a LoRA adapter. Recorded on every ``chat`` span. Default: nothing."""
+        return {}
 
     @abstractmethod
     async def complete(

@@ -89,6 +89,11 @@ class OpenAIModel(OpenAIProtocolModel):
         self._tool_choice_required: bool | None = None
         """Whether the server takes ``tool_choice="required"`` (None: not tried yet)."""
 
+    @property
+    def options(self) -> dict[str, Any]:
+        """``{"api": "chat"}`` for ``openai:`` models, whose default is Responses; nothing for the others."""
+        return {"api": "chat"} if self.provider.official else {}
+
     async def _complete(
         self,
         messages: Sequence[Message],

@@ -18,6 +18,7 @@ A provider reads its key once, when it is made, from the environment (see
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Generic, TypeVar
 from urllib.parse import urlparse
@@ -41,13 +42,25 @@ __all__ = [
 ClientT = TypeVar("ClientT")
 
 OLLAMA_URL = "http://localhost:11434/v1"
-"""Where ``ollama:`` models are served."""
+"""Where ``ollama:`` models are served (``OLLAMA_HOST`` moves it, as it moves Ollama)."""
 HF_ROUTER_URL = "https://router.huggingface.co/v1"
 """Hugging Face's OpenAI-compatible router."""
 PLACEHOLDER_API_KEY = "not-needed"
 """Sent to servers that need no key (local servers); the OpenAI SDK insists on one."""
 OPENAI_KEYED_HOSTS = ("api.openai.com",)
 """Hosts that always need a key (OpenAI's own API)."""
+
+
+def _ollama_url(host: str) -> str:
+    """Ollama's OpenAI-compatible root from ``OLLAMA_HOST`` (``host``, ``host:port`` or a URL), else the default."""
+    host = host.strip().rstrip("/")
+    if not host:
+        return OLLAMA_URL
+    if "://" not in host:
+        host = f"http://{host}"
+    if urlparse(host).port is None:
+        host = f"{host}:11434"
+    return f"{host}/v1"
 
 
 class Provider(ABC, Generic[ClientT]):
@@ -137,8 +150,15 @@ class OpenAIProvider(Provider["AsyncOpenAI"]):
         return cls(name="openai", purpose=purpose)
 
     @classmethod
-    def ollama(cls, base_url: str = OLLAMA_URL, *, purpose: str | None = None) -> OpenAIProvider:
-        """A local Ollama daemon: no key needed (``OLLAMA_API_KEY`` is sent if set), checked before use."""
+    def ollama(cls, base_url: str | None = None, *, purpose: str | None = None) -> OpenAIProvider:
+        """A local Ollama daemon: no key needed (``OLLAMA_API_KEY`` is sent if set), checked before use.
+
+        Args:
+            base_url: Its OpenAI-compatible root (default: from ``OLLAMA_HOST`` as Ollama reads it,
+                else `OLLAMA_URL`).
+            purpose: What needs the key, for messages.
+        """
+        base_url = base_url or _ollama_url(os.environ.get("OLLAMA_HOST", ""))
         root = base_url.removesuffix("/").removesuffix("/v1")
         return cls(
             name="ollama",

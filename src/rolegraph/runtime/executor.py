@@ -17,7 +17,7 @@ from rolegraph.agents.citations import strings_in
 from rolegraph.agents.journal import CallJournal
 from rolegraph.agents.roles import BUILTIN_ROLES, Role, output_model
 from rolegraph.models.model import Model, ModelSettings
-from rolegraph.models.registry import resolve_model
+from rolegraph.models.registry import ModelOptions, resolve_model
 from rolegraph.runtime.scheduler import StepCall, StepExecutor, StepOutcome
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.tools.tool import Tool
@@ -37,8 +37,9 @@ __all__ = [
 
 JournalFactory = Callable[[str, str], CallJournal]
 """Gives the journal for an agent run: ``(step_id, model string) -> CallJournal``."""
-ModelResolver = Callable[[str, Path], Model]
-"""Gives the model a model string names: ``(model string, base folder) -> Model`` (normally `resolve_model`)."""
+ModelResolver = Callable[[str, Path, ModelOptions], Model]
+"""Gives the model a model string names, built as the options say:
+``(model string, base folder, options) -> Model`` (normally `resolve_model`)."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,8 @@ ExecutorFactory = Callable[[RunContext], RunExecutor]
 """Builds a run's executor: the engine's seam for where steps run (`LocalExecutor.for_run` in this process)."""
 
 
-def _resolve(model_string: str, base_dir: Path) -> Model:
-    return resolve_model(model_string, base_dir=base_dir)
+def _resolve(model_string: str, base_dir: Path, options: ModelOptions) -> Model:
+    return resolve_model(model_string, base_dir=base_dir, options=options)
 
 
 def resolve_role(spec: WorkflowSpec, name: str) -> Role:
@@ -166,7 +167,7 @@ class LocalExecutor:
         self.journals = journals
         self.roles = dict(roles) if roles is not None else resolve_roles(spec)
         self._resolve_model = models or _resolve
-        self._models: dict[str, Model] = {}
+        self._models: dict[tuple[str, ModelOptions], Model] = {}
         # Load every model now: heavy loading belongs before the first step, not inside it.
         for step_id in spec.steps:
             self._model_for(step_id)
@@ -192,14 +193,18 @@ class LocalExecutor:
         name = step.model or self.roles[step.role].model or "default"
         model_spec = self.spec.model_spec(name)
         model_string = model_spec.model
+        options = model_spec.options()
         if name == "default" and self.model_override is not None:
+            # Another model's options would not fit it: they go with the workflow's own model string.
+            options = options if self.model_override == model_string else ModelOptions()
             model_string = self.model_override
-        if model_string not in self._models:
-            self._models[model_string] = self._resolve_model(model_string, self.base_dir)
+        key = (model_string, options)
+        if key not in self._models:
+            self._models[key] = self._resolve_model(model_string, self.base_dir, options)
         settings = model_spec.settings()
         if name == "default":
             settings = settings.merged(self.settings_override)
-        return self._models[model_string], settings
+        return self._models[key], settings
 
     async def execute(self, call: StepCall) -> StepOutcome:
         """Run the step's agent on the call's task."""
@@ -231,8 +236,9 @@ class LocalExecutor:
 
     @property
     def models(self) -> dict[str, Model]:
-        """The run's models, by model string."""
-        return dict(self._models)
+        """The run's models, by model string (the same string built two ways, e.g. with two LoRA adapters,
+        is listed once)."""
+        return {string: model for (string, _), model in self._models.items()}
 
     async def aclose(self) -> None:
         """Release the models' resources."""

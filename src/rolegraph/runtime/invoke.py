@@ -236,6 +236,8 @@ async def _setup(
             )
         )
         durability.check_prices(executor.models)
+        for model in executor.models.values():  # e.g. "is Ollama running?", before any folder is made
+            await model.check()
         if not resuming:
             folder.path.mkdir(parents=True, exist_ok=False)
         durability.open(resuming=resuming, sources=sources, models=executor.models)

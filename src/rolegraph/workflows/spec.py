@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from rolegraph.models.model import ModelSettings
+from rolegraph.models.registry import ModelOptions, option_problem
 from rolegraph.traces.content import ContentMode
 
 __all__ = [
@@ -75,11 +76,25 @@ class ModelSpec(_Strict):
     """Retries of a transient failure (connection reset, timeout, HTTP 429 or 5xx) per model call (default 3)."""
     attempt_timeout: float | None = Field(default=None, gt=0)
     """Seconds one try of a model call may take before it is retried (default: `timeout`)."""
+    api: Literal["chat", "responses"] | None = None
+    """OpenAI protocol: ``responses`` (default for ``openai:``) or ``chat`` (default for
+    ``openai-compatible:`` and ``ollama:``; ``responses`` for servers that implement it)."""
+
+    @model_validator(mode="after")
+    def _options_fit_the_model(self) -> ModelSpec:
+        problem = option_problem(self.model, self.options())
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     def settings(self) -> ModelSettings:
         """The call settings this spec sets (unset fields stay unset)."""
-        fields = self.model_dump(exclude={"model"}, exclude_none=True)
+        fields = self.model_dump(exclude={"model", *ModelOptions.model_fields}, exclude_none=True)
         return ModelSettings(**fields)
+
+    def options(self) -> ModelOptions:
+        """How the model is built (API, inference provider, LoRA adapter): the options this spec sets."""
+        return ModelOptions(**self.model_dump(include=set(ModelOptions.model_fields), exclude_none=True))
 
 
 class RoleSpec(_Strict):
