@@ -21,14 +21,40 @@ from loopback import LoopbackServer
 NETWORK_ENV = "ROLEGRAPH_NETWORK_TESTS"
 
 
+SLOW = frozenset(
+    {
+        "tests/test_cli_resume.py",  # kills the CLI at 31 points and resumes each, in subprocesses
+        "tests/test_canary.py",  # hostile runs, killed and resumed, scanned for secrets
+        "tests/test_benchmarks.py",  # runs every benchmark scenario at smoke size
+        "tests/agents/test_agent_fuzz.py",  # property-based fuzzing of the agent loop
+        "tests/runtime/test_workflow_faults.py",  # fault injection: hangs, timeouts, cancellations
+        "tests/models/test_openai_faults.py",  # a fault server: resets, stalls, retries with backoff
+        "tests/workflows/test_loader_abuse.py",  # YAML bombs and deep nesting at their limits
+        "tests/tools/test_browser.py",  # real Chromium
+        "tests/viewer/test_page.py",  # real Chromium
+        "tests/test_cli.py::TestConsoleScript",  # the installed command, in subprocesses
+        "tests/evals/test_cli.py::TestKilledEval",  # an eval SIGKILLed in a subprocess, then resumed
+        "tests/test_cli_serve.py::TestServe",  # a real uvicorn server in a subprocess
+        "tests/traces/test_store.py::TestCrash",  # a run SIGKILLed in a subprocess
+    }
+)
+"""Modules and classes (node id prefixes) in the full suite only; with the tests marked ``local_model``,
+they make up the ``slow`` marker.
+``uv run pytest -m "not slow"`` is the fast lane for day-to-day work; CI runs everything."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip tests marked ``network`` unless ROLEGRAPH_NETWORK_TESTS=1 (these machines reach package registries only)."""
+    """Skip tests marked ``network`` unless ROLEGRAPH_NETWORK_TESTS=1 (these machines reach package registries
+    only); mark the slow suites ``slow``."""
     skip = pytest.mark.skipif(
         os.environ.get(NETWORK_ENV) != "1", reason=f"needs the internet; set {NETWORK_ENV}=1 to run"
     )
     for item in items:
         if "network" in item.keywords:
             item.add_marker(skip)
+        node = item.nodeid
+        if "local_model" in item.keywords or any(node == s or node.startswith((s + "::", s + "[")) for s in SLOW):
+            item.add_marker(pytest.mark.slow)
 
 
 class InternetRefused(OSError):

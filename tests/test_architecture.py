@@ -4,6 +4,7 @@ small modules and functions (docs/architecture.md draws the layers)."""
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,9 +55,14 @@ def _modules() -> Iterator[tuple[str, Path]]:
         yield name, path
 
 
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
 def _runtime_imports(path: Path) -> Iterator[tuple[str, list[str]]]:
     """Module-level `rolegraph.*` imports (not those under TYPE_CHECKING), with the names imported."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = _tree(path)
     for node in tree.body:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             continue
@@ -133,7 +139,7 @@ class TestSizes:
         """No function body over ~80 lines (the body: a CLI command's signature of declared options is not logic)."""
         long = []
         for _, path in _modules():
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            for node in ast.walk(_tree(path)):
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                     body = node.body[1:] if ast.get_docstring(node) is not None and len(node.body) > 1 else node.body
                     lines = (node.end_lineno or node.lineno) - body[0].lineno + 1
