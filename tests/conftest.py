@@ -97,6 +97,13 @@ def no_internet(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
 
 
+@pytest.fixture(autouse=True)
+def no_key_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never ask for an API key, even when the suite runs in a terminal (``pytest -s``): a missing key
+    fails as it does in CI. The tests of the prompt switch this off for themselves."""
+    monkeypatch.setenv("ROLEGRAPH_NO_PROMPT", "1")
+
+
 @pytest.fixture
 def web() -> Iterator[LoopbackServer]:
     """A web server on 127.0.0.1 (tests allow it through the URL policy)."""

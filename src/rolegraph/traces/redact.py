@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "REDACT_ENV_VAR", "Redactor", "default_redactor"]
+__all__ = ["REDACTED", "REDACT_ENV_VAR", "Redactor", "add_secret", "default_redactor"]
 
 REDACTED = "[REDACTED]"
 
@@ -23,13 +23,32 @@ _PATTERNS = (
 )
 # Values shorter than this are not treated as secrets: redacting "1" everywhere helps no one.
 _MIN_SECRET_LEN = 6
+# Secrets known to this process but to no environment variable (keys typed at a prompt).
+_PROCESS_SECRETS: list[str] = []
+
+
+def add_secret(value: str) -> None:
+    """Redact `value` from now on, in every redactor built by `Redactor.from_env` (existing ones too).
+
+    For secrets that live in no environment variable, such as an API key typed at a prompt.
+    """
+    if len(value) >= _MIN_SECRET_LEN and value not in _PROCESS_SECRETS:
+        _PROCESS_SECRETS.append(value)
 
 
 class Redactor:
     """Replaces known secret values and secret-shaped strings with ``[REDACTED]``."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        values = sorted({s for s in secrets if len(s) >= _MIN_SECRET_LEN}, key=len, reverse=True)
+    def __init__(self, secrets: Iterable[str] = (), *, process_secrets: bool = False) -> None:
+        self._given = {s for s in secrets if len(s) >= _MIN_SECRET_LEN}
+        self._process = process_secrets
+        self._known = -1
+        self._compile()
+
+    def _compile(self) -> None:
+        extra = _PROCESS_SECRETS if self._process else []
+        self._known = len(_PROCESS_SECRETS)
+        values = sorted(self._given | set(extra), key=len, reverse=True)
         self._secrets = values
         # One alternation, one pass per string: redaction runs on every string of every record.
         self._pattern = re.compile("|".join([*(re.escape(v) for v in values), *_PATTERNS]))
@@ -40,16 +59,19 @@ class Redactor:
 
         Covers the well-known key variables, every variable named ``*_API_KEY``,
         ``*_TOKEN``, ``*_SECRET`` or ``*_PASSWORD``, the variables listed in
-        ``ROLEGRAPH_REDACT_ENV`` and `extra_names` (a workflow's ``settings.redact_env``).
+        ``ROLEGRAPH_REDACT_ENV`` and `extra_names` (a workflow's ``settings.redact_env``),
+        and every secret given to `add_secret`, before or after this redactor was made.
         """
         env = os.environ if env is None else env
         listed = re.split(r"[\s,]+", env.get(REDACT_ENV_VAR, "").strip())
         names = set(SECRET_ENV_VARS) | set(extra_names) | {name for name in listed if name}
         names |= {name for name in env if _SECRET_NAME.search(name)}
-        return cls(env[name] for name in names if env.get(name))
+        return cls((env[name] for name in names if env.get(name)), process_secrets=True)
 
     def text(self, value: str) -> str:
         """`value` with every secret replaced."""
+        if self._process and self._known != len(_PROCESS_SECRETS):
+            self._compile()  # a key was typed since: redact it too
         return self._pattern.sub(REDACTED, value)
 
     def value(self, value: Any) -> Any:
