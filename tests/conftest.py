@@ -36,6 +36,7 @@ SLOW = frozenset(
         "tests/evals/test_cli.py::TestKilledEval",  # an eval SIGKILLed in a subprocess, then resumed
         "tests/test_cli_serve.py::TestServe",  # a real uvicorn server in a subprocess
         "tests/traces/test_store.py::TestCrash",  # a run SIGKILLed in a subprocess
+        "tests/runtime/test_steps.py::TestKilled",  # tool and function steps SIGKILLed in subprocesses, resumed
     }
 )
 """Modules and classes (node id prefixes) in the full suite only; with the tests marked ``local_model``,

@@ -10,6 +10,7 @@ RolegraphError                      base of everything rolegraph raises on purpo
 ├── ToolError                       raised *inside* a tool; the agent turns it into an error observation
 ├── AgentError                      an agent ended without a valid final answer
 └── RunError                        a run could not complete (a step failed, the run was cancelled)
+    ├── StepError                   a tool or function step could not give its output (bad arguments, a failure)
     ├── BudgetExceeded              a run or step reached one of its budget's limits
     ├── ResumeError                 a run cannot be resumed (unknown, changed workflow file, no run store)
     ├── ReplayError                 a run cannot be replayed (no run store, workflow file gone)
@@ -41,6 +42,7 @@ __all__ = [
     "RolegraphError",
     "RunError",
     "SpecError",
+    "StepError",
     "ToolError",
 ]
 
@@ -154,3 +156,8 @@ class ReplayDiverged(RunError):
     def __init__(self, divergence: Any) -> None:
         self.divergence = divergence
         super().__init__(f"replay diverged at {divergence.describe()}")
+
+
+class StepError(RunError):
+    """A tool or function step could not give its output: its arguments do not fit, the call failed,
+    or what it returned is not the output the step declares. The message names the step and says why."""

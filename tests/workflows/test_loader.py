@@ -54,7 +54,7 @@ class TestValidDocuments:
     def test_full_example_loads(self) -> None:
         """The complete example in fixtures/full.yaml loads cleanly."""
         spec = load_spec(FIXTURES / "full.yaml")
-        assert list(spec.steps) == ["plan", "research", "assess", "write"]
+        assert list(spec.steps) == ["find", "plan", "research", "assess", "write", "headline"]
         assert {out.render for out in spec.outputs.values()} == {"report", "json", "sources", "bibtex", "template"}
 
     def test_full_example_sets_every_field(self) -> None:

@@ -13,7 +13,9 @@ from rolegraph.workflows.templates import (
     evaluate,
     referenced_names,
     render,
+    render_value,
     undeclared_names,
+    value_templates,
 )
 
 
@@ -157,3 +159,36 @@ class TestUndeclaredNames:
     def test_bare_name_expression(self) -> None:
         """An expression that is a single name reports that name."""
         assert undeclared_names("verdict", expression=True) == {"verdict"}
+
+
+class TestRenderValue:
+    def test_strings_render_and_one_expression_keeps_its_type(self) -> None:
+        """Template strings render to text; a string that is one {{ expression }} gives the value itself."""
+        context = {"inputs": {"topic": "LoRA", "n": 3}, "steps": {"s": {"data": [{"id": "a"}]}}}
+        args = {"query": "{{ inputs.topic }} adapters", "n": "{{ inputs.n + 1 }}", "hits": "{{ steps.s.data }}"}
+        assert render_value(args, context) == {"query": "LoRA adapters", "n": 4, "hits": [{"id": "a"}]}
+
+    def test_nested_values_and_non_strings(self) -> None:
+        """Lists and mappings are walked; numbers, booleans and None pass through unchanged."""
+        value = {"a": ["{{ x }}", 2, None], "b": {"c": "x={{ x }}", "d": True}}
+        assert render_value(value, {"x": 7}) == {"a": [7, 2, None], "b": {"c": "x=7", "d": True}}
+
+    def test_undefined_name_is_an_error(self) -> None:
+        """An undefined name in an argument raises TemplateError, never renders as blank."""
+        with pytest.raises(TemplateError, match="'nothing' is undefined"):
+            render_value({"q": "{{ nothing }}"}, {})
+
+
+class TestValueTemplates:
+    def test_lists_each_template_with_its_path_and_kind(self) -> None:
+        """Every string of an args value is listed with its path, as a template or an expression."""
+        value = {"query": "{{ q }} and more", "hits": "{{ steps.s.data }}", "opts": [{"k": "{{ k }}"}], "n": 2}
+        assert list(value_templates(value)) == [
+            ("query", "{{ q }} and more", False),
+            ("hits", "steps.s.data", True),
+            ("opts[0].k", "k", True),
+        ]
+
+    def test_two_expressions_are_a_template(self) -> None:
+        """A string holding two {{ }} blocks is a template (its value is text), not one expression."""
+        assert list(value_templates("{{ a }}{{ b }}")) == [("", "{{ a }}{{ b }}", False)]

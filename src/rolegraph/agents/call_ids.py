@@ -5,6 +5,7 @@ every process that works on the run (a resume, a replay)::
 
     research[1]#1/chat/2        step research, item 1, first visit, second model call
     research[1]#1/tool/2/0      the first tool call that model call asked for
+    search[1]#1/tool/0/0        the one call of a tool or function step (no model call asked for it)
 
 Step ids are identifiers, so nothing before the kind contains a ``/``.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["CallId", "CallKind", "call_prefix", "chat_call_id", "tool_call_id"]
+__all__ = ["CallId", "CallKind", "call_prefix", "chat_call_id", "step_call_id", "tool_call_id"]
 
 CallKind = Literal["chat", "tool"]
 
@@ -33,6 +34,11 @@ def chat_call_id(prefix: str, number: int) -> str:
 def tool_call_id(prefix: str, number: int, index: int) -> str:
     """The id of the `index`-th tool call (0-based) requested by model call `number`."""
     return f"{prefix}/tool/{number}/{index}"
+
+
+def step_call_id(prefix: str) -> str:
+    """The id of the one call a tool or function step makes (model call number 0: no model asked for it)."""
+    return tool_call_id(prefix, 0, 0)
 
 
 @dataclass(frozen=True)

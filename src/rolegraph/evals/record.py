@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 from rolegraph.agents.citations import answer_schema, find_citations, find_quotes, strings_in
 from rolegraph.errors import RolegraphError
 from rolegraph.layout import SOURCES_FILE, RunFolder
-from rolegraph.runtime.executor import resolve_role
+from rolegraph.runtime.executor import step_output_model
 from rolegraph.runtime.result import RunResult
 from rolegraph.runtime.scheduler import StepState
 from rolegraph.tools.sources import Source
@@ -153,7 +153,10 @@ def _record(workflow: Workflow, step_outputs: Mapping[str, Any], trace: Trace, p
     claims: list[ClaimRef] = []
     texts: list[str] = []
     for step_id, output in step_outputs.items():
-        schema = answer_schema(resolve_role(spec, spec.steps[step_id].role).output_model)
+        model = step_output_model(spec, step_id)
+        if model is None:  # a tool step, or a function step of undeclared output: no citation fields
+            continue
+        schema = answer_schema(model)
         for data in _outputs(output):
             found = list(find_citations(schema, data))
             citations += found

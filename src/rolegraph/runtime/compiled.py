@@ -17,6 +17,7 @@ import networkx as nx
 from rolegraph.agents.roles import Role
 from rolegraph.errors import Problem, SpecError
 from rolegraph.runtime.executor import resolve_roles
+from rolegraph.runtime.steps.refs import step_reference_check
 from rolegraph.tools.library import Library
 from rolegraph.workflows.graph import compile_graph
 from rolegraph.workflows.loader import load_spec
@@ -42,13 +43,13 @@ class CompiledWorkflow:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CompiledWorkflow:
-        """Load and validate a workflow file.
+        """Load and validate a workflow file, with the tools and functions its steps name.
 
         Raises:
             SpecError: The file is invalid (every problem, with file:line:col).
         """
         file = Path(path)
-        return cls(load_spec(file), file)
+        return cls(load_spec(file, [step_reference_check(file.parent)]), file)
 
     def resolve_inputs(self, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
         """Inputs with defaults filled in and values converted to their declared types.
@@ -84,8 +85,9 @@ class CompiledWorkflow:
         return Library.from_dir(self.base_dir / self.spec.library)
 
     def tool_refs(self) -> list[str]:
-        """Every tool reference any of the workflow's roles uses, sorted."""
-        return sorted({ref for role in self.roles.values() for ref in role.tools})
+        """Every tool reference any of the workflow's roles or tool steps uses, sorted."""
+        steps = {step.tool for step in self.spec.steps.values() if step.tool is not None}
+        return sorted({ref for role in self.roles.values() for ref in role.tools} | steps)
 
 
 def _coerce(name: str, spec: InputSpec, value: Any) -> Any:

@@ -1,7 +1,7 @@
-"""The in-process step executor: turns a `StepCall` into an agent run.
+"""The in-process step executor: runs a `StepCall` as its step's kind says (see `rolegraph.runtime.steps`).
 
 It owns what a run shares between steps: the resolved roles, one instance per
-model string, the tools, and the source registry.
+model string, the tools, the function steps' functions, and the source registry.
 """
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from rolegraph.agents.agent import Agent
-from rolegraph.agents.call_ids import call_prefix
-from rolegraph.agents.citations import strings_in
+from pydantic import BaseModel
+
 from rolegraph.agents.journal import CallJournal
 from rolegraph.agents.roles import BUILTIN_ROLES, Role, output_model
+from rolegraph.errors import Problem, SpecError
+from rolegraph.imports import ImportPathError
 from rolegraph.models.model import Model, ModelSettings
 from rolegraph.models.registry import ModelOptions, resolve_model
 from rolegraph.runtime.scheduler import StepCall, StepExecutor, StepOutcome
+from rolegraph.runtime.steps import StepFunction, run_agent_step, run_function_step, run_tool_step
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.tracer import Tracer
@@ -31,8 +33,10 @@ __all__ = [
     "ModelResolver",
     "RunContext",
     "RunExecutor",
+    "load_functions",
     "resolve_role",
     "resolve_roles",
+    "step_output_model",
 ]
 
 JournalFactory = Callable[[str, str], CallJournal]
@@ -50,7 +54,7 @@ class RunContext:
     roles: Mapping[str, Role]
     """The workflow's resolved roles (`resolve_roles`)."""
     tools: Mapping[str, Tool[Any]]
-    """Every tool a role may use, by the reference roles use (a built-in name or an import path)."""
+    """Every tool a role or a tool step uses, by its reference (a built-in name or an import path)."""
     sources: SourceRegistry
     tracer: Tracer
     base_dir: Path
@@ -122,7 +126,41 @@ def resolve_role(spec: WorkflowSpec, name: str) -> Role:
 
 def resolve_roles(spec: WorkflowSpec) -> dict[str, Role]:
     """Every role the workflow's steps use, each resolved once (not once per step)."""
-    return {name: resolve_role(spec, name) for name in dict.fromkeys(step.role for step in spec.steps.values())}
+    names = dict.fromkeys(step.role for step in spec.steps.values() if step.role is not None)
+    return {name: resolve_role(spec, name) for name in names}
+
+
+def step_output_model(spec: WorkflowSpec, step_id: str) -> type[BaseModel] | None:
+    """The model a step's output is validated against: its role's answer, a function step's declared
+    `output`; None for a tool step or a function step that declares none."""
+    step = spec.steps[step_id]
+    if step.role is not None:
+        return resolve_role(spec, step.role).output_model
+    if step.function is not None and step.output is not None:
+        return output_model(step_id, dict(step.output))
+    return None
+
+
+def load_functions(spec: WorkflowSpec, base_dir: Path) -> dict[str, StepFunction]:
+    """The function of each function step, by step id, imported with `base_dir` searched first.
+
+    Raises:
+        SpecError: A function cannot be imported (every one that cannot, each naming its step).
+    """
+    functions: dict[str, StepFunction] = {}
+    problems: list[Problem] = []
+    for step_id, step in spec.steps.items():
+        if step.function is None:
+            continue
+        try:
+            functions[step_id] = StepFunction.load(
+                step.function, step_id=step_id, output=step.output, search_path=base_dir
+            )
+        except (ImportPathError, TypeError) as exc:
+            problems.append(Problem(str(exc), f"steps.{step_id}.function"))
+    if problems:
+        raise SpecError(problems)
+    return functions
 
 
 class LocalExecutor:
@@ -166,11 +204,13 @@ class LocalExecutor:
         self.settings_override = settings_override
         self.journals = journals
         self.roles = dict(roles) if roles is not None else resolve_roles(spec)
+        self.functions = load_functions(spec, base_dir)
         self._resolve_model = models or _resolve
         self._models: dict[tuple[str, ModelOptions], Model] = {}
         # Load every model now: heavy loading belongs before the first step, not inside it.
-        for step_id in spec.steps:
-            self._model_for(step_id)
+        for step_id, step in spec.steps.items():
+            if step.kind == "agent":
+                self._model_for(step_id)
 
     @classmethod
     def for_run(cls, context: RunContext) -> LocalExecutor:
@@ -190,7 +230,7 @@ class LocalExecutor:
 
     def _model_for(self, step_id: str) -> tuple[Model, ModelSettings]:
         step = self.spec.steps[step_id]
-        name = step.model or self.roles[step.role].model or "default"
+        name = step.model or self.roles[step.agent_role()].model or "default"
         model_spec = self.spec.model_spec(name)
         model_string = model_spec.model
         options = model_spec.options()
@@ -207,32 +247,40 @@ class LocalExecutor:
         return self._models[key], settings
 
     async def execute(self, call: StepCall) -> StepOutcome:
-        """Run the step's agent on the call's task."""
+        """Run the call as its step's kind says: an agent, a tool call or a function call."""
         step = self.spec.steps[call.step_id]
-        role = self.roles[step.role]
+        if step.tool is not None:
+            return await run_tool_step(
+                call,
+                self.tools[step.tool],
+                sources=self.sources,
+                tracer=self.tracer,
+                journal=self._journal(call.step_id, ""),
+            )
+        if step.function is not None:
+            return await run_function_step(
+                call,
+                self.functions[call.step_id],
+                sources=self.sources,
+                tracer=self.tracer,
+                journal=self._journal(call.step_id, ""),
+            )
+        role = self.roles[step.agent_role()]
         model, settings = self._model_for(call.step_id)
-        known = [s for s in dict.fromkeys(strings_in(call.upstream)) if s in self.sources]
-        agent = Agent(
+        return await run_agent_step(
+            call,
             role,
             model,
-            [self.tools[name] for name in role.tools],
+            tools=[self.tools[name] for name in role.tools],
             settings=settings,
             sources=self.sources,
             tracer=self.tracer,
-            known_sources=known,
+            journal=self._journal(call.step_id, model.name),
             max_steps=step.max_steps,
-            journal=self.journals(call.step_id, model.name) if self.journals is not None else None,
-            call_prefix=call_prefix(call.step_id, call.item_index, call.visit),
         )
-        result = await agent.run(
-            call.task,
-            trace_attributes={
-                "rolegraph.step.id": call.step_id,
-                "rolegraph.step.item": call.item_index,
-                "rolegraph.step.visit": call.visit,
-            },
-        )
-        return StepOutcome(output=result.output, usage=result.usage, tool_calls=result.tool_calls)
+
+    def _journal(self, step_id: str, model: str) -> CallJournal | None:
+        return self.journals(step_id, model) if self.journals is not None else None
 
     @property
     def models(self) -> dict[str, Model]:

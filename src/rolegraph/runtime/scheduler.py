@@ -27,7 +27,7 @@ from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.context import item_context, route_context, routed_value, step_context, step_templates
 from rolegraph.workflows.graph import data_graph, loop_body
 from rolegraph.workflows.spec import StepSpec, WorkflowSpec
-from rolegraph.workflows.templates import evaluate, referenced_names, render
+from rolegraph.workflows.templates import evaluate, referenced_names, render, render_value
 
 __all__ = [
     "Checkpoint",
@@ -44,11 +44,17 @@ StepStatus = Literal["pending", "running", "completed", "failed", "skipped", "ca
 
 
 class StepCall(BaseModel):
-    """One unit of work for an executor: a step's agent on a rendered task. Plain data."""
+    """One unit of work for an executor: a step's agent on a rendered task, or a tool or
+    function on rendered arguments. Plain data."""
 
     run_id: str
     step_id: str
-    task: str
+    task: str = ""
+    """The rendered task (an agent step)."""
+    args: dict[str, Any] | None = None
+    """The rendered arguments (a tool or function step)."""
+    item: Any = None
+    """The `for_each` item this call works on."""
     item_index: int | None = None
     """Position of the item for a `for_each` step."""
     visit: int = 1
@@ -141,6 +147,13 @@ def _describe(exc: BaseException) -> str:
 
 
 StepListener = Callable[[StepState], None]
+
+
+def _rendered(step: StepSpec, context: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """What a step is given: its task rendered (an agent step), or its arguments (a tool or function step)."""
+    if step.kind == "agent":
+        return render(step.task, context), None
+    return "", render_value(step.args, context)
 
 
 def _steps_read(step: StepSpec) -> set[str]:
@@ -337,7 +350,7 @@ class Scheduler:
         step = self.spec.steps[node]
         context = self._context(node)
         if step.for_each is None:
-            return await self._call(node, state, render(step.task, context), None, context["steps"])
+            return await self._call(node, state, _rendered(step, context), None, context["steps"])
         with self.tracer.span(SpanKind.PLAN, f"plan {node}", rolegraph__step__id=node) as span:
             items = evaluate(step.for_each.items, context)
             if not isinstance(items, list | tuple):
@@ -356,8 +369,8 @@ class Scheduler:
 
             async def branch(index: int, item: Any) -> None:
                 async with branch_slots:
-                    task = render(step.task, item_context(context, name, item, index))
-                    results[index] = await self._call(node, state, task, index, context["steps"])
+                    rendered = _rendered(step, item_context(context, name, item, index))
+                    results[index] = await self._call(node, state, rendered, index, context["steps"], item)
 
             async with asyncio.TaskGroup() as group:
                 for index, item in enumerate(items):
@@ -365,9 +378,25 @@ class Scheduler:
                         group.create_task(branch(index, item), name=f"step {node}[{index}]")
             return results
 
-    async def _call(self, node: str, state: StepState, task: str, index: int | None, upstream: dict[str, Any]) -> Any:
+    async def _call(
+        self,
+        node: str,
+        state: StepState,
+        rendered: tuple[str, dict[str, Any] | None],
+        index: int | None,
+        upstream: dict[str, Any],
+        item: Any = None,
+    ) -> Any:
+        task, args = rendered
         call = StepCall(
-            run_id=self.run_id, step_id=node, task=task, item_index=index, visit=state.visits, upstream=upstream
+            run_id=self.run_id,
+            step_id=node,
+            task=task,
+            args=args,
+            item=item,
+            item_index=index,
+            visit=state.visits,
+            upstream=upstream,
         )
         async with self._slots:
             outcome = await self.executor.execute(call)

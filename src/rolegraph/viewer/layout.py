@@ -52,7 +52,7 @@ def _load_graph(workflow_file: str | None) -> tuple[nx.DiGraph[str] | None, dict
     except (RolegraphError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return None, {}, f"workflow file {workflow_file} no longer loads ({first})"
-    return graph, {step_id: step.role for step_id, step in spec.steps.items()}, None
+    return graph, {step_id: step.doer for step_id, step in spec.steps.items()}, None
 
 
 def layout_graph(

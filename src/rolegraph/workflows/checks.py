@@ -38,7 +38,12 @@ def _role_findings(spec: WorkflowSpec) -> list[Finding]:
     known = BUILTIN_ROLE_NAMES | spec.roles.keys()
     builtins = ", ".join(sorted(BUILTIN_ROLE_NAMES))
     for step_id, step in spec.steps.items():
-        if step.role not in known:
+        if step.role is not None and not step.task.strip():
+            absent = "task" not in step.model_fields_set
+            problem = "missing required key 'task'" if absent else "'task' is empty"
+            hint = "add 'task: ...', what the step should do (a Jinja template)"
+            findings.append(Finding(f"steps.{step_id}.task", f"{problem}: {hint}"))
+        if step.role is not None and step.role not in known:
             message = (
                 f"unknown role {step.role!r}; define it under 'roles:' or use a built-in role ({builtins})"
                 f"{suggest(step.role, known)}"

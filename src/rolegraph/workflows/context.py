@@ -7,8 +7,8 @@ names those same functions put in (``STEP_NAMES``, `item_names`, ``ROUTE_NAMES``
 
 | template | sees |
 |---|---|
-| a step's ``task``, its ``for_each.items`` | ``inputs``, ``steps`` (outputs of the steps it reads), ``routed`` |
-| a ``for_each`` step's ``task``, per item | the above, the item (named by ``as``, default ``item``), ``index`` |
+| a step's ``task``/``args``, ``for_each.items`` | ``inputs``, ``steps`` (outputs of the steps it reads), ``routed`` |
+| a ``for_each`` step's ``task``/``args`` | the above, the item (named by ``as``, default ``item``), ``index`` |
 | a route's ``when`` | the step's context and ``output`` (the step's own output) |
 | an output's ``template`` | ``inputs``, ``steps`` (every finished step), ``sources`` |
 
@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from rolegraph.workflows.spec import StepSpec, WorkflowSpec
+from rolegraph.workflows.templates import value_templates
 
 __all__ = [
     "OUTPUT_NAMES",
@@ -101,10 +102,14 @@ class TemplateUse(NamedTuple):
 
 
 def step_templates(step_id: str, step: StepSpec) -> Iterator[TemplateUse]:
-    """The templates and expressions of one step: its task, ``for_each.items``, route conditions."""
+    """The templates and expressions of one step: its task (a role step) or the strings of its `args`
+    (a tool or function step: each a template, or one ``{{ expression }}``), ``for_each.items``, route conditions."""
     prefix = f"steps.{step_id}"
     task_names = item_names(step.for_each.as_) if step.for_each else STEP_NAMES
-    yield TemplateUse(f"{prefix}.task", step.task, "task", False, task_names, step_id)
+    if step.kind == "agent":
+        yield TemplateUse(f"{prefix}.task", step.task, "task", False, task_names, step_id)
+    for where, text, expression in value_templates(step.args):
+        yield TemplateUse(f"{prefix}.args.{where}", text, "argument", expression, task_names, step_id)
     if step.for_each is not None:
         yield TemplateUse(f"{prefix}.for_each.items", step.for_each.items, "for_each.items", True, STEP_NAMES, step_id)
     for number, route in enumerate(step.routes):

@@ -273,7 +273,7 @@ def _mermaid_ids(graph: nx.DiGraph[str]) -> dict[str, str]:
 def _label_lines(node: str, step: StepSpec | None) -> list[str]:
     if step is None:
         return [node]
-    lines = [node, step.role]
+    lines = [node, step.doer]
     if step.for_each is not None:
         lines.append(f"for each {step.for_each.as_}")
     return lines

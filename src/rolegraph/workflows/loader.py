@@ -108,21 +108,23 @@ def parse_document(
         return value
 
 
-def load_spec(path: Path) -> WorkflowSpec:
-    """Load and validate a workflow file.
+def load_spec(path: Path, checks: Sequence[Check[WorkflowSpec]] = ()) -> WorkflowSpec:
+    """Load and validate a workflow file (see `parse_spec`).
 
     Raises:
         SpecError: The file cannot be read or is invalid; holds every problem found.
     """
-    return parse_spec(read_bytes(path, "workflow"), path)
+    return parse_spec(read_bytes(path, "workflow"), path, checks)
 
 
-def parse_spec(text: str | bytes, file: Path | None = None) -> WorkflowSpec:
+def parse_spec(text: str | bytes, file: Path | None = None, checks: Sequence[Check[WorkflowSpec]] = ()) -> WorkflowSpec:
     """Parse and validate a workflow document.
 
     Args:
         text: The YAML, as text or UTF-8 bytes.
         file: Where it came from, for the positions of problems.
+        checks: More checks of the valid document, each yielding ``(field path, message)`` (the
+            engine's: tools and functions the steps name exist), reported like the loader's own.
 
     Raises:
         SpecError: Every problem found, each with file, line, column, field path and what to do.
@@ -139,6 +141,7 @@ def parse_spec(text: str | bytes, file: Path | None = None) -> WorkflowSpec:
                 document.add_findings(workflow_findings(partial), hide=[*pruned, *document.replaced])
             raise SpecError(document.sorted_problems()) from None
         document.add_findings(workflow_findings(spec))
+        document.add_findings(Finding(path, message) for check in checks for path, message in check(spec))
         if document.has_problems():
             raise SpecError(document.sorted_problems())
         return spec

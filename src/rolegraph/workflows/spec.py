@@ -23,6 +23,7 @@ __all__ = [
     "RoleSpec",
     "RouteSpec",
     "RunSettings",
+    "StepKind",
     "StepSpec",
     "WorkflowSpec",
 ]
@@ -174,13 +175,33 @@ class RouteSpec(_Strict):
     """How many times this route may fire in one run."""
 
 
-class StepSpec(_Strict):
-    """One node of the workflow graph: a role working on a task."""
+StepKind = Literal["agent", "tool", "function"]
+"""What does a step's work: a role's agent (with a model), one tool call, or one Python function call."""
 
-    role: Name
-    """The role that does this step."""
-    task: str
-    """Task text, a Jinja template over ``inputs``, ``steps.<id>`` (outputs of dependencies) and the `for_each` item."""
+
+class StepSpec(_Strict):
+    """One node of the workflow graph: a role's agent on a task, a tool call, or a Python function call.
+
+    Exactly one of `role`, `tool` and `function` is set. A tool or function step uses no
+    model: its `args` are rendered (each string a template) and passed to the tool or function.
+    """
+
+    role: Name | None = None
+    """The role whose agent does this step (with `task`)."""
+    tool: str | None = None
+    """A tool this step calls once, with `args` and no model: a built-in name (``library_search``) or an
+    import path (``pkg.module:attr``). Its output is ``{args, content, data, sources, is_error}``."""
+    function: str | None = None
+    """A Python function this step calls once, with `args` and no model: an import path
+    (``pkg.module:function``, looked up next to the workflow file first). Its return value is the output."""
+    args: dict[str, Any] = Field(default_factory=dict)
+    """Arguments of a tool or function step. Strings are Jinja templates over the same context as a
+    task; a string that is one ``{{ expression }}`` keeps the expression's type (a list, a number)."""
+    output: dict[Name, OutputType] | None = None
+    """The fields and types a function step's return value must have (as a role's `output`)."""
+    task: str = ""
+    """Task text of a role step, a Jinja template over ``inputs``, ``steps.<id>`` (outputs of
+    dependencies) and the `for_each` item."""
     description: str = ""
     """One line shown in progress output and graphs."""
     depends_on: list[Name] = Field(default_factory=list)
@@ -195,6 +216,60 @@ class StepSpec(_Strict):
     """Overrides the role's `max_steps` for this step."""
     budget: Budget | None = None
     """Limits on what this step may use (all its items and visits together)."""
+
+    @property
+    def kind(self) -> StepKind:
+        """``agent`` for a role step, ``tool`` or ``function`` for the others."""
+        if self.tool is not None:
+            return "tool"
+        if self.function is not None:
+            return "function"
+        return "agent"
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> StepSpec:
+        doers = [key for key in ("role", "tool", "function") if getattr(self, key) is not None]
+        if len(doers) != 1:
+            given = " and ".join(repr(k) for k in doers) if doers else "none of them"
+            raise ValueError(
+                f"a step needs exactly one of 'role' (an agent), 'tool' or 'function' (no model); it has {given}"
+            )
+        if self.role is not None:  # (a missing task is reported by the loader, at the task's place)
+            misplaced = [key for key in ("args", "output") if getattr(self, key)]
+            if misplaced:
+                raise ValueError(
+                    f"{' and '.join(repr(k) for k in misplaced)} belong to tool and function steps; "
+                    "a role step is given its work in 'task' (and its role's 'output')"
+                )
+            return self
+        misplaced = [key for key in ("task", "model", "max_steps") if getattr(self, key)]
+        if self.tool is not None and self.output is not None:
+            misplaced.append("output")
+        if misplaced:
+            raise ValueError(
+                f"a {self.kind} step uses no model, so {' and '.join(repr(k) for k in misplaced)} do not apply; "
+                f"give the {self.kind} its inputs in 'args'"
+            )
+        return self
+
+    @property
+    def doer(self) -> str:
+        """Who does the step, for labels: the role, ``tool <name>`` or ``function <import path>``."""
+        if self.tool is not None:
+            return f"tool {self.tool}"
+        if self.function is not None:
+            return f"function {self.function}"
+        return self.role or ""
+
+    def agent_role(self) -> str:
+        """The step's role (for an agent step).
+
+        Raises:
+            ValueError: The step is a tool or function step.
+        """
+        if self.role is None:
+            raise ValueError(f"a {self.kind} step has no role")
+        return self.role
 
 
 class OutputSpec(_Strict):

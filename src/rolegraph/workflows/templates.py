@@ -15,7 +15,8 @@ referenced_names("{{ steps.plan.questions }}", expression=False)      # {('steps
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -36,7 +37,9 @@ __all__ = [
     "evaluate",
     "referenced_names",
     "render",
+    "render_value",
     "undeclared_names",
+    "value_templates",
 ]
 
 _TRACKED = frozenset({"steps", "inputs"})
@@ -230,3 +233,47 @@ def undeclared_names(text: str, *, expression: bool) -> set[str]:
     else:  # an expression binds no names, so every name it loads comes from the context
         names = {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"}
     return names - set(ENV.globals)
+
+
+_ONE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
+
+
+def value_templates(value: Any, path: str = "") -> Iterator[tuple[str, str, bool]]:
+    """Every template in a step's `args` value: ``(path, text, is_expression)``, depth first.
+
+    A string that is exactly one ``{{ expression }}`` is an expression (its value keeps its
+    type when rendered); any other string is a template; other values hold no template.
+    """
+    if isinstance(value, str):
+        match = _ONE_EXPRESSION.match(value)
+        if match is not None:
+            yield path, match.group("expr").strip(), True
+        else:
+            yield path, value, False
+    elif isinstance(value, Mapping):
+        for key, inner in value.items():
+            yield from value_templates(inner, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, inner in enumerate(value):
+            yield from value_templates(inner, f"{path}[{index}]")
+
+
+def render_value(value: Any, context: Mapping[str, Any]) -> Any:
+    """`value` with every string rendered over `context` (see `value_templates`); other values as they are.
+
+    ```python
+    render_value({"query": "{{ q }} LoRA", "hits": "{{ steps.s.data }}"}, context)
+    # {'query': 'adapters LoRA', 'hits': [...the list itself...]}
+    ```
+
+    Raises:
+        TemplateError: A template or expression failed.
+    """
+    if isinstance(value, str):
+        match = _ONE_EXPRESSION.match(value)
+        return evaluate(match.group("expr").strip(), context) if match is not None else render(value, context)
+    if isinstance(value, Mapping):
+        return {key: render_value(inner, context) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [render_value(inner, context) for inner in value]
+    return value

@@ -1,0 +1,98 @@
+"""Import paths (``package.module:attribute``): the one way a workflow names Python code it runs.
+
+A function step names its function this way, and the workflow file's folder is
+searched first, so a ``my_steps.py`` beside the workflow is found without
+installing anything::
+
+    steps:
+      count: {function: "my_steps:count_words", args: {text: "{{ inputs.text }}"}}
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["ImportPathError", "import_object", "is_import_path"]
+
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_IMPORT_PATH = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}(\.{_IDENTIFIER})*$")
+
+
+class ImportPathError(ValueError):
+    """An import path cannot be resolved; the message says why and what to do."""
+
+
+def is_import_path(ref: str) -> bool:
+    """Whether `ref` has the form ``package.module:attribute`` (the attribute may be dotted)."""
+    return _IMPORT_PATH.match(ref) is not None
+
+
+def import_object(ref: str, search_path: Path | None = None) -> object:
+    """The object `ref` (``package.module:attribute``) names.
+
+    Args:
+        ref: The import path.
+        search_path: A folder searched first (the workflow file's folder). A module of the
+            same name imported earlier from elsewhere is imported again from here.
+
+    Raises:
+        ImportPathError: The path is malformed, the module cannot be imported, or it has no
+            such attribute (with a did-you-mean where one is close).
+    """
+    if not is_import_path(ref):
+        raise ImportPathError(f"{ref!r} is not an import path; write 'module:function', e.g. 'my_steps:count_words'")
+    module_name, _, attr_path = ref.partition(":")
+    with _searching(search_path, module_name):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (module_name == exc.name or module_name.startswith(f"{exc.name}.")):
+                raise ImportPathError(
+                    f"{ref!r}: no module named {exc.name!r}; put {exc.name}.py next to the workflow file "
+                    "or install it in this environment"
+                ) from None
+            raise ImportPathError(f"{ref!r}: importing {module_name!r} failed: {exc}") from None
+        except Exception as exc:  # user code can fail in any way; report it rather than crash the load
+            raise ImportPathError(f"{ref!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+    value: object = module
+    for part in attr_path.split("."):
+        if not hasattr(value, part):
+            names = [n for n in dir(value) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ImportPathError(f"{ref!r}: {module_name!r} has no attribute {attr_path!r}{hint}")
+        value = getattr(value, part)
+    return value
+
+
+@contextmanager
+def _searching(folder: Path | None, module_name: str) -> Iterator[None]:
+    """`folder` first on ``sys.path`` while importing, and a same-named module from elsewhere forgotten."""
+    if folder is None:
+        yield
+        return
+    entry = str(folder.resolve())
+    top = module_name.split(".")[0]
+    loaded = sys.modules.get(top)
+    for candidate in (folder / f"{top}.py", folder / top / "__init__.py"):
+        if loaded is not None and candidate.is_file():
+            current = getattr(loaded, "__file__", None)
+            if current is None or Path(current).resolve() != candidate.resolve():
+                for name in [n for n in sys.modules if n == top or n.startswith(f"{top}.")]:
+                    del sys.modules[name]
+            break
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+        importlib.invalidate_caches()  # the folder's files may be newer than the import system's caches
+    try:
+        yield
+    finally:
+        if added:
+            sys.path.remove(entry)

@@ -1,0 +1,103 @@
+"""Agent steps: a role's agent on the step's rendered task, with a model and the role's tools.
+
+The sources an agent may cite without retrieving them are those its step was
+given: the ids in the outputs of the steps it reads. A `for_each` item that
+carries sources (a search result, a group of evidence) narrows that to the
+item's own, so each item's agent works from its own material.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rolegraph.agents.agent import Agent, AgentResult
+from rolegraph.agents.call_ids import call_prefix
+from rolegraph.agents.citations import strings_in
+from rolegraph.agents.journal import CallJournal
+from rolegraph.agents.roles import Role
+from rolegraph.models.model import Model, ModelSettings
+from rolegraph.runtime.scheduler import StepCall, StepOutcome
+from rolegraph.tools.sources import SourceRegistry
+from rolegraph.tools.tool import Tool
+from rolegraph.traces.tracer import Tracer
+
+__all__ = ["known_sources", "run_agent", "run_agent_step"]
+
+
+def known_sources(call: StepCall, sources: SourceRegistry) -> list[str]:
+    """The retrieved sources a step's agent may cite: those of its `for_each` item if it has any,
+    else every one the outputs it reads name."""
+    if call.item is not None:
+        own = [s for s in dict.fromkeys(strings_in(call.item)) if s in sources]
+        if own:
+            return own
+    return [s for s in dict.fromkeys(strings_in(call.upstream)) if s in sources]
+
+
+async def run_agent(
+    call: StepCall,
+    role: Role,
+    model: Model,
+    task: str,
+    *,
+    tools: Sequence[Tool[Any]],
+    settings: ModelSettings,
+    sources: SourceRegistry,
+    tracer: Tracer,
+    journal: CallJournal | None,
+    max_steps: int | None,
+    known: Sequence[str],
+    attributes: Mapping[str, Any] | None = None,
+) -> AgentResult:
+    """Run one agent of a step: the call's place in the run names its calls in the journal."""
+    agent = Agent(
+        role,
+        model,
+        tools,
+        settings=settings,
+        sources=sources,
+        tracer=tracer,
+        known_sources=known,
+        max_steps=max_steps,
+        journal=journal,
+        call_prefix=call_prefix(call.step_id, call.item_index, call.visit),
+    )
+    return await agent.run(
+        task,
+        trace_attributes={
+            "rolegraph.step.id": call.step_id,
+            "rolegraph.step.item": call.item_index,
+            "rolegraph.step.visit": call.visit,
+            **(attributes or {}),
+        },
+    )
+
+
+async def run_agent_step(
+    call: StepCall,
+    role: Role,
+    model: Model,
+    *,
+    tools: Sequence[Tool[Any]],
+    settings: ModelSettings,
+    sources: SourceRegistry,
+    tracer: Tracer,
+    journal: CallJournal | None,
+    max_steps: int | None,
+) -> StepOutcome:
+    """Run the step's agent on the call's task; its validated answer is the step's output."""
+    result = await run_agent(
+        call,
+        role,
+        model,
+        call.task,
+        tools=tools,
+        settings=settings,
+        sources=sources,
+        tracer=tracer,
+        journal=journal,
+        max_steps=max_steps,
+        known=known_sources(call, sources),
+    )
+    return StepOutcome(output=result.output, usage=result.usage, tool_calls=result.tool_calls)
