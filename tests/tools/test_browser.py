@@ -14,6 +14,7 @@ import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -335,6 +336,38 @@ class TestPolicy:
         assert result.is_error
         assert "127.0.0.2 is a loopback address" in result.content
         assert trap.requests == []
+
+
+class TestTransport:
+    async def test_allowed_requests_go_through_the_injected_transport(self) -> None:
+        """Every allowed request reaches the transport, pinned to the checked address; no server is needed."""
+        seen: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            if request.url.path == "/style.css":
+                return httpx.Response(200, text="p { color: black }", headers={"Content-Type": "text/css"})
+            return httpx.Response(
+                200,
+                text='<title>Mocked</title><link rel="stylesheet" href="/style.css"><p>Served by a function.</p>',
+                headers={"Content-Type": "text/html"},
+            )
+
+        async def resolve(host: str, port: int) -> list[str]:
+            return ["93.184.216.34"]
+
+        tool = BrowserTool(UrlPolicy(resolver=resolve), transport=httpx.MockTransport(handler))
+        try:
+            result = await tool(args("open", url="http://docs.example/"))
+        finally:
+            await tool.aclose()
+        assert not result.is_error, result.content
+        assert "Served by a function." in result.content
+        assert result.data["url"] == "http://docs.example/"
+        assert [(str(r.url), r.headers["host"]) for r in seen] == [
+            ("http://93.184.216.34/", "docs.example"),
+            ("http://93.184.216.34/style.css", "docs.example"),
+        ]
 
 
 class TestLimits:
