@@ -8,8 +8,10 @@ checks it received nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
+import tempfile
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -111,6 +113,11 @@ def chromium_children() -> list[int]:
                 ours.add(pid)
                 changed = True
     return [pid for pid in ours if "chrom" in names.get(pid, "")]
+
+
+def profiles(folder: Path) -> list[Path]:
+    """The Chromium profile folders the browser tool has made in `folder`."""
+    return sorted(folder.glob("rolegraph-chromium-*"))
 
 
 def is_png(path: Path) -> bool:
@@ -441,6 +448,22 @@ class TestLimits:
                 break
             await asyncio.sleep(0.05)
         assert set(chromium_children()) - others == set()
+
+    async def test_profile_is_fresh_and_removed(
+        self, web: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each launch gets a new profile folder holding the WebRTC preference; aclose removes it."""
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        web.routes["/"] = page(STATIC)
+        tool = BrowserTool(UrlPolicy([f"127.0.0.1:{web.port}"]))
+        try:
+            assert not (await tool(args("open", url=web.url("/")))).is_error
+            [profile] = profiles(tmp_path)
+            preferences = json.loads((profile / "Default" / "Preferences").read_text())
+            assert preferences["webrtc"]["ip_handling_policy"] == "disable_non_proxied_udp"
+        finally:
+            await tool.aclose()
+        assert profiles(tmp_path) == []
 
     async def test_aclose_under_cancellation(self, web: LoopbackServer) -> None:
         """Cancelling a run mid-action and then closing (as Workflow.run's finally does) ends the browser."""

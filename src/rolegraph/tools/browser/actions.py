@@ -1,7 +1,10 @@
 """What the browser tool does with an open page: go to a URL, read it, list its links, click, scroll, screenshot.
 
 Each action returns a `ToolResult` whose page text is framed as untrusted data
-(`tools/untrusted.py`).
+(`tools/untrusted.py`). Only a page that really loaded, over http(s), is read or
+registered as a source: a page showing Chromium's error page (a refused or failed
+navigation, ``chrome-error://chromewebdata/``) is an error, whatever an action
+finds on it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import asyncio
 import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from rolegraph.errors import ToolError
 from rolegraph.tools.browser.guard import MAX_REDIRECTS, NetworkGuard
@@ -23,9 +27,23 @@ from rolegraph.tools.untrusted import frame
 if TYPE_CHECKING:
     from playwright.async_api import Page
 
-__all__ = ["click", "goto", "links", "read", "screenshot", "scroll"]
+__all__ = ["click", "goto", "links", "loaded_url", "read", "screenshot", "scroll"]
 
 _MAX_LINKS = 40
+
+
+def loaded_url(tab: Tab, guard: NetworkGuard) -> str:
+    """The URL of the web page `tab` shows.
+
+    Raises:
+        ToolError: The tab shows no web page (its navigation was refused or failed); the message says why.
+    """
+    url = tab.page.url
+    if urlsplit(url).scheme in ("http", "https"):
+        return url
+    failure = guard.failure(tab.page)
+    detail = failure or f"it shows {url}, not a web page"
+    raise ToolError(f"page {tab.id} did not load ({detail}); it is not a source")
 
 
 async def settle(page: Page) -> None:
@@ -60,7 +78,7 @@ async def goto(tab: Tab, guard: NetworkGuard, url: str) -> None:
 async def read(tab: Tab, guard: NetworkGuard, max_chars: int, *, tool: str) -> ToolResult:
     """The page's title and main text, registered as a source under `tool`'s name."""
     page = tab.page
-    url = tab.page.url
+    url = loaded_url(tab, guard)
     title = await page.title()
     html = await page.content()
     text = ""
@@ -80,7 +98,7 @@ async def read(tab: Tab, guard: NetworkGuard, max_chars: int, *, tool: str) -> T
 
 async def links(tab: Tab, guard: NetworkGuard) -> ToolResult:
     """The page's visible http(s) links, as ``[n] text → url``."""
-    url = tab.page.url
+    url = loaded_url(tab, guard)
     found: list[dict[str, str]] = await tab.page.eval_on_selector_all(
         "a[href]",
         """(links) => links
@@ -105,6 +123,7 @@ async def click(
         ToolError: Nothing on the page has that text.
     """
     page = tab.page
+    loaded_url(tab, guard)
     target = None
     for locator in (
         page.get_by_role("link", name=text),
@@ -135,7 +154,7 @@ async def click(
 async def scroll(tab: Tab, guard: NetworkGuard, max_chars: int) -> ToolResult:
     """Scroll down one screen and return only the lines not shown before."""
     page = tab.page
-    url = tab.page.url
+    url = loaded_url(tab, guard)
     # Scroll events fire on the next animation frame; wait for it so lazy loaders have started.
     await page.evaluate(
         "() => { window.scrollBy(0, window.innerHeight);"
@@ -157,7 +176,7 @@ async def scroll(tab: Tab, guard: NetworkGuard, max_chars: int) -> ToolResult:
 
 async def screenshot(tab: Tab, guard: NetworkGuard, path: Path) -> ToolResult:
     """Save a PNG of the page to `path`."""
-    url = tab.page.url
+    url = loaded_url(tab, guard)
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
     await tab.page.screenshot(path=str(path))
     return ToolResult(

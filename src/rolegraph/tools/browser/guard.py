@@ -1,30 +1,36 @@
-"""The network guard: the URL policy applied to every request a browser context makes.
+"""The network guard: the URL policy applied to every request a browser context makes, and nothing sent around it.
 
-Every request a page makes (document, frame, script, image, ``fetch()``,
-worker, beacon) reaches `NetworkGuard.route`, which checks its URL with the
-`UrlPolicy`. A refused request is aborted before anything is sent and listed in
-`NetworkGuard.blocked`. Only http(s) passes; ``data:`` and ``blob:`` resources
-never reach the network (Chromium serves them itself) and are left alone.
+Two layers, and the second is why the first can be trusted:
 
-No page request leaves from Chromium: the guard sends each allowed request
-itself, through `PolicyTransport`, to the address the policy checked (so DNS
-rebinding cannot slip past), and hands the answer to the page; responses are
-capped at ``max_bytes``. Chromium follows a redirect without asking the route
-handler again, so redirects are not handed to it: a sub-resource's redirect
-chain is followed hop by hop, each hop checked, and the final answer given to
-the page; a top-level navigation's redirect is checked and then navigated to
-afresh, so every hop is intercepted and the page's URL is the final one.
-WebSockets are refused outright; audio and video are not loaded.
+- **Requests.** Every request a page makes (document, frame, script, image,
+  ``fetch()``, worker, beacon) reaches `NetworkGuard.route`, which checks its
+  URL with the `UrlPolicy`. A refused request is aborted before anything is sent
+  and listed in `NetworkGuard.blocked`; an allowed one is sent by the guard
+  itself, through `PolicyTransport`, to the address the policy checked, and the
+  answer handed to the page. Redirects come back through the same checks, hop
+  by hop. WebSockets are refused outright.
+- **Connections.** The route handler sees requests, not sockets, and Chromium
+  opens some on its own: a navigation preconnects to its target before it is
+  intercepted (a 0-byte TCP connection even when the request is then refused),
+  speculation rules prefetch and prerender past the interception, a worker's
+  WebSocket is not routed, WebRTC sends STUN and TURN, and Chromium looks up
+  its own service names in the background. So Chromium is left no network:
+  `GUARD_FLAGS` map every host name and every IP address to "not found" inside
+  it (``--host-resolver-rules`` matches IP literals too), so its network stack
+  resolves and reaches nothing, TURN over TCP included; and the profile
+  preference `WEBRTC_PREFERENCES` (written by `session.py`) stops WebRTC's UDP
+  (STUN, TURN over UDP), whose sockets bypass the resolver. The switch
+  ``--force-webrtc-ip-handling-policy`` does not do this: only content_shell and
+  the old headless mode read it, and Chromium ignores it.
 
-Not covered: a ``<link rel=preconnect>`` may still open a TCP connection (no
-request) from Chromium to a host the policy would refuse.
+What reaches a network is what the guard sent, through its transport.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 import httpx
@@ -35,7 +41,18 @@ from rolegraph.tools.urlpolicy import PolicyTransport, UrlPolicy, UrlRefused
 if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Page, Request, Route, WebSocketRoute
 
-__all__ = ["MAX_REDIRECTS", "NetworkGuard"]
+__all__ = ["GUARD_FLAGS", "MAX_REDIRECTS", "WEBRTC_PREFERENCES", "NetworkGuard"]
+
+GUARD_FLAGS = (
+    "--host-resolver-rules=MAP * ~NOTFOUND",  # Chromium resolves no name and reaches no address itself
+    "--no-proxy-server",  # an environment proxy would be one more way out
+    "--disable-quic",
+    "--dns-prefetch-disable",
+)
+"""Launch flags that leave Chromium no network of its own; every byte a page gets comes through the guard."""
+
+WEBRTC_PREFERENCES: dict[str, Any] = {"webrtc": {"ip_handling_policy": "disable_non_proxied_udp"}}
+"""Profile preferences: WebRTC sends no UDP (its TCP needs the resolver, which `GUARD_FLAGS` leave no answer)."""
 
 MAX_REDIRECTS = 5
 """Most redirect hops followed for one request (and for one `open`)."""
@@ -96,6 +113,7 @@ class NetworkGuard:
         """Every request refused so far, with the reason."""
         self._client: httpx.AsyncClient | None = None
         self._redirects: dict[Page, str] = {}
+        self._failures: dict[Page, str] = {}
 
     async def install(self, context: BrowserContext) -> None:
         """Route every request and WebSocket of `context` through the guard."""
@@ -106,14 +124,20 @@ class NetworkGuard:
         """The URL a top-level redirect of `page` pointed to (navigate there afresh), once."""
         return self._redirects.pop(page, None)
 
+    def failure(self, page: Page) -> str | None:
+        """Why the last top-level navigation of `page` was refused or failed, or None if it was answered."""
+        return self._failures.get(page)
+
     def forget(self, page: Page) -> None:
         """Drop what the guard knows about `page` (it was closed)."""
         self._redirects.pop(page, None)
+        self._failures.pop(page, None)
 
     async def aclose(self) -> None:
         """Close the HTTP client; a later request opens a new one."""
         client, self._client = self._client, None
         self._redirects.clear()
+        self._failures.clear()
         if client is not None:
             await client.aclose()
 
@@ -129,8 +153,8 @@ class NetworkGuard:
 
     async def route(self, route: Route, request: Request) -> None:
         """Check `request` against the policy; send it ourselves, hop by hop, so redirects are checked too."""
+        page = _top_level_page(request)
         try:
-            page = _top_level_page(request)
             if request.resource_type in _SKIPPED_TYPES:
                 await route.abort("blockedbyclient")
                 return
@@ -138,11 +162,15 @@ class NetworkGuard:
             if answer is None:
                 await route.abort("aborted")  # a top-level redirect, navigated to afresh by the caller
                 return
+            if page is not None:
+                self._failures.pop(page, None)
             await route.fulfill(status=answer.status, headers=answer.headers, body=answer.body)
         except ToolError as exc:  # refused (now or at connect time), unreachable, or too large
             refused = isinstance(exc, UrlRefused)
             if refused and not isinstance(exc, _Blocked):  # refused at connect time (the name now resolves elsewhere)
                 self.blocked.append(f"{request.resource_type}: {exc}")
+            if page is not None:
+                self._failures[page] = str(exc)
             with contextlib.suppress(Exception):
                 await route.abort("blockedbyclient" if refused else "failed")
         except Exception:  # the page or context went away mid-request: nothing is waiting for an answer

@@ -5,9 +5,10 @@ Playwright drives the system's Chromium (Debian's ``chromium`` package) through
 in this order: ``$ROLEGRAPH_CHROMIUM``, the constructor's `executable_path`,
 then ``chromium``, ``chromium-browser`` or ``google-chrome`` on ``PATH``.
 
-Chromium starts on first use with one isolated context (downloads off, service
-workers blocked, so every request is seen by the guard), and is closed by
-`BrowserSession.aclose`.
+Chromium starts on first use with a fresh profile in a temporary folder (so the
+WebRTC preference of `guard.WEBRTC_PREFERENCES` is in place before the first
+page), one context (downloads off, service workers blocked, so every request is
+seen by the guard), and is closed, profile and all, by `BrowserSession.aclose`.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import asyncio
 import contextlib
 import importlib
 import itertools
+import json
 import os
 import shutil
+import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rolegraph.errors import ToolError
-from rolegraph.tools.browser.guard import NetworkGuard
+from rolegraph.tools.browser.guard import GUARD_FLAGS, WEBRTC_PREFERENCES, NetworkGuard
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page, Playwright
@@ -47,10 +50,9 @@ CHROMIUM_FLAGS = (
     "--disable-default-apps",
     "--disable-domain-reliability",
     "--dns-prefetch-disable",
-    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",  # no WebRTC traffic around the policy
     "--disable-dev-shm-usage",  # containers have a tiny /dev/shm
 )
-"""Flags every launch passes; see the comments for why."""
+"""Flags every launch passes; see the comments for why. The browser tool adds `guard.GUARD_FLAGS`."""
 
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -89,6 +91,14 @@ class Tab:
     """Lines of text already shown (scroll returns only new ones)."""
 
 
+def _new_profile() -> Path:
+    """A fresh Chromium profile folder holding the guard's preferences."""
+    profile = Path(tempfile.mkdtemp(prefix="rolegraph-chromium-"))
+    (profile / "Default").mkdir()
+    (profile / "Default" / "Preferences").write_text(json.dumps(WEBRTC_PREFERENCES), encoding="utf-8")
+    return profile
+
+
 class BrowserSession:
     """Launches Chromium on first use, keeps at most `max_pages` pages (least recently used closed first), closes.
 
@@ -117,13 +127,13 @@ class BrowserSession:
         self._ids = itertools.count(1)
         self._start_lock = asyncio.Lock()
         self._playwright: Playwright | None = None
-        self._browser: Browser | None = None
         self._context: BrowserContext | None = None
+        self._profile: Path | None = None
 
     @property
     def browser(self) -> Browser | None:
         """The launched browser, or None before the first launch and after `aclose`."""
-        return self._browser
+        return self._context.browser if self._context is not None else None
 
     @property
     def pages(self) -> list[int]:
@@ -143,16 +153,23 @@ class BrowserSession:
                     playwright = await async_playwright().start()
                 finally:
                     await warm
+                profile = await asyncio.to_thread(_new_profile)
                 try:
-                    browser = await playwright.chromium.launch(
-                        executable_path=executable, headless=self.headless, args=list(CHROMIUM_FLAGS)
+                    context = await playwright.chromium.launch_persistent_context(
+                        profile,
+                        executable_path=executable,
+                        headless=self.headless,
+                        args=[*CHROMIUM_FLAGS, *GUARD_FLAGS],
+                        accept_downloads=False,
+                        service_workers="block",
                     )
-                    context = await browser.new_context(accept_downloads=False, service_workers="block")
                     await self.guard.install(context)
+                    for blank in context.pages:  # the window a persistent context opens with
+                        await blank.close()
                 except BaseException:
-                    await playwright.stop()
+                    await _shutdown(playwright, None, profile)
                     raise
-                self._playwright, self._browser, self._context = playwright, browser, context
+                self._playwright, self._context, self._profile = playwright, context, profile
             return self._context
 
     async def new_tab(self) -> Tab:
@@ -191,22 +208,23 @@ class BrowserSession:
         return self._tabs[key]
 
     async def aclose(self) -> None:
-        """Close every page, the context, the browser and Playwright; safe to call twice, and under cancellation.
+        """Close every page, the browser, Playwright and the profile; safe to call twice, and under cancellation.
 
         A later call to `context` launches a fresh browser.
         """
-        playwright, browser, context = self._playwright, self._browser, self._context
-        self._playwright = self._browser = self._context = None
+        playwright, context, profile = self._playwright, self._context, self._profile
+        self._playwright = self._context = self._profile = None
         self._tabs.clear()
         # Shielded: a cancelled run still ends its Chromium process instead of leaving it behind.
-        await asyncio.shield(_shutdown(playwright, browser, context))
+        await asyncio.shield(_shutdown(playwright, context, profile))
 
 
-async def _shutdown(playwright: Playwright | None, browser: Browser | None, context: BrowserContext | None) -> None:
-    for closing in (context, browser):
-        if closing is not None:
-            with contextlib.suppress(Exception):  # already gone: nothing left to close
-                await closing.close()
+async def _shutdown(playwright: Playwright | None, context: BrowserContext | None, profile: Path | None) -> None:
+    if context is not None:
+        with contextlib.suppress(Exception):  # already gone: nothing left to close
+            await context.close()  # a persistent context's close ends its browser too
     if playwright is not None:
         with contextlib.suppress(Exception):
             await playwright.stop()
+    if profile is not None:
+        await asyncio.to_thread(shutil.rmtree, profile, ignore_errors=True)
