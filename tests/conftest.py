@@ -31,6 +31,7 @@ SLOW = frozenset(
         "tests/models/test_openai_faults.py",  # a fault server: resets, stalls, retries with backoff
         "tests/workflows/test_loader_abuse.py",  # YAML bombs and deep nesting at their limits
         "tests/tools/test_browser.py",  # real Chromium
+        "tests/tools/test_browser_guard.py",  # real Chromium against a tripwire, and its net log
         "tests/viewer/test_page.py",  # real Chromium
         "tests/test_cli.py::TestConsoleScript",  # the installed command, in subprocesses
         "tests/evals/test_cli.py::TestKilledEval",  # an eval SIGKILLed in a subprocess, then resumed
