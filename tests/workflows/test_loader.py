@@ -1,4 +1,7 @@
-"""Loader: safe YAML, bounded work, and every problem reported with file:line:col, field path and a fix."""
+"""Loader: safe YAML, bounded work, and every problem reported with file:line:col, field path and a fix.
+
+Every test runs twice: through libyaml's C parser and through the pure-Python fallback.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,22 @@ import pytest
 from pydantic import BaseModel
 
 from rolegraph.errors import SpecError
+from rolegraph.workflows import reader
 from rolegraph.workflows.loader import MAX_BYTES, load_spec, parse_spec
 from rolegraph.workflows.spec import WorkflowSpec
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "python"])
+def yaml_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Read with libyaml's C parser, then with the pure-Python one (the fallback where libyaml is missing)."""
+    if request.param == "libyaml" and not reader.USE_LIBYAML:
+        pytest.skip("PyYAML is built without libyaml here")
+    monkeypatch.setattr(reader, "USE_LIBYAML", request.param == "libyaml")
+    return str(request.param)
+
+
 FILE = Path("wf.yaml")
 HEAD = "rolegraph: 1\nname: wf\n"
 

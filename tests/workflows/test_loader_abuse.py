@@ -211,3 +211,73 @@ class TestDuplicates:
         problems = refused(lambda: parse_spec(text, Path("wf.yaml")), 5)
         assert [(p.location(), p.path) for p in problems] == [("wf.yaml:3:1", "name"), ("wf.yaml:5:30", "steps.a.task")]
         assert "duplicate key 'name' on lines 2 and 3" in problems[0].message
+
+
+def _corpus() -> dict[str, str | bytes]:
+    """Every hostile document of this file (at sizes that read in a moment), and a few syntax errors."""
+    merge_bomb = [HEAD.rstrip("\n"), "m0: &m0 {a: 1, b: 2}"]
+    merge_bomb += [f"m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 9)}]}}" for i in range(1, 9)]
+    flat = HEAD + "x: [" + ", ".join(["1"] * 100_001) + "]\n"
+    return {
+        "billion laughs": billion_laughs(),
+        "merge-key bomb": "\n".join(merge_bomb) + "\n",
+        "recursive alias": HEAD + "x: &a [*a]\n",
+        "undefined alias": HEAD + STEP + "description: *nowhere\n",
+        "python tag": HEAD + "steps:\n  a: {role: writer, task: !!python/object/apply:os.system ['true']}\n",
+        "custom tag": HEAD + STEP + "description: !mine x\n",
+        "binary tag": HEAD + STEP + "description: !!binary aGVsbG8=\n",
+        "deep flow nesting": HEAD + "steps: " + "[" * 5_000 + "]" * 5_000 + "\n",
+        "deep block nesting": HEAD + "".join(" " * i + f"k{i}:\n" for i in range(200)),
+        "too many values": flat,
+        "endless number": HEAD + "steps: {a: {role: writer, task: t, max_steps: " + "9" * 5_000 + "}}\n",
+        "duplicates": HEAD + "name: again\nsteps:\n  a: {role: writer, task: t, task: u}\n",
+        "non-UTF-8": (HEAD + STEP + "description: caf\xe9\n").encode("latin-1"),
+        "UTF-16": (HEAD + STEP).encode("utf-16"),
+        "control character": HEAD + STEP + "description: a\x07b\n",
+        "binary garbage": bytes(range(256)) * 8,
+        "lone surrogate": HEAD + STEP + "description: a\ud800b\n",
+        "unicode line breaks": HEAD + STEP + "description: a\u2028b\x85c é\nbogus: {x: 1}\n",
+        "tabs": HEAD + "steps:\n\ta: {role: writer, task: t}\n",
+        "unclosed flow": HEAD + "steps: {a: {role: writer, task: t}\n",
+        "unquoted brackets": HEAD + "roles:\n  r: {output: {x: list[string]}}\n" + STEP,
+        "unquoted jinja": HEAD + "steps:\n  a: {role: writer, task: {{ inputs.topic }}}\n",
+        "bad indentation": HEAD + "steps:\n  a:\n    role: writer\n   task: t\n",
+        "two documents": HEAD + STEP + "---\nname: other\n",
+        "empty": "",
+        "not a mapping": "- a\n- b\n",
+        "many unknowns": HEAD + "steps:\n" + "".join(f"  s{i}: {{role: r{i}, task: t, x: 1}}\n" for i in range(300)),
+    }
+
+
+class TestBothReaders:
+    @pytest.mark.parametrize(("name", "text"), list(_corpus().items()), ids=list(_corpus()))
+    def test_libyaml_and_python_tell_the_same_problems(
+        self, name: str, text: str | bytes, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """libyaml's C parser and the pure-Python one refuse each hostile document with the same problems."""
+        if not reader.USE_LIBYAML:
+            pytest.skip("PyYAML is built without libyaml here")
+        told = {}
+        for fast in (True, False):
+            monkeypatch.setattr(reader, "USE_LIBYAML", fast)
+            with pytest.raises(SpecError) as info:
+                parse_spec(text, Path("wf.yaml"))
+            told[fast] = [str(problem) for problem in info.value.problems]
+        assert told[True] == told[False]
+        assert told[True]
+
+    def test_libyaml_reads_the_document(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With libyaml present, a valid document is read by its parser (the fallback is not used)."""
+        if not reader.USE_LIBYAML:
+            pytest.skip("PyYAML is built without libyaml here")
+        used: list[str] = []
+        real = reader._fast_loader
+
+        def spy(noun: str) -> Any:
+            used.append(noun)
+            return real(noun)
+
+        monkeypatch.setattr(reader, "_fast_loader", spy)
+        monkeypatch.setattr(reader, "_BoundedLoader", None)  # the fallback would fail
+        assert parse_spec(HEAD + STEP).steps["a"].role == "writer"
+        assert used == ["workflow"]

@@ -25,8 +25,10 @@ __all__ = ["workflow_findings"]
 
 def workflow_findings(spec: WorkflowSpec) -> list[Finding]:
     """Every problem of a schema-valid workflow that its schema cannot see."""
-    findings = [*_role_findings(spec), *_model_findings(spec), *_template_findings(spec), *_output_findings(spec)]
-    return findings + [Finding(p.path, p.message) for p in validate_graph(spec)]
+    data = dependency_graph(spec)
+    findings = [*_role_findings(spec), *_model_findings(spec), *_template_findings(spec, data)]
+    findings += _output_findings(spec)
+    return findings + [Finding(p.path, p.message) for p in validate_graph(spec, data)]
 
 
 def _is_model_string(text: str) -> bool:
@@ -117,8 +119,7 @@ class _Upstream:
         return name in self._ancestors
 
 
-def _template_findings(spec: WorkflowSpec) -> list[Finding]:
-    data = dependency_graph(spec)
+def _template_findings(spec: WorkflowSpec, data: nx.DiGraph[str]) -> list[Finding]:
     findings: list[Finding] = []
     upstream: dict[str | None, _Upstream] = {}
     for use in workflow_templates(spec):

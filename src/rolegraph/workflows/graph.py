@@ -16,6 +16,7 @@ from collections.abc import Collection, Iterable, Mapping
 import networkx as nx
 
 from rolegraph.errors import GraphError, Problem
+from rolegraph.workflows._gc import paused_gc
 from rolegraph.workflows.spec import StepSpec, WorkflowSpec
 
 __all__ = [
@@ -169,7 +170,7 @@ def _reachable(data: nx.DiGraph[str], sources: Iterable[str]) -> set[str]:
     return seen
 
 
-def validate_graph(spec: WorkflowSpec) -> list[Problem]:
+def validate_graph(spec: WorkflowSpec, data: nx.DiGraph[str] | None = None) -> list[Problem]:
     """Every problem of the step graph, each with the field path it is about (no file positions).
 
     Checks: dependencies and route targets name existing steps (not the step
@@ -177,8 +178,12 @@ def validate_graph(spec: WorkflowSpec) -> list[Problem]:
     step or one it depends on, at most one route per target; re-running a
     route's loop leaves no step downstream of the loop's start on stale input;
     every step can start (is reachable from a step without dependencies).
+
+    Args:
+        spec: The workflow.
+        data: Its `dependency_graph`, if already built.
     """
-    return _problems(spec, dependency_graph(spec))
+    return _problems(spec, dependency_graph(spec) if data is None else data)
 
 
 def _problems(spec: WorkflowSpec, data: nx.DiGraph[str]) -> list[Problem]:
@@ -208,6 +213,11 @@ def compile_graph(spec: WorkflowSpec) -> nx.DiGraph[str]:
     Raises:
         GraphError: `validate_graph` found problems.
     """
+    with paused_gc():
+        return _compile(spec)
+
+
+def _compile(spec: WorkflowSpec) -> nx.DiGraph[str]:
     graph = dependency_graph(spec)
     problems = _problems(spec, graph)  # before any route edge: the checks read data edges only
     if problems:

@@ -21,6 +21,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from rolegraph.errors import SpecError
+from rolegraph.workflows._gc import paused_gc
 from rolegraph.workflows.checks import workflow_findings
 from rolegraph.workflows.messages import MAX_HINTS, hint_budget, validation_findings, without_bad_keys
 from rolegraph.workflows.reader import (
@@ -95,17 +96,22 @@ def parse_document(
     Raises:
         SpecError: Every problem found, each with file, line, column, field path and what to do.
     """
-    with hint_budget():
-        document, data = compose(text, file, kind)
-        try:
-            value = kind.model.model_validate(data)
-        except ValidationError as exc:
-            document.add_findings(validation_findings(exc.errors(include_url=False), data, kind), document.replaced)
-            raise SpecError(document.sorted_problems()) from None
-        document.add_findings(Finding(path, message) for check in checks for path, message in check(value))
-        if document.has_problems():
-            raise SpecError(document.sorted_problems())
-        return value
+    with hint_budget(), paused_gc():
+        return _parse_document(text, kind, file, checks)
+
+
+def _parse_document(text: str | bytes, kind: DocumentKind[M], file: Path | None, checks: Sequence[Check[M]]) -> M:
+    # Apart from `parse_document`, so that the reading's temporaries are freed before the collector runs again.
+    document, data = compose(text, file, kind)
+    try:
+        value = kind.model.model_validate(data)
+    except ValidationError as exc:
+        document.add_findings(validation_findings(exc.errors(include_url=False), data, kind), document.replaced)
+        raise SpecError(document.sorted_problems()) from None
+    document.add_findings(Finding(path, message) for check in checks for path, message in check(value))
+    if document.has_problems():
+        raise SpecError(document.sorted_problems())
+    return value
 
 
 def load_spec(path: Path, checks: Sequence[Check[WorkflowSpec]] = ()) -> WorkflowSpec:
@@ -129,19 +135,25 @@ def parse_spec(text: str | bytes, file: Path | None = None, checks: Sequence[Che
     Raises:
         SpecError: Every problem found, each with file, line, column, field path and what to do.
     """
-    with hint_budget():
-        document, data = compose(text, file, WORKFLOW)
-        try:
-            spec = WorkflowSpec.model_validate(data)
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False)
-            document.add_findings(validation_findings(errors, data, WORKFLOW), document.replaced)
-            pruned, partial = without_bad_keys(data, errors, WorkflowSpec)
-            if partial is not None:  # check the rest of the document too, so that one run shows every problem
-                document.add_findings(workflow_findings(partial), hide=[*pruned, *document.replaced])
-            raise SpecError(document.sorted_problems()) from None
-        document.add_findings(workflow_findings(spec))
-        document.add_findings(Finding(path, message) for check in checks for path, message in check(spec))
-        if document.has_problems():
-            raise SpecError(document.sorted_problems())
-        return spec
+    with hint_budget(), paused_gc():
+        return _parse_spec(text, file, checks)
+
+
+def _parse_spec(text: str | bytes, file: Path | None, checks: Sequence[Check[WorkflowSpec]]) -> WorkflowSpec:
+    # Apart from `parse_spec`, so that the reading's temporaries (nodes, positions, data) are freed on
+    # return, before the paused collector runs again and would walk them all.
+    document, data = compose(text, file, WORKFLOW)
+    try:
+        spec = WorkflowSpec.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        document.add_findings(validation_findings(errors, data, WORKFLOW), document.replaced)
+        pruned, partial = without_bad_keys(data, errors, WorkflowSpec)
+        if partial is not None:  # check the rest of the document too, so that one run shows every problem
+            document.add_findings(workflow_findings(partial), hide=[*pruned, *document.replaced])
+        raise SpecError(document.sorted_problems()) from None
+    document.add_findings(workflow_findings(spec))
+    document.add_findings(Finding(path, message) for check in checks for path, message in check(spec))
+    if document.has_problems():
+        raise SpecError(document.sorted_problems())
+    return spec

@@ -8,10 +8,17 @@ each into a `Problem` at its file:line:col.
 
 Workflows and eval sets (`rolegraph.evals.loader`) are read the same way; a
 `DocumentKind` names the schema and the words a document's messages use.
+
+Where PyYAML has libyaml, its C scanner and parser produce the events and the
+bounded composer here builds the nodes (libyaml's own composer recurses in C
+without a depth limit, so it is not used): the same nodes and marks, ten times
+faster. A document libyaml refuses is read again by the pure-Python parser, so
+that a syntax error is told in the same words whichever reader found it.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,9 +27,11 @@ from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel
+from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
+from yaml.resolver import Resolver
 
 from rolegraph.errors import Problem, SpecError
 
@@ -31,6 +40,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
     "MAX_PROBLEMS",
+    "USE_LIBYAML",
     "DocumentKind",
     "Finding",
     "PositionedDocument",
@@ -50,6 +60,9 @@ MAX_NODES = 100_000
 MAX_PROBLEMS = 200
 """Problems reported per document, at most; past it the rest are only counted (a file with
 thousands of mistakes is fixed from the top, and reporting them all would cost more than reading it)."""
+
+USE_LIBYAML: bool = yaml.__with_libyaml__
+"""Read with libyaml's C parser when PyYAML has it (switched off to test the pure-Python fallback)."""
 
 _YAML = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + t for t in ("str", "int", "float", "bool", "null"))
@@ -186,9 +199,8 @@ def compose(text: str | bytes, file: Path | None, kind: DocumentKind[Any]) -> tu
     """
     text = _decode(text, file, kind.noun)
     document = PositionedDocument(text, file, kind)
-    loader = type("_Loader", (_BoundedLoader,), {"noun": kind.noun})
     try:
-        root = yaml.compose(text, Loader=loader)
+        root = _compose_root(text, kind.noun)
         data = document.convert_root(root)
     except _Fatal as fatal:
         raise SpecError([replace(fatal.problem, file=file)]) from None
@@ -199,6 +211,25 @@ def compose(text: str | bytes, file: Path | None, kind: DocumentKind[Any]) -> tu
         message = f"the file contains a character YAML does not allow (#x{exc.character:04x}); remove it"
         raise SpecError([Problem(message, "", file, line, column)]) from None
     return document, data
+
+
+def _compose_root(text: str, noun: str) -> Node | None:
+    """The document's root node: through libyaml's parser if there is one, and again without it if it fails."""
+    if USE_LIBYAML:
+        try:
+            return _compose_with(_fast_loader(noun), text)
+        except (yaml.YAMLError, UnicodeError):  # a lone surrogate in a str cannot even be given to libyaml
+            pass  # told below, in the pure-Python reader's words (a limit crossed is told the same by both)
+    return _compose_with(type("_Loader", (_BoundedLoader,), {"noun": noun}), text)
+
+
+def _compose_with(loader_class: type[_Bounded], text: str) -> Node | None:
+    loader: Any = loader_class(text)  # type: ignore[call-arg]  # the loader's parser half takes the stream
+    try:
+        root: Node | None = loader.get_single_node()
+        return root
+    finally:
+        loader.dispose()
 
 
 class _Fatal(Exception):
@@ -214,12 +245,11 @@ class _Pos:
     line: int  # 0-based, as in yaml marks
     column: int
     style: str | None = None
-    scalar: bool = True
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """The safe loader, refusing to compose deeper than `MAX_DEPTH` (PyYAML's composer recurses)
-    or more than `MAX_NODES` nodes (so that a huge flat document stops early too)."""
+class _Bounded(Composer):
+    """PyYAML's composer, refusing to compose deeper than `MAX_DEPTH` (it recurses) or more than
+    `MAX_NODES` nodes (so that a huge flat document stops early too)."""
 
     _depth = 0
     _nodes = 0
@@ -230,7 +260,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._nodes += 1
         try:
             if self._depth > MAX_DEPTH or self._nodes > MAX_NODES:
-                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]  # untyped in types-pyyaml
+                mark = self.peek_event().start_mark  # type: ignore[attr-defined]  # the loader's parser half has it
                 message = (
                     f"the document nests deeper than {MAX_DEPTH} levels; {with_article(self.noun)} needs only a few"
                     if self._depth > MAX_DEPTH
@@ -240,6 +270,26 @@ class _BoundedLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+
+class _BoundedLoader(_Bounded, yaml.SafeLoader):
+    """The pure-Python safe loader with the bounded composer."""
+
+
+@functools.cache
+def _fast_loader(noun: str) -> type[_Bounded]:
+    """A loader class reading events with libyaml's C parser into the bounded composer."""
+    from yaml._yaml import CParser  # PyYAML's optional C extension: imported only where it exists
+
+    def init(self: Any, stream: str) -> None:
+        CParser.__init__(self, stream)
+        Composer.__init__(self)
+        Resolver.__init__(self)
+
+    # The composer first: CParser's own get_single_node would compose in C, unbounded.
+    bases = (_Bounded, CParser, Resolver)
+    loader: type[_Bounded] = type("_FastLoader", bases, {"noun": noun, "__init__": init})
+    return loader
 
 
 class _Hidden:
@@ -283,8 +333,9 @@ class PositionedDocument:
         self.text = text
         self.file = file
         self.kind = kind
-        self.values: dict[str, _Pos] = {}
-        self.keys: dict[str, _Pos] = {}
+        # The node each field path's value (and key) came from; made into a position only when a problem needs it.
+        self.values: dict[str, Node] = {}
+        self.keys: dict[str, Node] = {}
         self.problems: list[Problem] = []
         self.replaced: list[str] = []
         """Paths whose value was rejected while converting (already reported)."""
@@ -339,17 +390,17 @@ class PositionedDocument:
 
     def _at(self, node: Node) -> _Pos:
         mark = node.start_mark
-        return _Pos(mark.line, mark.column, getattr(node, "style", None), isinstance(node, ScalarNode))
+        return _Pos(mark.line, mark.column, getattr(node, "style", None))
 
     def locate(self, path: str, *, at_key: bool = False) -> _Pos | None:
         """The position of `path`, or of its nearest ancestor that has one; mappings point at their key."""
         current: str | None = path
         while current is not None:
-            pos = self.values.get(current)
-            if at_key or (pos is not None and not pos.scalar):
-                pos = self.keys.get(current, pos)
-            if pos is not None:
-                return pos
+            node = self.values.get(current)
+            if at_key or (node is not None and not isinstance(node, ScalarNode)):
+                node = self.keys.get(current, node)
+            if node is not None:
+                return self._at(node)
             current = _parent(current)
         return None
 
@@ -415,7 +466,7 @@ class PositionedDocument:
         if depth > MAX_DEPTH:
             message = f"the document nests deeper than {MAX_DEPTH} levels once its aliases are expanded"
             raise _Fatal(self._problem(message, _top(path), self._at(node)))
-        self.values[path] = self._at(node)
+        self.values[path] = node
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
         if isinstance(node, SequenceNode) and node.tag == _SEQ:
@@ -478,7 +529,7 @@ class PositionedDocument:
                 )
                 self._add(self._problem(message, key_path, self._at(key_node)))
             first.setdefault(key, key_node.start_mark.line)
-            self.keys[key_path] = self._at(key_node)
+            self.keys[key_path] = key_node
             result[key] = self._convert(value_node, key_path, depth + 1)
         return result
 

@@ -154,8 +154,15 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     return result
 
 
+def _is_plain(text: str) -> bool:
+    """Whether a template is plain text: no ``{{``, ``{%`` or ``{#``, so nothing for Jinja to parse."""
+    return "{" not in text
+
+
 def check_template(text: str) -> SyntaxIssue | None:
     """The syntax error of a template (including unknown filters and tests), or None if it compiles."""
+    if _is_plain(text):
+        return None
     try:
         _template(text)
     except jinja2.TemplateSyntaxError as exc:
@@ -202,6 +209,8 @@ def referenced_names(text: str, *, expression: bool) -> set[tuple[str, str]]:
 def _referenced_names(text: str, expression: bool) -> frozenset[tuple[str, str]]:
     # Cached: every run's scheduler reads every step's templates, and walking their trees
     # cost a tenth of a step's engine time. A syntax error is raised, never cached.
+    if not expression and _is_plain(text):
+        return frozenset()
     try:
         tree = _parse(text, expression=expression)
     except jinja2.TemplateSyntaxError as exc:
@@ -224,6 +233,14 @@ def undeclared_names(text: str, *, expression: bool) -> set[str]:
     Raises:
         TemplateError: The text does not parse.
     """
+    return set(_undeclared_names(text, expression))
+
+
+@lru_cache(maxsize=4096)
+def _undeclared_names(text: str, expression: bool) -> frozenset[str]:
+    # Cached like `_referenced_names`: workflows repeat their templates (a chain of similar steps).
+    if not expression and _is_plain(text):
+        return frozenset()
     try:
         tree = _parse(text, expression=expression)
     except jinja2.TemplateSyntaxError as exc:
@@ -232,7 +249,7 @@ def undeclared_names(text: str, *, expression: bool) -> set[str]:
         names = meta.find_undeclared_variables(tree)
     else:  # an expression binds no names, so every name it loads comes from the context
         names = {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"}
-    return names - set(ENV.globals)
+    return frozenset(names - set(ENV.globals))
 
 
 _ONE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
