@@ -76,6 +76,24 @@ class TestRenderReport:
         ]
         assert (total, unresolved) == (3, 2)
 
+    def test_pages_of_a_pdf_share_a_reference_and_show_their_page(self) -> None:
+        """Citations of pages of one PDF render as [n, p. k] with one reference entry for the document."""
+        pages = [Source(id=f"smith2020#p{n}", title="Retrieval", authors=["Jane Smith"], page=n) for n in (4, 7)]
+        output = {
+            "title": "T",
+            "paragraphs": [
+                {"citations": ["smith2020#p4", "hu2021lora"], "text": "One."},
+                {"citations": ["smith2020#p7", "smith2020#p4"], "text": "Two."},
+            ],
+        }
+        text, total, unresolved = render_report(output, registry(*pages, HU))
+        assert text.splitlines()[2:5] == ["One. [1, p. 4][2]", "", "Two. [1, p. 7][1, p. 4]"]
+        assert text.split("## References\n\n")[1].splitlines() == [
+            "[1] Jane Smith *Retrieval*. `smith2020`",
+            "[2] Edward J. Hu (2021). *LoRA: Low-Rank Adaptation*. ICLR 2022. arXiv:2106.09685. `hu2021lora`",
+        ]
+        assert (total, unresolved) == (4, 0)
+
     def test_default_title_and_no_paragraphs(self) -> None:
         """An output without title or paragraphs still renders, with no citations."""
         assert render_report({}, registry()) == ("# Report\n\n## References\n", 0, 0)
@@ -97,6 +115,7 @@ class TestRenderSources:
                 "pdf_url": None,
                 "kind": "misc",
                 "tool": "library_search",
+                "page": None,
             },
             {
                 "id": "bare",
@@ -110,6 +129,7 @@ class TestRenderSources:
                 "pdf_url": None,
                 "kind": "misc",
                 "tool": "",
+                "page": None,
             },
         ]
 
@@ -140,6 +160,11 @@ class TestRenderBibtex:
             "  doi = {10.1/abc}\n"
             "}\n"
         )
+
+    def test_pages_of_one_document_are_one_entry(self) -> None:
+        """Sources for pages of a PDF give a single entry, keyed by the document's id."""
+        pages = [Source(id=f"smith2020#p{n}", title="Retrieval", year=2020, page=n) for n in (4, 7)]
+        assert render_bibtex(registry(*pages)) == "@misc{smith2020,\n  title = {{Retrieval}},\n  year = {2020}\n}\n"
 
     def test_entry_type_follows_the_kind(self) -> None:
         """A journal article is an @article with its venue as journal; a conference paper an @inproceedings."""

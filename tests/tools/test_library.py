@@ -1,4 +1,4 @@
-"""The local library: loading notes, the demo library, FTS5 search, and the library tools."""
+"""The local library: loading notes, the demo library, chunk search, and the library tools."""
 
 from __future__ import annotations
 
@@ -62,14 +62,14 @@ def write_note(folder: Path, name: str, body: str = "A note.", **facts: object) 
     return path
 
 
-def doc(key: str, title: str, body: str, **facts: object) -> Document:
-    base: dict[str, object] = {"first_author": "Ada Lovelace", "year": 2020, "venue": "arXiv", "topic": "testing"}
-    return Document.model_validate({"key": key, "title": title, "body": body, **base, **facts})
+def doc(key: str, title: str, body: str, **facts: object) -> tuple[Document, str]:
+    base: dict[str, object] = {"authors": ["Ada Lovelace"], "year": 2020, "venue": "arXiv", "topic": "testing"}
+    return Document.model_validate({"key": key, "title": title, **base, **facts}), body
 
 
 @pytest.fixture(scope="module")
-def demo() -> Library:
-    return Library.from_dir(DEMO)
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Library:
+    return Library.from_dir(DEMO, index=tmp_path_factory.mktemp("index") / "demo.sqlite")
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def tiny() -> Library:
                 "smith2020retrieval",
                 "Retrieval for Everyone",
                 "We index documents.\n\nA dense   retriever finds passages for questions.",
-                first_author="Jane Smith",
+                authors=["Jane Smith"],
                 arxiv="2001.00001",
             ),
             doc("jones2019parrots", "Talking Birds", "Parrots repeat words they hear.", year=2019, venue="ACL 2019"),
@@ -110,16 +110,21 @@ class TestDemoLibrary:
         """Each note's front matter holds exactly the facts of papers.yaml, nothing more."""
         papers = yaml.safe_load(PAPERS_YAML.read_text(encoding="utf-8"))
         expected = sorted(({k: v for k, v in p.items() if v is not None} for p in papers), key=lambda p: p["key"])
-        assert sorted((d.metadata() for d in demo), key=lambda m: m["key"]) == expected
+        found = []
+        for document in demo:
+            facts = document.metadata()
+            facts["first_author"] = facts.pop("authors")[0]
+            found.append(facts)
+        assert sorted(found, key=lambda m: m["key"]) == expected
 
     def test_bodies_are_120_to_220_words(self, demo: Library) -> None:
         """Every note's body is a short summary, 120 to 220 words long."""
-        lengths = {d.key: len(d.body.split()) for d in demo}
+        lengths = {d.key: len(demo.text(d.key).split()) for d in demo}
         assert {k: n for k, n in lengths.items() if not 120 <= n <= 220} == {}
 
     def test_lora_note_supports_keyword_search(self, demo: Library) -> None:
         """The LoRA note names the ideas a reader would search for."""
-        body = demo.get("hu2021lora").body.lower()  # type: ignore[union-attr]
+        body = demo.text("hu2021lora").lower()
         assert [w for w in ("low-rank", "frozen", "freezes", "trainable parameters", "matrices") if w not in body] == []
 
 
@@ -127,24 +132,26 @@ class TestFromDir:
     """Loading a folder of notes, and the errors malformed notes produce."""
 
     def test_loads_notes_and_skips_readme_and_other_files(self, tmp_path: Path) -> None:
-        """Only *.md files other than README.md are notes; the front matter and body are parsed."""
+        """Notes, text, HTML and PDF files are documents; README.md, hidden folders and other files are not."""
         path = write_note(tmp_path, "a2020x", "First paragraph.\n\nSecond.", arxiv="2001.00001")
         (tmp_path / "README.md").write_text("# Not a note\n", encoding="utf-8")
-        (tmp_path / "notes.txt").write_text("ignored", encoding="utf-8")
-        library = Library.from_dir(tmp_path)
+        (tmp_path / "data.csv").write_text("ignored,1", encoding="utf-8")
+        (tmp_path / ".hidden").mkdir()
+        (tmp_path / ".hidden" / "secret.txt").write_text("not indexed", encoding="utf-8")
+        library = Library.from_dir(tmp_path, index=tmp_path / "index.sqlite")
         assert list(library) == [
             Document(
                 key="a2020x",
                 title="Title of a2020x",
-                first_author="Ada Lovelace",
+                authors=("Ada Lovelace",),
                 year=2020,
                 venue="arXiv",
                 arxiv="2001.00001",
                 topic="testing",
-                body="First paragraph.\n\nSecond.",
                 path=path,
             )
         ]
+        assert library.text("a2020x") == "First paragraph.\n\nSecond."
 
     def test_missing_folder(self, tmp_path: Path) -> None:
         """A missing folder is a LibraryError naming it."""
@@ -152,40 +159,59 @@ class TestFromDir:
             Library.from_dir(tmp_path / "nowhere")
         assert str(caught.value) == f"{tmp_path / 'nowhere'}: library folder {tmp_path / 'nowhere'} does not exist"
 
-    def test_folder_without_notes(self, tmp_path: Path) -> None:
-        """A folder with only a README has no notes, which is an error."""
+    def test_folder_without_documents(self, tmp_path: Path) -> None:
+        """A folder with only a README has no documents, which is an error."""
         (tmp_path / "README.md").write_text("# hi\n", encoding="utf-8")
-        with pytest.raises(LibraryError, match=r"has no notes"):
+        with pytest.raises(LibraryError, match=r"has no documents \(\*\.md, \*\.txt, \*\.html or \*\.pdf files\)"):
             Library.from_dir(tmp_path)
 
     def test_every_malformed_note_is_reported_with_file_and_line(self, tmp_path: Path) -> None:
         """All problems come back at once, each naming its file, line and field."""
-        (tmp_path / "a.md").write_text("no front matter\n", encoding="utf-8")
         (tmp_path / "b.md").write_text("---\nkey: b\ntitle: x\n", encoding="utf-8")
         (tmp_path / "c.md").write_text("---\nkey: c\ntitle: [unclosed\n---\nbody\n", encoding="utf-8")
-        (tmp_path / "d.md").write_text(
-            "---\nkey: d\ntitle: T\nfirst_author: A\nyear: soon\n---\nbody\n", encoding="utf-8"
-        )
+        (tmp_path / "d.md").write_text("---\nkey: d\ntitle: T\nfirst_author: A\nyear: soon\n---\nbody\n", encoding="utf-8")
         write_note(tmp_path, "e", arxiv=2106.09685)
         write_note(tmp_path, "f", colour="blue")
         write_note(tmp_path, "g", key="other")
         write_note(tmp_path, "h", body="")
+        (tmp_path / "i.md").write_text("---\nkey: i\n---\nbody\n", encoding="utf-8")
+        write_note(tmp_path, "ok")
         with pytest.raises(LibraryError) as caught:
-            Library.from_dir(tmp_path)
+            Library.from_dir(tmp_path, index=tmp_path / "index.sqlite")
         assert [(p.file.name if p.file else None, p.line, p.path, p.message) for p in caught.value.problems] == [
-            ("a.md", 1, "", "a note starts with a '---' line, then YAML front matter, then a closing '---'"),
             ("b.md", 1, "", "the front matter has no closing '---' line"),
             ("c.md", 3, "", "the front matter is not valid YAML: expected ',' or ']', but got '<stream end>'"),
             ("d.md", 5, "year", "year: Input should be a valid integer, unable to parse string as an integer"),
-            ("d.md", None, "venue", "venue: Field required"),
-            ("d.md", None, "topic", "topic: Field required"),
             ("e.md", 8, "arxiv", "arxiv: quote the id, e.g. arxiv: '2106.09685' (unquoted, YAML reads it as a number)"),
             ("f.md", 8, "colour", "colour: Extra inputs are not permitted"),
             ("g.md", 1, "key", "key 'other' must match the file name (g.md)"),
             ("h.md", 8, "", "the note has no text after its front matter"),
+            ("i.md", None, "title", "title: Field required"),
         ]
         assert isinstance(caught.value, SpecError)
         assert f"{tmp_path / 'g.md'}:1: key 'other' must match the file name (g.md) (key)" in str(caught.value)
+
+    def test_a_fixed_note_is_indexed_on_the_next_load(self, tmp_path: Path) -> None:
+        """Good notes stay indexed while a bad one is reported; once fixed, it loads without re-reading the rest."""
+        write_note(tmp_path, "good")
+        (tmp_path / "bad.md").write_text("---\ntitle: [\n---\nbody\n", encoding="utf-8")
+        with pytest.raises(LibraryError, match="bad.md"):
+            Library.from_dir(tmp_path, index=tmp_path / "index.sqlite")
+        write_note(tmp_path, "bad")
+        library = Library.from_dir(tmp_path, index=tmp_path / "index.sqlite")
+        assert library.keys() == ["bad", "good"]
+        assert library.report is not None
+        assert (library.report.added, library.report.unchanged) == (1, 1)
+
+    def test_notes_without_front_matter_and_optional_fields(self, tmp_path: Path) -> None:
+        """Front matter is optional: a plain markdown file is titled by its first heading and keyed by its name."""
+        (tmp_path / "My Notes (draft).md").write_text("# On Adapters\n\nAdapters are small.\n", encoding="utf-8")
+        (tmp_path / "t.md").write_text("---\ntitle: Just a title\n---\nText.\n", encoding="utf-8")
+        library = Library.from_dir(tmp_path, index=tmp_path / "index.sqlite")
+        assert [(d.key, d.title, d.authors, d.year) for d in library] == [
+            ("My-Notes-draft", "On Adapters", (), None),
+            ("t", "Just a title", (), None),
+        ]
 
     def test_duplicate_keys(self) -> None:
         """Two documents with one key are refused."""
@@ -259,13 +285,30 @@ class TestSearch:
         )
         assert [h.document.key for h in library.search("retrieval")] == ["title", "body"]
 
-    def test_snippet_is_body_text_around_the_match(self, tiny: Library) -> None:
-        """The snippet is the body with whitespace collapsed, at most about 300 characters."""
+    def test_snippet_is_chunk_text_around_the_match(self, tiny: Library, demo: Library) -> None:
+        """The snippet is the chunk with whitespace collapsed, at most about 300 characters; the hit holds the chunk."""
         [hit] = tiny.search("dense retriever")
         assert hit.snippet == "We index documents. A dense retriever finds passages for questions."
-        for hit in Library.from_dir(DEMO).search("reinforcement learning human feedback", limit=10):
+        assert hit.text == "We index documents.\n\nA dense retriever finds passages for questions."
+        assert (hit.page, hit.source_id) == (None, "smith2020retrieval")
+        for hit in demo.search("reinforcement learning human feedback", limit=10):
             assert len(hit.snippet) <= 301
-            assert hit.snippet.strip("…") in " ".join(hit.document.body.split())
+            assert hit.snippet.strip("…") in " ".join(hit.text.split())
+
+    def test_hits_are_chunks_of_long_documents(self) -> None:
+        """A long document is split into chunks; the hit is the chunk that matches, not the whole document."""
+        filler = " ".join(f"Filler sentence number {i} about nothing much." for i in range(60))
+        library = Library([doc("long", "A Long Report", f"{filler}\n\nThe zebra finch sings at dawn.\n\n{filler}")])
+        [hit] = library.search("zebra finch")
+        assert "The zebra finch sings at dawn." in hit.text
+        assert len(hit.text) <= 1800 < len(library.text("long"))
+
+    def test_per_document_caps_chunks_of_one_document(self) -> None:
+        """per_document keeps one long document from filling every slot."""
+        para = "Retrieval retrieval retrieval, and more words about retrieval here. " * 20
+        library = Library([doc("big", "Big", "\n\n".join([para] * 6)), doc("small", "Small", "One retrieval note.")])
+        assert [h.document.key for h in library.search("retrieval", 4)] == ["big"] * 4
+        assert [h.document.key for h in library.search("retrieval", 4, per_document=2)] == ["big", "big", "small"]
 
     def test_limit_and_no_match(self, demo: Library) -> None:
         """At most `limit` hits; a word no note contains gives none."""
@@ -297,10 +340,10 @@ class TestDocument:
     """A note as a Source."""
 
     def test_to_source_with_arxiv(self, demo: Library) -> None:
-        """The source carries the facts, the first author, an arXiv URL, the tool and the full body."""
+        """The source carries the facts, the first author, an arXiv URL, the tool and the given text."""
         note = demo.get("hu2021lora")
         assert note is not None
-        assert note.to_source("library_search") == Source(
+        assert note.to_source("library_search", text="Some text.") == Source(
             id="hu2021lora",
             title="LoRA: Low-Rank Adaptation of Large Language Models",
             authors=["Edward J. Hu"],
@@ -309,8 +352,20 @@ class TestDocument:
             url="https://arxiv.org/abs/2106.09685",
             arxiv="2106.09685",
             tool="library_search",
-            text=note.body,
+            text="Some text.",
         )
+
+    def test_a_page_of_a_document_is_its_own_source(self) -> None:
+        """A page's source id names the page; its document id is the key; a DOI gives the URL when there is no arXiv id."""
+        paper = Document(key="smith2020", title="T", authors=("Jane Smith",), doi="10.5555/x", pages=9)
+        source = paper.to_source("read_document", text="Page four.", page=4)
+        assert (source.id, source.document_id, source.page, source.url) == (
+            "smith2020#p4",
+            "smith2020",
+            4,
+            "https://doi.org/10.5555/x",
+        )
+        assert paper.cite_line(4) == "[smith2020#p4] T (Jane Smith)"
 
     def test_to_source_without_arxiv(self, demo: Library) -> None:
         """A paper with no arXiv id has no URL."""
@@ -326,22 +381,27 @@ class TestLibrarySearchTool:
     async def test_hits_become_content_data_and_sources(self, tiny: Library) -> None:
         """Each hit is listed as [id] title (author, year) plus snippet, with data and a source."""
         result = await LibrarySearchTool(tiny)(LibrarySearchArgs(query="retrieval"))
+        chunk = "We index documents.\n\nA dense retriever finds passages for questions."
         assert result.content == (
             "[smith2020retrieval] Retrieval for Everyone (Jane Smith, 2020)\n"
             "We index documents. A dense retriever finds passages for questions."
         )
-        assert result.sources == [tiny.get("smith2020retrieval").to_source("library_search")]  # type: ignore[union-attr]
+        paper = tiny.get("smith2020retrieval")
+        assert paper is not None
+        assert result.sources == [paper.to_source("library_search", text=chunk)]
         [data] = result.data
         assert data.pop("score") > 0
         assert data == {
             "id": "smith2020retrieval",
+            "document": "smith2020retrieval",
             "title": "Retrieval for Everyone",
-            "first_author": "Jane Smith",
+            "authors": ["Jane Smith"],
             "year": 2020,
             "venue": "arXiv",
             "arxiv": "2001.00001",
             "topic": "testing",
             "snippet": "We index documents. A dense retriever finds passages for questions.",
+            "text": chunk,
         }
         assert not result.is_error
 
@@ -384,7 +444,7 @@ class TestLibrarySearchTool:
                 },
                 "max_results": {
                     "default": 4,
-                    "description": "How many papers to return (1-10).",
+                    "description": "How many passages to return (1-10).",
                     "maximum": 10,
                     "minimum": 1,
                     "title": "Max Results",
@@ -412,34 +472,34 @@ class TestReadDocumentTool:
         result = await ReadDocumentTool(tiny)(ReadDocumentArgs(source_id="smith2020retrieval"))
         note = tiny.get("smith2020retrieval")
         assert note is not None
+        text = "We index documents.\n\nA dense retriever finds passages for questions."
         assert result == ToolResult(
             content="[smith2020retrieval] Retrieval for Everyone (Jane Smith, 2020)\n"
-            "arXiv · arXiv 2001.00001 · topic: testing\n\n"
-            "We index documents.\n\nA dense   retriever finds passages for questions.",
+            f"arXiv · arXiv 2001.00001 · topic: testing\n\n{text}",
             data={
                 "id": "smith2020retrieval",
+                "document": "smith2020retrieval",
                 "title": "Retrieval for Everyone",
-                "first_author": "Jane Smith",
+                "authors": ["Jane Smith"],
                 "year": 2020,
                 "venue": "arXiv",
                 "arxiv": "2001.00001",
                 "topic": "testing",
                 "truncated": False,
             },
-            sources=[note.to_source("read_document")],
+            sources=[note.to_source("read_document", text=text)],
         )
 
     async def test_truncates_long_notes_and_says_so(self, demo: Library) -> None:
         """A body past the budget is cut at a word and marked; the source keeps the full text."""
         result = await ReadDocumentTool(demo, max_chars=200)(ReadDocumentArgs(source_id="hu2021lora"))
-        note = demo.get("hu2021lora")
-        assert note is not None
+        text = demo.text("hu2021lora")
         body = result.content.split("\n\n", 1)[1]
-        assert body.endswith(f" …\n\n[truncated: showing about 200 of {len(note.body)} characters]")
+        assert body.endswith(f" …\n\n[truncated: showing about 200 of {len(text)} characters]")
         assert len(body.split(" …\n\n")[0]) <= 200
-        assert note.body.startswith(body.split(" …\n\n")[0])
+        assert text.startswith(body.split(" …\n\n")[0])
         assert result.data["truncated"] is True
-        assert result.sources[0].text == note.body
+        assert result.sources[0].text == text
 
     @pytest.mark.parametrize("given", ["[hu2021lora]", " 'hu2021lora' ", "HU2021LoRA"])
     async def test_forgives_brackets_quotes_and_case(self, demo: Library, given: str) -> None:

@@ -73,7 +73,7 @@ def other_word_count(text: str) -> int:
 
 @pytest.fixture
 def library() -> Library:
-    return Library([Document(key="k", title="T", first_author="A", year=2020, venue="V", topic="t", body="Text.")])
+    return Library([(Document(key="k", title="T", authors=("A",), year=2020, venue="V", topic="t"), "Text.")])
 
 
 @pytest.fixture

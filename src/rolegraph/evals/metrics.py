@@ -106,7 +106,7 @@ def matches_gold(source: Source, gold: str) -> bool:
     if kind.lower() == "arxiv" and value:
         strip = re.compile(r"v\d+$")
         return source.arxiv is not None and strip.sub("", source.arxiv.strip()) == strip.sub("", value.strip())
-    return source.id == gold
+    return gold in (source.id, source.document_id)  # a page of a PDF (``key#p4``) is its document ``key``
 
 
 def _sources(record: RunRecord, ids: Sequence[str]) -> list[Source]:

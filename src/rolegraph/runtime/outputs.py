@@ -27,7 +27,7 @@ def _reference(number: int, source: Source) -> str:
         parts.append(f"arXiv:{source.arxiv}.")
     elif source.url:
         parts.append(source.url)
-    return " ".join(parts) + f" `{source.id}`"
+    return " ".join(parts) + f" `{source.document_id}`"
 
 
 def render_report(output: Mapping[str, Any], sources: SourceRegistry) -> tuple[str, int, int]:
@@ -37,24 +37,26 @@ def render_report(output: Mapping[str, Any], sources: SourceRegistry) -> tuple[s
         The markdown, the number of citations, and how many of them name no retrieved source.
     """
     numbers: dict[str, int] = {}
+    cited: dict[str, Source] = {}
     total = unresolved = 0
     lines = [f"# {output.get('title', 'Report')}", ""]
     for paragraph in output.get("paragraphs", []):
         marks = []
         for source_id in paragraph.get("citations", []):
             total += 1
-            if source_id not in sources:
+            source = sources.get(source_id)
+            if source is None:
                 unresolved += 1
                 marks.append(f"[?{source_id}]")
                 continue
-            number = numbers.setdefault(source_id, len(numbers) + 1)
-            marks.append(f"[{number}]")
+            # Pages of one PDF share its reference number: [3, p. 4].
+            number = numbers.setdefault(source.document_id, len(numbers) + 1)
+            cited.setdefault(source.document_id, source)
+            marks.append(f"[{number}]" if source.page is None else f"[{number}, p. {source.page}]")
         lines += [f"{paragraph.get('text', '').strip()} {''.join(dict.fromkeys(marks))}".strip(), ""]
     lines += ["## References", ""]
-    for source_id, number in numbers.items():
-        source = sources.get(source_id)
-        assert source is not None
-        lines.append(_reference(number, source))
+    for document_id, number in numbers.items():
+        lines.append(_reference(number, cited[document_id]))
     return "\n".join(lines).rstrip() + "\n", total, unresolved
 
 
@@ -75,14 +77,17 @@ _VENUE_FIELD = {"article": "journal", "inproceedings": "booktitle", "misc": "how
 
 
 def render_bibtex(sources: SourceRegistry) -> str:
-    """The run's sources as BibTeX entries keyed by source id.
+    """The run's sources as BibTeX entries keyed by source id (one entry per document, not per page of a PDF).
 
     A source's `kind` picks the entry type: ``@article`` (venue as ``journal``),
     ``@inproceedings`` (venue as ``booktitle``) or ``@misc`` (venue as ``howpublished``).
     """
     entries = []
-    for source in sources:
-        key = re.sub(r"[^A-Za-z0-9_:-]", "_", source.id)
+    documents: dict[str, Source] = {}
+    for source in sources:  # pages of a PDF share one entry: the document's
+        documents.setdefault(source.document_id, source)
+    for document_id, source in documents.items():
+        key = re.sub(r"[^A-Za-z0-9_:-]", "_", document_id)
         fields = {"title": "{" + _bibtex_escape(source.title) + "}"}
         if source.authors:
             fields["author"] = " and ".join(_bibtex_escape(a) for a in source.authors)

@@ -182,7 +182,7 @@ def builtin_tools(context: ToolContext | None = None) -> list[Tool[Any]]:
     """
     context = context or ToolContext()
     if context.library is None:
-        context = ToolContext(library=Library([]))
+        context = ToolContext(library=Library())
     return [build(context) for build in BUILTIN_TOOLS.values()]
 
 

@@ -38,6 +38,13 @@ class Source(BaseModel):
     """Name of the tool that retrieved it."""
     text: str = ""
     """The retrieved text (what evidence quotes are checked against)."""
+    page: int | None = None
+    """For one page of a paged document (a PDF): its page number; the id then names the page (``smith2020#p4``)."""
+
+    @property
+    def document_id(self) -> str:
+        """The id of the whole document: the id without its ``#p<page>`` suffix (the id itself if it has none)."""
+        return self.id.removesuffix(f"#p{self.page}") if self.page is not None else self.id
 
 
 class SourceRegistry:
@@ -49,13 +56,19 @@ class SourceRegistry:
             self.add(source)
 
     def add(self, source: Source) -> Source:
-        """Register `source`; a second sighting keeps the first record and fills in missing text."""
+        """Register `source`; a second sighting keeps the first record and adds text it did not hold.
+
+        Text already held is kept as is; text that contains it replaces it; other
+        text (another retrieved chunk of the same document) is appended, so every
+        passage a tool returned stays quotable.
+        """
         known = self._by_id.get(source.id)
         if known is None:
             self._by_id[source.id] = source
             return source
-        if len(source.text) > len(known.text):
-            known = known.model_copy(update={"text": source.text})
+        if source.text and source.text not in known.text:
+            text = source.text if known.text in source.text else f"{known.text}\n\n{source.text}"
+            known = known.model_copy(update={"text": text})
             self._by_id[source.id] = known
         return known
 
