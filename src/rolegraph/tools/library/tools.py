@@ -138,12 +138,15 @@ class ReadDocumentTool(Tool[ReadDocumentArgs]):
         )
 
     def _read_pages(self, doc: Document, first: int, header: str) -> ToolResult:
-        """Pages from `first` on, until `max_chars` are shown; each page shown is registered as a source."""
+        """Whole pages from `first` on while they fit in `max_chars` (the first one cut if it alone does not).
+
+        Each page shown is registered as a source holding the page's whole text.
+        """
         parts, sources, shown, budget = [], [], [], self.max_chars
         for page, text in self.library.pages(doc.key, first):
-            if budget <= 0:
+            if shown and len(text) > budget:
                 break
-            body, cut = _cut(text, budget)
+            body, _ = _cut(text, budget)
             parts.append(f"[{page_id(doc.key, page)}]\n{body}")
             sources.append(doc.to_source(self.name, text=text, page=page))
             shown.append(page)
