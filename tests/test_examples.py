@@ -25,18 +25,20 @@ class TestExamples:
         result = CliRunner().invoke(app, ["validate", str(path)])
         assert result.exit_code == 0, result.output
 
-    async def test_tools_resolve(self, path: Path) -> None:
-        """Every tool a role of the example names can be built."""
+    async def test_tools_resolve(self, path: Path, tmp_path: Path) -> None:
+        """Every tool a role of the example names can be built (over its library, if it has one)."""
         workflow = Workflow.load(path)
         spec = workflow.spec
         refs = sorted({ref for step in spec.steps.values() for ref in resolve_role(spec, step.role).tools})
-        library = Library.from_dir(path.parent / spec.library) if spec.library else None
+        library = (
+            Library.from_dir(path.parent / spec.library, index=tmp_path / "index.sqlite") if spec.library else None
+        )
         tools = resolve_tools(refs, library=library, search_path=path.parent)
         assert sorted(t.name for t in tools) == refs
         for tool in tools:
             await tool.aclose()
 
 
-def test_web_example_exists() -> None:
-    """The web research example is among those checked."""
-    assert "web_research.yaml" in [p.name for p in EXAMPLES]
+def test_web_and_pdf_examples_exist() -> None:
+    """The web research and PDF library examples are among those checked."""
+    assert {"web_research.yaml", "pdf_review.yaml"} <= {p.name for p in EXAMPLES}

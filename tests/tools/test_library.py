@@ -169,7 +169,9 @@ class TestFromDir:
         """All problems come back at once, each naming its file, line and field."""
         (tmp_path / "b.md").write_text("---\nkey: b\ntitle: x\n", encoding="utf-8")
         (tmp_path / "c.md").write_text("---\nkey: c\ntitle: [unclosed\n---\nbody\n", encoding="utf-8")
-        (tmp_path / "d.md").write_text("---\nkey: d\ntitle: T\nfirst_author: A\nyear: soon\n---\nbody\n", encoding="utf-8")
+        (tmp_path / "d.md").write_text(
+            "---\nkey: d\ntitle: T\nfirst_author: A\nyear: soon\n---\nbody\n", encoding="utf-8"
+        )
         write_note(tmp_path, "e", arxiv=2106.09685)
         write_note(tmp_path, "f", colour="blue")
         write_note(tmp_path, "g", key="other")
@@ -195,7 +197,7 @@ class TestFromDir:
         """Good notes stay indexed while a bad one is reported; once fixed, it loads without re-reading the rest."""
         write_note(tmp_path, "good")
         (tmp_path / "bad.md").write_text("---\ntitle: [\n---\nbody\n", encoding="utf-8")
-        with pytest.raises(LibraryError, match="bad.md"):
+        with pytest.raises(LibraryError, match=r"bad\.md"):
             Library.from_dir(tmp_path, index=tmp_path / "index.sqlite")
         write_note(tmp_path, "bad")
         library = Library.from_dir(tmp_path, index=tmp_path / "index.sqlite")
@@ -356,7 +358,7 @@ class TestDocument:
         )
 
     def test_a_page_of_a_document_is_its_own_source(self) -> None:
-        """A page's source id names the page; its document id is the key; a DOI gives the URL when there is no arXiv id."""
+        """A page's source id names the page, its document id is the key; a DOI gives the URL without arXiv."""
         paper = Document(key="smith2020", title="T", authors=("Jane Smith",), doi="10.5555/x", pages=9)
         source = paper.to_source("read_document", text="Page four.", page=4)
         assert (source.id, source.document_id, source.page, source.url) == (

@@ -115,13 +115,16 @@ class TestMatch:
             ({"name": "x.pdf", "doi": "doi:10.5555/abc.123"}, "smith2020"),
             ({"name": "x.pdf", "doi": "https://doi.org/10.5555/ABC.123."}, "smith2020"),
             ({"name": "x.pdf", "title": "LoRA:  low-rank adaptation of large language models"}, "hu2021lora"),
-            ({"name": "x.pdf", "head": "Preprint. LoRA: Low-Rank Adaptation of Large Language Models. Abstract"}, "hu2021lora"),
+            (
+                {"name": "x.pdf", "head": "Preprint. LoRA: Low-Rank Adaptation of Large Language Models. Abstract"},
+                "hu2021lora",
+            ),
         ],
     )
     def test_matches_by_key_file_doi_title_or_first_page(
         self, bib: Bibliography, arguments: dict[str, str], key: str
     ) -> None:
-        """File name = key (any case), the file field, the DOI (any prefix or case), the title, or the title on page 1."""
+        """Matched by file name = key (any case), file field, DOI (any prefix or case), title, or title on page 1."""
         entry = bib.match(**arguments)  # type: ignore[arg-type]
         assert entry is not None and entry.key == key
 

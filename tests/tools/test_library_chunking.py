@@ -18,7 +18,9 @@ class TestChunkText:
 
     def test_short_text_is_one_chunk_with_paragraphs_kept(self) -> None:
         """A note-sized text is one chunk; whitespace inside paragraphs collapses, paragraph breaks stay."""
-        assert chunk_text("First  line\nsame paragraph.\n\n\n  Second.  \n") == ["First line same paragraph.\n\nSecond."]
+        assert chunk_text("First  line\nsame paragraph.\n\n\n  Second.  \n") == [
+            "First line same paragraph.\n\nSecond."
+        ]
 
     @pytest.mark.parametrize("text", ["", "   ", "\n\n\n"])
     def test_blank_text_has_no_chunks(self, text: str) -> None:

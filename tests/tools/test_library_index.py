@@ -135,7 +135,9 @@ class TestIncremental:
         """Adding or editing the .bib file updates titles and authors (and their ranking) without reading documents."""
         load(folder)
         bib = folder / "library.bib"
-        bib.write_text("@article{gamma, title = {Pruning Heads}, author = {Voita, Elena}, year = 2019, doi = {10.5555/g}}")
+        bib.write_text(
+            "@article{gamma, title = {Pruning Heads}, author = {Voita, Elena}, year = 2019, doi = {10.5555/g}}"
+        )
         library, read = load(folder)
         assert read == []
         gamma = library.get("gamma")
@@ -179,7 +181,9 @@ class TestDamage:
         assert library.keys() == ["alpha", "beta", "gamma"]
         assert [h.document.key for h in library.search("adapters")] == ["alpha"]
         assert library.report is not None
-        assert [n for n in library.report.notes if "has been rebuilt" in n] != [] if noted else library.report.notes == []
+        assert (
+            [n for n in library.report.notes if "has been rebuilt" in n] != [] if noted else library.report.notes == []
+        )
 
     def test_index_of_another_version_is_rebuilt(self, folder: Path) -> None:
         """An index written with another schema version is replaced, and the report says why."""

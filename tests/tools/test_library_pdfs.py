@@ -15,9 +15,9 @@ import pytest
 from playwright import sync_api as playwright_api
 
 from chromium import needs_chromium
+from rolegraph.testing.pdf import write_pdf
 from rolegraph.tools.browser import CHROMIUM_FLAGS, find_chromium
 from rolegraph.tools.library import IndexEvent, Library, ReadDocumentArgs, ReadDocumentTool
-from rolegraph.testing.pdf import write_pdf
 
 PAGES = [
     "Retrieval for Everyone\n\nJane Smith. DOI: 10.5555/retrieval.2020\n\nWe study retrieval for question answering.",
@@ -146,11 +146,14 @@ class TestUnreadablePdfs:
         skipped = {s.file.name: s.reason for s in library.report.skipped}
         assert sorted(skipped) == ["cut.pdf", "empty.pdf", "garbage.pdf", "locked.pdf", "scan.pdf"]
         assert skipped["scan.pdf"] == (
-            "has no text layer on any of its 3 page(s) (a scanned PDF?); run OCR on it first (e.g. ocrmypdf) to index it"
+            "has no text layer on any of its 3 page(s) (a scanned PDF?); "
+            "run OCR on it first (e.g. ocrmypdf) to index it"
         )
         assert skipped["locked.pdf"] == "is encrypted; save an unencrypted copy to index it"
         for name in ("garbage.pdf", "empty.pdf", "cut.pdf"):
-            assert skipped[name].startswith("is not a readable PDF (") and "replace it with a good copy" in skipped[name]
+            assert (
+                skipped[name].startswith("is not a readable PDF (") and "replace it with a good copy" in skipped[name]
+            )
         assert len(library) == 5
         assert [h.source_id for h in library.search("dense retriever", limit=1)] == ["smith2020retrieval#p2"]
 
@@ -181,7 +184,11 @@ class TestUnreadablePdfs:
 
         with pytest.raises(LibraryError) as caught:
             Library.from_dir(tmp_path)
-        assert [p.file.name if p.file else None for p in caught.value.problems] == [tmp_path.name, "bad.pdf", "scan.pdf"]
+        assert [p.file.name if p.file else None for p in caught.value.problems] == [
+            tmp_path.name,
+            "bad.pdf",
+            "scan.pdf",
+        ]
         assert "no document of the library could be read" in str(caught.value)
 
 

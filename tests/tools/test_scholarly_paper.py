@@ -161,4 +161,5 @@ class TestSource:
             "kind": "article",
             "tool": "arxiv_search",
             "text": "From stripe to checkerboard order\n\nWe discuss the effects of quenched disorder.",
+            "page": None,
         }

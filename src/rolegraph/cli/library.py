@@ -36,7 +36,7 @@ def _show_progress(event: IndexEvent) -> None:
     """One line when a file starts, then one every `PAGE_STEP` pages of a long PDF (on stderr)."""
     name = escape(event.file.name)
     if event.page == 0:
-        pages = f" ({event.pages} pages)" if event.pages else ""
+        pages = f" ({event.pages} page{'s' if event.pages > 1 else ''})" if event.pages else ""
         err.print(f"reading {name}{pages}", highlight=False)
     elif event.pages and event.pages >= PAGE_STEP and (event.page % PAGE_STEP == 0 or event.page == event.pages):
         err.print(f"  {name}: page {event.page}/{event.pages}", highlight=False)
@@ -111,5 +111,9 @@ def search_command(
         err.print(f"No passages match {escape(repr(query))}.")
         return
     for rank, hit in enumerate(hits, 1):
-        out.print(f"{rank}. {escape(hit.document.cite_line(hit.page))}  [dim]score {hit.score:.2f}[/]", highlight=False)
+        out.print(
+            f"{rank}. {escape(hit.document.cite_line(hit.page))}  [dim]score {hit.score:.2f}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
         out.print(f"   {escape(hit.snippet)}", highlight=False, soft_wrap=True)

@@ -34,7 +34,7 @@ def _text_stream(text: str, line_chars: int) -> bytes:
     """A content stream showing `text` line by line, a blank line between paragraphs."""
     lines: list[str] = []
     for paragraph in text.split("\n\n"):
-        lines += textwrap.wrap(" ".join(paragraph.split()), line_chars) or [""]
+        lines += textwrap.wrap(" ".join(paragraph.split()), line_chars, break_on_hyphens=False) or [""]
         lines.append("")
     shown = b" T* ".join(_literal(line) + b" Tj" for line in lines)
     return b"BT /F1 10 Tf 12 TL 72 730 Td " + shown + b" ET"
@@ -72,7 +72,9 @@ def pdf_bytes(
     catalog = add(b"")  # filled in once the page tree exists
     tree = add(b"")
     font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
-    image = stream(_IMAGE, b"/Type /XObject /Subtype /Image /Width 8 /Height 8 /ColorSpace /DeviceGray /BitsPerComponent 8 ")
+    image = stream(
+        _IMAGE, b"/Type /XObject /Subtype /Image /Width 8 /Height 8 /ColorSpace /DeviceGray /BitsPerComponent 8 "
+    )
     kids = []
     for text in pages:
         contents = stream(_IMAGE_STREAM if text is None else _text_stream(text, line_chars))

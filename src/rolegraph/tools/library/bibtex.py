@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BibEntry", "Bibliography", "BibProblem", "normalise_doi", "normalise_title", "parse_bibtex"]
+__all__ = ["BibEntry", "BibProblem", "Bibliography", "normalise_doi", "normalise_title", "parse_bibtex"]
 
 _MONTHS = {m: m.capitalize() for m in "jan feb mar apr may jun jul aug sep oct nov dec".split()}
 _ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u0303", "c": "\u0327", "=": "\u0304"}
@@ -154,9 +154,7 @@ class Bibliography:
             unique.setdefault(entry.key.lower(), entry)
         return cls(list(unique.values()), problems)
 
-    def match(
-        self, *, name: str, doi: str | None = None, title: str | None = None, head: str = ""
-    ) -> BibEntry | None:
+    def match(self, *, name: str, doi: str | None = None, title: str | None = None, head: str = "") -> BibEntry | None:
         """The entry for the file `name`: by citation key = file stem, ``file`` field, DOI, title, or title in `head`.
 
         Args:
@@ -184,7 +182,7 @@ class Bibliography:
 def _clean(value: str) -> str:
     value = _COMMAND.sub("", value)
     value = _ACCENT.sub(lambda m: m[2] + _ACCENTS[m[1]], value)
-    value = _ESCAPED.sub(r"\1", value).replace("\\\\", " ").replace("~", " ").replace("--", "–")
+    value = _ESCAPED.sub(r"\1", value).replace("\\\\", " ").replace("~", " ").replace("--", "\u2013")
     return " ".join(unicodedata.normalize("NFC", value.replace("{", "").replace("}", "")).split())
 
 
@@ -240,7 +238,7 @@ class _Reader:
                 depth -= 1
             elif char == '"' and depth == 0:
                 return self.text[start : self.pos - 1]
-        raise ValueError('a \'"\' is never closed')
+        raise ValueError("a '\"' is never closed")
 
     def value(self, macros: dict[str, str]) -> str:
         parts = []

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rolegraph.tools.library.documents import Document, page_id
 from rolegraph.tools.library.library import Hit, Library
 from rolegraph.tools.library.query import fts_query
+from rolegraph.tools.sources import Source
 from rolegraph.tools.tool import Tool, ToolResult
 
 __all__ = ["LibrarySearchArgs", "LibrarySearchTool", "ReadDocumentArgs", "ReadDocumentTool"]
@@ -142,7 +143,10 @@ class ReadDocumentTool(Tool[ReadDocumentArgs]):
 
         Each page shown is registered as a source holding the page's whole text.
         """
-        parts, sources, shown, budget = [], [], [], self.max_chars
+        parts: list[str] = []
+        sources: list[Source] = []
+        shown: list[int] = []
+        budget = self.max_chars
         for page, text in self.library.pages(doc.key, first):
             if shown and len(text) > budget:
                 break
