@@ -32,6 +32,8 @@ SLOW = frozenset(
         "tests/workflows/test_loader_abuse.py",  # YAML bombs and deep nesting at their limits
         "tests/tools/test_browser.py",  # real Chromium
         "tests/tools/test_browser_guard.py",  # real Chromium against a tripwire, and its net log
+        "tests/tools/test_library_pdfs.py::TestLongPdf",  # a 500-page PDF indexed under tracemalloc
+        "tests/tools/test_library_pdfs.py::TestChromiumPdf",  # real Chromium prints a PDF
         "tests/viewer/test_page.py",  # real Chromium
         "tests/test_cli.py::TestConsoleScript",  # the installed command, in subprocesses
         "tests/evals/test_cli.py::TestKilledEval",  # an eval SIGKILLed in a subprocess, then resumed
