@@ -17,10 +17,9 @@ class TestChunkText:
     """chunk_text."""
 
     def test_short_text_is_one_chunk_with_paragraphs_kept(self) -> None:
-        """A note-sized text is one chunk; whitespace inside paragraphs collapses, paragraph breaks stay."""
-        assert chunk_text("First  line\nsame paragraph.\n\n\n  Second.  \n") == [
-            "First line same paragraph.\n\nSecond."
-        ]
+        """A note-sized text is one chunk; runs of spaces collapse, line and paragraph breaks stay."""
+        text = "First  line\n  same paragraph.\n\n\n  Second.  \n"
+        assert chunk_text(text) == ["First line\nsame paragraph.\n\nSecond."]
 
     @pytest.mark.parametrize("text", ["", "   ", "\n\n\n"])
     def test_blank_text_has_no_chunks(self, text: str) -> None:

@@ -3,8 +3,9 @@
 A chunk is a run of whole paragraphs of about `CHUNK_CHARS` characters; a
 paragraph longer than `MAX_CHUNK_CHARS` is cut between sentences, and a
 sentence longer than that between words. Chunks never cross a page of a PDF,
-so each carries the page it came from. Whitespace inside a paragraph is
-collapsed (PDF text breaks lines mid-sentence); paragraphs stay apart.
+so each carries the page it came from. Runs of spaces are collapsed; line
+and paragraph breaks stay (quotes are compared with whitespace normalised, so
+a sentence broken across lines is still one sentence).
 
 A note of the demo library (120 to 220 words) is a single chunk.
 """
@@ -28,8 +29,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 def chunk_text(text: str, *, target: int = CHUNK_CHARS, limit: int = MAX_CHUNK_CHARS) -> list[str]:
     """`text` as chunks of whole paragraphs (about `target` characters, never over `limit`), in order.
 
-    >>> chunk_text("One.\\n\\nTwo  words.\\n")
-    ['One.\\n\\nTwo words.']
+    >>> chunk_text("One.\\n\\nTwo  words,\\nthree.\\n")
+    ['One.\\n\\nTwo words,\\nthree.']
     """
     chunks: list[str] = []
     current: list[str] = []
@@ -51,7 +52,8 @@ def chunk_text(text: str, *, target: int = CHUNK_CHARS, limit: int = MAX_CHUNK_C
 def _pieces(text: str, limit: int) -> Iterator[str]:
     """Paragraphs with whitespace collapsed; those over `limit` as runs of sentences (or words) under it."""
     for paragraph in _PARAGRAPH_BREAK.split(text):
-        flat = " ".join(paragraph.split())
+        # Line breaks inside a paragraph stay (a note reads as it was written); runs of spaces go.
+        flat = "\n".join(line for line in (" ".join(part.split()) for part in paragraph.splitlines()) if line)
         if not flat:
             continue
         if len(flat) <= limit:
