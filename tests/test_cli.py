@@ -155,6 +155,45 @@ class TestValidate:
         assert "unknown key '[bold]'" in result.stderr
         assert result.exception is None or isinstance(result.exception, SystemExit)
 
+    def test_every_mistake_a_run_would_meet_in_one_pass(self, tmp_path: Path) -> None:
+        """A tool written with a dot for its colon, a for_each written as a template, a misspelt model
+        provider and a route without its bound: all four at their file:line:col in one pass, exit 2."""
+        (tmp_path / "my_tools.py").write_text("def glossary(term: str) -> str:\n    return term\n")
+        path = tmp_path / "wf.yaml"
+        path.write_text(
+            "rolegraph: 1\nname: mistakes\nmodels: {default: 'opneai:gpt-4o-mini'}\n"
+            "roles:\n  scout: {instructions: Look up., output: {notes: string}, tools: [my_tools.glossary]}\n"
+            "steps:\n  plan: {role: planner, task: plan}\n"
+            "  each:\n    role: scout\n    task: '{{ q }}'\n    depends_on: [plan]\n"
+            "    for_each: {items: '{{ steps.plan.questions }}', as: q}\n"
+            "    routes: [{when: 'output | length == 0', goto: each}]\n"
+        )
+        result = cli("validate", path)
+        assert (result.exit_code, result.stdout) == (2, "")
+        lines = result.stderr.splitlines()
+        assert [re.sub(r"(:\d+:\d+): .*", r"\1", line) for line in lines] == [
+            f"error {path}:3:19",
+            f"error {path}:5:68",
+            f"error {path}:12:23",
+            f"error {path}:13:14",
+            "4 problem(s) found.",
+        ]
+        assert "did you mean 'openai:'?" in lines[0]
+        assert "did you mean 'my_tools:glossary'?" in lines[1]
+        assert "items is an expression, not a template: drop the {{ }}" in lines[2]
+        assert "missing required key 'max_times'" in lines[3]
+
+    def test_warnings_alone_exit_zero(self, project: Path) -> None:
+        """Warnings (here: an input no template reads) are printed at file:line on stderr; the exit is 0."""
+        project.write_text(project.read_text().replace("to depth {{ inputs.depth }}", ""))
+        result = cli("validate", project)
+        assert result.exit_code == 0
+        assert result.stderr == (
+            f"warning {project}:6:3: input 'depth' is never read: no template uses inputs.depth; use it in a task, "
+            "or remove it (inputs.depth)\n"
+        )
+        assert result.stdout.startswith(f"ok {project}: workflow 'review'")
+
     def test_missing_file(self, tmp_path: Path) -> None:
         """A file that does not exist exits 2 with a message naming it."""
         result = cli("validate", tmp_path / "nope.yaml")

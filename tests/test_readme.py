@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 import rolegraph
 from rolegraph.models.scripted import load_script
-from rolegraph.workflows.loader import parse_spec
+from rolegraph.workflows.loader import read_spec
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 LIBRARY = README.parent / "examples" / "library"
@@ -38,13 +39,15 @@ class TestReadme:
         assert "uv run pytest" in ci
 
     def test_workflow_examples_are_valid(self, tmp_path: Path) -> None:
-        """Every complete workflow in the README loads without a problem (beside the README's Python modules)."""
+        """Every complete workflow in the README loads without a problem or a warning (beside the README's
+        Python modules)."""
         workflows = [b for b in _blocks("yaml") if b.startswith("rolegraph: 1")]
         assert workflows, "the README should show a complete workflow"
         _write_modules(tmp_path)
         for block in workflows:
-            spec = parse_spec(block, tmp_path / "readme.yaml")
-            assert spec.steps
+            read = read_spec(block, tmp_path / "readme.yaml")
+            assert read.spec.steps
+            assert read.warnings == []
 
     def test_scripted_model_example_loads(self, tmp_path: Path) -> None:
         """The scripted-model file shown in the README is a valid script."""
@@ -68,3 +71,40 @@ class TestReadme:
         assert stats["best"] == "hu2021lora" and stats["titles"][0].startswith("LoRA")
         assert len(result.step_outputs["more"]) == 2
         assert {s.id for s in result.sources} >= {"hu2021lora", "dettmers2023qlora", "houlsby2019adapters"}
+
+
+VALIDATE_FILES = {
+    "my_tools.py": "def glossary(term: str) -> str:\n    return term\n",
+    "bad.yaml": (
+        "rolegraph: 1\nname: mistakes\nmodels: {default: 'opneai:gpt-4o-mini'}\n"
+        "roles:\n  scout: {instructions: Look up., output: {notes: string}, tools: [my_tools.glossary]}\n"
+        "steps:\n  plan: {role: planner, task: plan}\n"
+        "  each:\n    role: scout\n    task: '{{ q }}'\n    depends_on: [plan]\n"
+        "    for_each: {items: '{{ steps.plan.questions }}', as: q}\n"
+        "    routes: [{when: 'output | length == 0', goto: each}]\n"
+    ),
+    "loop.yaml": (
+        "rolegraph: 1\nname: wf\nsteps:\n  draft: {role: writer, task: Write it.}\n  review:\n    role: critic\n"
+        '    task: "Review {{ steps.draft.title }}"\n    depends_on: [draft]\n'
+        "    routes: [{when: \"output.verdict == 'revise'\", goto: draft, max_times: 2}]\n"
+    ),
+}
+
+
+class TestValidateExamples:
+    def test_validate_output_is_what_the_command_prints(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Each `rolegraph validate` session shown in the README is what the command prints for its file."""
+        from typer.testing import CliRunner
+
+        from rolegraph.cli import app
+
+        for name, text in VALIDATE_FILES.items():
+            (tmp_path / name).write_text(text)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("COLUMNS", "1000")
+        sessions = [b for b in _blocks("console") if b.startswith("$ rolegraph validate ")]
+        assert len(sessions) == 2
+        for session in sessions:
+            command, *shown = session.strip().splitlines()
+            result = CliRunner().invoke(app, command.removeprefix("$ rolegraph ").split())
+            assert (result.stderr + result.stdout).splitlines() == shown

@@ -41,14 +41,19 @@ class Workflow(CompiledWorkflow):
     """
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Workflow:
-        """Load and validate a workflow file.
+    def load(cls, path: str | os.PathLike[str], *, machine: bool = False) -> Workflow:
+        """Load and validate a workflow file (its warnings in `warnings`).
+
+        Args:
+            path: The workflow file.
+            machine: Also check model files and packages and the library's notes, as
+                `rolegraph validate` does (``--model`` at run time may make them moot).
 
         Raises:
             SpecError: The file is invalid (every problem, with file:line:col).
         """
-        compiled = CompiledWorkflow.load(path)
-        return cls(compiled.spec, compiled.path)
+        compiled = CompiledWorkflow.load(path, machine=machine)
+        return cls(compiled.spec, compiled.path, compiled.warnings)
 
     async def run(
         self,

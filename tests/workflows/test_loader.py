@@ -434,6 +434,82 @@ class TestDocumentProblems:
             ("wf.yaml:11:18", "steps.write.depends_on[0]", "did you mean 'plan'?"),
         )
 
+    def test_every_mistake_in_one_pass(self) -> None:
+        """Schema mistakes (a route without its bound, an unknown key, a step that is two kinds at once)
+        do not hide the document's other mistakes (an unknown role, a for_each written as a template):
+        one reading reports all five."""
+        assert_problems(
+            doc(
+                """
+                steps:
+                  plan: {role: planer, task: p}
+                  research:
+                    role: researcher
+                    task: "{{ q }}"
+                    depends_on: [plan]
+                    for_each: {items: "{{ steps.plan.questions }}", as: q}
+                    routes: [{when: "output | length == 0", goto: research}]
+                  write: {role: writer, task: t, depends_on: [research], max_step: 2}
+                  fetch: {role: writer, tool: fetch_url, task: t, depends_on: [write]}
+                """
+            ),
+            ("wf.yaml:4:16", "steps.plan.role", "unknown role 'planer'"),
+            ("wf.yaml:9:23", "steps.research.for_each.items", "items is an expression, not a template"),
+            ("wf.yaml:10:14", "steps.research.routes[0].max_times", "missing required key 'max_times'"),
+            ("wf.yaml:11:58", "steps.write.max_step", "did you mean 'max_steps'?"),
+            ("wf.yaml:12:3", "steps.fetch", "exactly one of 'role' (an agent), 'tool' or 'function'"),
+        )
+
+    def test_a_broken_step_keeps_its_place(self) -> None:
+        """A step too broken to read is stood in for: steps depending on it are not told it is unknown."""
+        assert_problems(
+            doc(
+                """
+                steps:
+                  a: {role: writer, tool: fetch_url}
+                  b: {role: writer, task: "{{ steps.a.title }}", depends_on: [a]}
+                """
+            ),
+            ("wf.yaml:4:3", "steps.a", "exactly one of"),
+        )
+
+    @pytest.mark.parametrize(
+        ("field", "text", "fix"),
+        [
+            ("items", "'{{ steps.plan.questions }}'", "write items: steps.plan.questions"),
+            ("when", "'{{ output.verdict == \"revise\" }}'", 'write when: output.verdict == "revise"'),
+        ],
+    )
+    def test_expression_written_as_a_template(self, field: str, text: str, fix: str) -> None:
+        """items and when are expressions: braces around one are named, with the expression to write."""
+        body = "steps:\n  plan: {role: planner, task: p}\n"
+        if field == "items":
+            body += f"  r: {{role: writer, task: t, depends_on: [plan], for_each: {{items: {text}}}}}\n"
+            path = "steps.r.for_each.items"
+        else:
+            route = f"{{when: {text}, goto: plan, max_times: 1}}"
+            body += f"  r: {{role: critic, task: t, depends_on: [plan], routes: [{route}]}}\n"
+            path = "steps.r.routes[0].when"
+        ((_, where, message),) = problems_of(doc(body))
+        assert where == path
+        assert message == f"{field} is an expression, not a template: drop the {{{{ }}}} ({fix})"
+
+    @pytest.mark.parametrize(
+        ("model", "fragment"),
+        [
+            ("opneai:gpt-4o", "unknown model string 'opneai:gpt-4o'; did you mean 'openai:'?"),
+            ("openai:", "'openai:' is incomplete: write openai:<model>"),
+            ("openai-compatible:m", "needs a base URL: write openai-compatible:<model>@<base_url>"),
+            ("local:x", "'local:x' takes nothing after the colon: write local"),
+        ],
+    )
+    def test_model_string_forms(self, model: str, fragment: str) -> None:
+        """A model string of no known form (a misspelt provider, a missing part) is an error at its place."""
+        assert_problems(
+            doc(f"models: {{default: '{model}'}}\nsteps:\n  a: {{role: writer, task: t}}\n"),
+            ("wf.yaml:3:19", "models.default", fragment),
+        )
+
 
 class TestSafeYaml:
     def test_python_tag_is_rejected(self) -> None:

@@ -46,10 +46,10 @@ def report_spec_error(exc: SpecError) -> typer.Exit:
     return typer.Exit(EXIT_BAD_INPUT)
 
 
-def load_workflow(file: Path) -> Workflow:
-    """Load a workflow, or print its problems and exit 2."""
+def load_workflow(file: Path, *, machine: bool = False) -> Workflow:
+    """Load a workflow, or print its problems and exit 2 (see `Workflow.load`)."""
     try:
-        return Workflow.load(file)
+        return Workflow.load(file, machine=machine)
     except SpecError as exc:
         raise report_spec_error(exc) from None
 

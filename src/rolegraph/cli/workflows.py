@@ -103,8 +103,11 @@ def run(
 
 @app.command()
 def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) -> None:
-    """Check a workflow file; print every problem with file:line:col and exit 2 if there are any."""
-    workflow = load_workflow(file)
+    """Check a workflow file as a run would (tools, functions, library, models, templates): print every
+    problem with file:line:col and exit 2 if there are any; warnings are printed too, and alone exit 0."""
+    workflow = load_workflow(file, machine=True)
+    for warning in workflow.warnings:
+        err.print(f"[yellow]warning[/] {escape(str(warning))}", highlight=False, soft_wrap=True)
     spec = workflow.spec
     inputs = ", ".join(spec.inputs) or "none"
     out.print(f"[green]ok[/] {escape(str(file))}: workflow {spec.name!r}, {len(spec.steps)} steps, inputs: {inputs}")

@@ -12,6 +12,7 @@ loads neither llama.cpp nor the OpenAI SDK.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable
@@ -35,6 +36,7 @@ __all__ = [
     "OLLAMA_URL",
     "ModelForm",
     "ModelOptions",
+    "model_string_problem",
     "option_problem",
     "resolve_model",
 ]
@@ -167,6 +169,27 @@ def option_problem(model_string: str, options: ModelOptions) -> str | None:
         takes = ", ".join(sorted(form.options)) or "none"
         return f"{', '.join(unknown)} cannot be set for {form.form} models (they take: {takes})"
     return None
+
+
+def model_string_problem(model_string: str) -> str | None:
+    """What is wrong with the form of a model string (None: `resolve_model` knows how to build it).
+
+    Only the form is checked (a known prefix, the argument it needs): no package, key,
+    file or server is looked at.
+    """
+    string = model_string.strip()
+    prefix, colon, rest = string.partition(":")
+    rest = rest.strip()
+    form = MODEL_FORMS.get(prefix)
+    if form is not None and (bool(rest) if form.argument else not colon):
+        if prefix != "openai-compatible" or _COMPATIBLE.match(rest) is not None:
+            return None
+        return f"{string!r} needs a base URL: write {form.form}, e.g. 'openai-compatible:my-model@http://127.0.0.1:8080/v1'"
+    if form is not None:
+        return f"{string!r} {'is incomplete' if form.argument else 'takes nothing after the colon'}: write {form.form}"
+    close = difflib.get_close_matches(prefix, MODEL_FORMS, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0] + (':' if MODEL_FORMS[close[0]].argument else '')!r}? " if close else ""
+    return f"unknown model string {string!r}; {hint}use one of: {', '.join(MODEL_STRING_FORMS)}"
 
 
 def resolve_model(model_string: str, *, base_dir: Path | None = None, options: ModelOptions | None = None) -> Model:

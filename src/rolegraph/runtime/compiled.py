@@ -17,10 +17,10 @@ import networkx as nx
 from rolegraph.agents.roles import Role
 from rolegraph.errors import Problem, SpecError
 from rolegraph.runtime.executor import resolve_roles
-from rolegraph.runtime.steps.refs import step_reference_check
+from rolegraph.runtime.preflight import run_checks
 from rolegraph.tools.library import Library
 from rolegraph.workflows.graph import compile_graph
-from rolegraph.workflows.loader import load_spec
+from rolegraph.workflows.loader import read_spec_file
 from rolegraph.workflows.spec import InputSpec, WorkflowSpec
 
 __all__ = ["CompiledWorkflow"]
@@ -34,22 +34,31 @@ class CompiledWorkflow:
         path: The file it was loaded from (None for a workflow built in Python).
     """
 
-    def __init__(self, spec: WorkflowSpec, path: Path | None = None) -> None:
+    def __init__(self, spec: WorkflowSpec, path: Path | None = None, warnings: list[Problem] | None = None) -> None:
         self.spec = spec
         self.path = path
+        self.warnings: list[Problem] = list(warnings or [])
+        """What is valid but probably not meant (`rolegraph.workflows.lint`), at file:line."""
         self.base_dir = path.parent if path else Path.cwd()
         self.graph: nx.DiGraph[str] = compile_graph(spec)
         self.roles: dict[str, Role] = resolve_roles(spec)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> CompiledWorkflow:
-        """Load and validate a workflow file, with the tools and functions its steps name.
+    def load(cls, path: str | os.PathLike[str], *, machine: bool = False) -> CompiledWorkflow:
+        """Load and validate a workflow file, with what a run of it needs (`rolegraph.runtime.preflight`):
+        the tools its roles and steps name, the functions, the library folder.
+
+        Args:
+            path: The workflow file.
+            machine: Also check what depends on this machine and ``--model`` could change: model
+                files and packages, the library's notes (what `rolegraph validate` checks).
 
         Raises:
             SpecError: The file is invalid (every problem, with file:line:col).
         """
         file = Path(path)
-        return cls(load_spec(file, [step_reference_check(file.parent)]), file)
+        read = read_spec_file(file, run_checks(file.parent, machine=machine))
+        return cls(read.spec, file, read.warnings)
 
     def resolve_inputs(self, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
         """Inputs with defaults filled in and values converted to their declared types.

@@ -13,6 +13,7 @@ import posixpath
 import networkx as nx
 
 from rolegraph.agents.roles import BUILTIN_ROLE_NAMES, field_type
+from rolegraph.models.registry import model_string_problem
 from rolegraph.workflows import templates
 from rolegraph.workflows.context import TemplateUse, workflow_templates
 from rolegraph.workflows.graph import dependency_graph, validate_graph
@@ -81,18 +82,24 @@ def _model_findings(spec: WorkflowSpec) -> list[Finding]:
         if not _is_model_string(text):
             message = (
                 f"{text!r} is not a model string; write '<provider>:<model>' "
-                "(e.g. 'openai:gpt-4o-mini', 'ollama:qwen2.5:7b') or 'local'"
+                f"(e.g. 'openai:gpt-4o-mini', 'ollama:qwen2.5:7b') or 'local'{suggest(text, ['local'])}"
             )
             findings.append(Finding(path, message))
+        elif (problem := model_string_problem(text)) is not None:
+            findings.append(Finding(path, problem))
     users = [(f"roles.{n}.model", r.model) for n, r in spec.roles.items()]
     users += [(f"steps.{n}.model", s.model) for n, s in spec.steps.items()]
     for path, model in users:
-        if model is not None and model not in spec.models and not _is_model_string(model):
+        if model is None or model in spec.models:
+            continue
+        if not _is_model_string(model):
             message = (
                 f"unknown model {model!r}; name one defined under 'models:' or give a model string such as "
                 f"'openai:gpt-4o-mini'{suggest(model, spec.models)}"
             )
             findings.append(Finding(path, message))
+        elif (problem := model_string_problem(model)) is not None:
+            findings.append(Finding(path, problem))
     return findings
 
 
@@ -123,6 +130,9 @@ def _template_findings(spec: WorkflowSpec, data: nx.DiGraph[str]) -> list[Findin
     findings: list[Finding] = []
     upstream: dict[str | None, _Upstream] = {}
     for use in workflow_templates(spec):
+        if use.expression and (braced := _braced(use)) is not None:
+            findings.append(braced)
+            continue
         check = templates.check_expression if use.expression else templates.check_template
         issue = check(use.text)
         if issue is not None:
@@ -133,6 +143,17 @@ def _template_findings(spec: WorkflowSpec, data: nx.DiGraph[str]) -> list[Findin
                 upstream[use.step] = _Upstream(data, use.step)
             findings += _reference_findings(spec, use, upstream[use.step])
     return findings
+
+
+def _braced(use: TemplateUse) -> Finding | None:
+    """An expression written as a template (``items: "{{ steps.plan.questions }}"``): say to drop the braces."""
+    text = use.text.strip()
+    if not (text.startswith("{{") and text.endswith("}}")):
+        return None
+    key = use.path.rsplit(".", 1)[-1]
+    inner = text[2:-2].strip()
+    message = f"{key} is an expression, not a template: drop the {{{{ }}}} (write {key}: {inner})"
+    return Finding(use.path, message)
 
 
 def _reference_findings(spec: WorkflowSpec, use: TemplateUse, upstream: _Upstream) -> list[Finding]:

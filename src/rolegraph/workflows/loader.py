@@ -15,15 +15,17 @@ one `SpecError`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from rolegraph.errors import SpecError
+from rolegraph.errors import Problem, SpecError
 from rolegraph.workflows._gc import paused_gc
 from rolegraph.workflows.checks import workflow_findings
-from rolegraph.workflows.messages import MAX_HINTS, hint_budget, validation_findings, without_bad_keys
+from rolegraph.workflows.lint import workflow_warnings
+from rolegraph.workflows.messages import MAX_HINTS, hint_budget, salvage, validation_findings
 from rolegraph.workflows.reader import (
     MAX_BYTES,
     MAX_DEPTH,
@@ -45,10 +47,13 @@ __all__ = [
     "WORKFLOW",
     "Check",
     "DocumentKind",
+    "ReadSpec",
     "load_document",
     "load_spec",
     "parse_document",
     "parse_spec",
+    "read_spec",
+    "read_spec_file",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -70,8 +75,26 @@ _MISSING_HINTS = {
     "path": "add 'path: <file name>' inside the run folder",
     "render": "add 'render: report' (or json, sources, bibtex, template)",
 }
+
+
+def _step_stub(step: Any) -> dict[str, Any]:
+    """A valid step standing in for a broken one: it keeps the step's place in the graph."""
+    stub: dict[str, Any] = {"role": "writer", "task": "-"}
+    if isinstance(step, dict) and "depends_on" in step:
+        stub["depends_on"] = step["depends_on"]  # dropped in turn if it is what is broken
+    return stub
+
+
+_STUBS: dict[str, Callable[[Any], Any]] = {
+    "rolegraph": lambda _: 1,
+    "name": lambda _: "workflow",
+    "steps[]": _step_stub,
+    "roles[]": lambda _: {},  # so that the steps of a broken role do not also name an unknown role
+    "models[]": lambda _: "local",
+    "inputs[]": lambda _: {},
+}
 WORKFLOW: DocumentKind[WorkflowSpec] = DocumentKind(
-    "workflow", WorkflowSpec, "rolegraph", "rolegraph, name, steps, ...", _MISSING_HINTS
+    "workflow", WorkflowSpec, "rolegraph", "rolegraph, name, steps, ...", _MISSING_HINTS, _STUBS
 )
 """The workflow document kind."""
 
@@ -108,10 +131,24 @@ def _parse_document(text: str | bytes, kind: DocumentKind[M], file: Path | None,
     except ValidationError as exc:
         document.add_findings(validation_findings(exc.errors(include_url=False), data, kind), document.replaced)
         raise SpecError(document.sorted_problems()) from None
-    document.add_findings(Finding(path, message) for check in checks for path, message in check(value))
+    document.add_findings(_check_findings(checks, value))
     if document.has_problems():
         raise SpecError(document.sorted_problems())
     return value
+
+
+def _check_findings(checks: Sequence[Check[M]], value: M) -> Iterable[Finding]:
+    return (Finding(path, message) for check in checks for path, message in check(value))
+
+
+@dataclass(frozen=True)
+class ReadSpec:
+    """A valid workflow document and its warnings."""
+
+    spec: WorkflowSpec
+    """The workflow."""
+    warnings: list[Problem]
+    """What is valid but probably not meant (`rolegraph.workflows.lint`), each at its file:line:col."""
 
 
 def load_spec(path: Path, checks: Sequence[Check[WorkflowSpec]] = ()) -> WorkflowSpec:
@@ -120,7 +157,26 @@ def load_spec(path: Path, checks: Sequence[Check[WorkflowSpec]] = ()) -> Workflo
     Raises:
         SpecError: The file cannot be read or is invalid; holds every problem found.
     """
-    return parse_spec(read_bytes(path, "workflow"), path, checks)
+    return read_spec_file(path, checks).spec
+
+
+def read_spec_file(path: Path, checks: Sequence[Check[WorkflowSpec]] = ()) -> ReadSpec:
+    """`load_spec`, with the warnings of the valid document.
+
+    Raises:
+        SpecError: The file cannot be read or is invalid; holds every problem found.
+    """
+    return read_spec(read_bytes(path, "workflow"), path, checks)
+
+
+def read_spec(text: str | bytes, file: Path | None = None, checks: Sequence[Check[WorkflowSpec]] = ()) -> ReadSpec:
+    """`parse_spec`, with the warnings of the valid document.
+
+    Raises:
+        SpecError: Every problem found, each with file, line, column, field path and what to do.
+    """
+    with hint_budget(), paused_gc():
+        return _parse_spec(text, file, checks)
 
 
 def parse_spec(text: str | bytes, file: Path | None = None, checks: Sequence[Check[WorkflowSpec]] = ()) -> WorkflowSpec:
@@ -135,11 +191,10 @@ def parse_spec(text: str | bytes, file: Path | None = None, checks: Sequence[Che
     Raises:
         SpecError: Every problem found, each with file, line, column, field path and what to do.
     """
-    with hint_budget(), paused_gc():
-        return _parse_spec(text, file, checks)
+    return read_spec(text, file, checks).spec
 
 
-def _parse_spec(text: str | bytes, file: Path | None, checks: Sequence[Check[WorkflowSpec]]) -> WorkflowSpec:
+def _parse_spec(text: str | bytes, file: Path | None, checks: Sequence[Check[WorkflowSpec]]) -> ReadSpec:
     # Apart from `parse_spec`, so that the reading's temporaries (nodes, positions, data) are freed on
     # return, before the paused collector runs again and would walk them all.
     document, data = compose(text, file, WORKFLOW)
@@ -148,12 +203,15 @@ def _parse_spec(text: str | bytes, file: Path | None, checks: Sequence[Check[Wor
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         document.add_findings(validation_findings(errors, data, WORKFLOW), document.replaced)
-        pruned, partial = without_bad_keys(data, errors, WorkflowSpec)
-        if partial is not None:  # check the rest of the document too, so that one run shows every problem
-            document.add_findings(workflow_findings(partial), hide=[*pruned, *document.replaced])
+        salvaged = salvage(data, errors, WORKFLOW)  # check the rest of the document too: one reading, every problem
+        hidden = [*salvaged.altered, *document.replaced]
+        if salvaged.value is not None:
+            document.add_findings(workflow_findings(salvaged.value), hidden)
+            document.add_findings(_check_findings(checks, salvaged.value), hidden)
         raise SpecError(document.sorted_problems()) from None
     document.add_findings(workflow_findings(spec))
-    document.add_findings(Finding(path, message) for check in checks for path, message in check(spec))
+    document.add_findings(_check_findings(checks, spec))
     if document.has_problems():
         raise SpecError(document.sorted_problems())
-    return spec
+    warnings = sorted(map(document.place, workflow_warnings(spec)), key=lambda p: (p.line or 0, p.column or 0))
+    return ReadSpec(spec, warnings)

@@ -13,9 +13,9 @@ import contextvars
 import copy
 import difflib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Any, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -23,7 +23,7 @@ from pydantic_core import ErrorDetails
 from rolegraph.agents.roles import field_type
 from rolegraph.workflows.reader import DocumentKind, Finding, describe_value, join_path
 
-__all__ = ["MAX_HINTS", "hint_budget", "suggest", "validation_findings", "without_bad_keys"]
+__all__ = ["MAX_HINTS", "Salvaged", "hint_budget", "salvage", "suggest", "validation_findings"]
 
 MAX_HINTS = 50
 """Did-you-mean hints per document, at most: each scans a list of names, and a hostile file
@@ -212,25 +212,86 @@ def _type_message(error_type: str, value: Any, ctx: dict[str, Any], parts: list[
     return None
 
 
-def without_bad_keys(
-    data: dict[str, Any], errors: Sequence[ErrorDetails], model: type[M]
-) -> tuple[list[str], M | None]:
-    """`data` validated again without the optional keys that failed: their paths, and the document if valid.
+_SALVAGE_ROUNDS = 4
+"""Validations of a document with its broken parts dropped or stood in for, at most (dropping a part
+can uncover another: a route without its bound is dropped with its step's other routes, and so on)."""
+
+
+@dataclass
+class Salvaged(Generic[M]):
+    """What is left of a document with schema errors once its broken parts are dropped or stood in for."""
+
+    value: M | None
+    """The document validated without them, if it then is valid."""
+    altered: list[str] = field(default_factory=list)
+    """Field paths dropped or replaced: problems at, inside or around them are not told (they may be
+    the drop's doing, such as a mapping left without a key whose name was misspelt)."""
+
+
+def salvage(data: dict[str, Any], errors: Sequence[ErrorDetails], kind: DocumentKind[M]) -> Salvaged[M]:
+    """`data` validated again with each broken part dropped, or replaced by `kind.stubs`, nearest its error.
 
     So that a document with schema errors still has its other checks run, and one
-    reading shows every problem.
+    reading shows every problem: an optional key that failed is dropped, a broken
+    step is stood in for by a stub that keeps its place in the graph.
     """
     pruned = copy.deepcopy(data)
-    paths: list[str] = []
-    for error in errors:
-        where = _walk(error["loc"], data, error["type"] == "missing")
-        if error["type"] == "missing" or where.is_key or not where.parts or not isinstance(where.parts[-1], str):
-            continue
-        parent = _get(pruned, where.parts[:-1])
-        if isinstance(parent, dict):
-            parent.pop(where.parts[-1], None)
-            paths.append(_path(where.parts))
+    result: Salvaged[M] = Salvaged(None)
+    for _ in range(_SALVAGE_ROUNDS):
+        before = len(result.altered)
+        for error in errors:
+            where = _walk(error["loc"], pruned, error["type"] == "missing")
+            fix = _nearest_fix(kind, where, error["type"] == "missing")
+            if fix is not None and _apply(pruned, *fix):
+                result.altered.append(_path(fix[0]))
+        try:
+            result.value = kind.model.model_validate(pruned)
+            return result
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+        if len(result.altered) == before:
+            break  # nothing more can be dropped: the document stays invalid
+    return result
+
+
+def _nearest_fix(
+    kind: DocumentKind[Any], where: _Where, missing: bool
+) -> tuple[list[str | int], Callable[[Any], Any] | None] | None:
+    """The part of the data nearest an error that can be dropped (stub None) or stood in for, if any."""
+    parts = where.parts
+    for length in range(len(parts), 0, -1):
+        prefix = parts[:length]
+        key = prefix[-1]
+        if not isinstance(key, str):
+            continue  # a list's item: dropping it would move every later one
+        path = _path(prefix)
+        if path in kind.stubs and not where.is_key:
+            return prefix, kind.stubs[path]
+        if missing and length == len(parts):
+            continue  # the missing key is not there to drop: drop (or stand in for) what lacks it
+        parent = _model_at(kind.model, prefix[:-1])
+        if parent is None:  # an entry of a map: a stub keeps its place, else it goes
+            stub = kind.stubs.get(_path(prefix[:-1]) + "[]")
+            return prefix, None if where.is_key else stub
+        fields = {info.alias or name: info for name, info in parent.model_fields.items()}
+        if key not in fields or not fields[key].is_required():
+            return prefix, None
+    return None
+
+
+def _apply(data: dict[str, Any], parts: list[str | int], stub: Callable[[Any], Any] | None) -> bool:
+    """Drop the value at `parts`, or replace it by `stub(value)`; False if it is no longer there."""
     try:
-        return paths, model.model_validate(pruned)
-    except ValidationError:
-        return paths, None
+        parent = _get(data, parts[:-1])
+    except (KeyError, IndexError, TypeError):
+        return False
+    key = parts[-1]
+    if not isinstance(parent, dict) or not isinstance(key, str):
+        return False
+    if stub is None:
+        return parent.pop(key, _ABSENT) is not _ABSENT
+    parent[key] = stub(parent.get(key))
+    return True
+
+
+_ABSENT = object()

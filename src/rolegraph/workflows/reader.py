@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -89,6 +89,9 @@ class DocumentKind(Generic[M]):
     """Its top-level keys, for "must be a mapping of keys (...)"."""
     hints: Mapping[str, str] = field(default_factory=dict)
     """What to do about a missing required key, by key name."""
+    stubs: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    """What stands in for a broken part, so that the rest of the document is still checked: by field
+    path (``name``), or for every entry of a map by its path and ``[]`` (``steps[]``); given the broken value."""
 
 
 @dataclass(frozen=True)
@@ -381,10 +384,14 @@ class PositionedDocument:
             if len(self.problems) >= MAX_PROBLEMS:
                 self.untold += 1
                 continue
-            pos = self.locate(finding.path, at_key=finding.at_key)
-            if pos is not None and finding.text_line is not None:
-                pos = self._inside(pos, finding.text_line)
-            self.problems.append(self._problem(finding.message, finding.path, pos))
+            self.problems.append(self.place(finding))
+
+    def place(self, finding: Finding) -> Problem:
+        """`finding` as a problem at its place in the file."""
+        pos = self.locate(finding.path, at_key=finding.at_key)
+        if pos is not None and finding.text_line is not None:
+            pos = self._inside(pos, finding.text_line)
+        return self._problem(finding.message, finding.path, pos)
 
     # ----- positions
 

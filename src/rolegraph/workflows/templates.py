@@ -40,6 +40,7 @@ __all__ = [
     "render_value",
     "undeclared_names",
     "value_templates",
+    "wholly_used",
 ]
 
 _TRACKED = frozenset({"steps", "inputs"})
@@ -225,6 +226,31 @@ def _referenced_names(text: str, expression: bool) -> frozenset[tuple[str, str]]
         elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
             found.add((target.name, node.arg.value))
     return frozenset(found)
+
+
+def wholly_used(text: str, *, expression: bool) -> frozenset[str]:
+    """Which of ``steps`` and ``inputs`` a template uses as a whole (``{{ inputs | tojson }}``,
+    ``inputs[name]``), not only through a constant attribute or key: then any of its entries may be read.
+
+    Raises:
+        TemplateError: The text does not parse.
+    """
+    if not expression and _is_plain(text):
+        return frozenset()
+    try:
+        tree = _parse(text, expression=expression)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(_describe(exc)) from exc
+    named: set[int] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = getattr(node, "node", None)
+        arg = getattr(node, "arg", None)
+        constant = isinstance(node, nodes.Getattr) or (isinstance(arg, nodes.Const) and isinstance(arg.value, str))
+        if constant and isinstance(target, nodes.Name):
+            named.add(id(target))
+    return frozenset(
+        n.name for n in tree.find_all(nodes.Name) if n.ctx == "load" and n.name in _TRACKED and id(n) not in named
+    )
 
 
 def undeclared_names(text: str, *, expression: bool) -> set[str]:
