@@ -109,10 +109,11 @@ class TestLibrary:
         assert (where, field) == ("4:10", "library")
         assert f"library folder 'papers' does not exist (looked for {(tmp_path / 'papers').resolve()})" in message
 
-    def test_malformed_note_is_checked_by_validate_only(self, tmp_path: Path) -> None:
-        """A note without its front matter: loading for a run passes, the machine check names the note."""
+    def test_malformed_note_is_checked_by_validate_only(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A note whose front matter never closes: loading for a run passes, the machine check names the note."""
+        monkeypatch.setenv("ROLEGRAPH_HOME", str(tmp_path / "home"))  # where the library's index is kept
         write_library(tmp_path, NOTES)
-        (tmp_path / "library" / "broken.md").write_text("no front matter here\n")
+        (tmp_path / "library" / "broken.md").write_text("---\nkey: broken\ntitle: Broken\n\nno closing line\n")
         path = write(tmp_path, "library: library\nsteps:\n  r: {role: researcher, task: t}\n")
         (tmp_path / "model.yaml").write_text("[]\n")
         assert CompiledWorkflow.load(path).spec.library == "library"

@@ -7,7 +7,7 @@ engine brings these checks to the loader, which reports each at its file:line:co
 - every tool of every role a step uses resolves: a built-in (a library tool needs a
   ``library:``), or an import path that imports and is a tool (``my_tools.glossary``
   is refused with ``did you mean 'my_tools:glossary'?``); no two share a name;
-- the ``library:`` folder exists and holds notes;
+- the ``library:`` folder exists;
 - tool and function steps name tools and functions that exist (`rolegraph.runtime.steps.refs`).
 
 With ``machine=True`` (`rolegraph validate`), also what depends on this machine and
@@ -113,7 +113,7 @@ def _library_problems(spec: WorkflowSpec, base_dir: Path, *, notes: bool) -> Ite
     if not notes:
         return
     try:
-        Library.from_dir(folder)
+        Library.from_dir(folder).close()  # indexes the folder into the index the run will use
     except LibraryError as exc:
         for problem in exc.problems:
             yield "library", f"library {problem}"
