@@ -149,6 +149,16 @@ class TestRuns:
         assert row.split()[:3] == [run_id, "review", "completed"]
         assert row.split()[-1] == "$0.0000"
 
+    def test_ids_stay_whole_at_80_columns(self, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """At 80 columns `runs` still prints every run id whole (other columns give way), and its prefix works."""
+        run_id = run(project)
+        monkeypatch.setenv("COLUMNS", "80")
+        result = cli("runs")
+        assert result.exit_code == 0
+        assert run_id in result.stdout
+        assert all(len(line) <= 80 for line in result.stdout.splitlines())
+        assert cli("trace", run_id[:17]).exit_code == 0
+
     def test_unindexed_and_crashed_runs_show(self, project: Path, home: Path) -> None:
         """Runs missing from the index are imported on listing; a crashed one shows as unfinished."""
         done, crashed = run(project), run(project)
@@ -290,4 +300,4 @@ class TestTraceExport:
         """An unknown format exits 2."""
         result = cli("trace", "export", run(project), "--format", "zipkin")
         assert result.exit_code == 2
-        assert "use otlp-json or jsonl" in result.stderr
+        assert "'zipkin' is not one of 'otlp-json', 'jsonl'" in result.stderr

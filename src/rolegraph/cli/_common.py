@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from rolegraph import __version__
+from rolegraph.cli._style import StyledGroup
 from rolegraph.errors import ModelNotAvailableError, RolegraphError, SpecError
 from rolegraph.layout import Home, RunFolder
 from rolegraph.traces.pricing import PricesError, PriceTable
@@ -22,12 +24,31 @@ from rolegraph.workflows.spec import Budget
 
 app = typer.Typer(
     name="rolegraph",
+    cls=StyledGroup,
+    rich_markup_mode="markdown",
     help="Multi-agent research workflows in YAML, every step traced.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 err = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"rolegraph {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Multi-agent research workflows in YAML, every step traced."""
+
+
 out = Console(highlight=False)
 
 T = TypeVar("T")
@@ -190,7 +211,7 @@ def find_run(run_id: str) -> Path:
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
-RunArgument = Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")]
+RunArgument = Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix, or 'last').")]
 PricesOption = Annotated[
     Path | None, typer.Option("--prices", help="A price file (model: {input, output} USD per 1M tokens).")
 ]

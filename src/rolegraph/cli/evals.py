@@ -73,12 +73,18 @@ def eval_command(
     ] = None,
     model: Annotated[
         list[str] | None,
-        typer.Option("--model", "-m", help="A model replacing the workflow's default (repeatable: one column each)."),
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="<model>",
+            help="A model replacing the workflow's default (repeatable: one column each).",
+        ),
     ] = None,
     setting: Annotated[
         list[str] | None,
         typer.Option(
             "--set",
+            metavar="<name=v1,v2>",
             help="Vary a default-model setting: NAME=V1,V2 (temperature, top_p, seed, max_tokens; repeatable: "
             "every combination, crossed with the models, is a column).",
         ),
@@ -94,7 +100,7 @@ def eval_command(
         list[str] | None,
         typer.Option(
             "--rescore",
-            metavar="RUN",
+            metavar="<run>",
             help="Score this past run instead of running (repeatable; id, prefix or 'last').",
         ),
     ] = None,
@@ -102,7 +108,7 @@ def eval_command(
         str | None,
         typer.Option(
             "--resume",
-            metavar="EVAL",
+            metavar="<eval>",
             help="Finish an interrupted eval (its id, a prefix or 'last'): finished runs are re-scored, "
             "interrupted ones continued, the rest run.",
         ),
@@ -122,8 +128,9 @@ def eval_command(
         typer.Option("--output", "-o", help="Also write the report here: .html (table and plots), .json or markdown."),
     ] = None,
 ) -> None:
-    """Run every question of an eval set through a workflow and score the runs; one table, a column per model
-    and settings.
+    """Run every question of an eval set through a workflow and score the runs.
+
+    One table, a column per model and settings.
 
     The budget options hold every run to limits (a run that reaches one is scored as failed). Each eval
     prints its id: `rolegraph eval --resume ID` finishes it after a crash, a kill or Ctrl-C.

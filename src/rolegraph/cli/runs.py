@@ -44,7 +44,13 @@ def runs(
         return
     table = Table(box=None)
     for column in ("run", "workflow", "status", "started (UTC)", "duration", "tokens", "cost"):
-        table.add_column(column, justify="right" if column in ("duration", "tokens", "cost") else "left")
+        # A run id is what you copy into the next command: never cut or wrapped, whatever the width.
+        table.add_column(
+            column,
+            justify="right" if column in ("duration", "tokens", "cost") else "left",
+            no_wrap=column in ("run", "started (UTC)"),
+            min_width=len(rows[0].run_id) if column == "run" and rows else None,
+        )
     colours = {
         "completed": "green",
         "failed": "red",

@@ -21,8 +21,11 @@ from rolegraph.cli._common import (
     report_spec_error,
 )
 from rolegraph.errors import SpecError
-from rolegraph.tools.library import Library
+from rolegraph.tools.library import Library, LibrarySearchTool, ReadDocumentTool
 from rolegraph.tools.registry import builtin_tools, call_tool, describe_tools, resolve_tool
+
+LIBRARY_TOOLS = frozenset({LibrarySearchTool.name, ReadDocumentTool.name})
+"""The built-in tools that need ``--library``."""
 
 
 def _argument_summary(parameters: dict[str, Any]) -> str:
@@ -62,7 +65,10 @@ def tool_run(
         bool, typer.Option("--json", help="Print the whole result as JSON (content, data, sources, is_error).")
     ] = False,
 ) -> None:
-    """Run one tool. Exit 0 on success, 1 if the tool reported an error, 2 for bad arguments or an unknown tool."""
+    """Run one tool.
+
+    Exit 0 on success, 1 if the tool reported an error, 2 for bad arguments or an unknown tool.
+    """
     try:
         values = json.loads(args)
     except ValueError as exc:
@@ -70,6 +76,12 @@ def tool_run(
         raise typer.Exit(EXIT_BAD_INPUT) from None
     if not isinstance(values, dict):
         err.print('[red]error[/] --args must be a JSON object, e.g. \'{"query": "LoRA"}\'')
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if library is None and name in LIBRARY_TOOLS:
+        err.print(
+            f"[red]error[/] tool {escape(repr(name))} needs a library: pass --library DIR (a folder of notes)",
+            soft_wrap=True,
+        )
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
         notes = Library.from_dir(library) if library is not None else None

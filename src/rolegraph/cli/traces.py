@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,6 +48,7 @@ class _TraceGroup(TyperGroup):
 trace_app = typer.Typer(
     cls=_TraceGroup,
     no_args_is_help=True,
+    subcommand_metavar="RUN | COMMAND [ARGS]...",
     help="Show a run's trace (`rolegraph trace RUN`), compare two runs (`trace diff`) or export one (`trace export`).",
 )
 app.add_typer(trace_app, name="trace")
@@ -97,7 +99,7 @@ def trace_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the span tree and usage as JSON.")] = False,
     prices: PricesOption = None,
 ) -> None:
-    """Print a run's trace as a tree with durations, tokens and errors."""
+    """Print a run's trace as a tree with durations, tokens and errors (`trace RUN` is short for this)."""
     path = RunFolder(find_run(run_id)).trace
     recorded = Trace.load(path)
     roots = recorded.roots
@@ -196,19 +198,25 @@ def _times(a: float | None, b: float | None) -> str:
     return f"{a:.2f}s → {b:.2f}s{ratio}"
 
 
+class ExportFormat(StrEnum):
+    """What `rolegraph trace export` writes."""
+
+    OTLP_JSON = "otlp-json"
+    JSONL = "jsonl"
+
+
 @trace_app.command("export")
 def trace_export(
     run_id: RunArgument,
-    format: Annotated[str, typer.Option("--format", "-f", help="otlp-json or jsonl.")] = "otlp-json",
+    format: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="OTLP/JSON or the raw JSONL.")
+    ] = ExportFormat.OTLP_JSON,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")] = None,
 ) -> None:
     """Export a run's trace: OTLP/JSON (an ExportTraceServiceRequest) or the raw JSONL."""
-    if format not in ("otlp-json", "jsonl"):
-        err.print(f"[red]error[/] unknown format {escape(repr(format))}; use otlp-json or jsonl")
-        raise typer.Exit(EXIT_BAD_INPUT)
     run_dir = find_run(run_id)
     path = RunFolder(run_dir).trace
-    if format == "jsonl":
+    if format is ExportFormat.JSONL:
         data = path.read_bytes()
     else:
         summary = read_run_json(run_dir)

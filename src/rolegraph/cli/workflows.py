@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +12,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from rolegraph.cli._common import (
-    EXIT_BAD_INPUT,
     EXIT_FAILED,
     MaxCostOption,
     MaxIterationsOption,
@@ -58,11 +58,19 @@ def print_result(result: RunResult) -> None:
         err.print(f"resume with a higher limit: rolegraph resume {result.run_id} --max-<limit> N")
 
 
+class GraphFormat(StrEnum):
+    """What `rolegraph graph` prints."""
+
+    MERMAID = "mermaid"
+    DOT = "dot"
+
+
 @app.command()
 def run(
-    file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
+    file: Annotated[Path, typer.Argument(metavar="WORKFLOW", help="Workflow YAML file.")],
     input: Annotated[
-        list[str] | None, typer.Option("--input", "-i", help="An input as name=value (repeatable).")
+        list[str] | None,
+        typer.Option("--input", "-i", metavar="<name=value>", help="An input as name=value (repeatable)."),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model string replacing the workflow's default model.")] = None,
     as_json: Annotated[
@@ -82,8 +90,11 @@ def run(
     max_tool_calls: MaxToolCallsOption = None,
     max_iterations: MaxIterationsOption = None,
 ) -> None:
-    """Run a workflow. Exit 0 on success, 1 if the run failed, 2 on bad input, 3 if a budget ran out,
-    130 if interrupted (Ctrl-C or SIGTERM; resume it with `rolegraph resume`)."""
+    """Run a workflow.
+
+    Exit 0 on success, 1 if the run failed, 2 on bad input, 3 if a budget ran out, 130 if interrupted
+    (Ctrl-C or SIGTERM; resume it with `rolegraph resume`).
+    """
     workflow = load_workflow(file)
     inputs = parse_inputs(input or [])
     budget = budget_from(max_tokens, max_cost, max_wall, max_tool_calls, max_iterations)
@@ -102,9 +113,11 @@ def run(
 
 
 @app.command()
-def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) -> None:
-    """Check a workflow file as a run would (tools, functions, library, models, templates): print every
-    problem with file:line:col and exit 2 if there are any; warnings are printed too, and alone exit 0."""
+def validate(file: Annotated[Path, typer.Argument(metavar="WORKFLOW", help="Workflow YAML file.")]) -> None:
+    """Check a workflow file as a run would (tools, functions, library, models, templates).
+
+    Every problem is printed with file:line:col, and any exits 2; warnings are printed too, and alone exit 0.
+    """
     workflow = load_workflow(file, machine=True)
     for warning in workflow.warnings:
         err.print(f"[yellow]warning[/] {escape(str(warning))}", highlight=False, soft_wrap=True)
@@ -115,15 +128,14 @@ def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) 
 
 @app.command()
 def graph(
-    file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="mermaid or dot.")] = "mermaid",
+    file: Annotated[Path, typer.Argument(metavar="WORKFLOW", help="Workflow YAML file.")],
+    format: Annotated[
+        GraphFormat, typer.Option("--format", "-f", help="Mermaid or Graphviz DOT.")
+    ] = GraphFormat.MERMAID,
 ) -> None:
     """Print the workflow's step graph as Mermaid or Graphviz DOT."""
     workflow = load_workflow(file)
-    if format not in ("mermaid", "dot"):
-        err.print(f"[red]error[/] unknown format {escape(repr(format))}; use mermaid or dot")
-        raise typer.Exit(EXIT_BAD_INPUT)
-    text = to_mermaid(workflow.graph) if format == "mermaid" else to_dot(workflow.graph)
+    text = to_mermaid(workflow.graph) if format is GraphFormat.MERMAID else to_dot(workflow.graph)
     print(text.rstrip("\n"))  # one final newline, not the renderer's plus print's
 
 

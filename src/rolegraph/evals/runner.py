@@ -61,6 +61,9 @@ class EvalRun(BaseModel):
 
 
 RunListener = Callable[[EvalRun], None]
+
+COUNTS = frozenset({"tokens"})
+"""Metrics that count something: reported as whole numbers."""
 """Called as each run finishes (progress displays)."""
 
 
@@ -79,12 +82,13 @@ class MetricSummary(BaseModel):
         sd = statistics.stdev(measured) if len(measured) >= 2 else None
         return cls(mean=mean, sd=sd, n=len(measured))
 
-    def cell(self) -> str:
-        """``mean ± sd (n)``, or ``n/a`` when nothing was measured."""
+    def cell(self, *, whole: bool = False) -> str:
+        """``mean ± sd (n)``, or ``n/a`` when nothing was measured; `whole` rounds to integers (a count)."""
         if self.mean is None:
             return "n/a"
-        spread = f" ± {self.sd:.2f}" if self.sd is not None else ""
-        return f"{self.mean:.2f}{spread} ({self.n})"
+        digits = 0 if whole else 2
+        spread = f" ± {self.sd:.{digits}f}" if self.sd is not None else ""
+        return f"{self.mean:.{digits}f}{spread} ({self.n})"
 
 
 def _summarise(runs: Sequence[EvalRun], names: Sequence[str]) -> dict[str, MetricSummary]:
@@ -180,7 +184,9 @@ class EvalReport(BaseModel):
             "|---|" + "---|" * len(self.models),
         ]
         for name in (*self.metrics, "completed"):
-            lines.append(f"| {name} | " + " | ".join(summary[m][name].cell() for m in self.models) + " |")
+            lines.append(
+                f"| {name} | " + " | ".join(summary[m][name].cell(whole=name in COUNTS) for m in self.models) + " |"
+            )
         return "\n".join(lines) + "\n"
 
 
