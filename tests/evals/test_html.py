@@ -1,12 +1,15 @@
-"""The HTML report: the metrics table, an inline SVG plot per metric, every run, all text escaped."""
+"""The HTML report: eval id and date, the metrics table with each metric's meaning and better direction, an
+inline SVG plot per metric, every run linked to the viewer, each run's report excerpt, all text escaped."""
 
 from __future__ import annotations
 
 import re
+from html import escape
 from html.parser import HTMLParser
 
+from rolegraph.evals.guide import METRIC_GUIDE, guide
 from rolegraph.evals.html import metric_plot, render_html
-from rolegraph.evals.metrics import METRICS, RunScores
+from rolegraph.evals.metrics import METRICS, RunScores, metric_names
 from rolegraph.evals.runner import EvalReport, EvalRun, MetricSummary
 
 EVIL = '<script>alert("x")</script>'
@@ -30,7 +33,15 @@ def scores(**changes: object) -> RunScores:
 
 def report() -> EvalReport:
     runs = [
-        EvalRun(question=EVIL, model="default t=0", repeat=1, run_id="r1", status="completed", scores=scores()),
+        EvalRun(
+            question=EVIL,
+            model="default t=0",
+            repeat=1,
+            run_id="r1",
+            status="completed",
+            scores=scores(),
+            excerpt=f"Adapters train few weights. {EVIL}",
+        ),
         EvalRun(
             question=EVIL,
             model="default t=0",
@@ -42,7 +53,16 @@ def report() -> EvalReport:
         ),
         EvalRun(question=EVIL, model="default t=0.7", repeat=1, run_id="r3", status="completed", scores=scores()),
     ]
-    return EvalReport(evalset="s", workflow="w", models=["default t=0", "default t=0.7"], repeat=2, runs=runs)
+    return EvalReport(
+        evalset="s",
+        workflow="w",
+        models=["default t=0", "default t=0.7"],
+        repeat=2,
+        runs=runs,
+        eval_id="20261201-214512-3f9a0c1d2e4b",
+        started="2026-12-01T21:45:12+00:00",
+        default_model="ollama:qwen2.5:7b",
+    )
 
 
 class Elements(HTMLParser):
@@ -60,14 +80,18 @@ class TestRenderHtml:
         page = render_html(report())
         assert page.startswith("<!DOCTYPE html>")
         assert (
-            '<tr><th>source_recall</th><td class="num">0.75 ± 0.35 (2)</td><td class="num">0.50 (1)</td></tr>' in page
+            '<th title="Share of the question&#x27;s gold sources the report cites.">source_recall'
+            ' <span class="dir" title="higher is better">↑</span></th>'
+            '<td class="num">0.75 ± 0.35 (2)</td><td class="num">0.50 (1)</td>'
+            '<td class="meaning">Share of the question&#x27;s gold sources the report cites.'
+            ' <span class="muted">higher is better.</span></td></tr>' in page
         )
         parser = Elements()
         parser.feed(page)
         assert parser.tags.count("svg") == len(METRICS) + 1
         assert parser.tags.count("figure") == len(METRICS) + 1
         assert "script" not in parser.tags  # self-contained, nothing executable
-        assert page.count("<code>r") == 3
+        assert page.count('<a href="http://127.0.0.1:8765/#run=r') == 2 * 3  # in the runs table and the excerpts
 
     def test_untrusted_text_is_escaped(self) -> None:
         """Questions, errors and facts from runs are escaped wherever they appear."""
@@ -83,7 +107,7 @@ class TestRenderHtml:
         page = render_html(judged)
         assert "<code>openai:gpt-4o-mini</code>" in page and "<code>/t/judge.jsonl</code>" in page
         assert "<pre>P &lt;b&gt;</pre>" in page
-        assert "<figcaption>fact_coverage_judge</figcaption>" in page
+        assert '<figcaption>fact_coverage_judge <span class="muted">↑ higher is better</span></figcaption>' in page
 
 
 class TestMetricPlot:
@@ -103,3 +127,61 @@ class TestMetricPlot:
             r'<line x1="[\d.]+" y1="([\d.]+)" x2="[\d.]+" y2="\1" stroke="#1565c0" stroke-width="3">', svg
         )
         assert [float(y) for y in means] == [12 + (170 - 12 - 40) * 0.5] * 2
+
+
+class TestReportContext:
+    def test_eval_id_date_and_default_model(self) -> None:
+        """The page says which eval it is, when it started, and which model the workflow's default is."""
+        page = render_html(report())
+        assert (
+            '<p class="muted">eval <code>20261201-214512-3f9a0c1d2e4b</code> · started 2026-12-01 21:45:12 UTC'
+            " · workflow default model <code>ollama:qwen2.5:7b</code></p>" in page
+        )
+
+    def test_columns_named_by_their_model(self) -> None:
+        """A `default` column is headed by the model it ran, with its label kept as a note; so are its runs."""
+        page = render_html(report())
+        assert '<th>ollama:qwen2.5:7b t=0<br><small class="muted">workflow default (default t=0)</small></th>' in page
+        assert "<td>ollama:qwen2.5:7b t=0.7</td>" in page
+        assert "<th>default t=0</th>" not in page and "<td>default t=0</td>" not in page
+
+    def test_metric_definitions_with_direction(self) -> None:
+        """Every metric's row says what it measures and which way is better."""
+        page = render_html(report())
+        assert "<tr><th>metric</th>" in page and "<th>what it measures</th></tr>" in page
+        assert (
+            '<td class="meaning">Tokens the run&#x27;s model calls read and wrote.'
+            ' <span class="muted">lower is better.</span></td>' in page
+        )
+        for name in (*METRICS, "completed"):
+            assert f'<td class="meaning">{escape(guide(name).meaning)}' in page
+
+    def test_run_ids_link_to_the_viewer(self) -> None:
+        """Run ids link to their page in `rolegraph serve` (at the URL given; plain ids with none)."""
+        page = render_html(report(), viewer_url="http://127.0.0.1:9000/")
+        assert '<a href="http://127.0.0.1:9000/#run=r2"><code>r2</code></a>' in page
+        plain = render_html(report(), viewer_url=None)
+        assert "<a href" not in plain and plain.count("<code>r2</code>") == 2
+
+    def test_report_excerpt_per_question(self) -> None:
+        """Per question, each run's report excerpt (escaped), or why there is none."""
+        page = render_html(report())
+        section = page[page.index("<h2>Reports, question by question</h2>") :]
+        assert section.count('<section class="question">') == 1
+        assert "<blockquote>Adapters train few weights. &lt;script&gt;" in section
+        assert '<p class="muted">no report (failed)</p>' in section
+
+
+class TestGuide:
+    def test_every_metric_is_explained(self) -> None:
+        """Each metric a report can show (the judge's and ``completed`` included) has a meaning and a direction."""
+        for name in (*metric_names(judged=True), "completed"):
+            assert name in METRIC_GUIDE, f"explain {name} in rolegraph/evals/guide.py"
+        assert (guide("forbidden_facts").better, guide("claim_support").better) == ("lower", "higher")
+
+    def test_an_unknown_metric_points_to_the_metrics_module(self) -> None:
+        """A metric the guide does not know still gets an entry, with no direction claimed."""
+        assert (guide("brand_new").meaning, guide("brand_new").better) == (
+            "See rolegraph.evals.metrics for brand_new.",
+            None,
+        )

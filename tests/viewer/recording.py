@@ -4,6 +4,12 @@ The demo workflow plans, researches two questions in parallel (`research_a` and
 `research_b`, each with its own scripted model and a slow custom tool, so the
 branches overlap in time and take visible time), then writes. A second workflow
 records a run whose trace holds HTML and script payloads, as a web page could.
+
+`record_lineage` records the runs a user compares: a review loop whose critic asks
+for a revision twice (its route fires once, then its ``max_times`` blocks it), stopped
+by its budget and resumed; an identical replay of it; and a replay that diverges
+because the writer's task changed since. `record_eval` records an eval of the demo
+workflow through ``rolegraph eval``, which leaves its report in the eval's folder.
 """
 
 from __future__ import annotations
@@ -13,9 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from typer.testing import CliRunner
+
 import rolegraph
 from projects import write_library, write_script
+from rolegraph.cli import app
+from rolegraph.durability.replay import ReplayReport, replay
+from rolegraph.durability.resume import resume
 from rolegraph.runtime.result import RunResult
+from rolegraph.workflows.spec import Budget
 
 NOTES = {
     "hu2021lora": (
@@ -164,9 +176,134 @@ def write_project(folder: Path) -> tuple[Path, Path, Path]:
     return folder / "review.yaml", folder / "untrusted.yaml", folder / "broken.yaml"
 
 
-def record(workflow: Path, home: Path, status: str = "completed") -> RunResult:
+def record(workflow: Path, home: Path, status: str = "completed", budget: Budget | None = None) -> RunResult:
     """Run a workflow to its end under `home`, in a thread of its own (callers may be inside an event loop)."""
     with ThreadPoolExecutor(1) as pool:
-        result = pool.submit(asyncio.run, rolegraph.load(workflow).run(home=home)).result()
+        result = pool.submit(asyncio.run, rolegraph.load(workflow).run(home=home, budget=budget)).result()
     assert result.status == status, result.error
     return result
+
+
+def record_variant(folder: Path, home: Path) -> RunResult:
+    """The demo again, but its first researcher searches other words and the writer words the report otherwise."""
+    demo, _, _ = write_project(folder)
+    write_script(
+        folder,
+        "research_a",
+        researcher(
+            "parameter-efficient fine-tuning",
+            "hu2021lora",
+            "LoRA freezes the pretrained weights and injects trainable low-rank matrices into each layer.",
+            "LoRA keeps the model frozen.",
+            "Search the library for parameter-efficient methods.",
+            0.2,
+        ),
+    )
+    report = WRITER[0]["final"]
+    paragraphs = [
+        {"citations": ["hu2021lora"], "text": "LoRA keeps the pretrained model frozen and trains low-rank matrices."},
+        report["paragraphs"][1],
+    ]
+    write_script(folder, "writer", [{**WRITER[0], "final": {**report, "paragraphs": paragraphs}}])
+    return record(demo, home)
+
+
+LOOP_CLAIM = {"source_id": "hu2021lora", "evidence": NOTES["hu2021lora"].split(". ")[1] + ".", "claim": "Few."}
+LOOP_SCRIPTS: dict[str, list[dict[str, Any]]] = {
+    "loop_planner": PLANNER,
+    "loop_researcher": [
+        step
+        for round_ in (1, 2, 3)
+        for step in (
+            {"tool": "library_search", "args": {"query": f"low-rank round {round_}"}, "thought": f"round {round_}"},
+            {"final": {"claims": [LOOP_CLAIM]}, "thought": "one claim"},
+        )
+    ],
+    "loop_critic": [
+        {"final": {"verdict": "revise", "issues": ["too thin"]}, "thought": "again"},
+        {"final": {"verdict": "revise", "issues": ["still thin"]}, "thought": "again"},
+    ],
+    "loop_writer": [
+        {
+            "final": {
+                "title": "LoRA, reviewed twice",
+                "paragraphs": [
+                    {"citations": ["hu2021lora"], "text": "LoRA trains a tiny share of the weights."},
+                    {"citations": ["hu2021lora"], "text": "The update merges after training."},
+                ],
+            },
+            "thought": "Write from the one finding.",
+        }
+    ],
+}
+LOOP = """\
+rolegraph: 1
+name: revise_loop
+library: library
+models:
+  default: scripted:loop_planner.yaml
+  research: scripted:loop_researcher.yaml
+  review: scripted:loop_critic.yaml
+  write: scripted:loop_writer.yaml
+roles:
+  researcher: {model: research}
+  critic: {model: review}
+  writer: {model: write}
+steps:
+  plan: {role: planner, task: "Plan a review of LoRA."}
+  research: {role: researcher, depends_on: [plan], task: "Research {{ steps.plan.questions[0] }}"}
+  review:
+    role: critic
+    depends_on: [research]
+    task: "Review the findings."
+    routes:
+      - {when: "output.verdict == 'revise'", goto: research, max_times: 1}
+  write: {role: writer, depends_on: [review, research], task: "Write the review."}
+outputs:
+  report: {path: report.md, render: report, from: write}
+"""
+
+
+def record_lineage(folder: Path, home: Path) -> tuple[RunResult, ReplayReport, ReplayReport]:
+    """The loop run (stopped by its budget, then resumed), an identical replay, a diverged replay."""
+    write_library(folder, NOTES)
+    for name, script in LOOP_SCRIPTS.items():
+        write_script(folder, name, script)
+    workflow = folder / "loop.yaml"
+    workflow.write_text(LOOP)
+    stopped = record(workflow, home, status="budget_exceeded", budget=Budget(max_iterations=2))
+
+    def in_thread(coroutine: Any) -> Any:
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, coroutine).result()
+
+    resumed = in_thread(resume(stopped.run_dir, budget=Budget(max_iterations=100)))
+    assert resumed.status == "completed", resumed.error
+    same = in_thread(replay(resumed.run_dir))
+    assert same.status == "identical", same.divergence
+    workflow.write_text(LOOP.replace("Write the review.", "Write the review in French."))
+    changed = in_thread(replay(resumed.run_dir))
+    assert changed.status == "diverged"
+    return resumed, same, changed
+
+
+EVALSET = """\
+rolegraph_eval: 1
+name: lora_questions
+questions:
+  - id: lora_basics
+    gold_sources: [hu2021lora, dettmers2023qlora]
+    must_include: [few parameters, one GPU]
+"""
+
+
+def record_eval(workflow: Path, home: Path) -> str:
+    """Run ``rolegraph eval`` on the demo workflow with two repeats; the eval's id."""
+    evalset = workflow.parent / "questions.yaml"
+    evalset.write_text(EVALSET)
+    arguments = ["eval", str(workflow), str(evalset), "--repeat", "2", "--json"]
+    with ThreadPoolExecutor(1) as pool:  # its own thread: the caller may be inside an event loop (Playwright's)
+        result = pool.submit(CliRunner().invoke, app, arguments, env={"ROLEGRAPH_HOME": str(home)}).result()
+    assert result.exit_code == 0, result.output
+    [folder] = (home / "evals").iterdir()
+    return folder.name

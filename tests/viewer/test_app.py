@@ -183,6 +183,10 @@ class TestSpan:
             "authors": ["Ada Lovelace"],
             "year": 2020,
             "venue": "arXiv",
+            "doi": None,
+            "arxiv": None,
+            "kind": "misc",
+            "tool": "library_search",
         }
         chat = next(s for s in view["spans"] if s["kind"] == "chat")
         chat_detail = get(client, f"/api/runs/{demo.run_id}/spans/{chat['id']}")

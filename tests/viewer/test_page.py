@@ -9,48 +9,21 @@ they are also copied to docs/images/ for the README.
 
 from __future__ import annotations
 
-import os
 import shutil
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from chromium import needs_chromium
 from rolegraph.runtime.result import RunResult
-from rolegraph.tools.browser import CHROMIUM_FLAGS, find_chromium
-from rolegraph.viewer import create_app
+from viewer.pages import playwright_api, screenshot, serving
 from viewer.recording import PAYLOAD_QUERY, PAYLOAD_THOUGHT
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-
 
 pytestmark = needs_chromium
 
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS_ENV = "ROLEGRAPH_VIEWER_SCREENSHOTS"
 COMPLETED = "rgb(46, 157, 79)"  # --ok, the stroke of a completed step's node
 FAILED = "rgb(201, 48, 44)"  # --fail
-
-
-@contextmanager
-def serving(home: Path) -> Iterator[str]:
-    """The viewer over `home`, served by uvicorn on 127.0.0.1 (a free port) in a thread; its base URL."""
-    config = uvicorn.Config(create_app(home), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    started = threading.Event()
-    while not server.started and thread.is_alive():
-        started.wait(0.02)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -58,40 +31,6 @@ def server(recorded: tuple[Path, RunResult, RunResult]) -> Iterator[str]:
     """The viewer over the recorded runs; its base URL."""
     with serving(recorded[0]) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[playwright_api.Browser]:
-    """Debian's Chromium, headless."""
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_FLAGS))
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: playwright_api.Browser) -> Iterator[playwright_api.Page]:
-    """A fresh page, 1440x900, that fails the test on any page error or failed request."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
-    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
-    assert problems == []
-
-
-def screenshot(page: playwright_api.Page, tmp_path: Path, name: str, *, docs: bool = True) -> Path:
-    """Save a screenshot in the test's tmp folder, and (`docs`) in docs/images/ when the env var asks."""
-    path = tmp_path / f"viewer-{name}.png"
-    page.screenshot(path=path)
-    if docs and os.environ.get(SCREENSHOTS_ENV) == "1":
-        (REPO / "docs" / "images").mkdir(exist_ok=True)
-        shutil.copyfile(path, REPO / "docs" / "images" / path.name)
-    return path
 
 
 class TestRunPage:

@@ -208,6 +208,8 @@ def eval_command(
 
     table = load_prices(prices)
     report = run_async(work(), error_exit=EXIT_BAD_INPUT)
+    report.eval_id = eval_id
+    report.save(folder)  # where `rolegraph serve` finds it
     if output is not None:
         _write(report, output)
     print(report.to_json() if as_json else report.to_markdown().rstrip("\n"))

@@ -1,4 +1,6 @@
-"""An eval report as one self-contained HTML page: the metrics table, a plot per metric, every run.
+"""An eval report as one self-contained HTML page: the eval's id and date, the metrics table with what
+each metric means and which way is better, a plot per metric, every run (linked to its page in the
+viewer) and, question by question, the start of each run's report.
 
 The plots are inline SVG drawn here (no plotting library, no script, no
 external asset): per column, each run's value as a dot, the mean as a bar
@@ -12,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from rolegraph.evals.guide import guide
 from rolegraph.evals.runner import EvalReport, MetricSummary
 
-__all__ = ["metric_plot", "render_html"]
+__all__ = ["VIEWER_URL", "metric_plot", "render_html"]
 
 _RATIOS = {
     "citation_validity",
@@ -35,6 +38,11 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 0; }
 figcaption { font-weight: 600; }
 .failed { color: #b00; }
+.muted { color: #666; }
+.dir { color: #1565c0; font-weight: 700; }
+td.meaning { color: #333; max-width: 36em; }
+blockquote { margin: .3em 0 .8em; padding: .3em .8em; border-left: 3px solid #ccc; color: #333; }
+.question ul { list-style: none; padding-left: 0; }
 """
 _COLUMN_WIDTH = 104
 _HEIGHT = 170
@@ -112,30 +120,71 @@ def _values(report: EvalReport, label: str, name: str) -> list[float]:
     return [float(v) for r in runs if (v := getattr(r.scores, name)) is not None]
 
 
-def render_html(report: EvalReport) -> str:
-    """The whole report as one HTML page."""
+VIEWER_URL = "http://127.0.0.1:8765/"
+"""Where ``rolegraph serve`` listens by default: run ids link to their page there."""
+
+
+def _column_head(report: EvalReport, label: str) -> str:
+    name = report.column_name(label)
+    note = f'<br><small class="muted">workflow default ({escape(label)})</small>' if name != label else ""
+    return f"<th>{escape(name)}{note}</th>"
+
+
+def _metric_head(name: str) -> str:
+    about = guide(name)
+    arrow = f' <span class="dir" title="{escape(about.direction)}">{about.arrow}</span>' if about.arrow else ""
+    return f'<th title="{escape(about.meaning)}">{escape(name)}{arrow}</th>'
+
+
+def _meaning(name: str) -> str:
+    about = guide(name)
+    better = f' <span class="muted">{escape(about.direction)}.</span>' if about.better else ""
+    return f'<td class="meaning">{escape(about.meaning)}{better}</td>'
+
+
+def _run_link(run_id: str, viewer_url: str | None) -> str:
+    if not viewer_url:
+        return f"<code>{escape(run_id)}</code>"
+    return f'<a href="{escape(viewer_url)}#run={escape(run_id)}"><code>{escape(run_id)}</code></a>'
+
+
+def render_html(report: EvalReport, *, viewer_url: str | None = VIEWER_URL) -> str:
+    """The whole report as one HTML page.
+
+    Args:
+        report: The eval's report.
+        viewer_url: Where ``rolegraph serve`` runs: each run id links to its page there (None: no links).
+    """
     summary = report.summary()
     names = (*report.metrics, "completed")
     title = f"Eval {report.evalset} on workflow {report.workflow}"
-    head = "".join(f"<th>{escape(m)}</th>" for m in report.models)
+    head = "".join(_column_head(report, m) for m in report.models)
     rows = "".join(
-        f"<tr><th>{escape(name)}</th>"
+        f"<tr>{_metric_head(name)}"
         + "".join(f'<td class="num">{escape(summary[m][name].cell())}</td>' for m in report.models)
+        + _meaning(name)
         + "</tr>"
         for name in names
     )
+    shown = [report.column_name(m) for m in report.models]
     plots = "".join(
-        f"<figure><figcaption>{escape(name)}</figcaption>"
+        f"<figure><figcaption>{escape(name)}"
+        + (
+            f' <span class="muted">{guide(name).arrow} {escape(guide(name).direction)}</span>'
+            if guide(name).better
+            else ""
+        )
+        + "</figcaption>"
         + metric_plot(
             name,
-            report.models,
+            shown,
             [_values(report, m, name) for m in report.models],
             [summary[m][name] for m in report.models],
         )
         + "</figure>"
         for name in names
     )
-    runs = "".join(_run_row(report, index) for index in range(len(report.runs)))
+    runs = "".join(_run_row(report, index, viewer_url) for index in range(len(report.runs)))
     judge = (
         f"<p>Fact coverage also judged by <code>{escape(report.judge)}</code>"
         + (f"; its calls are traced in <code>{escape(report.judge_trace)}</code>" if report.judge_trace else "")
@@ -147,19 +196,32 @@ def render_html(report: EvalReport) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{escape(title)}</h1>"
+        f"{_identity(report)}"
         f"<p>{len(report.runs)} run(s), {report.failed} failed; {report.repeat} repeat(s) per question and column. "
-        "Cells: mean ± sample standard deviation (runs measured). Plots: each run a grey dot, "
-        "the mean a blue bar, ± one standard deviation a whisker.</p>"
+        "Cells: mean ± sample standard deviation (runs measured); n/a: nothing to measure. Plots: each run a grey "
+        "dot, the mean a blue bar, ± one standard deviation a whisker.</p>"
         f"{judge}"
-        f"<table><tr><th>metric</th>{head}</tr>{rows}</table>"
+        f"<table><tr><th>metric</th>{head}<th>what it measures</th></tr>{rows}</table>"
         f'<div class="plots">{plots}</div>'
         "<h2>Runs</h2><table><tr><th>question</th><th>column</th><th>#</th><th>status</th><th>run</th>"
         "<th>missing sources</th><th>missing facts</th><th>judge verdicts</th></tr>"
-        f"{runs}</table></body></html>\n"
+        f"{runs}</table>"
+        f"{_excerpts(report, viewer_url)}</body></html>\n"
     )
 
 
-def _run_row(report: EvalReport, index: int) -> str:
+def _identity(report: EvalReport) -> str:
+    parts = []
+    if report.eval_id:
+        parts.append(f"eval <code>{escape(report.eval_id)}</code>")
+    if report.started:
+        parts.append(f"started {escape(report.started.replace('T', ' ').replace('+00:00', ' UTC'))}")
+    if report.default_model:
+        parts.append(f"workflow default model <code>{escape(report.default_model)}</code>")
+    return f'<p class="muted">{" · ".join(parts)}</p>' if parts else ""
+
+
+def _run_row(report: EvalReport, index: int, viewer_url: str | None) -> str:
     run = report.runs[index]
     scores = run.scores
     status = escape(run.status) + (f": {escape(run.error)}" if run.error else "")
@@ -168,12 +230,31 @@ def _run_row(report: EvalReport, index: int) -> str:
     )
     cells = [
         escape(run.question),
-        escape(run.model),
+        escape(report.column_name(run.model)),
         str(run.repeat),
         f'<span class="{"" if run.status == "completed" else "failed"}">{status}</span>',
-        f"<code>{escape(run.run_id)}</code>",
+        _run_link(run.run_id, viewer_url),
         escape(", ".join(scores.missing_sources)),
         escape(", ".join(scores.missing_facts)),
         verdicts,
     ]
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+def _excerpts(report: EvalReport, viewer_url: str | None) -> str:
+    """Per question, the start of each run's report: what the scores are about."""
+    sections = []
+    for question in dict.fromkeys(r.question for r in report.runs):
+        entries = "".join(
+            f"<li><b>{escape(report.column_name(run.model))}</b> #{run.repeat} {_run_link(run.run_id, viewer_url)}"
+            + (
+                f"<blockquote>{escape(run.excerpt)}</blockquote>"
+                if run.excerpt
+                else f'<p class="muted">no report ({escape(run.status)})</p>'
+            )
+            + "</li>"
+            for run in report.runs
+            if run.question == question
+        )
+        sections.append(f'<section class="question"><h3>{escape(question)}</h3><ul>{entries}</ul></section>')
+    return "<h2>Reports, question by question</h2>" + "".join(sections) if sections else ""

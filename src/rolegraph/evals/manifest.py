@@ -1,7 +1,8 @@
 """An eval's manifest: what it runs and how far it got, so a killed or interrupted eval can be resumed.
 
 Each eval has an id and a folder ``$ROLEGRAPH_HOME/evals/<eval_id>/`` holding
-``manifest.json`` (and the judge's ``judge.jsonl``). The manifest names the
+``manifest.json``, the judge's ``judge.jsonl`` and, once the eval finished, its
+``report.json`` (the `EvalReport`, which ``rolegraph serve`` shows). The manifest names the
 workflow and eval set files with their hashes, the columns, repeats, limit and
 run budget, and one entry per planned run (question, column, repeat) with its
 run id and status. It is rewritten atomically (a temporary file renamed over
@@ -34,6 +35,7 @@ from rolegraph.runtime.run_info import file_hash
 __all__ = [
     "FINAL_STATUSES",
     "MANIFEST_FILE",
+    "REPORT_FILE",
     "ColumnSpec",
     "EvalManifest",
     "ManifestError",
@@ -46,6 +48,9 @@ __all__ = [
 ]
 
 MANIFEST_FILE = "manifest.json"
+
+REPORT_FILE = "report.json"
+"""In an eval's folder: its finished report (`EvalReport` as JSON)."""
 
 PlannedStatus = Literal["pending", "running", "completed", "failed", "cancelled", "budget_exceeded"]
 """``pending`` never started, ``running`` started (a crash or kill leaves it so), else the run's own status."""

@@ -20,6 +20,7 @@ continued (`workflows.resume.resume`), and the rest are started.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import statistics
 from collections import Counter
@@ -32,7 +33,7 @@ from pydantic import BaseModel, Field
 from rolegraph.durability.resume import resume
 from rolegraph.errors import ResumeError
 from rolegraph.evals.judge import JUDGE_PROMPT, FactVerdict, Judge
-from rolegraph.evals.manifest import FINAL_STATUSES, ColumnSpec, EvalManifest, ManifestError, PlannedRun
+from rolegraph.evals.manifest import FINAL_STATUSES, REPORT_FILE, ColumnSpec, EvalManifest, ManifestError, PlannedRun
 from rolegraph.evals.matrix import DEFAULT_MODEL, Column, columns
 from rolegraph.evals.metrics import RunScores, metric_names, score_run
 from rolegraph.evals.record import RunFolderError, RunRecord, record_from_dir, record_of
@@ -58,6 +59,8 @@ class EvalRun(BaseModel):
     status: str
     error: str | None = None
     scores: RunScores
+    excerpt: str = ""
+    """The start of the run's report (its prose, without citations), to read beside the scores."""
 
 
 RunListener = Callable[[EvalRun], None]
@@ -104,6 +107,12 @@ class EvalReport(BaseModel):
     workflow: str
     models: list[str]
     """The columns' labels, in order (`EvalRun.model`)."""
+    eval_id: str | None = None
+    """The eval's id (its folder under ``$ROLEGRAPH_HOME/evals``), when it has one."""
+    started: str | None = None
+    """When the eval started (ISO 8601, UTC)."""
+    default_model: str | None = None
+    """The model string the workflow's ``default`` model names (what a ``default`` column ran)."""
     repeat: int
     grid: dict[str, list[int | float]] = Field(default_factory=dict)
     """The settings grid crossed with the models (empty: none)."""
@@ -119,6 +128,13 @@ class EvalReport(BaseModel):
     def metrics(self) -> tuple[str, ...]:
         """The metrics reported, in order (``fact_coverage_judge`` only with a judge)."""
         return metric_names(self.judge is not None)
+
+    def column_name(self, label: str) -> str:
+        """A column's label with ``default`` replaced by the model it stands for: ``local t=0.7``."""
+        model, _, settings = label.partition(" ")
+        if model != DEFAULT_MODEL or not self.default_model:
+            return label
+        return f"{self.default_model} {settings}".strip()
 
     @property
     def failed(self) -> int:
@@ -154,6 +170,9 @@ class EvalReport(BaseModel):
         return {
             "evalset": self.evalset,
             "workflow": self.workflow,
+            "eval_id": self.eval_id,
+            "started": self.started,
+            "default_model": self.default_model,
             "models": self.models,
             "repeat": self.repeat,
             "grid": self.grid,
@@ -164,6 +183,13 @@ class EvalReport(BaseModel):
             "summary": {m: plain(t) for m, t in self.summary().items()},
             "questions": {q: {m: plain(t) for m, t in ms.items()} for q, ms in self.by_question().items()},
         }
+
+    def save(self, folder: Path) -> Path:
+        """Write the report into an eval's folder as ``report.json`` (where ``rolegraph serve`` reads it)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / REPORT_FILE
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        return path
 
     def to_json(self) -> str:
         """`to_dict` as indented JSON."""
@@ -242,6 +268,7 @@ async def evaluate(
         column.model_settings()  # a bad grid fails here, before any run
     report = _report(workflow, evalset, [c.label for c in cols], repeat, judge)
     report.grid = {name: list(values) for name, values in (grid or {}).items()}
+    report.eval_id = manifest.eval_id if manifest is not None and manifest.eval_id else None
     slots = asyncio.Semaphore(max(1, concurrency))
     jobs = [(q, c, n) for q in questions for c in cols for n in range(repeat)]
     manifest = _planned(manifest or EvalManifest(), questions, cols, repeat)
@@ -405,10 +432,13 @@ def _plain(inputs: Mapping[str, Any]) -> Any:
 
 
 def _report(workflow: Workflow, evalset: EvalSet, labels: list[str], repeat: int, judge: Judge | None) -> EvalReport:
+    default = workflow.spec.models.get(DEFAULT_MODEL)
     return EvalReport(
         evalset=evalset.name,
         workflow=workflow.spec.name,
         models=list(dict.fromkeys(labels)),
+        started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        default_model=default if isinstance(default, str) or default is None else default.model,
         repeat=repeat,
         judge=judge.model.name if judge else None,
         judge_prompt=JUDGE_PROMPT if judge else None,
@@ -433,4 +463,14 @@ async def _scored(
         status=record.status,
         error=record.error,
         scores=score_run(record, question, verdicts),
+        excerpt=_excerpt(record.report_text),
     )
+
+
+_EXCERPT = 320
+
+
+def _excerpt(text: str) -> str:
+    """The first `_EXCERPT` characters of a report's prose, cut at a word."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _EXCERPT else flat[:_EXCERPT].rsplit(" ", 1)[0] + " …"

@@ -1,11 +1,12 @@
 """Comparing two runs (normally of one workflow): per step, what changed — status, visits, tool calls,
-output, tokens and time — and the same for the whole run.
+output, tokens and time — the same for the whole run, and where the two first went apart.
 
 ```python
 difference = diff_runs(home / "runs" / run_a, home / "runs" / run_b)
 for step in difference.steps:
     if step.differs:
         print(step.step_id, step.tool_calls)
+print(difference.first_divergence)  # step research, tool call 1: library_search {...} vs library_search {...}
 ```
 """
 
@@ -19,10 +20,10 @@ from typing import Any
 from rolegraph.layout import RunFolder
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.sinks import read_jsonl
-from rolegraph.traces.trace import Trace
+from rolegraph.traces.trace import SpanRecord, Trace
 from rolegraph.traces.usage import agent_of, roll_up
 
-__all__ = ["RecordedRun", "RunDiff", "StepDiff", "diff_runs"]
+__all__ = ["Difference", "RecordedRun", "RunDiff", "StepDiff", "diff_runs"]
 
 
 def _read_json(path: Path) -> Any:
@@ -42,8 +43,12 @@ class RecordedRun:
     run_dir: Path
     step_order: list[str] = field(default_factory=list)
     tool_calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Per step, its tool calls: item by item, each item's in order; of each visit its last attempt only
+    (the one a resumed run made again after its interruption)."""
     visits: dict[str, int] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
+    starts: dict[str, float] = field(default_factory=dict)
+    """When each step's first agent started (Unix time)."""
 
     @classmethod
     def load(cls, run_dir: Path) -> RecordedRun:
@@ -59,7 +64,8 @@ class RecordedRun:
 
     def _index(self) -> None:
         spans: dict[str, list[tuple[float, float]]] = {}
-        calls: dict[str, list[tuple[str, float, dict[str, Any]]]] = {}
+        calls: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+        attempts: dict[tuple[str, str, int], SpanRecord] = {}
         for span in self.trace.walk():
             agent = agent_of(self.trace, span)
             if agent is None or "rolegraph.step.id" not in agent.attributes:
@@ -71,16 +77,24 @@ class RecordedRun:
                 spans.setdefault(step, []).append((span.start_time, end))
                 visit = int(span.attributes.get("rolegraph.step.visit") or 1)
                 self.visits[step] = max(self.visits.get(step, 0), visit)
+                # A resumed run redoes the visit its interruption cut short: the last attempt is the visit.
+                known = attempts.get((step, str(item), visit))
+                if known is None or known.start_time <= span.start_time:
+                    attempts[(step, str(item), visit)] = span
             elif span.kind == "execute_tool":
                 call = {
                     "name": span.attributes.get("gen_ai.tool.name"),
                     "arguments": _arguments(span.attributes.get("rolegraph.tool.arguments")),
                     "item": item,
                 }
-                calls.setdefault(step, []).append((str(item), span.start_time, call))
+                calls.setdefault(agent.span_id, []).append((span.start_time, call))
         # Parallel items finish in any order: compare calls item by item, each item's calls in order.
-        self.tool_calls = {k: [c for _, _, c in sorted(v, key=lambda t: t[:2])] for k, v in calls.items()}
+        by_step: dict[str, list[tuple[str, float, dict[str, Any]]]] = {}
+        for (step, item, _), agent in attempts.items():
+            by_step.setdefault(step, []).extend((item, when, call) for when, call in calls.get(agent.span_id, []))
+        self.tool_calls = {k: [c for _, _, c in sorted(v, key=lambda t: t[:2])] for k, v in by_step.items() if v}
         self.durations = {k: max(e for _, e in v) - min(s for s, _ in v) for k, v in spans.items()}
+        self.starts = {k: min(s for s, _ in v) for k, v in spans.items()}
         recorded = list((self.summary.get("steps") or {}).keys())
         self.step_order = recorded + [s for s in spans if s not in recorded]
 
@@ -106,6 +120,48 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or a <= 0 else round(b / a, 3)
 
 
+def _call_text(call: dict[str, Any]) -> str:
+    item = call.get("item")
+    arguments = json.dumps(call.get("arguments"), ensure_ascii=False, sort_keys=True, default=str)
+    return f"{call.get('name')}{'' if item is None else f'[{item}]'} {arguments}"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Where two runs first differ: a step, what about it, and (for tool calls) which call.
+
+    Attributes:
+        step_id: The step ("" when only the runs' final statuses differ).
+        kind: ``status``, ``visits``, ``tool_call``, ``output`` or ``run_status``.
+        detail: What differs, A's side first: ``library_search {"query": "a"} vs library_search {"query": "b"}``.
+        call_index: The 0-based index of the first differing tool call, for ``tool_call``.
+    """
+
+    step_id: str
+    kind: str
+    detail: str
+    call_index: int | None = None
+
+    def describe(self) -> str:
+        """One line for people: ``step research, tool call 1: ...``."""
+        where = f"step {self.step_id}" if self.step_id else "the run"
+        if self.call_index is not None:
+            where += f", tool call {self.call_index + 1}"
+        elif self.kind != "run_status":
+            where += f", {self.kind.replace('_', ' ')}"
+        return f"{where}: {self.detail}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The divergence as JSON data."""
+        return {
+            "step_id": self.step_id,
+            "kind": self.kind,
+            "detail": self.detail,
+            "call_index": self.call_index,
+            "text": self.describe(),
+        }
+
+
 @dataclass
 class StepDiff:
     """One step in both runs; each pair is (run A, run B)."""
@@ -127,12 +183,29 @@ class StepDiff:
     @property
     def differs(self) -> bool:
         """Anything but tokens and time differs."""
-        return (
-            self.status[0] != self.status[1]
-            or self.visits[0] != self.visits[1]
-            or not self.tool_calls_same
-            or self.output_same is False
-        )
+        return self.difference() is not None
+
+    def difference(self) -> Difference | None:
+        """What differs first in this step, in the order a run does things: it ran (status), how often
+        (visits), its tool calls one by one, then its output; None if nothing but tokens and time does."""
+        if self.status[0] != self.status[1]:
+            return Difference(self.step_id, "status", f"{self.status[0] or 'not run'} vs {self.status[1] or 'not run'}")
+        if self.visits[0] != self.visits[1]:
+            return Difference(self.step_id, "visits", f"ran {self.visits[0]} vs {self.visits[1]} times")
+        calls_a, calls_b = self.tool_calls
+        for index, (one, other) in enumerate(zip(calls_a, calls_b, strict=False)):
+            if one != other:
+                detail = f"{_call_text(one)} vs {_call_text(other)}"
+                return Difference(self.step_id, "tool_call", detail, index)
+        if len(calls_a) != len(calls_b):
+            index = min(len(calls_a), len(calls_b))
+            extra = (calls_a or calls_b)[index] if len(calls_a) > len(calls_b) else calls_b[index]
+            who = "A" if len(calls_a) > len(calls_b) else "B"
+            detail = f"{len(calls_a)} vs {len(calls_b)} tool calls; only {who} called {_call_text(extra)}"
+            return Difference(self.step_id, "tool_call", detail, index)
+        if self.output_same is False:
+            return Difference(self.step_id, "output", "same tool calls, different output")
+        return None
 
     def as_dict(self) -> dict[str, Any]:
         """The step's comparison as JSON data."""
@@ -145,6 +218,7 @@ class StepDiff:
             "duration_s": [None if d is None else round(d, 3) for d in self.duration_s],
             "duration_ratio": _ratio(*self.duration_s),
             "differs": self.differs,
+            "difference": None if (found := self.difference()) is None else found.as_dict(),
         }
 
 
@@ -157,14 +231,36 @@ class RunDiff:
     steps: list[StepDiff]
     totals: dict[str, Any]
 
+    @property
+    def first_divergence(self) -> Difference | None:
+        """The first difference in time: of the differing steps, the one that started first (in A, else
+        in B); the runs' final statuses when no step differs; None for two runs that agree."""
+        differing = [s for s in self.steps if s.differs]
+        if differing:
+
+            def started(step: StepDiff) -> float:
+                when = self.a.starts.get(step.step_id)
+                if when is None:  # not run in A: place it by its start in B, relative to B's first step
+                    b_start = self.b.starts.get(step.step_id, float("inf"))
+                    when = min(self.a.starts.values(), default=0.0) + b_start - min(self.b.starts.values(), default=0.0)
+                return when
+
+            return min(differing, key=started).difference()
+        status = self.totals["status"]
+        if status[0] != status[1]:
+            return Difference("", "run_status", f"run ended {status[0]} vs {status[1]}")
+        return None
+
     def as_dict(self) -> dict[str, Any]:
         """The comparison as JSON data (``steps`` keyed by step id, in run A's order)."""
+        first = self.first_divergence
         return {
             "a": self.a.run_id,
             "b": self.b.run_id,
             "workflow": [self.a.summary.get("workflow"), self.b.summary.get("workflow")],
             "steps": {s.step_id: s.as_dict() for s in self.steps},
             "totals": self.totals,
+            "first_divergence": None if first is None else first.as_dict(),
         }
 
 

@@ -264,12 +264,61 @@ class TraceStore:
         rows = self._runs(f"SELECT {_RUN_SELECT} FROM runs WHERE run_id = ?", (run_id,))
         return rows[0] if rows else None
 
-    def list_runs(self, limit: int | None = 50, workflow: str | None = None) -> list[RunRow]:
-        """Runs, newest first, optionally of one workflow only; costs at this store's prices."""
-        where = "WHERE workflow = ?" if workflow else ""
-        params: tuple[Any, ...] = (workflow,) if workflow else ()
+    def list_runs(
+        self,
+        limit: int | None = 50,
+        workflow: str | None = None,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        run_ids: Iterable[str] | None = None,
+    ) -> list[RunRow]:
+        """Runs, newest first; costs at this store's prices.
+
+        Args:
+            limit: At most this many (None: all).
+            workflow: Only runs of this workflow.
+            since: Only runs started at or after this Unix time.
+            until: Only runs started before this Unix time.
+            run_ids: Only these runs (e.g. those `search` found).
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        for clause, value in (("workflow = ?", workflow), ("started >= ?", since), ("started < ?", until)):
+            if value is not None and value != "":
+                clauses.append(clause)
+                params.append(value)
+        if run_ids is not None:
+            wanted = list(run_ids)
+            clauses.append(f"run_id IN ({_marks(len(wanted))})" if wanted else "0")
+            params.extend(wanted)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT {_RUN_SELECT} FROM runs {where} ORDER BY started DESC, run_id DESC LIMIT ?"
         return self._runs(sql, (*params, -1 if limit is None else limit))
+
+    def search(self, text: str) -> dict[str, int]:
+        """Runs matching `text` (case-insensitive for ASCII): by id, workflow or status, or because their spans
+        hold it in a name, an error or an attribute value; with how many of their spans do (0: the run's own
+        fields matched)."""
+        # Attributes are stored as JSON: look for the text as JSON writes it too (quotes, newlines escaped).
+        needles = dict.fromkeys([text, json.dumps(text, ensure_ascii=False)[1:-1]])
+        patterns = ["%" + n.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%" for n in needles]
+
+        def like(columns: tuple[str, ...]) -> tuple[str, list[str]]:
+            sql = " OR ".join(f"{column} LIKE ? ESCAPE '!'" for column in columns for _ in patterns)
+            return sql, [pattern for _ in columns for pattern in patterns]
+
+        where, params = like(("name", "error", "attributes"))
+        found = {
+            str(run_id): int(count)
+            for run_id, count in self._db.execute(
+                f"SELECT run_id, COUNT(*) FROM spans WHERE {where} GROUP BY run_id", params
+            )
+        }
+        where, params = like(("run_id", "workflow", "status"))
+        for (run_id,) in self._db.execute(f"SELECT run_id FROM runs WHERE {where}", params):
+            found.setdefault(str(run_id), 0)
+        return found
 
     def spans(self, run_id: str, step: str | None = None) -> list[StoredSpan]:
         """A run's spans in start order; with `step`, only that step's spans and the spans inside them."""

@@ -9,15 +9,23 @@ Routes:
 | route | answer |
 |---|---|
 | ``GET /`` | the page (``static/index.html``; its script and styles under ``/static``) |
-| ``GET /api/runs`` | ``{"runs": [...]}``: the index's rows, newest first (``?limit=``, ``?workflow=``) |
-| ``GET /api/runs/{id}`` | one run's view: summary, spans, lanes, steps, graph, usage, sources |
+| ``GET /api/runs`` | ``{"runs": [...]}``: the index's rows, newest first, with their lineage (replay, resumed); |
+| | ``?limit=``, ``?workflow=``, ``?status=``, ``?since=``/``?until=`` (Unix time), ``?q=`` (span text) |
+| ``GET /api/runs/{id}`` | one run's view: summary, lineage, spans, lanes, steps, graph and route decisions, usage |
 | ``GET /api/runs/{id}/stamp`` | ``{"stamp": ..., "live": ...}``: poll it, refetch the view when it changes |
 | ``GET /api/runs/{id}/spans/{span}`` | one span with every attribute |
+| ``GET /api/runs/{id}/search?q=`` | the run's spans holding the text, each with a snippet |
+| ``GET /api/runs/{id}/outputs/{name}`` | one output file: markdown as a safe tree with its citations, else text |
+| ``GET /api/runs/{id}/sources/{source}`` | a source the run retrieved, the evidence quoted from it, who found it |
+| ``GET /api/compare?a=&b=`` | two runs side by side: summaries, step diff, first divergence, outputs that differ |
+| ``GET /api/evals``, ``GET /api/evals/{id}`` | the evals, and one eval's report (or its plan while unfinished) |
 
-Trace content is untrusted (it holds web page text): the API serves it as JSON
-only, the page renders it as text, and a Content-Security-Policy without inline
-script stops anything that slipped through from running. The host header is
-checked, so a web page cannot reach the viewer through DNS rebinding.
+Trace content and output files are untrusted (they hold web page and model
+text): the API serves them as JSON only (markdown as a tree of whitelisted tags
+with text leaves, never HTML), the page renders every value as text, and a
+Content-Security-Policy without inline script stops anything that slipped
+through from running. The host header is checked, so a web page cannot reach
+the viewer through DNS rebinding.
 """
 
 from __future__ import annotations
@@ -37,7 +45,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rolegraph.layout import Home
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.store import TraceStore
+from rolegraph.viewer.compare import compare
 from rolegraph.viewer.data import RunReader
+from rolegraph.viewer.evals import EvalReader
+from rolegraph.viewer.lineage import Lineage
 
 __all__ = ["LOOPBACK_HOSTS", "STATIC", "create_app"]
 
@@ -75,6 +86,31 @@ def _not_found(what: str) -> JSONResponse:
     return JSONResponse({"error": f"no {what}"}, status_code=404)
 
 
+def _bad(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=400)
+
+
+_STATUS_GROUPS = {"unfinished": {"unfinished", "running"}}
+"""A status filter that stands for several statuses."""
+
+
+def _number(request: Request, name: str) -> float | None:
+    """A numeric query parameter (None when absent); ValueError when it is not a number."""
+    value = request.query_params.get(name)
+    return None if value in (None, "") else float(value)
+
+
+def _wanted(entry: dict[str, Any], status: str | None) -> bool:
+    """Whether a runs-list entry passes the status filter (``replay`` and ``resumed`` select by lineage)."""
+    if not status:
+        return True
+    if status == "replay":
+        return entry["lineage"]["replay_of"] is not None
+    if status == "resumed":
+        return bool(entry["lineage"]["resumed"])
+    return entry["status"] in _STATUS_GROUPS.get(status, {status})
+
+
 def create_app(
     home: Path,
     prices: PriceTable | None = None,
@@ -91,22 +127,41 @@ def create_app(
     prices = prices or PriceTable.load(Home(home).prices)
     reader = RunReader(Home(home).runs, prices)
 
+    evals = EvalReader(Home(home).evals)
+
     # Sync endpoints: Starlette runs them in worker threads, so SQLite and file reads never block the loop.
     def runs(request: Request) -> Response:
         try:
             limit = max(1, min(int(request.query_params.get("limit", "200")), 10_000))
+            since, until = _number(request, "since"), _number(request, "until")
         except ValueError:
-            return JSONResponse({"error": "limit must be an integer"}, status_code=400)
+            return _bad("limit, since and until must be numbers")
         workflow = request.query_params.get("workflow") or None
+        status = request.query_params.get("status") or None
+        text = request.query_params.get("q", "").strip()
         with TraceStore(Home(home).index, prices=prices) as store:
             store.sync(Home(home).runs)
-            rows = store.list_runs(limit=limit, workflow=workflow)
+            matches = store.search(text) if text else None
+            rows = store.list_runs(
+                limit=None if status else limit,  # the status filter applies after lineage is known
+                workflow=workflow,
+                since=since,
+                until=until,
+                run_ids=None if matches is None else list(matches),
+            )
         listed: list[dict[str, Any]] = []
         for row in rows:
             entry = row.as_dict()
             entry.pop("run_dir", None)  # the page needs no local paths
-            listed.append(entry)
-        return JSONResponse({"runs": listed})
+            lineage = reader.lineage(row.run_id)
+            if lineage is not None:
+                entry["status"] = lineage.status(row.status)
+            entry["lineage"] = (lineage or Lineage()).as_dict()
+            if matches is not None:
+                entry["matches"] = matches.get(row.run_id, 0)
+            if _wanted(entry, status):
+                listed.append(entry)
+        return JSONResponse({"runs": listed[:limit]})
 
     def run(request: Request) -> Response:
         body = reader.view_json(request.path_params["run_id"])
@@ -124,6 +179,32 @@ def create_app(
         found = reader.span(request.path_params["run_id"], request.path_params["span_id"])
         return _not_found("such span") if found is None else JSONResponse(found)
 
+    def search(request: Request) -> Response:
+        found = reader.search(request.path_params["run_id"], request.query_params.get("q", ""))
+        return _not_found("such run") if found is None else JSONResponse(found)
+
+    def output(request: Request) -> Response:
+        found = reader.output(request.path_params["run_id"], request.path_params["name"])
+        return _not_found("such output") if found is None else JSONResponse(found)
+
+    def source(request: Request) -> Response:
+        found = reader.source(request.path_params["run_id"], request.path_params["source_id"])
+        return _not_found("such source") if found is None else JSONResponse(found)
+
+    def comparison(request: Request) -> Response:
+        a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
+        if not a or not b:
+            return _bad("give two runs: ?a=RUN&b=RUN")
+        found = compare(reader, a, b)
+        return _not_found("such runs") if found is None else JSONResponse(found)
+
+    def eval_list(request: Request) -> Response:
+        return JSONResponse({"evals": evals.list()})
+
+    def eval_view(request: Request) -> Response:
+        found = evals.view(request.path_params["eval_id"])
+        return _not_found("such eval") if found is None else JSONResponse(found)
+
     def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
 
@@ -133,6 +214,12 @@ def create_app(
         Route("/api/runs/{run_id}", run),
         Route("/api/runs/{run_id}/stamp", stamp),
         Route("/api/runs/{run_id}/spans/{span_id}", span),
+        Route("/api/runs/{run_id}/search", search),
+        Route("/api/runs/{run_id}/outputs/{name}", output),
+        Route("/api/runs/{run_id}/sources/{source_id:path}", source),
+        Route("/api/compare", comparison),
+        Route("/api/evals", eval_list),
+        Route("/api/evals/{eval_id}", eval_view),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [Middleware(_SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]

@@ -1,10 +1,13 @@
-"""What the viewer shows of a run, as JSON data: its spans for the waterfall, step lanes, graph and details.
+"""What the viewer shows of a run, as JSON data: its spans for the waterfall, step lanes, graph and details,
+its output files, the sources it cited with their evidence, and where it came from (replay, resume).
 
 Everything is read from the run folder (``run.json``, ``trace.jsonl``,
-``sources.json``), the source of truth, so a run that is still being written is
-shown as far as it got: a span with a start record but no end record is
-``unfinished`` and drawn up to the latest time the trace has seen. Views are
-cached per run and rebuilt when the folder's files change (`view_stamp`).
+``sources.jsonl``, ``steps/``), the source of truth, so a run that is still being
+written is shown as far as it got: a span with a start record but no end record is
+``unfinished`` and drawn up to the latest time the trace has seen. A resumed run's
+trace holds one ``invoke_workflow`` root per invocation: the first one starts the
+clock, the last one says whether the run is still going. Views are cached per run
+and rebuilt when the folder's files change (`view_stamp`).
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rolegraph.layout import SUMMARY_FILE, TRACE_FILE, RunFolder
+from rolegraph.layout import SOURCES_FILE, SUMMARY_FILE, TRACE_FILE, RunFolder
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.trace import SpanRecord, Trace
 from rolegraph.traces.usage import roll_up
 from rolegraph.viewer.layout import layout_graph
+from rolegraph.viewer.lineage import Lineage, read_lineage
+from rolegraph.viewer.outputs import evidence_for, output_files, read_output
+from rolegraph.viewer.search import search_spans
 
 __all__ = ["RunReader", "view_stamp"]
 
@@ -30,11 +36,13 @@ _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _STEP_STATUS = {"ok": "completed", "error": "failed", "cancelled": "cancelled", "unfinished": "running"}
 _CACHED_RUNS = 16
 _HINT_MAX = 140
+_ROUTE_NAME = re.compile(r"^route (.+) -> (.+)$")
+_SOURCE_FIELDS = ("title", "url", "authors", "year", "venue", "doi", "arxiv", "kind", "tool")
 
 
 def view_stamp(run_dir: Path) -> str:
     """A string that changes whenever the run's trace, summary or sources change: the view's cache key."""
-    return RunFolder(run_dir).stamp(TRACE_FILE, SUMMARY_FILE, "sources.json")
+    return RunFolder(run_dir).stamp(TRACE_FILE, SUMMARY_FILE, SOURCES_FILE, "sources.json")
 
 
 def _read_json(path: Path) -> Any:
@@ -51,6 +59,7 @@ def _iso(timestamp: float | None) -> str | None:
 @dataclass
 class _Loaded:
     stamp: str
+    folder: Path
     trace: Trace
     view: dict[str, Any]
     costs: dict[str, float | None]
@@ -71,6 +80,7 @@ class RunReader:
         self.runs_dir = runs_dir
         self.prices = prices or PriceTable()
         self._cache: dict[str, _Loaded] = {}
+        self._lineages: dict[str, tuple[str, Lineage]] = {}
         self._lock = threading.Lock()
 
     def run_dir(self, run_id: str) -> Path | None:
@@ -127,6 +137,61 @@ class RunReader:
             ],
         }
 
+    def lineage(self, run_id: str) -> Lineage | None:
+        """Where the run comes from (replay, resume), cheaply: for the runs list."""
+        folder = self.run_dir(run_id)
+        if folder is None:
+            return None
+        stamp = view_stamp(folder)
+        with self._lock:
+            known = self._lineages.get(run_id)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        found = read_lineage(folder, RunFolder(folder).read_summary())
+        with self._lock:
+            self._lineages[run_id] = (stamp, found)
+        return found
+
+    def search(self, run_id: str, text: str) -> dict[str, Any] | None:
+        """The run's spans holding `text` (see `search_spans`), or None if there is no such run."""
+        loaded = self._load(run_id)
+        return None if loaded is None else search_spans(loaded.trace, text)
+
+    def outputs(self, run_id: str) -> dict[str, Path] | None:
+        """The run's output files by name (only files inside its folder), or None if there is no such run."""
+        loaded = self._load(run_id)
+        return None if loaded is None else output_files(loaded.folder, loaded.view["outputs"])
+
+    def output(self, run_id: str, name: str) -> dict[str, Any] | None:
+        """One output file for the page (see `read_output`), or None if the run or the output is missing."""
+        loaded = self._load(run_id)
+        path = None if loaded is None else output_files(loaded.folder, loaded.view["outputs"]).get(name)
+        if loaded is None or path is None:
+            return None
+        return read_output(name, path, loaded.view["sources"])
+
+    def source(self, run_id: str, source_id: str) -> dict[str, Any] | None:
+        """A source the run retrieved: its record, the evidence the steps quoted from it, the spans that
+        returned it; None if the run or the source is missing."""
+        loaded = self._load(run_id)
+        known = None if loaded is None else loaded.view["sources"].get(source_id)
+        if loaded is None or known is None:
+            return None
+        text = _source_texts(loaded.folder).get(source_id, "")
+        returned = [
+            {"span": row["id"], "step": row["step"], "item": row["item"], "name": row["name"], "hint": row["hint"]}
+            for row in loaded.view["spans"]
+            if row["kind"] == "execute_tool"
+            and source_id in (loaded.trace.spans[row["id"]].attributes.get("rolegraph.tool.sources") or [])
+        ]
+        return {
+            "id": source_id,
+            **known,
+            "has_text": bool(text),
+            "evidence": evidence_for(source_id, text, _step_outputs(loaded.folder)),
+            "returned_by": returned,
+        }
+
     def _load(self, run_id: str) -> _Loaded | None:
         folder = self.run_dir(run_id)
         if folder is None:
@@ -148,45 +213,72 @@ class RunReader:
         trace = Trace.load(files.trace) if files.trace.is_file() else Trace([])
         summary = _read_json(files.summary)
         summary = summary if isinstance(summary, dict) else {}
-        root = next((s for s in trace.roots if s.kind == "invoke_workflow"), None)
-        live = root is None or root.status == "unfinished"
+        roots = [s for s in trace.roots if s.kind == "invoke_workflow"]
+        first, last = (roots[0], roots[-1]) if roots else (None, None)
+        live = last is None or last.status == "unfinished"
         times = [t for s in trace.spans.values() for t in (s.start_time, s.end_time) if t is not None]
-        t0 = root.start_time if root else min(times, default=0.0)
+        # The clock starts with the first span: a resumed run's root is recorded again by each invocation.
+        t0 = min(times, default=0.0)
         t_end = max(times, default=t0)
+        resumes = _resumes(trace, t0)
         costs = _costs(trace, self.prices)
         spans = list(_rows(trace, t0, costs))
+        for row in spans:
+            if resumes and row["kind"] == "invoke_workflow" and row["depth"] == 0:
+                row["start"] = 0.0  # drawn over every invocation, from the first start
+                row["duration_s"] = None if row["end"] is None else row["end"]
         steps = _steps(trace, spans, summary, live)
-        workflow_file = summary.get("workflow_file") or (
-            root.attributes.get("rolegraph.workflow.file") if root else None
-        )
+        attributes = first.attributes if first else {}
+        workflow_file = summary.get("workflow_file") or attributes.get("rolegraph.workflow.file")
         if live:
             status = "unfinished"
         else:
-            status = str(summary.get("status") or (root.attributes.get("rolegraph.status") if root else "") or "")
-            status = status or _STEP_STATUS.get(root.status if root else "", "unfinished")
-        rollup = roll_up(trace, self.prices)
+            status = str(summary.get("status") or (last.attributes.get("rolegraph.status") if last else "") or "")
+            status = status or _STEP_STATUS.get(last.status if last else "", "unfinished")
+        lineage = read_lineage(folder, summary)
+        graph = layout_graph(str(workflow_file) if workflow_file else None, steps).as_dict()
+        _mark_routes(graph, _routes(trace))
         view = {
             "run_id": str(summary.get("run_id") or run_id),
-            "workflow": summary.get("workflow") or (root.attributes.get("rolegraph.workflow") if root else None),
+            "workflow": summary.get("workflow") or attributes.get("rolegraph.workflow"),
             "workflow_file": workflow_file,
-            "status": status,
+            "status": status if live else lineage.status(status),
+            "recorded_status": status,
+            "lineage": {**lineage.as_dict(), "invocations": 1 + len(resumes)},
+            "resumes": resumes,
             "live": live,
             "stamp": stamp,
-            "started": summary.get("started") or _iso(root.start_time if root else None),
-            "duration_s": None if live else (root.duration_s if root else summary.get("duration_s")),
+            "started": summary.get("started") or _iso(first.start_time if first else None),
+            "duration_s": None if live else (summary.get("duration_s") or (last.duration_s if last else None)),
             "elapsed_s": t_end - t0,
-            "inputs": summary.get("inputs") or (root.attributes.get("rolegraph.inputs") if root else None) or {},
-            "error": summary.get("error") or (root.error if root else None),
+            "inputs": summary.get("inputs") or attributes.get("rolegraph.inputs") or {},
+            "error": summary.get("error") or (last.error if last else None),
             "outputs": summary.get("outputs") or {},
             "citations": summary.get("citations") or {},
-            "usage": rollup.as_dict(),
+            "usage": roll_up(trace, self.prices).as_dict(),
             "spans": spans,
             "lanes": _lanes(spans, t_end - t0),
             "steps": steps,
-            "graph": layout_graph(str(workflow_file) if workflow_file else None, steps).as_dict(),
+            "graph": graph,
             "sources": _sources(folder),
         }
-        return _Loaded(stamp=stamp, trace=trace, view=view, costs=costs)
+        return _Loaded(stamp=stamp, folder=folder, trace=trace, view=view, costs=costs)
+
+
+def _resumes(trace: Trace, t0: float) -> list[dict[str, Any]]:
+    """When the run was resumed (seconds from its start), each time with the steps restored from its checkpoint."""
+    found = []
+    for record in trace.records:
+        if record.get("event") == "event" and record.get("name") == "run_resumed":
+            a = record.get("attributes") or {}
+            found.append(
+                {
+                    "at": float(record.get("time") or t0) - t0,
+                    "invocation": a.get("rolegraph.invocation"),
+                    "restored": a.get("rolegraph.resumed_steps") or [],
+                }
+            )
+    return found
 
 
 def _costs(trace: Trace, prices: PriceTable) -> dict[str, float | None]:
@@ -246,11 +338,22 @@ def _hint(span: SpanRecord) -> str | None:
     elif span.kind == "run_guardrail" and a.get("rolegraph.valid") is False:
         text = a.get("rolegraph.problem")
     elif span.kind == "route":
-        text = "taken" if a.get("rolegraph.route.taken") else "not taken"
+        text = _route_hint(a)
     if not text:
         return None
     line = " ".join(str(text).split())
     return line if len(line) <= _HINT_MAX else line[: _HINT_MAX - 1] + "…"
+
+
+def _route_hint(a: dict[str, Any]) -> str:
+    """What a route decided: fired, blocked by its ``max_times`` although its condition held, or not taken."""
+    if a.get("rolegraph.route.taken"):
+        return f"fired ({a.get('rolegraph.route.times')} of at most {a.get('rolegraph.route.max_times')})"
+    if a.get("rolegraph.route.matched"):
+        return f"blocked: its condition held, but it already fired {a.get('rolegraph.route.max_times')} times"
+    if a.get("rolegraph.route.error"):
+        return f"not taken: {a['rolegraph.route.error']}"
+    return "not taken: condition false"
 
 
 def _lanes(spans: list[dict[str, Any]], t_end: float) -> list[dict[str, Any]]:
@@ -292,9 +395,74 @@ def _steps(trace: Trace, spans: list[dict[str, Any]], summary: dict[str, Any], l
 
 
 def _sources(folder: Path) -> dict[str, dict[str, Any]]:
-    """The run's ``sources.json`` by id (title, url, authors, year), if the workflow wrote one."""
-    listed = _read_json(folder / "sources.json")
+    """The run's sources by id (title, url, authors, year, ...), from ``sources.jsonl``, else a ``sources.json``."""
+    listed: Any = []
+    try:
+        with RunFolder(folder).sources.open(encoding="utf-8") as lines:
+            listed = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, ValueError):
+        listed = _read_json(folder / "sources.json")
     if not isinstance(listed, list):
         return {}
-    keep = ("title", "url", "authors", "year", "venue")
-    return {str(s["id"]): {k: s.get(k) for k in keep} for s in listed if isinstance(s, dict) and "id" in s}
+    return {str(s["id"]): {k: s.get(k) for k in _SOURCE_FIELDS} for s in listed if isinstance(s, dict) and "id" in s}
+
+
+def _source_texts(folder: Path) -> dict[str, str]:
+    """Each source's retrieved text, from ``sources.jsonl``."""
+    texts: dict[str, str] = {}
+    try:
+        with RunFolder(folder).sources.open(encoding="utf-8") as lines:
+            for line in lines:
+                record = json.loads(line) if line.strip() else None
+                if isinstance(record, dict) and "id" in record:
+                    texts[str(record["id"])] = str(record.get("text") or "")
+    except (OSError, ValueError):
+        pass
+    return texts
+
+
+def _step_outputs(folder: Path) -> dict[str, Any]:
+    """Each finished step's output, from its checkpoint ``steps/<step>.json``."""
+    outputs: dict[str, Any] = {}
+    for path in sorted(RunFolder(folder).steps.glob("*.json")):
+        state = _read_json(path)
+        if isinstance(state, dict) and state.get("output") is not None:
+            outputs[path.stem] = state["output"]
+    return outputs
+
+
+def _routes(trace: Trace) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each route's decisions over the run, by (from step, to step): how often it fired, was blocked by its
+    ``max_times`` although its condition held, or did not match."""
+    decisions: dict[tuple[str, str], dict[str, Any]] = {}
+    for span in trace.walk():
+        named = _ROUTE_NAME.match(span.name) if span.kind == "route" else None
+        if named is None:
+            continue
+        a = span.attributes
+        entry = decisions.setdefault(
+            (named[1], named[2]),
+            {"fired": 0, "blocked": 0, "not_matched": 0, "when": a.get("rolegraph.route.when"), "error": None},
+        )
+        if a.get("rolegraph.route.taken"):
+            entry["fired"] += 1
+        elif a.get("rolegraph.route.matched"):
+            entry["blocked"] += 1
+        else:
+            entry["not_matched"] += 1
+        entry["max_times"] = a.get("rolegraph.route.max_times")
+        entry["error"] = a.get("rolegraph.route.error") or entry["error"]
+    return decisions
+
+
+def _mark_routes(graph: dict[str, Any], decisions: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Put each route's decisions on its graph edge (adding the edge when the graph came from the trace)."""
+    nodes = {node["id"] for node in graph["nodes"]}
+    edges = {(e["source"], e["target"]): e for e in graph["edges"] if e["kind"] == "route"}
+    for (source, target), decided in decisions.items():
+        edge = edges.get((source, target))
+        if edge is None and {source, target} <= nodes:
+            edge = {"source": source, "target": target, "kind": "route"}
+            graph["edges"].append(edge)
+        if edge is not None:
+            edge["decisions"] = decided

@@ -1,4 +1,5 @@
-// The span panel: one span's details, or the run's usage when no span is selected.
+// The side panels: one span's details, or the run's usage when no span is selected; one source's
+// record and the evidence the run quoted from it (from a citation in a report).
 
 import { KIND_LABEL, append, clear, cost, el, fact, pretty, seconds, stepLabel, statusClass, tokens } from "./dom.js";
 
@@ -7,7 +8,7 @@ const SHOWN = new Set([
   "rolegraph.tool.arguments", "rolegraph.tool.result", "rolegraph.output", "rolegraph.problem", "rolegraph.tool.sources",
 ]);
 
-export function renderRunPanel(view) {
+export function renderRunPanel(view, openOutput) {
   const panel = clear(document.getElementById("panel"));
   delete panel.dataset.span;
   const usage = view.usage;
@@ -29,7 +30,9 @@ export function renderRunPanel(view) {
     table("model", usage.by_model),
     outputs.length
       ? el("section", { class: "field", "data-field": "outputs" }, el("h3", {}, "outputs"),
-        el("ul", { class: "sources" }, outputs.map(([name, path]) => el("li", {}, el("b", {}, name), " ", el("code", {}, String(path).split("/").pop())))))
+        el("ul", { class: "sources" }, outputs.map(([name, path]) => el("li", {},
+          el("button", { type: "button", class: "linkish", "data-output": name, onclick: () => openOutput(name) }, name), " ",
+          el("code", {}, String(path).split("/").pop())))))
       : null,
   ]);
 }
@@ -98,4 +101,46 @@ function attributes(a) {
   if (!rest.length) return null;
   return el("details", { class: "field attrs" }, el("summary", {}, `all attributes (${rest.length})`),
     el("table", {}, rest.map(([key, value]) => el("tr", {}, el("th", {}, key), el("td", {}, el("pre", {}, pretty(value)))))));
+}
+
+// A source: its record, where the run's steps quoted it (each quote in its context in the source's text,
+// or flagged when the text does not hold it), and the tool calls that returned it.
+export function renderSourcePanel(panel, detail, openSpan) {
+  clear(panel);
+  panel.dataset.source = detail.id;
+  const authors = (detail.authors ?? []).join(", ");
+  const url = typeof detail.url === "string" && /^https?:/i.test(detail.url) ? detail.url : null;
+  append(panel, [
+    el("div", { class: "panel-head" }, el("span", { class: "chip chip-source" }, "source"), el("h2", {}, detail.title || detail.id)),
+    el("dl", { class: "facts compact" },
+      fact("id", el("code", {}, detail.id)),
+      authors ? fact("authors", authors) : null,
+      detail.year ? fact("year", String(detail.year)) : null,
+      detail.venue ? fact("venue", detail.venue) : null,
+      detail.arxiv ? fact("arXiv", detail.arxiv) : null,
+      detail.doi ? fact("DOI", detail.doi) : null,
+      detail.tool ? fact("found by", detail.tool) : null),
+    url ? el("p", { class: "url" }, el("a", { href: url, rel: "noopener noreferrer", target: "_blank" }, url)) : null,
+    el("section", { class: "field", "data-field": "evidence" }, el("h3", {}, `evidence (${detail.evidence.length})`),
+      detail.evidence.length
+        ? detail.evidence.map(evidence)
+        : el("p", { class: "muted" }, "No step quoted this source (it may be cited without a quote).")),
+    detail.returned_by.length
+      ? el("section", { class: "field", "data-field": "returned by" }, el("h3", {}, "returned by"),
+        el("ul", { class: "sources" }, detail.returned_by.map((call) => el("li", {},
+          el("button", { type: "button", class: "linkish", "data-span": call.span, onclick: () => openSpan(call.span) },
+            `${call.name.replace(/^execute_tool /, "")}${call.step ? ` in ${call.item === null || call.item === undefined ? call.step : `${call.step}[${call.item}]`}` : ""}`),
+          call.hint ? el("span", { class: "muted" }, ` ${call.hint}`) : null))))
+      : null,
+  ]);
+}
+
+function evidence(entry) {
+  const where = el("div", { class: "muted evidence-step" }, `step ${entry.step}`);
+  const claim = entry.claim ? el("p", { class: "claim" }, entry.claim) : null;
+  if (entry.quote === undefined) return el("div", { class: "evidence" }, where, claim);
+  const quote = entry.found
+    ? el("blockquote", { class: "in-context" }, entry.before ?? "", el("mark", {}, entry.quote), entry.after ?? "")
+    : el("blockquote", { class: "not-found" }, entry.quote, el("div", { class: "warn-line" }, "not found in the source's text"));
+  return el("div", { class: "evidence" }, where, claim, quote);
 }

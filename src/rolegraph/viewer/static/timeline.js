@@ -1,6 +1,10 @@
 // Time views of a run: step lanes (parallel agents side by side) and the span waterfall.
+// A lane bar too narrow for its label gets it beside the bar where there is room, else only as a
+// tooltip: labels never overlap each other or another bar.
 
-import { KIND_LABEL, clear, el, seconds, shortTokens, stepLabel, statusClass, tokens } from "./dom.js";
+import { KIND_LABEL, axisTicks, clear, el, seconds, shortTokens, stepLabel, statusClass, textWidth, tokens } from "./dom.js";
+
+const LANE_FONT = "11px system-ui, -apple-system, \"Segoe UI\", \"DejaVu Sans\", Roboto, sans-serif";
 
 function timeScale(view) {
   return Math.max(view.elapsed_s, 1e-6);
@@ -31,29 +35,56 @@ export function renderLanes(view, ui) {
       onclick: () => ui.select(span.id, { scroll: true }),
     }, el("span", {}, label)));
   }
-  box.append(axis(total), ...lanes);
   const px = box.clientWidth - 20;
-  for (const bar of box.querySelectorAll(".lane-bar")) {
-    if ((parseFloat(bar.style.width) / 100) * px < 8 * bar.textContent.length + 8) {
-      bar.classList.add("narrow");
-      if (parseFloat(bar.style.left) > 75) bar.classList.add("at-end");
-    }
+  const body = el("div", { class: "lanes-body" }, lanes, resumeMarks(view, total));
+  document.getElementById("lanes-note").textContent = view.resumes?.length
+    ? "parallel branches in separate lanes; dashed line: resumed"
+    : "parallel branches in separate lanes";
+  box.append(axis(total, px), body);
+  for (const lane of lanes) placeLabels(lane, px);
+}
+
+// A dashed line where the run was resumed (after a crash, a kill, a budget): the time before is the
+// interrupted invocation's.
+function resumeMarks(view, total) {
+  return (view.resumes ?? []).map((resume) => el("div", {
+    class: "resume-mark",
+    style: { left: `${(resume.at / total) * 100}%` },
+    title: `resumed (invocation ${resume.invocation ?? "?"}); restored from the checkpoint: ${(resume.restored ?? []).join(", ") || "nothing"}`,
+  }));
+}
+
+// Each bar's label: inside if it fits, else right of the bar, else left of it, where nothing else is.
+function placeLabels(lane, px) {
+  const bars = [...lane.querySelectorAll(".lane-bar")].map((bar) => {
+    const left = (parseFloat(bar.style.left) / 100) * px;
+    return { bar, left, right: left + (parseFloat(bar.style.width) / 100) * px, label: textWidth(bar.textContent, LANE_FONT) + 8 };
+  }).sort((a, b) => a.left - b.left);
+  const taken = bars.map((b) => [b.left, b.right]);
+  const free = (from, to) => from >= 0 && to <= px && taken.every(([l, r]) => r <= from || l >= to);
+  for (const b of bars) {
+    if (b.label <= b.right - b.left) continue;
+    b.bar.classList.add("narrow");
+    if (free(b.right + 1, b.right + 1 + b.label)) taken.push([b.right + 1, b.right + 1 + b.label]);
+    else if (free(b.left - 1 - b.label, b.left - 1)) {
+      b.bar.classList.add("at-end");
+      taken.push([b.left - 1 - b.label, b.left - 1]);
+    } else b.bar.classList.add("unlabelled");
   }
 }
 
-function axis(total) {
+// The time axis over `px` pixels: a tick every 70 px or so.
+function axis(total, px) {
   const ticks = el("div", { class: "axis" });
-  const step = niceStep(total / 6);
-  for (let t = 0; t <= total + 1e-9; t += step) {
-    ticks.append(el("span", { class: "tick", style: { left: `${(t / total) * 100}%` } }, seconds(t)));
+  if (total <= 1e-6) return ticks; // nothing has taken time yet
+  const all = axisTicks(total, Math.max(2, Math.min(8, Math.floor(px / 70))));
+  for (const [i, { t, label }] of all.entries()) {
+    const at = (t / total) * 100;
+    // The first tick starts at the axis, the last ends inside it: no label sticks out of the card.
+    const edge = i === 0 ? " first" : at > 92 ? " last" : "";
+    ticks.append(el("span", { class: `tick${edge}`, style: { left: `${at}%` } }, label));
   }
   return ticks;
-}
-
-function niceStep(raw) {
-  const power = 10 ** Math.floor(Math.log10(raw));
-  for (const factor of [1, 2, 5, 10]) if (factor * power >= raw) return factor * power;
-  return 10 * power;
 }
 
 function hiddenByCollapse(view, ui) {
@@ -64,15 +95,20 @@ function hiddenByCollapse(view, ui) {
   return hidden;
 }
 
+// `ui.filter`, when set, is {shown: Set of span ids (the matches and their ancestors), matched: Set of
+// span ids, hits: Map id -> {field, snippet} of a text search}.
 export function renderWaterfall(view, ui) {
   const box = clear(document.getElementById("waterfall"));
   const total = timeScale(view);
-  const hidden = hiddenByCollapse(view, ui);
+  const filter = ui.filter;
+  const hidden = filter ? new Set(view.spans.filter((s) => !filter.shown.has(s.id)).map((s) => s.id)) : hiddenByCollapse(view, ui);
+  const track = el("div", { class: "wf-track" });
   box.append(el("div", { class: "wf-row wf-header" },
     el("div", { class: "wf-name" }, "span"),
     el("div", { class: "wf-num" }, "duration"),
     el("div", { class: "wf-num" }, "tokens"),
-    el("div", { class: "wf-track" }, axis(total))));
+    track));
+  track.append(axis(total, track.clientWidth));
   for (const span of view.spans) {
     if (hidden.has(span.id)) continue;
     const end = span.end ?? view.elapsed_s;
@@ -83,23 +119,26 @@ export function renderWaterfall(view, ui) {
       ? el("button", { type: "button", class: "toggle", "aria-label": open ? "collapse" : "expand", onclick: (event) => { event.stopPropagation(); ui.toggle(span.id); } }, open ? "▾" : "▸")
       : el("span", { class: "toggle" });
     const step = stepLabel(span);
+    const hit = filter?.hits.get(span.id);
+    const isMatch = filter?.matched.has(span.id);
     const showStep = step && (span.kind === "invoke_agent" || span.kind === "plan" || span.kind === "checkpoint" || span.kind === "route");
     box.append(el("div", {
-      class: `wf-row kind-${span.kind}${span.id === ui.selected ? " selected" : ""}${span.status !== "ok" ? ` ${statusClass(span.status)}` : ""}`,
+      class: `wf-row kind-${span.kind}${span.id === ui.selected ? " selected" : ""}${span.status !== "ok" ? ` ${statusClass(span.status)}` : ""}${isMatch ? " match" : ""}`,
       role: "treeitem",
       "data-span": span.id,
       "data-kind": span.kind,
       "data-step": span.step ?? "",
       onclick: () => ui.select(span.id, { scroll: false }),
     },
-    el("div", { class: "wf-name", style: { paddingLeft: `${6 + span.depth * 14}px` }, title: span.name },
+    el("div", { class: "wf-name", style: { paddingLeft: `${4 + span.depth * 12}px` }, title: [span.name, step, span.status, span.hint].filter(Boolean).join(" · ") },
       toggle,
       el("span", { class: `chip chip-${span.kind}` }, KIND_LABEL[span.kind] ?? span.kind),
       el("span", { class: "span-name" }, span.name.replace(/^(invoke_agent|invoke_workflow|execute_tool|chat) /, "")),
       showStep ? el("span", { class: "step-tag" }, step) : null,
       span.status !== "ok" && !(view.live && span.status === "unfinished")
         ? el("span", { class: `status-tag ${statusClass(span.status)}` }, span.status) : null,
-      span.hint ? el("span", { class: "hint" }, span.hint) : null),
+      hit ? el("span", { class: "hint hit", title: `${hit.field}: ${hit.snippet}` }, `${hit.field}: ${hit.snippet}`)
+        : span.hint ? el("span", { class: "hint" }, span.hint) : null),
     el("div", { class: "wf-num", title: span.end === null ? "still open" : null },
       span.end === null ? `${seconds(view.elapsed_s - span.start)}…` : seconds(span.duration_s)),
     el("div", { class: "wf-num", title: tokens(span.input_tokens, span.output_tokens) || null },
