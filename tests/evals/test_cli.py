@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 from rolegraph.cli import app
 from rolegraph.evals.manifest import EvalManifest, find_eval
 from rolegraph.evals.metrics import METRICS
+from rolegraph.evals.runner import EvalReport
 from rolegraph.traces.sinks import read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,14 +96,21 @@ class TestEvalCommand:
         assert "--set seed=x: seed 'x' is not an integer" in result.stderr
         assert result.stdout == ""
 
-    def test_html_report(self, project: Path, tmp_path: Path) -> None:
-        """-o report.html writes a self-contained page with the table and a plot per metric."""
+    def test_html_report(self, project: Path, tmp_path: Path, home: Path) -> None:
+        """-o report.html writes a self-contained page with the table and a plot per metric, its runs linked to
+        the viewer; the eval's folder keeps the report for `rolegraph serve`."""
         out = tmp_path / "report.html"
-        result = cli(project / "review.yaml", project / "set.yaml", "--model", "scripted:good.yaml", "-o", out)
+        result = cli(
+            project / "review.yaml", project / "set.yaml", "--model", "scripted:good.yaml", "-o", out, "--json"
+        )
         assert result.exit_code == 0, result.stderr
         page = out.read_text()
         assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == len(METRICS) + 1
-        assert '<tr><th>source_recall</th><td class="num">1.00 (1)</td></tr>' in page
+        assert '<td class="num">1.00 (1)</td><td class="meaning">Share of the question&#x27;s gold sources' in page
+        eval_id = page.split('<p class="muted">eval <code>')[1].split("<")[0]
+        assert f'<a href="http://127.0.0.1:8765/#run={json.loads(result.stdout)["runs"][0]["run_id"]}">' in page
+        saved = EvalReport.model_validate_json((home / "evals" / eval_id / "report.json").read_text())
+        assert (saved.eval_id, saved.runs[0].status) == (eval_id, "completed")  # for `rolegraph serve`
 
     def test_json_file(self, project: Path, tmp_path: Path) -> None:
         """-o report.json writes the JSON report, the markdown table still on stdout."""

@@ -90,9 +90,11 @@ class TestEvaluate:
         data = report.to_dict()
         assert set(data) == {
             *("evalset", "workflow", "models", "repeat", "grid", "runs", "summary", "questions"),
-            *("judge", "judge_prompt", "judge_trace"),
+            *("judge", "judge_prompt", "judge_trace", "eval_id", "started", "default_model"),
         }
-        assert (data["grid"], data["judge"]) == ({}, None)
+        assert (data["grid"], data["judge"], data["eval_id"], data["default_model"]) == ({}, None, None, "local")
+        assert data["started"].endswith("+00:00")
+        assert data["runs"][0]["excerpt"] == "Review Adapters train few weights. They are small."
         (run,) = data["runs"]
         assert run["scores"]["missing_sources"] == ["beta2021"]
         assert run["scores"]["missing_facts"] == ["low-rank"]

@@ -78,9 +78,10 @@ def gallery_server(gallery: Gallery) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, started once."""
+    """Debian's Chromium, headless, once per module (Playwright's sync API keeps an event loop running in the
+    main thread while it is open, which the asyncio tests of the next modules must not find)."""
     from rolegraph.tools.browser import CHROMIUM_FLAGS, find_chromium
     from viewer.pages import playwright_api
 

@@ -111,6 +111,94 @@ def _wanted(entry: dict[str, Any], status: str | None) -> bool:
     return entry["status"] in _STATUS_GROUPS.get(status, {status})
 
 
+class _Api:
+    """The JSON endpoints over one home. Sync methods: Starlette runs them in worker threads, so SQLite and
+    file reads never block the event loop."""
+
+    def __init__(self, home: Path, prices: PriceTable) -> None:
+        self.home = Home(home)
+        self.prices = prices
+        self.reader = RunReader(self.home.runs, prices)
+        self.evals = EvalReader(self.home.evals)
+
+    def runs(self, request: Request) -> Response:
+        try:
+            limit = max(1, min(int(request.query_params.get("limit", "200")), 10_000))
+            since, until = _number(request, "since"), _number(request, "until")
+        except ValueError:
+            return _bad("limit, since and until must be numbers")
+        status = request.query_params.get("status") or None
+        text = request.query_params.get("q", "").strip()
+        with TraceStore(self.home.index, prices=self.prices) as store:
+            store.sync(self.home.runs)
+            matches = store.search(text) if text else None
+            rows = store.list_runs(
+                limit=None if status else limit,  # the status filter applies once lineage is known
+                workflow=request.query_params.get("workflow") or None,
+                since=since,
+                until=until,
+                run_ids=None if matches is None else list(matches),
+            )
+        listed: list[dict[str, Any]] = []
+        for row in rows:
+            entry = row.as_dict()
+            entry.pop("run_dir", None)  # the page needs no local paths
+            lineage = self.reader.lineage(row.run_id) or Lineage()
+            entry["status"] = lineage.status(row.status)
+            entry["lineage"] = lineage.as_dict()
+            if matches is not None:
+                entry["matches"] = matches.get(row.run_id, 0)
+            if _wanted(entry, status):
+                listed.append(entry)
+        return JSONResponse({"runs": listed[:limit]})
+
+    def run(self, request: Request) -> Response:
+        body = self.reader.view_json(request.path_params["run_id"])
+        return _not_found("such run") if body is None else Response(body, media_type="application/json")
+
+    def stamp(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        current = self.reader.stamp(run_id)
+        if current is None:
+            return _not_found("such run")
+        view = self.reader.view(run_id)
+        return JSONResponse({"stamp": current, "live": bool(view and view["live"])})
+
+    def span(self, request: Request) -> Response:
+        found = self.reader.span(request.path_params["run_id"], request.path_params["span_id"])
+        return _not_found("such span") if found is None else JSONResponse(found)
+
+    def search(self, request: Request) -> Response:
+        found = self.reader.search(request.path_params["run_id"], request.query_params.get("q", ""))
+        return _not_found("such run") if found is None else JSONResponse(found)
+
+    def output(self, request: Request) -> Response:
+        found = self.reader.output(request.path_params["run_id"], request.path_params["name"])
+        return _not_found("such output") if found is None else JSONResponse(found)
+
+    def source(self, request: Request) -> Response:
+        found = self.reader.source(request.path_params["run_id"], request.path_params["source_id"])
+        return _not_found("such source") if found is None else JSONResponse(found)
+
+    def compare(self, request: Request) -> Response:
+        a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
+        if not a or not b:
+            return _bad("give two runs: ?a=RUN&b=RUN")
+        found = compare(self.reader, a, b)
+        return _not_found("such runs") if found is None else JSONResponse(found)
+
+    def eval_list(self, request: Request) -> Response:
+        return JSONResponse({"evals": self.evals.list()})
+
+    def eval_view(self, request: Request) -> Response:
+        found = self.evals.view(request.path_params["eval_id"])
+        return _not_found("such eval") if found is None else JSONResponse(found)
+
+
+def _index(request: Request) -> Response:
+    return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
+
+
 def create_app(
     home: Path,
     prices: PriceTable | None = None,
@@ -124,102 +212,19 @@ def create_app(
         prices: Prices for the cost figures (default: the built-in table and ``home/prices.yaml``).
         allowed_hosts: Host header values to answer (``("*",)`` for any: when serving beyond loopback).
     """
-    prices = prices or PriceTable.load(Home(home).prices)
-    reader = RunReader(Home(home).runs, prices)
-
-    evals = EvalReader(Home(home).evals)
-
-    # Sync endpoints: Starlette runs them in worker threads, so SQLite and file reads never block the loop.
-    def runs(request: Request) -> Response:
-        try:
-            limit = max(1, min(int(request.query_params.get("limit", "200")), 10_000))
-            since, until = _number(request, "since"), _number(request, "until")
-        except ValueError:
-            return _bad("limit, since and until must be numbers")
-        workflow = request.query_params.get("workflow") or None
-        status = request.query_params.get("status") or None
-        text = request.query_params.get("q", "").strip()
-        with TraceStore(Home(home).index, prices=prices) as store:
-            store.sync(Home(home).runs)
-            matches = store.search(text) if text else None
-            rows = store.list_runs(
-                limit=None if status else limit,  # the status filter applies after lineage is known
-                workflow=workflow,
-                since=since,
-                until=until,
-                run_ids=None if matches is None else list(matches),
-            )
-        listed: list[dict[str, Any]] = []
-        for row in rows:
-            entry = row.as_dict()
-            entry.pop("run_dir", None)  # the page needs no local paths
-            lineage = reader.lineage(row.run_id)
-            if lineage is not None:
-                entry["status"] = lineage.status(row.status)
-            entry["lineage"] = (lineage or Lineage()).as_dict()
-            if matches is not None:
-                entry["matches"] = matches.get(row.run_id, 0)
-            if _wanted(entry, status):
-                listed.append(entry)
-        return JSONResponse({"runs": listed[:limit]})
-
-    def run(request: Request) -> Response:
-        body = reader.view_json(request.path_params["run_id"])
-        return _not_found("such run") if body is None else Response(body, media_type="application/json")
-
-    def stamp(request: Request) -> Response:
-        run_id = request.path_params["run_id"]
-        current = reader.stamp(run_id)
-        if current is None:
-            return _not_found("such run")
-        view = reader.view(run_id)
-        return JSONResponse({"stamp": current, "live": bool(view and view["live"])})
-
-    def span(request: Request) -> Response:
-        found = reader.span(request.path_params["run_id"], request.path_params["span_id"])
-        return _not_found("such span") if found is None else JSONResponse(found)
-
-    def search(request: Request) -> Response:
-        found = reader.search(request.path_params["run_id"], request.query_params.get("q", ""))
-        return _not_found("such run") if found is None else JSONResponse(found)
-
-    def output(request: Request) -> Response:
-        found = reader.output(request.path_params["run_id"], request.path_params["name"])
-        return _not_found("such output") if found is None else JSONResponse(found)
-
-    def source(request: Request) -> Response:
-        found = reader.source(request.path_params["run_id"], request.path_params["source_id"])
-        return _not_found("such source") if found is None else JSONResponse(found)
-
-    def comparison(request: Request) -> Response:
-        a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
-        if not a or not b:
-            return _bad("give two runs: ?a=RUN&b=RUN")
-        found = compare(reader, a, b)
-        return _not_found("such runs") if found is None else JSONResponse(found)
-
-    def eval_list(request: Request) -> Response:
-        return JSONResponse({"evals": evals.list()})
-
-    def eval_view(request: Request) -> Response:
-        found = evals.view(request.path_params["eval_id"])
-        return _not_found("such eval") if found is None else JSONResponse(found)
-
-    def index(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
-
+    api = _Api(home, prices or PriceTable.load(Home(home).prices))
     routes = [
-        Route("/", index),
-        Route("/api/runs", runs),
-        Route("/api/runs/{run_id}", run),
-        Route("/api/runs/{run_id}/stamp", stamp),
-        Route("/api/runs/{run_id}/spans/{span_id}", span),
-        Route("/api/runs/{run_id}/search", search),
-        Route("/api/runs/{run_id}/outputs/{name}", output),
-        Route("/api/runs/{run_id}/sources/{source_id:path}", source),
-        Route("/api/compare", comparison),
-        Route("/api/evals", eval_list),
-        Route("/api/evals/{eval_id}", eval_view),
+        Route("/", _index),
+        Route("/api/runs", api.runs),
+        Route("/api/runs/{run_id}", api.run),
+        Route("/api/runs/{run_id}/stamp", api.stamp),
+        Route("/api/runs/{run_id}/spans/{span_id}", api.span),
+        Route("/api/runs/{run_id}/search", api.search),
+        Route("/api/runs/{run_id}/outputs/{name}", api.output),
+        Route("/api/runs/{run_id}/sources/{source_id:path}", api.source),
+        Route("/api/compare", api.compare),
+        Route("/api/evals", api.eval_list),
+        Route("/api/evals/{eval_id}", api.eval_view),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [Middleware(_SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]

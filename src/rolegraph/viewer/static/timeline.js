@@ -20,10 +20,19 @@ export function renderLanes(view, ui) {
   const byId = new Map(view.spans.map((s) => [s.id, s]));
   const count = Math.max(...view.lanes.map((l) => l.lane)) + 1;
   const lanes = Array.from({ length: count }, (_, i) => el("div", { class: "lane", "data-lane": i }));
+  const px = box.clientWidth - 20;
+  const minimum = (3 / Math.max(px, 1)) * 100; // a bar is at least 3 px wide, but never over the next one
+  const next = new Map();
+  const starts = view.lanes.map((entry) => ({ entry, start: byId.get(entry.span).start }));
+  for (const { entry } of starts) {
+    const later = starts.filter((o) => o.entry.lane === entry.lane && o.start > byId.get(entry.span).start);
+    next.set(entry.span, Math.min(total, ...later.map((o) => o.start)));
+  }
   for (const entry of view.lanes) {
     const span = byId.get(entry.span);
     const left = (span.start / total) * 100;
-    const width = Math.max(((entry.end - span.start) / total) * 100, 0.4);
+    const real = ((entry.end - span.start) / total) * 100;
+    const width = Math.max(real, Math.min(minimum, ((next.get(entry.span) - span.start) / total) * 100));
     const status = span.status === "unfinished" ? "running" : span.status === "ok" ? "completed" : span.status;
     const label = stepLabel(span) ?? span.name;
     lanes[entry.lane].append(el("div", {
@@ -35,7 +44,6 @@ export function renderLanes(view, ui) {
       onclick: () => ui.select(span.id, { scroll: true }),
     }, el("span", {}, label)));
   }
-  const px = box.clientWidth - 20;
   const body = el("div", { class: "lanes-body" }, lanes, resumeMarks(view, total));
   document.getElementById("lanes-note").textContent = view.resumes?.length
     ? "parallel branches in separate lanes; dashed line: resumed"
@@ -73,11 +81,11 @@ function placeLabels(lane, px) {
   }
 }
 
-// The time axis over `px` pixels: a tick every 70 px or so.
+// The time axis over `px` pixels: a tick every 60 px or so.
 function axis(total, px) {
   const ticks = el("div", { class: "axis" });
   if (total <= 1e-6) return ticks; // nothing has taken time yet
-  const all = axisTicks(total, Math.max(2, Math.min(8, Math.floor(px / 70))));
+  const all = axisTicks(total, Math.max(2, Math.min(8, Math.floor(px / 56))));
   for (const [i, { t, label }] of all.entries()) {
     const at = (t / total) * 100;
     // The first tick starts at the axis, the last ends inside it: no label sticks out of the card.
