@@ -244,7 +244,55 @@ def _raw_call(name: str, arguments: str) -> Any:
     return ToolCall(id="call_x", name=name, arguments=arguments)
 
 
+class Field:
+    """An output field in full, as a workflow's `OutputField` gives it to `output_model`."""
+
+    def __init__(self, type: str, **bounds: Any) -> None:  # the YAML key's name
+        self.type = type
+        self.description: str = bounds.pop("description", "")
+        self.minimum: float | None = bounds.pop("minimum", None)
+        self.maximum: float | None = bounds.pop("maximum", None)
+        self.min_items: int | None = bounds.pop("min_items", None)
+        self.max_items: int | None = bounds.pop("max_items", None)
+        self.values: list[str] | None = bounds.pop("values", None)
+
+
 class TestUserRoles:
+    async def test_bounded_fields_reach_the_model_and_hold(self) -> None:
+        """Descriptions and bounds reach the schema the model answers to; an answer out of bounds is sent back
+        for repair (a relevance of 100 on a 0-10 scale is not accepted)."""
+        model_cls = output_model(
+            "rater",
+            {
+                "relevance": Field("integer", minimum=0, maximum=10, description="How relevant, 0 to 10"),
+                "tags": Field("list[string]", min_items=1, max_items=2),
+                "verdict": Field("enum", values=["keep", "drop"]),
+            },
+        )
+        role = Role(name="rater", instructions="Rate.", output_model=model_cls)
+        model = ScriptedModel(
+            [
+                final({"relevance": 100, "tags": ["a"], "verdict": "keep"}),
+                final({"relevance": 7, "tags": ["a"], "verdict": "keep"}),
+            ]
+        )
+        a, _ = agent(role, model, [])
+        result = await a.run("task")
+        assert result.output == {"relevance": 7, "tags": ["a"], "verdict": "keep"}
+        envelope = model.calls[0].output_schema
+        assert envelope is not None
+        schema = envelope["properties"]["answer"]
+        assert schema["properties"]["relevance"] == {
+            "description": "How relevant, 0 to 10",
+            "maximum": 10,
+            "minimum": 0,
+            "title": "Relevance",
+            "type": "integer",
+        }
+        assert (schema["properties"]["tags"]["minItems"], schema["properties"]["tags"]["maxItems"]) == (1, 2)
+        assert schema["properties"]["verdict"]["enum"] == ["keep", "drop"]
+        assert "relevance" in model.calls[1].messages[-1].content
+
     async def test_typed_output_fields_from_yaml_types(self) -> None:
         """A user role's output model comes from YAML type names, enums and source ids included."""
         model_cls = output_model(

@@ -126,6 +126,23 @@ class TestBounds:
             "anyOf": [{"type": "string", "maxLength": STRING_MAX_CHARS}, {"type": "null"}]
         }
 
+    def test_a_short_integer_range_is_spelt_out(self) -> None:
+        """``integer`` from 0 to 10 becomes an enum of its eleven values (the converter ignores integer bounds);
+        a range too long to spell, or a bound alone, stays as it is."""
+        props = bounded_schema(
+            {
+                "type": "object",
+                "properties": {
+                    "score": {"type": "integer", "minimum": 0.0, "maximum": 10.0, "description": "0 to 10"},
+                    "year": {"type": "integer", "minimum": 1900, "maximum": 2100},
+                    "count": {"type": "integer", "minimum": 1},
+                },
+            }
+        )["properties"]
+        assert props["score"] == {"description": "0 to 10", "enum": list(range(11))}
+        assert props["year"] == {"type": "integer", "minimum": 1900, "maximum": 2100}
+        assert props["count"] == {"type": "integer", "minimum": 1}
+
     def test_an_untyped_value_is_a_bounded_any_value(self) -> None:
         """``{}`` (anything) becomes a scalar or a short list of scalars, never unbounded."""
         anything = bounded_schema({"type": "object", "properties": {"x": {}}})["properties"]["x"]

@@ -511,6 +511,75 @@ class TestDocumentProblems:
         )
 
 
+class TestOutputFields:
+    def test_long_and_short_forms(self) -> None:
+        """An output field is its type alone or a mapping with its description and bounds; both load."""
+        spec = parse_spec(
+            doc(
+                """
+                roles:
+                  rater:
+                    instructions: Rate the paper.
+                    output:
+                      relevance: {type: integer, minimum: 0, maximum: 10, description: "0 = off topic"}
+                      tags: {type: "list[string]", min_items: 1, max_items: 3}
+                      verdict: {type: enum, values: [keep, drop]}
+                      mood: {type: enum, enum: [calm, eager]}
+                      summary: string
+                steps:
+                  a: {role: rater, task: t}
+                """
+            )
+        )
+        output = spec.roles["rater"].output
+        assert output is not None
+        assert (output["relevance"].minimum, output["relevance"].maximum) == (0, 10)
+        assert output["relevance"].description == "0 = off topic"
+        assert (output["tags"].min_items, output["tags"].max_items) == (1, 3)
+        assert output["verdict"].values == ["keep", "drop"] and output["mood"].values == ["calm", "eager"]
+        assert output["summary"].type == "string"
+
+    @pytest.mark.parametrize(
+        ("field", "fragment"),
+        [
+            ("{type: string, minimum: 1}", "minimum cannot be set for a field of type 'string'"),
+            ("{type: integer, max_items: 2}", "max_items cannot be set for a field of type 'integer'"),
+            ("{type: enum}", "type 'enum' needs its values: add 'values: [a, b]'"),
+            ("{type: string, values: [a]}", "values belong to type 'enum', not 'string'"),
+            ("{type: number, minimum: 5, maximum: 1}", "minimum 5 is above maximum 1"),
+            ("{type: intger}", "unknown type 'intger'; use string, integer"),
+            ("intger", "unknown type 'intger'; use string, integer"),
+            ("{type: integer, minmum: 0}", "unknown key 'minmum' — did you mean 'minimum'?"),
+            ("7", "expected a type such as 'integer' or 'list[string]', or a mapping"),
+            ("{type: integer, description: 0 = off, 10 = on}", "unknown key '10 = on': inside { } a comma ends a value"),
+        ],
+    )
+    def test_field_mistakes(self, field: str, fragment: str) -> None:
+        """A bound that does not fit the type, an enum without values, a misspelt type or key: each at the field."""
+        found = problems_of(
+            doc(f"roles:\n  r: {{instructions: x, output: {{f: {field}}}}}\nsteps:\n  a: {{role: r, task: t}}\n")
+        )
+        assert len(found) == 1, found
+        ((where, path, message),) = found
+        assert where.startswith("wf.yaml:4:") and path.startswith("roles.r.output.f")
+        assert fragment in message
+
+    def test_schema_accepts_both_forms(self) -> None:
+        """The JSON Schema editors use takes a field as a type string or as a mapping."""
+        schema = WorkflowSpec.model_json_schema(by_alias=True)
+        field = schema["$defs"]["OutputField"]
+        assert field["anyOf"][0]["type"] == "string"
+        assert set(field["anyOf"][1]["properties"]) == {
+            "type",
+            "description",
+            "minimum",
+            "maximum",
+            "min_items",
+            "max_items",
+            "values",
+        }
+
+
 class TestSafeYaml:
     def test_python_tag_is_rejected(self) -> None:
         """A tag that would construct a Python object is refused at its line, nothing is constructed."""

@@ -10,7 +10,8 @@ output fields (see `output_model`).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, Protocol, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
@@ -21,6 +22,7 @@ __all__ = [
     "SOURCE_ID_MARK",
     "Claim",
     "CritiqueOutput",
+    "FieldSpec",
     "Paragraph",
     "PlanOutput",
     "Quote",
@@ -28,6 +30,8 @@ __all__ = [
     "ResearchOutput",
     "Role",
     "SourceId",
+    "field_definition",
+    "field_type",
     "output_model",
 ]
 
@@ -215,8 +219,60 @@ def field_type(spec: str) -> Any:
     )
 
 
-def output_model(role_name: str, fields: dict[str, str]) -> type[BaseModel]:
-    """Build a role's output model from YAML field types (every field required)."""
-    definitions: dict[str, Any] = {name: (field_type(spec), ...) for name, spec in fields.items()}
+class FieldSpec(Protocol):
+    """An output field written in full: its type, description and bounds (a workflow's `OutputField`)."""
+
+    @property
+    def type(self) -> str:
+        """A type `field_type` reads, or ``enum`` with `values`."""
+
+    @property
+    def description(self) -> str:
+        """What the field means, for the model."""
+
+    @property
+    def minimum(self) -> float | None:
+        """Least value (of a number, or of each number of a list)."""
+
+    @property
+    def maximum(self) -> float | None:
+        """Greatest value (of a number, or of each number of a list)."""
+
+    @property
+    def min_items(self) -> int | None:
+        """Fewest items of a list."""
+
+    @property
+    def max_items(self) -> int | None:
+        """Most items of a list."""
+
+    @property
+    def values(self) -> Sequence[str] | None:
+        """The values of an ``enum``."""
+
+
+def field_definition(spec: str | FieldSpec) -> tuple[Any, Any]:
+    """The pydantic ``(type, Field)`` of one output field: required, with its description and bounds.
+
+    Raises:
+        ValueError: The type is not one rolegraph knows.
+    """
+    if isinstance(spec, str):
+        return field_type(spec), ...
+    kind: Any = Literal[tuple(spec.values or ())] if spec.type.strip() == "enum" else field_type(spec.type)
+    if spec.minimum is not None or spec.maximum is not None:
+        bounded = get_args(kind)[0] if get_origin(kind) is list else kind  # a list's bounds are its items'
+        bounded = Annotated[bounded, Field(ge=spec.minimum, le=spec.maximum)]
+        kind = list[bounded] if get_origin(kind) is list else bounded  # type: ignore[valid-type]  # built at runtime
+    field = Field(..., description=spec.description or None, min_length=spec.min_items, max_length=spec.max_items)
+    return kind, field
+
+
+def output_model(role_name: str, fields: Mapping[str, str | FieldSpec]) -> type[BaseModel]:
+    """Build a role's output model from its fields: YAML types (``list[source_id]``) or `FieldSpec`s.
+
+    Every field is required; descriptions and bounds reach the model's JSON Schema.
+    """
+    definitions: dict[str, Any] = {name: field_definition(spec) for name, spec in fields.items()}
     model_name = "".join(part.capitalize() for part in role_name.split("_")) + "Output"
     return create_model(model_name, __base__=_Output, **definitions)

@@ -14,6 +14,7 @@ into a `Completion`. It knows nothing of llama.cpp; `local.py` compiles the sche
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -209,6 +210,9 @@ def _bound(node: Any) -> Any:
         kind = "object"
     elif kind is None and ("items" in out or "prefixItems" in out):
         kind = "array"
+    if kind == "integer" and (small := _small_range(out)) is not None:
+        # The converter has no rule for integer bounds; a short range is spelt out so the grammar keeps it.
+        return {**{k: v for k, v in out.items() if k not in ("type", "minimum", "maximum")}, "enum": small}
     if kind == "string":
         if "maxLength" not in out and "pattern" not in out and out.get("format") not in _GRAMMAR_FORMATS:
             out["maxLength"] = max(STRING_MAX_CHARS, int(out.get("minLength", 0)))
@@ -233,6 +237,18 @@ def _bound(node: Any) -> Any:
     elif kind is None or kind not in _SCALAR_TYPES:
         return _any_value()
     return out
+
+
+INTEGER_ENUM_MAX = 101
+"""Integer ranges of at most this many values (``minimum`` to ``maximum``) are spelt out as an ``enum``."""
+
+
+def _small_range(node: dict[str, Any]) -> list[int] | None:
+    low, high = node.get("minimum"), node.get("maximum")
+    if not isinstance(low, int | float) or not isinstance(high, int | float):
+        return None
+    first, last = math.ceil(low), math.floor(high)
+    return list(range(first, last + 1)) if 0 < last - first + 1 <= INTEGER_ENUM_MAX else None
 
 
 def render_messages(

@@ -12,7 +12,7 @@ import posixpath
 
 import networkx as nx
 
-from rolegraph.agents.roles import BUILTIN_ROLE_NAMES, field_type
+from rolegraph.agents.roles import BUILTIN_ROLE_NAMES, field_definition
 from rolegraph.models.registry import model_string_problem
 from rolegraph.workflows import templates
 from rolegraph.workflows.context import TemplateUse, workflow_templates
@@ -61,9 +61,9 @@ def _role_findings(spec: WorkflowSpec) -> list[Finding]:
                 needs = " and ".join(repr(m) for m in missing)
                 message = f"role {name!r} is not built in, so it needs {needs}{also}"
                 findings.append(Finding(f"roles.{name}", message, at_key=True))
-        for output_field, type_text in (role.output or {}).items():
+        for output_field, field in (role.output or {}).items():
             try:
-                field_type(type_text)
+                field_definition(field)
             except ValueError as exc:
                 findings.append(Finding(f"roles.{name}.output.{output_field}", str(exc)))
     return findings

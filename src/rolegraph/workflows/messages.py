@@ -139,7 +139,7 @@ def validation_findings(errors: Sequence[ErrorDetails], data: Any, kind: Documen
 def _validation_finding(error: ErrorDetails, data: Any, unions: set[str], kind: DocumentKind[Any]) -> Finding | None:
     error_type = error["type"]
     where = _walk(error["loc"], data, error_type == "missing")
-    if where.member is not None and not where.is_key:
+    if where.member is not None and where.parts[:1] == ["models"] and not where.is_key:  # `ModelSpec | str`
         union = where.parts[: where.member_at]
         at = _get(data, union)
         if isinstance(at, dict) and where.member == "str":
@@ -164,6 +164,8 @@ def _message(error: ErrorDetails, parts: list[str | int], value: Any, is_key: bo
     if error_type == "extra_forbidden":
         model = _model_at(kind.model, parts[:-1])
         allowed = [info.alias or field for field, info in model.model_fields.items()] if model else []
+        if value is None and " " in name:  # `{description: fast, cheap}`: the comma ended the value
+            return f"unknown key {name!r}: inside {{ }} a comma ends a value; put the value before it in quotes"
         hint = suggest(name, allowed) or (f"; allowed keys here: {', '.join(allowed)}" if allowed else "")
         return f"unknown key {name!r}{hint}"
     if error_type == "missing":
@@ -176,7 +178,7 @@ def _message(error: ErrorDetails, parts: list[str | int], value: Any, is_key: bo
         choices = re.findall(r"'(\w+)'", expected)
         return f"{value!r} is not allowed here; use {expected}{suggest(str(value), choices)}"
     if error_type == "string_pattern_mismatch":
-        if len(parts) == 4 and parts[0] == "roles" and parts[2] == "output" and not is_key:
+        if _is_output_type(parts) and not is_key:
             try:
                 field_type(str(value))
             except ValueError as exc:
@@ -185,6 +187,13 @@ def _message(error: ErrorDetails, parts: list[str | int], value: Any, is_key: bo
     if error_type == "string_too_long":
         return f"{value!r} is too long: {_NAME_RULE}"
     return _type_message(error_type, value, ctx, parts) or error["msg"]
+
+
+def _is_output_type(parts: list[str | int]) -> bool:
+    """Whether `parts` lead to an output field's type: ``roles.<r>.output.<f>`` (short form) or ``...<f>.type``."""
+    return (
+        len(parts) in (4, 5) and parts[0] in ("roles", "steps") and parts[2] == "output" and parts[4:] in ([], ["type"])
+    )
 
 
 def _type_message(error_type: str, value: Any, ctx: dict[str, Any], parts: list[str | int]) -> str | None:

@@ -6,9 +6,20 @@ can validate workflow files. Field docstrings become the schema's descriptions.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from rolegraph.models.model import ModelSettings
 from rolegraph.models.registry import ModelOptions, option_problem
@@ -19,6 +30,7 @@ __all__ = [
     "ForEachSpec",
     "InputSpec",
     "ModelSpec",
+    "OutputField",
     "OutputSpec",
     "RoleSpec",
     "RouteSpec",
@@ -31,15 +43,17 @@ __all__ = [
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 """A step, role, input or model name: usable as an identifier in templates."""
 
-OutputType = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^\s*(string|integer|number|boolean|source_id|list\[\s*(string|integer|number|boolean|source_id)\s*\]|enum\[[^\]]+\])\s*$"
-    ),
-]
-"""A role output field type: ``string``, ``integer``, ``number``, ``boolean``, ``source_id``,
+_TYPES = (
+    r"string|integer|number|boolean|source_id|list\[\s*(string|integer|number|boolean|source_id)\s*\]|enum\[[^\]]+\]"
+)
+
+OutputType = Annotated[str, StringConstraints(pattern=rf"^\s*({_TYPES})\s*$")]
+"""An output field's type: ``string``, ``integer``, ``number``, ``boolean``, ``source_id``,
 ``list[<one of those>]`` or ``enum[a, b, c]``. A ``source_id`` can only name a source
 the agent has seen retrieved."""
+
+FieldType = Annotated[str, StringConstraints(pattern=rf"^\s*({_TYPES}|enum)\s*$")]
+"""An output field's `type` in the long form: an `OutputType`, or ``enum`` with the `values` beside it."""
 
 
 class _Strict(BaseModel):
@@ -98,6 +112,71 @@ class ModelSpec(_Strict):
         return ModelOptions(**self.model_dump(include=set(ModelOptions.model_fields), exclude_none=True))
 
 
+class OutputField(_Strict):
+    """One field of a role's answer (or of a function step's output): its type, what it means, its bounds.
+
+    Written in full, ``relevance: {type: integer, minimum: 0, maximum: 10, description: ...}``,
+    or as its type alone, ``relevance: integer``. The description and bounds reach the JSON
+    Schema the model answers to (and the grammar of the embedded model), and the answer is
+    validated against them.
+    """
+
+    type: FieldType
+    """The field's type (see `OutputType`), or ``enum`` with `values`."""
+    description: str = ""
+    """What the field means, for the model (the schema's ``description``)."""
+    minimum: float | None = None
+    """Least value allowed (``integer``, ``number``, or each item of a list of them)."""
+    maximum: float | None = None
+    """Greatest value allowed (``integer``, ``number``, or each item of a list of them)."""
+    min_items: int | None = Field(default=None, ge=0)
+    """Fewest items of a list."""
+    max_items: int | None = Field(default=None, ge=1)
+    """Most items of a list."""
+    values: list[str] | None = Field(default=None, min_length=1, validation_alias=AliasChoices("values", "enum"))
+    """The allowed values of an ``enum`` field (``enum:`` is accepted too)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"type": data}
+        if not isinstance(data, dict):
+            raise ValueError(
+                "expected a type such as 'integer' or 'list[string]', or a mapping {type: ..., description: ...}"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _bounds_fit_the_type(self) -> OutputField:
+        kind = self.type.strip()
+        numbers = kind in ("integer", "number") or re.fullmatch(r"list\[\s*(integer|number)\s*\]", kind)
+        misplaced = [k for k in ("minimum", "maximum") if getattr(self, k) is not None and not numbers]
+        misplaced += [
+            k for k in ("min_items", "max_items") if getattr(self, k) is not None and not kind.startswith("list")
+        ]
+        if misplaced:
+            raise ValueError(f"{' and '.join(misplaced)} cannot be set for a field of type {kind!r}")
+        if kind == "enum" and not self.values:
+            raise ValueError("type 'enum' needs its values: add 'values: [a, b]' (or write 'enum[a, b]')")
+        if kind != "enum" and self.values is not None:
+            raise ValueError(f"values belong to type 'enum', not {kind!r}")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"minimum {self.minimum:g} is above maximum {self.maximum:g}")
+        if self.min_items is not None and self.max_items is not None and self.min_items > self.max_items:
+            raise ValueError(f"min_items {self.min_items} is above max_items {self.max_items}")
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # The short form is valid too: editors must accept `relevance: integer`.
+        return {"anyOf": [{"type": "string", "pattern": rf"^\s*({_TYPES})\s*$"}, handler(schema)]}
+
+
+OutputFields = dict[Name, OutputField]
+"""Output fields by name, each in the long or the short form (see `OutputField`)."""
+
+
 class RoleSpec(_Strict):
     """A role: instructions, tools, output fields, step budget.
 
@@ -112,8 +191,9 @@ class RoleSpec(_Strict):
     """The role's system instructions."""
     tools: list[str] | None = None
     """Tools the role may call: built-in names (``library_search``) or import paths (``pkg.module:attr``)."""
-    output: dict[Name, OutputType] | None = None
-    """The final answer's fields and their types, e.g. ``{summary: string, cites: list[source_id]}``."""
+    output: OutputFields | None = None
+    """The final answer's fields: each its type (``{summary: string, cites: list[source_id]}``) or a
+    mapping with its type, description and bounds (see `OutputField`)."""
     max_steps: int | None = Field(default=None, ge=1, le=50)
     """Think-act-observe iterations before the agent must answer."""
     min_tool_calls: int | None = Field(default=None, ge=0, le=50)
@@ -197,7 +277,7 @@ class StepSpec(_Strict):
     args: dict[str, Any] = Field(default_factory=dict)
     """Arguments of a tool or function step. Strings are Jinja templates over the same context as a
     task; a string that is one ``{{ expression }}`` keeps the expression's type (a list, a number)."""
-    output: dict[Name, OutputType] | None = None
+    output: OutputFields | None = None
     """The fields and types a function step's return value must have (as a role's `output`)."""
     task: str = ""
     """Task text of a role step, a Jinja template over ``inputs``, ``steps.<id>`` (outputs of

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from rolegraph.agents.citations import answer_schema, find_citations
 from rolegraph.agents.journal import CallJournal
-from rolegraph.agents.roles import output_model
+from rolegraph.agents.roles import FieldSpec, output_model
 from rolegraph.errors import StepError
 from rolegraph.imports import import_object
 from rolegraph.runtime.scheduler import StepCall, StepOutcome
@@ -58,7 +58,7 @@ class StepFunction:
 
     @classmethod
     def load(
-        cls, ref: str, *, step_id: str, output: Mapping[str, str] | None, search_path: Path | None
+        cls, ref: str, *, step_id: str, output: Mapping[str, str | FieldSpec] | None, search_path: Path | None
     ) -> StepFunction:
         """Import `ref` (the workflow's folder searched first) and build its output model.
 

@@ -14,7 +14,7 @@ import difflib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from rolegraph.agents.roles import field_type
+from rolegraph.agents.roles import field_definition
 from rolegraph.errors import SpecError
 from rolegraph.imports import ImportPathError, import_object, is_import_path
 from rolegraph.tools.registry import BUILTIN_TOOLS, resolve_tool
@@ -67,9 +67,9 @@ def step_reference_problems(spec: WorkflowSpec, search_path: Path | None) -> lis
                 if not callable(value):
                     kind = type(value).__name__
                     problems.append((f"{prefix}.function", f"{step.function!r} is a {kind}, not a function"))
-        for name, type_text in (step.output or {}).items():
+        for name, field in (step.output or {}).items():
             try:
-                field_type(type_text)
+                field_definition(field)
             except ValueError as exc:
                 problems.append((f"{prefix}.output.{name}", str(exc)))
     return problems
