@@ -36,6 +36,8 @@ SLOW = frozenset(
         "tests/tools/test_library_pdfs.py::TestChromiumPdf",  # real Chromium prints a PDF
         "tests/viewer/test_page.py",  # real Chromium
         "tests/test_cli.py::TestConsoleScript",  # the installed command, in subprocesses
+        "tests/test_cli_style.py::TestVersion::test_console_script",  # the installed command, in a subprocess
+        "tests/test_cli_init.py::TestGeneratedTests",  # a scaffolded project's tests, in a pytest subprocess
         "tests/evals/test_cli.py::TestKilledEval",  # an eval SIGKILLed in a subprocess, then resumed
         "tests/test_cli_serve.py::TestServe",  # a real uvicorn server in a subprocess
         "tests/traces/test_store.py::TestCrash",  # a run SIGKILLed in a subprocess

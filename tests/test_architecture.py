@@ -28,6 +28,7 @@ ALLOWED = {
     "testing": {"models", "tools", "agents", "traces"},
     "evals": {"workflow", "runtime", "workflows", "durability", "agents", "models", "tools", "traces"},
     "viewer": {"traces", "workflows", "runtime", "evals"},
+    "scaffold": set(),  # copies template files: it imports nothing of rolegraph
     "cli": {
         "workflow",
         "runtime",
@@ -40,6 +41,7 @@ ALLOWED = {
         "evals",
         "viewer",
         "testing",
+        "scaffold",
     },
 }
 MAX_MODULE_LINES = 600

@@ -108,3 +108,27 @@ class TestValidateExamples:
             command, *shown = session.strip().splitlines()
             result = CliRunner().invoke(app, command.removeprefix("$ rolegraph ").split())
             assert (result.stderr + result.stdout).splitlines() == shown
+
+
+class TestCommandTable:
+    def test_every_command_is_in_the_table(self) -> None:
+        """The README's command table has a row for every command the CLI has (subcommands by their full name)."""
+        from typer.main import get_command
+
+        from rolegraph.cli import app
+
+        def names(command: object, prefix: str) -> list[str]:
+            found = []
+            for name, sub in getattr(command, "commands", {}).items():
+                subcommands = names(sub, f"{prefix} {name}")
+                found += subcommands or [f"{prefix} {name}"]  # a group is listed by its commands
+            return found
+
+        text = README.read_text()
+        table = text[text.index("## Command line") :]
+        rows = [line.split("`")[1] for line in table.splitlines() if line.startswith("| `rolegraph")]
+        listed = {" ".join(w for w in row.split() if re.fullmatch(r"[a-z][a-z-]*", w)) for row in rows}
+        wanted = [*names(get_command(app), "rolegraph"), "rolegraph runs", "rolegraph trace"]
+        missing = [n for n in wanted if n not in listed and n != "rolegraph trace show"]  # shown as `trace RUN`
+        assert missing == []
+        assert "rolegraph --version" in [r.split(" [")[0] for r in rows]
