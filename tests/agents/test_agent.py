@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from rolegraph.agents.agent import Agent
-from rolegraph.agents.roles import BUILTIN_ROLES, Role, output_model
+from rolegraph.agents.roles import BUILTIN_ROLES, Quote, Role, SourceId, output_model
 from rolegraph.errors import AgentError
 from rolegraph.models.model import Completion
 from rolegraph.testing import ScriptedModel, final, text, tool_call, tool_calls
@@ -26,7 +26,7 @@ async def lookup(query: str) -> ToolResult:
     key = query.lower().replace(" ", "")
     return ToolResult(
         content=f"[{key}] A paper about {query}",
-        sources=[Source(id=key, title=f"On {query}", text=f"{query} works well.")],
+        sources=[Source(id=key, title=f"On {query}", text=f"Short. The {query} method works well on every task.")],
     )
 
 
@@ -57,7 +57,8 @@ RESEARCHER = BUILTIN_ROLES["researcher"].model_copy(update={"tools": ("lookup",)
 
 
 def claim(source_id: str) -> dict[str, Any]:
-    return {"claims": [{"claim": "It works.", "evidence": "works well", "source_id": source_id}]}
+    evidence = f"The {source_id} method works well on every task."
+    return {"claims": [{"claim": "It works on every task.", "evidence": evidence, "source_id": source_id}]}
 
 
 def agent(role: Role, model: ScriptedModel, tools: list[Tool], **kwargs: Any) -> tuple[Agent, MemorySink]:
@@ -94,7 +95,8 @@ class TestLoop:
         before, after = (call.output_schema for call in model.calls)
         assert before is not None and after is not None
         item = after["properties"]["answer"]["properties"]["claims"]["items"]
-        assert item["properties"]["source_id"]["enum"] == ["bert"]
+        # One quotable source: the claim is that source's branch, its citation fixed to the id.
+        assert item["properties"]["source_id"]["const"] == "bert"
         first_item = before["properties"]["answer"]["properties"]["claims"]["items"]
         assert "bert" not in first_item["properties"]["source_id"]["enum"]
 
@@ -310,3 +312,85 @@ class TestUserRoles:
         result = await a.run("task")
         assert result.output == {"summary": "ok", "stance": "pro", "cites": ["x"]}
         assert "stance" in model.calls[2].messages[-1].content
+
+
+PAPER = (
+    "LoRA freezes the pretrained weights.\n"
+    "It trains two small low-rank matrices per layer. Only these matrices are updated during training."
+)
+
+
+@tool
+async def paper(query: str) -> ToolResult:
+    """Find the LoRA paper (and a second one)."""
+    return ToolResult(
+        content="[lora] [qlora]",
+        sources=[
+            Source(id="lora", title="LoRA", text=PAPER),
+            Source(id="qlora", title="QLoRA", text="QLoRA quantizes the frozen base model to four bits."),
+        ],
+    )
+
+
+def quoted(evidence: str, source_id: str = "lora") -> dict[str, Any]:
+    return {"claims": [{"source_id": source_id, "evidence": evidence, "claim": "LoRA trains small matrices."}]}
+
+
+class TestEvidence:
+    """Evidence must be a whole sentence of the cited source, whatever the model: the grammar is not the only guard."""
+
+    @pytest.mark.parametrize(
+        ("evidence", "source_id", "says"),
+        [
+            (" ", "lora", "the evidence for lora is blank"),
+            ("a", "lora", "'a' is too short to be evidence (1 characters, 1 words)"),
+            ("LoRA", "lora", "'LoRA' is too short to be evidence"),
+            ("two small low-rank matrices per layer", "lora", "is part of a sentence of lora, not a whole one"),
+            ("LoRA retrains all the pretrained weights.", "lora", "is not a sentence of lora: copy one"),
+            ("QLoRA quantizes the frozen base model to four bits.", "lora", "is a sentence of qlora, not of lora"),
+        ],
+    )
+    async def test_bad_evidence_is_a_repair_turn(self, evidence: str, source_id: str, says: str) -> None:
+        """A blank, a word, a fragment, a misquote or another source's sentence is sent back with what is wrong."""
+        good = quoted("It trains two small low-rank matrices per layer.")
+        model = ScriptedModel([tool_call("paper", query="lora"), final(quoted(evidence, source_id)), final(good)])
+        a, sink = agent(RESEARCHER.model_copy(update={"tools": ("paper",)}), model, [paper])
+        result = await a.run("task")
+        assert result.output == good
+        repair = model.calls[2].messages[-1].content
+        assert repair.startswith("Your final answer was invalid:\n- evidence: ") and says in repair
+        problems = [r["attributes"].get("rolegraph.problem") for r in sink.records if r["name"] == "validate_answer"]
+        assert any(p and says in p for p in problems)
+
+    async def test_whitespace_does_not_matter(self) -> None:
+        """The right sentence, spaced or wrapped differently and without its stop, is accepted at once."""
+        spaced = "It  trains two small\nlow-rank matrices   per layer"
+        model = ScriptedModel([tool_call("paper", query="lora"), final(quoted(spaced))])
+        a, _ = agent(RESEARCHER.model_copy(update={"tools": ("paper",)}), model, [paper])
+        result = await a.run("task")
+        model.assert_complete()
+        assert result.steps == 2
+
+    async def test_a_model_that_keeps_misquoting_fails(self) -> None:
+        """Misquotes past the repair budget fail the agent with the last problem in the error."""
+        model = ScriptedModel([tool_call("paper", query="lora"), final(quoted("LoRA")), final(quoted("LoRA"))])
+        a, _ = agent(RESEARCHER.model_copy(update={"tools": ("paper",), "max_steps": 1}), model, [paper])
+        with pytest.raises(AgentError, match="'LoRA' is too short to be evidence"):
+            await a.run("task")
+
+    async def test_a_python_role_with_a_quote_field_is_held_to_it(self) -> None:
+        """A user's own output model with a SourceId and a Quote is validated like the researcher's claims."""
+
+        class Finding(BaseModel):
+            source: SourceId
+            quote: Quote
+            finding: str
+
+        role = Role(name="reader", instructions="Quote one finding.", output_model=Finding, tools=("paper",))
+        bad = {"source": "lora", "quote": "low-rank matrices", "finding": "LoRA is cheap."}
+        good = {"source": "lora", "quote": "Only these matrices are updated during training.", "finding": "Cheap."}
+        model = ScriptedModel([tool_call("paper", query="lora"), final(bad), final(good)])
+        a, _ = agent(role, model, [paper])
+        result = await a.run("task")
+        assert result.output == good
+        assert "'low-rank matrices' is too short to be evidence" in model.calls[2].messages[-1].content

@@ -76,6 +76,9 @@ plausible = st.sampled_from(
     [
         final_text({"summary": "Adapters help.", "cites": ["paper1"]}),
         final_text({"summary": "Adapters help.", "cites": ["never-retrieved"]}),
+        final_text(
+            {"claims": [{"claim": "It works.", "evidence": "Adapters work well on small data.", "source_id": "paper1"}]}
+        ),
         final_text({"claims": [{"claim": "It works.", "evidence": "Adapters work well", "source_id": "paper1"}]}),
         final_text({"claims": [{"claim": "It works.", "evidence": "made up quote", "source_id": "paper1"}]}),
         final_text({"claims": []}),

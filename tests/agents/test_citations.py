@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from rolegraph.agents.citations import (
     MAX_SENTENCES_PER_SOURCE,
     NO_SOURCE,
     constrain_citations,
     find_citations,
+    find_claims,
     find_quotes,
     inline_refs,
     sentences,
@@ -56,13 +57,13 @@ class TestSentences:
     def test_splits_on_sentence_ends_and_collapses_whitespace(self) -> None:
         """Text splits after . ! ? before a capital, digit, quote or parenthesis; whitespace runs become one space."""
         text = (
-            'First   sentence is long enough!\nSecond one asks a question? "Quoted" third sentence. '
+            'First   sentence is long enough!\nSecond one asks a question? "Quoted" third sentence here. '
             + "(An aside in brackets.)"
         )
         assert sentences(text) == [
             "First sentence is long enough!",
             "Second one asks a question?",
-            '"Quoted" third sentence.',
+            '"Quoted" third sentence here.',
             "(An aside in brackets.)",
         ]
 
@@ -73,10 +74,13 @@ class TestSentences:
         ]
 
     def test_drops_short_long_and_repeated_sentences(self) -> None:
-        """Sentences under 20 or over 400 characters, and repeats, are not quotable."""
+        """Sentences under 20 characters or 4 words, or over 400 characters, and repeats, are not quotable."""
         long = "A" + "a" * 400 + "."
-        text = f"Too short. This sentence is quotable. {long} This sentence is quotable. Another quotable sentence."
-        assert sentences(text) == ["This sentence is quotable.", "Another quotable sentence."]
+        text = (
+            f"Too short. This sentence is quotable. {long} This sentence is quotable. Three words only. "
+            "Another quotable sentence here."
+        )
+        assert sentences(text) == ["This sentence is quotable.", "Another quotable sentence here."]
 
     def test_limit(self) -> None:
         """At most `limit` sentences are returned, the first ones (default MAX_SENTENCES_PER_SOURCE)."""
@@ -212,3 +216,26 @@ class TestFindQuotes:
         report = {"title": "t", "paragraphs": [{"citations": ["a"], "text": "x"}]}
         assert list(find_quotes(REPORT, report)) == []
         assert list(find_quotes(RESEARCH, {"claims": [{"source_id": "a", "claim": "c"}]})) == []
+
+
+class TestFindClaims:
+    def test_each_claim_with_its_text(self) -> None:
+        """Each object with a citation and a quote gives its source, quote, and its other text as the claim."""
+        data = {
+            "claims": [
+                {"source_id": "a", "evidence": "first quote", "claim": "c"},
+                {"source_id": "b", "evidence": "second quote", "claim": "d"},
+            ]
+        }
+        assert list(find_claims(RESEARCH, data)) == [("a", "first quote", "c"), ("b", "second quote", "d")]
+
+    def test_an_object_without_other_text_claims_nothing(self) -> None:
+        """A quoted object with no text beside its citation and quote has an empty claim."""
+
+        class Bare(BaseModel):
+            source: SourceId
+            quote: Annotated[str, Field(json_schema_extra={QUOTE_MARK: True})]
+            score: int
+
+        schema = inline_refs(Bare.model_json_schema())
+        assert list(find_claims(schema, {"source": "a", "quote": "q", "score": 3})) == [("a", "q", "")]

@@ -18,17 +18,18 @@ from rolegraph.traces.sinks import MemorySink
 from rolegraph.traces.tracer import Tracer
 
 CALLS: list[str] = []
+LORA_TEXT = "LoRA trains two small low-rank matrices per layer."
 
 
 @tool
 async def lookup(query: str) -> ToolResult:
     """Find a paper."""
     CALLS.append(query)
-    return ToolResult(content=f"[lora] about {query}", sources=[Source(id="lora", title="LoRA", text="It works.")])
+    return ToolResult(content=f"[lora] about {query}", sources=[Source(id="lora", title="LoRA", text=LORA_TEXT)])
 
 
 RESEARCHER = BUILTIN_ROLES["researcher"].model_copy(update={"tools": ("lookup",), "max_steps": 3})
-ANSWER = {"claims": [{"source_id": "lora", "evidence": "It works.", "claim": "LoRA works."}]}
+ANSWER = {"claims": [{"source_id": "lora", "evidence": LORA_TEXT, "claim": "LoRA trains small matrices."}]}
 
 
 class DictJournal:

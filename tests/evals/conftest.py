@@ -15,13 +15,15 @@ NOTES = {
 }
 ALPHA_QUOTE = "The adapters train only a few weights."
 BETA_QUOTE = "The update merges after training."
+CLAIMS = {ALPHA_QUOTE: "Adapters train only a few weights.", BETA_QUOTE: "Updates merge after training."}
+"""What each quote supports (the claim text scripted beside it)."""
 
 
 def script(claims: list[tuple[str, str]], paragraphs: list[tuple[list[str], str]]) -> list[dict[str, Any]]:
     """One model's whole run: a search, the researcher's claims, the writer's report."""
     return [
         {"tool": "library_search", "args": {"query": "adapters low-rank"}, "thought": "search"},
-        {"final": {"claims": [{"source_id": s, "evidence": q, "claim": "A finding."} for s, q in claims]}},
+        {"final": {"claims": [{"source_id": s, "evidence": q, "claim": CLAIMS[q]} for s, q in claims]}},
         {
             "final": {
                 "title": "Review",
@@ -64,7 +66,7 @@ questions:
   - id: adapters
     inputs: {topic: adapters}
     gold_sources: [alpha2020, beta2021]
-    must_include: [adapters, low-rank]
+    must_include: [few weights, low-rank]
     must_not_include: [full fine-tuning]
 """
 

@@ -121,9 +121,10 @@ class TestEvalCommand:
         assert result.stdout.startswith("# Eval `tiny`")
 
     def test_judge(self, project: Path, home: Path) -> None:
-        """--judge scores fact coverage with a model too; its calls are traced under the eval's folder."""
+        """--judge scores fact coverage and claims with a model too; its calls are traced under the eval's folder."""
         (project / "judge.yaml").write_text(
             '- {text: \'{"verdict": "yes", "reason": "said"}\'}\n- {text: \'no idea\'}\n'
+            '- {text: \'{"verdict": "no", "reason": "unsupported"}\'}\n'
         )
         args = ["--model", "scripted:thin.yaml", "--judge", "scripted:judge.yaml", "--json"]
         result = cli(project / "review.yaml", project / "set.yaml", *args)
@@ -132,6 +133,7 @@ class TestEvalCommand:
         (run,) = report["runs"]
         assert [v["verdict"] for v in run["scores"]["fact_verdicts"]] == ["yes", "unknown"]
         assert (run["scores"]["fact_coverage"], run["scores"]["fact_coverage_judge"]) == (0.5, 1.0)
+        assert (run["scores"]["claims"][0]["judge"], run["scores"]["claim_support"]) == ("no", 0.0)
         assert "judged 1.00" in result.stderr
         trace = Path(report["judge_trace"])
         assert trace.parent.parent == home / "evals" and trace.name == "judge.jsonl"
@@ -140,7 +142,7 @@ class TestEvalCommand:
             for r in read_jsonl(trace)
             if r["kind"] == "run_guardrail" and r["event"] == "span_end"
         ]
-        assert verdicts == ["yes", "unknown"]
+        assert verdicts == ["yes", "unknown", "no"]
 
     def test_rescore(self, project: Path) -> None:
         """--rescore scores past runs from their folders, with the same scores as when they ran."""

@@ -37,8 +37,15 @@ class TestLoadEvalset:
         """examples/evals/library_questions.yaml is valid, and its inputs fit examples/literature_review.yaml."""
         workflow = rolegraph.load(REPO / "examples" / "literature_review.yaml")
         evalset = load_evalset(REPO / "examples" / "evals" / "library_questions.yaml", workflow)
-        assert len(evalset.questions) == 6
+        assert len(evalset.questions) >= 16
         assert all(q.gold_sources and q.must_include for q in evalset.questions)
+
+    def test_bundled_gold_sources_are_in_the_library(self) -> None:
+        """Every gold library id of the bundled set names a note of the demo library."""
+        evalset = load_evalset(REPO / "examples" / "evals" / "library_questions.yaml")
+        notes = {p.stem for p in (REPO / "examples" / "library").glob("*.md")}
+        ids = {g for q in evalset.questions for g in q.gold_sources if ":" not in g}
+        assert ids and ids <= notes
 
     def test_schema_problems_at_their_place(self) -> None:
         """Unknown keys, wrong types and a bad version are each reported at file:line:col with a hint."""
@@ -68,6 +75,31 @@ class TestLoadEvalset:
         assert "give the eval set a name" in found[0][2]
         found = problems_of("rolegraph_eval: 1\nname: s\nquestions:\n  - id: a\n  - id: a\n")
         assert found == [("set.yaml:5:9", "questions[1].id", "duplicate question id 'a' (also questions[0])")]
+
+    def test_a_fact_made_of_the_question_s_own_words_is_refused(self) -> None:
+        """A must_include fact whose content words all come from the inputs (any word form) is refused at its line."""
+        text = (
+            "rolegraph_eval: 1\nname: s\nquestions:\n"
+            "  - id: lora\n"
+            "    inputs: {topic: low-rank adaptation for fine-tuning large language models}\n"
+            "    must_include:\n"
+            "      - low-rank\n"
+            "      - Fine-Tuned Language Model\n"
+            "      - frozen weights\n"
+            "      - the\n"
+        )
+        found = problems_of(text)
+        assert [(where, path) for where, path, _ in found] == [
+            ("set.yaml:7:9", "questions[0].must_include[0]"),
+            ("set.yaml:8:9", "questions[0].must_include[1]"),
+            ("set.yaml:10:9", "questions[0].must_include[3]"),
+        ]
+        assert found[0][2].startswith(
+            "fact 'low-rank' is made only of words of the question's own inputs "
+            "('low-rank adaptation for fine-tuning large language models'): a report that repeats its topic "
+            "would state it; write a fact a good answer states and the question does not"
+        )
+        assert found[2][2].startswith("fact 'the' has no content word")
 
     def test_inputs_checked_against_the_workflow(self) -> None:
         """With a workflow, an unknown or mistyped input is reported at the question's inputs."""

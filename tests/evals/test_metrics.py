@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 
 from rolegraph.evals.metrics import (
+    QUALITY,
     citation_validity,
-    claim_scores,
     fact_coverage,
     forbidden_facts,
     normalise,
-    quote_support,
+    report_body,
     score_run,
     source_precision,
     source_recall,
+    topic_relevance,
 )
 from rolegraph.evals.record import ClaimRef, RunRecord
 from rolegraph.evals.spec import EvalQuestion
@@ -30,6 +31,7 @@ SOURCES = [
     Source(id="houlsby2019adapters", title="Adapters", text="Adapters insert small modules."),
 ]
 TRUE_QUOTE = "LoRA freezes the pretrained model weights and injects trainable rank decomposition matrices."
+FAITHFUL = "LoRA keeps the pretrained weights frozen and trains injected rank decomposition matrices."
 
 
 def record(**changes: object) -> RunRecord:
@@ -38,7 +40,7 @@ def record(**changes: object) -> RunRecord:
         sources=SOURCES,
         citations=["hu2021lora", "hu2021lora", "houlsby2019adapters"],
         cited=["hu2021lora", "houlsby2019adapters"],
-        claims=[ClaimRef(step="research", source_id="hu2021lora", evidence=TRUE_QUOTE)],
+        claims=[ClaimRef(step="research", source_id="hu2021lora", evidence=TRUE_QUOTE, claim=FAITHFUL)],
         report_text="LoRA trains a Low\u2011Rank update;   it is fine-tuning, cheaply.",
         input_tokens=100,
         output_tokens=20,
@@ -86,6 +88,14 @@ class TestSources:
         assert source_recall(rec, ["hu2021lora", "dettmers2023qlora"]) == 0.5
         assert source_recall(rec, ["hu2021lora", "dettmers2023qlora"], retrieved=True) == 1.0
 
+    def test_topic_relevance_is_the_share_of_cited_sources_that_are_relevant(self) -> None:
+        """Citing one relevant and one irrelevant source: 0.5; nothing cited or nothing to compare with: None."""
+        rec = record(cited=["hu2021lora", "houlsby2019adapters"])
+        assert topic_relevance(rec, ["hu2021lora", "dettmers2023qlora"]) == 0.5
+        assert topic_relevance(rec, ["arxiv:2106.09685"]) == 0.5
+        assert topic_relevance(record(cited=[]), ["hu2021lora"]) is None
+        assert topic_relevance(rec, []) is None
+
     def test_without_gold_or_citations_nothing_is_measured(self) -> None:
         """No gold: recall and precision None; nothing cited: precision None."""
         assert source_recall(record(), []) is None
@@ -112,6 +122,17 @@ class TestFacts:
         """No must_include facts: None."""
         assert fact_coverage("anything", []) is None
 
+    def test_the_body_leaves_out_cited_titles(self) -> None:
+        """A fact found only in the title of a cited work is not the report's: the title is cut out of the body."""
+        sources = [Source(id="hu2021lora", title="LoRA: Low-Rank Adaptation of Large Language Models", text="")]
+        rec = record(
+            sources=sources,
+            cited=["hu2021lora"],
+            report_text="As LoRA: Low-Rank Adaptation of Large Language Models shows, weights stay frozen.",
+        )
+        assert report_body(rec) == "as | shows weights stay frozen"
+        assert fact_coverage(report_body(rec), ["low-rank", "frozen"]) == 0.5
+
     def test_forbidden_facts_are_reported(self) -> None:
         """Each must_not_include fact the report states is listed."""
         assert forbidden_facts("LoRA adds inference latency.", ["LoRA adds inference latency", "RLHF"]) == [
@@ -119,60 +140,33 @@ class TestFacts:
         ]
 
 
-class TestClaimSupport:
-    def test_verbatim_quote_scores_one(self) -> None:
-        """A quote copied from its source (modulo case and spacing) is supported with score 1."""
-        assert quote_support("lora  FREEZES the pretrained model weights", LORA_TEXT) == 1.0
-
-    def test_fabricated_quote_scores_zero(self) -> None:
-        """A quote that is not in the cited source is unsupported: score 0."""
-        claims = [ClaimRef(step="research", source_id="hu2021lora", evidence="LoRA was invented in 1850 by Gauss.")]
-        (scored,) = claim_scores(claims, SOURCES)
-        assert (scored.supported, scored.score) == (False, 0.0)
-        assert scored.similarity < 0.9
-
-    def test_quote_with_a_typo_is_supported_fuzzily(self) -> None:
-        """One wrong letter: not verbatim, but similar enough (≥ 0.9) to count, its score kept below 1."""
-        typo = TRUE_QUOTE.replace("injects", "injepts")
-        (scored,) = claim_scores([ClaimRef(step="research", source_id="hu2021lora", evidence=typo)], SOURCES)
-        assert scored.supported
-        assert 0.9 <= scored.score < 1.0
-
-    def test_a_true_quote_attributed_to_the_wrong_source_is_unsupported(self) -> None:
-        """The quote is checked against the source it cites, not any source."""
-        claims = [ClaimRef(step="research", source_id="dettmers2023qlora", evidence=TRUE_QUOTE)]
-        assert not claim_scores(claims, SOURCES)[0].supported
-
-    def test_an_unretrieved_source_supports_nothing(self) -> None:
-        """A claim citing a source the run never retrieved scores 0."""
-        claims = [ClaimRef(step="research", source_id="ghost", evidence=TRUE_QUOTE)]
-        assert claim_scores(claims, SOURCES)[0].similarity == 0.0
-
-
 class TestScoreRun:
     def test_whole_scores(self) -> None:
-        """One run, every metric: one fabricated claim of two gives support 0.5; no claims would give None."""
+        """One run, every metric: a fragment claim of two gives quote validity and support 0.5."""
         rec = record(
             claims=[
-                ClaimRef(step="research", source_id="hu2021lora", evidence=TRUE_QUOTE),
-                ClaimRef(step="research", source_id="hu2021lora", evidence="LoRA retrains every weight."),
+                ClaimRef(step="research", source_id="hu2021lora", evidence=TRUE_QUOTE, claim=FAITHFUL),
+                ClaimRef(step="research", source_id="hu2021lora", evidence="LoRA retrains every weight.", claim="x"),
             ]
         )
         question = EvalQuestion(
             id="lora",
+            inputs={"topic": "parameter-efficient fine-tuning"},
             gold_sources=["hu2021lora", "dettmers2023qlora"],
             must_include=["low-rank", "quantized"],
             must_not_include=["fine-tuning"],
         )
         scores = score_run(rec, question)
         assert scores.metrics() == {
-            "citation_validity": 1.0,
             "source_recall": 0.5,
             "source_precision": 0.5,
+            "topic_relevance": 0.5,
             "retrieval_recall": 1.0,
             "fact_coverage": 0.5,
-            "forbidden_facts": 1,
             "claim_support": 0.5,
+            "citation_validity": 1.0,
+            "quote_validity": 0.5,
+            "forbidden_facts": 1,
             "tokens": 120,
             "cost_usd": 0.0,
             "wall_time_s": 1.235,
@@ -182,5 +176,50 @@ class TestScoreRun:
             ["quantized"],
             ["fine-tuning"],
         )
+        assert (scores.relevant_sources, scores.relevance_basis) == (["hu2021lora", "dettmers2023qlora"], "gold")
         assert [c.supported for c in scores.claims] == [True, False]
         assert score_run(record(claims=[]), question).claim_support is None
+        assert score_run(record(claims=[]), question).quote_validity is None
+
+    def test_a_bad_report_scores_low_on_every_quality_figure(self) -> None:
+        """A report that repeats its topic, cites off-topic work and quotes fragments is bad on every figure."""
+        bad = record(
+            cited=["houlsby2019adapters"],
+            citations=["houlsby2019adapters"],
+            sources=[*SOURCES, Source(id="vaswani2017attention", title="Attention", text="Attention is all.")],
+            claims=[
+                ClaimRef(step="research", source_id="hu2021lora", evidence="LoRA", claim="LoRA is fine-tuning."),
+                ClaimRef(
+                    step="research",
+                    source_id="hu2021lora",
+                    evidence=TRUE_QUOTE,
+                    claim="Parameter-efficient fine-tuning is used for large language models.",
+                ),
+            ],
+            report_text="Parameter-efficient fine-tuning is parameter-efficient fine-tuning of language models.",
+        )
+        question = EvalQuestion(
+            id="peft",
+            inputs={"topic": "parameter-efficient fine-tuning of large language models"},
+            gold_sources=["hu2021lora", "dettmers2023qlora"],
+            must_include=["frozen", "trainable"],
+        )
+        scores = score_run(bad, question)
+        quality = {k: scores.metrics()[k] for k in QUALITY if k != "retrieval_recall"}
+        assert quality == {
+            "source_recall": 0.0,
+            "source_precision": 0.0,
+            "topic_relevance": 0.0,
+            "fact_coverage": 0.0,
+            "claim_support": 0.0,
+        }
+        assert scores.quote_validity == 0.5
+        assert [c.reason for c in scores.claims][1] == "the claim says nothing beyond the question's own words"
+
+    def test_without_gold_relevance_uses_the_topic_matches(self) -> None:
+        """A question without gold compares the cited sources with the library's matches for its topic."""
+        question = EvalQuestion(id="q", inputs={"topic": "adapters"})
+        scores = score_run(record(), question, topic_matches=["houlsby2019adapters", "li2021prefix"])
+        assert (scores.topic_relevance, scores.relevance_basis) == (0.5, "library")
+        assert (scores.source_recall, scores.source_precision) == (None, None)
+        assert score_run(record(), question).topic_relevance is None

@@ -9,12 +9,12 @@ import pytest
 import rolegraph
 from rolegraph.evals.record import ClaimRef, RunFolderError, record_from_dir, record_of
 
-from .conftest import ALPHA_QUOTE, BETA_QUOTE
+from .conftest import ALPHA_QUOTE, BETA_QUOTE, CLAIMS
 
 
 class TestRecordOf:
     async def test_record_of_a_run(self, project: Path) -> None:
-        """Citations from every step, the report's cited sources and prose, claims, sources with text, usage."""
+        """Citations from every step, the report's cited sources and body (no title), claims, sources, usage."""
         workflow = rolegraph.load(project / "review.yaml")
         result = await workflow.run(model="scripted:good.yaml")
         record = record_of(result, workflow)
@@ -22,10 +22,10 @@ class TestRecordOf:
         assert record.citations == ["alpha2020", "beta2021", "alpha2020", "beta2021"]
         assert record.cited == ["alpha2020", "beta2021"]
         assert record.claims == [
-            ClaimRef(step="research", source_id="alpha2020", evidence=ALPHA_QUOTE),
-            ClaimRef(step="research", source_id="beta2021", evidence=BETA_QUOTE),
+            ClaimRef(step="research", source_id="alpha2020", evidence=ALPHA_QUOTE, claim=CLAIMS[ALPHA_QUOTE]),
+            ClaimRef(step="research", source_id="beta2021", evidence=BETA_QUOTE, claim=CLAIMS[BETA_QUOTE]),
         ]
-        assert record.report_text == "Review\nAdapters train few weights.\nLow-rank updates merge after training."
+        assert record.report_text == "Adapters train few weights.\nLow-rank updates merge after training."
         assert all(ALPHA_QUOTE in s.text or BETA_QUOTE in s.text for s in record.sources)
         assert (record.input_tokens, record.output_tokens) == (result.usage.input_tokens, result.usage.output_tokens)
         assert (record.cost_usd, record.duration_s) == (0.0, result.duration_s)
@@ -37,7 +37,7 @@ class TestRecordOf:
         workflow = rolegraph.load(project / "review.yaml")
         record = record_of(await workflow.run(model="scripted:good.yaml"), workflow)
         assert record.cited == ["alpha2020", "beta2021"]
-        assert record.report_text.startswith("Review\n")
+        assert record.report_text.startswith("Adapters train few weights.\n")
 
 
 class TestRecordFromDir:

@@ -178,14 +178,17 @@ def judge_of(answers: list[str]) -> Judge:
 class TestJudged:
     async def test_both_coverages_reported(self, project: Path) -> None:
         """With a judge, fact_coverage_judge sits beside the string match; verdicts and prompt are in the JSON."""
-        # THIN states 'adapters' but not 'low-rank'; the judge says yes to both (paraphrase), then garbage.
-        judge = judge_of(["yes", "yes", "yes", "Certainly!"])
+        # THIN states 'few weights' but not 'low-rank'; per run the judge answers on both facts, then on the claim:
+        # yes to both facts (paraphrase) and no to the claim, then yes, garbage and yes.
+        judge = judge_of(["yes", "yes", "no", "yes", "Certainly!", "yes"])
         report = await run_eval(project, models=[THIN], repeat=2, judge=judge)
         assert report.metrics[4:6] == ("fact_coverage", "fact_coverage_judge")
         first, second = report.runs
         assert (first.scores.fact_coverage, first.scores.fact_coverage_judge) == (0.5, 1.0)
         assert [v.verdict for v in second.scores.fact_verdicts] == ["yes", "unknown"]
         assert second.scores.fact_coverage_judge == 1.0  # the unknown verdict is left out, not counted as no
+        assert [c.judge for c in first.scores.claims] == ["no"] and [c.judge for c in second.scores.claims] == ["yes"]
+        assert (first.scores.claim_support, second.scores.claim_support) == (0.0, 1.0)  # the judge decides
         data = report.to_dict()
         assert data["judge"] == "scripted" and data["judge_prompt"] == JUDGE_PROMPT
         assert data["summary"][THIN]["fact_coverage_judge"] == {"mean": 1.0, "sd": 0.0, "n": 2}

@@ -25,8 +25,8 @@ from rolegraph.agents.citations import (
     constrain_citations,
     find_citations,
     find_quotes,
-    normalise,
 )
+from rolegraph.agents.evidence import quote_problem
 from rolegraph.agents.journal import DIGEST_VERSION, CallJournal, RequestDigest, part_digest, request_digest
 from rolegraph.agents.roles import Role
 from rolegraph.errors import AgentError, ModelError
@@ -267,10 +267,11 @@ class Agent:
                 # Redacted here, so no secret a model repeats reaches checkpoints, outputs or later steps.
                 output = self.tracer.redactor.value(validated.model_dump(mode="json"))
                 unknown = [c for c in find_citations(self._answer_schema, output) if c not in visible]
+                texts = {i: s.text for i in visible if (s := self.sources.get(i)) is not None}
                 misquoted = [
-                    (source_id, quote)
+                    bad
                     for source_id, quote in find_quotes(self._answer_schema, output)
-                    if source_id in visible and not self._quotes(source_id, quote)
+                    if source_id in visible and (bad := quote_problem(quote, source_id, texts)) is not None
                 ]
                 if not unknown and not misquoted:
                     result.thoughts.append(thought)
@@ -280,15 +281,10 @@ class Agent:
                 if unknown:
                     problem = f"cites sources that were never retrieved: {', '.join(sorted(set(unknown)))}"
                 else:
-                    problem = "evidence must be copied from the cited source; not found: " + "; ".join(
-                        f"{quote[:80]!r} in {source_id}" for source_id, quote in misquoted[:3]
-                    )
+                    # Evidence must be a whole sentence of the cited source, for every model (evidence.py).
+                    problem = "\n".join(f"- evidence: {bad}" for bad in list(dict.fromkeys(misquoted))[:3])
             guard.set(rolegraph__valid=False, rolegraph__problem=problem)
             return problem
-
-    def _quotes(self, source_id: str, quote: str) -> bool:
-        source = self.sources.get(source_id)
-        return source is not None and normalise(quote) in normalise(source.text)
 
     async def _chat(
         self, messages: list[Message], schema: dict[str, Any], *, tools_allowed: bool, must_act: bool, call_id: str

@@ -9,54 +9,37 @@ validated data (providers without constrained decoding can still err).
 
 An object holding both a citation and a `QUOTE_MARK` field (a `Claim`) becomes
 an ``anyOf`` with one branch per source: the citation fixed to that source's id
-and the quote an ``enum`` of sentences from that source's text. A quote can then
-only be a real sentence of the source it is attributed to.
+and the quote an ``enum`` of sentences from that source's text (`evidence.sentences`).
+A quote can then only be a real sentence of the source it is attributed to. The
+same segmentation checks every answer after the call (`evidence.quote_problem`),
+so models without constrained decoding are held to the same rule.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
+from rolegraph.agents.evidence import MAX_SENTENCES_PER_SOURCE, normalise, sentences
 from rolegraph.agents.roles import QUOTE_MARK, SOURCE_ID_MARK
 
 __all__ = [
+    "MAX_SENTENCES_PER_SOURCE",
+    "QuotedClaim",
     "answer_schema",
     "constrain_citations",
     "find_citations",
+    "find_claims",
     "find_quotes",
     "inline_refs",
     "normalise",
     "sentences",
     "strings_in",
 ]
-
-MAX_SENTENCES_PER_SOURCE = 12
-"""Quotable sentences offered per source: enough to choose from, few enough for a small grammar."""
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-_SPACE = re.compile(r"\s+")
-
-
-def normalise(text: str) -> str:
-    """`text` with runs of whitespace collapsed, for comparing quotes with sources."""
-    return _SPACE.sub(" ", text).strip()
-
-
-def sentences(text: str, limit: int = MAX_SENTENCES_PER_SOURCE) -> list[str]:
-    """The quotable sentences of a source text (20 to 400 characters each), in order."""
-    found = []
-    for sentence in _SENTENCE_END.split(normalise(text)):
-        if 20 <= len(sentence) <= 400 and sentence not in found:
-            found.append(sentence)
-        if len(found) >= limit:
-            break
-    return found
-
 
 NO_SOURCE = "(no source retrieved yet)"
 """The only value a citation can take before any source was retrieved; never a valid id."""
@@ -177,22 +160,38 @@ def find_citations(schema: dict[str, Any], data: Any) -> Iterator[str]:
             yield from find_citations(option, data)
 
 
-def find_quotes(schema: dict[str, Any], data: Any) -> Iterator[tuple[str, str]]:
-    """Every ``(source id, quote)`` pair in `data`, from objects holding a citation and a quote field."""
+class QuotedClaim(NamedTuple):
+    """One object of an answer holding a citation and a quote: the source, the quote, and what it claims."""
+
+    source_id: str
+    quote: str
+    claim: str
+    """The object's other text fields, joined (a `Claim`'s ``claim``); empty when it has none."""
+
+
+def find_claims(schema: dict[str, Any], data: Any) -> Iterator[QuotedClaim]:
+    """Every object in `data` that holds a citation and a quote field, with its other text as the claim."""
     pair = _quoted_object(schema)
     if pair is not None and isinstance(data, dict):
         cite, quote = pair
         if isinstance(data.get(cite), str) and isinstance(data.get(quote), str):
-            yield data[cite], data[quote]
+            rest = [v for k, v in data.items() if k not in pair and isinstance(v, str) and v.strip()]
+            yield QuotedClaim(data[cite], data[quote], " ".join(rest))
         return
     if isinstance(data, dict):
         properties = schema.get("properties", {})
         for key, value in data.items():
             if key in properties:
-                yield from find_quotes(properties[key], value)
+                yield from find_claims(properties[key], value)
     elif isinstance(data, list) and isinstance(schema.get("items"), dict):
         for value in data:
-            yield from find_quotes(schema["items"], value)
+            yield from find_claims(schema["items"], value)
     for option in schema.get("anyOf", ()):  # an optional claim (``Claim | None``) sits in an anyOf
         if isinstance(option, dict):
-            yield from find_quotes(option, data)
+            yield from find_claims(option, data)
+
+
+def find_quotes(schema: dict[str, Any], data: Any) -> Iterator[tuple[str, str]]:
+    """Every ``(source id, quote)`` pair in `data`, from objects holding a citation and a quote field."""
+    for found in find_claims(schema, data):
+        yield found.source_id, found.quote

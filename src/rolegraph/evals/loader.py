@@ -1,4 +1,9 @@
-"""Loading eval sets: the workflow loader's safe, bounded YAML, with every problem at its file:line:col."""
+"""Loading eval sets: the workflow loader's safe, bounded YAML, with every problem at its file:line:col.
+
+Besides the schema, a set is checked for what would make its scores lie: duplicate
+question ids, and ``must_include`` facts made only of the question's own input words
+(a report that merely repeats its topic would state them).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from pathlib import Path
 
 from rolegraph.errors import SpecError
 from rolegraph.evals.spec import EvalSet
+from rolegraph.evals.text import content_stems, input_text
 from rolegraph.workflow import Workflow
 from rolegraph.workflows.loader import Check, DocumentKind, load_document, parse_document
 
@@ -38,6 +44,28 @@ def _unique_ids(evalset: EvalSet) -> Iterator[tuple[str, str]]:
         seen.setdefault(question.id, number)
 
 
+def _facts_beyond_inputs(evalset: EvalSet) -> Iterator[tuple[str, str]]:
+    """A ``must_include`` fact whose content words are all words of the question's inputs measures nothing."""
+    for number, question in enumerate(evalset.questions):
+        given = input_text(question.inputs)
+        asked = content_stems(given)
+        for index, fact in enumerate(question.must_include):
+            stems = content_stems(fact)
+            if not stems:
+                yield (
+                    f"questions[{number}].must_include[{index}]",
+                    f"fact {fact!r} has no content word (only words such as 'the', 'of', 'method'): "
+                    "write what a good answer states",
+                )
+            elif stems <= asked:
+                yield (
+                    f"questions[{number}].must_include[{index}]",
+                    f"fact {fact!r} is made only of words of the question's own inputs ({given[:80]!r}): a report "
+                    "that repeats its topic would state it; write a fact a good answer states and the question "
+                    "does not (a finding, a method, a number)",
+                )
+
+
 def _inputs_of(workflow: Workflow) -> Check[EvalSet]:
     declared = workflow.spec.inputs
     where = f"workflow {workflow.spec.name!r}"
@@ -60,7 +88,8 @@ def _inputs_of(workflow: Workflow) -> Check[EvalSet]:
 
 
 def _checks(workflow: Workflow | None) -> list[Check[EvalSet]]:
-    return [_unique_ids] if workflow is None else [_unique_ids, _inputs_of(workflow)]
+    checks: list[Check[EvalSet]] = [_unique_ids, _facts_beyond_inputs]
+    return checks if workflow is None else [*checks, _inputs_of(workflow)]
 
 
 def load_evalset(path: Path, workflow: Workflow | None = None) -> EvalSet:

@@ -1,16 +1,26 @@
 """Scoring one run against one question: pure functions of a `RunRecord` and an `EvalQuestion`.
 
+Quality figures (each can say "bad"):
+
+| metric | meaning |
+|---|---|
+| ``source_recall`` | share of the gold sources the report cites |
+| ``source_precision`` | share of the sources the report cites that are gold |
+| ``topic_relevance`` | share of the cited sources that are relevant: gold, else the library's best topic matches |
+| ``retrieval_recall`` | share of the gold sources the run's tools retrieved at all |
+| ``fact_coverage`` | share of ``must_include`` facts found in the report's body (cited works' titles taken out) |
+| ``fact_coverage_judge`` | share a judge model finds stated (only with a judge, see `evals.judge`) |
+| ``claim_support`` | share of quoted claims supported by their evidence (`evals.support`) |
+
+Checks (what the engine guarantees or the eval set forbids; a failure is a defect):
+
 | metric | meaning |
 |---|---|
 | ``citation_validity`` | share of citations (in every step's output) naming a retrieved source |
-| ``source_recall`` | share of the gold sources the report cites |
-| ``source_precision`` | share of the sources the report cites that are gold |
-| ``retrieval_recall`` | share of the gold sources the run's tools retrieved at all |
-| ``fact_coverage`` | share of ``must_include`` facts found in the report |
-| ``fact_coverage_judge`` | share a judge model finds stated (only with a judge, see `evals.judge`) |
+| ``quote_validity`` | share of claims whose evidence is a whole sentence of the source it cites |
 | ``forbidden_facts`` | how many ``must_not_include`` facts the report states |
-| ``claim_support`` | share of quoted claims whose quote is in the cited source's text |
-| ``tokens``, ``cost_usd``, ``wall_time_s`` | what the run used |
+
+Usage: ``tokens``, ``cost_usd``, ``wall_time_s``.
 
 A ratio with nothing to count (no citations, no gold sources, no claims) is
 None, not 0: "not measured" must not read as "failed".
@@ -18,52 +28,59 @@ None, not 0: "not measured" must not read as "failed".
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from rolegraph.evals.judge import FactVerdict, judge_coverage
-from rolegraph.evals.record import ClaimRef, RunRecord
+from rolegraph.evals.judge import ClaimVerdict, FactVerdict, judge_coverage
+from rolegraph.evals.record import RunRecord
 from rolegraph.evals.spec import EvalQuestion
+from rolegraph.evals.support import ClaimScore, claim_scores
+from rolegraph.evals.text import content_stems, input_text
 from rolegraph.tools.sources import Source
 
 __all__ = [
-    "FUZZY_THRESHOLD",
+    "CHECKS",
     "JUDGE_METRIC",
     "METRICS",
+    "QUALITY",
+    "USAGE",
     "ClaimScore",
     "RunScores",
     "citation_validity",
-    "claim_scores",
     "fact_coverage",
     "forbidden_facts",
     "matches_gold",
     "metric_names",
     "normalise",
-    "quote_support",
+    "quote_validity",
+    "report_body",
     "score_run",
     "source_precision",
     "source_recall",
+    "topic_relevance",
 ]
 
-FUZZY_THRESHOLD = 0.9
-"""Similarity (difflib ratio over the best window of the source) at which a quote counts as present."""
-
-METRICS = (
-    "citation_validity",
+QUALITY = (
     "source_recall",
     "source_precision",
+    "topic_relevance",
     "retrieval_recall",
     "fact_coverage",
-    "forbidden_facts",
     "claim_support",
-    "tokens",
-    "cost_usd",
-    "wall_time_s",
 )
+"""The quality figures, in report order."""
+
+CHECKS = ("citation_validity", "quote_validity", "forbidden_facts")
+"""The checks: 1.0 (or 0 forbidden facts) unless something is broken."""
+
+USAGE = ("tokens", "cost_usd", "wall_time_s")
+"""What a run used."""
+
+METRICS = (*QUALITY, *CHECKS, *USAGE)
 """Every metric's name, in report order."""
 
 JUDGE_METRIC = "fact_coverage_judge"
@@ -93,9 +110,14 @@ def _ratio(part: int, whole: int) -> float | None:
 
 
 def citation_validity(record: RunRecord) -> float | None:
-    """Share of all citations that name a source the run retrieved (1.0 by construction)."""
+    """Share of all citations that name a source the run retrieved (1.0 by construction: a check)."""
     known = {s.id for s in record.sources}
     return _ratio(sum(c in known for c in record.citations), len(record.citations))
+
+
+def quote_validity(claims: Sequence[ClaimScore]) -> float | None:
+    """Share of claims whose evidence is a whole sentence of the source it cites (a check); None without claims."""
+    return _ratio(sum(c.quote_problem is None for c in claims), len(claims))
 
 
 def matches_gold(source: Source, gold: str) -> bool:
@@ -128,6 +150,31 @@ def source_precision(record: RunRecord, gold: Sequence[str]) -> float | None:
     return _ratio(sum(any(matches_gold(s, g) for g in gold) for s in cited), len(cited))
 
 
+def topic_relevance(record: RunRecord, relevant: Sequence[str]) -> float | None:
+    """Share of the report's cited sources among `relevant` (gold entries or library ids).
+
+    None if the report cites nothing or there is nothing to compare with. `score_run` passes the
+    question's gold sources, or without gold the library's best matches for its topic.
+    """
+    if not relevant:
+        return None
+    cited = _sources(record, record.cited)
+    return _ratio(sum(any(matches_gold(s, r) for r in relevant) for s in cited), len(cited))
+
+
+def report_body(record: RunRecord) -> str:
+    """The report's body, normalised, with the titles of the works it cites cut out (a ``|`` in their place).
+
+    A fact stated only in a cited work's title (``Low-Rank Adaptation`` in LoRA's) is the title's, not the report's.
+    """
+    text = f" {normalise(record.report_text)} "
+    titles = sorted({normalise(s.title) for s in _sources(record, record.cited)}, key=len, reverse=True)
+    for title in titles:
+        if title:
+            text = text.replace(f" {title} ", " | ")
+    return text.strip()
+
+
 def _found(fact: str, text: str) -> bool:
     needle = normalise(fact)
     return bool(needle) and f" {needle} " in f" {text} "
@@ -145,57 +192,6 @@ def forbidden_facts(report_text: str, facts: Sequence[str]) -> list[str]:
     return [f for f in facts if _found(f, text)]
 
 
-def quote_support(quote: str, source_text: str) -> float:
-    """How well `source_text` contains `quote`: 1.0 if verbatim after `normalise`, else the best difflib
-    ratio of the quote against a same-length window of the text starting at a word."""
-    needle, text = normalise(quote), normalise(source_text)
-    if not needle or not text:
-        return 0.0
-    if needle in text:
-        return 1.0
-    starts = [0, *(m.end() for m in re.finditer(" ", text))]
-    best = 0.0
-    matcher = difflib.SequenceMatcher(autojunk=False)
-    matcher.set_seq2(needle)  # difflib caches details about the second sequence
-    for start in starts:
-        matcher.set_seq1(text[start : start + len(needle)])
-        if matcher.real_quick_ratio() > best and matcher.quick_ratio() > best:
-            best = max(best, matcher.ratio())
-    return best
-
-
-class ClaimScore(BaseModel):
-    """How well one claim's quote is supported by the source it cites."""
-
-    step: str
-    source_id: str
-    evidence: str
-    similarity: float
-    """`quote_support`: 1.0 verbatim, else the best fuzzy ratio (0 if the source was never retrieved)."""
-    supported: bool
-    """Similarity at least `FUZZY_THRESHOLD`."""
-    score: float
-    """The similarity if supported, else 0."""
-
-
-def claim_scores(claims: Sequence[ClaimRef], sources: Sequence[Source]) -> list[ClaimScore]:
-    """Each claim scored against the text of the source it cites."""
-    texts = {s.id: s.text for s in sources}
-    scored = []
-    for claim in claims:
-        similarity = quote_support(claim.evidence, texts.get(claim.source_id, ""))
-        supported = similarity >= FUZZY_THRESHOLD
-        scored.append(
-            ClaimScore(
-                **claim.model_dump(),
-                similarity=round(similarity, 4),
-                supported=supported,
-                score=round(similarity, 4) if supported else 0.0,
-            )
-        )
-    return scored
-
-
 class RunScores(BaseModel):
     """Every metric of one run against one question, with the details behind them."""
 
@@ -204,12 +200,21 @@ class RunScores(BaseModel):
     source_precision: float | None
     retrieval_recall: float | None
     fact_coverage: float | None
+    """Share of the ``must_include`` facts in the report's body (`report_body`)."""
     forbidden_facts: int
     claim_support: float | None
-    """Share of claims supported (verbatim or fuzzy); None when the run made no claims."""
+    """Share of claims supported by their evidence (`evals.support`); None when the run made no claims."""
     tokens: int
     cost_usd: float | None
     wall_time_s: float
+    topic_relevance: float | None = None
+    """Share of the cited sources that are relevant (see `relevant_sources`); None if nothing was cited."""
+    quote_validity: float | None = None
+    """Share of claims whose evidence is a whole sentence of the cited source; None without claims."""
+    relevant_sources: list[str] = Field(default_factory=list)
+    """What `topic_relevance` compared with: the gold sources, or the library's best matches for the topic."""
+    relevance_basis: Literal["gold", "library"] | None = None
+    """Where `relevant_sources` came from (None: neither was available)."""
     missing_sources: list[str] = Field(default_factory=list)
     missing_facts: list[str] = Field(default_factory=list)
     forbidden_found: list[str] = Field(default_factory=list)
@@ -225,26 +230,51 @@ class RunScores(BaseModel):
         return values
 
 
-def score_run(record: RunRecord, question: EvalQuestion, verdicts: Sequence[FactVerdict] = ()) -> RunScores:
-    """Score one run of `question` (with `verdicts`, a judge's on its ``must_include`` facts, too)."""
+def score_run(
+    record: RunRecord,
+    question: EvalQuestion,
+    verdicts: Sequence[FactVerdict] = (),
+    *,
+    claim_verdicts: Sequence[ClaimVerdict] = (),
+    topic_matches: Sequence[str] = (),
+) -> RunScores:
+    """Score one run of `question`.
+
+    Args:
+        record: The run.
+        question: What a good answer has.
+        verdicts: A judge's verdicts on the question's ``must_include`` facts.
+        claim_verdicts: A judge's verdicts on the run's claims (they decide `claim_support` where given).
+        topic_matches: The library's best matches for the question's topic: what `topic_relevance`
+            compares with when the question has no gold sources.
+    """
     gold = question.gold_sources
     cited = _sources(record, record.cited)
-    claims = claim_scores(record.claims, record.sources)
+    topic = content_stems(input_text(question.inputs))
+    by_key: Mapping[tuple[str, str, str], ClaimVerdict] = {
+        (v.source_id, v.evidence, v.claim): v for v in claim_verdicts
+    }
+    claims = claim_scores(record.claims, record.sources, topic, by_key)
     forbidden = forbidden_facts(record.report_text, question.must_not_include)
-    text = normalise(record.report_text)
+    body = report_body(record)
+    relevant, basis = (list(gold), "gold") if gold else (list(topic_matches), "library")
     return RunScores(
         citation_validity=citation_validity(record),
         source_recall=source_recall(record, gold),
         source_precision=source_precision(record, gold),
+        topic_relevance=topic_relevance(record, relevant),
         retrieval_recall=source_recall(record, gold, retrieved=True),
-        fact_coverage=fact_coverage(record.report_text, question.must_include),
+        fact_coverage=fact_coverage(body, question.must_include),
         forbidden_facts=len(forbidden),
         claim_support=_ratio(sum(c.supported for c in claims), len(claims)),
+        quote_validity=quote_validity(claims),
         tokens=record.input_tokens + record.output_tokens,
         cost_usd=record.cost_usd,
         wall_time_s=round(record.duration_s, 3),
+        relevant_sources=relevant,
+        relevance_basis=basis if relevant else None,
         missing_sources=[g for g in gold if not any(matches_gold(s, g) for s in cited)],
-        missing_facts=[f for f in question.must_include if not _found(f, text)],
+        missing_facts=[f for f in question.must_include if not _found(f, body)],
         forbidden_found=forbidden,
         claims=claims,
         fact_coverage_judge=judge_coverage(verdicts),

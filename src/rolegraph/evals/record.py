@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from rolegraph.agents.citations import answer_schema, find_citations, find_quotes, strings_in
+from rolegraph.agents.citations import answer_schema, find_citations, find_claims, strings_in
 from rolegraph.errors import RolegraphError
 from rolegraph.layout import SOURCES_FILE, RunFolder
 from rolegraph.runtime.executor import step_output_model
@@ -38,11 +38,13 @@ class RunFolderError(RolegraphError):
 
 
 class ClaimRef(BaseModel):
-    """One quoted claim in a step's output: the source it cites and the quote it gives."""
+    """One quoted claim in a step's output: the source it cites, the quote it gives and what it claims."""
 
     step: str
     source_id: str
     evidence: str
+    claim: str = ""
+    """The claim's own text (a `Claim`'s ``claim``; the object's other text fields); empty if it has none."""
 
 
 class RunRecord(BaseModel):
@@ -60,7 +62,7 @@ class RunRecord(BaseModel):
     claims: list[ClaimRef] = Field(default_factory=list)
     """Every quoted claim in every step's output."""
     report_text: str = ""
-    """The report's prose: title and paragraphs, without citations."""
+    """The report's body: its paragraphs' text, without its title, citations or reference list."""
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = 0.0
@@ -142,6 +144,11 @@ def _summary(run_dir: Path) -> dict[str, Any]:
     return summary
 
 
+def _body(output: Any) -> Any:
+    """A report step's output without its title: the title is a heading, not what the report says."""
+    return {k: v for k, v in output.items() if k != "title"} if isinstance(output, dict) else output
+
+
 def _record(workflow: Workflow, step_outputs: Mapping[str, Any], trace: Trace, prices: PriceTable | None) -> RunRecord:
     """What the steps' outputs and the trace say: citations, claims, report text, tokens and cost."""
     spec = workflow.spec
@@ -160,10 +167,13 @@ def _record(workflow: Workflow, step_outputs: Mapping[str, Any], trace: Trace, p
         for data in _outputs(output):
             found = list(find_citations(schema, data))
             citations += found
-            claims += [ClaimRef(step=step_id, source_id=s, evidence=q) for s, q in find_quotes(schema, data)]
+            claims += [
+                ClaimRef(step=step_id, source_id=c.source_id, evidence=c.quote, claim=c.claim)
+                for c in find_claims(schema, data)
+            ]
             if step_id in report_steps:
                 cited += found
-                texts += [text for text in strings_in(data) if text not in found]
+                texts += [text for text in strings_in(_body(data)) if text not in found]
     usage = roll_up(trace, prices).total
     return RunRecord(
         citations=citations,

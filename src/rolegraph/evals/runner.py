@@ -32,12 +32,14 @@ from pydantic import BaseModel, Field
 
 from rolegraph.durability.resume import resume
 from rolegraph.errors import ResumeError
-from rolegraph.evals.judge import JUDGE_PROMPT, FactVerdict, Judge
+from rolegraph.evals.judge import JUDGE_PROMPT, ClaimVerdict, FactVerdict, Judge
 from rolegraph.evals.manifest import FINAL_STATUSES, REPORT_FILE, ColumnSpec, EvalManifest, ManifestError, PlannedRun
 from rolegraph.evals.matrix import DEFAULT_MODEL, Column, columns
-from rolegraph.evals.metrics import RunScores, metric_names, score_run
+from rolegraph.evals.metrics import CHECKS, QUALITY, RunScores, metric_names, score_run
 from rolegraph.evals.record import RunFolderError, RunRecord, record_from_dir, record_of
+from rolegraph.evals.relevance import topic_matches_of
 from rolegraph.evals.spec import EvalQuestion, EvalSet
+from rolegraph.evals.support import judgeable_claims
 from rolegraph.layout import Home, home_dir
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.workflow import Workflow
@@ -210,10 +212,15 @@ class EvalReport(BaseModel):
             "|---|" + "---|" * len(self.models),
         ]
         for name in (*self.metrics, "completed"):
+            if name in _GROUP_STARTS:
+                lines.append(f"| *{_GROUP_STARTS[name]}* |" + " |" * len(self.models))
             lines.append(
                 f"| {name} | " + " | ".join(summary[m][name].cell(whole=name in COUNTS) for m in self.models) + " |"
             )
         return "\n".join(lines) + "\n"
+
+
+_GROUP_STARTS = {QUALITY[0]: "quality", CHECKS[0]: "checks (a defect if not 1.00, or 0 forbidden)", "tokens": "usage"}
 
 
 async def evaluate(
@@ -274,13 +281,14 @@ async def evaluate(
     manifest = _planned(manifest or EvalManifest(), questions, cols, repeat)
     await manifest.save()
     runs_home = home or home_dir()
+    matches = await asyncio.to_thread(topic_matches_of, workflow, questions)
     done: list[tuple[int, EvalRun]] = []
 
     async def one(index: int, question: EvalQuestion, column: Column, number: int) -> None:
         entry = manifest.runs[index]
         async with slots:
             record = await _execute(workflow, question, column, entry, manifest, runs_home, budget, prices, force)
-        run = await _scored(question, column, number, record, judge)
+        run = await _scored(question, column, number, record, judge, matches.get(question.id, []))
         done.append((index, run))
         if on_run is not None:
             on_run(run)
@@ -404,18 +412,19 @@ async def rescore(
             or its inputs match no question (or several) of `evalset`.
     """
     keyed = [(_plain(workflow.resolve_inputs(q.inputs)), q) for q in evalset.questions]
+    matches = await asyncio.to_thread(topic_matches_of, workflow, evalset.questions)
     scored: list[EvalRun] = []
     labels: dict[str, None] = {}
     for run_dir in run_dirs:
         record = await asyncio.to_thread(record_from_dir, run_dir, workflow, prices)
-        matches = [q for inputs, q in keyed if inputs == _plain(record.inputs)]
-        if len(matches) != 1:
-            which = "no question" if not matches else f"{len(matches)} questions ({', '.join(q.id for q in matches)})"
+        found = [q for inputs, q in keyed if inputs == _plain(record.inputs)]
+        if len(found) != 1:
+            which = "no question" if not found else f"{len(found)} questions ({', '.join(q.id for q in found)})"
             raise RunFolderError(f"run {run_dir.name}: its inputs {record.inputs} match {which} of {evalset.name!r}")
         overrides = record.overrides
         column = Column(model=overrides.get("model"), settings=dict(overrides.get("settings") or {}))
-        number = sum(r.question == matches[0].id and r.model == column.label for r in scored)
-        run = await _scored(matches[0], column, number, record, judge)
+        number = sum(r.question == found[0].id and r.model == column.label for r in scored)
+        run = await _scored(found[0], column, number, record, judge, matches.get(found[0].id, []))
         scored.append(run)
         labels[column.label] = None
         if on_run is not None:
@@ -447,13 +456,23 @@ def _report(workflow: Workflow, evalset: EvalSet, labels: list[str], repeat: int
 
 
 async def _scored(
-    question: EvalQuestion, column: Column, number: int, record: RunRecord, judge: Judge | None
+    question: EvalQuestion,
+    column: Column,
+    number: int,
+    record: RunRecord,
+    judge: Judge | None,
+    topic: Sequence[str] = (),
 ) -> EvalRun:
     verdicts: list[FactVerdict] = []
-    if judge is not None and question.must_include:
-        verdicts = await judge.verdicts(
-            record.report_text, question.must_include, question=question.id, run_id=record.run_id
-        )
+    claim_verdicts: list[ClaimVerdict] = []
+    if judge is not None:
+        if question.must_include:
+            verdicts = await judge.verdicts(
+                record.report_text, question.must_include, question=question.id, run_id=record.run_id
+            )
+        claims = [(c.source_id, c.evidence, c.claim) for c in judgeable_claims(record.claims, record.sources)]
+        if claims:
+            claim_verdicts = await judge.claim_verdicts(claims, question=question.id, run_id=record.run_id)
     return EvalRun(
         question=question.id,
         model=column.label,
@@ -462,7 +481,13 @@ async def _scored(
         run_id=record.run_id,
         status=record.status,
         error=record.error,
-        scores=score_run(record, question, verdicts),
+        scores=score_run(
+            record,
+            question,
+            verdicts,
+            claim_verdicts=claim_verdicts,
+            topic_matches=topic,
+        ),
         excerpt=_excerpt(record.report_text),
     )
 

@@ -1,0 +1,112 @@
+"""Claim support reads the claim: its evidence must be a sentence of the source, and say what the claim says."""
+
+from __future__ import annotations
+
+from rolegraph.evals.judge import ClaimVerdict
+from rolegraph.evals.record import ClaimRef
+from rolegraph.evals.support import SUPPORT_THRESHOLD, claim_scores, judgeable_claims
+from rolegraph.evals.text import content_stems
+from rolegraph.tools.sources import Source
+
+LORA_TEXT = (
+    "LoRA freezes the pretrained model weights and injects trainable rank decomposition matrices. "
+    "Because the learned low-rank update can be merged into the frozen weights, LoRA adds no inference latency. "
+    "Only these small matrices are trained, greatly reducing the number of trainable parameters."
+)
+QUOTE = "LoRA freezes the pretrained model weights and injects trainable rank decomposition matrices."
+NO_LATENCY = (
+    "Because the learned low-rank update can be merged into the frozen weights, LoRA adds no inference latency."
+)
+SOURCES = [
+    Source(id="hu2021lora", title="LoRA: Low-Rank Adaptation of Large Language Models", text=LORA_TEXT),
+    Source(id="qlora", title="QLoRA", text="QLoRA quantizes the frozen base model to four bits per weight."),
+]
+TOPIC = content_stems("low-rank adaptation for fine-tuning large language models")
+
+
+def one(evidence: str, claim: str, source_id: str = "hu2021lora", **kwargs: object) -> tuple[bool, str, float]:
+    (scored,) = claim_scores(
+        [ClaimRef(step="r", source_id=source_id, evidence=evidence, claim=claim)], SOURCES, TOPIC, **kwargs
+    )  # type: ignore[arg-type]
+    return scored.supported, scored.reason, scored.overlap
+
+
+class TestClaimScores:
+    def test_a_faithful_paraphrase_is_supported(self) -> None:
+        """Other word forms of the evidence's words (frozen/freezes aside) carry the claim: supported, overlap high."""
+        supported, reason, overlap = one(
+            QUOTE, "LoRA keeps pretrained weights frozen and trains injected decomposition matrices."
+        )
+        assert supported and reason == "the evidence holds the claim's words"
+        assert overlap >= SUPPORT_THRESHOLD
+
+    def test_a_verbatim_claim_is_fully_supported(self) -> None:
+        """A claim that restates its evidence has every content word in it."""
+        assert one(QUOTE, QUOTE) == (True, "the evidence holds the claim's words", 1.0)
+
+    def test_a_negated_quote_is_not_supported(self) -> None:
+        """A quote negated by the model is no sentence of the source: unsupported however close the words."""
+        negated = "LoRA does not freeze the pretrained model weights and injects trainable rank decomposition matrices."
+        supported, reason, _ = one(negated, "LoRA does not freeze the pretrained weights.")
+        assert not supported and "is not a sentence of hu2021lora" in reason
+
+    def test_a_claim_negating_its_evidence_is_not_supported(self) -> None:
+        """A real quote with a claim that turns it around: same words, one side negated, unsupported."""
+        supported, reason, overlap = one(NO_LATENCY, "LoRA adds inference latency because updates are merged.")
+        assert (supported, reason) == (False, "only the evidence is negated")
+        assert overlap >= SUPPORT_THRESHOLD  # the words alone would have passed
+
+    def test_an_unrelated_claim_is_not_supported(self) -> None:
+        """A real quote under a claim about something else scores low."""
+        supported, reason, overlap = one(QUOTE, "Scaling laws predict test loss from compute budgets.")
+        assert not supported and overlap == 0.0
+        assert reason.startswith("the evidence lacks ")
+
+    def test_a_claim_that_repeats_the_topic_is_not_supported(self) -> None:
+        """A claim made of the question's own words says nothing, whatever its evidence."""
+        supported, reason, _ = one(QUOTE, "Low-rank adaptation is used for fine-tuning of large language models.")
+        assert (supported, reason) == (False, "the claim says nothing beyond the question's own words")
+
+    def test_a_fragment_blank_or_other_source_quote_fails_first(self) -> None:
+        """The quote rule comes first: a fragment, a blank, another source's sentence are unsupported."""
+        for evidence, source_id in (
+            ("injects trainable rank decomposition matrices", "hu2021lora"),
+            ("", "hu2021lora"),
+            ("QLoRA quantizes the frozen base model to four bits per weight.", "hu2021lora"),
+        ):
+            supported, reason, _ = one(evidence, QUOTE, source_id)
+            assert not supported and reason
+
+    def test_the_cited_title_supports_the_subject(self) -> None:
+        """The claim may name the paper's subject from its title though the sentence does not."""
+        evidence = "Only these small matrices are trained, greatly reducing the number of trainable parameters."
+        assert one(evidence, "LoRA trains only small matrices, reducing trainable parameters.")[2] == 1.0
+
+    def test_a_claim_without_text_is_its_quote(self) -> None:
+        """An object with only a citation and a quote claims its quote: a valid quote is supported."""
+        assert one(QUOTE, "") == (True, "the claim is its quote", 1.0)
+
+
+class TestJudge:
+    def test_a_judge_verdict_decides(self) -> None:
+        """Where the judge says yes or no, its verdict decides over word overlap; unknown leaves overlap in charge."""
+        claim = "LoRA keeps pretrained weights frozen and trains injected decomposition matrices."
+        for verdict, expected in (("no", False), ("yes", True), ("unknown", True)):
+            judged = ClaimVerdict(source_id="hu2021lora", evidence=QUOTE, claim=claim, verdict=verdict, reason="r")  # type: ignore[arg-type]
+            (scored,) = claim_scores(
+                [ClaimRef(step="r", source_id="hu2021lora", evidence=QUOTE, claim=claim)],
+                SOURCES,
+                TOPIC,
+                {("hu2021lora", QUOTE, claim): judged},
+            )
+            assert (scored.supported, scored.judge) == (expected, verdict)
+
+    def test_a_judge_cannot_save_a_misquote(self) -> None:
+        """A claim whose quote is not a sentence of its source is never sent to the judge."""
+        claims = [
+            ClaimRef(step="r", source_id="hu2021lora", evidence="LoRA", claim="LoRA is small."),
+            ClaimRef(step="r", source_id="hu2021lora", evidence=QUOTE, claim="LoRA freezes weights."),
+            ClaimRef(step="r", source_id="hu2021lora", evidence=QUOTE, claim="LoRA freezes weights."),
+            ClaimRef(step="r", source_id="hu2021lora", evidence=QUOTE, claim=""),
+        ]
+        assert judgeable_claims(claims, SOURCES) == [claims[1]]
