@@ -3,6 +3,7 @@
 ```bash
 uv run python -m benchmarks.quality run before            # the bundled eval set on the demo workflow; keeps its JSON
 uv run python -m benchmarks.quality run after --limit 6   # the first 6 questions only
+uv run python -m benchmarks.quality rescore before        # score its run folders again with today's metrics
 uv run python -m benchmarks.quality render                # README block and docs/quality.md from the kept JSON
 uv run python -m benchmarks.quality check                 # exit 1 if they differ from what the JSON gives
 ```
@@ -37,8 +38,9 @@ import rolegraph
 from rolegraph.evals.loader import load_evalset
 from rolegraph.evals.metrics import CHECKS, QUALITY, USAGE
 from rolegraph.evals.relevance import TOPIC_MATCHES
-from rolegraph.evals.runner import EvalReport, EvalRun, MetricSummary, evaluate
+from rolegraph.evals.runner import EvalReport, EvalRun, MetricSummary, evaluate, rescore
 from rolegraph.evals.support import SUPPORT_THRESHOLD
+from rolegraph.workflows.run import home_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "quality"
@@ -118,6 +120,8 @@ def provenance(kept: Kept) -> str:
         parts.append(f"finished {meta['finished']}")
     if meta.get("commit"):
         parts.append(f"commit `{meta['commit']}`")
+    if meta.get("rescored"):
+        parts.append(f"re-scored {meta['rescored']}")
     if meta.get("seconds") is not None:
         parts.append(f"{meta['seconds'] / 60:.1f} min in all")
     if meta.get("cpu_count"):
@@ -280,6 +284,25 @@ def run_eval(
     return path
 
 
+def rescore_kept(name: str, *, folder: Path = RESULTS, home: Path | None = None) -> Path:
+    """Score a kept report's runs again from their run folders (under `home`), keeping how they were made.
+
+    Raises:
+        RunFolderError: A run's folder is gone or cannot be scored.
+    """
+    path = folder / f"{name}.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    meta = dict(data.get("meta") or {})
+    flow = rolegraph.load(ROOT / meta.get("workflow", _relative(WORKFLOW)))
+    questions = load_evalset(ROOT / meta.get("evalset", _relative(EVALSET)), flow)
+    runs = home_dir() / "runs" if home is None else home / "runs"
+    report = asyncio.run(rescore(flow, questions, [runs / r["run_id"] for r in data["runs"]], on_run=_progress))
+    rescored = report.to_dict()
+    rescored["meta"] = {**meta, "rescored": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    path.write_text(json.dumps(rescored, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: ``run NAME [--limit N] [--model M]``, ``render`` or ``check``."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n")[0])
@@ -290,6 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--model", action="append", default=None, help="a model replacing the workflow's default")
     run.add_argument("--workflow", type=Path, default=WORKFLOW)
     run.add_argument("--evalset", type=Path, default=EVALSET)
+    again = commands.add_parser("rescore", help="score a kept report's run folders again, then render")
+    again.add_argument("name", help="the kept report's name")
     commands.add_parser("render", help="write the README block and docs/quality.md from the kept reports")
     commands.add_parser("check", help="exit 1 if the README block or docs/quality.md is not what the reports give")
     args = parser.parse_args(argv)
@@ -304,7 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=command,
         )
         print(f"kept {path}", file=sys.stderr)
-    if args.command in ("run", "render"):
+    if args.command == "rescore":
+        print(f"rescored {rescore_kept(args.name)}", file=sys.stderr)
+    if args.command in ("run", "rescore", "render"):
         for path in render():
             print(f"wrote {path}", file=sys.stderr)
         return 0

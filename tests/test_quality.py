@@ -136,6 +136,25 @@ class TestRunAndRender:
         table = "\n".join(quality.summary_table([kept]))
         assert "| fact_coverage | 0.00 ± 0.00 (2) |" in table
 
+    def test_rescore_scores_the_kept_runs_again(self, project: Path, tmp_path: Path) -> None:
+        """`rescore_kept` re-reads the kept report's run folders: same scores, how it was made kept, date added."""
+        folder = tmp_path / "kept"
+        path = quality.run_eval(
+            "before",
+            workflow=project / "review.yaml",
+            evalset=project / "set.yaml",
+            models=["scripted:model.yaml"],
+            folder=folder,
+            command="python -m benchmarks.quality run before",
+        )
+        before = json.loads(path.read_text())
+        before["runs"][0]["scores"]["claim_support"] = 0.123  # a stale score, as an older metric gave it
+        path.write_text(json.dumps(before))
+        after = json.loads(quality.rescore_kept("before", folder=folder).read_text())
+        assert after["runs"][0]["scores"]["claim_support"] == 1.0
+        assert [r["run_id"] for r in after["runs"]] == [r["run_id"] for r in before["runs"]]
+        assert after["meta"]["command"] == before["meta"]["command"] and "rescored" in after["meta"]
+
     def test_markers_are_required(self) -> None:
         """A README without the markers is an error naming them, not a silent no-op."""
         with pytest.raises(ValueError, match="quality:begin"):
