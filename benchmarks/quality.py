@@ -40,7 +40,7 @@ from rolegraph.evals.metrics import CHECKS, QUALITY, USAGE
 from rolegraph.evals.relevance import TOPIC_MATCHES
 from rolegraph.evals.runner import EvalReport, EvalRun, MetricSummary, evaluate, rescore
 from rolegraph.evals.support import SUPPORT_THRESHOLD
-from rolegraph.workflows.run import home_dir
+from rolegraph.layout import home_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "quality"

@@ -14,7 +14,7 @@ Every run can be held to a `Budget`; one that runs out of it has status ``budget
 is scored and counted like a failed run. Given an `EvalManifest`, `evaluate` records each run's
 id and status in it as runs start and finish; called again with that manifest (loaded back from
 disk), it resumes the eval: finished runs are re-scored from their folders, interrupted ones are
-continued (`workflows.resume.resume`), and the rest are started.
+continued (`durability.resume.resume`), and the rest are started.
 """
 
 from __future__ import annotations
