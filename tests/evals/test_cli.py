@@ -184,7 +184,7 @@ class TestBundledEval:
         assert (run["question"], run["model"], run["status"]) == ("lora", "default", "completed")
         assert set(METRICS) <= set(run["scores"])
         assert run["scores"]["citation_validity"] == 1.0
-        assert run["scores"]["claim_support"] in (None, 1.0)  # quotes are constrained to real sentences
+        assert run["scores"]["quote_validity"] in (None, 1.0)  # quotes are constrained to real sentences
         assert set(report["summary"]["default"]) == {*METRICS, "completed"}
         progress = [line for line in proc.stderr.splitlines() if line.startswith("[")]
         assert len(progress) == 1 and progress[0].startswith("[1/1] lora on default #1: completed")
