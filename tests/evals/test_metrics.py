@@ -76,6 +76,12 @@ class TestSources:
         assert source_recall(rec, ["arxiv:2106.09685v2", "doi:10.5555/qlora"]) == 1.0
         assert source_recall(rec, ["arxiv:2106.00000"]) == 0.0
 
+    def test_a_page_of_a_gold_document_is_that_document(self) -> None:
+        """A PDF page cited as ``key#p4`` counts as the gold document ``key``; another key's page does not."""
+        rec = record(cited=["hu2021lora#p4", "li2021prefix#p2"])
+        assert source_recall(rec, ["hu2021lora"]) == 1.0
+        assert source_precision(rec, ["hu2021lora"]) == 0.5
+
     def test_precision_counts_cited_sources_not_in_gold(self) -> None:
         """Citing one gold and one non-gold source: precision 0.5; recall is unaffected."""
         rec = record(cited=["hu2021lora", "houlsby2019adapters"])

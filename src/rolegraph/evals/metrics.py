@@ -121,7 +121,10 @@ def quote_validity(claims: Sequence[ClaimScore]) -> float | None:
 
 
 def matches_gold(source: Source, gold: str) -> bool:
-    """Whether `source` is the gold entry: a library id, ``doi:<doi>`` or ``arxiv:<id>`` (version ignored)."""
+    """Whether `source` is the gold entry: a library id, ``doi:<doi>`` or ``arxiv:<id>`` (version ignored).
+
+    A page of a document (``smith2020#p4``) is that document (``smith2020``).
+    """
     kind, _, value = gold.partition(":")
     if kind.lower() == "doi" and value:
         return source.doi is not None and source.doi.strip().lower() == value.strip().lower()

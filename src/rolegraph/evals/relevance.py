@@ -2,11 +2,12 @@
 
 ``topic_relevance`` (`evals.metrics`) is the share of a report's cited sources that
 are relevant. With gold sources, relevant means gold. Without, it means the
-`TOPIC_MATCHES` best matches of the workflow's library for the question's topic
-(its ``topic`` input, or all its text inputs joined), ranked by the library's own
-BM25 search: the papers a reader searching the library for the topic would find
-first. A workflow without a library has no such matches, and a question without
-gold on it gets no ``topic_relevance``.
+`TOPIC_MATCHES` best-matching documents of the workflow's library for the
+question's topic (its ``topic`` input, or all its text inputs joined), ranked by
+the library's own BM25 search over chunks, one chunk per document: the papers a
+reader searching the library for the topic would find first. A workflow without
+a library has no such matches, and a question without gold on it gets no
+``topic_relevance``.
 """
 
 from __future__ import annotations
@@ -34,10 +35,8 @@ def topic_query(inputs: Mapping[str, Any]) -> str:
 
 def open_library(workflow: Workflow) -> Library | None:
     """The workflow's library, or None if it has none (or it cannot be read: its runs will say why)."""
-    if workflow.spec.library is None:
-        return None
     try:
-        return Library.from_dir(workflow.base_dir / workflow.spec.library)
+        return workflow.library()
     except LibraryError:
         return None
 
@@ -46,7 +45,8 @@ def topic_matches(library: Library | None, question: EvalQuestion) -> list[str]:
     """The ids of the library's `TOPIC_MATCHES` best matches for `question`'s topic ([] with gold or no library)."""
     if library is None or question.gold_sources:
         return []
-    return [hit.document.key for hit in library.search(topic_query(question.inputs), limit=TOPIC_MATCHES)]
+    hits = library.search(topic_query(question.inputs), limit=TOPIC_MATCHES, per_document=1)
+    return [hit.document.key for hit in hits]
 
 
 def topic_matches_of(workflow: Workflow, questions: Sequence[EvalQuestion]) -> dict[str, list[str]]:
