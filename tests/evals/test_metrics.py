@@ -78,7 +78,8 @@ class TestSources:
 
     def test_a_page_of_a_gold_document_is_that_document(self) -> None:
         """A PDF page cited as ``key#p4`` counts as the gold document ``key``; another key's page does not."""
-        rec = record(cited=["hu2021lora#p4", "li2021prefix#p2"])
+        pages = [Source(id="hu2021lora#p4", title="LoRA", page=4), Source(id="li2021prefix#p2", title="Prefix", page=2)]
+        rec = record(sources=[*SOURCES, *pages], cited=["hu2021lora#p4", "li2021prefix#p2"])
         assert source_recall(rec, ["hu2021lora"]) == 1.0
         assert source_precision(rec, ["hu2021lora"]) == 0.5
 
