@@ -26,6 +26,7 @@ class TestRecordOf:
             ClaimRef(step="research", source_id="beta2021", evidence=BETA_QUOTE, claim=CLAIMS[BETA_QUOTE]),
         ]
         assert record.report_text == "Adapters train few weights.\nLow-rank updates merge after training."
+        assert record.report_title == "Review"  # kept apart: facts are looked for in the body only
         assert all(ALPHA_QUOTE in s.text or BETA_QUOTE in s.text for s in record.sources)
         assert (record.input_tokens, record.output_tokens) == (result.usage.input_tokens, result.usage.output_tokens)
         assert (record.cost_usd, record.duration_s) == (0.0, result.duration_s)

@@ -37,18 +37,32 @@ class MetricGuide:
 
 METRIC_GUIDE: dict[str, MetricGuide] = {
     "citation_validity": MetricGuide(
-        "Share of the citations, in every step's output, that name a source the run's tools retrieved.", "higher"
+        "Check: share of the citations, in every step's output, that name a source the run's tools retrieved.",
+        "higher",
+    ),
+    "quote_validity": MetricGuide(
+        "Check: share of the claims whose evidence is a whole sentence of the source they cite.", "higher"
+    ),
+    "topic_relevance": MetricGuide(
+        "Share of the sources the report cites that are relevant: gold sources, or without gold the "
+        "library's best matches for the topic.",
+        "higher",
     ),
     "source_recall": MetricGuide("Share of the question's gold sources the report cites.", "higher"),
     "source_precision": MetricGuide("Share of the sources the report cites that are gold sources.", "higher"),
     "retrieval_recall": MetricGuide("Share of the gold sources the run's tools retrieved at all.", "higher"),
-    "fact_coverage": MetricGuide("Share of the question's must_include facts found in the report.", "higher"),
+    "fact_coverage": MetricGuide(
+        "Share of the question's must_include facts found in the report's body (not its title or cited titles).",
+        "higher",
+    ),
     "fact_coverage_judge": MetricGuide(
         "Share of the must_include facts a judge model finds stated in the report.", "higher"
     ),
-    "forbidden_facts": MetricGuide("How many must_not_include facts the report states.", "lower"),
+    "forbidden_facts": MetricGuide("Check: how many must_not_include facts the report states.", "lower"),
     "claim_support": MetricGuide(
-        "Share of quoted claims whose quote is found in the text of the source they cite.", "higher"
+        "Share of quoted claims their evidence supports: a sentence of the cited source holding the claim's "
+        "content words beyond the topic, with no negation on one side only (or a judge's yes).",
+        "higher",
     ),
     "tokens": MetricGuide("Tokens the run's model calls read and wrote.", "lower"),
     "cost_usd": MetricGuide("What the run's model calls cost, in US dollars (n/a: a price is unknown).", "lower"),

@@ -61,6 +61,8 @@ class RunRecord(BaseModel):
     """Distinct sources the report cites (every step's citations if the workflow writes no report)."""
     claims: list[ClaimRef] = Field(default_factory=list)
     """Every quoted claim in every step's output."""
+    report_title: str = ""
+    """The report's title (a report step's ``title`` field), kept apart from its body."""
     report_text: str = ""
     """The report's body: its paragraphs' text, without its title, citations or reference list."""
     input_tokens: int = 0
@@ -159,6 +161,7 @@ def _record(workflow: Workflow, step_outputs: Mapping[str, Any], trace: Trace, p
     cited: list[str] = []
     claims: list[ClaimRef] = []
     texts: list[str] = []
+    titles: list[str] = []
     for step_id, output in step_outputs.items():
         model = step_output_model(spec, step_id)
         if model is None:  # a tool step, or a function step of undeclared output: no citation fields
@@ -174,11 +177,14 @@ def _record(workflow: Workflow, step_outputs: Mapping[str, Any], trace: Trace, p
             if step_id in report_steps:
                 cited += found
                 texts += [text for text in strings_in(_body(data)) if text not in found]
+                if isinstance(data, dict) and isinstance(data.get("title"), str):
+                    titles.append(data["title"])
     usage = roll_up(trace, prices).total
     return RunRecord(
         citations=citations,
         cited=list(dict.fromkeys(cited)),
         claims=claims,
+        report_title="\n".join(titles),
         report_text="\n".join(texts),
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,

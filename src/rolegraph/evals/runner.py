@@ -488,7 +488,7 @@ async def _scored(
             claim_verdicts=claim_verdicts,
             topic_matches=topic,
         ),
-        excerpt=_excerpt(record.report_text),
+        excerpt=_excerpt(f"{record.report_title} {record.report_text}"),
     )
 
 
