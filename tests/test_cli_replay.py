@@ -75,6 +75,22 @@ class TestReplayCommand:
         assert lines[1].startswith(f"{LOOP_CHATS + LOOP_TOOLS - 1} of {LOOP_CHATS + LOOP_TOOLS} recorded calls")
         assert lines[2].startswith(f"compare: rolegraph trace diff {run_id} ")
 
+    def test_runs_marks_replays_and_a_divergence(self, project: Path) -> None:
+        """`runs` marks replays, and a replay stopped at a divergence shows 'diverged', never 'failed'."""
+        run_id = recorded_run(project)
+        same = json.loads(cli("replay", run_id, "--json").stdout)["replay"]
+        edit(project, "Write the review.", "Write a short review.")
+        cli("replay", run_id)
+        listed = json.loads(cli("runs", "--json").stdout)
+        lineage = {row["run_id"]: row["lineage"] for row in listed}
+        assert lineage[run_id] == {"replay_of": None, "resumed": False, "divergence": None}
+        assert lineage[same]["replay_of"] == run_id
+        rows = {line.split()[0]: line.split()[2:4] for line in cli("runs").stdout.splitlines()[1:]}
+        assert rows[run_id][0] == "completed" and rows[run_id][1] != "(replay)"
+        assert rows[same] == ["completed", "(replay)"]
+        diverged = next(r for r in listed if r["run_id"] not in (run_id, same))["run_id"]
+        assert rows[diverged] == ["diverged", "(replay)"]
+
     def test_an_unknown_run_or_a_lost_workflow_file_exits_2(self, project: Path) -> None:
         """No such run: exit 2. The run's workflow file deleted: exit 2 with what to do."""
         assert cli("replay", "nope").exit_code == 2

@@ -108,7 +108,7 @@ def _set_started(home: Path, run_id: str, started: dt.datetime) -> None:
 
 class TestRuns:
     def test_json_list(self, project: Path, home: Path) -> None:
-        """`runs --json` lists runs newest first with id, workflow, status, times, tokens and cost."""
+        """`runs --json` lists runs newest first with id, workflow, status, times, tokens, cost and lineage."""
         first, second = run(project), run(project)
         _set_started(home, first, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
         rows = runs_json()
@@ -124,6 +124,7 @@ class TestRuns:
             "output_tokens",
             "cost_usd",
             "run_dir",
+            "lineage",
         }
         assert (rows[0]["workflow"], rows[0]["status"], rows[0]["cost_usd"]) == ("review", "completed", 0.0)
         assert rows[0]["input_tokens"] > 0 and rows[0]["output_tokens"] > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,8 +20,11 @@ from rolegraph.cli._common import (
     format_cost,
     open_store,
     out,
+    read_run_json,
 )
 from rolegraph.layout import home_dir
+from rolegraph.traces.store import RunRow
+from rolegraph.viewer.lineage import Lineage, read_lineage
 
 runs_app = typer.Typer(help="List runs (`rolegraph runs`) or delete old ones (`runs prune`).")
 app.add_typer(runs_app, name="runs")
@@ -34,13 +38,19 @@ def runs(
     workflow: Annotated[str | None, typer.Option("--workflow", "-w", help="Only runs of this workflow.")] = None,
     prices: PricesOption = None,
 ) -> None:
-    """List runs, newest first: id, workflow, status, start (UTC), duration, tokens and cost."""
+    """List runs, newest first: id, workflow, status, start (UTC), duration, tokens and cost.
+
+    A replay is marked (replay) and one that stopped at its first divergence shows as diverged, not failed;
+    a run continued by `rolegraph resume` is marked (resumed).
+    """
     if ctx.invoked_subcommand is not None:
         return
     with open_store(prices) as store:
         rows = store.list_runs(limit=limit, workflow=workflow)
+    lineages = [_lineage(row) for row in rows]
     if as_json:
-        print(json.dumps([row.as_dict() for row in rows], indent=2))
+        entries = [{**row.as_dict(), "lineage": lineage.as_dict()} for row, lineage in zip(rows, lineages, strict=True)]
+        print(json.dumps(entries, indent=2))
         return
     table = Table(box=None)
     for column in ("run", "workflow", "status", "started (UTC)", "duration", "tokens", "cost"):
@@ -58,12 +68,14 @@ def runs(
         "unfinished": "yellow",
         "budget_exceeded": "magenta",
     }
-    for row in rows:
-        colour = colours.get(row.status, "white")
+    for row, lineage in zip(rows, lineages, strict=True):
+        status = lineage.status(row.status)  # a replay that stopped at a divergence did its job: not "failed"
+        marks = [m for m, on in (("replay", lineage.replay_of is not None), ("resumed", lineage.resumed)) if on]
+        shown = f"[{colours.get(status, 'cyan')}]{escape(status)}[/]" + "".join(f" ({m})" for m in marks)
         table.add_row(
             row.run_id,
             escape(row.workflow or "-"),
-            f"[{colour}]{escape(row.status)}[/]",
+            shown,
             _when(row.started),
             "-" if row.duration_s is None else f"{row.duration_s:.1f}s",
             f"{row.input_tokens}+{row.output_tokens}",
@@ -102,6 +114,13 @@ def runs_prune(
         print(row.run_id)
     verb = "would delete" if dry_run else "deleted"
     err.print(f"{verb} {len(doomed)} run(s) started before {cut.strftime('%Y-%m-%d %H:%M:%S')} UTC")
+
+
+def _lineage(row: RunRow) -> Lineage:
+    """Whether `row`'s run replays another or was resumed (nothing known without its folder)."""
+    if row.run_dir is None:
+        return Lineage()
+    return read_lineage(Path(row.run_dir), read_run_json(Path(row.run_dir)))
 
 
 def _when(timestamp: float | None) -> str:
