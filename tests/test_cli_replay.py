@@ -65,15 +65,29 @@ class TestReplayCommand:
         assert json.loads(diff.stdout)["totals"]["steps_differing"] == []
 
     def test_an_edited_task_diverges_with_exit_1(self, project: Path) -> None:
-        """After editing the write step's task: exit 1, the step, call and reason, and the trace diff to run."""
+        """An edited task: exit 1, the step, call and reason, a unified diff of the prompt, the trace diff to run."""
         run_id = recorded_run(project)
         edit(project, "Write the review.", "Write a short review.")
         result = cli("replay", run_id)
         assert result.exit_code == 1, result.output
         lines = result.stdout.splitlines()
         assert lines[0] == "diverged at step write, call write#1/chat/1 (chat): prompt changed"
-        assert lines[1].startswith(f"{LOOP_CHATS + LOOP_TOOLS - 1} of {LOOP_CHATS + LOOP_TOOLS} recorded calls")
-        assert lines[2].startswith(f"compare: rolegraph trace diff {run_id} ")
+        assert lines[1:4] == ["  --- recorded", "  +++ replay", lines[3]] and lines[3].startswith("  @@ ")
+        assert [line for line in lines[4:] if line.startswith(("  -", "  +"))] == [
+            "  -Write the review.",
+            "  +Write a short review.",
+        ]
+        assert lines[-2].startswith(f"{LOOP_CHATS + LOOP_TOOLS - 1} of {LOOP_CHATS + LOOP_TOOLS} recorded calls")
+        assert lines[-1].startswith(f"compare: rolegraph trace diff {run_id} ")
+
+    def test_no_prompt_diff_without_prompt_text(self, project: Path) -> None:
+        """A run traced with --content metadata keeps no prompt text: the replay says so instead of a diff."""
+        result = cli("run", project, "--json", "--quiet", "--content", "metadata")
+        run_id = json.loads(result.stdout)["run_id"]
+        edit(project, "Write the review.", "Write a short review.")
+        lines = cli("replay", run_id).stdout.splitlines()
+        assert lines[0].endswith("(chat): prompt changed")
+        assert lines[1] == "  (no prompt text to compare: the traces keep it only with settings.content: full)"
 
     def test_runs_marks_replays_and_a_divergence(self, project: Path) -> None:
         """`runs` marks replays, and a replay stopped at a divergence shows 'diverged', never 'failed'."""

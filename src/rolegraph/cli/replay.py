@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from rolegraph.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, RunArgument, app, err, find_run, out, run_async
+from rolegraph.durability.prompt_diff import prompt_change
 from rolegraph.durability.replay import replay as replay_run
 from rolegraph.traces.progress import ProgressPrinter
 from rolegraph.traces.sinks import TraceSink
@@ -37,6 +38,9 @@ def replay(
             out.print(f"identical: {calls}, outputs equal (replay {report.result.run_id})", soft_wrap=True)
         else:
             out.print(f"diverged at {escape(report.divergence.describe())}", soft_wrap=True)
+            if report.divergence.kind == "chat" and report.divergence.call_id and "prompt" in report.divergence.reason:
+                for line in prompt_change(run_dir, report.result.folder.path, report.divergence.call_id):
+                    out.print(f"  {escape(line)}", soft_wrap=True, highlight=False)
             out.print(f"{calls}; replay {report.result.run_id}", soft_wrap=True)
             out.print(f"compare: rolegraph trace diff {report.original} {report.result.run_id}", soft_wrap=True)
     if report.divergence is not None:
