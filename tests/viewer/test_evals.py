@@ -68,6 +68,16 @@ class TestEvals:
             )
             assert get(client, f"/api/runs/{run['run_id']}")["workflow"] == "lora_review"
 
+    def test_plots_are_the_reports_svgs(self, client: TestClient, gallery: Gallery) -> None:
+        """Each metric's plot is served as an SVG image, the eval HTML's own drawing, its column named by model."""
+        response = client.get(f"/api/evals/{gallery.eval_id}/plots/source_recall.svg")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "image/svg+xml"
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        assert response.text.startswith('<svg xmlns="http://www.w3.org/2000/svg"')
+        assert "<title>scripted:planner.yaml</title>" in response.text
+        assert client.get(f"/api/evals/{gallery.eval_id}/plots/nonsense.svg").status_code == 404
+
     def test_unfinished_eval_shows_its_plan(self, gallery: Gallery, tmp_path: Path) -> None:
         """An eval without a report (running, or interrupted) shows its planned runs with their status and ids."""
         folder = tmp_path / "evals" / gallery.eval_id

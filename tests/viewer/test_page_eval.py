@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from chromium import needs_chromium
+from rolegraph.evals.metrics import METRICS
 from viewer.conftest import Gallery
 from viewer.pages import playwright_api, screenshot
 
@@ -29,6 +30,10 @@ class TestEvalPage:
         expect(recall.locator("td.meaning")).to_contain_text("higher is better")
         expect(metrics.locator('tr[data-metric="wall_time_s"] th')).to_have_text("wall_time_s ↓")
         expect(page.locator("#eval .facts")).to_contain_text(gallery.eval_id)
+        plots = page.locator(".eval-plots figure img")
+        expect(plots).to_have_count(len(METRICS) + 1)  # every metric, and completed
+        page.wait_for_load_state("networkidle")
+        assert all(img.evaluate("i => i.complete && i.naturalWidth > 0") for img in plots.all())
         expect(page.locator("#eval .excerpt blockquote").first).to_have_text(
             "Low-rank adaptation LoRA trains few parameters. QLoRA fits large models on one GPU."
         )

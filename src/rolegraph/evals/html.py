@@ -17,7 +17,7 @@ from html import escape
 from rolegraph.evals.guide import guide
 from rolegraph.evals.runner import EvalReport, MetricSummary
 
-__all__ = ["VIEWER_URL", "metric_plot", "render_html"]
+__all__ = ["VIEWER_URL", "metric_plot", "render_html", "report_plot"]
 
 _RATIOS = {
     "citation_validity",
@@ -70,6 +70,7 @@ def metric_plot(
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{_HEIGHT}" role="img" '
+        'font-family="system-ui, -apple-system, Segoe UI, DejaVu Sans, sans-serif" '
         f'aria-label="{escape(name)} per column">',
         f'<line x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{_TOP + plot_h}" stroke="#999"/>',
         f'<line x1="{_LEFT}" y1="{_TOP + plot_h}" x2="{width - 10}" y2="{_TOP + plot_h}" stroke="#999"/>',
@@ -120,6 +121,17 @@ def _values(report: EvalReport, label: str, name: str) -> list[float]:
     return [float(v) for r in runs if (v := getattr(r.scores, name)) is not None]
 
 
+def report_plot(report: EvalReport, name: str) -> str:
+    """Metric `name` of an eval as an SVG (`metric_plot`), a column per model and settings, named by its model."""
+    summary = report.summary()
+    return metric_plot(
+        name,
+        [report.column_name(m) for m in report.models],
+        [_values(report, m, name) for m in report.models],
+        [summary[m][name] for m in report.models],
+    )
+
+
 VIEWER_URL = "http://127.0.0.1:8765/"
 """Where ``rolegraph serve`` listens by default: run ids link to their page there."""
 
@@ -166,7 +178,6 @@ def render_html(report: EvalReport, *, viewer_url: str | None = VIEWER_URL) -> s
         + "</tr>"
         for name in names
     )
-    shown = [report.column_name(m) for m in report.models]
     plots = "".join(
         f"<figure><figcaption>{escape(name)}"
         + (
@@ -175,12 +186,7 @@ def render_html(report: EvalReport, *, viewer_url: str | None = VIEWER_URL) -> s
             else ""
         )
         + "</figcaption>"
-        + metric_plot(
-            name,
-            shown,
-            [_values(report, m, name) for m in report.models],
-            [summary[m][name] for m in report.models],
-        )
+        + report_plot(report, name)
         + "</figure>"
         for name in names
     )

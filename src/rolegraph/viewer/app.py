@@ -19,6 +19,7 @@ Routes:
 | ``GET /api/runs/{id}/sources/{source}`` | a source the run retrieved, the evidence quoted from it, who found it |
 | ``GET /api/compare?a=&b=`` | two runs side by side: summaries, step diff, first divergence, outputs that differ |
 | ``GET /api/evals``, ``GET /api/evals/{id}`` | the evals, and one eval's report (or its plan while unfinished) |
+| ``GET /api/evals/{id}/plots/{metric}.svg`` | one metric's plot, the eval HTML's SVG (an image: no script runs in it) |
 
 Trace content and output files are untrusted (they hold web page and model
 text): the API serves them as JSON only (markdown as a tree of whitelisted tags
@@ -194,6 +195,10 @@ class _Api:
         found = self.evals.view(request.path_params["eval_id"])
         return _not_found("such eval") if found is None else JSONResponse(found)
 
+    def eval_plot(self, request: Request) -> Response:
+        found = self.evals.plot(request.path_params["eval_id"], request.path_params["metric"])
+        return _not_found("such plot") if found is None else Response(found, media_type="image/svg+xml")
+
 
 def _index(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
@@ -225,6 +230,7 @@ def create_app(
         Route("/api/compare", api.compare),
         Route("/api/evals", api.eval_list),
         Route("/api/evals/{eval_id}", api.eval_view),
+        Route("/api/evals/{eval_id}/plots/{metric}.svg", api.eval_plot),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [Middleware(_SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]

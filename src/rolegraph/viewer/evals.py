@@ -4,8 +4,8 @@ An eval's folder holds its ``manifest.json`` from the start and its ``report.jso
 once it finished (`rolegraph eval` writes both). A finished eval shows its report:
 the metrics per column with what each means and which way is better, and every
 run with its scores, its status and the start of its report, linked to the run.
-An eval still going (or interrupted) shows its plan: each run's question, column,
-status and id.
+Its plots are the eval HTML's own SVGs, served as images. An eval still going (or
+interrupted) shows its plan: each run's question, column, status and id.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rolegraph.evals.guide import guide
+from rolegraph.evals.html import report_plot
 from rolegraph.evals.manifest import MANIFEST_FILE, REPORT_FILE, EvalManifest, ManifestError
 from rolegraph.evals.runner import EvalReport
 
@@ -112,6 +113,14 @@ class EvalReader:
                 for run in manifest.runs
             ],
         }
+
+    def plot(self, eval_id: str, metric: str) -> str | None:
+        """A finished eval's plot of one metric, as an SVG document (the eval HTML's), or None."""
+        folder = self.folder(eval_id)
+        report = None if folder is None else _report(folder)
+        if report is None or metric not in (*report.metrics, "completed"):
+            return None
+        return report_plot(report, metric)
 
 
 def _report(folder: Path) -> EvalReport | None:

@@ -33,6 +33,7 @@ export async function renderEval(evalId) {
       report.default_model ? el("div", {}, el("dt", {}, "workflow default model"), el("dd", {}, el("code", {}, report.default_model))) : null,
       report.judge ? el("div", {}, el("dt", {}, "judge"), el("dd", {}, el("code", {}, report.judge))) : null),
     metricsTable(data, column),
+    plots(data),
     el("div", { class: "card" }, el("div", { class: "card-head" }, "Runs"), el("div", { class: "table-wrap" }, runsTable(report, column))),
     excerpts(report, column),
   ]);
@@ -51,6 +52,18 @@ function metricsTable(data, column) {
       el("th", {}, metric.name, metric.arrow ? el("span", { class: "dir", title: `${metric.better} is better` }, ` ${metric.arrow}`) : null),
       report.models.map((m) => el("td", { class: "num" }, cell(report.summary[m][metric.name]))),
       el("td", { class: "meaning" }, metric.meaning, metric.better ? el("span", { class: "muted" }, ` ${metric.better} is better.`) : null)))))));
+}
+
+// The eval HTML's plots, drawn on the server: each run a dot, the mean a bar, ± one sd a whisker.
+function plots(data) {
+  return el("div", { class: "card" }, el("div", { class: "card-head" }, "Plots ",
+    el("span", { class: "note" }, "each run a grey dot, the mean a blue bar, ± one standard deviation a whisker")),
+  el("div", { class: "eval-plots" }, data.metrics.map((metric) => el("figure", { "data-metric": metric.name },
+    el("figcaption", {}, metric.name, metric.arrow ? el("span", { class: "dir" }, ` ${metric.arrow}`) : null),
+    el("img", {
+      src: `/api/evals/${encodeURIComponent(data.eval_id)}/plots/${encodeURIComponent(metric.name)}.svg`,
+      alt: `${metric.name} per column`,
+    })))));
 }
 
 function cell(summary) {
