@@ -23,7 +23,13 @@ FILES = [
     "tests/test_workflow.py",
     "workflow.yaml",
 ]
-CLAIM = {"source_id": "hu2021lora", "evidence": "LoRA freezes the pretrained weights", "claim": "Low-rank updates."}
+CLAIM = {
+    "source_id": "hu2021lora",
+    "evidence": (
+        "LoRA freezes the pretrained weights and learns each weight update as a product of two low-rank matrices."
+    ),
+    "claim": "LoRA learns low-rank weight updates.",
+}
 REPORT = {
     "title": "Cheap fine-tuning",
     "paragraphs": [
