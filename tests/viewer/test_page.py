@@ -96,8 +96,9 @@ class TestRunPage:
     def test_untrusted_trace_content_is_text_and_never_runs(
         self, page: playwright_api.Page, server: str, recorded: tuple[Path, RunResult, RunResult], tmp_path: Path
     ) -> None:
-        """HTML and script in a thought, task or tool argument show literally: no element made, no script run."""
-        _, _, untrusted = recorded
+        """HTML and script in a thought, task or tool argument show literally, in the details, the span search
+        and a comparison: no element made, no script run."""
+        _, demo, untrusted = recorded
         page.goto(f"{server}/#run={untrusted.run_id}")
         row = page.locator(".wf-row.kind-react_step").first
         playwright_api.expect(row).to_contain_text("<img src=x")
@@ -113,6 +114,14 @@ class TestRunPage:
         assert page.evaluate("window.__xss") is None
         assert page.locator("main img, main script, main b:text('bold')").count() == 0
         screenshot(page, tmp_path, "untrusted", docs=False)
+
+        # Searched for, and compared with another run, the same content stays text.
+        page.locator("#span-search").fill("<b>bold</b>")
+        playwright_api.expect(page.locator(".wf-row.match .hint.hit").first).to_contain_text("<b>bold</b>")
+        page.goto(f"{server}/#compare={untrusted.run_id}&with={demo.run_id}")
+        playwright_api.expect(page.locator("#compare-steps")).to_contain_text(PAYLOAD_QUERY)
+        assert page.evaluate("window.__xss") is None
+        assert page.locator("main img, main script, main b:text('bold')").count() == 0
 
     def test_failed_run(self, page: playwright_api.Page, server: str, failed_run: str, tmp_path: Path) -> None:
         """Choosing a failed run in the list shows its error, its failed step red and the skipped one dashed grey."""
