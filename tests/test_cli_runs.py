@@ -266,8 +266,12 @@ class TestTraceDiff:
         assert document["totals"]["tool_calls"] == [1, 1]
         table = cli("trace", "diff", first, second)
         assert table.exit_code == 0
-        assert 'A library_search {"query": "adapters low-rank"}' in table.stdout
-        assert 'B library_search {"query": "weight update adapters"}' in table.stdout
+        calls = table.stdout[table.stdout.index("research tool calls:") :].splitlines()[:3]
+        assert calls == [
+            "research tool calls:",
+            '  A library_search {"query": "adapters low-rank"}',
+            '  B library_search {"query": "weight update adapters"}',
+        ]
         assert table.stdout.splitlines()[-1] == "1 of 2 steps differ: research"
 
     def test_same_run_twice(self, project: Path) -> None:

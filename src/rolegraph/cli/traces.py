@@ -26,6 +26,7 @@ from rolegraph.cli._common import (
     read_run_json,
 )
 from rolegraph.layout import RunFolder
+from rolegraph.traces.call_diff import CallLine, compare_calls
 from rolegraph.traces.diff import diff_runs
 from rolegraph.traces.export import to_otlp_json
 from rolegraph.traces.trace import SpanRecord, Trace
@@ -175,15 +176,28 @@ def trace_diff(
     out.print(table)
     for s in difference.steps:
         if not s.tool_calls_same:
-            out.print(f"[bold]{escape(s.step_id)}[/] tool calls:")
-            for side, calls in zip("AB", s.tool_calls, strict=True):
-                for call in calls:
-                    arguments = json.dumps(call["arguments"], ensure_ascii=False)
-                    out.print(f"  {side} {escape(str(call['name']))} {escape(arguments)}")
+            _print_calls(s.step_id, compare_calls(*s.tool_calls))
     differing = t["steps_differing"]
     out.print(
         f"{len(differing)} of {len(difference.steps)} steps differ" + (f": {', '.join(differing)}" if differing else "")
     )
+
+
+def _print_calls(step_id: str, lines: list[CallLine]) -> None:
+    """A step's tool calls, item by item: identical stretches as one ``=`` line, the rest as A and B."""
+    out.print(f"[bold]{escape(step_id)}[/] tool calls:")
+    item: str | None = None
+    for line in lines:
+        indent = "  "
+        if line.item is not None:
+            if line.item != item:
+                out.print(f"  item {escape(line.item)}:")
+            indent = "    "
+        item = line.item
+        if line.side == "=" and line.count > 1:
+            out.print(f"{indent}= {line.count} identical calls, from {escape(line.text)}", soft_wrap=True)
+        else:
+            out.print(f"{indent}{line.side} {escape(line.text)}", soft_wrap=True)
 
 
 def _pair(a: Any, b: Any) -> str:
