@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,8 @@ class TestEvaluate:
         assert "| source_recall | 1.00 ± 0.00 (2) | 0.50 ± 0.00 (2) |" in lines
         assert "| fact_coverage | 1.00 ± 0.00 (2) | 0.50 ± 0.00 (2) |" in lines
         assert "| completed | 1.00 ± 0.00 (2) | 1.00 ± 0.00 (2) |" in lines
+        tokens = next(line for line in lines if line.startswith("| tokens |")).split(" | ")[1:]
+        assert all(re.fullmatch(r"\d+ ± \d+ \(2\)( \|)?", cell) for cell in tokens), tokens  # counts: integers
 
     async def test_json_has_runs_summary_and_questions(self, project: Path) -> None:
         """The JSON holds every run with its scores, and the aggregates per model and per question."""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from html import escape
 
 from rolegraph.evals.guide import guide
-from rolegraph.evals.runner import EvalReport, MetricSummary
+from rolegraph.evals.runner import COUNTS, EvalReport, MetricSummary
 
 __all__ = ["VIEWER_URL", "metric_plot", "render_html", "report_plot"]
 
@@ -173,7 +173,7 @@ def render_html(report: EvalReport, *, viewer_url: str | None = VIEWER_URL) -> s
     head = "".join(_column_head(report, m) for m in report.models)
     rows = "".join(
         f"<tr>{_metric_head(name)}"
-        + "".join(f'<td class="num">{escape(summary[m][name].cell())}</td>' for m in report.models)
+        + "".join(f'<td class="num">{escape(summary[m][name].cell(whole=name in COUNTS))}</td>' for m in report.models)
         + _meaning(name)
         + "</tr>"
         for name in names
