@@ -42,6 +42,7 @@ SLOW = frozenset(
         "tests/test_cli_serve.py::TestServe",  # a real uvicorn server in a subprocess
         "tests/traces/test_store.py::TestCrash",  # a run SIGKILLed in a subprocess
         "tests/runtime/test_steps.py::TestKilled",  # tool and function steps SIGKILLed in subprocesses, resumed
+        "tests/distributed/test_ray_executor.py::TestRayExecutor",  # a real local Ray cluster
     }
 )
 """Modules and classes (node id prefixes) in the full suite only; with the tests marked ``local_model``,

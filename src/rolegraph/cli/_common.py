@@ -17,6 +17,7 @@ from rolegraph import __version__
 from rolegraph.cli._style import StyledGroup
 from rolegraph.errors import ModelNotAvailableError, RolegraphError, SpecError
 from rolegraph.layout import Home, RunFolder
+from rolegraph.runtime.executor import ExecutorFactory
 from rolegraph.traces.pricing import PricesError, PriceTable
 from rolegraph.traces.store import TraceStore
 from rolegraph.workflow import Workflow
@@ -73,6 +74,27 @@ def load_workflow(file: Path, *, machine: bool = False) -> Workflow:
         return Workflow.load(file, machine=machine)
     except SpecError as exc:
         raise report_spec_error(exc) from None
+
+
+ExecutorOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Where the steps run: local (this process, the default), ray (the cluster at RAY_ADDRESS, or a"
+        " new local one on 127.0.0.1) or ray://host:port. Ray needs: pip install 'rolegraph[ray]'."
+    ),
+]
+
+
+def executor_factory(name: str | None) -> ExecutorFactory:
+    """The executor `--executor` names; exit 2 with what to do if it names none or Ray is missing."""
+    from rolegraph.distributed.choose import executor_for
+    from rolegraph.distributed.cluster import RayNotInstalled
+
+    try:
+        return executor_for(name)
+    except (ValueError, RayNotInstalled) as exc:
+        err.print(f"[red]error[/] --executor: {escape(str(exc))}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 def parse_inputs(pairs: list[str]) -> dict[str, str]:

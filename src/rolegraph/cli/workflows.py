@@ -13,6 +13,7 @@ from rich.table import Table
 
 from rolegraph.cli._common import (
     EXIT_FAILED,
+    ExecutorOption,
     MaxCostOption,
     MaxIterationsOption,
     MaxTokensOption,
@@ -22,6 +23,7 @@ from rolegraph.cli._common import (
     app,
     budget_from,
     err,
+    executor_factory,
     exit_for,
     load_workflow,
     out,
@@ -89,6 +91,7 @@ def run(
     max_wall: MaxWallOption = None,
     max_tool_calls: MaxToolCallsOption = None,
     max_iterations: MaxIterationsOption = None,
+    executor: ExecutorOption = None,
 ) -> None:
     """Run a workflow.
 
@@ -98,10 +101,11 @@ def run(
     workflow = load_workflow(file)
     inputs = parse_inputs(input or [])
     budget = budget_from(max_tokens, max_cost, max_wall, max_tool_calls, max_iterations)
+    factory = executor_factory(executor)
     named = RunIdSink()
     sinks: list[TraceSink] = [named] if quiet else [named, ProgressPrinter(err)]
     result = run_async(
-        workflow.run(inputs, model=model, sinks=sinks, budget=budget, content=content),
+        workflow.run(inputs, model=model, sinks=sinks, budget=budget, content=content, executor=factory),
         error_exit=EXIT_FAILED,
         on_interrupt=named.hint,
     )

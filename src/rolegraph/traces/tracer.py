@@ -135,6 +135,30 @@ class Tracer:
             span.duration_s = time.perf_counter() - span.start_perf
             self._emit("span_end", span)
 
+    @contextmanager
+    def under(self, span_id: str | None) -> Iterator[None]:
+        """Nest the spans opened in this context under `span_id`, a span another process holds open
+        (a step dispatched to a worker nests under the driver's span for it)."""
+        if span_id is None:
+            yield
+            return
+        token = _current.set(
+            Span(kind=SpanKind.INVOKE_AGENT, name="remote parent", run_id=self.run_id, span_id=span_id)
+        )
+        try:
+            yield
+        finally:
+            _current.reset(token)
+
+    def ingest(self, record: dict[str, Any]) -> None:
+        """Emit a record another process's tracer made (a worker's), through this tracer's redaction,
+        processors and sinks, as if it had been made here."""
+        if not self._fanout.sinks:
+            return
+        fields = dict(record)
+        event = str(fields.pop("event", "event"))
+        self._log.info(event, **fields)
+
     def event(self, name: str, **attributes: Any) -> None:
         """Record a point-in-time event under the current span (e.g. a run resumed)."""
         if not self._fanout.sinks:

@@ -1,0 +1,126 @@
+"""The Ray executor on a real local Ray cluster: one trace, the same outputs as a local run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from durable_projects import LOOP, write_loop_project
+from rolegraph.traces.sinks import read_jsonl
+
+PLACEMENT = {"rolegraph.node", "rolegraph.host", "rolegraph.worker"}
+
+PAUSE = '''\
+"""A function step that takes a moment, so that two of them overlap and need both nodes."""
+
+import asyncio
+
+
+async def pause(n: int) -> dict:
+    await asyncio.sleep(2)
+    return {"n": n}
+'''
+
+PAUSE_STEP = """\
+  pause:
+    function: ray_steps:pause
+    for_each: {items: inputs.pauses, as: n, max_concurrency: 2}
+    args: {n: "{{ n }}"}
+"""
+
+
+def write_project(folder: Path) -> Path:
+    """The looping scripted review, plus two overlapping function steps; returns the workflow file."""
+    path = write_loop_project(folder)
+    text = LOOP.replace("settings: {max_concurrency: 1}", "settings: {max_concurrency: 2}")
+    text = text.replace("outputs:", PAUSE_STEP + "outputs:")
+    text = text.replace("name: durable\n", "name: durable\ninputs:\n  pauses: {type: list, default: [1, 2]}\n")
+    path.write_text(text)
+    (folder / "ray_steps.py").write_text(PAUSE)
+    return path
+
+
+def rolegraph(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a subprocess with its own home."""
+    environ = {**os.environ, "ROLEGRAPH_HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", **env}
+    environ.pop("RAY_ADDRESS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "rolegraph", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def trace_shape(path: Path) -> list[str]:
+    """A trace's finished spans as comparable rows: the chain of kinds and names up to the root, the
+    status and the attributes (ids, times and placement left out)."""
+    ended = [r for r in read_jsonl(path) if r.get("event") == "span_end"]
+    by_id = {r["span_id"]: r for r in ended}
+
+    def chain(record: dict[str, Any] | None) -> str:
+        names: list[str] = []
+        while record is not None:
+            names.append(f"{record['kind']}:{record['name']}")
+            record = by_id.get(record["parent_id"]) if record["parent_id"] else None
+        return "/".join(reversed(names))
+
+    rows = []
+    for record in ended:
+        attributes = {k: v for k, v in record["attributes"].items() if k not in PLACEMENT}
+        rows.append(json.dumps([chain(record), record["status"], attributes], sort_keys=True, default=str))
+    return sorted(rows)
+
+
+class TestRayExecutor:
+    def test_a_run_on_ray_has_one_trace_and_the_local_outputs(self, tmp_path: Path) -> None:
+        """The same workflow run locally and with --executor ray (a local cluster the run starts): equal
+        outputs, sources and trace (parents included); the workers' spans name their node and worker."""
+        path = write_project(tmp_path / "project")
+        local = rolegraph(["run", str(path), "--json", "--quiet"], tmp_path / "local")
+        assert local.returncode == 0, local.stderr[-3000:]
+        on_ray = rolegraph(["run", str(path), "--json", "--quiet", "--executor", "ray"], tmp_path / "ray")
+        assert on_ray.returncode == 0, on_ray.stderr[-3000:]
+        a, b = json.loads(local.stdout), json.loads(on_ray.stdout)
+        for name in ("report", "sources"):
+            assert Path(a["outputs"][name]).read_text() == Path(b["outputs"][name]).read_text()
+        assert a["usage"] == b["usage"]
+        assert trace_shape(Path(a["trace"])) == trace_shape(Path(b["trace"]))
+
+        records = read_jsonl(Path(b["trace"]))
+        remote = [r for r in records if "rolegraph.node" in r.get("attributes", {})]
+        assert {r["kind"] for r in remote} >= {"invoke_agent", "chat", "execute_tool"}
+        assert all(r["attributes"]["rolegraph.worker"] for r in remote)
+        pauses = {r["attributes"]["rolegraph.worker"] for r in remote if "ray_steps:pause" in r["name"]}
+        assert len(pauses) == 2, pauses  # the two overlapping pauses ran in two worker processes
+
+
+class TestChoosingTheExecutor:
+    def test_ray_missing_says_how_to_install_it(self, tmp_path: Path) -> None:
+        """Without Ray, --executor ray exits 2 with the pip command and no traceback."""
+        path = write_loop_project(tmp_path / "project")
+        script = "import sys; sys.modules['ray'] = None; from rolegraph.cli import main; main()"
+        proc = subprocess.run(
+            [sys.executable, "-c", script, "run", str(path), "--executor", "ray"],
+            env={**os.environ, "ROLEGRAPH_HOME": str(tmp_path / "home"), "COLUMNS": "250"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert "pip install 'rolegraph[ray]'" in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+    def test_an_unknown_executor_is_refused(self, tmp_path: Path) -> None:
+        """--executor spark exits 2 naming the executors there are."""
+        path = write_loop_project(tmp_path / "project")
+        proc = rolegraph(["run", str(path), "--executor", "spark"], tmp_path / "home", COLUMNS="250")
+        assert proc.returncode == 2
+        assert "local, ray or ray://host:port" in proc.stderr
