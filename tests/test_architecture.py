@@ -24,6 +24,7 @@ ALLOWED = {
     "workflows": {"agents", "models", "traces"},
     "runtime": {"workflows", "agents", "models", "tools", "traces"},
     "durability": {"runtime", "workflows", "agents", "models", "tools", "traces"},
+    "distributed": {"runtime", "workflows", "agents", "models", "tools", "traces"},  # executors past one process
     "workflow": {"durability", "runtime", "workflows", "models", "traces"},
     "testing": {"models", "tools", "agents", "traces"},
     "evals": {"workflow", "runtime", "workflows", "durability", "agents", "models", "tools", "traces"},
@@ -42,6 +43,7 @@ ALLOWED = {
         "viewer",
         "testing",
         "scaffold",
+        "distributed",
     },
 }
 MAX_MODULE_LINES = 600
