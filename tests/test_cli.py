@@ -24,6 +24,7 @@ RUN_KEYS = {
     "trace",
     "citations",
     "steps",
+    "skipped_items",
     "error",
     "duration_s",
     "resumed_steps",

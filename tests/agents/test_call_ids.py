@@ -16,6 +16,12 @@ class TestCallIds:
         )
         assert call_prefix("plan", None, 3) == "plan#3"
 
+    def test_a_retry_gets_its_own_ids(self) -> None:
+        """An item's second try (`on_item_error: retry:N`) has a prefix of its own; the first try's is unchanged."""
+        assert call_prefix("research", 1, 1, attempt=1) == "research[1]#1"
+        assert call_prefix("research", 1, 1, attempt=2) == "research[1]#1~2"
+        assert CallId.parse(chat_call_id(call_prefix("research", 1, 1, 2), 1)) == CallId("research[1]#1~2", "chat", 1)
+
     def test_parse_reads_back_what_was_built(self) -> None:
         """Parsing gives back the prefix, kind and model-call number of both kinds of id."""
         assert CallId.parse("research[1]#1/chat/2") == CallId("research[1]#1", "chat", 2)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rolegraph.errors import BudgetExceeded
 from rolegraph.runtime.scheduler import Scheduler, StepCall, StepOutcome, StepState
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import MemorySink
@@ -178,6 +179,81 @@ class TestFanOut:
         states, _ = await run(spec, handler)
         assert states["each"].status == "failed"
         assert "not a list" in (states["each"].error or "")
+
+
+ITEMS = """
+  plan: {{role: worker, task: p}}
+  each:
+    role: worker
+    depends_on: [plan]
+    for_each: {{items: steps.plan.items, on_item_error: "{policy}"}}
+    task: "{{{{ item }}}}"
+"""
+
+
+def flaky(failures: dict[str, int]) -> Handler:
+    """A handler under which each item named in `failures` fails that many times before it answers."""
+
+    async def handler(call: StepCall) -> dict[str, Any]:
+        if call.step_id == "plan":
+            return answer(items=["a", "b", "c", "d"])
+        if failures.get(call.task, 0) > 0:
+            failures[call.task] -= 1
+            raise RuntimeError(f"item {call.task} broke")
+        return answer(value=call.task.upper())
+
+    return handler
+
+
+class TestItemErrors:
+    async def test_skip_leaves_failed_items_out_and_records_them(self) -> None:
+        """With `skip`, the step completes without its failed items; its state and plan span list them."""
+        sink = MemorySink()
+        states, _ = await run(spec_of(ITEMS.format(policy="skip")), flaky({"b": 9, "d": 9}), sink)
+        each = states["each"]
+        assert each.status == "completed"
+        assert [o["value"] for o in each.output] == ["A", "C"]
+        assert each.skipped_items == [
+            {"index": 1, "item": "b", "error": "item b broke"},
+            {"index": 3, "item": "d", "error": "item d broke"},
+        ]
+        (plan,) = [r for r in sink.records if r["event"] == "span_end" and r["name"] == "plan each"]
+        assert plan["attributes"]["rolegraph.items_skipped"] == [
+            {"index": 1, "error": "item b broke"},
+            {"index": 3, "error": "item d broke"},
+        ]
+
+    async def test_retry_runs_a_failed_item_again_with_new_calls(self) -> None:
+        """With `retry:2`, an item failing twice is run a third time and answers; each try is its own call."""
+        states, executor = await run(spec_of(ITEMS.format(policy="retry:2")), flaky({"b": 2}))
+        assert states["each"].status == "completed"
+        assert [o["value"] for o in states["each"].output] == ["A", "B", "C", "D"]
+        tries = [(c.item_index, c.attempt) for c in executor.calls if c.step_id == "each" and c.item_index == 1]
+        assert tries == [(1, 1), (1, 2), (1, 3)]
+
+    async def test_retries_run_out(self) -> None:
+        """An item that fails more often than `retry:N` allows fails the step with its error."""
+        states, executor = await run(spec_of(ITEMS.format(policy="retry:1")), flaky({"c": 5}))
+        assert states["each"].status == "failed"
+        assert "item c broke" in (states["each"].error or "")
+        assert sum(1 for c in executor.calls if c.item_index == 2) == 2
+
+    async def test_fail_is_the_default(self) -> None:
+        """Without `on_item_error`, one failed item fails the whole step."""
+        spec = spec_of(ITEMS.format(policy="fail").replace(', on_item_error: "fail"', ""))
+        states, _ = await run(spec, flaky({"a": 1}))
+        assert states["each"].status == "failed" and states["each"].skipped_items == []
+
+    async def test_a_budget_stop_is_never_skipped(self) -> None:
+        """A budget running out in an item stops the run even under `skip`."""
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            if call.step_id == "plan":
+                return answer(items=["a", "b"])
+            raise BudgetExceeded("max_tokens", "run", 10, 12)
+
+        states, _ = await run(spec_of(ITEMS.format(policy="skip")), handler)
+        assert states["each"].status == "budget_exceeded"
 
 
 class TestFailure:

@@ -419,3 +419,43 @@ class TestSourcesFile:
         assert {s.id for s in kept} == {"alpha2020", "beta2021"}
         assert any(ALPHA_QUOTE in s.text for s in kept)
         assert json.loads((result.run_dir / "run.json").read_text())["overrides"] == {"model": None, "settings": {}}
+
+
+ITEM_STEPS = '''
+def check(word: str) -> dict:
+    """Fails on words with a digit (a bad item), answers the others."""
+    if any(ch.isdigit() for ch in word):
+        raise ValueError(f"{word!r} is not a word")
+    return {"word": word.upper()}
+'''
+
+
+class TestItemErrors:
+    async def test_skipped_items_reach_the_result_and_run_json(self, tmp_path: Path) -> None:
+        """A `for_each` step with `on_item_error: skip` completes the run; its failed items are in the step's
+        state, the result's summary and run.json, each with its error."""
+        (tmp_path / "item_steps.py").write_text(ITEM_STEPS)
+        (tmp_path / "unused.yaml").write_text("[]\n")
+        path = tmp_path / "wf.yaml"
+        path.write_text(
+            textwrap.dedent(
+                """\
+                rolegraph: 1
+                name: items
+                models: {default: "scripted:unused.yaml"}
+                inputs: {words: {type: list, default: [alpha, b2, gamma]}}
+                steps:
+                  each:
+                    function: item_steps:check
+                    for_each: {items: inputs.words, as: word, on_item_error: skip}
+                    args: {word: "{{ word }}"}
+                """
+            )
+        )
+        result = await rolegraph.load(path).run(home=tmp_path / "home")
+        assert result.status == "completed"
+        assert result.steps["each"].output == [{"word": "ALPHA"}, {"word": "GAMMA"}]
+        error = "step 'each': item_steps:check raised ValueError: 'b2' is not a word"
+        skipped = [{"index": 1, "item": "b2", "error": error}]
+        assert result.summary()["skipped_items"] == {"each": skipped}
+        assert json.loads(result.folder.summary.read_text())["skipped_items"] == {"each": skipped}

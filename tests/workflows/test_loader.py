@@ -511,6 +511,31 @@ class TestDocumentProblems:
         )
 
 
+class TestItemErrors:
+    @pytest.mark.parametrize(
+        ("policy", "skips", "retries"), [("fail", False, 0), ("skip", True, 0), ("retry:3", False, 3)]
+    )
+    def test_policies(self, policy: str, skips: bool, retries: int) -> None:
+        """`on_item_error` is fail, skip or retry:N; the spec says which."""
+        spec = parse_spec(
+            doc(f"steps:\n  a: {{role: writer, task: t, for_each: {{items: '[1]', on_item_error: '{policy}'}}}}\n")
+        )
+        for_each = spec.steps["a"].for_each
+        assert for_each is not None and (for_each.skips, for_each.retries) == (skips, retries)
+
+    @pytest.mark.parametrize("policy", ["ignore", "retry", "retry:0", "retry:11", "skip "])
+    def test_other_policies_are_refused(self, policy: str) -> None:
+        """Anything else is refused at its place, naming the three choices."""
+        assert_problems(
+            doc(f"steps:\n  a: {{role: writer, task: t, for_each: {{items: '[1]', on_item_error: '{policy}'}}}}\n"),
+            (
+                "wf.yaml:4:70",
+                "steps.a.for_each.on_item_error",
+                "on_item_error is fail, skip or retry:N (N from 1 to 10)",
+            ),
+        )
+
+
 class TestOutputFields:
     def test_long_and_short_forms(self) -> None:
         """An output field is its type alone or a mapping with its description and bounds; both load."""

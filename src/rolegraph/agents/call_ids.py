@@ -5,6 +5,7 @@ every process that works on the run (a resume, a replay)::
 
     research[1]#1/chat/2        step research, item 1, first visit, second model call
     research[1]#1/tool/2/0      the first tool call that model call asked for
+    research[1]#1~2/chat/1      item 1's second try (``on_item_error: retry:N``), its first model call
     search[1]#1/tool/0/0        the one call of a tool or function step (no model call asked for it)
 
 Step ids are identifiers, so nothing before the kind contains a ``/``.
@@ -20,10 +21,12 @@ __all__ = ["CallId", "CallKind", "call_prefix", "chat_call_id", "step_call_id", 
 CallKind = Literal["chat", "tool"]
 
 
-def call_prefix(step_id: str, item_index: int | None, visit: int) -> str:
-    """The prefix of one agent run's call ids: ``step``, ``step[item]``, then ``#visit``."""
+def call_prefix(step_id: str, item_index: int | None, visit: int, attempt: int = 1) -> str:
+    """The prefix of one agent run's call ids: ``step``, ``step[item]``, then ``#visit``, then ``~attempt``
+    past an item's first try (a retry makes new calls, never replays the failed try's)."""
     item = "" if item_index is None else f"[{item_index}]"
-    return f"{step_id}{item}#{visit}"
+    again = "" if attempt == 1 else f"~{attempt}"
+    return f"{step_id}{item}#{visit}{again}"
 
 
 def chat_call_id(prefix: str, number: int) -> str:

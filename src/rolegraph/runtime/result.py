@@ -125,6 +125,7 @@ class RunResult(BaseModel):
             "trace": str(self.folder.trace),
             "citations": self.citations.model_dump(),
             "steps": {k: s.status for k, s in self.steps.items()},
+            "skipped_items": {k: s.skipped_items for k, s in self.steps.items() if s.skipped_items},
             "error": self.error,
             "duration_s": round(self.duration_s, 3),
             "resumed_steps": self.resumed_steps,

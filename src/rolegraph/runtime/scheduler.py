@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from rolegraph.errors import BudgetExceeded, RolegraphError
 from rolegraph.models.model import Usage
-from rolegraph.traces.spans import SpanKind
+from rolegraph.traces.spans import Span, SpanKind
 from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.context import item_context, route_context, routed_value, step_context, step_templates
 from rolegraph.workflows.graph import data_graph, loop_body
@@ -59,6 +59,8 @@ class StepCall(BaseModel):
     """Position of the item for a `for_each` step."""
     visit: int = 1
     """1 on the first run of the step, more when a route sent work back to it."""
+    attempt: int = 1
+    """1 on an item's first try, more when ``on_item_error: retry:N`` tries it again (new call ids)."""
     upstream: dict[str, Any] = Field(default_factory=dict)
     """Outputs of the step's direct dependencies and of the upstream steps its templates read."""
 
@@ -90,6 +92,9 @@ class StepState(BaseModel):
     visits: int = 0
     usage: Usage = Field(default_factory=Usage)
     tool_calls: int = 0
+    skipped_items: list[dict[str, Any]] = Field(default_factory=list)
+    """Items of a ``for_each`` step with ``on_item_error: skip`` that failed, left out of its output:
+    ``{index, item, error}`` each, in item order."""
 
 
 @dataclass
@@ -366,17 +371,55 @@ class Scheduler:
             for index, outcome in recorded.items():
                 results[index] = self._account(state, outcome)
             span.set(rolegraph__items_restored=sorted(recorded))
+            skipped: list[dict[str, Any]] = []
+            policy = step.for_each
 
             async def branch(index: int, item: Any) -> None:
                 async with branch_slots:
                     rendered = _rendered(step, item_context(context, name, item, index))
-                    results[index] = await self._call(node, state, rendered, index, context["steps"], item)
+                    try:
+                        results[index] = await self._attempts(node, state, rendered, index, context["steps"], item)
+                    except Exception as exc:
+                        if not policy.skips or _budget_error(exc) is not None:
+                            raise
+                        skipped.append({"index": index, "item": item, "error": _describe(exc)})
 
+            state.skipped_items = []
             async with asyncio.TaskGroup() as group:
                 for index, item in enumerate(items):
                     if index not in recorded:
                         group.create_task(branch(index, item), name=f"step {node}[{index}]")
-            return results
+            return self._leave_out(state, span, results, skipped)
+
+    @staticmethod
+    def _leave_out(state: StepState, span: Span, results: list[Any], skipped: list[dict[str, Any]]) -> list[Any]:
+        """The items' outputs without the skipped ones, which the step's state and its `plan` span record."""
+        state.skipped_items = sorted(skipped, key=lambda s: int(s["index"]))
+        if skipped:
+            span.set(rolegraph__items_skipped=[{"index": s["index"], "error": s["error"]} for s in state.skipped_items])
+        left_out = {s["index"] for s in skipped}
+        return [result for index, result in enumerate(results) if index not in left_out]
+
+    async def _attempts(
+        self,
+        node: str,
+        state: StepState,
+        rendered: tuple[str, dict[str, Any] | None],
+        index: int,
+        upstream: dict[str, Any],
+        item: Any,
+    ) -> Any:
+        """One item's call, tried again (with new call ids) as its step's ``on_item_error: retry:N`` allows."""
+        policy = self.spec.steps[node].for_each
+        retries = policy.retries if policy is not None else 0
+        attempt = 1
+        while True:
+            try:
+                return await self._call(node, state, rendered, index, upstream, item, attempt)
+            except Exception as exc:
+                if attempt > retries or _budget_error(exc) is not None:
+                    raise
+                attempt += 1
 
     async def _call(
         self,
@@ -386,6 +429,7 @@ class Scheduler:
         index: int | None,
         upstream: dict[str, Any],
         item: Any = None,
+        attempt: int = 1,
     ) -> Any:
         task, args = rendered
         call = StepCall(
@@ -396,6 +440,7 @@ class Scheduler:
             item=item,
             item_index=index,
             visit=state.visits,
+            attempt=attempt,
             upstream=upstream,
         )
         async with self._slots:

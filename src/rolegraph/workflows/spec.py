@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     GetJsonSchemaHandler,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
@@ -202,6 +203,9 @@ class RoleSpec(_Strict):
     """A name from `models` (or a model string) this role uses instead of the default."""
 
 
+_ITEM_ERROR = re.compile(r"fail|skip|retry:([1-9]|10)")
+
+
 class ForEachSpec(_Strict):
     """Fan a step out over a list: one agent per item, run in parallel."""
 
@@ -213,6 +217,27 @@ class ForEachSpec(_Strict):
     """At most this many items at once (the run-wide limit still applies)."""
     max_items: int = Field(default=32, ge=1, le=10_000)
     """Items past this many are dropped (and the drop is traced)."""
+    on_item_error: str = Field(default="fail", json_schema_extra={"pattern": _ITEM_ERROR.pattern})
+    """What a failed item does: ``fail`` fails the step (the default); ``skip`` leaves it out of the
+    step's output, recorded with its error (step state, trace, run.json); ``retry:N`` runs it again up
+    to N times (1 to 10), then fails the step."""
+
+    @field_validator("on_item_error")
+    @classmethod
+    def _policy(cls, value: str) -> str:
+        if _ITEM_ERROR.fullmatch(value) is None:
+            raise ValueError(f"on_item_error is fail, skip or retry:N (N from 1 to 10), not {value!r}")
+        return value
+
+    @property
+    def skips(self) -> bool:
+        """Whether a failed item is left out rather than failing the step."""
+        return self.on_item_error == "skip"
+
+    @property
+    def retries(self) -> int:
+        """How many more times a failed item is run (``retry:N``), else 0."""
+        return int(self.on_item_error.partition(":")[2] or 0)
 
 
 class Budget(_Strict):

@@ -61,7 +61,7 @@ async def run_agent(
         known_sources=known,
         max_steps=max_steps,
         journal=journal,
-        call_prefix=call_prefix(call.step_id, call.item_index, call.visit),
+        call_prefix=call_prefix(call.step_id, call.item_index, call.visit, call.attempt),
     )
     return await agent.run(
         task,

@@ -65,7 +65,7 @@ async def journaled_call(
 
     A failed call (an error result) is not recorded, so a resumed run tries it again.
     """
-    call_id = step_call_id(call_prefix(call.step_id, call.item_index, call.visit))
+    call_id = step_call_id(call_prefix(call.step_id, call.item_index, call.visit, call.attempt))
     request = request_digest(tool=name, arguments=dict(arguments))
     with tracer.span(
         SpanKind.EXECUTE_TOOL,
