@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from rolegraph.errors import ModelNotAvailableError
+from rolegraph.models.huggingface import HFInferenceModel
 from rolegraph.models.local import LlamaCppModel, local_model_path
 from rolegraph.models.messages import Message
 from rolegraph.models.model import Model
 from rolegraph.models.openai_compat import OpenAIModel
 from rolegraph.models.openai_responses import OpenAIResponsesModel
 from rolegraph.models.registry import (
-    HF_ROUTER_URL,
     MODEL_FORMS,
     MODEL_STRING_FORMS,
     OLLAMA_URL,
@@ -148,14 +148,18 @@ class TestResolveModel:
         with pytest.raises(ModelNotAvailableError, match="HF_TOKEN"):
             resolve("hf:HuggingFaceTB/SmolLM2-1.7B-Instruct")
 
-    def test_hf_with_token_targets_the_router(
+    def test_hf_with_token_is_the_inference_client(
         self, monkeypatch: pytest.MonkeyPatch, resolve: Callable[..., Model]
     ) -> None:
-        """``hf:<repo>`` with HF_TOKEN set is an OpenAIModel on the Hugging Face router."""
+        """``hf:<repo>`` with HF_TOKEN set goes through huggingface_hub's InferenceClient, provider ``auto``."""
         monkeypatch.setenv("HF_TOKEN", "hf_" + "x" * 30)
         model = resolve("hf:HuggingFaceTB/SmolLM2-1.7B-Instruct")
-        assert isinstance(model, OpenAIModel)
-        assert (model.model, model.base_url) == ("HuggingFaceTB/SmolLM2-1.7B-Instruct", HF_ROUTER_URL)
+        assert isinstance(model, HFInferenceModel)
+        assert (model.model, model.provider.provider, model.provider.base_url) == (
+            "HuggingFaceTB/SmolLM2-1.7B-Instruct",
+            "auto",
+            None,
+        )
 
     async def test_scripted_reads_the_file_relative_to_base_dir(
         self, tmp_path: Path, resolve: Callable[..., Model]

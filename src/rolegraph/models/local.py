@@ -16,12 +16,13 @@ worker thread, off the event loop), in the order they arrived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.util
 import json
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_TEMPERATURE",
     "DEFAULT_TOP_P",
     "LlamaCppModel",
+    "LoRA",
     "local_model_path",
 ]
 
@@ -136,12 +138,22 @@ class _Weights:
 
 _CHUNK = 64
 """Prompt evaluation batch, and the granularity of prefix-cache reuse (see `_Weights.reuse_prefix`)."""
-_LOADED: dict[tuple[Path, int], _Weights] = {}
+_LOADED: dict[tuple[Path, int, Path | None, float], _Weights] = {}
 _LOADING = threading.Lock()
 
 
-def _load(path: Path, n_ctx: int, n_threads: int | None) -> _Weights:
-    key = (path.resolve(), n_ctx)
+@dataclass(frozen=True)
+class LoRA:
+    """A LoRA adapter applied on top of a GGUF model (llama.cpp's ``lora_path`` and ``lora_scale``)."""
+
+    path: Path
+    """The adapter, a GGUF file with ``general.type = adapter`` and ``adapter.type = lora``."""
+    scale: float = 1.0
+    """How strongly it applies; 0 gives the base model's output."""
+
+
+def _load(path: Path, n_ctx: int, n_threads: int | None, lora: LoRA | None = None) -> _Weights:
+    key = (path.resolve(), n_ctx, lora.path.resolve() if lora else None, lora.scale if lora else 0.0)
     with _LOADING:
         if key in _LOADED:
             return _LOADED[key]
@@ -150,10 +162,26 @@ def _load(path: Path, n_ctx: int, n_threads: int | None) -> _Weights:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
         except ImportError as exc:
             raise ModelNotAvailableError(f"the embedded model needs llama-cpp-python: {_INSTALL_HINT}") from exc
+        log: list[str] = []
         try:
-            llama = Llama(model_path=str(key[0]), n_ctx=n_ctx, n_batch=_CHUNK, n_threads=n_threads, verbose=False)
+            with _llama_log(log) if lora else contextlib.nullcontext():
+                llama = Llama(
+                    model_path=str(key[0]),
+                    n_ctx=n_ctx,
+                    n_batch=_CHUNK,
+                    n_threads=n_threads,
+                    verbose=False,
+                    lora_path=str(key[2]) if lora else None,
+                    lora_scale=lora.scale if lora else 1.0,
+                )
         except (ValueError, RuntimeError) as exc:
+            if lora is not None and "LoRA" in str(exc):
+                raise ModelError(_lora_problem(path, lora, "".join(log))) from None
             raise ModelError(f"llama.cpp could not load {path}: {exc}") from exc
+        if lora is not None and _LORA_FAILED in "".join(log):
+            # llama-cpp-python goes on without an adapter llama.cpp refused: that must not pass for a LoRA run.
+            llama.close()
+            raise ModelError(_lora_problem(path, lora, "".join(log)))
         eos, bos = llama.token_eos(), llama.token_bos()
         formatter = Jinja2ChatFormatter(
             template=str(llama.metadata.get("tokenizer.chat_template") or _CHATML),
@@ -169,6 +197,41 @@ def _load(path: Path, n_ctx: int, n_threads: int | None) -> _Weights:
 # (a newline inside a string would make the step unparseable); llama.cpp's own converter excludes them.
 _LOOSE_CHAR = r'char ::= [^"\\] |'
 _STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
+
+@contextlib.contextmanager
+def _llama_log(into: list[str]) -> Iterator[None]:
+    """Collect llama.cpp's log into `into` for the duration (it says why an adapter does not fit only
+    there, at a level llama-cpp-python does not show), then give the log back to llama-cpp-python."""
+    import ctypes
+
+    import llama_cpp
+    from llama_cpp import _logger
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]  # llama-cpp-python's ctypes decorator
+    def collect(_level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        into.append(text.decode("utf-8", "replace"))
+
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        yield
+    finally:
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
+_LORA_FAILED = "failed to apply lora adapter:"
+"""What llama.cpp logs when an adapter does not fit (llama-cpp-python then loads the model without it)."""
+
+
+def _lora_problem(path: Path, lora: LoRA, log: str) -> str:
+    """Why `lora` could not be applied to `path`, from llama.cpp's log (its reason, e.g. a tensor's shape)."""
+    reasons = [line.split(_LORA_FAILED, 1)[1].strip() for line in log.splitlines() if _LORA_FAILED in line]
+    reason = reasons[0] if reasons else "llama.cpp could not read it as a LoRA adapter"
+    return (
+        f"the LoRA adapter {lora.path} does not fit the model {path.name}: {reason}. "
+        f"Use an adapter made for this base model (a GGUF with general.type=adapter, adapter.type=lora, "
+        f"converted with llama.cpp's convert_lora_to_gguf.py)"
+    )
 
 
 def _json_schema_to_gbnf(schema_text: str) -> str:
@@ -216,11 +279,12 @@ class LlamaCppModel(Model):
             first instance for a ``(path, n_ctx)`` decides: later ones share its weights.
         repeat_penalty: Penalty on recently generated tokens; above 1 it keeps a small
             model from looping inside a string until the length bound.
+        lora: A LoRA adapter to apply (the weights with it are loaded apart from the plain ones).
         name: The model string this instance stands for (default ``llamacpp:<path>``).
 
     Raises:
-        ModelNotAvailableError: The file does not exist, or llama-cpp-python is not installed.
-        ModelError: llama.cpp could not load the file.
+        ModelNotAvailableError: The file (or the adapter's) does not exist, or llama-cpp-python is not installed.
+        ModelError: llama.cpp could not load the file, or the adapter does not fit the model.
 
     Settings left unset default to `DEFAULT_TEMPERATURE`, `DEFAULT_TOP_P`,
     `DEFAULT_SEED` and `DEFAULT_MAX_TOKENS`. A call that exceeds ``settings.timeout``
@@ -236,15 +300,26 @@ class LlamaCppModel(Model):
         n_ctx: int = 8192,
         n_threads: int | None = None,
         repeat_penalty: float = DEFAULT_REPEAT_PENALTY,
+        lora: LoRA | None = None,
         name: str | None = None,
     ) -> None:
         path = Path(path).expanduser()
         if not path.is_file():
             raise ModelNotAvailableError(f"no GGUF model file at {path}")
+        if lora is not None and not lora.path.is_file():
+            raise ModelNotAvailableError(f"no LoRA adapter file at {lora.path}")
         self.path = path
         self.name = name or f"llamacpp:{path}"
         self.repeat_penalty = repeat_penalty
-        self._weights = _load(path, n_ctx, n_threads)
+        self.lora = lora
+        self._weights = _load(path, n_ctx, n_threads, lora)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The LoRA adapter and its scale, when there is one."""
+        if self.lora is None:
+            return {}
+        return {"lora": str(self.lora.path), "lora_scale": self.lora.scale}
 
     async def complete(
         self,

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from rolegraph.errors import ModelNotAvailableError
 from rolegraph.models.model import Model
 from rolegraph.models.providers import HF_ROUTER_URL, OLLAMA_URL
 
 if TYPE_CHECKING:
+    from rolegraph.models.local import LoRA
     from rolegraph.models.providers import OpenAIProvider
 
 __all__ = [
@@ -50,6 +51,14 @@ class ModelOptions(BaseModel):
     api: Literal["chat", "responses"] | None = None
     """OpenAI protocol: ``responses`` (the default of ``openai:``) or ``chat`` (the default of
     ``openai-compatible:`` and ``ollama:``)."""
+    provider: str | None = None
+    """``hf:`` only: the Hugging Face inference provider (``auto``, ``hf-inference``, ``together``, ...)."""
+    base_url: str | None = None
+    """``hf:`` only: send requests here (an Inference Endpoint, a TGI server) instead of the providers."""
+    lora: str | None = None
+    """``local``/``llamacpp:`` only: a LoRA adapter GGUF file (relative to the workflow's folder)."""
+    lora_scale: float | None = Field(default=None, ge=-4.0, le=4.0)
+    """How strongly the adapter applies (default 1.0; 0 gives the base model's output)."""
 
     def given(self) -> set[str]:
         """The names of the options set."""
@@ -77,16 +86,24 @@ class ModelForm:
     """The `ModelOptions` that mean something for this form."""
 
 
-def _local(_rest: str, string: str, _base: Path, _options: ModelOptions) -> Model:
+def _local(_rest: str, string: str, base: Path, options: ModelOptions) -> Model:
     from rolegraph.models.local import LlamaCppModel, local_model_path
 
-    return LlamaCppModel(local_model_path(), name=string)
+    return LlamaCppModel(local_model_path(), lora=_lora(options, base), name=string)
 
 
-def _llamacpp(rest: str, string: str, base: Path, _options: ModelOptions) -> Model:
+def _llamacpp(rest: str, string: str, base: Path, options: ModelOptions) -> Model:
     from rolegraph.models.local import LlamaCppModel
 
-    return LlamaCppModel(_path(rest, base), name=string)
+    return LlamaCppModel(_path(rest, base), lora=_lora(options, base), name=string)
+
+
+def _lora(options: ModelOptions, base: Path) -> LoRA | None:
+    from rolegraph.models.local import LoRA
+
+    if options.lora is None:
+        return None
+    return LoRA(_path(options.lora, base), 1.0 if options.lora_scale is None else options.lora_scale)
 
 
 def _openai_model(model: str, string: str, provider: OpenAIProvider, api: str) -> Model:
@@ -124,11 +141,11 @@ def _ollama(rest: str, string: str, _base: Path, options: ModelOptions) -> Model
     return _openai_model(rest, string, OpenAIProvider.ollama(purpose=f"model {string}"), options.api or "chat")
 
 
-def _hf(rest: str, string: str, _base: Path, _options: ModelOptions) -> Model:
-    from rolegraph.models.openai_compat import OpenAIModel
-    from rolegraph.models.providers import OpenAIProvider
+def _hf(rest: str, string: str, _base: Path, options: ModelOptions) -> Model:
+    from rolegraph.models.huggingface import HFInferenceModel, HFProvider
 
-    return OpenAIModel(rest, provider=OpenAIProvider.hf_router(purpose=f"model {string}"), name=string)
+    provider = HFProvider(provider=options.provider or "auto", base_url=options.base_url, purpose=f"model {string}")
+    return HFInferenceModel(rest, provider=provider, name=string)
 
 
 def _scripted(rest: str, string: str, base: Path, _options: ModelOptions) -> Model:
@@ -138,14 +155,15 @@ def _scripted(rest: str, string: str, base: Path, _options: ModelOptions) -> Mod
 
 
 _API = frozenset({"api"})
+_LORA = frozenset({"lora", "lora_scale"})
 
 MODEL_FORMS: dict[str, ModelForm] = {
-    "local": ModelForm("local", _local, argument=False),
-    "llamacpp": ModelForm("llamacpp:/path/to/model.gguf", _llamacpp),
+    "local": ModelForm("local", _local, argument=False, options=_LORA),
+    "llamacpp": ModelForm("llamacpp:/path/to/model.gguf", _llamacpp, options=_LORA),
     "openai": ModelForm("openai:<model>", _openai, options=_API),
     "openai-compatible": ModelForm("openai-compatible:<model>@<base_url>", _compatible, options=_API),
     "ollama": ModelForm("ollama:<model>", _ollama, options=_API),
-    "hf": ModelForm("hf:<repo>", _hf),
+    "hf": ModelForm("hf:<repo>", _hf, options=frozenset({"provider", "base_url"})),
     "scripted": ModelForm("scripted:<file.yaml>", _scripted),
 }
 """Every kind of model string, by prefix."""
@@ -168,6 +186,8 @@ def option_problem(model_string: str, options: ModelOptions) -> str | None:
     if unknown:
         takes = ", ".join(sorted(form.options)) or "none"
         return f"{', '.join(unknown)} cannot be set for {form.form} models (they take: {takes})"
+    if options.lora_scale is not None and options.lora is None:
+        return "lora_scale needs lora: the adapter file to scale"
     return None
 
 

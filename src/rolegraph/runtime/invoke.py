@@ -361,6 +361,10 @@ def _write_summary(run: _Run, redactor: Redactor) -> None:
         "overrides": {"model": run.info.model, "settings": run.info.settings},
         "started": run.started.isoformat(),
     }
+    # How models were built, where that shapes their answers (an API, an inference provider, a LoRA adapter).
+    built = {name: model.options for name, model in run.executor.models.items() if model.options}
+    if built:
+        summary["models"] = built
     _write_atomically(run.folder.summary, json.dumps(redactor.value(summary), indent=2, default=str) + "\n")
 
 

@@ -95,6 +95,14 @@ class ModelSpec(_Strict):
     api: Literal["chat", "responses"] | None = None
     """OpenAI protocol: ``responses`` (default for ``openai:``) or ``chat`` (default for
     ``openai-compatible:`` and ``ollama:``; ``responses`` for servers that implement it)."""
+    provider: str | None = None
+    """``hf:`` only: the Hugging Face inference provider (``auto``, ``hf-inference``, ``together``, ...)."""
+    base_url: str | None = None
+    """``hf:`` only: an Inference Endpoint or TGI server to send requests to instead."""
+    lora: str | None = None
+    """``local`` and ``llamacpp:`` only: a LoRA adapter GGUF file, relative to the workflow's folder."""
+    lora_scale: float | None = Field(default=None, ge=-4.0, le=4.0)
+    """How strongly the LoRA adapter applies (default 1.0; 0 gives the base model's output)."""
 
     @model_validator(mode="after")
     def _options_fit_the_model(self) -> ModelSpec:
