@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import TypeAdapter
 
 from rolegraph.errors import ModelError
 from rolegraph.models.messages import Message, ToolCall, ToolSpec
@@ -279,6 +280,23 @@ class TestDocumentedShapes:
 
 
 class TestMessages:
+    def test_chat_messages_serialise_as_before_reasoning_existed(self) -> None:
+        """The bytes a request digest hashes for a chat conversation are those of the five fields Message had."""
+        call = ToolCall(id="c1", name="search", arguments='{"q": "x"}')
+        messages = [Message.system("s"), Message.user("u"), Message.assistant("t", [call]), Message.tool(call, "r")]
+        before = [
+            {
+                "role": m.role,
+                "content": m.content,
+                "tool_calls": [c.model_dump() for c in m.tool_calls],
+                "tool_call_id": m.tool_call_id,
+                "name": m.name,
+            }
+            for m in messages
+        ]
+        dumped = TypeAdapter(list[Message]).dump_json(messages)
+        assert dumped == json.dumps(before, separators=(",", ":")).encode()
+
     def test_reasoning_is_left_out_of_messages_that_have_none(self) -> None:
         """A message without reasoning items serialises as before (request digests of chat runs stay the same)."""
         plain = Message.assistant("x", [ToolCall(id="c", name="t", arguments="{}")])
