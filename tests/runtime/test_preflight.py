@@ -131,6 +131,20 @@ class TestModels:
         assert (where, field) == ("3:19", "models.default")
         assert message.startswith("model file 'model.yaml' does not exist")
 
+    def test_missing_lora_adapter(self, tmp_path: Path) -> None:
+        """A model entry whose `lora:` file is missing: a machine-check error at that field, naming the place."""
+        path = tmp_path / "wf.yaml"
+        path.write_text(
+            "rolegraph: 1\nname: wf\nmodels:\n  default: {model: local, lora: style.gguf}\n"
+            "steps:\n  a: {role: writer, task: t}\n"
+        )
+        found = problems_of(path, machine=True)
+        assert [(where, field) for where, field, _ in found] == [("4:33", "models.default.lora")]
+        assert found[0][2] == (
+            f"LoRA adapter 'style.gguf' does not exist (looked for {(tmp_path / 'style.gguf').resolve()}); "
+            "give its path relative to the workflow file"
+        )
+
     def test_present_model_file(self, tmp_path: Path) -> None:
         """With the model file beside the workflow, the machine check passes."""
         path = write(tmp_path, "steps:\n  a: {role: writer, task: t}\n")

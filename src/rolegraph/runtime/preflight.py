@@ -132,6 +132,16 @@ def _model_strings(spec: WorkflowSpec) -> Iterator[tuple[str, str]]:
 
 
 def _model_problems(spec: WorkflowSpec, base_dir: Path) -> Iterator[tuple[str, str]]:
+    for name, entry in spec.models.items():
+        if isinstance(entry, ModelSpec) and entry.lora is not None:
+            adapter = Path(os.path.expanduser(entry.lora))
+            adapter = adapter if adapter.is_absolute() else base_dir / adapter
+            if not adapter.is_file():
+                yield (
+                    f"models.{name}.lora",
+                    f"LoRA adapter {entry.lora!r} does not exist (looked for {adapter.resolve()}); "
+                    "give its path relative to the workflow file",
+                )
     for path, string in _model_strings(spec):
         prefix, _, rest = string.strip().partition(":")
         if prefix in ("llamacpp", "scripted") and rest.strip():
