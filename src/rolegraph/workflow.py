@@ -114,8 +114,21 @@ class Workflow(CompiledWorkflow):
         return await run_durably(self, info, home=Home(home_path), executor=executor, sinks=sinks, on_step=on_step)
 
     def run_sync(self, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> RunResult:
-        """`run` for scripts: starts an event loop (not usable inside one; there, ``await run``)."""
-        return asyncio.run(self.run(inputs, **kwargs))
+        """`run` for scripts: starts an event loop for the run.
+
+        Raises:
+            RuntimeError: Called inside a running event loop (a Jupyter notebook, an async
+                application), which cannot be blocked: there, ``await wf.run(...)``.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop running: the usual case for a script
+            return asyncio.run(self.run(inputs, **kwargs))
+        # Checked before the coroutine exists, so no "coroutine was never awaited" warning joins the error.
+        raise RuntimeError(
+            "run_sync() cannot start a run inside a running event loop (a notebook or an async application); "
+            "use `await wf.run(...)` there instead"
+        )
 
 
 def load(path: str | os.PathLike[str]) -> Workflow:

@@ -112,8 +112,8 @@ class TestResumingAgain:
         ]
         assert all("gen_ai.usage.input_tokens" not in s.attributes for s in replayed)
         # Tokens traced = tokens spent: no call was made twice, so the trace sums to the run's usage.
-        assert trace.usage() == (result.usage.input_tokens, result.usage.output_tokens)
-        assert (root.input_tokens, root.output_tokens) == trace.usage()
+        assert trace.usage() == result.usage
+        assert (root.input_tokens, root.output_tokens) == (result.usage.input_tokens, result.usage.output_tokens)
         assert outputs_of(result.run_dir) == outputs_of(baseline.run_dir)
 
     async def test_a_changed_workflow_file_is_refused(self, project: Path) -> None:
@@ -170,7 +170,7 @@ class TestBudgets:
         assert root.attributes["rolegraph.budget.exceeded"]["limit"] == limit
         assert root.attributes["rolegraph.budget.exceeded"]["scope"] == "run"
         assert json.loads((stopped.run_dir / "run.json").read_text())["status"] == "budget_exceeded"
-        assert stopped.trace.usage() == (stopped.usage.input_tokens, stopped.usage.output_tokens)
+        assert stopped.trace.usage() == stopped.usage
 
         result = await resume(stopped.run_dir, budget=Budget(**{limit: 10**6}))
         assert result.status == "completed", result.error

@@ -129,11 +129,6 @@ def workflow(tmp_path: Path) -> Workflow:
     return rolegraph.load(write_project(tmp_path / "project"))
 
 
-def usage_of(trace: Trace) -> Usage:
-    input_tokens, output_tokens = trace.usage()
-    return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
-
-
 def agents(trace: Trace) -> list[SpanRecord]:
     return [s for s in trace.walk() if s.kind == "invoke_agent"]
 
@@ -171,7 +166,7 @@ class TestCompletedRun:
         """The run's token usage equals the trace's chat spans summed, and the steps' usage summed."""
         result = await workflow.run()
         assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
-        assert result.usage == usage_of(result.trace)
+        assert result.usage == result.trace.usage()
         assert result.usage == sum((s.usage for s in result.steps.values()), Usage())
 
     async def test_every_scripted_call_is_used_once_by_its_role(self, workflow: Workflow) -> None:
@@ -222,6 +217,13 @@ class TestCompletedRun:
         }
         assert recorded["status"] == "completed"
         assert recorded["steps"] == {"plan": "completed", "research": "completed", "write": "completed"}
+
+    async def test_run_sync_inside_a_running_loop_says_to_await(self, workflow: Workflow, tmp_path: Path) -> None:
+        """Inside a running loop (as in Jupyter), `run_sync` says to `await wf.run()` instead, starts no run,
+        and leaves no coroutine never awaited (warnings are errors in this suite)."""
+        with pytest.raises(RuntimeError, match=r"use `await wf\.run\(\.\.\.\)` there instead"):
+            workflow.run_sync({"topic": "low-rank"}, home=tmp_path / "home")
+        assert not (tmp_path / "home").exists()
 
     def test_run_sync_and_home(self, workflow: Workflow, tmp_path: Path) -> None:
         """`run_sync` runs outside an event loop; `home=` puts the run folder elsewhere than ROLEGRAPH_HOME."""
@@ -333,7 +335,7 @@ class TestFailedRun:
         assert not (result.run_dir / "title.txt").exists()
         (root,) = result.trace.roots
         assert (root.status, root.error) == ("failed", result.error)
-        assert result.usage == usage_of(result.trace)
+        assert result.usage == result.trace.usage()
         recorded = json.loads((result.run_dir / "run.json").read_text())
         assert (recorded["status"], recorded["error"]) == ("failed", result.error)
 

@@ -112,7 +112,7 @@ class TestScriptedRuns:
         tools = [s for s in spans.values() if s.kind == "execute_tool"]
         assert [t.attributes["gen_ai.tool.name"] for t in tools] == ["lookup", "lookup"]
         assert {s.status for s in spans.values()} == {"ok"}
-        assert result.trace.usage() == (result.usage.input_tokens, result.usage.output_tokens)
+        assert result.trace.usage() == result.usage
         with TraceStore(tmp_path / "home" / "index.sqlite") as store:
             indexed = json.dumps([s.attributes for s in store.spans(result.run_id)])
         exported = json.dumps(to_otlp_json(result.trace, result.run_id))

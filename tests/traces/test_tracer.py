@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rolegraph.tokens import Usage
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import JsonlSink, MemorySink, read_jsonl
 from rolegraph.traces.spans import SpanKind, current_span
@@ -85,7 +86,7 @@ class TestSpans:
         assert ends["wf"]["attributes"]["rolegraph.aggregated.input_tokens"] == 220
         assert ends["wf"]["attributes"]["rolegraph.aggregated.output_tokens"] == 4
         assert "gen_ai.usage.input_tokens" not in ends["wf"]["attributes"]
-        assert Trace(sink.records).usage() == (220, 4)
+        assert Trace(sink.records).usage() == Usage(input_tokens=220, output_tokens=4)
 
     def test_usage_refused_outside_chat(self) -> None:
         """Recording tokens on a non-chat span is a programming error."""

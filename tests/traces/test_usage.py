@@ -28,7 +28,8 @@ class TestRollUp:
         assert rollup.by_model["openai:gpt-4o-mini"].input_tokens == 4000
         # The root's own aggregate agrees with the sum over chat spans: no double counting.
         [root] = trace.roots
-        assert (root.input_tokens, root.output_tokens) == (6000, 600) == trace.usage()
+        usage = trace.usage()
+        assert (root.input_tokens, root.output_tokens) == (6000, 600) == (usage.input_tokens, usage.output_tokens)
 
     def test_unknown_price_makes_cost_unknown(self, records: list[dict[str, Any]]) -> None:
         """One call to a model without a price makes its step's, role's and the run's cost None."""

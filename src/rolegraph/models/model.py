@@ -9,26 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rolegraph.models.messages import Message, ToolCall, ToolSpec
+from rolegraph.tokens import Usage  # defined in a leaf so that traces can return it too; re-exported here
 
 __all__ = ["Completion", "Model", "ModelSettings", "Usage"]
-
-
-class Usage(BaseModel):
-    """Token counts of one model call (or a sum of calls)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-        )
-
-    @property
-    def total_tokens(self) -> int:
-        """Input plus output tokens."""
-        return self.input_tokens + self.output_tokens
 
 
 class ModelSettings(BaseModel):

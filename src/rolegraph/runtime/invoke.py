@@ -269,7 +269,7 @@ async def _run_root(run: _Run, *, resuming: bool, on_step: StepListener | None, 
     ) as root:
         durability.begin(root.span_id)
         if traced is not None:
-            root.aggregated_input_tokens, root.aggregated_output_tokens = traced
+            root.aggregated_input_tokens, root.aggregated_output_tokens = traced.input_tokens, traced.output_tokens
         scheduler = run.scheduler = Scheduler(
             spec,
             run.workflow.graph,

@@ -166,7 +166,8 @@ def trace_html(trace: Trace) -> str:
     """A trace as escaped HTML: its status, tokens, a table of steps and the nested span list."""
     root = next((s for s in trace.roots if s.kind == "invoke_workflow"), None)
     status = "empty" if root is None else str(root.attributes.get("rolegraph.status") or root.status)
-    tokens_in, tokens_out = trace.usage()
+    usage = trace.usage()
+    tokens_in, tokens_out = usage.input_tokens, usage.output_tokens
     title = escape(str(trace.path)) if trace.path else "trace"
     head = (
         f"<div><b>{title}</b> {_status(status)} <span class='dim'>{len(trace.spans)} spans,"

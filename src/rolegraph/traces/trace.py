@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.tree import Tree
 
+from rolegraph.tokens import Usage
 from rolegraph.traces.render import trace_html, trace_tree
 from rolegraph.traces.sinks import read_jsonl
 
@@ -90,10 +91,10 @@ class Trace:
             yield span
             stack.extend(reversed(span.children))
 
-    def usage(self) -> tuple[int, int]:
-        """Total (input, output) tokens: the sum over `chat` spans, each counted once."""
+    def usage(self) -> Usage:
+        """Total tokens, like `RunResult.usage`: the sum over `chat` spans, each counted once."""
         chats = [s for s in self.walk() if s.kind == "chat"]
-        return sum(s.input_tokens for s in chats), sum(s.output_tokens for s in chats)
+        return Usage(input_tokens=sum(s.input_tokens for s in chats), output_tokens=sum(s.output_tokens for s in chats))
 
     def step_roots(self, step: str) -> list[SpanRecord]:
         """The outermost spans of one step (its agents, fan-out, checkpoint and routes), in start order."""
