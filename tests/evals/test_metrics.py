@@ -8,8 +8,8 @@ from rolegraph.evals.metrics import (
     QUALITY,
     citation_validity,
     fact_coverage,
+    fold_for_matching,
     forbidden_facts,
-    normalise,
     report_body,
     score_run,
     source_precision,
@@ -113,7 +113,7 @@ class TestSources:
 class TestFacts:
     def test_normalise(self) -> None:
         """Casefolded, punctuation (also non-ASCII hyphens) as spaces, whitespace collapsed."""
-        assert normalise("  Low\u2011Rank\tADAPTATION, (LoRA)! ") == "low rank adaptation lora"
+        assert fold_for_matching("  Low\u2011Rank\tADAPTATION, (LoRA)! ") == "low rank adaptation lora"
 
     def test_coverage_ignores_case_space_and_punctuation(self) -> None:
         """'low-rank' matches 'Low\\u2011Rank', 'fine tuning' matches 'fine-tuning'; a missing fact lowers it."""

@@ -24,19 +24,19 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
-from rolegraph.agents.evidence import MAX_SENTENCES_PER_SOURCE, normalise, sentences
+from rolegraph.agents.evidence import MAX_SENTENCES_PER_SOURCE, collapse_whitespace, sentences
 from rolegraph.agents.roles import QUOTE_MARK, SOURCE_ID_MARK
 
 __all__ = [
     "MAX_SENTENCES_PER_SOURCE",
     "QuotedClaim",
     "answer_schema",
+    "collapse_whitespace",
     "constrain_citations",
     "find_citations",
     "find_claims",
     "find_quotes",
     "inline_refs",
-    "normalise",
     "sentences",
     "strings_in",
 ]

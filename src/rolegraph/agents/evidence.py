@@ -28,8 +28,8 @@ __all__ = [
     "MAX_SENTENCES_PER_SOURCE",
     "MIN_QUOTE_CHARS",
     "MIN_QUOTE_WORDS",
+    "collapse_whitespace",
     "is_quotable",
-    "normalise",
     "quote_problem",
     "segment",
     "sentences",
@@ -56,7 +56,7 @@ _PLAIN_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u2
 _HINT_CHARS = 160
 
 
-def normalise(text: str) -> str:
+def collapse_whitespace(text: str) -> str:
     """`text` with runs of whitespace collapsed, for comparing quotes with sources."""
     return _SPACE.sub(" ", text).strip()
 
@@ -81,7 +81,7 @@ def segment(text: str) -> tuple[str, ...]:
     """Every sentence of `text`, in order, whitespace collapsed (any length; see `sentences`)."""
     found: list[str] = []
     for block in _BLOCK_BREAK.split(text):
-        flat = _BLOCK_MARKER.sub("", normalise(block))
+        flat = _BLOCK_MARKER.sub("", collapse_whitespace(block))
         if flat:
             found += [s for s in _split_block(flat) if s]
     return tuple(found)
@@ -100,7 +100,7 @@ def sentences(text: str, limit: int | None = MAX_SENTENCES_PER_SOURCE) -> list[s
 
 def _key(text: str) -> str:
     """What two quotes must share to be the same: whitespace, typographic quotes and the final stop aside."""
-    plain = normalise(unicodedata.normalize("NFKC", text).translate(_PLAIN_QUOTES))
+    plain = collapse_whitespace(unicodedata.normalize("NFKC", text).translate(_PLAIN_QUOTES))
     return plain.rstrip(".!?").rstrip()
 
 
@@ -110,7 +110,7 @@ def _keyed(text: str) -> dict[str, str]:
 
 
 def _show(text: str, limit: int = 80) -> str:
-    flat = normalise(text)
+    flat = collapse_whitespace(text)
     return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
@@ -132,7 +132,7 @@ def quote_problem(quote: str, source_id: str, texts: Mapping[str, str]) -> str |
     found = _keyed(text).get(key)
     if found is not None and is_quotable(found):
         return None
-    flat = normalise(quote)
+    flat = collapse_whitespace(quote)
     if len(flat) < MIN_QUOTE_CHARS or len(flat.split()) < MIN_QUOTE_WORDS:
         return (
             f"{_show(quote)} is too short to be evidence ({len(flat)} characters, {len(flat.split())} words): "

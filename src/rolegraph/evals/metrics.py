@@ -52,10 +52,10 @@ __all__ = [
     "RunScores",
     "citation_validity",
     "fact_coverage",
+    "fold_for_matching",
     "forbidden_facts",
     "matches_gold",
     "metric_names",
-    "normalise",
     "quote_validity",
     "report_body",
     "score_run",
@@ -98,7 +98,7 @@ def metric_names(judged: bool = False) -> tuple[str, ...]:
 _SPACE = re.compile(r"\s+")
 
 
-def normalise(text: str) -> str:
+def fold_for_matching(text: str) -> str:
     """`text` for matching: Unicode-folded, casefolded, punctuation as spaces, whitespace collapsed."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     spaced = "".join(" " if unicodedata.category(c).startswith("P") else c for c in folded)
@@ -170,8 +170,8 @@ def report_body(record: RunRecord) -> str:
 
     A fact stated only in a cited work's title (``Low-Rank Adaptation`` in LoRA's) is the title's, not the report's.
     """
-    text = f" {normalise(record.report_text)} "
-    titles = sorted({normalise(s.title) for s in _sources(record, record.cited)}, key=len, reverse=True)
+    text = f" {fold_for_matching(record.report_text)} "
+    titles = sorted({fold_for_matching(s.title) for s in _sources(record, record.cited)}, key=len, reverse=True)
     for title in titles:
         if title:
             text = text.replace(f" {title} ", " | ")
@@ -179,19 +179,19 @@ def report_body(record: RunRecord) -> str:
 
 
 def _found(fact: str, text: str) -> bool:
-    needle = normalise(fact)
+    needle = fold_for_matching(fact)
     return bool(needle) and f" {needle} " in f" {text} "
 
 
 def fact_coverage(report_text: str, facts: Sequence[str]) -> float | None:
-    """Share of `facts` found in `report_text` (whole words, after `normalise`); None without facts."""
-    text = normalise(report_text)
+    """Share of `facts` found in `report_text` (whole words, after `fold_for_matching`); None without facts."""
+    text = fold_for_matching(report_text)
     return _ratio(sum(_found(f, text) for f in facts), len(facts))
 
 
 def forbidden_facts(report_text: str, facts: Sequence[str]) -> list[str]:
     """The `facts` that `report_text` states (each should not be there)."""
-    text = normalise(report_text)
+    text = fold_for_matching(report_text)
     return [f for f in facts if _found(f, text)]
 
 
