@@ -87,9 +87,9 @@ def _label(kept: Kept, model: str) -> str:
 def _cell(summary: MetricSummary, name: str) -> str:
     if summary.mean is None:
         return "n/a"
-    spread = f" ± {summary.sd:.2f}" if summary.sd is not None else ""
-    value = f"{summary.mean:.0f}" if name == "tokens" else f"{summary.mean:.2f}"
-    return f"{value}{spread} ({summary.n})"
+    digits = 0 if name == "tokens" else 2
+    spread = f" ± {summary.sd:.{digits}f}" if summary.sd is not None else ""
+    return f"{summary.mean:.{digits}f}{spread} ({summary.n})"
 
 
 def summary_table(evals: Sequence[Kept]) -> list[str]:
@@ -165,6 +165,15 @@ def question_table(report: EvalReport) -> list[str]:
     return lines
 
 
+def failures(report: EvalReport) -> list[str]:
+    """One line per run that did not complete: its question and why."""
+    return [
+        f"- `{run.question}` ({run.model}) {run.status}: {' '.join((run.error or 'no error recorded').split())[:300]}"
+        for run in report.runs
+        if run.status != "completed"
+    ]
+
+
 def docs_page(evals: Sequence[Kept]) -> str:
     """The whole of docs/quality.md."""
     lines = [
@@ -186,6 +195,8 @@ def docs_page(evals: Sequence[Kept]) -> str:
     ]
     for kept in evals:
         lines += ["", f"## `{kept.name}`, question by question", "", provenance(kept), "", *question_table(kept.report)]
+        if failed := failures(kept.report):
+            lines += ["", "Runs that did not complete:", "", *failed]
     return "\n".join(lines) + "\n"
 
 

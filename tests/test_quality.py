@@ -154,6 +154,24 @@ class TestRunAndRender:
         assert [r["run_id"] for r in after["runs"]] == [r["run_id"] for r in before["runs"]]
         assert after["meta"]["command"] == before["meta"]["command"] and "rescored" in after["meta"]
 
+    def test_failed_runs_are_explained(self, project: Path, tmp_path: Path) -> None:
+        """A run that failed is listed under its question's table with its error, and counts 0 in completed."""
+        write_script(project, "model", [{"text": "not an answer"}] * 12)
+        folder = tmp_path / "kept"
+        quality.run_eval(
+            "broken",
+            workflow=project / "review.yaml",
+            evalset=project / "set.yaml",
+            models=["scripted:model.yaml"],
+            folder=folder,
+            limit=1,
+        )
+        page = quality.docs_page(quality.load_kept(folder))
+        assert (
+            "Runs that did not complete:\n\n- `adapters` (scripted:model.yaml) failed: step 'research' failed" in page
+        )
+        assert "| completed | 0.00 (1) |" in page
+
     def test_markers_are_required(self) -> None:
         """A README without the markers is an error naming them, not a silent no-op."""
         with pytest.raises(ValueError, match="quality:begin"):
