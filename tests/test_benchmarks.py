@@ -18,18 +18,23 @@ from benchmarks import SCENARIOS, report  # noqa: E402  (needs the path above)
 from benchmarks.__main__ import main  # noqa: E402
 
 
-def numbers(value: Any) -> Iterator[float]:
-    """Every number in a figures structure (None marks a figure that was not available)."""
+def numbers(value: Any, path: str = "") -> Iterator[tuple[str, float]]:
+    """Every number in a figures structure, with the path of keys it is under (None marks a figure not available)."""
     if isinstance(value, bool):
         return
     if isinstance(value, int | float):
-        yield float(value)
+        yield path, float(value)
     elif isinstance(value, dict):
-        for item in value.values():
-            yield from numbers(item)
+        for name, item in value.items():
+            yield from numbers(item, f"{path}.{name}")
     elif isinstance(value, list):
         for item in value:
-            yield from numbers(item)
+            yield from numbers(item, path)
+
+
+SIGNED = ("exponent", "growth")
+"""Figures that may be zero or negative on a loaded machine at smoke size: fitted growth exponents and
+memory growth. Every other figure is a duration, a count, a size or a ratio of them."""
 
 
 NEEDS_LOCAL_MODEL = {"local_model"}
@@ -43,12 +48,15 @@ def figures() -> dict[str, Any]:
 
 
 class TestScenarios:
-    def test_every_figure_is_finite_and_positive(self, figures: dict[str, Any]) -> None:
-        """Each scenario yields numbers, all finite and positive."""
+    def test_every_figure_is_well_formed(self, figures: dict[str, Any]) -> None:
+        """Each scenario yields numbers, all finite; none negative but fitted exponents and memory growth
+        (a time can measure 0 at the timer's resolution on a loaded machine: no timing relation is asserted)."""
         for name, figs in figures.items():
             values = list(numbers(figs))
             assert values, name
-            assert all(math.isfinite(v) and v > 0 for v in values), (name, values)
+            assert all(math.isfinite(v) for _, v in values), (name, values)
+            wrong = [(k, v) for k, v in values if v < 0 and not any(part in k for part in SIGNED)]
+            assert wrong == [], (name, wrong)
 
     def test_overhead_rows(self, figures: dict[str, Any]) -> None:
         """Per-step overhead has one row per chain length, with the scheduler and the traced engines."""
