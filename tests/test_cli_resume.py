@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from durable_projects import (
     LOOP_CHATS,
@@ -28,6 +30,8 @@ from durable_projects import (
     write_loop_project,
     write_waiting_project,
 )
+from projects import isolated_home
+from rolegraph.cli import app
 from rolegraph.durability.resume import resume
 from rolegraph.durability.store import RunStore
 from rolegraph.traces.sinks import read_jsonl
@@ -244,3 +248,51 @@ class TestInterrupts:
         (marks / "release").write_text("")
         resumed = rolegraph("resume", only_run(home).name, "--json", "--quiet", home=home, DURABLE_TEST_DIR=str(marks))
         assert (resumed.returncode, json.loads(resumed.stdout)["status"]) == (0, "completed")
+
+
+class TestDamagedRunStore:
+    @pytest.fixture
+    def completed(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        """The folder of a completed run of the looping project (run in-process, under its own home)."""
+        home = isolated_home(tmp_path, monkeypatch)
+        result = CliRunner().invoke(app, ["run", str(write_loop_project(tmp_path / "project")), "--json", "--quiet"])
+        assert result.exit_code == 0, result.output
+        return only_run(home)
+
+    @pytest.mark.parametrize("how", ["garbage", "truncated", "empty"])
+    @pytest.mark.parametrize("command", ["resume", "replay"])
+    def test_a_damaged_run_store_is_one_line_and_exit_2(self, how: str, command: str, completed: Path) -> None:
+        """A garbage, cut-short or empty run.sqlite: resume and replay print one line naming the file, exit 2."""
+        store = completed / "run.sqlite"
+        data = store.read_bytes()
+        store.write_bytes({"garbage": bytes(255 - b for b in data), "truncated": data[:5000], "empty": b""}[how])
+        result = CliRunner().invoke(app, [command, completed.name])
+        assert result.exit_code == 2, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert len(result.stderr.splitlines()) == 1 and str(store) in result.stderr, result.stderr
+
+    def test_a_summary_that_is_not_utf8_is_one_line_and_exit_2(self, completed: Path) -> None:
+        """Resuming a completed run whose run.json is not UTF-8: one line naming run.json, exit 2."""
+        (completed / "run.json").write_bytes(b'{"run_id": "\xff"}')
+        result = CliRunner().invoke(app, ["resume", completed.name])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"error {completed / 'run.json'}: not UTF-8")
+        assert len(result.stderr.splitlines()) == 1
+
+    def test_a_damaged_trace_stops_a_resume_before_it_writes(self, completed: Path) -> None:
+        """A failed run whose trace is damaged is not resumed: one line, exit 2, and its files are left as they were."""
+        (completed / "run.json").write_text(
+            json.dumps({**json.loads((completed / "run.json").read_text()), "status": "failed"})
+        )
+        with sqlite3.connect(completed / "run.sqlite") as db:
+            (record,) = db.execute("SELECT record FROM run").fetchone()
+            db.execute("UPDATE run SET record = ?", (json.dumps({**json.loads(record), "status": "failed"}),))
+        db.close()
+        with (completed / "trace.jsonl").open("ab") as f:
+            f.write(b"[1, 2]\n")
+        before = {p.name: p.read_bytes() for p in completed.iterdir() if p.is_file() and p.suffix != ".lock"}
+        result = CliRunner().invoke(app, ["resume", completed.name])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"error {completed / 'trace.jsonl'}, line ")
+        after = {p.name: p.read_bytes() for p in completed.iterdir() if p.is_file() and p.suffix != ".lock"}
+        assert after == before

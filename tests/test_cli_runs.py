@@ -125,6 +125,7 @@ class TestRuns:
             "cost_usd",
             "run_dir",
             "lineage",
+            "problem",
         }
         assert (rows[0]["workflow"], rows[0]["status"], rows[0]["cost_usd"]) == ("review", "completed", 0.0)
         assert rows[0]["input_tokens"] > 0 and rows[0]["output_tokens"] > 0
@@ -306,3 +307,70 @@ class TestTraceExport:
         result = cli("trace", "export", run(project), "--format", "zipkin")
         assert result.exit_code == 2
         assert "'zipkin' is not one of 'otlp-json', 'jsonl'" in result.stderr
+
+
+DAMAGED_LINES = {
+    "invalid UTF-8": b'{"event": "event", "name": "caf\xe9", "attributes": {}}',
+    "not an object": b'"just a string"',
+    "no span_id": b'{"event": "span_start", "kind": "chat", "name": "x", "start_time": 1}',
+    "attributes not an object": b'{"event": "span_end", "span_id": "z", "kind": "chat", "name": "x", "start_time": 1,'
+    b' "status": "ok", "attributes": 7}',
+    "name not a string": b'{"event": "span_start", "span_id": "z", "kind": "chat", "name": ["x"], "start_time": 1}',
+}
+
+
+class TestDamagedRun:
+    @pytest.mark.parametrize("damage", list(DAMAGED_LINES), ids=list(DAMAGED_LINES))
+    def test_one_damaged_trace_breaks_nothing_else(self, damage: str, project: Path, home: Path) -> None:
+        """`runs` lists a damaged run as damaged with why and the others as usual; trace, export and diff
+        on it exit 2 with one line naming the file and line."""
+        good, bad = run(project), run(project)
+        trace = home / "runs" / bad / "trace.jsonl"
+        lines = trace.read_bytes().count(b"\n")
+        with trace.open("ab") as f:
+            f.write(DAMAGED_LINES[damage] + b"\n")
+        listed = cli("runs")
+        assert listed.exit_code == 0, listed.output
+        rows = {line.split()[0]: line.split()[2] for line in listed.stdout.splitlines()[1:]}
+        assert rows == {good: "completed", bad: "damaged"}
+        assert listed.stderr.startswith(f"damaged {bad}: trace.jsonl, line {lines + 1}: ")
+        assert len(listed.stderr.splitlines()) == 1
+        assert {r["run_id"]: r["status"] for r in runs_json()} == {good: "completed", bad: "damaged"}
+        for command in (["trace", bad], ["trace", "export", bad], ["trace", "diff", good, bad]):
+            result = cli(*command)
+            assert result.exit_code == 2, (command, result.output)
+            assert result.stderr.startswith(f"error {trace}, line {lines + 1}: "), result.stderr
+            assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+        assert cli("trace", good).exit_code == 0 and cli("trace", "export", good).exit_code == 0
+
+    def test_a_run_id_with_path_syntax_finds_no_run(self, project: Path, home: Path) -> None:
+        """A run argument is matched against run folders' names; a folder not named by a run id is no run."""
+        run(project)
+        (home / "runs" / "notes").mkdir()
+        for argument in ("../runs", "notes", "/etc"):
+            result = cli("trace", argument)
+            assert result.exit_code == 2 and result.stderr.startswith(f"error no run {argument!r}")
+
+
+class TestPrune:
+    def test_an_age_past_the_calendar_deletes_nothing(self, project: Path, home: Path) -> None:
+        """`--older-than 99999999999d` is older than any run: nothing is deleted, no traceback."""
+        run_id = run(project)
+        result = cli("runs", "prune", "--older-than", "99999999999d")
+        assert (result.exit_code, result.stdout) == (0, "")
+        assert result.stderr.startswith("deleted 0 run(s) started before ")
+        assert (home / "runs" / run_id).is_dir()
+
+    def test_a_symlinked_run_is_reported_as_skipped(self, project: Path, home: Path, tmp_path: Path) -> None:
+        """A run folder that is a symbolic link is listed as skipped (kept, target and all), not as deleted."""
+        linked, plain = run(project), run(project)
+        target = tmp_path / "kept" / linked
+        target.parent.mkdir()
+        (home / "runs" / linked).rename(target)
+        (home / "runs" / linked).symlink_to(target)
+        result = cli("runs", "prune", "--older-than", "0s")
+        assert result.exit_code == 0, result.output
+        assert result.stdout == f"{plain}\n"
+        assert f"skipped {linked}: its folder is a symbolic link" in result.stderr
+        assert "deleted 1 run(s), skipped 1 started before" in result.stderr
+        assert (home / "runs" / linked).is_symlink() and (target / "run.json").is_file()

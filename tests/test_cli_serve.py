@@ -15,19 +15,22 @@ import uvicorn
 from typer.testing import CliRunner
 
 from rolegraph.cli import app
-from rolegraph.cli.serve import can_show_pages, is_loopback
+from rolegraph.cli.serve import allowed_hosts, can_show_pages, is_loopback
 
 
 class TestServe:
-    def test_serves_the_runs_of_the_home(self, tmp_path: Path) -> None:
-        """`serve --port 0 --no-open` binds 127.0.0.1, says where, answers the API, and stops on Ctrl-C."""
+    @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2"])
+    def test_serves_the_runs_of_the_home(self, host: str, tmp_path: Path) -> None:
+        """`serve --port 0 --no-open` binds the loopback address it is given (127.0.0.1 by default), says where,
+        answers the API to requests naming that address, and stops on Ctrl-C."""
         env = {**os.environ, "ROLEGRAPH_HOME": str(tmp_path / "home")}
         command = [sys.executable, "-m", "rolegraph", "serve", "--port", "0", "--no-open"]
+        command += [] if host == "127.0.0.1" else ["--host", host]
         with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as process:
             try:
                 assert process.stderr is not None
                 line = process.stderr.readline()
-                match = re.search(r"rolegraph viewer on (http://127\.0\.0\.1:\d+/)", line)
+                match = re.search(rf"rolegraph viewer on (http://{re.escape(host)}:\d+/)", line)
                 assert match, line
                 response = httpx.get(match[1] + "api/runs", timeout=10)
                 assert (response.status_code, response.json()) == (200, {"runs": []})
@@ -74,6 +77,11 @@ class TestServe:
     def test_loopback_hosts(self, host: str, loopback: bool) -> None:
         """Only loopback addresses count as local; anything else gets the warning and open host checks."""
         assert is_loopback(host) is loopback
+
+    def test_the_bound_address_is_an_allowed_host(self) -> None:
+        """The Host check accepts the address the viewer binds, besides the usual loopback names."""
+        assert allowed_hosts("127.0.0.2") == ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2")
+        assert allowed_hosts("::1") == ("127.0.0.1", "localhost", "::1", "[::1]")
 
     @pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="there, a browser can always open")
     def test_pages_open_only_on_a_desktop(self, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 ```
 RolegraphError                      base of everything rolegraph raises on purpose
+├── DamagedFileError                a file rolegraph wrote and reads back is damaged (names file, line, field)
 ├── SpecError                       a workflow file is invalid (carries every problem found)
 ├── GraphError                      the compiled graph is invalid (cycles, unknown steps), a SpecError
 ├── LibraryError                    a library folder or note is malformed, a SpecError (names file and line)
@@ -31,6 +32,7 @@ from typing import Any
 __all__ = [
     "AgentError",
     "BudgetExceeded",
+    "DamagedFileError",
     "GraphError",
     "LibraryError",
     "ModelError",
@@ -49,6 +51,33 @@ __all__ = [
 
 class RolegraphError(Exception):
     """Base class of every error rolegraph raises on purpose."""
+
+
+class DamagedFileError(RolegraphError):
+    """A file rolegraph wrote and reads back (a trace, a run summary, a run store, an eval manifest)
+    cannot be read: cut short, bytes changed, or a value of the wrong type.
+
+    Attributes:
+        path: The file.
+        reason: What is wrong, naming the field when one is at fault.
+        line: The 1-based line, for line-based files (a trace).
+        advice: What the user can do about it.
+    """
+
+    def __init__(self, path: Path, reason: str, *, line: int | None = None, advice: str = "") -> None:
+        self.path = path
+        self.reason = reason
+        self.line = line
+        self.advice = advice
+        super().__init__(self.describe())
+
+    def describe(self, base: Path | None = None) -> str:
+        """The message, with the file named relative to `base` when it is inside it (no local paths)."""
+        path = self.path
+        if base is not None and path.is_relative_to(base):
+            path = path.relative_to(base)
+        where = f"{path}, line {self.line}" if self.line is not None else str(path)
+        return f"{where}: {self.reason}" + (f"; {self.advice}" if self.advice else "")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rolegraph.durability.store import JournalEntry, RunStore
-from rolegraph.errors import ResumeError
+from rolegraph.errors import DamagedFileError, ResumeError
 from rolegraph.layout import STORE_FILE
 from rolegraph.models.model import Usage
 from rolegraph.runtime.run_info import RunInfo
@@ -125,3 +125,46 @@ class TestRecord:
             RunStore.open_existing(tmp_path / "elsewhere")
         with pytest.raises(ResumeError, match="never started"):
             store.record()
+
+
+def damage(path: Path, how: str) -> None:
+    """Damage a run store file the way a disk, a copy or a user might."""
+    data = path.read_bytes()
+    if how == "garbage":
+        path.write_bytes(bytes((i * 37 + 11) % 256 for i in range(len(data))))
+    elif how == "truncated":
+        path.write_bytes(data[: len(data) // 3])
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "bad record":
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE run SET record = '{\"run_id\": 5}'")
+        db.close()
+    elif how == "bad result":
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE calls SET result = 'not json'")
+        db.close()
+
+
+class TestDamagedStore:
+    @pytest.mark.parametrize("how", ["garbage", "truncated", "empty", "bad record", "bad result"])
+    def test_a_damaged_store_raises_one_error_naming_it(self, how: str, tmp_path: Path) -> None:
+        """Garbage, a cut-short file, an empty file, or rows that do not decode: DamagedFileError naming the file
+        and what to do, from opening (read-only or not) or reading the record, never SQLite's or JSON's errors."""
+        store = RunStore(tmp_path / STORE_FILE)
+        store.write_record(RunInfo(run_id="20261101-120000-aaaaaa", workflow="w"))
+        store.save(checkpoint(a={"x": 1}))
+        store.put(JournalEntry(call_id="a#1/chat/1", step_id="a", kind="chat", result={"text": "t"}))
+        store.close()
+        (tmp_path / f"{STORE_FILE}-wal").unlink(missing_ok=True)
+        damage(tmp_path / STORE_FILE, how)
+        for read_only in (True, False):
+            with pytest.raises((DamagedFileError, ResumeError)) as raised:
+                opened = RunStore.open_existing(tmp_path, read_only=read_only)
+                opened.record(), opened.load(), opened.entries()
+            message = str(raised.value)
+            assert str(tmp_path / STORE_FILE) in message and "\n" not in message
+            if isinstance(raised.value, ResumeError):  # writable, an empty file is a new store without a record
+                assert (how, read_only) == ("empty", False) and "holds no run record" in message
+            else:
+                assert "run the workflow again" in message

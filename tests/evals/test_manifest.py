@@ -66,7 +66,7 @@ class TestManifestFile:
 
     def test_find_eval(self, home: Path) -> None:
         """An eval is found by id, unique prefix or ``last``; an unknown one is an error naming the ref."""
-        older, newer = eval_dir(home, "20260101-000000-aa"), eval_dir(home, "20260102-000000-bb")
+        older, newer = eval_dir(home, "20260101-000000-aaaaaa"), eval_dir(home, "20260102-000000-bbbbbb")
         for folder in (older, newer):
             EvalManifest(eval_id=folder.name, path=folder / MANIFEST_FILE).write()
         assert find_eval(home, "last") == newer
@@ -75,6 +75,28 @@ class TestManifestFile:
             find_eval(home, "nope")
         with pytest.raises(ManifestError, match="2 evals"):
             find_eval(home, "2026")
+
+    @pytest.mark.parametrize(
+        ("content", "expected"),
+        [
+            ({"runs": [{"question": "q", "column": 0, "repeat": 1, "run_id": "../../../x"}]}, "is not a run id"),
+            ({"eval_id": "20260101-000000-bbbbbb"}, "names eval '20260101-000000-bbbbbb', not its folder's"),
+            (b'{"eval_id": "\xff"}', "is not a readable eval manifest"),
+            ({"runs": 5}, "is not a readable eval manifest (runs: "),
+        ],
+        ids=["run id with path syntax", "another eval's id", "not UTF-8", "runs not a list"],
+    )
+    def test_a_damaged_manifest_is_one_line_naming_it(self, content: Any, expected: str, home: Path) -> None:
+        """A manifest whose run ids are not run ids, that names another eval, is not UTF-8 or has a field of the
+        wrong type is refused in one line naming the file: no id read from it reaches a path."""
+        folder = eval_dir(home, "20260101-000000-aaaaaa")
+        folder.mkdir(parents=True)
+        data = content if isinstance(content, bytes) else json.dumps({"eval_id": folder.name, **content}).encode()
+        (folder / MANIFEST_FILE).write_bytes(data)
+        with pytest.raises(ManifestError) as raised:
+            EvalManifest.load(folder)
+        assert expected in str(raised.value) and str(folder / MANIFEST_FILE) in str(raised.value)
+        assert "\n" not in str(raised.value)
 
     async def test_other_plan_refused(self, project: Path, home: Path) -> None:
         """Resuming with other columns or repeats than the manifest planned is refused."""

@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 from rolegraph.cli import app
 from rolegraph.traces._rows import Context
 from rolegraph.traces.pricing import PriceTable
-from rolegraph.traces.store import StoreSink, TraceStore
+from rolegraph.traces.store import TraceStore, open_index
+from rolegraph.traces.store_sink import StoreSink
 
 Records = list[dict[str, Any]]
 
@@ -56,6 +57,7 @@ class TestImport:
             "output_tokens": 600,
             "cost_usd": pytest.approx(0.00084),
             "run_dir": str(folder),
+            "problem": None,
         }
         assert row.ended is not None
 
@@ -163,6 +165,96 @@ class TestDelete:
         assert not old.exists() and new.exists()
         assert [r.run_id for r in store.list_runs()] == ["20261120-000000-bbbbbb"]
         assert store.spans("20261001-000000-aaaaaa") == []
+
+
+class TestDamagedRuns:
+    async def test_a_damaged_run_is_listed_as_damaged_with_why(
+        self, store: TraceStore, runs: Path, make_run: Any, make_records: Any
+    ) -> None:
+        """A run whose trace cannot be read is indexed as damaged with its file, line and field; others as usual."""
+        good = make_run(runs, await make_records("20261101-120000-aaaaaa"))
+        bad = make_run(runs, await make_records("20261102-120000-bbbbbb"))
+        with (bad / "trace.jsonl").open("ab") as f:
+            f.write(b'{"event": "span_start", "kind": "chat", "name": "x", "start_time": 1}\n')
+        store.sync(runs)
+        rows = {row.run_id: row for row in store.list_runs()}
+        assert rows[good.name].status == "completed" and rows[good.name].problem is None
+        damaged = rows[bad.name]
+        assert (damaged.status, damaged.input_tokens, damaged.cost_usd) == ("damaged", 0, None)
+        assert damaged.problem is not None
+        assert damaged.problem.startswith("trace.jsonl, line 27: field `span_id` is missing; ")
+        assert store.spans(bad.name) == []
+        (bad / "trace.jsonl").write_text((good / "trace.jsonl").read_text().replace(good.name, bad.name))
+        store.sync(runs)  # repaired: read again, as a run
+        assert store.run(bad.name).status == "completed"  # type: ignore[union-attr]
+
+    async def test_a_summary_naming_another_run_is_damage(
+        self, store: TraceStore, runs: Path, make_run: Any, make_records: Any
+    ) -> None:
+        """A run.json whose run_id is not its folder's name makes the run damaged: a run's id is its folder's."""
+        folder = make_run(runs, await make_records("20261101-120000-aaaaaa"))
+        (folder / "run.json").write_text(json.dumps({"run_id": "../../../x", "status": "completed"}))
+        row = store.import_run(folder)
+        assert row.run_id == folder.name and row.status == "damaged"
+        assert "field `run_id` names another run" in (row.problem or "")
+
+    async def test_folders_not_named_by_a_run_id_are_not_runs(
+        self, store: TraceStore, runs: Path, make_run: Any, make_records: Any
+    ) -> None:
+        """`sync` indexes only folders named by a run id; a row with another id never comes out of the index."""
+        folder = make_run(runs, await make_records("20261101-120000-aaaaaa"))
+        folder.rename(runs / "not-a-run")
+        assert store.sync(runs) == []
+        with sqlite3.connect(store.path) as db:
+            db.execute("INSERT INTO runs (run_id, status, started, run_dir) VALUES ('../../x', 'completed', 1, '/')")
+        db.close()
+        assert store.list_runs() == []
+
+    async def test_a_damaged_index_is_set_aside_and_rebuilt(self, runs: Path, make_run: Any, make_records: Any) -> None:
+        """An index.sqlite that is not a database any more is moved to index.sqlite.damaged and rebuilt."""
+        make_run(runs, await make_records("20261101-120000-aaaaaa"))
+        index = runs.parent / "index.sqlite"
+        index.write_bytes(b"this is not a database, whatever it was" * 200)
+        with open_index(runs.parent, PriceTable()) as store:
+            assert [row.run_id for row in store.list_runs()] == ["20261101-120000-aaaaaa"]
+        assert (runs.parent / "index.sqlite.damaged").read_bytes().startswith(b"this is not")
+
+
+class TestPrune:
+    async def test_a_symlinked_run_folder_is_skipped_never_followed(
+        self, store: TraceStore, runs: Path, make_run: Any, make_records: Any, tmp_path: Path
+    ) -> None:
+        """A run folder that is a symbolic link is reported as skipped; neither the link nor its target goes."""
+        elsewhere = tmp_path / "elsewhere"
+        target = make_run(elsewhere, await make_records("20261001-000000-aaaaaa"))
+        (runs / target.name).symlink_to(target)
+        plain = make_run(runs, await make_records("20261002-000000-bbbbbb"))
+        for folder in (target, plain):
+            summary = json.loads((folder / "run.json").read_text())
+            (folder / "run.json").write_text(json.dumps({**summary, "started": "2026-10-01T00:00:00+00:00"}))
+        store.sync(runs)
+        pruned = store.prune(dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+        assert [r.run_id for r in pruned.deleted] == [plain.name]
+        assert [(r.run_id, why.split(",")[0]) for r, why in pruned.skipped] == [
+            (target.name, "its folder is a symbolic link")
+        ]
+        assert (runs / target.name).is_symlink() and (target / "trace.jsonl").is_file() and not plain.exists()
+        assert [r.run_id for r in store.list_runs()] == [target.name]
+
+    async def test_an_index_row_never_names_the_folder_to_delete(
+        self, store: TraceStore, runs: Path, make_run: Any, make_records: Any, tmp_path: Path
+    ) -> None:
+        """Prune deletes runs/<run_id> beside the index, whatever folder the row names."""
+        victim = make_run(tmp_path / "victim", await make_records("20261001-000000-aaaaaa"))
+        with sqlite3.connect(store.path) as db:
+            db.execute(
+                "INSERT INTO runs (run_id, status, started, run_dir) VALUES (?, 'completed', 1, ?)",
+                (victim.name, str(victim)),
+            )
+        db.close()
+        pruned = store.prune(dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+        assert [r.run_id for r in pruned.deleted] == [victim.name]  # its row is forgotten ...
+        assert (victim / "trace.jsonl").is_file()  # ... and the folder it named is untouched
 
 
 class _GatedStore(TraceStore):

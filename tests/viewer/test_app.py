@@ -209,6 +209,43 @@ class TestSpan:
         assert client.get("/api/runs/..%2F..%2Fetc").status_code == 404
         assert client.get("/api/runs/.hidden/stamp").status_code == 404
 
+    def test_a_folder_not_named_by_a_run_id_is_no_run(self, recorded: Recorded, tmp_path: Path) -> None:
+        """Run routes answer only for folders named by a run id: a copy under another name is not served."""
+        home = tmp_path / "home"
+        shutil.copytree(recorded[1].run_dir, home / "runs" / "my-notes")
+        with TestClient(create_app(home), base_url="http://127.0.0.1:8765") as client:
+            assert get(client, "/api/runs")["runs"] == []
+            assert client.get("/api/runs/my-notes").status_code == 404
+            assert client.get("/api/runs/my-notes/stamp").status_code == 404
+
+
+class TestDamagedRun:
+    @pytest.mark.parametrize(
+        "line",
+        [b'{"x": "\xff"}', b"[1]", b'{"event": "span_start", "kind": "chat", "name": "x", "start_time": 1}'],
+        ids=["invalid UTF-8", "not an object", "no span_id"],
+    )
+    def test_a_damaged_run_is_listed_with_why_and_the_others_as_usual(
+        self, line: bytes, recorded: Recorded, tmp_path: Path
+    ) -> None:
+        """`/api/runs` lists a damaged run as damaged with its problem (no local path); its routes answer 422."""
+        _, demo, untrusted = recorded
+        home = tmp_path / "home"
+        good, bad = copy_run(demo, home), copy_run(untrusted, home)
+        with (bad / "trace.jsonl").open("ab") as f:
+            f.write(line + b"\n")
+        with TestClient(create_app(home), base_url="http://127.0.0.1:8765") as client:
+            runs = {r["run_id"]: r for r in get(client, "/api/runs")["runs"]}
+            assert {k: r["status"] for k, r in runs.items()} == {good.name: "completed", bad.name: "damaged"}
+            assert runs[good.name]["problem"] is None
+            problem = runs[bad.name]["problem"]
+            assert problem.startswith("trace.jsonl, line ") and str(tmp_path) not in problem
+            for url in (f"/api/runs/{bad.name}", f"/api/runs/{bad.name}/stamp", f"/api/runs/{bad.name}/spans/x"):
+                response = client.get(url)
+                assert response.status_code == 422, url
+                assert response.json() == {"error": problem, "damaged": True}
+            assert get(client, f"/api/runs/{good.name}")["status"] == "completed"
+
 
 class TestLive:
     def test_a_running_run_updates(self, recorded: Recorded, tmp_path: Path) -> None:

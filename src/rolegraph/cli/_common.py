@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -15,11 +16,11 @@ from rich.markup import escape
 
 from rolegraph import __version__
 from rolegraph.cli._style import StyledGroup
-from rolegraph.errors import ModelNotAvailableError, RolegraphError, SpecError
-from rolegraph.layout import Home, RunFolder
+from rolegraph.errors import DamagedFileError, ModelNotAvailableError, RolegraphError, SpecError
+from rolegraph.layout import Home, RunFolder, is_run_id
 from rolegraph.runtime.executor import ExecutorFactory
 from rolegraph.traces.pricing import PricesError, PriceTable
-from rolegraph.traces.store import TraceStore
+from rolegraph.traces.store import TraceStore, open_index
 from rolegraph.workflow import Workflow
 from rolegraph.workflows.spec import Budget
 
@@ -143,11 +144,14 @@ def run_async(work: Coroutine[Any, Any, T], *, error_exit: int, on_interrupt: Ca
         return asyncio.run(_cancellable(work))
     except SpecError as exc:
         raise report_spec_error(exc) from None
+    except DamagedFileError as exc:
+        err.print(f"[red]error[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     except ModelNotAvailableError as exc:  # a missing key, package, file or server: setup, so bad input
-        err.print(f"[red]error[/] {escape(str(exc))}")
+        err.print(f"[red]error[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except RolegraphError as exc:
-        err.print(f"[red]error[/] {escape(str(exc))}")
+        err.print(f"[red]error[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(error_exit) from None
     except (KeyboardInterrupt, asyncio.CancelledError):
         err.print("[yellow]interrupted[/]")
@@ -219,9 +223,13 @@ def run_started(run_dir: Path) -> str:
 
 
 def find_run(run_id: str) -> Path:
-    """The folder of run `run_id` (an id, a unique prefix or ``last``); exit 2 if there is none."""
+    """The folder of run `run_id` (an id, a unique prefix or ``last``); exit 2 if there is none.
+
+    Only folders named by a run id are runs: the argument is matched against their names, so it
+    never reaches a path itself.
+    """
     runs = Home.from_env().runs
-    candidates = sorted(p for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []
+    candidates = sorted(p for p in runs.glob("*") if p.is_dir() and is_run_id(p.name)) if runs.is_dir() else []
     if run_id == "last" and candidates:
         # Ids only have whole seconds before their random suffix: runs of one second sort at random by name.
         return max(candidates, key=lambda p: (run_started(p), p.name))
@@ -229,8 +237,18 @@ def find_run(run_id: str) -> Path:
     if len(matches) == 1:
         return matches[0]
     problem = f"no run {run_id!r} in {runs}" if not matches else f"{run_id!r} is ambiguous"
-    err.print(f"[red]error[/] {escape(problem)}")
+    err.print(f"[red]error[/] {escape(problem)}", soft_wrap=True)
     raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@contextmanager
+def damage_exits() -> Iterator[None]:
+    """Inside: a damaged run file (`DamagedFileError`) becomes one line on stderr and exit 2."""
+    try:
+        yield
+    except DamagedFileError as exc:
+        err.print(f"[red]error[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 RunArgument = Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix, or 'last').")]
@@ -262,12 +280,5 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
 
 
 def open_store(prices: Path | None = None) -> TraceStore:
-    """The run index, brought up to date with the run folders (new, changed, crashed or deleted runs)."""
-    home = Home.from_env()
-    store = TraceStore(home.index, prices=load_prices(prices))
-    try:
-        store.sync(home.runs)
-    except BaseException:
-        store.close()
-        raise
-    return store
+    """The run index, brought up to date with the run folders (new, changed, crashed, damaged or deleted runs)."""
+    return open_index(Home.from_env().path, load_prices(prices))

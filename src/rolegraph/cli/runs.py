@@ -23,8 +23,11 @@ from rolegraph.cli._common import (
     read_run_json,
 )
 from rolegraph.layout import home_dir
-from rolegraph.traces.store import RunRow
+from rolegraph.traces.store import DAMAGED, RunRow
 from rolegraph.viewer.lineage import Lineage, read_lineage
+
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+"""The cut of an age longer than dates go back: no run started before it."""
 
 runs_app = typer.Typer(help="List runs (`rolegraph runs`) or delete old ones (`runs prune`).")
 app.add_typer(runs_app, name="runs")
@@ -67,6 +70,7 @@ def runs(
         "cancelled": "yellow",
         "unfinished": "yellow",
         "budget_exceeded": "magenta",
+        DAMAGED: "red",
     }
     for row, lineage in zip(rows, lineages, strict=True):
         status = lineage.status(row.status)  # a replay that stopped at a divergence did its job: not "failed"
@@ -78,15 +82,19 @@ def runs(
             shown,
             _when(row.started),
             "-" if row.duration_s is None else f"{row.duration_s:.1f}s",
-            f"{row.input_tokens}+{row.output_tokens}",
-            format_cost(row.cost_usd),
+            "-" if row.status == DAMAGED else f"{row.input_tokens}+{row.output_tokens}",
+            "-" if row.status == DAMAGED else format_cost(row.cost_usd),
         )
     out.print(table)
+    for row in rows:
+        if row.problem is not None:
+            err.print(f"[red]damaged[/] {row.run_id}: {escape(row.problem)}", soft_wrap=True)
     if not rows:
         err.print(f"no runs in {escape(str(home_dir() / 'runs'))}")
 
 
-def _parse_age(text: str) -> dt.timedelta:
+def _parse_age(text: str) -> dt.timedelta | None:
+    """The age `text` gives (None: longer than a date can go back, so no run is that old); exit 2 if malformed."""
     units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
     if match is None:
@@ -95,7 +103,10 @@ def _parse_age(text: str) -> dt.timedelta:
             f" got {escape(repr(text))}"
         )
         raise typer.Exit(EXIT_BAD_INPUT)
-    return dt.timedelta(**{units[match[2]]: float(match[1])})
+    try:
+        return dt.timedelta(**{units[match[2]]: float(match[1])})
+    except OverflowError:
+        return None
 
 
 @runs_app.command("prune")
@@ -103,17 +114,25 @@ def runs_prune(
     older_than: Annotated[str, typer.Option("--older-than", help="Age, e.g. 30d, 12h, 2w.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
 ) -> None:
-    """Delete runs (their folders and index rows) started longer ago than --older-than."""
-    cut = dt.datetime.now(dt.UTC) - _parse_age(older_than)
+    """Delete runs (their folders and index rows) started longer ago than --older-than.
+
+    A run folder that is a symbolic link is never followed or removed: it is listed as skipped.
+    """
+    age = _parse_age(older_than)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        cut = now - age if age is not None else _EARLIEST
+    except OverflowError:
+        cut = _EARLIEST
     with open_store() as store:
-        if dry_run:
-            doomed = [r for r in store.list_runs(limit=None) if r.started is not None and r.started < cut.timestamp()]
-        else:
-            doomed = store.delete_runs(cut)
-    for row in doomed:
+        pruned = store.prune(cut, dry_run=dry_run)
+    for row in pruned.deleted:
         print(row.run_id)
+    for row, reason in pruned.skipped:
+        err.print(f"[yellow]skipped[/] {row.run_id}: {escape(reason)}", soft_wrap=True)
     verb = "would delete" if dry_run else "deleted"
-    err.print(f"{verb} {len(doomed)} run(s) started before {cut.strftime('%Y-%m-%d %H:%M:%S')} UTC")
+    skipped = f", skipped {len(pruned.skipped)}" if pruned.skipped else ""
+    err.print(f"{verb} {len(pruned.deleted)} run(s){skipped} started before {cut:%Y-%m-%d %H:%M:%S} UTC")
 
 
 def _lineage(row: RunRow) -> Lineage:

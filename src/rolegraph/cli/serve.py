@@ -16,7 +16,7 @@ from rolegraph.cli._common import PricesOption, app, err, load_prices
 from rolegraph.layout import home_dir
 from rolegraph.viewer.app import LOOPBACK_HOSTS, create_app
 
-__all__ = ["can_show_pages", "is_loopback", "serve"]
+__all__ = ["allowed_hosts", "can_show_pages", "is_loopback", "serve"]
 
 
 def can_show_pages() -> bool:
@@ -36,6 +36,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def allowed_hosts(host: str) -> tuple[str, ...]:
+    """The Host header values a viewer bound to the loopback address `host` answers: the usual loopback
+    names, and the address it was told to bind (``127.0.0.2`` is as local as ``127.0.0.1``)."""
+    bound = host.strip("[]")
+    return tuple(dict.fromkeys((*LOOPBACK_HOSTS, bound, f"[{bound}]" if ":" in bound else bound)))
 
 
 @app.command()
@@ -59,7 +66,7 @@ def serve(
             f"[yellow]warning[/] serving on {escape(host)}, not loopback: anyone who can reach this address"
             " can read every trace (prompts, tool results, page text). Use --host 127.0.0.1 to keep it local."
         )
-    viewer = create_app(home_dir(), load_prices(prices), allowed_hosts=LOOPBACK_HOSTS if loopback else ("*",))
+    viewer = create_app(home_dir(), load_prices(prices), allowed_hosts=allowed_hosts(host) if loopback else ("*",))
     server = uvicorn.Server(uvicorn.Config(viewer, host=host, port=port, log_level="warning"))
     shown = f"[{host}]" if ":" in host else host
 

@@ -18,17 +18,18 @@ from rolegraph.cli._common import (
     PricesOption,
     RunArgument,
     app,
+    damage_exits,
     err,
     find_run,
     format_cost,
     load_prices,
     out,
-    read_run_json,
 )
 from rolegraph.layout import RunFolder
 from rolegraph.traces.call_diff import CallLine, compare_calls
 from rolegraph.traces.diff import diff_runs
 from rolegraph.traces.export import to_otlp_json
+from rolegraph.traces.records import read_summary
 from rolegraph.traces.trace import SpanRecord, Trace
 from rolegraph.traces.usage import UsageTotal, roll_up
 
@@ -102,7 +103,8 @@ def trace_show(
 ) -> None:
     """Print a run's trace as a tree with durations, tokens and errors (`trace RUN` is short for this)."""
     path = RunFolder(find_run(run_id)).trace
-    recorded = Trace.load(path)
+    with damage_exits():
+        recorded = Trace.load(path)
     roots = recorded.roots
     if step is not None:
         roots = recorded.step_roots(step)
@@ -141,7 +143,9 @@ def trace_diff(
     prices: PricesOption = None,
 ) -> None:
     """Compare two runs step by step: status, visits, tool calls, outputs, tokens and time."""
-    difference = diff_runs(find_run(run_a), find_run(run_b), load_prices(prices))
+    folder_a, folder_b, price_table = find_run(run_a), find_run(run_b), load_prices(prices)
+    with damage_exits():
+        difference = diff_runs(folder_a, folder_b, price_table)
     if as_json:
         print(json.dumps(difference.as_dict(), indent=2, default=str))
         return
@@ -233,9 +237,10 @@ def trace_export(
     if format is ExportFormat.JSONL:
         data = path.read_bytes()
     else:
-        summary = read_run_json(run_dir)
-        resource = {"rolegraph.workflow": summary.get("workflow")}
-        document = to_otlp_json(Trace.load(path), str(summary.get("run_id") or run_dir.name), resource)
+        with damage_exits():
+            summary = read_summary(RunFolder(run_dir).summary)
+            recorded = Trace.load(path)
+        document = to_otlp_json(recorded, run_dir.name, {"rolegraph.workflow": summary.get("workflow")})
         data = (json.dumps(document, ensure_ascii=False) + "\n").encode()
     if output is None:
         sys.stdout.buffer.write(data)

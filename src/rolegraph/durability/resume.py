@@ -15,10 +15,8 @@ span, with a ``run_resumed`` event. A completed run is left as it is.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from rolegraph.durability.budget import BudgetMeter
 from rolegraph.durability.durable import run_durably
@@ -31,6 +29,7 @@ from rolegraph.runtime.run_info import RunInfo, file_hash
 from rolegraph.runtime.scheduler import StepListener
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.traces.pricing import PriceTable
+from rolegraph.traces.records import read_summary
 from rolegraph.traces.sinks import TraceSink
 from rolegraph.workflows.spec import Budget
 
@@ -61,6 +60,7 @@ async def resume(
     Raises:
         ResumeError: The folder holds no resumable run, its workflow file is gone, or the
             file changed (without `force`).
+        DamagedFileError: The run store, the trace or (of a completed run) ``run.json`` is damaged.
         SpecError: The workflow file no longer loads.
     """
     prepared = _prepare(run_dir, force=force)
@@ -100,7 +100,7 @@ def _prepare(run_dir: Path, *, force: bool) -> RunResult | tuple[RunInfo, Path, 
 
 def _finished(run_dir: Path, store: RunStore) -> RunResult:
     """The result of a completed run, from its store and ``run.json``."""
-    summary: dict[str, Any] = json.loads(RunFolder(run_dir).summary.read_text(encoding="utf-8"))
+    summary = read_summary(RunFolder(run_dir).summary)
     checkpoint = store.load()
     steps = checkpoint.states if checkpoint is not None else {}
     meter = BudgetMeter(Budget(), {}, PriceTable(), store.entries())
@@ -109,7 +109,7 @@ def _finished(run_dir: Path, store: RunStore) -> RunResult:
             steps[step_id].usage, steps[step_id].tool_calls = spent.usage, spent.tool_calls
     sources = SourceRegistry(store.sources())
     return RunResult(
-        run_id=summary["run_id"],
+        run_id=run_dir.name,
         status="completed",
         run_dir=run_dir,
         outputs={name: Path(path) for name, path in (summary.get("outputs") or {}).items()},

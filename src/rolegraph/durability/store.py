@@ -26,19 +26,25 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from rolegraph.durability.killpoints import KillPoints
-from rolegraph.errors import ResumeError
+from rolegraph.errors import DamagedFileError, ResumeError
 from rolegraph.layout import STORE_FILE, RunFolder
 from rolegraph.runtime.run_info import RunInfo
 from rolegraph.runtime.scheduler import Checkpoint, StepOutcome, StepState
 from rolegraph.tools.sources import Source
 
-__all__ = ["JournalEntry", "RunStore"]
+__all__ = ["DAMAGE_ADVICE", "JournalEntry", "RunStore"]
+
+DAMAGE_ADVICE = (
+    "the run store is damaged, so the run can be neither resumed nor replayed;"
+    " its trace and outputs are still readable; run the workflow again to redo it"
+)
 
 
 _SCHEMA = """
@@ -75,6 +81,10 @@ class JournalEntry(BaseModel):
 class RunStore:
     """A run's durable state (see the module docstring). Used from the event loop's thread only.
 
+    A store that cannot be read — not a database any more, cut short, a row that does not
+    decode — raises `DamagedFileError` (naming the file, and what to do) from the constructor
+    and every reading method, never SQLite's or JSON's own errors.
+
     Args:
         path: The database file.
         kill_points: Fault-injection hook for tests (``ROLEGRAPH_KILL_AT``); None in normal use.
@@ -95,6 +105,8 @@ class RunStore:
         self.path = path
         self.kill_points = kill_points
         self._redact: Callable[[Any], Any] = redact or (lambda value: value)
+        if read_only and path.is_file() and path.stat().st_size == 0:
+            raise DamagedFileError(path, "the file is empty (the run died while creating it)", advice=DAMAGE_ADVICE)
         if read_only:
             self._db = sqlite3.connect(
                 path.absolute().as_uri() + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False
@@ -102,21 +114,47 @@ class RunStore:
         else:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
-            if not read_only:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
-            if "request" not in columns and not read_only:  # a store from before request digests
-                self._db.execute("ALTER TABLE calls ADD COLUMN request TEXT")
-                columns.add("request")
+            with self._reading():
+                self._open(read_only=read_only)
         except BaseException:
             self._db.close()
             raise
+
+    def _open(self, *, read_only: bool) -> None:
+        """Create or migrate the tables (unless `read_only`), and load the journal's results."""
+        if not read_only:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
+        if "request" not in columns and not read_only:  # a store from before request digests
+            self._db.execute("ALTER TABLE calls ADD COLUMN request TEXT")
+            columns.add("request")
         self._request_column = "request" if "request" in columns else "NULL"
         self._cache: dict[str, Any] = {}
         for call_id, result in self._db.execute("SELECT call_id, result FROM calls"):
-            self._cache[call_id] = json.loads(result)
+            self._cache[str(call_id)] = json.loads(result)
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Inside: what a damaged store raises (SQLite's errors, undecodable rows) becomes `DamagedFileError`."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if any(word in str(exc) for word in ("locked", "busy")):
+                raise  # another process holds the database: not damage
+            raise DamagedFileError(self.path, f"{exc}", advice=DAMAGE_ADVICE) from None
+        except sqlite3.DatabaseError as exc:
+            raise DamagedFileError(self.path, f"{exc}", advice=DAMAGE_ADVICE) from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            reason = f"a {exc.title} row does not fit: {where or 'the value'}: {first['msg']}"
+            raise DamagedFileError(self.path, reason, advice=DAMAGE_ADVICE) from None
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:  # JSON, UTF-8, a value of the wrong type
+            raise DamagedFileError(
+                self.path, f"a row cannot be read ({type(exc).__name__}: {exc})"[:300], advice=DAMAGE_ADVICE
+            ) from None
 
     @classmethod
     def open_existing(
@@ -162,10 +200,11 @@ class RunStore:
         Raises:
             ResumeError: The store holds no record (the run died while starting).
         """
-        row = self._db.execute("SELECT record FROM run WHERE id = 1").fetchone()
-        if row is None:
-            raise ResumeError(f"{self.path}: the run store holds no run record; the run never started")
-        return RunInfo.model_validate_json(row[0])
+        with self._reading():
+            row = self._db.execute("SELECT record FROM run WHERE id = 1").fetchone()
+            if row is None:
+                raise ResumeError(f"{self.path}: the run store holds no run record; the run never started")
+            return RunInfo.model_validate_json(row[0])
 
     # Checkpoints (the scheduler's `Checkpointer`)
 
@@ -192,12 +231,16 @@ class RunStore:
 
     def load(self) -> Checkpoint | None:
         """The last scheduler checkpoint, or None if none was written."""
-        states = {step: StepState.model_validate_json(state) for step, state in self._db.execute("SELECT * FROM steps")}
-        if not states:
-            return None
-        fired = {(step, route): n for step, route, n in self._db.execute("SELECT * FROM routes")}
-        routed = {step: json.loads(c) for step, c in self._db.execute("SELECT * FROM routed")}
-        return Checkpoint(states=states, route_fired=fired, routed=routed)
+        with self._reading():
+            rows = self._db.execute("SELECT step_id, state FROM steps")
+            states = {str(step): StepState.model_validate_json(state) for step, state in rows}
+            if not states:
+                return None
+            fired = {
+                (step, route): n for step, route, n in self._db.execute("SELECT step_id, route, fired FROM routes")
+            }
+            routed = {step: json.loads(c) for step, c in self._db.execute("SELECT step_id, context FROM routed")}
+            return Checkpoint(states=states, route_fired=fired, routed=routed)
 
     def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
         """Record a finished item of a ``for_each`` step."""
@@ -209,8 +252,9 @@ class RunStore:
 
     def items(self, step_id: str, visit: int) -> dict[int, StepOutcome]:
         """The recorded items of one visit of a ``for_each`` step, by index."""
-        rows = self._db.execute("SELECT item, outcome FROM items WHERE step_id = ? AND visit = ?", (step_id, visit))
-        return {index: StepOutcome.model_validate_json(outcome) for index, outcome in rows}
+        with self._reading():
+            rows = self._db.execute("SELECT item, outcome FROM items WHERE step_id = ? AND visit = ?", (step_id, visit))
+            return {int(index): StepOutcome.model_validate_json(outcome) for index, outcome in rows}
 
     # The call journal
 
@@ -240,28 +284,32 @@ class RunStore:
         self._cache[entry.call_id] = json.loads(result)
         self._hit("journal")
 
-    def entries(self) -> Iterator[JournalEntry]:
+    def entries(self) -> list[JournalEntry]:
         """Every recorded call, in the order recorded."""
-        rows = self._db.execute(
-            "SELECT call_id, step_id, kind, model, input_tokens, output_tokens, result,"
-            f" {self._request_column} FROM calls ORDER BY seq"
-        )
-        for call_id, step_id, kind, model, tokens_in, tokens_out, result, request in rows:
-            yield JournalEntry(
-                call_id=call_id,
-                step_id=step_id,
-                kind=kind,
-                model=model,
-                input_tokens=tokens_in,
-                output_tokens=tokens_out,
-                result=json.loads(result),
-                request=None if request is None else json.loads(request),
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT call_id, step_id, kind, model, input_tokens, output_tokens, result,"
+                f" {self._request_column} FROM calls ORDER BY seq"
             )
+            return [
+                JournalEntry(
+                    call_id=call_id,
+                    step_id=step_id,
+                    kind=kind,
+                    model=model,
+                    input_tokens=tokens_in,
+                    output_tokens=tokens_out,
+                    result=json.loads(result),
+                    request=None if request is None else json.loads(request),
+                )
+                for call_id, step_id, kind, model, tokens_in, tokens_out, result, request in rows
+            ]
 
     def sources(self) -> list[Source]:
         """The sources the recorded tool calls returned, in the order they were recorded."""
         found: list[Source] = []
         for entry in self.entries():
             if entry.kind == "tool" and isinstance(entry.result, dict):
-                found += [Source.model_validate(s) for s in entry.result.get("sources") or ()]
+                with self._reading():
+                    found += [Source.model_validate(s) for s in entry.result.get("sources") or ()]
         return found

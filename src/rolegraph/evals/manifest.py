@@ -25,11 +25,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
 from rolegraph.errors import RolegraphError
 from rolegraph.evals.matrix import Column
-from rolegraph.layout import Home
+from rolegraph.layout import Home, is_run_id
 from rolegraph.runtime.run_info import file_hash
 
 __all__ = [
@@ -72,7 +72,15 @@ class PlannedRun(BaseModel):
     repeat: int
     """1-based."""
     run_id: str | None = None
+    """The run's id once it started; it names the run's folder, so it must have a run id's shape."""
     status: PlannedStatus = "pending"
+
+    @field_validator("run_id")
+    @classmethod
+    def _a_run_id(cls, value: str | None) -> str | None:
+        if value is not None and not is_run_id(value):
+            raise ValueError(f"{value[:80]!r} is not a run id")
+        return value
 
 
 class ColumnSpec(BaseModel):
@@ -147,11 +155,21 @@ class EvalManifest(BaseModel):
         """
         file = folder / MANIFEST_FILE
         try:
-            manifest = cls.model_validate_json(file.read_text(encoding="utf-8"))
+            manifest = cls.model_validate_json(file.read_bytes())
         except OSError:
             raise ManifestError(f"{folder} holds no eval manifest ({MANIFEST_FILE}); is it an eval folder?") from None
         except ValidationError as exc:
-            raise ManifestError(f"{file} is not a readable eval manifest: {exc}") from None
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ManifestError(
+                f"{file} is not a readable eval manifest ({where + ': ' if where else ''}{first['msg']});"
+                " it is damaged: restore it, or start the eval again"
+            ) from None
+        if manifest.eval_id != folder.name:
+            raise ManifestError(
+                f"{file} names eval {manifest.eval_id[:80]!r}, not its folder's {folder.name!r};"
+                " it is damaged: restore it, or start the eval again"
+            )
         manifest.path = file
         return manifest
 
@@ -201,7 +219,12 @@ def find_eval(home: Path, ref: str) -> Path:
         ManifestError: No eval (or several) matches.
     """
     root = Home(home).evals
-    found = sorted(p for p in root.glob("*") if (p / MANIFEST_FILE).is_file()) if root.is_dir() else []
+    # Eval ids have a run id's shape; a folder named otherwise is not an eval rolegraph made.
+    found = (
+        sorted(p for p in root.glob("*") if is_run_id(p.name) and (p / MANIFEST_FILE).is_file())
+        if root.is_dir()
+        else []
+    )
     if ref == "last":
         if not found:
             raise ManifestError(f"no eval to resume under {root}")

@@ -138,6 +138,8 @@ class _Run:
     executor: RunExecutor
     started: dt.datetime
     result: RunResult
+    traced: Usage | None = None
+    """The tokens a resumed run's trace holds: its root span's roll-up starts from them."""
     scheduler: Scheduler | None = None
 
 
@@ -174,6 +176,7 @@ async def invoke(
     Raises:
         SpecError: A tool reference cannot be resolved, or a cost limit cannot be kept.
         ModelNotAvailableError: A model cannot be loaded; a new run then leaves no folder.
+        DamagedFileError: Resuming, the run's trace or run store is damaged (nothing is written then).
         asyncio.CancelledError: The run was cancelled (its folder records ``cancelled``).
     """
     hooks = hooks or InvokeHooks()
@@ -212,8 +215,14 @@ async def _setup(
     sinks: Sequence[TraceSink],
     hooks: InvokeHooks,
 ) -> _Run:
-    """Tools, tracer, executor and durable state; a new run's folder is created only once all of them loaded."""
+    """Tools, tracer, executor and durable state; a new run's folder is created only once all of them loaded.
+
+    A resumed run's trace is read first, so a damaged one (`DamagedFileError`) stops the resume
+    before anything is opened or written.
+    """
     folder = home.run(info.run_id)
+    # The root span continues across invocations: its roll-up starts from the tokens already traced.
+    traced = Trace.load(folder.trace).usage() if resuming and folder.trace.is_file() else None
     refs = workflow.tool_refs()
     tools = resolve_tools(refs, library=workflow.library(), search_path=workflow.base_dir)
     mode = content_processor(info.content or workflow.spec.settings.content)
@@ -247,14 +256,13 @@ async def _setup(
         raise
     started = dt.datetime.fromisoformat(info.started)
     result = RunResult(run_id=info.run_id, status="failed", run_dir=folder.path)
-    return _Run(workflow, info, folder, durability, tracer, sources, tools, executor, started, result)
+    return _Run(workflow, info, folder, durability, tracer, sources, tools, executor, started, result, traced)
 
 
 async def _run_root(run: _Run, *, resuming: bool, on_step: StepListener | None, hooks: InvokeHooks) -> None:
     """The root span: the scheduler under the run's time limits, then the outcome and the outputs."""
     spec, info, durability = run.workflow.spec, run.info, run.durability
-    # The root span continues across invocations: its roll-up starts from the tokens already traced.
-    traced = Trace.load(run.folder.trace).usage() if resuming and run.folder.trace.is_file() else None
+    traced = run.traced
     with run.tracer.span(
         SpanKind.INVOKE_WORKFLOW,
         f"invoke_workflow {spec.name}",

@@ -19,7 +19,7 @@ from typing import Any
 
 from rolegraph.layout import RunFolder
 from rolegraph.traces.pricing import PriceTable
-from rolegraph.traces.sinks import read_jsonl
+from rolegraph.traces.records import read_summary
 from rolegraph.traces.trace import SpanRecord, Trace
 from rolegraph.traces.usage import agent_of, roll_up
 
@@ -29,7 +29,7 @@ __all__ = ["Difference", "RecordedRun", "RunDiff", "StepDiff", "diff_runs"]
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -52,13 +52,15 @@ class RecordedRun:
 
     @classmethod
     def load(cls, run_dir: Path) -> RecordedRun:
-        """Read a run folder's ``run.json`` and ``trace.jsonl``."""
+        """Read a run folder's ``run.json`` and ``trace.jsonl``.
+
+        Raises:
+            DamagedFileError: One of them is damaged.
+        """
         folder = RunFolder(run_dir)
-        summary = _read_json(folder.summary)
-        summary = summary if isinstance(summary, dict) else {}
-        trace_path = folder.trace
-        trace = Trace(read_jsonl(trace_path) if trace_path.is_file() else [], trace_path)
-        run = cls(run_id=str(summary.get("run_id") or run_dir.name), summary=summary, trace=trace, run_dir=run_dir)
+        summary = read_summary(folder.summary)
+        trace = Trace.load(folder.trace) if folder.trace.is_file() else Trace([], folder.trace)
+        run = cls(run_id=run_dir.name, summary=summary, trace=trace, run_dir=run_dir)
         run._index()
         return run
 
@@ -112,7 +114,7 @@ class RecordedRun:
 def _arguments(text: Any) -> Any:
     try:
         return json.loads(text) if isinstance(text, str) else text
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
 

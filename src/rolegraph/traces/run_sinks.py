@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from rolegraph.layout import Home, RunFolder
 from rolegraph.traces.export import OTLP_ENDPOINT_VARS
 from rolegraph.traces.sinks import JsonlSink, TraceSink
-from rolegraph.traces.store import StoreSink
+from rolegraph.traces.store_sink import StoreSink
 
 if TYPE_CHECKING:
     from rolegraph.traces.otel import OtlpSink

@@ -7,12 +7,14 @@ indexed (a run that crashed, or ran before the index existed). A span that was
 started but never ended is indexed as ``unfinished``, like a run whose
 `invoke_workflow` span never ended.
 
-`StoreSink` indexes spans live, as they start and end, from a background thread,
-so the event loop never waits on SQLite and `rolegraph runs` sees a run while it
-runs. Its rows are committed batch by batch (WAL), so a run killed mid-way keeps
-what was written: its finished spans, and its open ones as ``unfinished``. A live
-run's row records its writer (host and process id); once that process is gone,
-the run reads as ``unfinished`` rather than ``running``.
+`rolegraph.traces.store_sink.StoreSink` indexes spans live, as they start and end,
+from a background thread, through `TraceStore.write_records`. A live run's row
+records its writer (host and process id); once that process is gone, the run reads
+as ``unfinished`` rather than ``running``.
+
+A run folder whose trace or summary cannot be read is indexed as ``damaged``, with
+the file, line and field at fault (`RunRow.problem`); the other runs are indexed as
+usual. `open_index` sets a damaged index file aside and rebuilds it.
 
 ```python
 with TraceStore(home / "index.sqlite") as store:
@@ -27,22 +29,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import queue
 import shutil
 import socket
 import sqlite3
-import threading
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from rolegraph.layout import Home, RunFolder
+from rolegraph.errors import DamagedFileError
+from rolegraph.layout import Home, RunFolder, is_run_id
 from rolegraph.traces._rows import (
     Context,
     as_record,
-    read_summary,
+    item_text,
     run_stamp,
     run_status,
     span_row,
@@ -51,18 +52,30 @@ from rolegraph.traces._rows import (
     writer_alive,
 )
 from rolegraph.traces.pricing import PriceTable
-from rolegraph.traces.sinks import read_jsonl
+from rolegraph.traces.records import read_summary
 from rolegraph.traces.trace import Trace
 
-__all__ = ["RunRow", "StoreSink", "StoredSpan", "TraceStore", "index_run", "run_stamp"]
+__all__ = [
+    "DAMAGED",
+    "Pruned",
+    "RunRow",
+    "StoredSpan",
+    "TraceStore",
+    "index_run",
+    "open_index",
+    "run_stamp",
+]
+
+DAMAGED = "damaged"
+"""The status of a run whose trace or summary cannot be read (`RunRow.problem` says why)."""
 
 # Bump when the tables change: the index is derived data, so an old one is dropped and rebuilt.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, workflow TEXT, status TEXT, started REAL, ended REAL, duration_s REAL,
     input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL,
-    run_dir TEXT, source_stamp TEXT, writer TEXT
+    run_dir TEXT, problem TEXT, source_stamp TEXT, writer TEXT
 );
 CREATE TABLE IF NOT EXISTS spans (
     run_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT, kind TEXT, name TEXT,
@@ -75,7 +88,9 @@ CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow, started DESC);
 CREATE INDEX IF NOT EXISTS spans_by_run ON spans (run_id, start_time);
 CREATE INDEX IF NOT EXISTS spans_by_step ON spans (run_id, step_id, start_time);
 """
-_RUN_COLUMNS = "run_id, workflow, status, started, ended, duration_s, input_tokens, output_tokens, cost_usd, run_dir"
+_RUN_COLUMNS = (
+    "run_id, workflow, status, started, ended, duration_s, input_tokens, output_tokens, cost_usd, run_dir, problem"
+)
 _RUN_SELECT = f"{_RUN_COLUMNS}, writer"
 _SPAN_COLUMNS = (
     "run_id, span_id, parent_id, kind, name, start_time, end_time, duration_s, status, error,"
@@ -95,7 +110,8 @@ class RunRow:
     workflow: str | None
     status: str
     """``completed``, ``failed`` or ``cancelled`` from ``run.json``; ``running`` while its process
-    writes it; ``unfinished`` if the run never ended (crashed, killed)."""
+    writes it; ``unfinished`` if the run never ended (crashed, killed); ``damaged`` if its trace or
+    summary cannot be read (see `problem`)."""
     started: float | None
     """Unix time."""
     ended: float | None
@@ -105,6 +121,8 @@ class RunRow:
     cost_usd: float | None
     """None when a model's price is unknown."""
     run_dir: str | None
+    problem: str | None = None
+    """Why a ``damaged`` run cannot be read (the file, line and field at fault); None for any other run."""
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON data, with ISO 8601 UTC times."""
@@ -189,19 +207,31 @@ class TraceStore:
     # Importing
 
     def import_run(self, run_dir: Path) -> RunRow:
-        """Index a run folder from its ``trace.jsonl`` and ``run.json``, replacing any rows it had."""
-        summary = read_summary(run_dir)
-        trace_file = RunFolder(run_dir).trace
-        trace = Trace(read_jsonl(trace_file) if trace_file.is_file() else [])
-        run_id = str(summary.get("run_id") or run_dir.name)
+        """Index a run folder from its ``trace.jsonl`` and ``run.json``, replacing any rows it had.
+
+        A damaged folder (`DamagedFileError` from either file) is indexed as a run with status
+        ``damaged``, the error as its `RunRow.problem`, and no spans.
+
+        Raises:
+            ValueError: The folder's name is not a run id.
+        """
+        folder = RunFolder(run_dir)
+        run_id = run_dir.name
+        if not is_run_id(run_id):
+            raise ValueError(f"{run_dir}: the folder's name is not a run id")
+        try:
+            summary = read_summary(folder.summary)
+            trace = Trace.load(folder.trace) if folder.trace.is_file() else Trace([])
+        except DamagedFileError as exc:
+            return self._import_damaged(run_dir, exc.describe(run_dir))
         context = Context()
         rows = [span_row(run_id, record, context, ended) for record, ended in map(as_record, trace.walk())]
         root = next((s for s in trace.roots if s.kind == "invoke_workflow"), None)
         ended = root is not None and root.status != "unfinished"
         started = timestamp(summary.get("started"))
         if started is None:
-            started = root.start_time if root else started_from_id(run_dir.name)
-        workflow = summary.get("workflow") or (root.attributes.get("rolegraph.workflow") if root else None)
+            started = root.start_time if root else started_from_id(run_id)
+        workflow = summary.get("workflow") or (item_text(root.attributes.get("rolegraph.workflow")) if root else None)
         duration = summary.get("duration_s") if ended else None
         if ended and not duration and root is not None:
             duration = root.duration_s
@@ -212,7 +242,7 @@ class TraceStore:
             self._db.executemany(f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(18)})", rows)
             tokens_in, tokens_out, cost = self._usage(run_id)
             self._db.execute(
-                f"INSERT INTO runs ({_RUN_COLUMNS}, source_stamp) VALUES ({_marks(11)})",
+                f"INSERT INTO runs ({_RUN_COLUMNS}, source_stamp) VALUES ({_marks(12)})",
                 (
                     run_id,
                     workflow,
@@ -224,6 +254,31 @@ class TraceStore:
                     tokens_out,
                     cost,
                     str(run_dir.absolute()),
+                    None,
+                    run_stamp(run_dir),
+                ),
+            )
+        return self.run(run_id)  # type: ignore[return-value]  # just written
+
+    def _import_damaged(self, run_dir: Path, problem: str) -> RunRow:
+        """Index a run whose files cannot be read: listed as ``damaged``, with why, and no spans."""
+        run_id = run_dir.name
+        with self._transaction():
+            self._forget([(run_id,)])
+            self._db.execute(
+                f"INSERT INTO runs ({_RUN_COLUMNS}, source_stamp) VALUES ({_marks(12)})",
+                (
+                    run_id,
+                    None,
+                    DAMAGED,
+                    started_from_id(run_id),
+                    None,
+                    None,
+                    0,
+                    0,
+                    None,
+                    str(run_dir.absolute()),
+                    problem,
                     run_stamp(run_dir),
                 ),
             )
@@ -244,7 +299,8 @@ class TraceStore:
         imported = []
         folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
         for folder in folders:
-            if not RunFolder(folder).has_run_files():
+            # A run's id is its folder's name: a folder named otherwise is not a run rolegraph made.
+            if not is_run_id(folder.name) or not RunFolder(folder).has_run_files():
                 continue
             where = str(folder.absolute())
             # A live run's rows come from its own writer; its JSONL would say "unfinished".
@@ -334,9 +390,12 @@ class TraceStore:
         rows = []
         for *columns, writer in self._db.execute(sql, params).fetchall():
             row = RunRow(*columns)
+            if not isinstance(row.run_id, str) or not is_run_id(row.run_id):
+                continue  # not a row rolegraph wrote: its id must never reach a path
             status = "unfinished" if row.status == "running" and not writer_alive(writer) else row.status
             # Cost at the current prices (the stored column used those of the import).
-            rows.append(RunRow(**{**asdict(row), "status": status, "cost_usd": self._usage(row.run_id)[2]}))
+            cost = None if row.status == DAMAGED else self._usage(row.run_id)[2]
+            rows.append(RunRow(**{**asdict(row), "status": status, "cost_usd": cost}))
         return rows
 
     def _usage(self, run_id: str) -> tuple[int, int, float | None]:
@@ -353,20 +412,37 @@ class TraceStore:
 
     # Deleting
 
-    def delete_runs(self, older_than: dt.datetime, *, remove_folders: bool = True) -> list[RunRow]:
-        """Forget the runs started before `older_than` and (by default) delete their run folders.
+    def prune(self, older_than: dt.datetime, *, dry_run: bool = False) -> Pruned:
+        """Delete the runs started before `older_than`: their folders and their rows.
 
-        A folder is only deleted if it still looks like a run folder (has ``run.json`` or ``trace.jsonl``).
+        A run's folder is ``runs/<run_id>`` beside this index, whatever its row says. A folder
+        that is a symbolic link is never followed nor removed, and a folder that no longer holds
+        a run's files is left alone: both are reported as skipped, and keep their rows.
+
+        Args:
+            older_than: The cut.
+            dry_run: Only say what would be deleted and skipped.
         """
-        cut = older_than.timestamp()
-        doomed = self._runs(f"SELECT {_RUN_SELECT} FROM runs WHERE started < ?", (cut,))
-        with self._transaction():
-            self._forget((row.run_id,) for row in doomed)
+        doomed = self._runs(f"SELECT {_RUN_SELECT} FROM runs WHERE started < ?", (older_than.timestamp(),))
+        runs = Home(self.path.parent)
+        pruned = Pruned()
         for row in doomed:
-            folder = Path(row.run_dir) if row.run_dir else None
-            if remove_folders and folder and RunFolder(folder).has_run_files():
-                shutil.rmtree(folder, ignore_errors=True)
-        return doomed
+            folder = runs.run(row.run_id).path
+            reason = _why_kept(folder)
+            if reason is None and not dry_run and folder.exists():
+                reason = _remove(folder)
+            if reason is not None:
+                pruned.skipped.append((row, reason))
+                continue
+            pruned.deleted.append(row)
+        if not dry_run:
+            with self._transaction():
+                self._forget((row.run_id,) for row in pruned.deleted)
+        return pruned
+
+    def delete_runs(self, older_than: dt.datetime) -> list[RunRow]:
+        """`prune`, returning the runs deleted."""
+        return self.prune(older_than).deleted
 
     def _forget(self, run_ids: Iterable[tuple[str]]) -> None:
         for (run_id,) in list(run_ids):
@@ -422,7 +498,7 @@ class TraceStore:
         tokens_in, tokens_out, cost = self._usage(run_id)
         status = attributes.get("rolegraph.status") or {"ok": "completed"}.get(record.get("status", ""), "failed")
         self._db.execute(
-            f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}, writer) VALUES ({_marks(11)})",
+            f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}, writer) VALUES ({_marks(12)})",
             (
                 run_id,
                 attributes.get("rolegraph.workflow"),
@@ -434,6 +510,7 @@ class TraceStore:
                 tokens_out,
                 cost,
                 str(run_dir) if run_dir else self._known_dir(run_id),
+                None,
                 f"{socket.gethostname()}:{os.getpid()}",
             ),
         )
@@ -457,8 +534,73 @@ class _Transaction:
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
+@dataclass
+class Pruned:
+    """What `TraceStore.prune` did."""
+
+    deleted: list[RunRow] = field(default_factory=list)
+    """Runs whose folders and rows are gone (or would be, in a dry run)."""
+    skipped: list[tuple[RunRow, str]] = field(default_factory=list)
+    """Runs kept, each with why."""
+
+
+def _why_kept(folder: Path) -> str | None:
+    """Why a run's folder must not be removed (None: it may be)."""
+    if folder.is_symlink():
+        return "its folder is a symbolic link, which prune never follows; remove the link (and its target) yourself"
+    if folder.exists() and not RunFolder(folder).has_run_files():
+        return "its folder holds no run.json or trace.jsonl any more; left alone"
+    return None
+
+
+def _remove(folder: Path) -> str | None:
+    """Remove a run's folder; why it could not be (None: it is gone)."""
+    try:
+        shutil.rmtree(folder)
+    except OSError as exc:
+        return f"its folder could not be removed ({exc.strerror or exc})"
+    return None
+
+
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
+
+
+def open_index(home: Path, prices: PriceTable | None = None) -> TraceStore:
+    """The index of `home`, brought up to date with its run folders.
+
+    The index is derived data: one that is not a database any more (cut short, overwritten)
+    is set aside as ``index.sqlite.damaged`` and rebuilt from the run folders.
+    """
+    try:
+        return _synced(Home(home), prices)
+    except sqlite3.DatabaseError as exc:
+        if not _is_damage(exc):
+            raise
+    _set_aside(Home(home).index)
+    return _synced(Home(home), prices)
+
+
+def _synced(home: Home, prices: PriceTable | None) -> TraceStore:
+    store = TraceStore(home.index, prices)
+    try:
+        store.sync(home.runs)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite says the file is damaged (not busy, locked or out of space)."""
+    return type(exc) is sqlite3.DatabaseError or "malformed" in str(exc)
+
+
+def _set_aside(path: Path) -> None:
+    """Move a damaged database (and its WAL files) out of the way, keeping it for a look."""
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    path.replace(path.with_name(path.name + ".damaged"))
 
 
 def index_run(home: Path, run_dir: Path) -> RunRow | None:
@@ -468,80 +610,3 @@ def index_run(home: Path, run_dir: Path) -> RunRow | None:
             return store.import_run(run_dir)
     except Exception:  # the index is a cache: a locked or broken database must not fail a run
         return None
-
-
-_CLOSE = object()
-
-
-class StoreSink:
-    """A trace sink that indexes spans as they start and end, writing from one background thread.
-
-    `emit` only queues the record (no lock, no I/O), so the event loop never waits on
-    SQLite. The writer takes whatever is queued, up to `batch` records, and commits
-    it as one transaction: rows are durable within a batch of being emitted, and a
-    crash loses at most the records still queued (`TraceStore.import_run` restores
-    them from the JSONL file). Call `close` at the end of the run.
-
-    Args:
-        store: The index to write to, or the path of its database (then the writer
-            thread opens it, so not even opening blocks the caller). Used only by the
-            writer thread until `close` returns.
-        batch: Records written per transaction, at most.
-        run_dir: The run's folder, recorded in its row (so `TraceStore.sync` knows it is live).
-    """
-
-    def __init__(self, store: TraceStore | Path, batch: int = 256, run_dir: Path | None = None) -> None:
-        self.store = store if isinstance(store, TraceStore) else None
-        self.batch = batch
-        self.run_dir = run_dir
-        self.errors = 0
-        """Batches that failed to write, and a database that failed to open (the JSONL file has every record)."""
-        self._path = store if isinstance(store, Path) else None
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._context = Context()
-        self.thread = threading.Thread(target=self._work, name="rolegraph-trace-store", daemon=True)
-        self.thread.start()
-
-    def emit(self, record: dict[str, Any]) -> None:
-        """Queue the record for the writer thread."""
-        self._queue.put(record)
-
-    def close(self) -> None:
-        """Write every queued record, then stop the writer thread (blocks: call it from a thread or at exit).
-
-        A store this sink opened from a path is closed too.
-        """
-        if self.thread.is_alive():
-            self._queue.put(_CLOSE)
-            self.thread.join()
-
-    def _open(self) -> TraceStore | None:
-        if self.store is None and self._path is not None:
-            try:
-                self.store = TraceStore(self._path)
-            except Exception:  # the index is a cache: a broken or locked database must not fail a run
-                self.errors += 1
-                self._path = None
-        return self.store
-
-    def _work(self) -> None:
-        store = self._open()
-        try:
-            while True:
-                pending = [self._queue.get()]
-                while pending[-1] is not _CLOSE and len(pending) < self.batch:
-                    try:
-                        pending.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                records = [r for r in pending if r is not _CLOSE]
-                if records and store is not None:
-                    try:
-                        store.write_records(records, self._context, run_dir=self.run_dir)
-                    except Exception:  # never crash the writer: the JSONL file has every record anyway
-                        self.errors += 1
-                if pending[-1] is _CLOSE:
-                    return
-        finally:
-            if store is not None and self._path is not None:
-                store.close()

@@ -10,8 +10,8 @@ from typing import Any
 from rich.tree import Tree
 
 from rolegraph.tokens import Usage
+from rolegraph.traces.records import read_trace_records
 from rolegraph.traces.render import trace_html, trace_tree
-from rolegraph.traces.sinks import read_jsonl
 
 __all__ = ["SpanRecord", "Trace"]
 
@@ -80,8 +80,12 @@ class Trace:
 
     @classmethod
     def load(cls, path: Path) -> Trace:
-        """Read a run's ``trace.jsonl``."""
-        return cls(read_jsonl(path), path)
+        """Read a run's ``trace.jsonl`` (`rolegraph.traces.records` says what is skipped).
+
+        Raises:
+            DamagedFileError: The file is damaged (the error names the line and field).
+        """
+        return cls(read_trace_records(path), path)
 
     def walk(self, roots: list[SpanRecord] | None = None) -> Iterator[SpanRecord]:
         """Every span (or every span under `roots`), depth first, in start order."""

@@ -21,6 +21,9 @@ Routes:
 | ``GET /api/evals``, ``GET /api/evals/{id}`` | the evals, and one eval's report (or its plan while unfinished) |
 | ``GET /api/evals/{id}/plots/{metric}.svg`` | one metric's plot, the eval HTML's SVG (an image: no script runs in it) |
 
+A run whose trace or summary cannot be read is listed with status ``damaged`` and
+its ``problem`` (file, line and field); its own routes answer 422 with the reason.
+
 Trace content and output files are untrusted (they hold web page and model
 text): the API serves them as JSON only (markdown as a tree of whitelisted tags
 with text leaves, never HTML), the page renders every value as text, and a
@@ -31,6 +34,7 @@ the viewer through DNS rebinding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +47,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rolegraph.errors import DamagedFileError
 from rolegraph.layout import Home
 from rolegraph.traces.pricing import PriceTable
-from rolegraph.traces.store import TraceStore
+from rolegraph.traces.store import open_index
 from rolegraph.viewer.compare import compare
 from rolegraph.viewer.data import RunReader
 from rolegraph.viewer.evals import EvalReader
@@ -54,6 +59,7 @@ from rolegraph.viewer.lineage import Lineage
 __all__ = ["LOOPBACK_HOSTS", "STATIC", "create_app"]
 
 STATIC = Path(__file__).parent / "static"
+Endpoint = Callable[[Request], Response]
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 """Host names the viewer answers to when bound to a loopback address."""
 
@@ -130,8 +136,7 @@ class _Api:
             return _bad("limit, since and until must be numbers")
         status = request.query_params.get("status") or None
         text = request.query_params.get("q", "").strip()
-        with TraceStore(self.home.index, prices=self.prices) as store:
-            store.sync(self.home.runs)
+        with open_index(self.home.path, self.prices) as store:
             matches = store.search(text) if text else None
             rows = store.list_runs(
                 limit=None if status else limit,  # the status filter applies once lineage is known
@@ -200,6 +205,21 @@ class _Api:
         return _not_found("such plot") if found is None else Response(found, media_type="image/svg+xml")
 
 
+def _damage_answered(runs: Path) -> Callable[[Endpoint], Endpoint]:
+    """Wraps a run's endpoint: a damaged file of the run answers 422 with the reason (no local path), not 500."""
+
+    def wrap(endpoint: Endpoint) -> Endpoint:
+        def answer(request: Request) -> Response:
+            try:
+                return endpoint(request)
+            except DamagedFileError as exc:
+                return JSONResponse({"error": exc.describe(runs), "damaged": True}, status_code=422)
+
+        return answer
+
+    return wrap
+
+
 def _index(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
 
@@ -218,16 +238,17 @@ def create_app(
         allowed_hosts: Host header values to answer (``("*",)`` for any: when serving beyond loopback).
     """
     api = _Api(home, prices or PriceTable.load(Home(home).prices))
+    reading = _damage_answered(Home(home).runs)
     routes = [
         Route("/", _index),
         Route("/api/runs", api.runs),
-        Route("/api/runs/{run_id}", api.run),
-        Route("/api/runs/{run_id}/stamp", api.stamp),
-        Route("/api/runs/{run_id}/spans/{span_id}", api.span),
-        Route("/api/runs/{run_id}/search", api.search),
-        Route("/api/runs/{run_id}/outputs/{name}", api.output),
-        Route("/api/runs/{run_id}/sources/{source_id:path}", api.source),
-        Route("/api/compare", api.compare),
+        Route("/api/runs/{run_id}", reading(api.run)),
+        Route("/api/runs/{run_id}/stamp", reading(api.stamp)),
+        Route("/api/runs/{run_id}/spans/{span_id}", reading(api.span)),
+        Route("/api/runs/{run_id}/search", reading(api.search)),
+        Route("/api/runs/{run_id}/outputs/{name}", reading(api.output)),
+        Route("/api/runs/{run_id}/sources/{source_id:path}", reading(api.source)),
+        Route("/api/compare", reading(api.compare)),
         Route("/api/evals", api.eval_list),
         Route("/api/evals/{eval_id}", api.eval_view),
         Route("/api/evals/{eval_id}/plots/{metric}.svg", api.eval_plot),

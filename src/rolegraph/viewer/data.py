@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rolegraph.layout import SOURCES_FILE, SUMMARY_FILE, TRACE_FILE, RunFolder
+from rolegraph.layout import SOURCES_FILE, SUMMARY_FILE, TRACE_FILE, RunFolder, is_run_id
 from rolegraph.traces.pricing import PriceTable
+from rolegraph.traces.records import read_summary
 from rolegraph.traces.trace import SpanRecord, Trace
 from rolegraph.traces.usage import roll_up
 from rolegraph.viewer.layout import layout_graph
@@ -32,7 +33,6 @@ from rolegraph.viewer.search import search_spans
 
 __all__ = ["RunReader", "view_stamp"]
 
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _STEP_STATUS = {"ok": "completed", "error": "failed", "cancelled": "cancelled", "unfinished": "running"}
 _CACHED_RUNS = 16
 _HINT_MAX = 140
@@ -48,7 +48,7 @@ def view_stamp(run_dir: Path) -> str:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -69,6 +69,9 @@ class _Loaded:
 class RunReader:
     """Reads run folders under ``home/runs`` into viewer data, caching each run until its files change.
 
+    A run whose trace or summary is damaged raises `DamagedFileError` from the methods that
+    read it (the app answers 422 with the reason).
+
     Args:
         runs_dir: The folder holding one folder per run.
         prices: Prices for the cost figures.
@@ -85,7 +88,7 @@ class RunReader:
 
     def run_dir(self, run_id: str) -> Path | None:
         """The folder of `run_id`, or None if there is no such run (ids with path syntax never match)."""
-        if not _RUN_ID.fullmatch(run_id):
+        if not is_run_id(run_id):
             return None
         folder = self.runs_dir / run_id
         has_files = RunFolder(folder).has_run_files()
@@ -211,8 +214,7 @@ class RunReader:
     def _build(self, run_id: str, folder: Path, stamp: str) -> _Loaded:
         files = RunFolder(folder)
         trace = Trace.load(files.trace) if files.trace.is_file() else Trace([])
-        summary = _read_json(files.summary)
-        summary = summary if isinstance(summary, dict) else {}
+        summary = read_summary(files.summary)
         roots = [s for s in trace.roots if s.kind == "invoke_workflow"]
         first, last = (roots[0], roots[-1]) if roots else (None, None)
         live = last is None or last.status == "unfinished"
@@ -239,7 +241,7 @@ class RunReader:
         graph = layout_graph(str(workflow_file) if workflow_file else None, steps).as_dict()
         _mark_routes(graph, _routes(trace))
         view = {
-            "run_id": str(summary.get("run_id") or run_id),
+            "run_id": run_id,
             "workflow": summary.get("workflow") or attributes.get("rolegraph.workflow"),
             "workflow_file": workflow_file,
             "status": status if live else lineage.status(status),

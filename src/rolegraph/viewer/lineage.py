@@ -50,12 +50,13 @@ def _replay_of(head: list[bytes]) -> str | None:
     for line in head:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(record, dict) and record.get("event") == "span_start":
+            attributes = record.get("attributes")
             if record.get("kind") != "invoke_workflow" or record.get("parent_id") is not None:
                 return None
-            value = (record.get("attributes") or {}).get("rolegraph.replay.of")
+            value = attributes.get("rolegraph.replay.of") if isinstance(attributes, dict) else None
             return None if value is None else str(value)
     return None
 

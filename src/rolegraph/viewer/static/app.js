@@ -133,6 +133,7 @@ function renderRuns(params) {
       ...lineageMarks(run.lineage),
       el("span", { class: `run-status ${statusClass(run.status)}` }, run.status)),
     el("div", { class: "run-id", title: run.run_id }, run.run_id),
+    run.problem ? el("div", { class: "run-problem" }, run.problem) : null,
     el("div", { class: "run-meta" },
       el("span", { title: when(run.started) }, shortWhen(run.started)),
       el("span", { class: "run-figures" },
@@ -201,7 +202,10 @@ async function openRun(runId, { span = null, tab = "trace", output = null, sourc
     view = await getJson(`/api/runs/${encodeURIComponent(runId)}`);
   } catch (error) {
     showPage(null);
-    document.getElementById("no-run").textContent = `Run ${runId} not found.`;
+    const damaged = state.runs.find((run) => run.run_id === runId && run.problem);
+    document.getElementById("no-run").textContent = damaged
+      ? `Run ${runId} is damaged: ${damaged.problem}`
+      : `Run ${runId} not found.`;
     return;
   }
   if (state.runId !== runId) return;
