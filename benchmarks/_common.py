@@ -61,8 +61,14 @@ async def arepeat_ns(fn: Callable[[], Awaitable[object]], *, repeats: int, warmu
     return median_of(samples)
 
 
-def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Least-squares slope of log(y) on log(x): 1.0 is linear growth, 2.0 quadratic."""
+def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Least-squares slope of log(y) on log(x): 1.0 is linear growth, 2.0 quadratic.
+
+    None when a value is not positive: a time measured as 0 (below the timer's resolution) has no log.
+    The slope itself may come out at or below 0 on a loaded machine (the small size took longest).
+    """
+    if any(v <= 0 for v in (*xs, *ys)):
+        return None
     lx = [math.log(x) for x in xs]
     ly = [math.log(y) for y in ys]
     mx, my = statistics.fmean(lx), statistics.fmean(ly)
@@ -72,6 +78,14 @@ def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
 
 
 # --- workflows -------------------------------------------------------------------------------------------------
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """`numerator / denominator`, or None when either is missing or the denominator was measured as 0
+    (below the timer's resolution): a figure that could not be measured, never a division error."""
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return float(numerator / denominator)
 
 
 def spec_yaml(deps: Mapping[str, Sequence[str]], *, model: str = "scripted:unused.yaml") -> str:

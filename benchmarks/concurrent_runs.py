@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from benchmarks._common import Level, quiet_tracer, spec_yaml
+from benchmarks._common import ratio as ratio_of
 from rolegraph.runtime import invoke as run_module
 from rolegraph.runtime.executor import LocalExecutor
 from rolegraph.runtime.scheduler import Scheduler
@@ -242,7 +243,7 @@ def run(level: Level = "quick") -> dict[str, Any]:
 
     def ratio(variant: str, other: str, count: int, key: str) -> float | None:
         ours, theirs = by_count[variant].get(count), by_count[other].get(count)
-        return None if ours is None or theirs is None else float(ours[key] / theirs[key])
+        return None if ours is None or theirs is None else ratio_of(ours[key], theirs[key])
 
     ratios = [
         {

@@ -25,7 +25,7 @@ from typing import Annotated, Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from benchmarks import overhead, parallelism
-from benchmarks._common import SHAPES, Level, arepeat_ns, build_spec, fan_out, median_of, random_dag
+from benchmarks._common import SHAPES, Level, arepeat_ns, build_spec, fan_out, median_of, random_dag, ratio
 from rolegraph.workflows.graph import compile_graph, critical_path
 
 CHAIN_SIZES: dict[Level, tuple[int, ...]] = {"smoke": (5, 20), "quick": (10, 100), "full": (10, 100, 1000)}
@@ -127,8 +127,8 @@ async def _run(level: Level) -> dict[str, Any]:
                     "langgraph_us": langgraph_us,
                     "rolegraph_scheduler_us": scheduler_us,
                     "rolegraph_engine_us": engine_us,
-                    "scheduler_ratio": scheduler_us / langgraph_us,
-                    "engine_ratio": engine_us / langgraph_us,
+                    "scheduler_ratio": ratio(scheduler_us, langgraph_us),
+                    "engine_ratio": ratio(engine_us, langgraph_us),
                 }
             )
     rng = random.Random(SEED)

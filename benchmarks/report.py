@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from benchmarks._common import loglog_slope
+
 PACKAGES = ("rolegraph", "pydantic", "networkx", "structlog", "langgraph", "matplotlib", "llama-cpp-python")
 
 
@@ -101,9 +103,11 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     else:
         rows.append(_target("makespan / critical path, every shape (worst)", "≤ 1.02", None, "x", None))
     compare = _figures(results, "langgraph_compare")
-    if compare:
-        speedup = min(1 / r["scheduler_ratio"] for r in compare["chain"])
-        engine_speedup = min(1 / r["engine_ratio"] for r in compare["chain"])
+    # A ratio is None (or 0) where a time was below the timer's resolution: no speed-up can be read from it.
+    measured = [r for r in compare["chain"] if r["scheduler_ratio"] and r["engine_ratio"]] if compare else []
+    if measured:
+        speedup = min(1 / r["scheduler_ratio"] for r in measured)
+        engine_speedup = min(1 / r["engine_ratio"] for r in measured)
         rows.append(
             _target(
                 "per-step overhead, LangGraph / rolegraph (trivial node work, worst)",
@@ -142,7 +146,8 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows.append(_target(label, "≥ 10x", None, "x", None))
     scale = _figures(results, "graph_scale")
     if scale:
-        exponent = max(scale[shape]["time_exponent"]["compile"] for shape in ("chain", "layered"))
+        fitted = [scale[shape]["time_exponent"]["compile"] for shape in ("chain", "layered")]
+        exponent = None if None in fitted else max(fitted)
         largest = max(r["n"] for shape in ("chain", "layered") for r in scale[shape]["rows"])
         rows.append(
             _target(
@@ -150,7 +155,7 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "≈ 1 (≤ 1.15) to 10,000 steps",
                 exponent,
                 "",
-                exponent <= 1.15 and largest >= 9000,
+                None if exponent is None else exponent <= 1.15 and largest >= 9000,
                 f"measured up to {largest} steps",
             )
         )
@@ -284,8 +289,7 @@ def _scale_md(fig: Any) -> list[str]:
         rows.append(["exponent, all sizes", *(_num(exp[p], 2) for p in ("parse", "compile", "schedule")), "", "", ""])
         last, before = fig[shape]["rows"][-1], fig[shape]["rows"][-2]
         local = [
-            math.log(last[f"{p}_us_per_node"] * last["n"] / (before[f"{p}_us_per_node"] * before["n"]))
-            / math.log(last["n"] / before["n"])
+            loglog_slope([before["n"], last["n"]], [r[f"{p}_us_per_node"] * r["n"] for r in (before, last)])
             for p in ("parse", "compile", "schedule")
         ]
         rows.append([f"exponent, {before['n']} to {last['n']}", *(_num(e, 2) for e in local), "", "", ""])

@@ -14,7 +14,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import BenchSink, Level, median_of, open_sink, quiet_tracer
+from benchmarks._common import BenchSink, Level, median_of, open_sink, quiet_tracer, ratio
 from rolegraph.traces.spans import SpanKind
 from rolegraph.traces.tracer import Tracer
 
@@ -73,7 +73,7 @@ def measure(kind: str, count: int, repeats: int, folder: Path) -> dict[str, Any]
             size = (tracemalloc.get_traced_memory()[0] - before) / (count + 1)
         finally:
             tracemalloc.stop()
-    return {"spans_per_s": (count + 1) / (median_of(samples) / 1e9), "bytes_per_span": size}
+    return {"spans_per_s": ratio(count + 1, median_of(samples) / 1e9), "bytes_per_span": size}
 
 
 def run(level: Level = "quick") -> dict[str, Any]:

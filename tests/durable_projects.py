@@ -203,3 +203,32 @@ def wait_until_exists(path: Path, timeout: float = 60.0) -> None:
     while not path.exists():
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.01)
+
+
+EDITED = """\
+rolegraph: 1
+name: edited
+models:
+  default: scripted:first.yaml
+  second: scripted:second.yaml
+roles:
+  worker: {instructions: Answer., output: {note: string}, max_steps: 1}
+  other: {instructions: Answer., output: {note: string}, model: second, max_steps: 1}
+steps:
+  first: {role: worker, task: "Describe the first thing."}
+  second: {role: other, task: "Describe the second thing."}
+settings: {max_concurrency: 1, fail_fast: false}
+"""
+INVALID = [{"text": "not JSON"}, {"text": "still not JSON"}, {"text": "never JSON"}]
+"""Answers that are not the step's output: with one acting step and one repair, the step fails after three."""
+
+
+def write_edited_project(folder: Path) -> Path:
+    """Two independent steps that both fail on the first run (three invalid answers); `second`'s script then
+    holds a valid answer, which only a call sent again (not the recorded one replayed) reaches."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_script(folder, "first", INVALID)
+    write_script(folder, "second", [*INVALID, {"final": {"note": "the second thing, described"}}])
+    path = folder / "edited.yaml"
+    path.write_text(EDITED)
+    return path

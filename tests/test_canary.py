@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -191,4 +192,34 @@ class TestCanaryScan:
         shown = cli(home, folder, "trace", "show", run_id, "--tools", "--messages", "--thoughts", "--json")
         outputs += [shown.stdout, shown.stderr]
         assert (home / "runs" / run_id / "run.sqlite").is_file()
+        assert hits(home, outputs) == []
+
+    def test_no_secret_survives_a_resume_after_an_edit(self, tmp_path: Path) -> None:
+        """The failed step's task edited, resume --force sends its calls again (the answers that leaked the key
+        become superseded records): it completes, reports the calls sent again, and no canary is left anywhere."""
+        home = tmp_path / "home"
+        folder = project(tmp_path / "project")
+        script = yaml.safe_load((folder / "script.yaml").read_text())  # explain fails on its invalid answers
+        script.append({"final": {"note": f"explained, with {OPENAI_CANARY}"}, "thought": f"token {HF_CANARY}"})
+        (folder / "script.yaml").write_text(yaml.safe_dump(script, sort_keys=False))
+        outputs: list[str] = []
+
+        failed = cli(home, folder, "run", "scripted.yaml", "--json")
+        outputs += [failed.stdout, failed.stderr]
+        assert failed.returncode == 1, failed.stderr
+        run_id = json.loads(failed.stdout[: failed.stdout.rindex("}") + 1])["run_id"]
+        text = (folder / "scripted.yaml").read_text()
+        (folder / "scripted.yaml").write_text(text.replace('task: "Explain ', 'task: "Explain briefly '))
+
+        resumed = cli(home, folder, "resume", run_id, "--force", "--json")
+        outputs += [resumed.stdout, resumed.stderr]
+        assert resumed.returncode == 0, resumed.stderr
+        summary = json.loads(resumed.stdout[: resumed.stdout.rindex("}") + 1])
+        assert summary["steps"] == {"work": "completed", "explain": "completed"}
+        assert (summary["replayed_calls"], summary["resent_calls"]) == (0, 1)
+        assert re.search(r"calls +0 replayed, 1 re-sent \(request changed\)", resumed.stderr), resumed.stderr
+        for command in (["trace", "show", run_id, "--messages", "--json"], ["trace", "export", run_id], ["runs"]):
+            shown = cli(home, folder, *command)
+            assert shown.returncode == 0, shown.stderr
+            outputs += [shown.stdout, shown.stderr]
         assert hits(home, outputs) == []

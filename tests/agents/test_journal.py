@@ -8,7 +8,7 @@ import pytest
 
 from rolegraph.agents.agent import Agent
 from rolegraph.agents.call_ids import chat_call_id, tool_call_id
-from rolegraph.agents.journal import RequestDigest
+from rolegraph.agents.journal import RequestDigest, describe_changes, request_changes, request_digest
 from rolegraph.agents.roles import BUILTIN_ROLES
 from rolegraph.errors import BudgetExceeded
 from rolegraph.testing import ScriptedModel, final, tool_call
@@ -105,3 +105,15 @@ class TestJournal:
         with pytest.raises(BudgetExceeded, match="max_tool_calls is 0"):
             await Agent(RESEARCHER, script(), [lookup], journal=Refusing()).run("Find LoRA.")
         assert CALLS == []
+
+
+class TestRequestChanges:
+    def test_the_parts_that_changed_are_named_in_order(self) -> None:
+        """Two digests of one version give the parts that differ; the same or incomparable ones give none."""
+        recorded = request_digest(messages=["a"], tools=[], schema={}, settings={})
+        edited = request_digest(messages=["b"], tools=[], schema={"x": 1}, settings={})
+        assert request_changes(recorded, edited) == ["messages", "schema"]
+        assert describe_changes(request_changes(recorded, edited)) == "prompt changed, answer schema changed"
+        assert request_changes(recorded, recorded) == []
+        assert request_changes(None, edited) == [] and request_changes(recorded, None) == []
+        assert request_changes({**recorded, "version": "0"}, edited) == []  # computed another way: not compared

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 import rolegraph
-from durable_projects import edit, outputs_of, touch, wait_until_exists, write_loop_project, write_waiting_project
+from durable_projects import (
+    edit,
+    outputs_of,
+    touch,
+    wait_until_exists,
+    write_edited_project,
+    write_loop_project,
+    write_waiting_project,
+)
 from projects import isolated_home
 from rolegraph.durability.resume import resume
 from rolegraph.durability.store import RunStore
@@ -229,3 +237,49 @@ class TestBudgets:
         result = await resume(stopped.run_dir, budget=Budget(max_wall_s=600))
         assert result.status == "completed"
         assert json.loads((result.run_dir / "held.json").read_text()) == {"note": "done"}
+
+
+class TestResumeAfterAnEdit:
+    async def test_calls_whose_request_changed_are_sent_again(self, tmp_path: Path) -> None:
+        """After editing a failed step's task, resume --force sends that step's recorded calls again (not the
+        stale answers); the other failed step's unchanged calls are replayed. Both counts reach the result,
+        run.json and the trace's run_resumed event; the stale record is kept as superseded."""
+        project = write_edited_project(tmp_path / "project")
+        failed = await rolegraph.load(project).run()
+        assert (failed.status, {k: s.status for k, s in failed.steps.items()}) == (
+            "failed",
+            {"first": "failed", "second": "failed"},
+        )
+        edit(project, "Describe the second thing.", "Describe the second thing, briefly.")
+        result = await resume(failed.run_dir, force=True)
+        assert {k: s.status for k, s in result.steps.items()} == {"first": "failed", "second": "completed"}
+        assert result.steps["second"].output == {"note": "the second thing, described"}
+        assert (result.replayed_calls, result.resent_calls) == (3, 1)
+        summary = json.loads((result.run_dir / "run.json").read_text())
+        assert (summary["replayed_calls"], summary["resent_calls"]) == (3, 1)
+        events = [r for r in read_jsonl(result.run_dir / "trace.jsonl") if r.get("name") == "run_resumed"]
+        assert [
+            {k: e["attributes"][f"rolegraph.{k}"] for k in ("recorded_calls", "replayed_calls", "resent_calls")}
+            for e in events
+        ] == [{"recorded_calls": 6, "replayed_calls": 3, "resent_calls": 1}]
+        assert events[0]["attributes"]["rolegraph.first_resent"] == "second#1/chat/1: prompt changed"
+        chats = [s for s in result.trace.walk() if s.kind == "chat"]
+        resumed = chats[6:]  # the second invocation's model calls
+        assert [(s.attributes["rolegraph.call.id"], bool(s.attributes.get("rolegraph.replayed"))) for s in resumed] == [
+            ("first#1/chat/1", True),
+            ("first#1/chat/2", True),
+            ("first#1/chat/3", True),
+            ("second#1/chat/1", False),
+        ]
+        store = RunStore.open_existing(result.run_dir, read_only=True)
+        assert [e.call_id for e in store.superseded()] == ["second#1/chat/1"]
+        assert [e.call_id for e in store.entries()][-1] == "second#1/chat/1"
+        store.close()
+
+    async def test_an_unchanged_failed_step_is_replayed_as_before(self, tmp_path: Path) -> None:
+        """Resumed without an edit, a failed step's recorded calls are all replayed, none sent again."""
+        project = write_edited_project(tmp_path / "project")
+        failed = await rolegraph.load(project).run()
+        result = await resume(failed.run_dir)
+        assert (result.status, result.replayed_calls, result.resent_calls) == ("failed", 6, 0)
+        assert {k: s.status for k, s in result.steps.items()} == {"first": "failed", "second": "failed"}

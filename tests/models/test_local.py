@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -277,3 +280,24 @@ class TestLlamaCppModel:
         bogus.write_bytes(b"not a gguf")
         with pytest.raises(ModelError, match="could not load"):
             LlamaCppModel(bogus)
+
+    def test_the_model_is_freed_at_exit_before_the_interpreter_tears_down(self, gguf: Path) -> None:
+        """At interpreter exit the loaded weights are closed by rolegraph (an atexit hook), not left to
+        `Llama.__del__` during module teardown, which printed "'NoneType' object is not callable"."""
+        script = textwrap.dedent(
+            f"""
+            import atexit
+            from pathlib import Path
+
+            def check():  # registered first, so it runs after rolegraph's exit hook
+                print("freed" if weights.llama._model.model is None else "still loaded")
+
+            atexit.register(check)
+            from rolegraph.models import local
+            local.LlamaCppModel(Path({str(gguf)!r}), n_ctx=512)
+            (weights,) = local._LOADED.values()
+            """
+        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+        assert (done.returncode, done.stdout) == (0, "freed\n"), done.stderr
+        assert "Exception ignored" not in done.stderr and "NoneType" not in done.stderr

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 __all__ = [
     "DIGEST_VERSION",
     "CallJournal",
     "RequestDigest",
+    "describe_changes",
     "part_digest",
+    "request_changes",
     "request_digest",
 ]
 
@@ -70,3 +73,32 @@ def part_digest(value: Any) -> str:
     """The hash of one part of a request (see `request_digest`)."""
     data = value if isinstance(value, bytes) else json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(data if isinstance(data, bytes) else data.encode("utf-8")).hexdigest()[:32]
+
+
+def request_changes(recorded: RequestDigest | None, request: RequestDigest | None) -> list[str]:
+    """The parts of a request that differ from the recorded one (``messages``, ``tools``, ...), in order.
+
+    Empty when they are the same, and when they cannot be compared: either digest missing
+    (a store from before digests) or computed by another version.
+    """
+    if recorded is None or request is None or recorded.get("version") != request.get("version"):
+        return []
+    changed = [part for part in recorded if recorded.get(part) != request.get(part)]
+    changed += [part for part in request if part not in recorded]
+    return list(dict.fromkeys(changed))
+
+
+_CHANGES = {
+    "messages": "prompt changed",
+    "tools": "tools offered changed",
+    "schema": "answer schema changed",
+    "settings": "model settings changed",
+    "tool": "tool changed",
+    "arguments": "tool arguments changed",
+}
+"""What a difference in each part of a request digest means."""
+
+
+def describe_changes(parts: Sequence[str]) -> str:
+    """What changed in a request, for people: ``prompt changed, tools offered changed``."""
+    return ", ".join(_CHANGES.get(part, f"{part} changed") for part in parts)

@@ -55,6 +55,8 @@ def print_result(result: RunResult) -> None:
     table.add_row("trace", escape(str(result.folder.trace)))
     if result.resumed_steps:
         table.add_row("resumed", ", ".join(result.resumed_steps))
+    if result.replayed_calls or result.resent_calls:
+        table.add_row("calls", f"{result.replayed_calls} replayed, {result.resent_calls} re-sent (request changed)")
     err.print(table)
     if result.status == "budget_exceeded":
         err.print(f"resume with a higher limit: rolegraph resume {result.run_id} --max-<limit> N")

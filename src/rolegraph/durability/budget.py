@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from rolegraph.agents.call_ids import CallId
-from rolegraph.agents.journal import RequestDigest
+from rolegraph.agents.journal import RequestDigest, describe_changes, request_changes
 from rolegraph.durability.store import JournalEntry, RunStore
 from rolegraph.errors import BudgetExceeded
 from rolegraph.models.model import Usage
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.workflows.spec import Budget
 
-__all__ = ["BudgetMeter", "MeteredJournal", "Spent"]
+__all__ = ["BudgetMeter", "CallCounts", "MeteredJournal", "Spent"]
 
 
 @dataclass
@@ -140,28 +140,62 @@ def _check(limit: float | None, used: float, name: str, scope: str, *, strict: b
         raise BudgetExceeded(name, scope, limit, used)
 
 
+@dataclass
+class CallCounts:
+    """What the journals of one invocation did with the calls recorded before it."""
+
+    replayed: int = 0
+    """Recorded calls answered from the journal."""
+    resent: int = 0
+    """Recorded calls sent again: their request had changed, or an earlier call of their agent run's had."""
+    first_resent: str | None = None
+    """The first call sent again, and why: ``write#1/chat/1: prompt changed``."""
+
+
 class MeteredJournal:
     """The call journal one agent run sees: the run store's, metered against the budgets.
+
+    A recorded call is replayed only while it was recorded with the same request (the
+    same digest: `rolegraph.agents.journal`). The first recorded call whose request
+    changed — an edited prompt, other tools — is sent again, and so is every later call
+    of the same agent run (its answers follow from the changed one); the new record
+    replaces the old (kept as superseded: it was paid for).
 
     Args:
         store: The run store.
         meter: The run's budget meter.
         step_id: The step the agent works on.
         model: The agent's model string (for prices).
+        counts: Where replayed and re-sent calls are counted (shared by an invocation's journals).
     """
 
-    def __init__(self, store: RunStore, meter: BudgetMeter, step_id: str, model: str) -> None:
+    def __init__(
+        self, store: RunStore, meter: BudgetMeter, step_id: str, model: str, counts: CallCounts | None = None
+    ) -> None:
         self.store = store
         self.meter = meter
         self.step_id = step_id
         self.model = model
+        self.counts = counts if counts is not None else CallCounts()
+        self.stale = False
+        """Whether a recorded call of this agent run was sent again (so every later one is)."""
+        self._resending: set[str] = set()
 
     def get(self, call_id: str, *, request: RequestDigest | None = None) -> Any | None:
-        """The recorded result, or None after checking that a new call is within budget."""
+        """The recorded result (made with this request), or None after checking that a new call is within budget."""
         recorded = self.store.get(call_id)
-        if recorded is None:
-            self.meter.before(self.step_id, _kind(call_id))
-        return recorded
+        if recorded is not None:
+            changed = request_changes(self.store.request(call_id), request)
+            if not changed and not self.stale:
+                self.counts.replayed += 1
+                return recorded
+            if not self.stale:
+                self.counts.first_resent = self.counts.first_resent or f"{call_id}: {describe_changes(changed)}"
+            self.stale = True
+            self._resending.add(call_id)
+            self.counts.resent += 1
+        self.meter.before(self.step_id, _kind(call_id))
+        return None
 
     def put(self, call_id: str, result: Any, *, request: RequestDigest | None = None) -> None:
         """Record the call (with its request's digest), count it, and check it did not go past a limit."""
@@ -177,7 +211,7 @@ class MeteredJournal:
             result=result,
             request=request,
         )
-        self.store.put(entry)
+        self.store.put(entry, replace=call_id in self._resending)
         self.meter.count(entry, reserved=True)
         self.meter.after(self.step_id)
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rolegraph.agents.journal import CallJournal
-from rolegraph.durability.budget import BudgetMeter, MeteredJournal
+from rolegraph.durability.budget import BudgetMeter, CallCounts, MeteredJournal
 from rolegraph.durability.killpoints import KillPoints
 from rolegraph.durability.store import RunStore
 from rolegraph.errors import BudgetExceeded, Problem, ResumeError, SpecError
@@ -112,6 +112,8 @@ class Durability:
         """The checkpoint a resumed run continues from."""
         self.recorded_calls = 0
         """Calls in the journal when the invocation began."""
+        self.calls = CallCounts()
+        """What this invocation's journals did with the recorded calls (replayed, sent again)."""
         self._elapsed_before = record.elapsed_s
         self._started = time.perf_counter()
 
@@ -127,9 +129,24 @@ class Durability:
             raise RuntimeError("the run store is not open yet")
         return self._store
 
+    @property
+    def replayed_calls(self) -> int:
+        """Recorded calls this invocation answered from the journal."""
+        return self.calls.replayed
+
+    @property
+    def resent_calls(self) -> int:
+        """Recorded calls this invocation sent again, because their request had changed (see `MeteredJournal`)."""
+        return self.calls.resent
+
+    @property
+    def first_resent(self) -> str | None:
+        """The first call sent again, and why (``write#1/chat/1: prompt changed``)."""
+        return self.calls.first_resent
+
     def journal(self, step_id: str, model: str) -> CallJournal:
         """The journal for one agent run of `step_id` (see `JournalFactory`)."""
-        return MeteredJournal(self.store, self.meter, step_id, model)
+        return MeteredJournal(self.store, self.meter, step_id, model, self.calls)
 
     def check_prices(self, models: Mapping[str, Model]) -> None:
         """Refuse a cost limit that cannot be kept: every model must have a price.
@@ -162,13 +179,14 @@ class Durability:
             return
         self._store = RunStore.open_existing(self.run_dir, kill_points=self.kill_points, redact=self.redactor.value)
         entries = list(self.store.entries())
+        superseded = self.store.superseded()
         self.recorded_calls = len(entries)
-        for entry in entries:
+        for entry in [*entries, *superseded]:  # a call sent again was paid for twice
             self.meter.count(entry)
         for source in self.store.sources():
             sources.add(source)
-        # A model that answers by position (a script) moves past the calls the journal will replay.
-        replayed = Counter(entry.model for entry in entries if entry.kind == "chat")
+        # A model that answers by position (a script) moves past every call it has answered.
+        replayed = Counter(entry.model for entry in [*entries, *superseded] if entry.kind == "chat")
         for name, model in models.items():
             model.skip_replayed(replayed[name])
         self.checkpoint = self.store.load()

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rolegraph.agents.call_ids import CallId
-from rolegraph.agents.journal import CallJournal, RequestDigest
+from rolegraph.agents.journal import CallJournal, RequestDigest, describe_changes, request_changes
 from rolegraph.durability.durable import run_durably
 from rolegraph.durability.store import JournalEntry, RunStore
 from rolegraph.errors import ModelError, ReplayDiverged, ReplayError, RunError
@@ -59,16 +59,6 @@ __all__ = [
     "ReplayReport",
     "replay",
 ]
-
-_CHANGES = {
-    "messages": "prompt changed",
-    "tools": "tools offered changed",
-    "schema": "answer schema changed",
-    "settings": "model settings changed",
-    "tool": "tool changed",
-    "arguments": "tool arguments changed",
-}
-"""What a difference in each part of a request digest means."""
 
 
 @dataclass(frozen=True)
@@ -133,11 +123,8 @@ class Recording:
             raise ModelError(self.failures[step_id])
         if entry is None:
             reason = "call not in the recording"
-        elif _comparable(entry.request, request) and entry.request != request:
-            assert entry.request is not None and request is not None
-            changed = [part for part in entry.request if entry.request.get(part) != request.get(part)]
-            changed += [part for part in request if part not in entry.request]
-            reason = ", ".join(_CHANGES.get(part, f"{part} changed") for part in dict.fromkeys(changed))
+        elif changed := request_changes(entry.request, request):
+            reason = describe_changes(changed)
         if reason is not None:
             self.divergence = Divergence(step_id, call_id, kind, reason)
             raise ReplayDiverged(self.divergence)
@@ -160,11 +147,6 @@ class Recording:
     def unanswered(self) -> list[JournalEntry]:
         """Recorded calls the replay never asked for, in recording order."""
         return [self.entries[call_id] for call_id in self.order if call_id not in self.answered]
-
-
-def _comparable(recorded: RequestDigest | None, request: RequestDigest | None) -> bool:
-    """Whether two digests can be compared: both there, computed the same way (the same version)."""
-    return recorded is not None and request is not None and recorded.get("version") == request.get("version")
 
 
 class ReplayJournal:

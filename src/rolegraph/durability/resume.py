@@ -9,8 +9,13 @@ print(result.resumed_steps, result.executed_steps)
 
 Finished steps are restored from the run store's checkpoint and not run again;
 inside the steps that run, every call in the journal is replayed instead of
-being made again. The trace continues in the same file, under the same root
-span, with a ``run_resumed`` event. A completed run is left as it is.
+being made again — if it is asked for with the request it was recorded with. A
+recorded call whose request changed (the workflow was edited, and the resume
+forced) is sent again, with every later call of its agent run; the result says
+how many calls were replayed and how many sent again (``replayed_calls``,
+``resent_calls``). The trace continues in the same file, under the same root
+span, with a ``run_resumed`` event carrying those counts. A completed run is
+left as it is.
 """
 
 from __future__ import annotations
@@ -103,7 +108,7 @@ def _finished(run_dir: Path, store: RunStore) -> RunResult:
     summary = read_summary(RunFolder(run_dir).summary)
     checkpoint = store.load()
     steps = checkpoint.states if checkpoint is not None else {}
-    meter = BudgetMeter(Budget(), {}, PriceTable(), store.entries())
+    meter = BudgetMeter(Budget(), {}, PriceTable(), [*store.entries(), *store.superseded()])
     for step_id, spent in meter.steps.items():
         if step_id in steps:
             steps[step_id].usage, steps[step_id].tool_calls = spent.usage, spent.tool_calls

@@ -19,6 +19,9 @@ Tables:
   id, with its result (a tool's result holds the sources it registered) and the
   digest of its request (NULL in stores from before digests; a replay then
   compares call ids only).
+- ``superseded``: calls a resume sent again because their request had changed
+  (an edited prompt): the recorded answer they replaced, kept because it was paid
+  for (budgets count it) and for the record.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from rolegraph.agents.journal import RequestDigest
 from rolegraph.durability.killpoints import KillPoints
 from rolegraph.errors import DamagedFileError, ResumeError
 from rolegraph.layout import STORE_FILE, RunFolder
@@ -60,7 +64,19 @@ CREATE TABLE IF NOT EXISTS calls (
     kind TEXT NOT NULL, model TEXT, input_tokens INTEGER NOT NULL DEFAULT 0,
     output_tokens INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL, request TEXT
 );
+CREATE TABLE IF NOT EXISTS superseded (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, call_id TEXT NOT NULL, step_id TEXT NOT NULL,
+    kind TEXT NOT NULL, model TEXT, input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL, request TEXT
+);
 """
+
+
+def _digest(value: Any) -> RequestDigest | None:
+    """A recorded request digest, if it is one (a JSON object of strings)."""
+    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return value
+    raise ValueError("a request digest is not an object of strings")
 
 
 class JournalEntry(BaseModel):
@@ -131,9 +147,13 @@ class RunStore:
             self._db.execute("ALTER TABLE calls ADD COLUMN request TEXT")
             columns.add("request")
         self._request_column = "request" if "request" in columns else "NULL"
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self._has_superseded = "superseded" in tables
         self._cache: dict[str, Any] = {}
-        for call_id, result in self._db.execute("SELECT call_id, result FROM calls"):
+        self._requests: dict[str, RequestDigest | None] = {}
+        for call_id, result, request in self._db.execute(f"SELECT call_id, result, {self._request_column} FROM calls"):
             self._cache[str(call_id)] = json.loads(result)
+            self._requests[str(call_id)] = None if request is None else _digest(json.loads(request))
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
@@ -262,26 +282,35 @@ class RunStore:
         """The recorded result of `call_id`, or None."""
         return self._cache.get(call_id)
 
-    def put(self, entry: JournalEntry) -> None:
-        """Record a completed call (a second record under the same id is ignored)."""
-        if entry.call_id in self._cache:
+    def request(self, call_id: str) -> RequestDigest | None:
+        """The digest of the request `call_id` was recorded with (None if unknown or not recorded)."""
+        return self._requests.get(call_id)
+
+    def put(self, entry: JournalEntry, *, replace: bool = False) -> None:
+        """Record a completed call.
+
+        Args:
+            entry: The call.
+            replace: The call was sent again because its request changed: its earlier record
+                moves to ``superseded``. Otherwise a second record under the same id is ignored.
+        """
+        if entry.call_id in self._cache and not replace:
             return
         result = self._json(entry.result)
-        self._db.execute(
-            "INSERT OR IGNORE INTO calls (call_id, step_id, kind, model, input_tokens, output_tokens, result, request)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.call_id,
-                entry.step_id,
-                entry.kind,
-                entry.model,
-                entry.input_tokens,
-                entry.output_tokens,
-                result,
-                None if entry.request is None else json.dumps(entry.request, sort_keys=True),
-            ),
-        )
+        request = None if entry.request is None else json.dumps(entry.request, sort_keys=True)
+        row = (entry.call_id, entry.step_id, entry.kind, entry.model, entry.input_tokens, entry.output_tokens)
+        columns = "call_id, step_id, kind, model, input_tokens, output_tokens, result, request"
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            if entry.call_id in self._cache:
+                self._db.execute(
+                    f"INSERT INTO superseded ({columns}) SELECT {columns} FROM calls WHERE call_id = ?",
+                    (entry.call_id,),
+                )
+                self._db.execute("DELETE FROM calls WHERE call_id = ?", (entry.call_id,))
+            self._db.execute(f"INSERT INTO calls ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*row, result, request))
         self._cache[entry.call_id] = json.loads(result)
+        self._requests[entry.call_id] = entry.request
         self._hit("journal")
 
     def entries(self) -> list[JournalEntry]:
@@ -290,6 +319,29 @@ class RunStore:
             rows = self._db.execute(
                 "SELECT call_id, step_id, kind, model, input_tokens, output_tokens, result,"
                 f" {self._request_column} FROM calls ORDER BY seq"
+            )
+            return [
+                JournalEntry(
+                    call_id=call_id,
+                    step_id=step_id,
+                    kind=kind,
+                    model=model,
+                    input_tokens=tokens_in,
+                    output_tokens=tokens_out,
+                    result=json.loads(result),
+                    request=None if request is None else json.loads(request),
+                )
+                for call_id, step_id, kind, model, tokens_in, tokens_out, result, request in rows
+            ]
+
+    def superseded(self) -> list[JournalEntry]:
+        """The recorded calls a resume sent again (their requests had changed), in the order recorded."""
+        if not self._has_superseded:
+            return []
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT call_id, step_id, kind, model, input_tokens, output_tokens, result, request"
+                " FROM superseded ORDER BY seq"
             )
             return [
                 JournalEntry(

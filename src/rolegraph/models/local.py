@@ -16,6 +16,7 @@ worker thread, off the event loop), in the order they arrived.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import importlib.util
@@ -45,6 +46,7 @@ __all__ = [
     "DEFAULT_TOP_P",
     "LlamaCppModel",
     "LoRA",
+    "close_loaded",
     "local_model_path",
 ]
 
@@ -140,6 +142,27 @@ _CHUNK = 64
 """Prompt evaluation batch, and the granularity of prefix-cache reuse (see `_Weights.reuse_prefix`)."""
 _LOADED: dict[tuple[Path, int, Path | None, float], _Weights] = {}
 _LOADING = threading.Lock()
+
+
+def close_loaded() -> None:
+    """Free every loaded model now (run at interpreter exit).
+
+    Left to `Llama.__del__` during interpreter shutdown, llama-cpp-python's frees run after
+    the modules they call have been torn down, and print "TypeError: 'NoneType' object is
+    not callable". A model still generating (a thread left running) is left to the OS.
+    """
+    with _LOADING:
+        loaded = list(_LOADED.values())
+        _LOADED.clear()
+    for weights in loaded:
+        if weights.thread_lock.acquire(timeout=5):
+            try:
+                weights.llama.close()
+            finally:
+                weights.thread_lock.release()
+
+
+atexit.register(close_loaded)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,21 @@ class RunDurability(Checkpointer, Protocol):
     """Calls already in the journal when the invocation began."""
 
     @property
+    def replayed_calls(self) -> int:
+        """Recorded calls this invocation answered from the journal."""
+        ...
+
+    @property
+    def resent_calls(self) -> int:
+        """Recorded calls this invocation sent again because their request had changed."""
+        ...
+
+    @property
+    def first_resent(self) -> str | None:
+        """The first call sent again, and why."""
+        ...
+
+    @property
     def usage(self) -> Usage:
         """The run's tokens so far: every recorded call once, earlier invocations included."""
         ...
@@ -193,6 +208,7 @@ async def invoke(
         run.result.sources = list(run.sources)
         _write_sources(run.folder.sources, run.result.sources, redactor)
         run.result.usage = durability.usage
+        run.result.replayed_calls, run.result.resent_calls = durability.replayed_calls, durability.resent_calls
         if run.scheduler is not None:
             run.result.resumed_steps = list(run.scheduler.restored)
             run.result.executed_steps = list(run.scheduler.executed)
@@ -290,14 +306,20 @@ async def _run_root(run: _Run, *, resuming: bool, on_step: StepListener | None, 
             restore=durability.checkpoint,
         )
         if resuming:
-            run.tracer.event(
-                "run_resumed",
-                rolegraph__invocation=info.invocations,
-                rolegraph__resumed_steps=scheduler.restored,
-                rolegraph__recorded_calls=durability.recorded_calls,
-            )
             root.set(rolegraph__resumed=True, rolegraph__resumed_steps=scheduler.restored)
-        states, timed_out_after = await _schedule(run, scheduler, root)
+        try:
+            states, timed_out_after = await _schedule(run, scheduler, root)
+        finally:
+            if resuming:  # once its calls are known: how many were replayed, how many sent again
+                run.tracer.event(
+                    "run_resumed",
+                    rolegraph__invocation=info.invocations,
+                    rolegraph__resumed_steps=scheduler.restored,
+                    rolegraph__recorded_calls=durability.recorded_calls,
+                    rolegraph__replayed_calls=durability.replayed_calls,
+                    rolegraph__resent_calls=durability.resent_calls,
+                    rolegraph__first_resent=durability.first_resent,
+                )
         _conclude(run, root, states, scheduler.budget_error, timed_out_after)
 
 

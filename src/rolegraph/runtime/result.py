@@ -88,6 +88,10 @@ class RunResult(BaseModel):
     """Steps restored from the run store's checkpoint, not run again (a resumed run)."""
     executed_steps: list[str] = Field(default_factory=list)
     """Steps whose agents ran in this invocation, in start order."""
+    replayed_calls: int = 0
+    """Recorded calls this invocation answered from the run's journal (a resumed run)."""
+    resent_calls: int = 0
+    """Recorded calls this invocation sent again because their request had changed (a resume after an edit)."""
 
     @property
     def folder(self) -> RunFolder:
@@ -130,4 +134,6 @@ class RunResult(BaseModel):
             "duration_s": round(self.duration_s, 3),
             "resumed_steps": self.resumed_steps,
             "executed_steps": self.executed_steps,
+            "replayed_calls": self.replayed_calls,
+            "resent_calls": self.resent_calls,
         }

@@ -209,6 +209,8 @@ _SUMMARY_FIELDS: dict[str, tuple[Check, str]] = {
     "overrides": (lambda v: v is None or _object(v), "an object"),
     "resumed_steps": (_optional_list, "a list"),
     "executed_steps": (_optional_list, "a list"),
+    "replayed_calls": (lambda v: v is None or _count(v), "a count"),
+    "resent_calls": (lambda v: v is None or _count(v), "a count"),
 }
 
 
