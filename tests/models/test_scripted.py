@@ -181,10 +181,18 @@ class TestScriptFile:
         with pytest.raises(ModelError, match="YAML list"):
             load_script(self.write(tmp_path, "tool: search\n"))
 
-    def test_invalid_yaml_is_a_model_error(self, tmp_path: Path) -> None:
-        """A file that is not YAML raises ModelError naming it."""
-        with pytest.raises(ModelError, match="not valid YAML"):
-            load_script(self.write(tmp_path, "- [unclosed\n"))
+    def test_invalid_yaml_is_one_line_naming_the_place(self, tmp_path: Path) -> None:
+        """A file that is not YAML makes the model unusable (bad input): one line naming file, line and column."""
+        with pytest.raises(ModelNotAvailableError) as raised:
+            load_script(self.write(tmp_path, "- {text: ok}\n- tool: [ search\n  args: {}\n"))
+        assert str(raised.value) == f"{tmp_path / 'script.yaml'}:3:7: not valid YAML (expected ',' or ']', but got ':')"
+
+    def test_values_json_cannot_hold_are_refused(self, tmp_path: Path) -> None:
+        """A date where JSON data is expected (YAML reads 2020-01-01 as a date) is a bad entry, not a TypeError."""
+        with pytest.raises(ModelNotAvailableError, match=r"entry 1: args of search are not JSON data"):
+            load_script(self.write(tmp_path, "- {tool: search, args: {since: 2020-01-01}}\n"))
+        with pytest.raises(ModelNotAvailableError, match=r"entry 1: the final answer is not JSON data"):
+            load_script(self.write(tmp_path, "- {final: {when: 2020-01-01}}\n"))
 
     def test_non_utf8_is_a_model_error(self, tmp_path: Path) -> None:
         """A Latin-1 script raises ModelError naming the file and the byte, not UnicodeDecodeError."""

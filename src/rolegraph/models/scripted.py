@@ -85,8 +85,7 @@ class ScriptedModel(Model):
         """A model playing the script file at `path` (see the module docstring for the format).
 
         Raises:
-            ModelNotAvailableError: The file does not exist.
-            ModelError: The file is not a valid script.
+            ModelNotAvailableError: The file does not exist or is not a valid script.
         """
         return cls(load_script(path), name=name or f"scripted:{path}")
 
@@ -168,8 +167,8 @@ def load_script(path: Path) -> list[Completion]:
     """The completions a script file describes (see the module docstring for the format).
 
     Raises:
-        ModelNotAvailableError: The file does not exist.
-        ModelError: The file is not valid YAML, or an entry is not one of the known forms.
+        ModelNotAvailableError: The file does not exist, is not UTF-8 or not valid YAML, or an
+            entry is not one of the known forms (the model cannot be used: bad input, in one line).
     """
     import yaml
 
@@ -178,11 +177,17 @@ def load_script(path: Path) -> list[Completion]:
     except FileNotFoundError:
         raise ModelNotAvailableError(f"scripted model file not found: {path}") from None
     except UnicodeDecodeError as exc:
-        raise ModelError(f"{path}: not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+        message = f"{path}: not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        raise ModelNotAvailableError(message) from None
     except yaml.YAMLError as exc:
-        raise ModelError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ModelNotAvailableError(f"{where}: not valid YAML ({problem})") from None
+    except RecursionError:
+        raise ModelNotAvailableError(f"{path}: nested too deeply to read") from None
     if not isinstance(document, list):
-        raise ModelError(f"{path}: a script is a YAML list of entries (tool, calls, final or text)")
+        raise ModelNotAvailableError(f"{path}: a script is a YAML list of entries (tool, calls, final or text)")
     return [_entry(path, i, entry) for i, entry in enumerate(document, start=1)]
 
 
@@ -190,8 +195,8 @@ _FORMS = "{tool, args, thought}, {calls: [{tool, args}], thought}, {final, thoug
 
 
 def _entry(path: Path, number: int, entry: Any) -> Completion:
-    def fail(problem: str) -> ModelError:
-        return ModelError(f"{path}: entry {number}: {problem}; expected one of {_FORMS}")
+    def fail(problem: str) -> ModelNotAvailableError:
+        return ModelNotAvailableError(f"{path}: entry {number}: {problem}; expected one of {_FORMS}")
 
     if not isinstance(entry, Mapping):
         raise fail(f"got {type(entry).__name__}")
@@ -205,7 +210,10 @@ def _entry(path: Path, number: int, entry: Any) -> Completion:
     if kind == "text":
         return Completion(text=str(entry["text"]))
     if kind == "final":
-        return Completion(text=final_text(entry["final"], thought))
+        try:
+            return Completion(text=final_text(entry["final"], thought))
+        except (TypeError, ValueError):  # YAML can hold what JSON cannot (dates, sets, non-string keys)
+            raise fail("the final answer is not JSON data") from None
     raw_calls = [entry] if kind == "tool" else entry["calls"]
     if not isinstance(raw_calls, list) or not raw_calls:
         raise fail("calls must be a non-empty list")
@@ -216,5 +224,9 @@ def _entry(path: Path, number: int, entry: Any) -> Completion:
         args = raw.get("args", {})
         if not isinstance(args, Mapping):
             raise fail(f"args of {raw['tool']} must be a mapping")
-        calls.append(ToolCall(id="", name=raw["tool"], arguments=json.dumps(dict(args), ensure_ascii=False)))
+        try:
+            arguments = json.dumps(dict(args), ensure_ascii=False)
+        except (TypeError, ValueError):
+            raise fail(f"args of {raw['tool']} are not JSON data") from None
+        calls.append(ToolCall(id="", name=raw["tool"], arguments=arguments))
     return Completion(text=thought, tool_calls=calls, finish_reason="tool_calls")
