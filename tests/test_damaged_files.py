@@ -224,14 +224,19 @@ def check(result: Result, command: list[str], allowed: tuple[int, ...]) -> None:
 
 
 def check_viewer(copy: Pristine) -> None:
-    """The viewer lists B as completed and serves it; A's routes answer 200, 404 or 422, never 500."""
+    """The viewer lists B as completed and serves it; A's routes (its view, spans, search, outputs, sources, the
+    comparison with B) and the eval's answer 200, 404 or 422, never 500."""
     with TestClient(create_app(copy.home), base_url="http://127.0.0.1:8765") as client:
         runs = client.get("/api/runs")
         assert runs.status_code == 200, runs.text
         listed = {r["run_id"]: r["status"] for r in runs.json()["runs"]}
         assert listed.get(copy.run_b) == "completed", listed
         STATS[f"viewer lists A as {listed.get(copy.run_a)}"] += 1
-        for url in (f"/api/runs/{copy.run_a}", f"/api/runs/{copy.run_a}/stamp", f"/api/runs/{copy.run_a}/spans/x"):
+        a = f"/api/runs/{copy.run_a}"
+        urls = [a, f"{a}/stamp", f"{a}/spans/x", f"{a}/search?q=adapters", f"{a}/outputs/report"]
+        urls += [f"{a}/sources/alpha2020", f"/api/compare?a={copy.run_a}&b={copy.run_b}"]
+        urls += ["/api/evals", f"/api/evals/{copy.eval_id}"]
+        for url in urls:
             answer = client.get(url)
             assert answer.status_code in (200, 404, 422), (url, answer.text)
         assert client.get(f"/api/runs/{copy.run_b}").status_code == 200

@@ -110,9 +110,11 @@ class TestResumingAgain:
             True,
         )
         events = [r for r in read_jsonl(result.run_dir / "trace.jsonl") if r.get("event") == "event"]
-        assert [(e["name"], e["parent_id"], e["attributes"]["rolegraph.resumed_steps"]) for e in events] == [
-            ("run_resumed", root.span_id, ["plan"])
+        assert [(e["name"], e["parent_id"]) for e in events] == [
+            ("run_resumed", root.span_id),
+            ("resume_calls", root.span_id),
         ]
+        assert events[0]["attributes"]["rolegraph.resumed_steps"] == ["plan"]
         replayed = [s for s in trace.walk() if s.attributes.get("rolegraph.replayed")]
         assert [s.attributes["rolegraph.call.id"] for s in replayed] == [
             "research[0]#1/chat/1",
@@ -257,12 +259,22 @@ class TestResumeAfterAnEdit:
         assert (result.replayed_calls, result.resent_calls) == (3, 1)
         summary = json.loads((result.run_dir / "run.json").read_text())
         assert (summary["replayed_calls"], summary["resent_calls"]) == (3, 1)
-        events = [r for r in read_jsonl(result.run_dir / "trace.jsonl") if r.get("name") == "run_resumed"]
-        assert [
-            {k: e["attributes"][f"rolegraph.{k}"] for k in ("recorded_calls", "replayed_calls", "resent_calls")}
-            for e in events
-        ] == [{"recorded_calls": 6, "replayed_calls": 3, "resent_calls": 1}]
-        assert events[0]["attributes"]["rolegraph.first_resent"] == "second#1/chat/1: prompt changed"
+        events = [r for r in read_jsonl(result.run_dir / "trace.jsonl") if r.get("event") == "event"]
+        assert [e["name"] for e in events] == ["run_resumed", "resume_calls"]
+        assert events[1]["attributes"] == {
+            "rolegraph.recorded_calls": 6,
+            "rolegraph.replayed_calls": 3,
+            "rolegraph.resent_calls": 1,
+            "rolegraph.first_resent": "second#1/chat/1: prompt changed",
+        }
+        (root,) = result.trace.roots
+        assert (
+            root.attributes["rolegraph.resume.replayed_calls"],
+            root.attributes["rolegraph.resume.resent_calls"],
+        ) == (
+            3,
+            1,
+        )
         chats = [s for s in result.trace.walk() if s.kind == "chat"]
         resumed = chats[6:]  # the second invocation's model calls
         assert [(s.attributes["rolegraph.call.id"], bool(s.attributes.get("rolegraph.replayed"))) for s in resumed] == [

@@ -21,8 +21,9 @@ from typer.testing import CliRunner
 
 from rolegraph.cli import app
 from rolegraph.traces._rows import Context
+from rolegraph.traces.home_index import open_index
 from rolegraph.traces.pricing import PriceTable
-from rolegraph.traces.store import TraceStore, open_index
+from rolegraph.traces.store import TraceStore
 from rolegraph.traces.store_sink import StoreSink
 
 Records = list[dict[str, Any]]

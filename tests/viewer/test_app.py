@@ -243,7 +243,7 @@ class TestDamagedRun:
             for url in (f"/api/runs/{bad.name}", f"/api/runs/{bad.name}/stamp", f"/api/runs/{bad.name}/spans/x"):
                 response = client.get(url)
                 assert response.status_code == 422, url
-                assert response.json() == {"error": problem, "damaged": True}
+                assert response.json() == {"error": f"{bad.name}/{problem}", "damaged": True}
             assert get(client, f"/api/runs/{good.name}")["status"] == "completed"
 
 

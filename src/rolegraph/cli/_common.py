@@ -19,8 +19,9 @@ from rolegraph.cli._style import StyledGroup
 from rolegraph.errors import DamagedFileError, ModelNotAvailableError, RolegraphError, SpecError
 from rolegraph.layout import Home, RunFolder, is_run_id
 from rolegraph.runtime.executor import ExecutorFactory
+from rolegraph.traces.home_index import open_index
 from rolegraph.traces.pricing import PricesError, PriceTable
-from rolegraph.traces.store import TraceStore, open_index
+from rolegraph.traces.store import TraceStore
 from rolegraph.workflow import Workflow
 from rolegraph.workflows.spec import Budget
 

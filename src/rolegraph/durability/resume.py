@@ -14,7 +14,8 @@ recorded call whose request changed (the workflow was edited, and the resume
 forced) is sent again, with every later call of its agent run; the result says
 how many calls were replayed and how many sent again (``replayed_calls``,
 ``resent_calls``). The trace continues in the same file, under the same root
-span, with a ``run_resumed`` event carrying those counts. A completed run is
+span, with a ``run_resumed`` event where the resume began and a ``resume_calls``
+event with those counts once they are known. A completed run is
 left as it is.
 """
 

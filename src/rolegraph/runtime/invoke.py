@@ -306,20 +306,18 @@ async def _run_root(run: _Run, *, resuming: bool, on_step: StepListener | None, 
             restore=durability.checkpoint,
         )
         if resuming:
+            run.tracer.event(
+                "run_resumed",
+                rolegraph__invocation=info.invocations,
+                rolegraph__resumed_steps=scheduler.restored,
+                rolegraph__recorded_calls=durability.recorded_calls,
+            )
             root.set(rolegraph__resumed=True, rolegraph__resumed_steps=scheduler.restored)
         try:
             states, timed_out_after = await _schedule(run, scheduler, root)
         finally:
-            if resuming:  # once its calls are known: how many were replayed, how many sent again
-                run.tracer.event(
-                    "run_resumed",
-                    rolegraph__invocation=info.invocations,
-                    rolegraph__resumed_steps=scheduler.restored,
-                    rolegraph__recorded_calls=durability.recorded_calls,
-                    rolegraph__replayed_calls=durability.replayed_calls,
-                    rolegraph__resent_calls=durability.resent_calls,
-                    rolegraph__first_resent=durability.first_resent,
-                )
+            if resuming:
+                _record_resumed_calls(run, root)
         _conclude(run, root, states, scheduler.budget_error, timed_out_after)
 
 
@@ -345,6 +343,19 @@ async def _schedule(run: _Run, scheduler: Scheduler, root: Span) -> tuple[dict[s
             scheduler.budget_error = scheduler.budget_error or run.durability.wall_exceeded()
             return scheduler.states, None
         return scheduler.states, run_timeout
+
+
+def _record_resumed_calls(run: _Run, root: Span) -> None:
+    """What a resumed invocation did with the recorded calls, once known: a ``resume_calls`` event (after the
+    ``run_resumed`` event that marked the resume's start) and the same counts on the root span."""
+    durability = run.durability
+    counts = {
+        "rolegraph__recorded_calls": durability.recorded_calls,
+        "rolegraph__replayed_calls": durability.replayed_calls,
+        "rolegraph__resent_calls": durability.resent_calls,
+    }
+    run.tracer.event("resume_calls", **counts, rolegraph__first_resent=durability.first_resent)
+    root.set(**{name.replace("rolegraph__", "rolegraph__resume__"): value for name, value in counts.items()})
 
 
 def _conclude(

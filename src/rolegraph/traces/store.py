@@ -14,7 +14,8 @@ as ``unfinished`` rather than ``running``.
 
 A run folder whose trace or summary cannot be read is indexed as ``damaged``, with
 the file, line and field at fault (`RunRow.problem`); the other runs are indexed as
-usual. `open_index` sets a damaged index file aside and rebuilds it.
+usual. `rolegraph.traces.home_index.open_index` sets a damaged index file aside and
+rebuilds it.
 
 ```python
 with TraceStore(home / "index.sqlite") as store:
@@ -62,7 +63,6 @@ __all__ = [
     "StoredSpan",
     "TraceStore",
     "index_run",
-    "open_index",
     "run_stamp",
 ]
 
@@ -564,43 +564,6 @@ def _remove(folder: Path) -> str | None:
 
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
-
-
-def open_index(home: Path, prices: PriceTable | None = None) -> TraceStore:
-    """The index of `home`, brought up to date with its run folders.
-
-    The index is derived data: one that is not a database any more (cut short, overwritten)
-    is set aside as ``index.sqlite.damaged`` and rebuilt from the run folders.
-    """
-    try:
-        return _synced(Home(home), prices)
-    except sqlite3.DatabaseError as exc:
-        if not _is_damage(exc):
-            raise
-    _set_aside(Home(home).index)
-    return _synced(Home(home), prices)
-
-
-def _synced(home: Home, prices: PriceTable | None) -> TraceStore:
-    store = TraceStore(home.index, prices)
-    try:
-        store.sync(home.runs)
-    except BaseException:
-        store.close()
-        raise
-    return store
-
-
-def _is_damage(exc: sqlite3.DatabaseError) -> bool:
-    """Whether SQLite says the file is damaged (not busy, locked or out of space)."""
-    return type(exc) is sqlite3.DatabaseError or "malformed" in str(exc)
-
-
-def _set_aside(path: Path) -> None:
-    """Move a damaged database (and its WAL files) out of the way, keeping it for a look."""
-    for suffix in ("-wal", "-shm"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
-    path.replace(path.with_name(path.name + ".damaged"))
 
 
 def index_run(home: Path, run_dir: Path) -> RunRow | None:

@@ -49,8 +49,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rolegraph.errors import DamagedFileError
 from rolegraph.layout import Home
+from rolegraph.traces.home_index import open_index
 from rolegraph.traces.pricing import PriceTable
-from rolegraph.traces.store import open_index
 from rolegraph.viewer.compare import compare
 from rolegraph.viewer.data import RunReader
 from rolegraph.viewer.evals import EvalReader
