@@ -29,6 +29,8 @@ RUN_KEYS = {
     "duration_s",
     "resumed_steps",
     "executed_steps",
+    "replayed_calls",
+    "resent_calls",
 }
 
 NOTES = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,12 @@ class TestRecordFromDir:
         """A folder without run.json is not a run."""
         with pytest.raises(RunFolderError, match="is not a run folder"):
             record_from_dir(tmp_path, rolegraph.load(project / "review.yaml"))
+
+    async def test_a_damaged_summary_is_refused_naming_the_field(self, project: Path) -> None:
+        """A run.json whose inputs are not an object is a RunFolderError naming the file and field, not a TypeError."""
+        workflow = rolegraph.load(project / "review.yaml")
+        result = await workflow.run(model="scripted:good.yaml")
+        summary = json.loads((result.run_dir / "run.json").read_text())
+        (result.run_dir / "run.json").write_text(json.dumps({**summary, "inputs": [1]}))
+        with pytest.raises(RunFolderError, match=r"run\.json: field `inputs` is not an object but a list"):
+            record_from_dir(result.run_dir, workflow)

@@ -11,7 +11,6 @@ eval set or with a judge.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,14 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from rolegraph.agents.citations import answer_schema, find_citations, find_claims, strings_in
-from rolegraph.errors import RolegraphError
+from rolegraph.errors import DamagedFileError, RolegraphError
 from rolegraph.layout import SOURCES_FILE, RunFolder
 from rolegraph.runtime.executor import step_output_model
 from rolegraph.runtime.result import RunResult
 from rolegraph.runtime.scheduler import StepState
 from rolegraph.tools.sources import Source
 from rolegraph.traces.pricing import PriceTable
+from rolegraph.traces.records import read_summary
 from rolegraph.traces.trace import Trace
 from rolegraph.traces.usage import roll_up
 from rolegraph.workflow import Workflow
@@ -137,13 +137,18 @@ def record_from_dir(run_dir: Path, workflow: Workflow, prices: PriceTable | None
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:
+    """The run's ``run.json``, read strictly (`rolegraph.traces.records.read_summary`).
+
+    Raises:
+        RunFolderError: There is none, or it is damaged.
+    """
+    folder = RunFolder(run_dir)
+    if not folder.summary.is_file():
+        raise RunFolderError(f"{run_dir} is not a run folder: it has no run.json")
     try:
-        summary = json.loads(RunFolder(run_dir).summary.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RunFolderError(f"{run_dir} is not a run folder: cannot read its run.json ({exc})") from None
-    if not isinstance(summary, dict):
-        raise RunFolderError(f"{run_dir}/run.json is not a run summary")
-    return summary
+        return read_summary(folder.summary)
+    except DamagedFileError as exc:
+        raise RunFolderError(str(exc)) from None
 
 
 def _body(output: Any) -> Any:
