@@ -48,6 +48,16 @@ class TestHelp:
         assert "list[" not in result.stdout
         usage = next(line for line in result.stdout.splitlines() if "Usage:" in line)
         assert not re.search(r"[{\[][a-z_]+[}\]]", usage)
+        assert "{" not in usage and "}" not in usage
+
+    def test_usage_line_brackets_only_optional_arguments(self) -> None:
+        """The usage line writes a required argument bare and an optional one in brackets (git's style)."""
+        assert re.search(r"Usage: rolegraph run \[OPTIONS\] WORKFLOW\s*$", cli("run", "--help").stdout, re.M)
+        search = cli("library", "search", "--help").stdout
+        assert re.search(r"Usage: rolegraph library search \[OPTIONS\] FOLDER QUERY\s*$", search, re.M)
+        evals = cli("eval", "--help").stdout
+        assert re.search(r"Usage: rolegraph eval \[OPTIONS\] \[WORKFLOW\] \[EVALSET\]\s*$", evals, re.M)
+        assert "Missing argument 'WORKFLOW'" in cli("run").stderr
 
     @pytest.mark.parametrize("path", COMMANDS[1:], ids=" ".join)
     def test_summary_is_one_sentence_line(self, path: tuple[str, ...]) -> None:

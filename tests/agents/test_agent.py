@@ -153,6 +153,23 @@ class TestLoop:
         assert result.output == report
         assert "hu2021lora: LoRA" in model.calls[0].messages[-1].content
 
+    @pytest.mark.parametrize("model_id", ["SmolLM2-135M-Instruct.Q4_1", None])
+    async def test_chat_span_names_the_provider_model(self, model_id: str | None) -> None:
+        """A chat span keeps the model string as gen_ai.request.model and, when the provider calls the model
+        otherwise, records that name as rolegraph.model.id (what the OTLP export reports)."""
+
+        class Named(ScriptedModel):
+            @property
+            def model_id(self) -> str:
+                return model_id or self.name
+
+        model = Named([final({"claims": []})], name="local")
+        a, sink = agent(RESEARCHER, model, [lookup])
+        await a.run("What is LoRA?")
+        [chat] = [r for r in sink.records if r["event"] == "span_end" and r["kind"] == "chat"]
+        assert (chat["name"], chat["attributes"]["gen_ai.request.model"]) == ("chat local", "local")
+        assert chat["attributes"].get("rolegraph.model.id") == model_id
+
 
 class TestFaults:
     async def test_unknown_tool_and_bad_arguments_become_observations(self) -> None:

@@ -45,6 +45,25 @@ class TestOtlpJson:
         assert chat["kind"] == 3
         assert to_otlp_json(Trace(records), RUN_ID) == to_otlp_json(Trace(records), RUN_ID)
 
+    def test_models_named_as_their_provider_names_them(self, records: list[dict[str, Any]]) -> None:
+        """A chat that recorded rolegraph.model.id is exported as `chat <id>` with that gen_ai.request.model and
+        the model string as rolegraph.model; a chat without it (an older trace) keeps the string."""
+        for record in records:
+            if record["name"] == "chat local" and record["event"] == "span_end":
+                record["attributes"]["rolegraph.model.id"] = "SmolLM2-135M-Instruct.Q4_1"
+        spans = _spans(to_otlp_json(Trace(records), RUN_ID))
+        [chat] = [s for s in spans if s["name"] == "chat SmolLM2-135M-Instruct.Q4_1"]
+        attributes = {a["key"]: a["value"]["stringValue"] for a in chat["attributes"] if "stringValue" in a["value"]}
+        assert attributes["gen_ai.request.model"] == "SmolLM2-135M-Instruct.Q4_1"
+        assert attributes["rolegraph.model"] == "local" and "rolegraph.model.id" not in attributes
+        assert not [s for s in spans if s["name"] == "chat local"]
+        others = [s for s in spans if s["name"] == "chat openai:gpt-4o-mini"]
+        assert len(others) == 2
+        for other in others:
+            keys = {a["key"]: a["value"] for a in other["attributes"]}
+            assert keys["gen_ai.request.model"] == {"stringValue": "openai:gpt-4o-mini"}
+            assert "rolegraph.model" not in keys
+
     def test_errors_and_unfinished_spans(self, records: list[dict[str, Any]]) -> None:
         """An error span has status code 2 and its message; a span that never ended is exported with code 0."""
         for record in records:

@@ -16,6 +16,7 @@ from otlp_receiver import OtlpReceiver, attributes
 from trace_projects import probe_project, probe_script
 
 import rolegraph
+from rolegraph.models.local import local_model_path
 from rolegraph.traces.export import otlp_span_id, otlp_trace_id, to_otlp_json
 from rolegraph.traces.otel import OtlpSink
 from rolegraph.traces.redact import Redactor
@@ -24,6 +25,17 @@ from rolegraph.traces.trace import Trace
 from rolegraph.traces.tracer import Tracer
 
 RUN_ID = "20261101-120000-aaaaaa"
+TINY_LOCAL_WORKFLOW = """
+rolegraph: 1
+name: tiny
+models: {default: {model: local, max_tokens: 24, seed: 1}}
+roles:
+  namer:
+    instructions: Answer with one word.
+    output: {word: string}
+steps:
+  name: {role: namer, task: Name a colour.}
+"""
 TOPIC = "moth lattice anomaly"
 
 
@@ -183,6 +195,26 @@ class TestWorkflowRuns:
         chats = [s for s in spans if s.name.startswith("chat ")]
         assert len(chats) == 4 and all(attributes(c)["gen_ai.usage.input_tokens"] > 0 for c in chats)
         assert all(TOPIC.encode() not in body for body in receiver.bodies)
+
+    @pytest.mark.local_model
+    async def test_the_embedded_model_is_exported_by_its_name(
+        self, tmp_path: Path, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A run on `local` reaches the collector naming the GGUF's model, not `local` (which stays as
+        rolegraph.model); the file export says the same."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        path = tmp_path / "tiny.yaml"
+        path.write_text(TINY_LOCAL_WORKFLOW)
+        result = await rolegraph.load(path).run({}, home=tmp_path / "home")
+        assert result.status == "completed", result.error
+        name = local_model_path().stem
+        [chat] = [s for s in receiver.spans() if attributes(s).get("gen_ai.operation.name") == "chat"]
+        assert chat.name == f"chat {name}"
+        assert (attributes(chat)["gen_ai.request.model"], attributes(chat)["rolegraph.model"]) == (name, "local")
+        assert attributes(chat)["gen_ai.response.model"] == name
+        [exported] = [s for s in _spans(to_otlp_json(result.trace, result.run_id)) if s["name"].startswith("chat ")]
+        assert _comparable(exported)["name"] == chat.name
+        assert {"key": "gen_ai.request.model", "value": {"stringValue": name}} in exported["attributes"]
 
     @pytest.mark.parametrize("collector", ["closed port", "hanging"])
     async def test_an_unreachable_collector_changes_nothing(

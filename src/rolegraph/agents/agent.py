@@ -304,6 +304,8 @@ class Agent:
             rolegraph__tools=[t.name for t in tools or ()],
             rolegraph__call__id=call_id,
         ) as span:
+            if self.model.model_id != self.model.name:  # the provider's name for it, for the OTLP export
+                span.set(rolegraph__model__id=self.model.model_id)
             if self.model.options:  # how the model was built: its API, inference provider, LoRA adapter
                 span.set(rolegraph__model__options=self.model.options)
             request = self._chat_request(messages, tools, schema, settings) if self.journal is not None else None

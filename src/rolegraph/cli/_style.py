@@ -5,6 +5,8 @@ command tree once and gives every parameter the house style, so no command modul
 
 - a boolean flag shows no ``<bool>`` type (``--json`` takes no value);
 - an argument is named by its metavar in capitals (``WORKFLOW``, ``RUN``), never by its Python name;
+- the usage line writes a required argument bare and an optional one in brackets, as git and click do
+  (``eval [OPTIONS] [WORKFLOW]``, ``run [OPTIONS] WORKFLOW``), not typer's ``{WORKFLOW}``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,15 @@ from typing import Any
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 __all__ = ["StyledGroup", "restyle"]
+
+
+class _UsageArgument(TyperArgument):
+    """A typer argument whose usage piece follows the click convention: ``NAME``, ``[NAME]``, ``NAME...``."""
+
+    def get_usage_pieces(self, ctx: Any) -> list[str]:
+        name = self.metavar or (self.name or "").upper()
+        piece = name if self.required else f"[{name}]"
+        return [piece if self.nargs == 1 else f"{piece}..."]
 
 
 def restyle(command: Any) -> None:
@@ -28,8 +39,11 @@ def restyle(command: Any) -> None:
     for param in [*command.params, *([help_option] if help_option is not None else [])]:
         if isinstance(param, TyperOption) and param.is_bool_flag and param.metavar is None:
             param.metavar = ""  # a flag takes no value: no "<bool>" beside it
-        elif isinstance(param, TyperArgument) and param.metavar is None and param.name:
-            param.metavar = param.name.upper()
+        elif isinstance(param, TyperArgument):
+            if param.metavar is None and param.name:
+                param.metavar = param.name.upper()
+            # Typer builds its arguments itself; the subclass only overrides how the usage line shows them.
+            param.__class__ = _UsageArgument
     if isinstance(command, TyperGroup):
         for sub in command.commands.values():
             restyle(sub)

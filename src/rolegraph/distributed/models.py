@@ -34,9 +34,9 @@ class ModelActor:
     def __init__(self, model_string: str, base_dir: str, options: ModelOptions) -> None:
         self.model = resolve_model(model_string, base_dir=Path(base_dir), options=options)
 
-    def describe(self) -> tuple[str, dict[str, Any]]:
-        """The model's name and options."""
-        return self.model.name, self.model.options
+    def describe(self) -> tuple[str, str, dict[str, Any]]:
+        """The model's name, id and options."""
+        return self.model.name, self.model.model_id, self.model.options
 
     async def complete(
         self,
@@ -101,7 +101,12 @@ class RemoteModel(Model):
 
     def __init__(self, actor: Any) -> None:
         self.actor = actor
-        self.name, self._options = ray.get(actor.describe.remote())
+        self.name, self._model_id, self._options = ray.get(actor.describe.remote())
+
+    @property
+    def model_id(self) -> str:
+        """The actor's model's id."""
+        return str(self._model_id)
 
     @property
     def options(self) -> dict[str, Any]:

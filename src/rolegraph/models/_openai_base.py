@@ -55,6 +55,11 @@ class OpenAIProtocolModel(Model):
         self.retry = retry or RetryPolicy()
 
     @property
+    def model_id(self) -> str:
+        """The model id the server knows (``gpt-4o-mini``, ``qwen2.5:7b``)."""
+        return self.model
+
+    @property
     def base_url(self) -> str | None:
         """The provider's API root (None: OpenAI's)."""
         return self.provider.base_url

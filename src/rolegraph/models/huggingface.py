@@ -115,6 +115,11 @@ class HFInferenceModel(Model):
         self.retry = retry or RetryPolicy()
 
     @property
+    def model_id(self) -> str:
+        """The model's repository id."""
+        return self.model
+
+    @property
     def options(self) -> dict[str, Any]:
         """The inference provider (and base URL, if any) calls go to."""
         return {

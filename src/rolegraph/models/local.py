@@ -338,6 +338,11 @@ class LlamaCppModel(Model):
         self._weights = _load(path, n_ctx, n_threads, lora)
 
     @property
+    def model_id(self) -> str:
+        """The GGUF file's name without its suffix (``SmolLM2-135M-Instruct.Q4_1``), as its answers name it."""
+        return self.path.stem
+
+    @property
     def options(self) -> dict[str, Any]:
         """The LoRA adapter and its scale, when there is one."""
         if self.lora is None:

@@ -77,6 +77,13 @@ class Model(ABC):
     """The model string this instance was made from, e.g. ``local`` or ``openai:gpt-4o-mini``."""
 
     @property
+    def model_id(self) -> str:
+        """What the provider calls the model (OpenTelemetry's ``gen_ai.request.model``): ``gpt-4o-mini`` for
+        ``openai:gpt-4o-mini``, the GGUF's name (``SmolLM2-135M-Instruct.Q4_1``) for ``local``. Recorded on
+        every ``chat`` span as ``rolegraph.model.id``, which the OTLP export reports. Default: `name`."""
+        return self.name
+
+    @property
     def options(self) -> dict[str, Any]:
         """How this model was built beyond its string, when that shapes its answers: the API spoken,
         an inference provider, a LoRA adapter. Recorded on every ``chat`` span. Default: nothing."""

@@ -66,6 +66,7 @@ METADATA_ATTRIBUTES = frozenset(
         "gen_ai.tool.call.id",
         "rolegraph.action",
         "rolegraph.content",
+        "rolegraph.model.id",
         "rolegraph.status",
         "rolegraph.step.id",
         "rolegraph.tools",

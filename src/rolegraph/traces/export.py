@@ -41,6 +41,7 @@ STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 # Model calls leave the process; everything else happens inside it.
 _CLIENT_KINDS = {"chat"}
 _INT64 = range(-(2**63), 2**63)
+_REQUEST_MODEL, _MODEL_ID = "gen_ai.request.model", "rolegraph.model.id"
 
 AttributeValue = str | bool | int | float | tuple[str, ...] | tuple[bool, ...] | tuple[int, ...] | tuple[float, ...]
 """What an OpenTelemetry attribute may hold: a scalar, or a tuple of scalars of one type."""
@@ -109,8 +110,26 @@ def _attributes(attributes: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def span_attributes(attributes: dict[str, Any], span_id: str, status: str) -> dict[str, Any]:
-    """A span's exported attributes: as recorded, plus rolegraph's own span id and status."""
-    return {**attributes, "rolegraph.span_id": span_id, "rolegraph.status": status}
+    """A span's exported attributes: as recorded, plus rolegraph's own span id and status.
+
+    A model call names its model as the provider does: the trace's ``gen_ai.request.model`` is the model
+    string (``local``, what prices and usage key on); when the call recorded the provider's name for it
+    (``rolegraph.model.id``), that becomes ``gen_ai.request.model`` and the string ``rolegraph.model``.
+    """
+    exported = {**attributes, "rolegraph.span_id": span_id, "rolegraph.status": status}
+    model, model_id = attributes.get(_REQUEST_MODEL), exported.pop(_MODEL_ID, None)
+    if model is not None and model_id:
+        exported[_REQUEST_MODEL], exported["rolegraph.model"] = model_id, model
+    return exported
+
+
+def span_name(name: str, attributes: dict[str, Any]) -> str:
+    """A span's exported name: a model call's ``chat local`` names the model as the provider does
+    (``chat SmolLM2-135M-Instruct.Q4_1``), as OpenTelemetry's ``{operation} {request model}`` wants."""
+    model, model_id = attributes.get(_REQUEST_MODEL), attributes.get(_MODEL_ID)
+    if isinstance(model, str) and isinstance(model_id, str) and model_id and name.endswith(f" {model}"):
+        return name.removesuffix(model) + model_id
+    return name
 
 
 def span_kind(kind: str) -> int:
@@ -134,7 +153,7 @@ def _span(run_id: str, span: SpanRecord, end_of_trace: float, events: list[dict[
     otlp: dict[str, Any] = {
         "traceId": otlp_trace_id(run_id),
         "spanId": otlp_span_id(run_id, span.span_id),
-        "name": span.name,
+        "name": span_name(span.name, span.attributes),
         "kind": span_kind(span.kind),
         "startTimeUnixNano": _nanos(span.start_time),
         # An unfinished span ends with the last thing the trace recorded.

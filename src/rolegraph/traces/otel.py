@@ -45,6 +45,7 @@ from rolegraph.traces.export import (
     otlp_trace_id,
     span_attributes,
     span_kind,
+    span_name,
     span_status,
 )
 
@@ -163,12 +164,13 @@ class OtlpSink:
             parent = SpanContext(self._trace_id, int(otlp_span_id(self.run_id, str(parent_id)), 16), False, _SAMPLED)
         kind = otel_trace.SpanKind.CLIENT if span_kind(str(record.get("kind"))) == SPAN_KIND_CLIENT else None
         # Built directly, not through an SDK Tracer: ids, times and parents are the recorded ones.
+        recorded = record.get("attributes") or {}
         return ReadableSpan(
-            name=str(record.get("name", "")),
+            name=span_name(str(record.get("name", "")), recorded),
             context=SpanContext(self._trace_id, int(otlp_span_id(self.run_id, span_id), 16), False, _SAMPLED),
             parent=parent,
             resource=self._resource,
-            attributes=_attributes(span_attributes(record.get("attributes") or {}, span_id, status)),
+            attributes=_attributes(span_attributes(recorded, span_id, status)),
             events=self._events.pop(span_id, ()),
             kind=kind or otel_trace.SpanKind.INTERNAL,
             status=Status(_STATUS.get(code, StatusCode.UNSET), message if code == STATUS_ERROR else None),
