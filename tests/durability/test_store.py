@@ -44,6 +44,22 @@ class TestCheckpoints:
             store.save(bad)
         assert store.load() == good
 
+    def test_a_checkpoint_writes_only_the_steps_it_holds(self, store: RunStore) -> None:
+        """A save replaces the rows of the steps it holds and leaves the other steps' rows as they were."""
+        store.save(checkpoint(a={"x": 1}, b={"y": 1}))
+        store.save(checkpoint(b={"y": 2}))
+        loaded = store.load()
+        assert loaded is not None
+        assert {k: s.output for k, s in loaded.states.items()} == {"a": {"x": 1}, "b": {"y": 2}}
+
+    def test_a_checkpoint_sets_the_elapsed_time_in_the_record(self, store: RunStore) -> None:
+        """The elapsed wall time saved with a checkpoint is the record's, the rest of the record unchanged."""
+        store.write_record(RunInfo(run_id="20261101-120000-aaaaaa", workflow="w", inputs={"q": "x"}))
+        store.save(checkpoint(a={"x": 1}), elapsed_s=2.5)
+        assert store.record() == RunInfo(
+            run_id="20261101-120000-aaaaaa", workflow="w", inputs={"q": "x"}, elapsed_s=2.5
+        )
+
     def test_no_checkpoint_yet(self, store: RunStore) -> None:
         """A store with no checkpoint loads None."""
         assert store.load() is None

@@ -382,3 +382,80 @@ class TestRoutes:
 
         states, executor = await run(spec, handler)
         assert len(executor.calls) == 2 and states["draft"].visits == 1
+
+
+class RecordingCheckpointer:
+    """A checkpointer that keeps, for each save, the step ids it was given, and replays what it was given."""
+
+    def __init__(self) -> None:
+        self.saves: list[list[str]] = []
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def save(self, checkpoint: Any) -> None:
+        self.saves.append(list(checkpoint.states))
+        for step_id, state in checkpoint.states.items():
+            self.rows[step_id] = state.model_dump(mode="json")
+
+    def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
+        pass
+
+    def items(self, step_id: str, visit: int) -> dict[int, StepOutcome]:
+        return {}
+
+
+class TestCheckpoints:
+    async def test_a_checkpoint_carries_only_the_steps_that_changed(self) -> None:
+        """Along a chain, each save holds the step that finished and the one it started, never the whole run,
+        and the saves together hold every step's final state."""
+        steps = "\n".join(
+            f"  s{i}: {{role: worker, task: t{', depends_on: [s' + str(i - 1) + ']' if i else ''}}}" for i in range(30)
+        )
+        spec = spec_of(steps)
+        checkpointer = RecordingCheckpointer()
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            return answer(value=call.step_id)
+
+        scheduler = Scheduler(
+            spec,
+            compile_graph(spec),
+            FunctionExecutor(handler),
+            run_id="run",
+            inputs={},
+            tracer=Tracer("run", redactor=Redactor()),
+            checkpointer=checkpointer,
+        )
+        states = await scheduler.run()
+        assert len(checkpointer.saves) == 30
+        assert max(len(saved) for saved in checkpointer.saves) <= 2
+        assert checkpointer.rows == {k: s.model_dump(mode="json") for k, s in states.items()}
+
+    async def test_a_route_saves_the_steps_it_sends_back(self) -> None:
+        """When a route sends work back, the steps of its loop body are saved as pending again."""
+        spec = spec_of(
+            """
+  draft: {role: worker, task: d}
+  review:
+    role: worker
+    task: r
+    depends_on: [draft]
+    routes: [{when: "output.verdict == 'again'", goto: draft, max_times: 1}]
+"""
+        )
+        checkpointer = RecordingCheckpointer()
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            return answer(verdict="again")
+
+        scheduler = Scheduler(
+            spec,
+            compile_graph(spec),
+            FunctionExecutor(handler),
+            run_id="run",
+            inputs={},
+            tracer=Tracer("run", redactor=Redactor()),
+            checkpointer=checkpointer,
+        )
+        await scheduler.run()
+        assert "review" in checkpointer.saves[1] and "draft" in checkpointer.saves[1]
+        assert checkpointer.rows["draft"]["visits"] == 2 and checkpointer.rows["review"]["status"] == "completed"

@@ -208,10 +208,9 @@ class Durability:
     # time of an invocation that is killed still counts towards the run's max_wall_s.
 
     def save(self, checkpoint: Checkpoint) -> None:
-        """Save the scheduler checkpoint, and the run's elapsed time with it."""
-        self.store.save(checkpoint)
+        """Save the scheduler checkpoint's changes, and the run's elapsed time with them (one transaction)."""
         self.record.elapsed_s = self._elapsed_before + (time.perf_counter() - self._started)
-        self.store.write_record(self.record)
+        self.store.save(checkpoint, elapsed_s=self.record.elapsed_s)
 
     def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
         """Record a finished ``for_each`` item."""

@@ -12,7 +12,8 @@ Tables:
 - ``run``: one row, the `RunInfo` (workflow file and its hash, inputs, model
   override, budget, status, root span id, invocations).
 - ``steps``, ``routes``, ``routed``: the scheduler's checkpoint (each step's state
-  and output, route counters, the context a route passed back), replaced together.
+  and output, route counters, the context a route passed back). A checkpoint writes
+  the rows of the steps that changed, and the (small) route tables, in one transaction.
 - ``items``: outputs of the finished items of a ``for_each`` step, so a resumed
   fan-out runs only the missing items.
 - ``calls``: the call journal: every completed model and tool call by its call
@@ -228,25 +229,29 @@ class RunStore:
 
     # Checkpoints (the scheduler's `Checkpointer`)
 
-    def save(self, checkpoint: Checkpoint) -> None:
-        """Replace the scheduler checkpoint, in one transaction."""
+    def save(self, checkpoint: Checkpoint, *, elapsed_s: float | None = None) -> None:
+        """Write a checkpoint's changes in one transaction: the states it holds (the steps that changed since
+        the last save) replace those steps' rows, its route counters and routed contexts replace theirs.
+
+        Args:
+            checkpoint: What changed (see `rolegraph.runtime.scheduler.Checkpointer.save`).
+            elapsed_s: The run's wall time so far, set in the run's record in the same transaction.
+        """
+        rows = [(s.step_id, self._json(s.model_dump(mode="json"))) for s in checkpoint.states.values()]
+        routed = [(step, self._json(context)) for step, context in checkpoint.routed.items()]
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM steps")
-            self._db.executemany(
-                "INSERT INTO steps (step_id, state) VALUES (?, ?)",
-                [(s.step_id, self._json(s.model_dump(mode="json"))) for s in checkpoint.states.values()],
-            )
+            self._db.executemany("INSERT OR REPLACE INTO steps (step_id, state) VALUES (?, ?)", rows)
             self._db.execute("DELETE FROM routes")
             self._db.executemany(
                 "INSERT INTO routes (step_id, route, fired) VALUES (?, ?, ?)",
                 [(step, route, fired) for (step, route), fired in checkpoint.route_fired.items()],
             )
             self._db.execute("DELETE FROM routed")
-            self._db.executemany(
-                "INSERT INTO routed (step_id, context) VALUES (?, ?)",
-                [(step, self._json(context)) for step, context in checkpoint.routed.items()],
-            )
+            self._db.executemany("INSERT INTO routed (step_id, context) VALUES (?, ?)", routed)
+            if elapsed_s is not None:  # the one field that changes: not the whole record again
+                sql = "UPDATE run SET record = json_set(record, '$.elapsed_s', ?) WHERE id = 1"
+                self._db.execute(sql, (elapsed_s,))
         self._hit("checkpoint")
 
     def load(self) -> Checkpoint | None:

@@ -99,7 +99,12 @@ class StepState(BaseModel):
 
 @dataclass
 class Checkpoint:
-    """The scheduler's state, enough to resume a run: every step's state and the routes' counters."""
+    """The scheduler's state, enough to resume a run: every step's state and the routes' counters.
+
+    Handed to `Checkpointer.save`, `states` holds only the steps whose state changed since the
+    last save (a checkpoint costs what changed, not the length of the run); loaded back, it holds
+    every step that was ever saved.
+    """
 
     states: dict[str, StepState]
     route_fired: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -112,7 +117,9 @@ class Checkpointer(Protocol):
     """Where a durable run's scheduler saves its progress (the run store)."""
 
     def save(self, checkpoint: Checkpoint) -> None:
-        """Replace the saved checkpoint, atomically."""
+        """Write what changed, atomically: the states in `checkpoint` (the steps that changed since the
+        last save) replace those steps' saved states; the route counters and routed contexts replace
+        theirs. Must serialise before returning (the states are the scheduler's live objects)."""
         ...
 
     def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
@@ -225,6 +232,8 @@ class Scheduler:
         """Steps completed in the checkpoint the run resumed from."""
         self.executed: list[str] = []
         """Steps started by this scheduler, in start order."""
+        self._changed: set[str] = set()
+        """Steps whose state changed since the last checkpoint."""
         if restore is not None:
             self._restore(restore)
 
@@ -240,6 +249,7 @@ class Scheduler:
             # so its recorded calls replay); a step not yet started keeps its count.
             started = saved.status in ("running", "failed", "cancelled", "budget_exceeded")
             self.states[step_id] = StepState(step_id=step_id, visits=saved.visits - int(started))
+            self._changed.add(step_id)
         self._route_fired = dict(checkpoint.route_fired)
         self._routed = dict(checkpoint.routed)
         for node in self._data:
@@ -254,8 +264,12 @@ class Scheduler:
         )
 
     def _save(self) -> None:
-        if self.checkpointer is not None:
-            self.checkpointer.save(self.checkpoint())
+        """Hand the checkpointer the steps that changed since the last save (serialised before it returns)."""
+        if self.checkpointer is None:
+            return
+        changed = {step_id: self.states[step_id] for step_id in sorted(self._changed)}
+        self._changed.clear()
+        self.checkpointer.save(Checkpoint(states=changed, route_fired=self._route_fired, routed=self._routed))
 
     async def run(self) -> dict[str, StepState]:
         """Run every step that can run; return the final state of each.
@@ -276,6 +290,7 @@ class Scheduler:
         return self.states
 
     def _set(self, state: StepState, status: StepStatus, error: str | None = None) -> None:
+        self._changed.add(state.step_id)
         state.status = status
         if error is not None:
             state.error = error
@@ -482,6 +497,7 @@ class Scheduler:
             body = loop_body(self.graph, node, route.goto)
             for member in body:
                 self.states[member].status = "pending"
+                self._changed.add(member)
                 self._waiting[member] = {p for p in self._data.predecessors(member) if p in body}
             self._routed[route.goto] = routed_value(node, state.output, fired + 1)
             self._start(route.goto)
