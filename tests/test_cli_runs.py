@@ -60,6 +60,43 @@ outputs:
   report: {path: report.md, render: report, from: write}
 """
 
+ITEMS_WORKFLOW = """\
+rolegraph: 1
+name: items
+library: library
+inputs:
+  queries: {type: list, default: [adapters, low-rank]}
+models: {default: "scripted:researcher.yaml"}
+steps:
+  research:
+    role: researcher
+    for_each: {items: inputs.queries, as: query, max_concurrency: 1}
+    task: "Research {{ query }}."
+"""
+"""A for_each step over two queries; one item at a time, so the script's answers go to the items in order."""
+
+TOOL_ITEMS_WORKFLOW = """\
+rolegraph: 1
+name: tool_items
+library: library
+inputs:
+  queries: {type: list, default: [adapters, low-rank]}
+steps:
+  each:
+    tool: library_search
+    for_each: {items: inputs.queries, as: query}
+    args: {query: "{{ query }}", max_results: 1}
+"""
+"""A for_each tool step: no model, one library search per query."""
+
+
+def searched(query: str) -> list[dict[str, Any]]:
+    """A researcher's script for one item: search `query`, then answer with no findings."""
+    return [
+        {"tool": "library_search", "args": {"query": query}, "thought": "search"},
+        {"final": {"claims": []}, "thought": "nothing to claim"},
+    ]
+
 
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -274,6 +311,52 @@ class TestTraceDiff:
             '  B library_search {"query": "weight update adapters"}',
         ]
         assert table.stdout.splitlines()[-1] == "1 of 2 steps differ: research"
+
+    def test_for_each_items_are_labelled(self, tmp_path: Path) -> None:
+        """A for_each step's tool calls are compared item by item: `item N:` headings, the call both runs made
+        as `=`, the differing ones as A and B; --json gives each call its item."""
+        folder = tmp_path / "items"
+        write_library(folder, NOTES)
+        (folder / "items.yaml").write_text(ITEMS_WORKFLOW)
+        write_script(folder, "researcher", [*searched("adapters"), *searched("low-rank")])
+        first = run(folder / "items.yaml")
+        write_script(folder, "researcher", [*searched("adapters"), *searched("merging")])
+        second = run(folder / "items.yaml")
+        table = cli("trace", "diff", first, second)
+        assert table.exit_code == 0, table.output
+        calls = table.stdout[table.stdout.index("research tool calls:") :].splitlines()[:6]
+        assert calls == [
+            "research tool calls:",
+            "  item 0:",
+            '    = library_search {"query": "adapters"}',
+            "  item 1:",
+            '    A library_search {"query": "low-rank"}',
+            '    B library_search {"query": "merging"}',
+        ]
+        document = json.loads(cli("trace", "diff", first, second, "--json").stdout)
+        assert [(c["item"], c["arguments"]["query"]) for c in document["steps"]["research"]["tool_calls"]["b"]] == [
+            (0, "adapters"),
+            (1, "merging"),
+        ]
+
+    def test_tool_step_calls_are_compared(self, tmp_path: Path) -> None:
+        """A for_each tool step (no agent) counts its visit, its time and its calls, item by item."""
+        folder = tmp_path / "tools"
+        write_library(folder, NOTES)
+        (folder / "tools.yaml").write_text(TOOL_ITEMS_WORKFLOW)
+        first = run(folder / "tools.yaml")
+        result = cli("run", folder / "tools.yaml", "--json", "--quiet", "--input", 'queries=["adapters", "merging"]')
+        second = json.loads(result.stdout)["run_id"]
+        document = json.loads(cli("trace", "diff", first, second, "--json").stdout)
+        each = document["steps"]["each"]
+        assert (each["visits"], each["tool_calls"]["same"], each["output_same"]) == ([1, 1], False, False)
+        assert None not in each["duration_s"]
+        assert [(c["item"], c["arguments"]["query"]) for c in each["tool_calls"]["a"]] == [
+            (0, "adapters"),
+            (1, "low-rank"),
+        ]
+        table = cli("trace", "diff", first, second).stdout
+        assert "  item 1:\n    A library_search" in table and '"query": "merging"' in table
 
     def test_same_run_twice(self, project: Path) -> None:
         """A run compared with an identical rerun differs in no step."""

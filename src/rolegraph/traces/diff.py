@@ -70,6 +70,8 @@ class RecordedRun:
         attempts: dict[tuple[str, str, int], SpanRecord] = {}
         for span in self.trace.walk():
             agent = agent_of(self.trace, span)
+            if agent is None and span.kind == "execute_tool":
+                agent = span  # a tool or function step: its one call is its visit
             if agent is None or "rolegraph.step.id" not in agent.attributes:
                 continue
             step = str(agent.attributes["rolegraph.step.id"])
@@ -83,7 +85,7 @@ class RecordedRun:
                 known = attempts.get((step, str(item), visit))
                 if known is None or known.start_time <= span.start_time:
                     attempts[(step, str(item), visit)] = span
-            elif span.kind == "execute_tool":
+            if span.kind == "execute_tool":
                 call = {
                     "name": span.attributes.get("gen_ai.tool.name"),
                     "arguments": _arguments(span.attributes.get("rolegraph.tool.arguments")),
