@@ -25,7 +25,7 @@ ALLOWED = {
     "runtime": {"workflows", "agents", "models", "tools", "traces"},
     "durability": {"runtime", "workflows", "agents", "models", "tools", "traces"},
     "distributed": {"runtime", "workflows", "agents", "models", "tools", "traces"},  # executors past one process
-    "workflow": {"durability", "runtime", "workflows", "models", "traces"},
+    "workflow": {"durability", "distributed", "runtime", "workflows", "models", "traces"},  # picks the executor
     "testing": {"models", "tools", "agents", "traces"},
     "evals": {"workflow", "runtime", "workflows", "durability", "agents", "models", "tools", "traces"},
     "viewer": {"traces", "workflows", "runtime", "evals"},

@@ -14,12 +14,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rolegraph.distributed.choose import executor_for
 from rolegraph.durability.durable import run_durably
 from rolegraph.errors import Problem, SpecError
 from rolegraph.layout import Home, home_dir, new_run_id
 from rolegraph.models.model import ModelSettings
 from rolegraph.runtime.compiled import CompiledWorkflow
-from rolegraph.runtime.executor import ExecutorFactory, LocalExecutor
+from rolegraph.runtime.executor import ExecutorFactory
 from rolegraph.runtime.result import RunResult
 from rolegraph.runtime.run_info import RunInfo, file_hash
 from rolegraph.runtime.scheduler import StepListener
@@ -66,7 +67,7 @@ class Workflow(CompiledWorkflow):
         on_step: StepListener | None = None,
         content: ContentMode | None = None,
         budget: Budget | None = None,
-        executor: ExecutorFactory = LocalExecutor.for_run,
+        executor: ExecutorFactory | str | None = None,
     ) -> RunResult:
         """Run the workflow once.
 
@@ -82,7 +83,8 @@ class Workflow(CompiledWorkflow):
             content: What the trace keeps of prompts and payloads (``full``, ``metadata``,
                 ``redacted``; see `rolegraph.traces.content`), replacing ``settings.content``.
             budget: Limits replacing those of the workflow's ``settings.budget`` (the ones set).
-            executor: Where the steps run (default: in this process, `LocalExecutor.for_run`).
+            executor: Where the steps run: an executor name (``local``, ``ray``, ``ray://host:port``) or an
+                `ExecutorFactory`; default: the workflow's ``settings.executor`` (``local``: this process).
 
         Returns:
             The result; a failed run returns with ``status="failed"`` rather than raising,
@@ -90,12 +92,15 @@ class Workflow(CompiledWorkflow):
 
         Raises:
             SpecError: Bad inputs, or a tool reference that cannot be resolved.
+            ValueError: `executor` names no executor.
+            RayNotInstalled: A Ray executor is asked for and Ray is not installed.
             ModelNotAvailableError: A model cannot be loaded (missing package, file or key);
                 nothing is written in that case.
             asyncio.CancelledError: The run was cancelled (its folder records ``cancelled``;
                 it can be resumed).
         """
         values = self.resolve_inputs(inputs)
+        factory = self.executor(executor)
         if content is not None and content not in CONTENT_MODES:
             raise SpecError([Problem(f"content must be one of {', '.join(CONTENT_MODES)}, got {content!r}")])
         info = RunInfo(
@@ -111,7 +116,18 @@ class Workflow(CompiledWorkflow):
             started=dt.datetime.now(dt.UTC).isoformat(),
         )
         home_path = home or home_dir()
-        return await run_durably(self, info, home=Home(home_path), executor=executor, sinks=sinks, on_step=on_step)
+        return await run_durably(self, info, home=Home(home_path), executor=factory, sinks=sinks, on_step=on_step)
+
+    def executor(self, choice: ExecutorFactory | str | None = None) -> ExecutorFactory:
+        """The executor factory of a run: `choice` (a name or a factory), else ``settings.executor``.
+
+        Raises:
+            ValueError: `choice` names no executor.
+            RayNotInstalled: A Ray executor is chosen and Ray is not installed.
+        """
+        if choice is None or isinstance(choice, str):
+            return executor_for(choice or self.spec.settings.executor)
+        return choice
 
     def run_sync(self, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> RunResult:
         """`run` for scripts: starts an event loop for the run.

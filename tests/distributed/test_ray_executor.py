@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from durable_projects import LOOP, write_loop_project
+from rolegraph.runtime.executor import LocalExecutor
 from rolegraph.traces.sinks import read_jsonl
+from rolegraph.workflow import Workflow
 
 PLACEMENT = {"rolegraph.node", "rolegraph.host", "rolegraph.worker"}
 
@@ -100,6 +104,31 @@ class TestRayExecutor:
         pauses = {r["attributes"]["rolegraph.worker"] for r in remote if "ray_steps:pause" in r["name"]}
         assert len(pauses) == 2, pauses  # the two overlapping pauses ran in two worker processes
 
+    def test_a_local_cluster_listens_on_loopback_only(self, tmp_path: Path) -> None:
+        """The local cluster `--executor ray` starts: every port its processes open, as `ss -ltnp` lists
+        them, is on 127.0.0.1 (nothing of Ray's patched to get there)."""
+        script = (
+            "import json, os, sys; sys.path.insert(0, sys.argv[1]);"
+            "from ray_nodes import descendants, listeners, off_loopback;"
+            "from rolegraph.distributed.cluster import connect; connect();"
+            "pids = descendants(os.getpid());"
+            "print(json.dumps([len(listeners(pids)), off_loopback(pids)]));"
+            "import ray; ray.shutdown()"
+        )
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+        proc = subprocess.run(
+            [sys.executable, "-c", script, str(Path(__file__).parent)],
+            env={**environ, "ROLEGRAPH_HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        count, outside = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert count >= 3  # the GCS and the raylet's two servers at least: the check saw them
+        assert outside == []
+
 
 class TestChoosingTheExecutor:
     def test_ray_missing_says_how_to_install_it(self, tmp_path: Path) -> None:
@@ -117,6 +146,53 @@ class TestChoosingTheExecutor:
         assert proc.returncode == 2, proc.stderr
         assert "pip install 'rolegraph[ray]'" in proc.stderr
         assert "Traceback" not in proc.stderr
+
+    def test_settings_executor_ray_without_ray_says_how_to_install_it(self, tmp_path: Path) -> None:
+        """`settings.executor: ray` is honoured: without Ray the run exits 2 with the pip command."""
+        path = write_loop_project(tmp_path / "project")
+        path.write_text(path.read_text().replace("{max_concurrency: 1}", "{max_concurrency: 1, executor: ray}"))
+        script = "import sys; sys.modules['ray'] = None; from rolegraph.cli import main; main()"
+        proc = subprocess.run(
+            [sys.executable, "-c", script, "run", str(path)],
+            env={**os.environ, "ROLEGRAPH_HOME": str(tmp_path / "home"), "COLUMNS": "250"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert "pip install 'rolegraph[ray]'" in proc.stderr
+
+    def test_the_command_line_replaces_settings_executor(self, tmp_path: Path) -> None:
+        """`--executor local` runs a workflow whose settings say ray in this process: no span names a node."""
+        path = write_loop_project(tmp_path / "project")
+        path.write_text(path.read_text().replace("{max_concurrency: 1}", "{max_concurrency: 1, executor: ray}"))
+        proc = rolegraph(["run", str(path), "--json", "--quiet", "--executor", "local"], tmp_path / "home")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        records = read_jsonl(Path(json.loads(proc.stdout)["trace"]))
+        assert [r for r in records if "rolegraph.node" in r.get("attributes", {})] == []
+        assert {r["kind"] for r in records if r.get("event") == "span_end"} >= {"invoke_agent", "chat"}
+
+    def test_a_bad_settings_executor_is_named_at_its_line(self, tmp_path: Path) -> None:
+        """`settings.executor: spark` exits 2 naming the file, line and field and the executors there are."""
+        path = write_loop_project(tmp_path / "project")
+        text = path.read_text().replace("{max_concurrency: 1}", "{max_concurrency: 1, executor: spark}")
+        path.write_text(text)
+        line = text.splitlines().index("settings: {max_concurrency: 1, executor: spark}") + 1
+        proc = rolegraph(["run", str(path)], tmp_path / "home", COLUMNS="250")
+        assert proc.returncode == 2, proc.stderr
+        assert f"{path.name}:{line}:" in proc.stderr
+        assert "settings.executor" in proc.stderr
+        assert "local, ray or ray://host:port" in proc.stderr
+
+    def test_the_python_api_takes_a_name_a_factory_or_the_settings(self, tmp_path: Path) -> None:
+        """`Workflow.executor`: None gives settings.executor's, a name its own, a factory itself; a bad name raises."""
+        wf = Workflow.load(write_loop_project(tmp_path / "project"))
+        assert wf.executor() == LocalExecutor.for_run
+        assert wf.executor("local") == LocalExecutor.for_run
+        assert wf.executor(LocalExecutor.for_run) == LocalExecutor.for_run
+        with pytest.raises(ValueError, match="local, ray or ray://host:port"):
+            wf.executor("ray:/head")
 
     def test_an_unknown_executor_is_refused(self, tmp_path: Path) -> None:
         """--executor spark exits 2 naming the executors there are."""

@@ -171,6 +171,13 @@ class TestSchemaProblems:
             ("wf.yaml:5:29", "settings.max_concurrency", "it must be ≥ 1"),
         )
 
+    def test_unknown_executor(self) -> None:
+        """`settings.executor` names local, ray or ray://host:port; another value says which there are."""
+        assert_problems(
+            doc("steps:\n  a: {role: writer, task: t}\nsettings: {executor: spark}\n"),
+            ("wf.yaml:5:22", "settings.executor", "unknown executor 'spark': use local, ray or ray://host:port"),
+        )
+
     def test_missing_required_field(self) -> None:
         """A missing field points at the mapping that lacks it and says what to add."""
         assert_problems(

@@ -81,19 +81,21 @@ def load_workflow(file: Path, *, machine: bool = False) -> Workflow:
 ExecutorOption = Annotated[
     str | None,
     typer.Option(
-        help="Where the steps run: local (this process, the default), ray (the cluster at RAY_ADDRESS, or a"
-        " new local one on 127.0.0.1) or ray://host:port. Ray needs: pip install 'rolegraph[ray]'."
+        help="Where the steps run, replacing the workflow's settings.executor: local (this process), ray (the"
+        " cluster at RAY_ADDRESS, or a new local one on 127.0.0.1) or ray://host:port."
+        " Ray needs: pip install 'rolegraph[ray]'."
     ),
 ]
 
 
-def executor_factory(name: str | None) -> ExecutorFactory:
-    """The executor `--executor` names; exit 2 with what to do if it names none or Ray is missing."""
+def executor_factory(name: str | None, workflow: Workflow | None = None) -> ExecutorFactory:
+    """The executor `--executor` names, else `workflow`'s ``settings.executor`` (else local); exit 2 with
+    what to do if the name names none or Ray is missing."""
     from rolegraph.distributed.choose import executor_for
     from rolegraph.distributed.cluster import RayNotInstalled
 
     try:
-        return executor_for(name)
+        return workflow.executor(name) if workflow is not None else executor_for(name)
     except (ValueError, RayNotInstalled) as exc:
         err.print(f"[red]error[/] --executor: {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None

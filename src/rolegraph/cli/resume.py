@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from rolegraph.cli._common import (
     EXIT_BAD_INPUT,
+    ExecutorOption,
     MaxCostOption,
     MaxIterationsOption,
     MaxTokensOption,
@@ -19,12 +21,17 @@ from rolegraph.cli._common import (
     app,
     budget_from,
     err,
+    executor_factory,
     exit_for,
     find_run,
+    load_workflow,
     run_async,
 )
 from rolegraph.cli.workflows import print_result
 from rolegraph.durability.resume import resume as resume_run
+from rolegraph.durability.resume import workflow_file
+from rolegraph.errors import RolegraphError
+from rolegraph.runtime.executor import ExecutorFactory, LocalExecutor
 from rolegraph.traces.progress import ProgressPrinter
 from rolegraph.traces.sinks import TraceSink
 
@@ -44,6 +51,7 @@ def resume(
     max_wall: MaxWallOption = None,
     max_tool_calls: MaxToolCallsOption = None,
     max_iterations: MaxIterationsOption = None,
+    executor: ExecutorOption = None,
 ) -> None:
     """Continue a run from its last checkpoint: finished steps are not run again, recorded calls are replayed.
 
@@ -51,13 +59,30 @@ def resume(
     """
     run_dir = find_run(run_id)
     budget = budget_from(max_tokens, max_cost, max_wall, max_tool_calls, max_iterations)
+    factory = _executor(run_dir, executor)
     named = RunIdSink()
     sinks: list[TraceSink] = [named] if quiet else [named, ProgressPrinter(err)]
     result = run_async(
-        resume_run(run_dir, force=force, budget=budget, sinks=sinks), error_exit=EXIT_BAD_INPUT, on_interrupt=named.hint
+        resume_run(run_dir, force=force, budget=budget, sinks=sinks, executor=factory),
+        error_exit=EXIT_BAD_INPUT,
+        on_interrupt=named.hint,
     )
     if as_json:
         print(json.dumps(result.summary(), indent=2))
     print_result(result)
     if result.status != "completed":
         raise typer.Exit(exit_for(result.status))
+
+
+def _executor(run_dir: Path, name: str | None) -> ExecutorFactory:
+    """`--executor`, else the run's workflow's ``settings.executor``; local when the run names no readable
+    workflow file (resuming then says why the run cannot be resumed)."""
+    if name is not None:
+        return executor_factory(name)
+    try:
+        file = workflow_file(run_dir)
+    except RolegraphError:
+        file = None
+    if file is None or not file.is_file():
+        return LocalExecutor.for_run
+    return executor_factory(None, load_workflow(file))

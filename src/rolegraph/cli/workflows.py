@@ -103,7 +103,7 @@ def run(
     workflow = load_workflow(file)
     inputs = parse_inputs(input or [])
     budget = budget_from(max_tokens, max_cost, max_wall, max_tool_calls, max_iterations)
-    factory = executor_factory(executor)
+    factory = executor_factory(executor, workflow)
     named = RunIdSink()
     sinks: list[TraceSink] = [named] if quiet else [named, ProgressPrinter(err)]
     result = run_async(

@@ -174,6 +174,14 @@ class ChannelPump:
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
+    def open(self, dispatch: str, parent: Span | None) -> None:
+        """Track a step call sent to a worker: its records go under `parent`."""
+        self.dispatches[dispatch] = _Dispatch(parent=parent)
+
+    def close(self, dispatch: str) -> BaseException | None:
+        """Stop tracking a step call; the error the run's journal raised on one of its records, if any."""
+        return self.dispatches.pop(dispatch).failure
+
     def start(self) -> None:
         """Start draining (on the running event loop)."""
         self._task = asyncio.get_running_loop().create_task(self._run())

@@ -6,8 +6,9 @@ Ray is imported only when a Ray executor is chosen, so rolegraph without the
 
 from __future__ import annotations
 
-from rolegraph.distributed.cluster import executor_address, require_ray
+from rolegraph.distributed.cluster import executor_address, prepare
 from rolegraph.runtime.executor import ExecutorFactory, LocalExecutor
+from rolegraph.workflows.spec import check_executor
 
 __all__ = ["executor_for"]
 
@@ -19,10 +20,10 @@ def executor_for(name: str | None) -> ExecutorFactory:
         ValueError: `name` names no executor.
         RayNotInstalled: A Ray executor is asked for and Ray is not installed.
     """
-    if name is None or name == "local":
+    if name is None or check_executor(name) == "local":
         return LocalExecutor.for_run
     address = executor_address(name)
-    require_ray()
+    prepare(address)  # before Ray is first imported: a new local cluster then stays on 127.0.0.1
     from rolegraph.distributed.ray_executor import RayExecutor
 
     return RayExecutor.factory(address)

@@ -21,7 +21,7 @@ from rolegraph.models.messages import Message, ToolSpec
 from rolegraph.models.model import Completion, Model, ModelSettings
 from rolegraph.models.registry import ModelOptions, resolve_model
 
-__all__ = ["NAMESPACE", "ModelActor", "RemoteModel", "model_actor", "per_run"]
+__all__ = ["NAMESPACE", "ActorModels", "ModelActor", "RemoteModel", "model_actor", "per_run"]
 
 NAMESPACE = "rolegraph"
 """The Ray namespace of rolegraph's named actors."""
@@ -132,3 +132,27 @@ class RemoteModel(Model):
     def skip_replayed(self, count: int) -> None:
         """Tell the actor's model about replayed calls."""
         ray.get(self.actor.skip_replayed.remote(count))
+
+
+class ActorModels:
+    """A run's `ModelResolver` on a cluster: each model string gives a `RemoteModel` of its actor for `node_id`.
+
+    The driver (`driver=True`) makes the run's own actors (a script's); a worker finds them, and makes
+    or finds its node's. `run_actors` lists the run's own actors the driver made, to end with the run.
+    """
+
+    def __init__(self, *, run_id: str, node_id: str, driver: bool) -> None:
+        self.run_id = run_id
+        self.node_id = node_id
+        self.driver = driver
+        self.run_actors: list[Any] = []
+
+    def __call__(self, model_string: str, base_dir: Path, options: ModelOptions) -> Model:
+        """The model `model_string` names, held by its actor."""
+        own = per_run(model_string)
+        actor = model_actor(
+            model_string, base_dir, options, run_id=self.run_id, node_id=self.node_id, create=self.driver or not own
+        )
+        if own and self.driver:
+            self.run_actors.append(actor)
+        return RemoteModel(actor)

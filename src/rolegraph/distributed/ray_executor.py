@@ -21,21 +21,19 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from rolegraph.distributed.channel import ChannelPump, ForwardingRegistry, ForwardSink, RemoteJournal, RunChannel
 from rolegraph.distributed.cluster import connect
-from rolegraph.distributed.models import NAMESPACE, RemoteModel, model_actor, per_run
+from rolegraph.distributed.models import NAMESPACE, ActorModels
 from rolegraph.models.model import Model, ModelSettings
-from rolegraph.models.registry import ModelOptions
-from rolegraph.runtime.executor import ExecutorFactory, LocalExecutor, RunContext
+from rolegraph.runtime.compiled import workflow_tools
+from rolegraph.runtime.executor import ExecutorFactory, LocalExecutor, RunContext, resolve_roles
 from rolegraph.runtime.scheduler import StepCall, StepOutcome
-from rolegraph.tools.library import Library
-from rolegraph.tools.registry import resolve_tools
 from rolegraph.tools.sources import Source
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.spans import current_span
@@ -59,10 +57,10 @@ class RayExecutor:
         self.context = context
         self.run_id = context.tracer.run_id
         self.node_id: str = ray.get_runtime_context().get_node_id()
-        here = NodeAffinity(self.node_id)
+        here = _pinned(self.node_id)
         self.channel = RunChannel.options(namespace=NAMESPACE, **here).remote()  # type: ignore[attr-defined]
         self.pump = ChannelPump(self.channel, tracer=context.tracer, sources=context.sources, journals=context.journals)
-        self._run_actors: list[Any] = []
+        self._actors = ActorModels(run_id=self.run_id, node_id=self.node_id, driver=True)
         # The driver's view of the run's models (names, checks, replayed calls), through the same actors.
         self._local = LocalExecutor(
             context.spec,
@@ -73,7 +71,7 @@ class RayExecutor:
             model_override=context.model_override,
             settings_override=context.settings_override,
             roles=context.roles,
-            models=context.models or self._driver_model,
+            models=context.models or self._actors,
         )
         self._started = False
 
@@ -85,12 +83,6 @@ class RayExecutor:
             return cls(context, address=address)
 
         return build
-
-    def _driver_model(self, model_string: str, base_dir: Path, options: ModelOptions) -> Model:
-        actor = model_actor(model_string, base_dir, options, run_id=self.run_id, node_id=self.node_id, create=True)
-        if per_run(model_string):
-            self._run_actors.append(actor)
-        return RemoteModel(actor)
 
     @property
     def models(self) -> dict[str, Model]:
@@ -104,7 +96,7 @@ class RayExecutor:
             self._started = True
         dispatch = uuid.uuid4().hex
         parent = current_span()
-        self.pump.dispatches[dispatch] = _dispatch(parent)
+        self.pump.open(dispatch, parent)
         task = _run_step.options(max_retries=STEP_RETRIES, retry_exceptions=False)
         ref = task.remote(
             _StepJob(
@@ -132,7 +124,7 @@ class RayExecutor:
             raise cause from None
         finally:
             await self.pump.settle()
-            failure = self.pump.dispatches.pop(dispatch).failure
+            failure = self.pump.close(dispatch)
         if failure is not None:
             raise failure
         return outcome
@@ -140,22 +132,14 @@ class RayExecutor:
     async def aclose(self) -> None:
         """Stop the channel, and end the run's own model actors (nodes keep theirs)."""
         await self.pump.stop()
-        for actor in self._run_actors:
+        for actor in self._actors.run_actors:
             ray.kill(actor)
         ray.kill(self.channel)
 
 
-def NodeAffinity(node_id: str) -> dict[str, Any]:
+def _pinned(node_id: str) -> dict[str, Any]:
     """Ray options placing an actor on `node_id`, for good."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
     return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id, soft=False)}
-
-
-def _dispatch(parent: Any) -> Any:
-    from rolegraph.distributed.channel import _Dispatch
-
-    return _Dispatch(parent=parent)
 
 
 class _StepJob:
@@ -201,7 +185,7 @@ async def _run_step_async(job: _StepJob, call: StepCall) -> StepOutcome:
     worker = f"{context.get_worker_id()[:12]}/{os.getpid()}"
     base_dir = Path(job.base_dir)
     spec = job.spec
-    tools = _tools(spec, base_dir)
+    tools = workflow_tools(spec, resolve_roles(spec), base_dir)
     sink = ForwardSink(job.channel, job.dispatch, node=node_id, host=ray.util.get_node_ip_address(), worker=worker)
     tracer = Tracer(job.run_id, sinks=[sink], redactor=Redactor.from_env())
     sources = ForwardingRegistry(job.channel, (Source.model_validate(s) for s in job.sources))
@@ -216,9 +200,7 @@ async def _run_step_async(job: _StepJob, call: StepCall) -> StepOutcome:
         journals=(lambda step_id, model: RemoteJournal(job.channel, job.dispatch, step_id, model))
         if job.journaled
         else None,
-        models=lambda string, folder, options: RemoteModel(
-            model_actor(string, folder, options, run_id=job.run_id, node_id=node_id, create=not per_run(string))
-        ),
+        models=ActorModels(run_id=job.run_id, node_id=node_id, driver=False),
     )
     try:
         with tracer.under(job.parent_id):
@@ -226,16 +208,3 @@ async def _run_step_async(job: _StepJob, call: StepCall) -> StepOutcome:
     finally:
         for tool in tools.values():
             await tool.aclose()
-
-
-def _tools(spec: WorkflowSpec, base_dir: Path) -> Mapping[str, Any]:
-    """The tools the workflow uses, built on this worker as the driver built them."""
-    from rolegraph.runtime.executor import resolve_roles
-
-    roles = resolve_roles(spec)
-    refs = sorted(
-        {ref for role in roles.values() for ref in role.tools}
-        | {step.tool for step in spec.steps.values() if step.tool is not None}
-    )
-    library = Library.from_dir(base_dir / spec.library) if spec.library is not None else None
-    return dict(zip(refs, resolve_tools(refs, library=library, search_path=base_dir), strict=True))

@@ -30,6 +30,7 @@ from rolegraph.durability.store import RunStore
 from rolegraph.errors import ResumeError
 from rolegraph.layout import Home, RunFolder, is_run_id
 from rolegraph.runtime.compiled import CompiledWorkflow
+from rolegraph.runtime.executor import ExecutorFactory, LocalExecutor
 from rolegraph.runtime.result import CitationCount, RunResult
 from rolegraph.runtime.run_info import RunInfo, file_hash
 from rolegraph.runtime.scheduler import StepListener
@@ -39,7 +40,7 @@ from rolegraph.traces.records import read_summary
 from rolegraph.traces.sinks import TraceSink
 from rolegraph.workflows.spec import Budget
 
-__all__ = ["resume"]
+__all__ = ["resume", "workflow_file"]
 
 
 async def resume(
@@ -49,6 +50,7 @@ async def resume(
     budget: Budget | None = None,
     sinks: Sequence[TraceSink] = (),
     on_step: StepListener | None = None,
+    executor: ExecutorFactory = LocalExecutor.for_run,
 ) -> RunResult:
     """Continue the run in `run_dir` from its last checkpoint.
 
@@ -58,6 +60,8 @@ async def resume(
         budget: Limits replacing the run's own (raise one to go on after ``budget_exceeded``).
         sinks: Extra trace sinks.
         on_step: Called whenever a step changes status.
+        executor: Where the remaining steps run (a run begun on a cluster may go on in this process,
+            and the other way round: its journal and checkpoints are the driver's).
 
     Returns:
         The run's result. A run that had already completed is returned as it is, with
@@ -75,7 +79,24 @@ async def resume(
     record, file, home = prepared
     workflow = CompiledWorkflow.load(file)
     record.budget = Budget(**record.budget).merged(budget).limits()
-    return await run_durably(workflow, record, home=Home(home), sinks=list(sinks), on_step=on_step, resuming=True)
+    return await run_durably(
+        workflow, record, home=Home(home), executor=executor, sinks=list(sinks), on_step=on_step, resuming=True
+    )
+
+
+def workflow_file(run_dir: Path) -> Path | None:
+    """The workflow file the run in `run_dir` was started from, if its store names one.
+
+    Raises:
+        DamagedFileError: The run store is damaged.
+        ResumeError: The folder holds no run store.
+    """
+    store = RunStore.open_existing(run_dir.absolute())
+    try:
+        file = store.record().workflow_file
+    finally:
+        store.close()
+    return Path(file) if file else None
 
 
 def _prepare(run_dir: Path, *, force: bool) -> RunResult | tuple[RunInfo, Path, Path]:

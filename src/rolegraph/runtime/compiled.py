@@ -19,11 +19,13 @@ from rolegraph.errors import Problem, SpecError
 from rolegraph.runtime.executor import resolve_roles
 from rolegraph.runtime.preflight import run_checks
 from rolegraph.tools.library import Library
+from rolegraph.tools.registry import resolve_tools
+from rolegraph.tools.tool import Tool
 from rolegraph.workflows.graph import compile_graph
 from rolegraph.workflows.loader import read_spec_file
 from rolegraph.workflows.spec import InputSpec, WorkflowSpec
 
-__all__ = ["CompiledWorkflow"]
+__all__ = ["CompiledWorkflow", "workflow_tools"]
 
 
 class CompiledWorkflow:
@@ -89,14 +91,36 @@ class CompiledWorkflow:
 
     def library(self) -> Library | None:
         """The workflow's library of papers, if it names one."""
-        if self.spec.library is None:
-            return None
-        return Library.from_dir(self.base_dir / self.spec.library)
+        return _library(self.spec, self.base_dir)
 
     def tool_refs(self) -> list[str]:
         """Every tool reference any of the workflow's roles or tool steps uses, sorted."""
-        steps = {step.tool for step in self.spec.steps.values() if step.tool is not None}
-        return sorted({ref for role in self.roles.values() for ref in role.tools} | steps)
+        return _tool_refs(self.spec, self.roles)
+
+    def tools(self) -> dict[str, Tool[Any]]:
+        """A new instance of every tool the workflow uses, by reference (see `workflow_tools`)."""
+        return workflow_tools(self.spec, self.roles, self.base_dir)
+
+
+def workflow_tools(spec: WorkflowSpec, roles: Mapping[str, Role], base_dir: Path) -> dict[str, Tool[Any]]:
+    """A new instance of every tool a workflow's roles and tool steps use, by reference, sorted: how a run
+    builds its tools, in this process or on a worker of a cluster.
+
+    Raises:
+        SpecError: A tool reference cannot be resolved.
+    """
+    refs = _tool_refs(spec, roles)
+    tools = resolve_tools(refs, library=_library(spec, base_dir), search_path=base_dir)
+    return dict(zip(refs, tools, strict=True))
+
+
+def _library(spec: WorkflowSpec, base_dir: Path) -> Library | None:
+    return Library.from_dir(base_dir / spec.library) if spec.library is not None else None
+
+
+def _tool_refs(spec: WorkflowSpec, roles: Mapping[str, Role]) -> list[str]:
+    steps = {step.tool for step in spec.steps.values() if step.tool is not None}
+    return sorted({ref for role in roles.values() for ref in role.tools} | steps)
 
 
 def _coerce(name: str, spec: InputSpec, value: Any) -> Any:

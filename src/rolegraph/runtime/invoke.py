@@ -38,7 +38,6 @@ from rolegraph.runtime.outputs import write_outputs
 from rolegraph.runtime.result import CitationCount, RunResult, classify
 from rolegraph.runtime.run_info import RunInfo
 from rolegraph.runtime.scheduler import Checkpoint, Checkpointer, Scheduler, StepListener, StepState
-from rolegraph.tools.registry import resolve_tools
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.content import content_processor
@@ -239,8 +238,8 @@ async def _setup(
     folder = home.run(info.run_id)
     # The root span continues across invocations: its roll-up starts from the tokens already traced.
     traced = Trace.load(folder.trace).usage() if resuming and folder.trace.is_file() else None
-    refs = workflow.tool_refs()
-    tools = resolve_tools(refs, library=workflow.library(), search_path=workflow.base_dir)
+    tools_by_ref = workflow.tools()
+    tools = list(tools_by_ref.values())
     mode = content_processor(info.content or workflow.spec.settings.content)
     tracer = Tracer(info.run_id, sinks=sinks, redactor=redactor, processors=[mode] if mode else [])
     sources = SourceRegistry()
@@ -250,7 +249,7 @@ async def _setup(
             RunContext(
                 workflow.spec,
                 roles=workflow.roles,
-                tools=dict(zip(refs, tools, strict=True)),
+                tools=tools_by_ref,
                 sources=sources,
                 tracer=tracer,
                 base_dir=workflow.base_dir,

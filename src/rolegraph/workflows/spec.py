@@ -39,6 +39,7 @@ __all__ = [
     "StepKind",
     "StepSpec",
     "WorkflowSpec",
+    "check_executor",
 ]
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
@@ -52,6 +53,23 @@ OutputType = Annotated[str, StringConstraints(pattern=rf"^\s*({_TYPES})\s*$")]
 """An output field's type: ``string``, ``integer``, ``number``, ``boolean``, ``source_id``,
 ``list[<one of those>]`` or ``enum[a, b, c]``. A ``source_id`` can only name a source
 the agent has seen retrieved."""
+
+EXECUTORS = "local, ray or ray://host:port"
+"""The executors a run can name (``settings.executor``, ``--executor``)."""
+_EXECUTOR = re.compile(r"local|ray|ray://[A-Za-z0-9.\-\[\]:]+(:\d{1,5})?")
+
+
+def check_executor(name: str) -> str:
+    """`name` if it names an executor: ``local`` (this process), ``ray`` (the Ray cluster at
+    ``RAY_ADDRESS``, or a new local one) or ``ray://host:port`` (a Ray cluster's client address).
+
+    Raises:
+        ValueError: It names none (the message lists those there are).
+    """
+    if not _EXECUTOR.fullmatch(name):
+        raise ValueError(f"unknown executor {name!r}: use {EXECUTORS}")
+    return name
+
 
 FieldType = Annotated[str, StringConstraints(pattern=rf"^\s*({_TYPES}|enum)\s*$")]
 """An output field's `type` in the long form: an `OutputType`, or ``enum`` with the `values` beside it."""
@@ -428,6 +446,14 @@ class RunSettings(_Strict):
     (besides API keys and tokens, which always are)."""
     budget: Budget = Field(default_factory=Budget)
     """Limits on what the whole run may use."""
+    executor: str = "local"
+    """Where the steps run: ``local`` (this process), ``ray`` (the Ray cluster at ``RAY_ADDRESS``, or a
+    new local one bound to 127.0.0.1) or ``ray://host:port``; ``--executor`` replaces it for one run."""
+
+    @field_validator("executor")
+    @classmethod
+    def _check_executor(cls, value: str) -> str:
+        return check_executor(value)
 
 
 def _default_models() -> dict[str, ModelSpec | str]:
