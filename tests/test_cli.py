@@ -148,6 +148,23 @@ class TestValidate:
         assert "unknown key 'bogus'" in lines[3]
         assert "Traceback" not in result.output
 
+    def test_privacy_local_only_is_reported(self, project: Path) -> None:
+        """--privacy local_only on a workflow of local models validates, and the ok output says so."""
+        result = cli("validate", project, "--privacy", "local_only")
+        assert (result.exit_code, result.stderr) == (0, "")
+        assert result.stdout.splitlines()[1] == (
+            "privacy: local_only (every model and tool keeps the workflow's content on this machine)"
+        )
+
+    def test_privacy_refuses_a_hosted_model_at_its_line(self, project: Path) -> None:
+        """--privacy local_only refuses a hosted model entry at file:line, exit 2."""
+        project.write_text(WORKFLOW.replace("write: scripted:writer.yaml", "write: openai:gpt-4o-mini"))
+        result = cli("validate", project, "--privacy", "local_only")
+        assert result.exit_code == 2
+        assert result.stderr.startswith(
+            f"error {project}:9:10: privacy is local_only (--privacy), so model 'openai:gpt-4o-mini' cannot be used"
+        )
+
     def test_problem_text_is_printed_verbatim(self, tmp_path: Path) -> None:
         """Brackets from the file (rich markup syntax) are printed as they are, not interpreted or crashed on."""
         path = tmp_path / "markup.yaml"
@@ -311,6 +328,16 @@ class TestRun:
         write_script(project.parent, "researcher", [])
         result, summary = run_json(project, "--model", "scripted:other.yaml")
         assert (result.exit_code, summary["status"]) == (0, "completed")
+
+    def test_privacy_refuses_a_hosted_model_override(self, project: Path, home: Path) -> None:
+        """`--privacy local_only --model openai:...` exits 2 naming the model; no run is started."""
+        result = cli("run", project, "--privacy", "local_only", "--model", "openai:gpt-4o-mini")
+        assert result.exit_code == 2
+        assert (
+            f"error {project}: --model / model=: settings.privacy is local_only, so model 'openai:gpt-4o-mini' "
+            "cannot be used"
+        ) in result.stderr
+        assert not (home / "runs").is_dir() or not any((home / "runs").iterdir())
 
     @pytest.mark.parametrize(
         ("args", "message"),

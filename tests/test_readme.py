@@ -83,6 +83,12 @@ VALIDATE_FILES = {
         "    for_each: {items: '{{ steps.plan.questions }}', as: q}\n"
         "    routes: [{when: 'output | length == 0', goto: each}]\n"
     ),
+    "private.yaml": (
+        "rolegraph: 1\nname: private\nsettings: {privacy: local_only}\n"
+        "models: {default: local, careful: 'openai:gpt-4o-mini'}\n"
+        "roles:\n  scout: {instructions: Look up., output: {notes: string}, tools: [web_search]}\n"
+        "steps:\n  find: {role: scout, task: find}\n"
+    ),
     "loop.yaml": (
         "rolegraph: 1\nname: wf\nsteps:\n  draft: {role: writer, task: Write it.}\n  review:\n    role: critic\n"
         '    task: "Review {{ steps.draft.title }}"\n    depends_on: [draft]\n'
@@ -103,7 +109,7 @@ class TestValidateExamples:
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("COLUMNS", "1000")
         sessions = [b for b in _blocks("console") if b.startswith("$ rolegraph validate ")]
-        assert len(sessions) == 2
+        assert len(sessions) == 3
         for session in sessions:
             command, *shown = session.strip().splitlines()
             result = CliRunner().invoke(app, command.removeprefix("$ rolegraph ").split())

@@ -26,7 +26,7 @@ from rolegraph.runtime.run_info import RunInfo, file_hash
 from rolegraph.runtime.scheduler import StepListener
 from rolegraph.traces.content import CONTENT_MODES, ContentMode
 from rolegraph.traces.sinks import TraceSink
-from rolegraph.workflows.spec import Budget
+from rolegraph.workflows.spec import Budget, Privacy
 
 __all__ = ["Workflow", "load"]
 
@@ -42,18 +42,20 @@ class Workflow(CompiledWorkflow):
     """
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, machine: bool = False) -> Workflow:
+    def load(cls, path: str | os.PathLike[str], *, machine: bool = False, privacy: Privacy | None = None) -> Workflow:
         """Load and validate a workflow file (its warnings in `warnings`).
 
         Args:
             path: The workflow file.
             machine: Also check model files and packages and the library's notes, as
                 `rolegraph validate` does (``--model`` at run time may make them moot).
+            privacy: ``local_only`` refuses every hosted model and web tool, as ``settings.privacy:
+                local_only`` in the file would (and so does `run` for its ``model=``); None: as the file says.
 
         Raises:
             SpecError: The file is invalid (every problem, with file:line:col).
         """
-        compiled = CompiledWorkflow.load(path, machine=machine)
+        compiled = CompiledWorkflow.load(path, machine=machine, privacy=privacy)
         return cls(compiled.spec, compiled.path, compiled.warnings)
 
     async def run(
@@ -91,7 +93,8 @@ class Workflow(CompiledWorkflow):
             one that reached a budget limit with ``status="budget_exceeded"``.
 
         Raises:
-            SpecError: Bad inputs, or a tool reference that cannot be resolved.
+            SpecError: Bad inputs, a tool reference that cannot be resolved, or a hosted `model` for a
+                workflow whose privacy is ``local_only``.
             ValueError: `executor` names no executor.
             RayNotInstalled: A Ray executor is asked for and Ray is not installed.
             ModelNotAvailableError: A model cannot be loaded (missing package, file or key);
@@ -147,6 +150,6 @@ class Workflow(CompiledWorkflow):
         )
 
 
-def load(path: str | os.PathLike[str]) -> Workflow:
+def load(path: str | os.PathLike[str], *, privacy: Privacy | None = None) -> Workflow:
     """Load and validate a workflow file (see `Workflow.load`)."""
-    return Workflow.load(path)
+    return Workflow.load(path, privacy=privacy)

@@ -7,6 +7,7 @@ import os
 import signal
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -70,13 +71,27 @@ def report_spec_error(exc: SpecError) -> typer.Exit:
     return typer.Exit(EXIT_BAD_INPUT)
 
 
-def load_workflow(file: Path, *, machine: bool = False) -> Workflow:
+def load_workflow(file: Path, *, machine: bool = False, privacy: PrivacyChoice | None = None) -> Workflow:
     """Load a workflow, or print its problems and exit 2 (see `Workflow.load`)."""
     try:
-        return Workflow.load(file, machine=machine)
+        return Workflow.load(file, machine=machine, privacy=None if privacy is None else "local_only")
     except SpecError as exc:
         raise report_spec_error(exc) from None
 
+
+class PrivacyChoice(StrEnum):
+    """What ``--privacy`` takes."""
+
+    LOCAL_ONLY = "local_only"
+
+
+PrivacyOption = Annotated[
+    PrivacyChoice | None,
+    typer.Option(
+        help="local_only: refuse every hosted model and web tool (as settings.privacy: local_only), --model too;"
+        " only embedded models and servers on 127.0.0.1 may see the workflow's content."
+    ),
+]
 
 ExecutorOption = Annotated[
     str | None,

@@ -19,6 +19,7 @@ from rolegraph.cli._common import (
     MaxTokensOption,
     MaxToolCallsOption,
     MaxWallOption,
+    PrivacyOption,
     RunIdSink,
     app,
     budget_from,
@@ -94,13 +95,14 @@ def run(
     max_tool_calls: MaxToolCallsOption = None,
     max_iterations: MaxIterationsOption = None,
     executor: ExecutorOption = None,
+    privacy: PrivacyOption = None,
 ) -> None:
     """Run a workflow.
 
     Exit 0 on success, 1 if the run failed, 2 on bad input, 3 if a budget ran out, 130 if interrupted
     (Ctrl-C or SIGTERM; resume it with `rolegraph resume`).
     """
-    workflow = load_workflow(file)
+    workflow = load_workflow(file, privacy=privacy)
     inputs = parse_inputs(input or [])
     budget = budget_from(max_tokens, max_cost, max_wall, max_tool_calls, max_iterations)
     factory = executor_factory(executor, workflow)
@@ -119,17 +121,22 @@ def run(
 
 
 @app.command()
-def validate(file: Annotated[Path, typer.Argument(metavar="WORKFLOW", help="Workflow YAML file.")]) -> None:
-    """Check a workflow file as a run would (tools, functions, library, models, templates).
+def validate(
+    file: Annotated[Path, typer.Argument(metavar="WORKFLOW", help="Workflow YAML file.")],
+    privacy: PrivacyOption = None,
+) -> None:
+    """Check a workflow file as a run would (tools, functions, library, models, templates, privacy).
 
     Every problem is printed with file:line:col, and any exits 2; warnings are printed too, and alone exit 0.
     """
-    workflow = load_workflow(file, machine=True)
+    workflow = load_workflow(file, machine=True, privacy=privacy)
     for warning in workflow.warnings:
         err.print(f"[yellow]warning[/] {escape(str(warning))}", highlight=False, soft_wrap=True)
     spec = workflow.spec
     inputs = ", ".join(spec.inputs) or "none"
     out.print(f"[green]ok[/] {escape(str(file))}: workflow {spec.name!r}, {len(spec.steps)} steps, inputs: {inputs}")
+    if spec.settings.privacy == "local_only":
+        out.print("privacy: local_only (every model and tool keeps the workflow's content on this machine)")
 
 
 @app.command()

@@ -23,7 +23,7 @@ from rolegraph.tools.registry import resolve_tools
 from rolegraph.tools.tool import Tool
 from rolegraph.workflows.graph import compile_graph
 from rolegraph.workflows.loader import read_spec_file
-from rolegraph.workflows.spec import InputSpec, WorkflowSpec
+from rolegraph.workflows.spec import InputSpec, Privacy, WorkflowSpec
 
 __all__ = ["CompiledWorkflow", "workflow_tools"]
 
@@ -46,7 +46,9 @@ class CompiledWorkflow:
         self.roles: dict[str, Role] = resolve_roles(spec)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, machine: bool = False) -> CompiledWorkflow:
+    def load(
+        cls, path: str | os.PathLike[str], *, machine: bool = False, privacy: Privacy | None = None
+    ) -> CompiledWorkflow:
         """Load and validate a workflow file, with what a run of it needs (`rolegraph.runtime.preflight`):
         the tools its roles and steps name, the functions, the library folder.
 
@@ -54,13 +56,18 @@ class CompiledWorkflow:
             path: The workflow file.
             machine: Also check what depends on this machine and ``--model`` could change: model
                 files and packages, the library's notes (what `rolegraph validate` checks).
+            privacy: ``local_only`` applies ``settings.privacy: local_only`` whatever the file says
+                (`rolegraph.runtime.privacy`); None: as the file says.
 
         Raises:
             SpecError: The file is invalid (every problem, with file:line:col).
         """
         file = Path(path)
-        read = read_spec_file(file, run_checks(file.parent, machine=machine))
-        return cls(read.spec, file, read.warnings)
+        read = read_spec_file(file, run_checks(file.parent, machine=machine, privacy=privacy))
+        spec = read.spec
+        if privacy is not None and privacy != spec.settings.privacy:
+            spec = spec.model_copy(update={"settings": spec.settings.model_copy(update={"privacy": privacy})})
+        return cls(spec, file, read.warnings)
 
     def resolve_inputs(self, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
         """Inputs with defaults filled in and values converted to their declared types.

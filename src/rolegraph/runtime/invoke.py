@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rolegraph.agents.journal import CallJournal
-from rolegraph.errors import BudgetExceeded
+from rolegraph.errors import BudgetExceeded, SpecError
 from rolegraph.layout import Home, RunFolder
 from rolegraph.models.model import Model, ModelSettings, Usage
 from rolegraph.runtime.compiled import CompiledWorkflow
 from rolegraph.runtime.executor import ExecutorFactory, LocalExecutor, ModelResolver, RunContext, RunExecutor
 from rolegraph.runtime.outputs import write_outputs
+from rolegraph.runtime.privacy import override_problem
 from rolegraph.runtime.result import CitationCount, RunResult, classify
 from rolegraph.runtime.run_info import RunInfo
 from rolegraph.runtime.scheduler import Checkpoint, Checkpointer, Scheduler, StepListener, StepState
@@ -188,7 +189,8 @@ async def invoke(
         The result (a failed run returns, with ``status="failed"``).
 
     Raises:
-        SpecError: A tool reference cannot be resolved, or a cost limit cannot be kept.
+        SpecError: A tool reference cannot be resolved, a cost limit cannot be kept, or the run's model
+            override is hosted and the workflow's privacy is ``local_only``.
         ModelNotAvailableError: A model cannot be loaded; a new run then leaves no folder.
         DamagedFileError: Resuming, the run's trace or run store is damaged (nothing is written then).
         asyncio.CancelledError: The run was cancelled (its folder records ``cancelled``).
@@ -235,6 +237,9 @@ async def _setup(
     A resumed run's trace is read first, so a damaged one (`DamagedFileError`) stops the resume
     before anything is opened or written.
     """
+    refused = override_problem(workflow.spec, info.model, workflow.path)
+    if refused is not None and hooks.models is None:  # a replay answers from its journal: nothing is sent
+        raise SpecError([refused])
     folder = home.run(info.run_id)
     # The root span continues across invocations: its roll-up starts from the tokens already traced.
     traced = Trace.load(folder.trace).usage() if resuming and folder.trace.is_file() else None

@@ -8,7 +8,8 @@ engine brings these checks to the loader, which reports each at its file:line:co
   ``library:``), or an import path that imports and is a tool (``my_tools.glossary``
   is refused with ``did you mean 'my_tools:glossary'?``); no two share a name;
 - the ``library:`` folder exists;
-- tool and function steps name tools and functions that exist (`rolegraph.runtime.steps.refs`).
+- tool and function steps name tools and functions that exist (`rolegraph.runtime.steps.refs`);
+- under ``settings.privacy: local_only``, no hosted model and no web tool (`rolegraph.runtime.privacy`).
 
 With ``machine=True`` (`rolegraph validate`), also what depends on this machine and
 could be changed at run time by ``--model``: the files of ``llamacpp:`` and
@@ -22,54 +23,41 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from rolegraph.agents.roles import BUILTIN_ROLES
 from rolegraph.errors import LibraryError, ModelNotAvailableError, SpecError
-from rolegraph.runtime.steps.refs import LIBRARY_TOOLS, step_reference_check
+from rolegraph.runtime.privacy import privacy_problems
+from rolegraph.runtime.steps.refs import LIBRARY_TOOLS, role_tool_refs, step_reference_check
 from rolegraph.tools.library import Library
 from rolegraph.tools.registry import BUILTIN_TOOLS, resolve_tool
-from rolegraph.workflows.spec import ModelSpec, WorkflowSpec
+from rolegraph.workflows.spec import ModelSpec, Privacy, WorkflowSpec
 
 __all__ = ["run_checks"]
 
 Check = Callable[[WorkflowSpec], Iterable[tuple[str, str]]]
 
 
-def run_checks(base_dir: Path, *, machine: bool = False) -> list[Check]:
+def run_checks(base_dir: Path, *, machine: bool = False, privacy: Privacy | None = None) -> list[Check]:
     """The loader checks (`rolegraph.workflows.loader.Check`) of what a run of a workflow in `base_dir` needs.
 
     Args:
         base_dir: The workflow file's folder (tools, functions, libraries and model files are found from it).
         machine: Also check model files and packages and the library's notes (see the module docstring).
+        privacy: ``local_only`` refuses hosted models and web tools whatever the file's ``settings.privacy``
+            (`rolegraph.runtime.privacy`); None: as the file says.
     """
     checks: list[Check] = [
         step_reference_check(base_dir),
         lambda spec: _role_tool_problems(spec, base_dir),
         lambda spec: _library_problems(spec, base_dir, notes=machine),
+        lambda spec: privacy_problems(spec, privacy),
     ]
     if machine:
         checks.append(lambda spec: _model_problems(spec, base_dir))
     return checks
 
 
-def _role_tools(spec: WorkflowSpec) -> Iterator[tuple[str, str]]:
-    """``(field path, tool reference)`` for every tool of every role a step uses (a built-in role's own
-    tools are placed at the first step using the role: they are not written in the file)."""
-    seen: set[str] = set()
-    for step_id, step in spec.steps.items():
-        name = step.role
-        if name is None or name in seen:
-            continue
-        seen.add(name)
-        override = spec.roles.get(name)
-        if override is not None and override.tools is not None:
-            yield from ((f"roles.{name}.tools[{i}]", ref) for i, ref in enumerate(override.tools))
-        elif name in BUILTIN_ROLES:
-            yield from ((f"steps.{step_id}.role", ref) for ref in BUILTIN_ROLES[name].tools)
-
-
 def _role_tool_problems(spec: WorkflowSpec, base_dir: Path) -> Iterator[tuple[str, str]]:
     owners: dict[str, str] = {}
-    for path, ref in _role_tools(spec):
+    for path, ref in role_tool_refs(spec):
         if ref in BUILTIN_TOOLS:
             if ref in LIBRARY_TOOLS and spec.library is None:
                 where = "" if ".tools[" in path else f"role {spec.steps[path.split('.')[1]].role!r} uses "

@@ -46,6 +46,7 @@ from rolegraph.tools.web_search import WebSearchTool
 
 __all__ = [
     "BUILTIN_TOOLS",
+    "WEB_TOOLS",
     "ToolContext",
     "builtin_tools",
     "call_tool",
@@ -105,6 +106,10 @@ and scholarly tools read their URL policy from ``ROLEGRAPH_ALLOW_HOSTS`` when
 built; the scholarly tools also read ``ROLEGRAPH_MAILTO``, ``S2_API_KEY`` and
 their base-URL variables (``ROLEGRAPH_ARXIV_URL`` and the like).
 """
+
+WEB_TOOLS = frozenset(BUILTIN_TOOLS) - {LibrarySearchTool.name, ReadDocumentTool.name}
+"""Built-in tools that send requests off this machine (the web, the browser, the scholarly APIs):
+refused under ``settings.privacy: local_only``. Only the library tools stay on the machine."""
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _IMPORT_PATH = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}(\.{_IDENTIFIER})*$")

@@ -33,6 +33,7 @@ __all__ = [
     "ModelSpec",
     "OutputField",
     "OutputSpec",
+    "Privacy",
     "RoleSpec",
     "RouteSpec",
     "RunSettings",
@@ -306,6 +307,9 @@ class RouteSpec(_Strict):
     """How many times this route may fire in one run."""
 
 
+Privacy = Literal["any", "local_only"]
+"""Where a workflow's content may go: ``any`` service, or ``local_only`` (this machine)."""
+
 StepKind = Literal["agent", "tool", "function"]
 """What does a step's work: a role's agent (with a model), one tool call, or one Python function call."""
 
@@ -446,6 +450,10 @@ class RunSettings(_Strict):
     (besides API keys and tokens, which always are)."""
     budget: Budget = Field(default_factory=Budget)
     """Limits on what the whole run may use."""
+    privacy: Privacy = "any"
+    """``local_only``: the workflow may use only models and tools that keep its content on this
+    machine (embedded models, and servers on a loopback address); loading refuses any hosted model
+    or web tool, at its line. ``any`` (the default): no such limit."""
     executor: str = "local"
     """Where the steps run: ``local`` (this process), ``ray`` (the Ray cluster at ``RAY_ADDRESS``, or a
     new local one bound to 127.0.0.1) or ``ray://host:port``; ``--executor`` replaces it for one run."""

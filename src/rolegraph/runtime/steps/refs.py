@@ -11,19 +11,35 @@ running the workflow would.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from rolegraph.agents.roles import field_definition
+from rolegraph.agents.roles import BUILTIN_ROLES, field_definition
 from rolegraph.errors import SpecError
 from rolegraph.imports import ImportPathError, import_object, is_import_path
 from rolegraph.tools.registry import BUILTIN_TOOLS, resolve_tool
 from rolegraph.workflows.spec import WorkflowSpec
 
-__all__ = ["LIBRARY_TOOLS", "step_reference_check", "step_reference_problems"]
+__all__ = ["LIBRARY_TOOLS", "role_tool_refs", "step_reference_check", "step_reference_problems"]
 
 LIBRARY_TOOLS = frozenset({"library_search", "read_document"})
 """Built-in tools that need the workflow's `library`."""
+
+
+def role_tool_refs(spec: WorkflowSpec) -> Iterator[tuple[str, str]]:
+    """``(field path, tool reference)`` for every tool of every role a step uses (a built-in role's own
+    tools are placed at the first step using the role: they are not written in the file)."""
+    seen: set[str] = set()
+    for step_id, step in spec.steps.items():
+        name = step.role
+        if name is None or name in seen:
+            continue
+        seen.add(name)
+        override = spec.roles.get(name)
+        if override is not None and override.tools is not None:
+            yield from ((f"roles.{name}.tools[{i}]", ref) for i, ref in enumerate(override.tools))
+        elif name in BUILTIN_ROLES:
+            yield from ((f"steps.{step_id}.role", ref) for ref in BUILTIN_ROLES[name].tools)
 
 
 def _tool_problem(ref: str, spec: WorkflowSpec, search_path: Path | None) -> str | None:
