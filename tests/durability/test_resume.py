@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,6 +82,28 @@ class TestCancelled:
             await resume(run_dir)
         touch(marks / "release")
         assert (await task).status == "completed"
+
+    async def test_a_run_cancelled_as_it_ends_records_its_end_whole(self, project: Path, home: Path) -> None:
+        """A run cancelled just as its root span ends (an eval interrupted by another run) still records its end:
+        run.json and the run store agree it completed, so a resume returns it as it is and run.json says so."""
+
+        class CancelAtTheEnd:
+            """Cancels the run's task when the run's root span ends: the cancellation lands while it records."""
+
+            def emit(self, record: dict[str, Any]) -> None:
+                if record.get("kind") == "invoke_workflow" and "end_time" in record:
+                    task = asyncio.current_task()
+                    assert task is not None
+                    task.cancel()
+
+        with pytest.raises(asyncio.CancelledError):
+            await rolegraph.load(project).run(sinks=[CancelAtTheEnd()])
+        (run_dir,) = (home / "runs").iterdir()
+        store = RunStore.open_existing(run_dir)
+        assert store.record().status == "completed"
+        store.close()
+        assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+        assert (await resume(run_dir)).status == "completed"
 
 
 class TestResumingAgain:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -205,20 +205,49 @@ async def invoke(
     try:
         await _run_root(run, resuming=resuming, on_step=on_step, hooks=hooks)
     finally:
-        await _close(run.executor, run.tools)
-        run.result.sources = list(run.sources)
-        _write_sources(run.folder.sources, run.result.sources, redactor)
-        run.result.usage = durability.usage
-        run.result.replayed_calls, run.result.resent_calls = durability.replayed_calls, durability.resent_calls
-        if run.scheduler is not None:
-            run.result.resumed_steps = list(run.scheduler.restored)
-            run.result.executed_steps = list(run.scheduler.executed)
-        run.result.duration_s = (dt.datetime.now(dt.UTC) - run.started).total_seconds()
-        durability.finish(run.result.status)
-        await asyncio.to_thread(trace_sinks.close)
-        _write_summary(run, redactor)
-        await asyncio.to_thread(index_run, home.path, run.folder.path)
+        try:
+            await _close(run.executor, run.tools)  # in this task: a tool may hold a scope entered here
+        finally:
+            # A cancellation arriving now (an eval interrupted by another of its runs) must not cut the
+            # record of the run's end in two: it is written to its end, then the cancellation goes on.
+            await _to_the_end(_record_end(run, trace_sinks, home, redactor))
     return run.result
+
+
+async def _record_end(run: _Run, trace_sinks: RunSinks, home: Home, redactor: Redactor) -> None:
+    """Record how the invocation ended: sources and ``run.json`` first, the run store's status after them.
+
+    The run store's status is what says the run ended (`rolegraph.durability.resume` returns a
+    completed run as it is, and its readers then trust ``run.json``), so it is written last: a
+    kill before it leaves a run that resumes, never a completed store beside a stale ``run.json``.
+    """
+    durability = run.durability
+    run.result.sources = list(run.sources)
+    _write_sources(run.folder.sources, run.result.sources, redactor)
+    run.result.usage = durability.usage
+    run.result.replayed_calls, run.result.resent_calls = durability.replayed_calls, durability.resent_calls
+    if run.scheduler is not None:
+        run.result.resumed_steps = list(run.scheduler.restored)
+        run.result.executed_steps = list(run.scheduler.executed)
+    run.result.duration_s = (dt.datetime.now(dt.UTC) - run.started).total_seconds()
+    _write_summary(run, redactor)
+    durability.finish(run.result.status)
+    await asyncio.to_thread(trace_sinks.close)  # every record is on disk already: this closes the file
+    await asyncio.to_thread(index_run, home.path, run.folder.path)
+
+
+async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:
+    """Await `work` to its end even if this task is cancelled meanwhile; the cancellation is raised after it."""
+    task = asyncio.ensure_future(work)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        raise cancelled
+    task.result()
 
 
 async def _setup(
