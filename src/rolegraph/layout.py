@@ -4,6 +4,7 @@
 $ROLEGRAPH_HOME/                 (default ./.rolegraph)
   index.sqlite                   the live index of runs and spans (`rolegraph.traces.store`)
   prices.yaml                    the user's price table
+  batches/<batch_id>/            one batch's manifest (`rolegraph.evals.batch`)
   evals/<eval_id>/               one eval's manifest and reports
   runs/<run_id>/                 one run (`RunFolder`)
     run.json                     the run's summary
@@ -159,6 +160,11 @@ class Home:
     def evals(self) -> Path:
         """``evals/``."""
         return self.path / "evals"
+
+    @property
+    def batches(self) -> Path:
+        """``batches/``."""
+        return self.path / "batches"
 
     @property
     def index(self) -> Path:

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rolegraph.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    ExecutorOption,
     MaxCostOption,
     MaxIterationsOption,
     MaxTokensOption,
@@ -21,6 +22,7 @@ from rolegraph.cli._common import (
     app,
     budget_from,
     err,
+    executor_factory,
     find_run,
     load_prices,
     load_workflow,
@@ -127,6 +129,7 @@ def eval_command(
         Path | None,
         typer.Option("--output", "-o", help="Also write the report here: .html (table and plots), .json or markdown."),
     ] = None,
+    executor: ExecutorOption = None,
 ) -> None:
     """Run every question of an eval set through a workflow and score the runs.
 
@@ -159,6 +162,7 @@ def eval_command(
             "budget options do not apply"
         )
     workflow = load_workflow(workflow_file)
+    factory = executor_factory(executor, workflow)
     try:
         evalset = load_evalset(evalset_file, workflow)
         grid = parse_grid(setting or []) if manifest is None else dict(manifest.grid)
@@ -201,6 +205,7 @@ def eval_command(
             return await evaluate(
                 workflow, evalset, models, grid=grid, repeat=repeat, concurrency=concurrent, limit=limit,
                 prices=table, judge=judge, on_run=progress, budget=budget, manifest=manifest, force=force,
+                executor=factory,
             )  # fmt: skip
         finally:
             if judge is not None:

@@ -23,7 +23,7 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
@@ -38,11 +38,14 @@ __all__ = [
     "REPORT_FILE",
     "ColumnSpec",
     "EvalManifest",
+    "Manifest",
     "ManifestError",
     "PlannedRun",
     "PlannedStatus",
+    "RunEntry",
     "eval_dir",
     "find_eval",
+    "find_manifest",
     "new_eval_id",
     "resume_manifest",
 ]
@@ -63,14 +66,9 @@ class ManifestError(RolegraphError):
     """An eval cannot be found or resumed (no such eval, unreadable manifest, changed files)."""
 
 
-class PlannedRun(BaseModel):
-    """One planned run: a question in a column, one repeat, and how far it got."""
+class RunEntry(BaseModel):
+    """One run a manifest plans, and how far it got (an eval's runs, a batch's lines)."""
 
-    question: str
-    column: int
-    """Index into `EvalManifest.columns`."""
-    repeat: int
-    """1-based."""
     run_id: str | None = None
     """The run's id once it started; it names the run's folder, so it must have a run id's shape."""
     status: PlannedStatus = "pending"
@@ -81,6 +79,16 @@ class PlannedRun(BaseModel):
         if value is not None and not is_run_id(value):
             raise ValueError(f"{value[:80]!r} is not a run id")
         return value
+
+
+class PlannedRun(RunEntry):
+    """One planned run of an eval: a question in a column, one repeat, and how far it got."""
+
+    question: str
+    column: int
+    """Index into `EvalManifest.columns`."""
+    repeat: int
+    """1-based."""
 
 
 class ColumnSpec(BaseModel):
@@ -94,7 +102,66 @@ class ColumnSpec(BaseModel):
         return Column(model=self.model, settings=dict(self.settings))
 
 
-class EvalManifest(BaseModel):
+class Manifest(BaseModel):
+    """A file that plans many runs and records how far each got, rewritten atomically as they change:
+    what lets a killed eval or batch be resumed."""
+
+    FOLDER: ClassVar[str] = "an eval folder"
+    """What holds such a manifest, for messages."""
+    path: Path | None = Field(default=None, exclude=True)
+    """Where the manifest is kept (None: it is not saved)."""
+
+    # Saves one at a time: renames must land in the order their states were taken.
+    _lock: asyncio.Lock = PrivateAttr(default_factory=asyncio.Lock)
+
+    @property
+    def ident(self) -> str:
+        """The id of what the manifest plans (its folder's name)."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, folder: Path) -> Self:
+        """The manifest in `folder`.
+
+        Raises:
+            ManifestError: There is none, or it cannot be read.
+        """
+        file = folder / MANIFEST_FILE
+        what = cls.FOLDER.split(" ", 1)[1].removesuffix(" folder")
+        try:
+            manifest = cls.model_validate_json(file.read_bytes())
+        except OSError:
+            raise ManifestError(f"{folder} holds no {what} manifest ({MANIFEST_FILE}); is it {cls.FOLDER}?") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ManifestError(
+                f"{file} is not a readable {what} manifest ({where + ': ' if where else ''}{first['msg']});"
+                f" it is damaged: restore it, or start the {what} again"
+            ) from None
+        if manifest.ident != folder.name:
+            raise ManifestError(
+                f"{file} names {what} {manifest.ident[:80]!r}, not its folder's {folder.name!r};"
+                f" it is damaged: restore it, or start the {what} again"
+            )
+        manifest.path = file
+        return manifest
+
+    def write(self) -> None:
+        """Write the manifest now (atomically: a temporary file in the same folder renamed over it)."""
+        if self.path is not None:
+            _atomic_write(self.path, self.model_dump_json(indent=2))
+
+    async def save(self) -> None:
+        """`write`, off the event loop, one save at a time."""
+        if self.path is None:
+            return
+        text = self.model_dump_json(indent=2)  # the state now, whatever changes while the file is written
+        async with self._lock:
+            await asyncio.to_thread(_atomic_write, self.path, text)
+
+
+class EvalManifest(Manifest):
     """Everything needed to resume an eval, and the state of each of its runs."""
 
     eval_id: str = ""
@@ -112,11 +179,11 @@ class EvalManifest(BaseModel):
     judge: str | None = None
     """The judge's model string, if any."""
     runs: list[PlannedRun] = Field(default_factory=list)
-    path: Path | None = Field(default=None, exclude=True)
-    """Where the manifest is kept (None: it is not saved)."""
 
-    # Saves one at a time: renames must land in the order their states were taken.
-    _lock: asyncio.Lock = PrivateAttr(default_factory=asyncio.Lock)
+    @property
+    def ident(self) -> str:
+        """The eval's id."""
+        return self.eval_id
 
     @classmethod
     def start(
@@ -145,46 +212,6 @@ class EvalManifest(BaseModel):
             budget=budget,
             judge=judge,
         )
-
-    @classmethod
-    def load(cls, folder: Path) -> EvalManifest:
-        """The manifest in an eval folder.
-
-        Raises:
-            ManifestError: There is none, or it cannot be read.
-        """
-        file = folder / MANIFEST_FILE
-        try:
-            manifest = cls.model_validate_json(file.read_bytes())
-        except OSError:
-            raise ManifestError(f"{folder} holds no eval manifest ({MANIFEST_FILE}); is it an eval folder?") from None
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise ManifestError(
-                f"{file} is not a readable eval manifest ({where + ': ' if where else ''}{first['msg']});"
-                " it is damaged: restore it, or start the eval again"
-            ) from None
-        if manifest.eval_id != folder.name:
-            raise ManifestError(
-                f"{file} names eval {manifest.eval_id[:80]!r}, not its folder's {folder.name!r};"
-                " it is damaged: restore it, or start the eval again"
-            )
-        manifest.path = file
-        return manifest
-
-    def write(self) -> None:
-        """Write the manifest now (atomically: a temporary file in the same folder renamed over it)."""
-        if self.path is not None:
-            _atomic_write(self.path, self.model_dump_json(indent=2))
-
-    async def save(self) -> None:
-        """`write`, off the event loop, one save at a time."""
-        if self.path is None:
-            return
-        text = self.model_dump_json(indent=2)  # the state now, whatever changes while the file is written
-        async with self._lock:
-            await asyncio.to_thread(_atomic_write, self.path, text)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -218,8 +245,17 @@ def find_eval(home: Path, ref: str) -> Path:
     Raises:
         ManifestError: No eval (or several) matches.
     """
-    root = Home(home).evals
-    # Eval ids have a run id's shape; a folder named otherwise is not an eval rolegraph made.
+    return find_manifest(Home(home).evals, ref, "eval", "rolegraph eval")
+
+
+def find_manifest(root: Path, ref: str, what: str, command: str) -> Path:
+    """The folder under `root` holding the manifest `ref` names: an id, a unique id prefix, or ``last``
+    (the newest); `what` and `command` name the kind in messages (``eval``, ``rolegraph eval``).
+
+    Raises:
+        ManifestError: None (or several) matches.
+    """
+    # Ids have a run id's shape; a folder named otherwise is not one rolegraph made.
     found = (
         sorted(p for p in root.glob("*") if is_run_id(p.name) and (p / MANIFEST_FILE).is_file())
         if root.is_dir()
@@ -227,13 +263,13 @@ def find_eval(home: Path, ref: str) -> Path:
     )
     if ref == "last":
         if not found:
-            raise ManifestError(f"no eval to resume under {root}")
+            raise ManifestError(f"no {what} to resume under {root}")
         return found[-1]
     exact = [p for p in found if p.name == ref]
     matches = exact or [p for p in found if p.name.startswith(ref)]
     if len(matches) != 1:
-        which = "no eval" if not matches else f"{len(matches)} evals"
-        raise ManifestError(f"{which} under {root} match {ref!r}; give the eval id `rolegraph eval` printed")
+        which = f"no {what}" if not matches else f"{len(matches)} {what}s"
+        raise ManifestError(f"{which} under {root} match {ref!r}; give the {what} id `{command}` printed")
     return matches[0]
 
 

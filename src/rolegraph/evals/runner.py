@@ -24,24 +24,26 @@ import datetime as dt
 import json
 import statistics
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rolegraph.durability.resume import resume
-from rolegraph.errors import ResumeError
 from rolegraph.evals.judge import JUDGE_PROMPT, ClaimVerdict, FactVerdict, Judge
-from rolegraph.evals.manifest import FINAL_STATUSES, REPORT_FILE, ColumnSpec, EvalManifest, ManifestError, PlannedRun
+from rolegraph.evals.manifest import REPORT_FILE, ColumnSpec, EvalManifest, ManifestError, PlannedRun
 from rolegraph.evals.matrix import DEFAULT_MODEL, Column, columns
 from rolegraph.evals.metrics import CHECKS, QUALITY, RunScores, metric_names, score_run
+from rolegraph.evals.planned import run_entry
 from rolegraph.evals.record import RunFolderError, RunRecord, record_from_dir, record_of
 from rolegraph.evals.relevance import topic_matches_of
 from rolegraph.evals.spec import EvalQuestion, EvalSet
 from rolegraph.evals.support import judgeable_claims
-from rolegraph.layout import Home, home_dir
+from rolegraph.layout import home_dir
+from rolegraph.runtime.executor import ExecutorFactory
+from rolegraph.runtime.result import RunResult
 from rolegraph.traces.pricing import PriceTable
+from rolegraph.traces.sinks import TraceSink
 from rolegraph.workflow import Workflow
 from rolegraph.workflows.spec import Budget
 
@@ -239,6 +241,7 @@ async def evaluate(
     budget: Budget | None = None,
     manifest: EvalManifest | None = None,
     force: bool = False,
+    executor: ExecutorFactory | None = None,
 ) -> EvalReport:
     """Run every question (the first `limit`) in every column `repeat` times, and score each run.
 
@@ -259,6 +262,8 @@ async def evaluate(
         manifest: Where each run's id and status are recorded (saved as they change, when it
             has a path). One already holding runs is resumed: its plan must be this call's.
         force: On resuming, continue runs whose workflow file changed since they started.
+        executor: Where every run's steps run (default: the workflow's ``settings.executor``); with
+            a Ray executor and `concurrency` above one, the runs spread over the cluster's nodes.
 
     Returns:
         The report; a failed or over-budget run is scored (usually badly) and counted, not raised.
@@ -277,6 +282,7 @@ async def evaluate(
     report.grid = {name: list(values) for name, values in (grid or {}).items()}
     report.eval_id = manifest.eval_id if manifest is not None and manifest.eval_id else None
     slots = asyncio.Semaphore(max(1, concurrency))
+    factory = workflow.executor(executor)
     jobs = [(q, c, n) for q in questions for c in cols for n in range(repeat)]
     manifest = _planned(manifest or EvalManifest(), questions, cols, repeat)
     await manifest.save()
@@ -287,7 +293,9 @@ async def evaluate(
     async def one(index: int, question: EvalQuestion, column: Column, number: int) -> None:
         entry = manifest.runs[index]
         async with slots:
-            record = await _execute(workflow, question, column, entry, manifest, runs_home, budget, prices, force)
+            record = await _execute(
+                workflow, question, column, entry, manifest, runs_home, budget, prices, force, factory
+            )
         run = await _scored(question, column, number, record, judge, matches.get(question.id, []))
         done.append((index, run))
         if on_run is not None:
@@ -335,62 +343,27 @@ async def _execute(
     budget: Budget | None,
     prices: PriceTable | None,
     force: bool,
+    executor: ExecutorFactory,
 ) -> RunRecord:
     """The record of one planned run: re-read if it finished, continued if it was interrupted, else run."""
-    if entry.run_id is not None:
-        run_dir = Home(home).runs / entry.run_id
-        if entry.status in FINAL_STATUSES:
-            return await asyncio.to_thread(record_from_dir, run_dir, workflow, prices)
-        try:
-            result = await resume(run_dir, budget=budget, force=force)
-        except ResumeError:
-            pass  # killed before its run store was written: nothing to continue, start it again
-        else:
-            entry.status = result.status
-            await manifest.save()
-            # From the folder: the trace there holds the whole run, before and after the interruption.
-            return await asyncio.to_thread(record_from_dir, run_dir, workflow, prices)
-    started = asyncio.Event()
-    sink = _RunIdSink(entry, started)
 
-    async def save_when_started() -> None:
-        await started.wait()
-        if entry.run_id is not None:
-            await manifest.save()
+    def start(sinks: Sequence[TraceSink]) -> Awaitable[RunResult]:
+        return workflow.run(
+            question.inputs,
+            model=column.model,
+            settings=column.model_settings(),
+            home=home,
+            sinks=sinks,
+            budget=budget,
+            executor=executor,
+        )
 
-    try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(save_when_started())
-            try:
-                result = await workflow.run(
-                    question.inputs,
-                    model=column.model,
-                    settings=column.model_settings(),
-                    home=home,
-                    sinks=[sink],
-                    budget=budget,
-                )
-            finally:
-                started.set()  # the saver must not wait for a run that never traced
-    except ExceptionGroup as failure:  # the run's own error, as the run raised it
-        raise failure.exceptions[0] from None
-    entry.run_id, entry.status = result.run_id, result.status
-    await manifest.save()
+    folder, result = await run_entry(
+        entry, manifest, start=start, home=home, budget=budget, force=force, executor=executor
+    )
+    if result is None:  # from the folder: its trace holds the whole run, before and after any interruption
+        return await asyncio.to_thread(record_from_dir, folder, workflow, prices)
     return await asyncio.to_thread(record_of, result, workflow, prices)  # reads the trace file
-
-
-class _RunIdSink:
-    """Notes the run's id from its first trace record, so the manifest can name the run while it runs."""
-
-    def __init__(self, entry: PlannedRun, started: asyncio.Event) -> None:
-        self.entry = entry
-        self.started = started
-
-    def emit(self, record: dict[str, Any]) -> None:
-        """Take the run id from the first record."""
-        if not self.started.is_set() and record.get("run_id"):
-            self.entry.run_id, self.entry.status = str(record["run_id"]), "running"
-            self.started.set()
 
 
 async def rescore(
