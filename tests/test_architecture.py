@@ -22,6 +22,7 @@ ALLOWED = {
     "tools": {"models", "traces"},  # tool specs are models.messages, the lingua franca of providers
     "agents": {"models", "tools", "traces"},
     "workflows": {"agents", "models", "traces"},
+    "research": set(),  # the pipeline's function steps: plain functions of JSON data
     "runtime": {"workflows", "agents", "models", "tools", "traces"},
     "durability": {"runtime", "workflows", "agents", "models", "tools", "traces"},
     "distributed": {"runtime", "workflows", "agents", "models", "tools", "traces"},  # executors past one process

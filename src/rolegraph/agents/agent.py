@@ -67,9 +67,9 @@ class AgentResult:
 
 
 @functools.lru_cache(maxsize=256)
-def _sourceless_final_schema(output_model: type[BaseModel]) -> dict[str, Any]:
+def _sourceless_final_schema(output_model: type[BaseModel], thought_chars: int) -> dict[str, Any]:
     """The final answer's schema while no source is visible (shared: callers must not mutate it)."""
-    return final_schema(constrain_citations(answer_schema(output_model), []))
+    return final_schema(constrain_citations(answer_schema(output_model), []), thought_chars)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -147,12 +147,13 @@ class Agent:
         its id: a fetched page replaces its search snippet under the same id.
         """
         if not visible:
-            return _sourceless_final_schema(self.role.output_model)
+            return _sourceless_final_schema(self.role.output_model, self.role.thought_chars)
         texts = {i: s.text for i in visible if (s := self.sources.get(i)) is not None}
         key = tuple((i, texts.get(i)) for i in visible)
         schema = self._final_schemas.get(key)
         if schema is None:
-            schema = self._final_schemas[key] = final_schema(constrain_citations(self._answer_schema, visible, texts))
+            constrained = constrain_citations(self._answer_schema, visible, texts)
+            schema = self._final_schemas[key] = final_schema(constrained, self.role.thought_chars)
         return schema
 
     def _system_prompt(self) -> str:

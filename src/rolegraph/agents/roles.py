@@ -1,10 +1,11 @@
 """Roles: what an agent is told, which tools it has, and the typed answer it must give.
 
-The four built-in roles cover a literature review: a planner splits a topic into
-questions, researchers answer them with claims backed by quotes from retrieved
-sources, a critic checks the claims, a writer turns them into a cited report.
-Workflows override any field of a built-in role, or define new roles with typed
-output fields (see `output_model`).
+The built-in roles cover a literature review: a planner splits a topic into
+questions; researchers answer them with claims backed by quotes from retrieved
+sources, or gatherers choose the evidence for a question among the sentences of
+the passages a search found; a critic checks the claims; a writer turns them
+into a cited report. Workflows override any field of a built-in role, or define
+new roles with typed output fields (see `output_model`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ from typing import Annotated, Any, Literal, Protocol, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
+from rolegraph.models.envelope import THOUGHT_MAX_CHARS
+
 __all__ = [
     "BUILTIN_ROLES",
     "BUILTIN_ROLE_NAMES",
+    "QUESTION_PATTERN",
     "QUOTE_MARK",
     "SOURCE_ID_MARK",
     "Claim",
     "CritiqueOutput",
+    "Evidence",
+    "EvidenceOutput",
     "FieldSpec",
     "Paragraph",
     "PlanOutput",
@@ -30,6 +36,7 @@ __all__ = [
     "ResearchOutput",
     "Role",
     "SourceId",
+    "Writing",
     "field_definition",
     "field_type",
     "output_model",
@@ -54,11 +61,20 @@ class _Output(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+QUESTION_PATTERN = r"^(What|How|Which|Why) [^?\"]{8,180}\?$"
+"""How a planner's question is decoded under a grammar (a schema hint, not checked on validation): a small
+model left free writes its topic back as a "question", and one made to start with any question word
+drifts into other languages after the rarer ones."""
+
+
+Question = Annotated[str, Field(min_length=5, max_length=200, json_schema_extra={"pattern": QUESTION_PATTERN})]
+
+
 class PlanOutput(_Output):
     """The planner's answer: research questions covering the topic."""
 
     # At least two: a plan of one question is no plan, and a small model stops early if allowed.
-    questions: list[Annotated[str, Field(min_length=5, max_length=200)]] = Field(min_length=2, max_length=5)
+    questions: list[Question] = Field(min_length=2, max_length=5)
 
 
 class Claim(_Output):
@@ -86,9 +102,45 @@ class ResearchOutput(_Output):
         return list({(c.source_id, c.evidence, c.claim): c for c in claims}.values())
 
 
-class CritiqueOutput(_Output):
-    """The critic's answer: accept the findings or ask for revision, with the issues found."""
+class Evidence(_Output):
+    """One piece of evidence for a question: a sentence of a retrieved passage, and how relevant it is.
 
+    A gatherer's model does not copy the sentence: it picks it by number among the
+    sentences it was shown, so `evidence` is a sentence of `source_id` by construction.
+    """
+
+    source_id: SourceId
+    evidence: Quote
+    """A sentence of the cited source's retrieved text."""
+    relevance: int = Field(ge=0, le=10)
+    """How well the sentence answers the question, 0 to 10, as the model judged it."""
+
+
+class EvidenceOutput(_Output):
+    """A gatherer's answer: the evidence chosen for one question, best first."""
+
+    question: str = ""
+    """The question the evidence answers (the engine keeps it from the gatherer's item)."""
+    evidence: list[Evidence] = Field(max_length=4)
+
+
+def _drop_required(schema: dict[str, Any]) -> None:
+    # `drop` has a default, so answers written before it existed stay valid, but a model
+    # decoding under the schema must still write it: the critic's judgement is the list.
+    schema["required"] = ["drop", *schema.get("required", [])]
+
+
+class CritiqueOutput(_Output):
+    """The critic's answer: the numbers of the claims it rejects, then accept or revise, with the issues.
+
+    Claims are numbered 1, 2, ... in the order its task lists them (across questions). A
+    rejected claim is one its evidence does not support, or that does not answer its question.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_drop_required)
+
+    drop: list[int] = Field(default_factory=list, max_length=12)
+    """Numbers of the claims to leave out of the report."""
     verdict: Literal["accept", "revise"]
     issues: list[Short] = Field(default_factory=list, max_length=5)
 
@@ -100,21 +152,26 @@ class Paragraph(_Output):
     then writes the text with them in view.
     """
 
-    citations: list[SourceId] = Field(min_length=1, max_length=4)
-    text: Annotated[str, Field(min_length=1, max_length=800)]
+    citations: list[SourceId] = Field(min_length=1, max_length=6)
+    text: Annotated[str, Field(min_length=1, max_length=1600)]
 
 
 class ReportOutput(_Output):
     """The writer's answer: a titled report of cited paragraphs."""
 
     title: Annotated[str, Field(min_length=1, max_length=150)]
-    paragraphs: list[Paragraph] = Field(min_length=2, max_length=6)
+    paragraphs: list[Paragraph] = Field(min_length=1, max_length=6)
 
     @field_validator("paragraphs")
     @classmethod
     def _drop_repeats(cls, paragraphs: list[Paragraph]) -> list[Paragraph]:
         # Small models repeat whole paragraphs; a report should not.
         return list({(p.text, tuple(p.citations)): p for p in paragraphs}.values())
+
+
+Writing = Literal["extractive", "abstractive"]
+"""How a writer writes: ``extractive``, paragraphs assembled from the quoted evidence (the model
+orders the sentences and picks the words that join them); ``abstractive``, the model writes prose."""
 
 
 class Role(BaseModel):
@@ -132,6 +189,11 @@ class Role(BaseModel):
     """Tool calls the agent must make before it may answer (a researcher must search first)."""
     model: str | None = None
     """A model name from the workflow's `models`, or None for the default."""
+    thought_chars: int = THOUGHT_MAX_CHARS
+    """Longest thought the model may write before its final answer (0: none, the answer at once)."""
+    writing: Writing | None = None
+    """For a writer (an answer of `ReportOutput`): how it writes; None: extractive on the embedded
+    ``local`` model, abstractive on any other."""
 
 
 BUILTIN_ROLES: dict[str, Role] = {
@@ -158,12 +220,24 @@ BUILTIN_ROLES: dict[str, Role] = {
         max_steps=3,
         min_tool_calls=1,
     ),
+    "gatherer": Role(
+        name="gatherer",
+        description="Chooses the evidence that answers one question among the sentences of retrieved passages.",
+        instructions=(
+            "You gather evidence for a research question. You are shown numbered sentences from "
+            "passages a search found. Choose the sentences that answer the question, best first, "
+            "and rate how relevant each is from 0 (not at all) to 10 (answers it directly)."
+        ),
+        output_model=EvidenceOutput,
+        max_steps=1,
+    ),
     "critic": Role(
         name="critic",
         description="Checks the researchers' claims against their evidence.",
         instructions=(
             "You review research findings. Check that each claim is supported by its evidence "
-            "quote. Answer 'accept' if the findings are supported, or 'revise' and list the issues."
+            "quote and answers its question. List the numbers of the claims that fail (drop), then "
+            "answer 'accept' if the findings are supported, or 'revise' and list the issues."
         ),
         output_model=CritiqueOutput,
         max_steps=2,

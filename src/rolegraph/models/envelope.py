@@ -16,12 +16,12 @@ THOUGHT_MAX_CHARS = 400
 """Bound on a thought's length in constrained decoding, so a small model cannot ramble forever."""
 
 
-def final_schema(answer_schema: dict[str, Any]) -> dict[str, Any]:
-    """The JSON Schema of a final answer wrapping `answer_schema`."""
+def final_schema(answer_schema: dict[str, Any], thought_chars: int = THOUGHT_MAX_CHARS) -> dict[str, Any]:
+    """The JSON Schema of a final answer wrapping `answer_schema`, its thought at most `thought_chars` long."""
     return {
         "type": "object",
         "properties": {
-            "thought": {"type": "string", "maxLength": THOUGHT_MAX_CHARS},
+            "thought": {"type": "string", "maxLength": thought_chars},
             "answer": answer_schema,
         },
         "required": ["thought", "answer"],

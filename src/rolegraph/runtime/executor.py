@@ -103,6 +103,8 @@ def resolve_role(spec: WorkflowSpec, name: str) -> Role:
             max_steps=override.max_steps or 4,
             min_tool_calls=override.min_tool_calls or 0,
             model=override.model,
+            **({"thought_chars": override.thought_chars} if override.thought_chars is not None else {}),
+            writing=override.writing,
         )
     if override is None:
         return base
@@ -121,6 +123,10 @@ def resolve_role(spec: WorkflowSpec, name: str) -> Role:
         updates["min_tool_calls"] = override.min_tool_calls
     if override.model is not None:
         updates["model"] = override.model
+    if override.thought_chars is not None:
+        updates["thought_chars"] = override.thought_chars
+    if override.writing is not None:
+        updates["writing"] = override.writing
     return base.model_copy(update=updates)
 
 

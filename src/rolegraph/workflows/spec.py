@@ -228,6 +228,13 @@ class RoleSpec(_Strict):
     """Tool calls the agent must make before it may answer."""
     model: str | None = None
     """A name from `models` (or a model string) this role uses instead of the default."""
+    thought_chars: int | None = Field(default=None, ge=0, le=400)
+    """Longest thought the model may write before its final answer (0: none; default 400). A small
+    model answers faster without one."""
+    writing: Literal["extractive", "abstractive"] | None = None
+    """For a writer: ``extractive`` assembles paragraphs from the quoted evidence, the model choosing
+    their order and the words that join them; ``abstractive`` lets the model write prose. Default:
+    extractive on the embedded ``local`` model, abstractive on any other."""
 
 
 _ITEM_ERROR = re.compile(r"fail|skip|retry:([1-9]|10)")

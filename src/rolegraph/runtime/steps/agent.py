@@ -18,6 +18,7 @@ from rolegraph.agents.journal import CallJournal
 from rolegraph.agents.roles import Role
 from rolegraph.models.model import Model, ModelSettings
 from rolegraph.runtime.scheduler import StepCall, StepOutcome
+from rolegraph.runtime.steps.composed import composes, run_checker, run_extractive_writer, run_gatherer
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.tracer import Tracer
@@ -86,18 +87,38 @@ async def run_agent_step(
     journal: CallJournal | None,
     max_steps: int | None,
 ) -> StepOutcome:
-    """Run the step's agent on the call's task; its validated answer is the step's output."""
-    result = await run_agent(
-        call,
-        role,
-        model,
-        call.task,
-        tools=tools,
-        settings=settings,
-        sources=sources,
-        tracer=tracer,
-        journal=journal,
-        max_steps=max_steps,
-        known=known_sources(call, sources),
-    )
+    """Run the step's agent on the call's task; its validated answer is the step's output.
+
+    A gatherer's, a critic's (of evidence) and an extractive writer's answer is composed by
+    the engine from the model's choices (`rolegraph.runtime.steps.composed`).
+    """
+    known = known_sources(call, sources)
+
+    async def run(as_role: Role, task: str, visible: Sequence[str]) -> AgentResult:
+        return await run_agent(
+            call,
+            as_role,
+            model,
+            task,
+            tools=[t for t in tools if t.name in as_role.tools] if as_role is not role else tools,
+            settings=settings,
+            sources=sources,
+            tracer=tracer,
+            journal=journal,
+            max_steps=max_steps,
+            known=visible,
+        )
+
+    mode = composes(role, model)
+    if mode == "gather":
+        return await run_gatherer(call, role, run, known=known, sources=sources, tracer=tracer)
+    if mode == "check":
+        checked = await run_checker(call, role, run, tracer=tracer)
+        if checked is not None:
+            return checked
+    if mode == "extract":
+        written = await run_extractive_writer(call, role, run, known=known, sources=sources, tracer=tracer)
+        if written is not None:
+            return written
+    result = await run(role, call.task, known)
     return StepOutcome(output=result.output, usage=result.usage, tool_calls=result.tool_calls)
