@@ -138,3 +138,13 @@ class TestCommandTable:
         missing = [n for n in wanted if n not in listed and n != "rolegraph trace show"]  # shown as `trace RUN`
         assert missing == []
         assert "rolegraph --version" in [r.split(" [")[0] for r in rows]
+
+
+class TestDemoBlock:
+    def test_demo_block_is_the_stored_demo_page(self) -> None:
+        """The README's demo block is docs/demo.md, which `python -m benchmarks.demo` writes from a real run."""
+        from benchmarks.demo import STORED, readme_block
+
+        block = readme_block(README.read_text())
+        assert block.startswith("The report, exactly as"), "run `uv run python -m benchmarks.demo` to fill the block"
+        assert block == STORED.read_text()

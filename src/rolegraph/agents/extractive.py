@@ -8,8 +8,9 @@ per paragraph, each sentence numbered within its group, and answers only that::
     {"paragraphs": [{"order": [2, 1], "links": ["Moreover"]}, {"order": [1], "links": []}]}
 
 The engine then writes each paragraph from the group's sentences, verbatim, in
-that order, joined by those words, citing each sentence's source. Nothing in the
-report's body is a word the evidence does not hold, apart from the joining words.
+that order, joined by those words, each sentence citing its source where it ends
+(``[@id]``). Nothing in the report's body is a word the evidence does not hold,
+apart from the joining words.
 
 Where the evidence comes from (`evidence_groups`): the steps the writer reads. A
 step output with ``groups`` (a list of ``{question, evidence: [...]}``) gives one
@@ -165,7 +166,8 @@ def _order(size: int, chosen: Sequence[int]) -> list[int]:
 
 def compose_report(title: str, groups: Sequence[Group], arrangement: Mapping[str, Any]) -> dict[str, Any]:
     """The report (`ReportOutput` data) the arrangement describes: one paragraph per group, its sentences
-    verbatim in the chosen order, each after the first joined by its chosen word, citing their sources."""
+    verbatim in the chosen order, each after the first joined by its chosen word, each followed by its
+    source's inline citation (``[@id]``, rendered as the source's number)."""
     chosen = list(arrangement.get("paragraphs", []))
     paragraphs = []
     for index, group in enumerate(groups):
@@ -176,7 +178,7 @@ def compose_report(title: str, groups: Sequence[Group], arrangement: Mapping[str
         for position, number in enumerate(order):
             source_id, sentence = group.evidence[number - 1]
             link = links[position - 1] if 0 < position <= len(links) else LINKS[0]
-            parts.append(sentence if position == 0 else _joined(link, sentence))
+            parts.append(f"{sentence if position == 0 else _joined(link, sentence)} [@{source_id}]")
             cited.append(source_id)
         paragraphs.append({"citations": list(dict.fromkeys(cited)), "text": " ".join(parts)})
     return {"title": title, "paragraphs": paragraphs}

@@ -42,8 +42,11 @@ PER_SOURCE = 3
 """At most this many sentences of one source are shown, so one passage cannot crowd out the rest."""
 MAX_PICKS = 3
 """At most this many pieces of evidence per question."""
+MIN_PICKS = 2
+"""At least this many (when as many are offered): a small model left free picks one, and one sentence
+is a thin answer."""
 FOCUS_WEIGHT = 2.0
-"""Weight of a word of the focus (the question, its paper's title) in ranking sentences."""
+"""Weight of a word of the focus (the question) in ranking sentences."""
 OTHER_WEIGHT = 0.5
 """Weight of the task's other words (the topic, which every question shares: it says little about which
 sentence answers this question, and the passages are on the topic already)."""
@@ -72,7 +75,7 @@ def content_words(text: str) -> set[str]:
     >>> sorted(content_words("How does LoRA reduce the trainable parameters in fine-tuning?"))
     ['fine', 'lora', 'parameter', 'reduce', 'trainable', 'tuning']
     """
-    found = set()
+    found: set[str] = set()
     for word in _WORD.findall(text.lower()):
         # A hyphenated word counts as its parts: "fine-tuning" is "fine tuning" written another way.
         found.update(_stem(part) for part in word.split("-") if len(part) > 1 and part not in _STOPWORDS)
@@ -101,14 +104,15 @@ def candidates(
     Args:
         query: What the evidence is for (the task: its question and topic).
         passages: ``(source id, text)`` in retrieval order (the first is the search's best match).
-        focus: Words that matter most (the question and its paper's title): each weighs
+        focus: Words that matter most (the question): each weighs
             `FOCUS_WEIGHT`, the query's other words `OTHER_WEIGHT`.
         limit: How many to keep.
         per_source: How many of one source to keep at most.
 
     A sentence scores the inverse document frequency (over all the sentences) of each
-    query word it holds (weighted: `focus` words most), plus a little for coming from an earlier passage; half that if it
-    opens with a pronoun (``It``, ``This``, ``They`` ...), which out of its passage names nothing.
+    query word it holds (weighted: `focus` words most), plus a little for coming from an
+    earlier passage; half that if it opens with a pronoun (``It``, ``This``, ``They`` ...),
+    which out of its passage names nothing.
     """
     pool = [(rank, source_id, s) for rank, (source_id, text) in enumerate(passages) for s in sentences(text, 1000)]
     if not pool:
@@ -164,7 +168,9 @@ def picks_model(count: int) -> type[BaseModel]:
     pick: Any = create_model("Pick", __base__=_Answer, sentence=(numbers, ...), relevance=(relevance, ...))
     picks: Any = list[pick]
     return create_model(
-        "Picks", __base__=_Answer, evidence=(picks, Field(min_length=1, max_length=min(MAX_PICKS, count)))
+        "Picks",
+        __base__=_Answer,
+        evidence=(picks, Field(min_length=min(MIN_PICKS, count), max_length=min(MAX_PICKS, count))),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -13,7 +14,7 @@ from rolegraph.workflows.context import output_context
 from rolegraph.workflows.spec import OutputSpec
 from rolegraph.workflows.templates import referenced_names, render
 
-__all__ = ["render_bibtex", "render_report", "render_sources", "write_outputs"]
+__all__ = ["INLINE_CITATION", "render_bibtex", "render_report", "render_sources", "write_outputs"]
 
 
 def _reference(number: int, source: Source) -> str:
@@ -30,34 +31,51 @@ def _reference(number: int, source: Source) -> str:
     return " ".join(parts) + f" `{source.document_id}`"
 
 
+def _placed(marks: Mapping[str, str], match: re.Match[str]) -> str:
+    return marks[match.group(1)]
+
+
+INLINE_CITATION = re.compile(r"\[@([^\]\s]+)\]")
+"""A citation placed inside a paragraph's text, ``[@hu2021lora]``: rendered as its number where it stands."""
+
+
 def render_report(output: Mapping[str, Any], sources: SourceRegistry) -> tuple[str, int, int]:
     """Render a writer's output (title, paragraphs with citations) as markdown with numbered references.
+
+    A paragraph's citations are marked at its end, except those its text places itself with
+    `INLINE_CITATION` markers (an extractive writer cites each sentence where it ends). References
+    are numbered in order of first citation.
 
     Returns:
         The markdown, the number of citations, and how many of them name no retrieved source.
     """
     numbers: dict[str, int] = {}
     cited: dict[str, Source] = {}
-    total = unresolved = 0
+    counts = {"total": 0, "unresolved": 0}
+
+    def mark(source_id: str) -> str:
+        counts["total"] += 1
+        source = sources.get(source_id)
+        if source is None:
+            counts["unresolved"] += 1
+            return f"[?{source_id}]"
+        # Pages of one PDF share its reference number: [3, p. 4].
+        number = numbers.setdefault(source.document_id, len(numbers) + 1)
+        cited.setdefault(source.document_id, source)
+        return f"[{number}]" if source.page is None else f"[{number}, p. {source.page}]"
+
     lines = [f"# {output.get('title', 'Report')}", ""]
     for paragraph in output.get("paragraphs", []):
-        marks = []
-        for source_id in paragraph.get("citations", []):
-            total += 1
-            source = sources.get(source_id)
-            if source is None:
-                unresolved += 1
-                marks.append(f"[?{source_id}]")
-                continue
-            # Pages of one PDF share its reference number: [3, p. 4].
-            number = numbers.setdefault(source.document_id, len(numbers) + 1)
-            cited.setdefault(source.document_id, source)
-            marks.append(f"[{number}]" if source.page is None else f"[{number}, p. {source.page}]")
-        lines += [f"{paragraph.get('text', '').strip()} {''.join(dict.fromkeys(marks))}".strip(), ""]
+        text = str(paragraph.get("text", "")).strip()
+        inline = list(dict.fromkeys(INLINE_CITATION.findall(text)))
+        marks = {source_id: mark(source_id) for source_id in inline}
+        text = INLINE_CITATION.sub(functools.partial(_placed, marks), text)
+        rest = [mark(source_id) for source_id in paragraph.get("citations", []) if source_id not in marks]
+        lines += [f"{text} {''.join(dict.fromkeys(rest))}".strip(), ""]
     lines += ["## References", ""]
     for document_id, number in numbers.items():
         lines.append(_reference(number, cited[document_id]))
-    return "\n".join(lines).rstrip() + "\n", total, unresolved
+    return "\n".join(lines).rstrip() + "\n", counts["total"], counts["unresolved"]
 
 
 def render_sources(sources: SourceRegistry) -> str:

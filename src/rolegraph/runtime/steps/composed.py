@@ -107,13 +107,13 @@ async def run_gatherer(
 ) -> StepOutcome:
     """Offer the best sentences of the step's passages by number; the model's picks become its evidence.
 
-    Sentences are ranked by the words of the task, and twice by those of the item's ``question``
-    and ``title`` (the paper the question is about), when the item has them.
+    Sentences are ranked by the words of the task, those of the item's ``question`` (when it has
+    one) above all.
 
     With nothing to offer, the answer is no evidence, and no model is called.
     """
     item = call.item if isinstance(call.item, Mapping) else {}
-    focus = " ".join(str(item.get(key) or "") for key in ("question", "title"))
+    focus = str(item.get("question") or "")
     offered = candidates(call.task, _passages(call, known, sources), focus=focus)
     if not offered:
         return StepOutcome(output=_composed(tracer, "evidence", {"evidence": []}, rolegraph__offered=0))
