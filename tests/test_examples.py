@@ -26,10 +26,13 @@ class TestExamples:
         assert result.exit_code == 0, result.output
 
     async def test_tools_resolve(self, path: Path, tmp_path: Path) -> None:
-        """Every tool a role of the example names can be built (over its library, if it has one)."""
+        """Every tool a role or a tool step of the example names can be built (over its library, if it has one)."""
         workflow = Workflow.load(path)
         spec = workflow.spec
-        refs = sorted({ref for step in spec.steps.values() for ref in resolve_role(spec, step.role).tools})
+        refs = sorted(
+            {ref for step in spec.steps.values() if step.role for ref in resolve_role(spec, step.role).tools}
+            | {step.tool for step in spec.steps.values() if step.tool}
+        )
         library = (
             Library.from_dir(path.parent / spec.library, index=tmp_path / "index.sqlite") if spec.library else None
         )

@@ -59,6 +59,7 @@ def write_demo(folder: Path, scripts: dict[str, list[dict[str, Any]]], writing: 
         if role != "planner":
             spec["roles"].setdefault(role, {})["model"] = role
     spec["roles"]["writer"]["writing"] = writing
+    spec["roles"]["critic"]["checking"] = "per_claim"  # the default on `local`; scripted models answer freely
     spec["settings"] = {"max_concurrency": 1}
     for role, script in scripts.items():
         (folder / f"{role}.yaml").write_text(yaml.safe_dump(script))

@@ -1,8 +1,9 @@
 """Checking claims one by one: the engine numbers the claims, the model gives a verdict on each.
 
-A critic (a role answering `CritiqueOutput`) that reads evidence is shown every
-claim numbered, with the question it answers and its evidence, and answers with
-one verdict per claim, in order, then its overall verdict::
+A critic (a role answering `CritiqueOutput`) on the embedded model that reads
+evidence is shown every claim numbered (its task lists them, as `numbered_claims`
+does: counting across questions in order), with the question it answers and its
+evidence, and answers with one verdict per claim, in order, then its overall verdict::
 
     {"claims": ["supported", "unsupported", "supported"], "verdict": "revise"}
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from rolegraph.agents.citations import sentences
+from rolegraph.agents.evidence import sentences
 
 __all__ = [
     "MAX_CANDIDATES",
@@ -114,7 +114,7 @@ def candidates(
     earlier passage; half that if it opens with a pronoun (``It``, ``This``, ``They`` ...),
     which out of its passage names nothing.
     """
-    pool = [(rank, source_id, s) for rank, (source_id, text) in enumerate(passages) for s in sentences(text, 1000)]
+    pool = [(rank, source_id, s) for rank, (source_id, text) in enumerate(passages) for s in sentences(text, None)]
     if not pool:
         return []
     words = [content_words(s) for _, _, s in pool]

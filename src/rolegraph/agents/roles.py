@@ -24,6 +24,7 @@ __all__ = [
     "QUESTION_PATTERN",
     "QUOTE_MARK",
     "SOURCE_ID_MARK",
+    "Checking",
     "Claim",
     "CritiqueOutput",
     "Evidence",
@@ -169,6 +170,9 @@ class ReportOutput(_Output):
         return list({(p.text, tuple(p.citations)): p for p in paragraphs}.values())
 
 
+Checking = Literal["per_claim", "free"]
+"""How a critic of evidence answers: a verdict per claim (``per_claim``), or its own critique (``free``)."""
+
 Writing = Literal["extractive", "abstractive"]
 """How a writer writes: ``extractive``, paragraphs assembled from the quoted evidence (the model
 orders the sentences and picks the words that join them); ``abstractive``, the model writes prose."""
@@ -194,6 +198,10 @@ class Role(BaseModel):
     writing: Writing | None = None
     """For a writer (an answer of `ReportOutput`): how it writes; None: extractive on the embedded
     ``local`` model, abstractive on any other."""
+    checking: Checking | None = None
+    """For a critic (an answer of `CritiqueOutput`) that reads evidence: ``per_claim``, the model gives
+    a verdict on each claim its task lists and the engine writes the critique; ``free``, the model
+    writes it. None: per_claim on the embedded ``local`` model, free on any other."""
 
 
 BUILTIN_ROLES: dict[str, Role] = {

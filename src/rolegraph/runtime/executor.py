@@ -105,6 +105,7 @@ def resolve_role(spec: WorkflowSpec, name: str) -> Role:
             model=override.model,
             **({"thought_chars": override.thought_chars} if override.thought_chars is not None else {}),
             writing=override.writing,
+            checking=override.checking,
         )
     if override is None:
         return base
@@ -127,6 +128,8 @@ def resolve_role(spec: WorkflowSpec, name: str) -> Role:
         updates["thought_chars"] = override.thought_chars
     if override.writing is not None:
         updates["writing"] = override.writing
+    if override.checking is not None:
+        updates["checking"] = override.checking
     return base.model_copy(update=updates)
 
 

@@ -235,6 +235,10 @@ class RoleSpec(_Strict):
     """For a writer: ``extractive`` assembles paragraphs from the quoted evidence, the model choosing
     their order and the words that join them; ``abstractive`` lets the model write prose. Default:
     extractive on the embedded ``local`` model, abstractive on any other."""
+    checking: Literal["per_claim", "free"] | None = None
+    """For a critic reading evidence: ``per_claim``, the model gives a verdict on each claim its task
+    lists, in order, and the engine writes the critique (its ``drop`` list); ``free``, the model
+    writes the critique itself. Default: per_claim on the embedded ``local`` model, free on any other."""
 
 
 _ITEM_ERROR = re.compile(r"fail|skip|retry:([1-9]|10)")

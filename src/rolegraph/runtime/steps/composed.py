@@ -3,8 +3,10 @@
 - A role answering `EvidenceOutput` (the built-in ``gatherer``) is shown the best
   sentences of the passages its step was given, numbered, and picks and rates them
   (`rolegraph.agents.gathering`).
-- A critic (a role answering `CritiqueOutput`) that reads evidence is shown the
-  claims numbered and gives a verdict on each (`rolegraph.agents.checking`).
+- A critic (a role answering `CritiqueOutput`) checking ``per_claim`` (the default
+  on the embedded ``local`` model) that reads evidence gives a verdict on each claim
+  its task lists, in order (`rolegraph.agents.checking`); a ``free`` one answers as
+  any agent does.
 - A writer (a role answering `ReportOutput`) writing ``extractive`` is shown the
   evidence it reads grouped by question and chooses each paragraph's order and
   joining words (`rolegraph.agents.extractive`); ``abstractive`` writers, and
@@ -22,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from rolegraph.agents.agent import AgentResult
-from rolegraph.agents.checking import VERDICTS, checks_model, compose_critique, numbered_claims
+from rolegraph.agents.checking import VERDICTS, checks_model, compose_critique
 from rolegraph.agents.extractive import (
     arrangement_model,
     compose_report,
@@ -32,7 +34,7 @@ from rolegraph.agents.extractive import (
     report_title,
 )
 from rolegraph.agents.gathering import candidates, compose_evidence, numbered, picks_model
-from rolegraph.agents.roles import CritiqueOutput, EvidenceOutput, ReportOutput, Role, Writing
+from rolegraph.agents.roles import Checking, CritiqueOutput, EvidenceOutput, ReportOutput, Role, Writing
 from rolegraph.errors import StepError
 from rolegraph.models.model import Model
 from rolegraph.runtime.scheduler import StepCall, StepOutcome
@@ -40,7 +42,7 @@ from rolegraph.tools.sources import SourceRegistry
 from rolegraph.traces.spans import SpanKind
 from rolegraph.traces.tracer import Tracer
 
-__all__ = ["RunAgent", "composes", "run_checker", "run_extractive_writer", "run_gatherer", "writing_of"]
+__all__ = ["RunAgent", "checking_of", "composes", "run_checker", "run_extractive_writer", "run_gatherer", "writing_of"]
 
 RunAgent = Callable[[Role, str, Sequence[str]], Awaitable[AgentResult]]
 """Runs the step's agent as a given role, on a given task, seeing the given sources."""
@@ -53,11 +55,18 @@ def writing_of(role: Role, model: Model) -> Writing:
     return "extractive" if model.name == "local" else "abstractive"
 
 
+def checking_of(role: Role, model: Model) -> Checking:
+    """How a critic of evidence answers: its role's `checking`, else per claim on the embedded ``local`` model only."""
+    if role.checking is not None:
+        return role.checking
+    return "per_claim" if model.name == "local" else "free"
+
+
 def composes(role: Role, model: Model) -> str | None:
     """``gather``, ``check`` or ``extract`` when the engine may compose the step's answer, else None."""
     if issubclass(role.output_model, EvidenceOutput):
         return "gather"
-    if issubclass(role.output_model, CritiqueOutput):
+    if issubclass(role.output_model, CritiqueOutput) and checking_of(role, model) == "per_claim":
         return "check"
     if issubclass(role.output_model, ReportOutput) and writing_of(role, model) == "extractive":
         return "extract"
@@ -170,9 +179,12 @@ async def run_extractive_writer(
 
 
 async def run_checker(call: StepCall, role: Role, run: RunAgent, *, tracer: Tracer) -> StepOutcome | None:
-    """Show the claims the step reads, numbered; the model's verdict on each becomes the critique.
+    """The model gives a verdict on each claim the step reads, in order; the verdicts become the critique.
 
-    Returns None when the step reads no evidence (the critic then answers as any agent does).
+    The claims are those of the evidence the step reads (`evidence_groups`), counted across groups
+    in order, as the critic's task lists them (`rolegraph.agents.checking.numbered_claims` writes
+    such a list). Returns None when the step reads no evidence (the critic then answers as any
+    agent does).
     """
     groups = evidence_groups(call.upstream)
     count = sum(len(g.evidence) for g in groups)
@@ -180,9 +192,8 @@ async def run_checker(call: StepCall, role: Role, run: RunAgent, *, tracer: Trac
         return None
     checking = role.model_copy(update={"output_model": checks_model(count), "tools": ()})
     task = (
-        f"{call.task.rstrip()}\n\nFor each claim below, in order, say whether its evidence supports it and "
-        f"answers its question ({' or '.join(VERDICTS)}), then accept or revise the findings.\n\n"
-        f"{numbered_claims(groups)}"
+        f"{call.task.rstrip()}\n\nFor each of the {count} claims, in order, say whether its evidence supports it "
+        f"and answers its question ({' or '.join(VERDICTS)}), then accept or revise the findings."
     )
     result = await run(checking, task, [])
     output = _validated(CritiqueOutput, compose_critique(result.output))
