@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,60 +14,94 @@ import yaml
 
 import rolegraph
 from projects import isolated_home
-from rolegraph.agents.citations import sentences
+from rolegraph.agents.evidence import sentences
+from rolegraph.models.model import Completion
+from rolegraph.models.scripted import ScriptedCall, ScriptedModel
+from rolegraph.runtime.executor import LocalExecutor, RunContext, RunExecutor
 from rolegraph.runtime.result import RunResult
+from rolegraph.testing import final
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "literature_review.yaml"
 PEFT = {"hu2021lora", "dettmers2023qlora", "houlsby2019adapters", "li2021prefix", "lester2021prompttuning"}
 
 PLAN = {"questions": ["How does QLoRA save memory?", "What do adapters add?", "How does prefix-tuning work?"]}
-
-
-def picks(*numbers: int) -> dict[str, Any]:
-    return {"final": {"evidence": [{"sentence": n, "relevance": 9 - i} for i, n in enumerate(numbers)]}}
-
-
-def verdicts(*claims: str, verdict: str = "accept") -> dict[str, Any]:
-    return {"final": {"claims": list(claims), "verdict": verdict}}
-
-
-ARRANGE = {  # the first question keeps one claim (the critic rejects its second); the others two
-    "final": {
-        "paragraphs": [
-            {"order": [1], "links": []},
-            {"order": [2, 1], "links": ["Moreover"]},
-            {"order": [1, 2], "links": ["Also"]},
-        ]
-    }
-}
-ARRANGE_ALL = {"final": {"paragraphs": [{"order": [2, 1], "links": ["Moreover"]}] * 3}}
 WRITTEN = {
-    "final": {
-        "title": "Fine-tuning, cheaply",
-        "paragraphs": [{"citations": ["dettmers2023qlora"], "text": "QLoRA fine-tunes quantized models."}],
-    }
+    "title": "Fine-tuning, cheaply",
+    "paragraphs": [{"citations": ["dettmers2023qlora"], "text": "QLoRA fine-tunes quantized models."}],
 }
 
+Answer = Callable[[dict[str, Any]], Any]
+"""Answers one call from the answer's JSON Schema (what the engine offered: numbers, sizes)."""
 
-def write_demo(folder: Path, scripts: dict[str, list[dict[str, Any]]], writing: str = "extractive") -> Path:
-    """The demo workflow beside a copy of the library, each role on its own scripted model, one agent at a time."""
+
+def first_picks(answer: dict[str, Any]) -> dict[str, Any]:
+    """A gatherer that takes the first sentences offered, as many as it must, rating them 9, 8, 7."""
+    evidence = answer["properties"]["evidence"]
+    offered = evidence["items"]["properties"]["sentence"]
+    numbers = (offered.get("enum") or [offered["const"]])[: evidence["minItems"]]
+    return {"evidence": [{"sentence": n, "relevance": 9 - i} for i, n in enumerate(numbers)]}
+
+
+def rejecting(*numbers: int, verdict: str = "accept") -> Answer:
+    """A critic that rejects the claims with these numbers (all of them with 0), and supports the rest."""
+
+    def answer(schema: dict[str, Any]) -> dict[str, Any]:
+        count = schema["properties"]["claims"]["minItems"]
+        bad = set(numbers) if 0 not in numbers else set(range(1, count + 1))
+        return {"claims": ["unsupported" if n in bad else "supported" for n in range(1, count + 1)], "verdict": verdict}
+
+    return answer
+
+
+def reversed_order(answer: dict[str, Any]) -> dict[str, Any]:
+    """An extractive writer that reverses each paragraph's sentences and joins them with its first word."""
+    paragraphs = []
+    for paragraph in answer["properties"]["paragraphs"]["prefixItems"]:
+        order = paragraph["properties"]["order"]["items"]
+        numbers = order.get("enum") or [order["const"]]  # a one-sentence paragraph's only number is a const
+        links = paragraph["properties"]["links"]["items"]["enum"]
+        paragraphs.append({"order": numbers[::-1], "links": [links[0]] * (len(numbers) - 1)})
+    return {"paragraphs": paragraphs}
+
+
+def scripted(answers: Sequence[Answer | dict[str, Any]], name: str) -> ScriptedModel:
+    """A model answering its n-th call with the n-th answer (a fixed answer, or one made from the schema)."""
+
+    def respond(call: ScriptedCall) -> Completion:
+        answer = answers[min(call.index, len(answers)) - 1]
+        schema = (call.output_schema or {}).get("properties", {}).get("answer", {})
+        return final(answer(schema) if callable(answer) else answer)
+
+    return ScriptedModel(respond, name=name)
+
+
+def write_demo(folder: Path, writing: str = "extractive") -> Path:
+    """The demo workflow beside the library, its roles on models named after them, one agent at a time."""
     folder.mkdir(parents=True)
     (folder / "library").symlink_to(REPO / "examples" / "library")
     spec = yaml.safe_load(DEMO.read_text())
-    others = {r: f"scripted:{r}.yaml" for r in scripts if r != "planner"}
-    spec["models"] = {"default": "scripted:planner.yaml", **others}
-    for role in scripts:
-        if role != "planner":
-            spec["roles"].setdefault(role, {})["model"] = role
+    spec["models"] = {"default": "scripted:planner", **{r: f"scripted:{r}" for r in ("gatherer", "critic", "writer")}}
+    for role in ("gatherer", "critic", "writer"):
+        spec["roles"].setdefault(role, {})["model"] = role
     spec["roles"]["writer"]["writing"] = writing
     spec["roles"]["critic"]["checking"] = "per_claim"  # the default on `local`; scripted models answer freely
     spec["settings"] = {"max_concurrency": 1}
-    for role, script in scripts.items():
-        (folder / f"{role}.yaml").write_text(yaml.safe_dump(script))
     path = folder / "review.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
+
+
+async def run_demo(
+    folder: Path, answers: dict[str, Sequence[Answer | dict[str, Any]]], writing: str = "extractive"
+) -> RunResult:
+    """Run the demo with a scripted model per role (`answers` by role)."""
+    models = {f"scripted:{role}": scripted(list(given), f"scripted:{role}") for role, given in answers.items()}
+
+    def executor(context: RunContext) -> RunExecutor:
+        return LocalExecutor.for_run(dataclasses.replace(context, models=lambda name, _base, *_options: models[name]))
+
+    return await rolegraph.load(write_demo(folder, writing)).run(executor=executor)
 
 
 @pytest.fixture(autouse=True)
@@ -79,13 +115,8 @@ def body(report: str) -> str:
 
 @pytest.fixture
 async def review(tmp_path: Path) -> RunResult:
-    scripts = {
-        "planner": [{"final": PLAN}],
-        "gatherer": [picks(1, 2), picks(1, 2), picks(1, 2)],
-        "critic": [verdicts("supported", "unsupported", "supported", "supported", "supported", "supported")],
-        "writer": [ARRANGE],
-    }
-    result = await rolegraph.load(write_demo(tmp_path / "demo", scripts)).run()
+    answers = {"planner": [PLAN], "gatherer": [first_picks], "critic": [rejecting(2)], "writer": [reversed_order]}
+    result = await run_demo(tmp_path / "demo", answers)
     assert result.status == "completed", result.error
     return result
 
@@ -111,10 +142,10 @@ class TestPipeline:
         """Every piece of evidence is a sentence of its cited source, and every source is a paper on the topic."""
         texts = {s.id: s.text for s in review.sources}
         for found in review.step_outputs["gather"]:
-            assert len(found["evidence"]) == 2
+            assert len(found["evidence"]) == 3
             for evidence in found["evidence"]:
                 assert evidence["source_id"] in PEFT
-                assert evidence["evidence"] in sentences(texts[evidence["source_id"]], 1000)
+                assert evidence["evidence"] in sentences(texts[evidence["source_id"]], None)
 
     async def test_each_question_is_searched_with_its_paper(self, review: RunResult) -> None:
         """Questions go with the paper they name (QLoRA), or the next untaken one; the query holds its title."""
@@ -153,7 +184,7 @@ class TestPipeline:
         assert len(composed) == 3
         offered = composed[0].attributes["rolegraph.offered"]
         assert len(offered) >= 2 and {"source_id", "sentence", "score"} <= set(offered[0])
-        assert [e["relevance"] for e in composed[0].attributes["rolegraph.output"]["evidence"]] == [9, 8]
+        assert [e["relevance"] for e in composed[0].attributes["rolegraph.output"]["evidence"]] == [9, 8, 7]
         tools = [s.attributes["rolegraph.step.id"] for s in review.trace.walk() if s.kind == "execute_tool"]
         assert sorted(set(tools)) == ["find", "passages", "queries", "scope", "search", "select"]
 
@@ -166,13 +197,13 @@ class TestPipeline:
 class TestConsequences:
     async def test_all_claims_rejected_sends_the_gatherers_back_once(self, tmp_path: Path) -> None:
         """A critic rejecting every claim routes back to gather (once, with its verdict in the task)."""
-        scripts = {
-            "planner": [{"final": PLAN}],
-            "gatherer": [picks(1, 2)] * 6,
-            "critic": [verdicts(*["unsupported"] * 6, verdict="revise"), verdicts(*["supported"] * 6)],
-            "writer": [ARRANGE_ALL],
+        answers = {
+            "planner": [PLAN],
+            "gatherer": [first_picks],
+            "critic": [rejecting(0, verdict="revise"), rejecting()],
+            "writer": [reversed_order],
         }
-        result = await rolegraph.load(write_demo(tmp_path / "demo", scripts)).run()
+        result = await run_demo(tmp_path / "demo", answers)
         assert result.status == "completed", result.error
         assert result.steps["gather"].visits == 2 and result.steps["critique"].visits == 2
         tasks = [s.attributes["rolegraph.task"] for s in result.trace.walk() if s.kind == "invoke_agent"]
@@ -183,13 +214,8 @@ class TestConsequences:
 class TestAbstractive:
     async def test_a_capable_writer_writes_prose_under_the_same_citation_rules(self, tmp_path: Path) -> None:
         """With writing: abstractive the writer's own paragraphs are the report; its citations must be kept evidence."""
-        scripts = {
-            "planner": [{"final": PLAN}],
-            "gatherer": [picks(1, 2)] * 3,
-            "critic": [verdicts(*["supported"] * 6)],
-            "writer": [WRITTEN],
-        }
-        result = await rolegraph.load(write_demo(tmp_path / "demo", scripts, writing="abstractive")).run()
+        answers = {"planner": [PLAN], "gatherer": [first_picks], "critic": [rejecting()], "writer": [WRITTEN]}
+        result = await run_demo(tmp_path / "demo", answers, writing="abstractive")
         assert result.status == "completed", result.error
-        assert result.step_outputs["write"] == WRITTEN["final"]
+        assert result.step_outputs["write"] == WRITTEN
         assert "QLoRA fine-tunes quantized models. [1]" in result.outputs["report"].read_text()

@@ -48,9 +48,10 @@ class TestScope:
         assert [p["id"] for p in scope(hits, "x")["papers"]] == ["big#p2", "small"]
 
     def test_key_terms_from_titles(self) -> None:
-        """Names before a colon first, then acronyms, then hyphenated terms, each once."""
+        """Each title's first term (a name before a colon, a hyphenated term, an acronym) in title order,
+        then their second terms, each once."""
         titles = [h["title"] for h in HITS[:5]]
-        assert key_terms(titles) == ["QLoRA", "Prefix-Tuning", "LoRA", "NLP", "LLMs", "Parameter-Efficient", "Low-Rank"]
+        assert key_terms(titles) == ["Parameter-Efficient", "QLoRA", "Prefix-Tuning", "LoRA", "NLP", "Low-Rank", "LLMs"]
 
 
 class TestQueries:

@@ -38,15 +38,25 @@ __all__ = [
 
 MAX_CANDIDATES = 8
 """Sentences shown to the model: enough to choose from, few enough for a short prompt."""
-PER_SOURCE = 3
+PER_SOURCE = 5
 """At most this many sentences of one source are shown, so one passage cannot crowd out the rest."""
-MAX_PICKS = 3
+MAX_PICKS = 4
 """At most this many pieces of evidence per question."""
-MIN_PICKS = 2
+MIN_PICKS = 3
 """At least this many (when as many are offered): a small model left free picks one, and one sentence
 is a thin answer."""
 FOCUS_WEIGHT = 2.0
 """Weight of a word of the focus (the question) in ranking sentences."""
+PASSAGE_WEIGHT = 0.5
+"""Bonus of the search's best passage's sentences (falling to 0 for the last passage)."""
+POSITION_WEIGHT = 4.0
+"""Bonus of a passage's first sentence, falling to 0 at its `POSITION_SPAN`-th: a paper's (or a
+note's) opening sentences state what it does."""
+POSITION_SPAN = 6
+NEWS_WEIGHT = 0.4
+"""Bonus per content word a sentence adds beyond the query's (up to `NEWS_CAP`): a sentence that only
+restates the question tells the reader nothing new."""
+NEWS_CAP = 12
 OTHER_WEIGHT = 0.5
 """Weight of the task's other words (the topic, which every question shares: it says little about which
 sentence answers this question, and the passages are on the topic already)."""
@@ -96,8 +106,8 @@ def candidates(
     passages: Sequence[tuple[str, str]],
     *,
     focus: str = "",
-    limit: int = MAX_CANDIDATES,
-    per_source: int = PER_SOURCE,
+    limit: int | None = None,
+    per_source: int | None = None,
 ) -> list[Candidate]:
     """The sentences of `passages` best matching `query`, best first.
 
@@ -106,29 +116,40 @@ def candidates(
         passages: ``(source id, text)`` in retrieval order (the first is the search's best match).
         focus: Words that matter most (the question): each weighs
             `FOCUS_WEIGHT`, the query's other words `OTHER_WEIGHT`.
-        limit: How many to keep.
-        per_source: How many of one source to keep at most.
+        limit: How many to keep (default `MAX_CANDIDATES`).
+        per_source: How many of one source to keep at most (default `PER_SOURCE`).
 
     A sentence scores the inverse document frequency (over all the sentences) of each
     query word it holds (weighted: `focus` words most), plus a little for coming from an
-    earlier passage; half that if it opens with a pronoun (``It``, ``This``, ``They`` ...),
-    which out of its passage names nothing.
+    earlier passage, more for opening its passage (a paper's first sentences say what it
+    does) and for each content word it adds beyond the query's (a sentence that restates the
+    question says nothing new); half that if it opens with a pronoun (``It``, ``This``,
+    ``They`` ...), which out of its passage names nothing.
     """
-    pool = [(rank, source_id, s) for rank, (source_id, text) in enumerate(passages) for s in sentences(text, None)]
+    pool = [
+        (rank, index, source_id, s)
+        for rank, (source_id, text) in enumerate(passages)
+        for index, s in enumerate(sentences(text, None))
+    ]
     if not pool:
         return []
-    words = [content_words(s) for _, _, s in pool]
+    words = [content_words(s) for _, _, _, s in pool]
     focused = content_words(focus)
     wanted = content_words(query) | focused
     frequency = {w: sum(w in ws for ws in words) for w in wanted}
     weight = {w: FOCUS_WEIGHT if w in focused else OTHER_WEIGHT for w in wanted}
     idf = {w: (math.log((1 + len(pool)) / (1 + n)) + 1) * weight[w] for w, n in frequency.items()}
     scored = []
-    for (rank, source_id, sentence), ws in zip(pool, words, strict=True):
-        score = sum(idf[w] for w in wanted & ws) + 0.5 * (len(passages) - rank) / len(passages)
+    for (rank, index, source_id, sentence), ws in zip(pool, words, strict=True):
+        score = sum(idf[w] for w in wanted & ws)
+        score += PASSAGE_WEIGHT * (len(passages) - rank) / len(passages)
+        score += POSITION_WEIGHT * max(0.0, 1 - index / POSITION_SPAN)
+        score += NEWS_WEIGHT * min(len(ws - wanted), NEWS_CAP)
         if _ANAPHORA.match(sentence):  # "It is ..." read out of its passage names nothing
             score /= 2
         scored.append(Candidate(source_id, sentence, round(score, 4)))
+    limit = limit or MAX_CANDIDATES
+    per_source = per_source or PER_SOURCE
     kept: list[Candidate] = []
     taken: dict[str, int] = {}
     seen: set[str] = set()

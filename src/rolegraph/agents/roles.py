@@ -122,7 +122,7 @@ class EvidenceOutput(_Output):
 
     question: str = ""
     """The question the evidence answers (the engine keeps it from the gatherer's item)."""
-    evidence: list[Evidence] = Field(max_length=4)
+    evidence: list[Evidence] = Field(max_length=6)
 
 
 def _drop_required(schema: dict[str, Any]) -> None:

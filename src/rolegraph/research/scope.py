@@ -41,15 +41,23 @@ def natural_break(scores: Sequence[float], *, at_most: int, ratio: float = BREAK
     return cut if deepest < ratio else len(head)
 
 
+def _terms_of(title: str) -> list[str]:
+    name = _NAME.match(title)
+    names = [name.group(1).strip()] if name and len(name.group(1).split()) <= 3 else []
+    return names + _HYPHENATED.findall(title) + _ACRONYM.findall(title)
+
+
 def key_terms(titles: Sequence[str], limit: int = MAX_TERMS) -> list[str]:
-    """Terms the titles name: short names before a colon (``LoRA``), then acronyms (``NLP``), then
-    hyphenated terms (``Parameter-Efficient``), each kind in title order; each once, whatever its case."""
-    names = [m.group(1).strip() for t in titles if (m := _NAME.match(t)) and len(m.group(1).split()) <= 3]
-    acronyms = [a for t in titles for a in _ACRONYM.findall(t)]
-    hyphenated = [h for t in titles for h in _HYPHENATED.findall(t)]
+    """Terms the titles name, best paper first: each title's short name before a colon (``LoRA``),
+    hyphenated terms (``Parameter-Efficient``) and acronyms (``NLP``); the first term of each title
+    before any title's second (so ``terms[i]`` is the i-th paper's own, while every title has one);
+    each term once, whatever its case."""
+    per_title = [_terms_of(title) for title in titles]
     found: dict[str, str] = {}
-    for term in [*names, *acronyms, *hyphenated]:
-        found.setdefault(term.lower(), term)
+    for depth in range(max((len(t) for t in per_title), default=0)):
+        for terms in per_title:
+            if depth < len(terms):
+                found.setdefault(terms[depth].lower(), terms[depth])
     return list(found.values())[:limit]
 
 
@@ -103,8 +111,19 @@ def _paper_for(question: str, titles: Mapping[str, str], taken: set[str]) -> str
     return best if asked & _words(titles[best]) else free[0]
 
 
+def _clipped(text: str, limit: int) -> str:
+    """`text` cut at a word boundary to at most `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0]
+
+
 def queries(
-    questions: list[str], scope: dict[str, Any], topic: str, papers: list[str] | None = None, limit: int = 5
+    questions: list[str],
+    scope: dict[str, Any],
+    topic: str,
+    papers: list[str] | None = None,
+    limit: int = 5,
+    max_chars: int = 200,
 ) -> dict[str, Any]:
     """One search per question: the question, the title of the paper it is about, and the topic.
 
@@ -112,7 +131,8 @@ def queries(
     that paper is in scope and not taken by an earlier question; else the paper not yet taken
     whose title shares the most words with the question, or, sharing none, the first not yet
     taken in scope order (the planner was asked one question per paper, in order). So the
-    questions spread over the topic's papers. Repeated questions are asked once.
+    questions spread over the topic's papers. Repeated questions are asked once. A query is cut
+    at a word to `max_chars` (``library_search`` takes 200), the topic's end first.
 
     Returns:
         ``{"items": [{"question", "paper", "title", "query"}]}``, at most `limit` items.
@@ -132,5 +152,6 @@ def queries(
         if named is not None:
             taken.add(named)
         title = titles.get(named or "", "")
-        items.append({"question": question, "paper": named, "title": title, "query": f"{question} {title} {topic}"})
+        query = _clipped(f"{question} {title} {topic}", max_chars)
+        items.append({"question": question, "paper": named, "title": title, "query": query})
     return {"items": items}
