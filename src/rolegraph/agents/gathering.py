@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from rolegraph.agents.evidence import sentences
+from rolegraph.tools.library.documents import split_page_id
 
 __all__ = [
     "MAX_CANDIDATES",
@@ -57,6 +58,10 @@ NEWS_WEIGHT = 0.4
 """Bonus per content word a sentence adds beyond the query's (up to `NEWS_CAP`): a sentence that only
 restates the question tells the reader nothing new."""
 NEWS_CAP = 12
+PAPER_WEIGHT = 3.0
+"""Bonus of the sentences of the paper a question is about: the engine paired the question with it,
+so its evidence should come from it first (two questions on one topic would otherwise pick the
+same best sentences, and one of them would be left with nothing new)."""
 OTHER_WEIGHT = 0.5
 """Weight of the task's other words (the topic, which every question shares: it says little about which
 sentence answers this question, and the passages are on the topic already)."""
@@ -106,6 +111,7 @@ def candidates(
     passages: Sequence[tuple[str, str]],
     *,
     focus: str = "",
+    prefer: str | None = None,
     limit: int | None = None,
     per_source: int | None = None,
 ) -> list[Candidate]:
@@ -116,15 +122,17 @@ def candidates(
         passages: ``(source id, text)`` in retrieval order (the first is the search's best match).
         focus: Words that matter most (the question): each weighs
             `FOCUS_WEIGHT`, the query's other words `OTHER_WEIGHT`.
+        prefer: The source the question is about (its paper, or any page of that paper's
+            document): its sentences get `PAPER_WEIGHT` more.
         limit: How many to keep (default `MAX_CANDIDATES`).
         per_source: How many of one source to keep at most (default `PER_SOURCE`).
 
     A sentence scores the inverse document frequency (over all the sentences) of each
     query word it holds (weighted: `focus` words most), plus a little for coming from an
     earlier passage, more for opening its passage (a paper's first sentences say what it
-    does) and for each content word it adds beyond the query's (a sentence that restates the
-    question says nothing new); half that if it opens with a pronoun (``It``, ``This``,
-    ``They`` ...), which out of its passage names nothing.
+    does), for each content word it adds beyond the query's (a sentence that restates the
+    question says nothing new) and for being of the paper it should `prefer`; half that if it opens
+    with a pronoun (``It``, ``This``, ``They`` ...), which out of its passage names nothing.
     """
     pool = [
         (rank, index, source_id, s)
@@ -134,6 +142,7 @@ def candidates(
     if not pool:
         return []
     words = [content_words(s) for _, _, _, s in pool]
+    preferred = split_page_id(prefer)[0] if prefer else None
     focused = content_words(focus)
     wanted = content_words(query) | focused
     frequency = {w: sum(w in ws for ws in words) for w in wanted}
@@ -145,6 +154,8 @@ def candidates(
         score += PASSAGE_WEIGHT * (len(passages) - rank) / len(passages)
         score += POSITION_WEIGHT * max(0.0, 1 - index / POSITION_SPAN)
         score += NEWS_WEIGHT * min(len(ws - wanted), NEWS_CAP)
+        if preferred is not None and split_page_id(source_id)[0] == preferred:
+            score += PAPER_WEIGHT
         if _ANAPHORA.match(sentence):  # "It is ..." read out of its passage names nothing
             score /= 2
         scored.append(Candidate(source_id, sentence, round(score, 4)))

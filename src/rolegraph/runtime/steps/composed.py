@@ -117,13 +117,16 @@ async def run_gatherer(
     """Offer the best sentences of the step's passages by number; the model's picks become its evidence.
 
     Sentences are ranked by the words of the task, those of the item's ``question`` (when it has
-    one) above all.
+    one) above all, and those of the item's ``paper`` (the paper the question is about) first.
 
     With nothing to offer, the answer is no evidence, and no model is called.
     """
     item = call.item if isinstance(call.item, Mapping) else {}
     focus = str(item.get("question") or "")
-    offered = candidates(call.task, _passages(call, known, sources), focus=focus)
+    paper = item.get("paper")
+    offered = candidates(
+        call.task, _passages(call, known, sources), focus=focus, prefer=paper if isinstance(paper, str) else None
+    )
     if not offered:
         return StepOutcome(output=_composed(tracer, "evidence", {"evidence": []}, rolegraph__offered=0))
     picking = role.model_copy(update={"output_model": picks_model(len(offered)), "tools": ()})
