@@ -59,3 +59,9 @@ class TestSelect:
         assert kept["groups"] == [{"question": "Q1?", "evidence": [ev("a", "Two.", 6)]}]
         assert kept["contested"] == [{"claim": 2, **ev("a", "Two.", 6)}]
         assert kept["dropped"] == [{"claim": 1, **ev("a", "One.", 2)}]
+
+    def test_an_accepting_critic_flags_but_keeps(self) -> None:
+        """A critic that accepts the findings has its rejections listed as flagged; every claim stays."""
+        gathered = [{"question": "Q1?", "evidence": [ev("a", "One.", 2), ev("a", "Two.", 6)]}]
+        kept = select(gathered, drop=[1], verdict="accept")
+        assert (kept["kept"], kept["dropped"], kept["flagged"]) == (2, [], [1])

@@ -115,7 +115,12 @@ def body(report: str) -> str:
 
 @pytest.fixture
 async def review(tmp_path: Path) -> RunResult:
-    answers = {"planner": [PLAN], "gatherer": [first_picks], "critic": [rejecting(2)], "writer": [reversed_order]}
+    answers = {
+        "planner": [PLAN],
+        "gatherer": [first_picks],
+        "critic": [rejecting(2, verdict="revise")],
+        "writer": [reversed_order],
+    }
     result = await run_demo(tmp_path / "demo", answers)
     assert result.status == "completed", result.error
     return result
@@ -154,7 +159,7 @@ class TestPipeline:
         assert items[0]["query"].startswith("How does QLoRA save memory? QLoRA: Efficient Finetuning")
 
     async def test_a_rejected_claim_is_left_out_of_the_report(self, review: RunResult) -> None:
-        """The critic rejected claim 2: it is in evidence.json's dropped list and nowhere in the report."""
+        """The critic rejected claim 2 and asked for revision: claim 2 is dropped and nowhere in the report."""
         dropped = review.step_outputs["select"]["dropped"]
         assert [d["claim"] for d in dropped] == [2]
         report = review.outputs["report"].read_text()

@@ -46,26 +46,34 @@ def passages(found: dict[str, Any], question: dict[str, Any], scope: dict[str, A
 
 
 def select(
-    gathered: list[dict[str, Any]], drop: list[int] | None = None, questions: list[str] | None = None
+    gathered: list[dict[str, Any]],
+    drop: list[int] | None = None,
+    questions: list[str] | None = None,
+    verdict: str = "revise",
 ) -> dict[str, Any]:
     """The evidence the critic kept, grouped by question, each group most relevant first.
 
     Args:
         gathered: The gatherers' outputs, one per question (``question``, ``evidence``:
             ``{source_id, evidence, relevance}``).
-        questions: The questions, in the same order, where the outputs do not say them.
         drop: Numbers of the claims the critic rejected, counting 1, 2, ... across `gathered` in order
             (as the critic's task lists them).
+        questions: The questions, in the same order, where the outputs do not say them.
+        verdict: The critic's verdict on the findings: with ``revise`` the rejected claims are left
+            out; with ``accept`` the critic let the findings stand, and its rejections are kept as
+            ``flagged`` (in the output, not the report's text).
 
     A sentence chosen for two questions is kept for the first only. A question whose every claim
     the critic rejected keeps its best-rated one, listed in ``contested`` too: the review keeps an
     answer to each question, and says which the critic doubted. Questions with no evidence get no group.
 
     Returns:
-        ``{"groups": [{"question", "evidence": [...]}], "kept": n, "dropped": [...], "contested": [...]}``
-        (a dropped or contested claim keeps its ``claim`` number).
+        ``{"groups": [{"question", "evidence": [...]}], "kept": n, "dropped": [...], "contested": [...],
+        "flagged": [numbers]}`` (a dropped or contested claim keeps its ``claim`` number).
     """
-    rejected = set(drop or [])
+    flagged_only = verdict != "revise"
+    rejected = set() if flagged_only else set(drop or [])
+    flagged = sorted(set(drop or [])) if flagged_only else []
     groups, dropped, contested, seen = [], [], [], set()
     number = 0
     for index, output in enumerate(gathered):
@@ -90,4 +98,4 @@ def select(
             ranked = sorted(kept, key=lambda e: -int(e.get("relevance", 0)))
             groups.append({"question": question, "evidence": ranked})
     kept_count = sum(len(g["evidence"]) for g in groups)
-    return {"groups": groups, "kept": kept_count, "dropped": dropped, "contested": contested}
+    return {"groups": groups, "kept": kept_count, "dropped": dropped, "contested": contested, "flagged": flagged}
