@@ -74,6 +74,8 @@ def run_demo() -> dict[str, Any]:
             "questions": [item["question"] for item in steps.get("queries", {}).get("items", [])],
             "dropped": [d["claim"] for d in steps.get("select", {}).get("dropped", [])],
             "contested": [d["claim"] for d in steps.get("select", {}).get("contested", [])],
+            "flagged": list(steps.get("select", {}).get("flagged", [])),
+            "verdict": steps.get("critique", {}).get("verdict"),
             "claims": sum(len(g.get("evidence", [])) for g in steps.get("gather", []) or []),
             "wall_s": round(wall, 1),
             "cpu_s": round(cpu, 1),
@@ -109,19 +111,29 @@ def render(facts: dict[str, Any]) -> str:
         f"- **Cites** {len(cited)} papers, {len(peft)} of the library's 5 parameter-efficient fine-tuning papers"
         f" ({', '.join(peft) or 'none'}); off the topic: {', '.join(off) or 'none'}.",
         f"- **Questions** the planner asked: {'; '.join(facts['questions']) or 'none'}.",
-        f"- **Critic**: rejected {len(facts['dropped']) + len(facts['contested'])} of {facts['claims']} claims"
-        + (
-            f" (kept despite it, as its question's only answer: claim {', '.join(map(str, facts['contested']))})"
-            if facts["contested"]
-            else ""
-        )
-        + ".",
+        f"- **Critic**: {_critic(facts)}.",
         f"- **Cost**: {facts['wall_s']} s wall time, {facts['cpu_s']} s of CPU, {facts['tokens']} tokens in "
         f"{facts['model_calls']} model calls, on {facts['cores']} cores ({facts['machine']}) with a load average "
         f"of {facts['load']} (other jobs shared the machine: the CPU time is the steadier figure).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _critic(facts: dict[str, Any]) -> str:
+    """What the critic did, in words: its verdict, the claims it rejected, which of them were left out."""
+    rejected = len(facts["dropped"]) + len(facts["contested"]) + len(facts["flagged"])
+    said = f"rejected {rejected} of {facts['claims']} claims and answered `{facts['verdict']}`"
+    if facts["flagged"]:
+        return f"{said}, so they stay in the review, flagged in evidence.json (claims {_numbers(facts['flagged'])})"
+    if facts["contested"]:
+        kept = _numbers(facts["contested"])
+        return f"{said}; left out {len(facts['dropped'])}, kept claim {kept} as its question's only answer"
+    return f"{said}; left out {len(facts['dropped'])}"
+
+
+def _numbers(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
