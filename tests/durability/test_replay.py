@@ -260,12 +260,16 @@ class TestOldRunsAndErrors:
 
 
 DEMO_LIBRARY = Path(__file__).resolve().parents[2] / "examples" / "library"
+# The call and step time limits are far above any real call: on a loaded machine a call past the default 300 s
+# would make the recording a failed run, and this test is about a whole run replaying, not about time limits
+# (a failed call replays as `failed_as_recorded`: test_a_run_whose_model_failed_replays_to_the_same_failure).
 SHORT_LOCAL = """\
 rolegraph: 1
 name: short_local
 library: {library}
 models:
-  default: {{model: local, temperature: 0.2, seed: 42, max_tokens: 256}}
+  default: {{model: local, temperature: 0.2, seed: 42, max_tokens: 256, timeout: 7200}}
+settings: {{step_timeout: 14400}}
 steps:
   plan: {{role: planner, task: "Write 2 short research questions about LoRA."}}
   research: {{role: researcher, depends_on: [plan], task: "What does LoRA change in a transformer?", max_steps: 1}}
@@ -280,6 +284,7 @@ class TestOnTheEmbeddedModel:
         path = tmp_path / "short.yaml"
         path.write_text(SHORT_LOCAL.format(library=DEMO_LIBRARY))
         recorded = rolegraph.load(path).run_sync()
+        assert recorded.status == "completed", recorded.error
         report = asyncio.run(replay(recorded.run_dir))
         assert report.divergence is None, report.divergence
         assert report.replayed_calls == report.recorded_calls > 0
