@@ -9,7 +9,7 @@ missing, see `rolegraph.models.keys`), ``provider=`` from the model's settings
 tools and ``response_format={"type": "json_schema", ...}`` for providers that take
 them, and an optional ``base_url`` (a dedicated Inference Endpoint or a local TGI server).
 
-Retries, timeouts and error messages behave as for the OpenAI providers: transient
+Retries, timeouts and error messages are every remote model's (`rolegraph.models.remote`): transient
 failures (connection trouble, 408/409/429/5xx) are retried by `RetryPolicy` with
 ``Retry-After`` honoured, a refused token (401, 403) names ``HF_TOKEN``, and no
 secret leaves through an error.
@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rolegraph.errors import ModelError
-from rolegraph.models._openai_base import strict_json, valid_text
 from rolegraph.models.keys import api_key
 from rolegraph.models.messages import Message, ToolCall, ToolSpec
-from rolegraph.models.model import Completion, Model, ModelSettings, Usage
+from rolegraph.models.model import Completion, ModelSettings, Usage
 from rolegraph.models.providers import Provider
+from rolegraph.models.remote import Failure, RemoteModel, strict_json, valid_text
 from rolegraph.retry import RetryPolicy, is_transient, trace_retry
 from rolegraph.traces.redact import Redactor
 
@@ -91,7 +91,7 @@ class _HTTPFailure(Exception):
         self.headers = headers
 
 
-class HFInferenceModel(Model):
+class HFInferenceModel(RemoteModel[HFProvider]):
     """A model served by Hugging Face Inference Providers, called through ``chat_completion``.
 
     Args:
@@ -101,6 +101,8 @@ class HFInferenceModel(Model):
         name: The model string this instance stands for (default ``hf:<repo>``).
     """
 
+    credential = "token"
+
     def __init__(
         self,
         repo: str,
@@ -109,15 +111,8 @@ class HFInferenceModel(Model):
         retry: RetryPolicy | None = None,
         name: str | None = None,
     ) -> None:
-        self.model = repo
-        self.name = name or f"hf:{repo}"
-        self.provider = provider or HFProvider(purpose=f"model {self.name}")
-        self.retry = retry or RetryPolicy()
-
-    @property
-    def model_id(self) -> str:
-        """The model's repository id."""
-        return self.model
+        name = name or f"hf:{repo}"
+        super().__init__(repo, provider=provider or HFProvider(purpose=f"model {name}"), retry=retry, name=name)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -127,44 +122,29 @@ class HFInferenceModel(Model):
             **({"base_url": self.provider.base_url} if self.provider.base_url else {}),
         }
 
-    async def complete(
+    async def _complete(
         self,
         messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpec] | None = None,
-        output_schema: dict[str, Any] | None = None,
-        settings: ModelSettings | None = None,
+        tools: list[ToolSpec],
+        output_schema: dict[str, Any] | None,
+        settings: ModelSettings,
     ) -> Completion:
-        """Send one ``chat_completion`` request and return the assistant turn."""
-        settings = settings or ModelSettings()
-        redact = self.provider.redactor.text
-        policy = (
-            self.retry if settings.retries is None else self.retry.model_copy(update={"attempts": settings.retries + 1})
-        )
-        request = self._request(messages, list(tools or ()), output_schema, settings)
+        """Send one ``chat_completion`` request and read the assistant turn."""
+        request = self._request(messages, tools, output_schema, settings)
 
         async def send() -> ChatCompletionOutput:
             return await self._send(request, settings)
 
-        try:
-            async with asyncio.timeout(settings.timeout):
-                output = await policy.call(send, retry_if=is_transient, on_retry=trace_retry)
-            return self._completion(output, structured=output_schema is not None)
-        except TimeoutError:
-            raise ModelError(f"model {self.name} did not answer within {settings.timeout:g}s") from None
-        except _HTTPFailure as exc:
-            if exc.status_code in (401, 403):
-                message = (
-                    f"model {self.name} refused the token (HTTP {exc.status_code}): "
-                    f"check the {self.provider.key_env} environment variable"
-                )
-                raise ModelError(redact(message)) from None
-            raise ModelError(redact(f"model {self.name} failed: HTTP {exc.status_code}: {exc}")) from None
-        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
-            problem = f"model {self.name} returned a malformed response: {type(exc).__name__}: {exc}"
-            raise ModelError(redact(problem)) from None
-        except (ConnectionError, OSError) as exc:  # connection trouble after the last retry
-            raise ModelError(redact(f"model {self.name} failed: {exc}")) from None
+        output = await self._policy(settings).call(send, retry_if=is_transient, on_retry=trace_retry)
+        return self._completion(output, structured=output_schema is not None)
+
+    def _failure(self, exc: Exception) -> Failure | None:
+        """An HTTP error (`_send` raises it as `_HTTPFailure`), or connection trouble after the last retry."""
+        if isinstance(exc, _HTTPFailure):
+            return Failure(exc.status_code, f"HTTP {exc.status_code}: {exc}")
+        if isinstance(exc, ConnectionError | OSError):
+            return Failure(None, str(exc))
+        return None
 
     async def _send(self, request: dict[str, Any], settings: ModelSettings) -> ChatCompletionOutput:
         """One try, bounded by `attempt_timeout`, its failures in the terms `RetryPolicy` reads:
@@ -228,10 +208,6 @@ class HFInferenceModel(Model):
             model=output.model or self.model,
             raw=output,
         )
-
-    async def aclose(self) -> None:
-        """Close the provider's client."""
-        await self.provider.aclose()
 
 
 def _is_transport_error(exc: Exception) -> bool:

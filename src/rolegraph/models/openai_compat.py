@@ -8,8 +8,8 @@ standard form first and, if the server refuses it, switches to the other for the
 rest of its life. ``tool_choice="required"`` is learned the same way (falling back
 to ``auto``, which the agent checks anyway).
 
-Retries, timeouts and error handling are shared with the Responses protocol
-(`rolegraph.models._openai_base`): transient failures are retried by
+Retries, timeouts and error handling are every remote model's
+(`rolegraph.models.remote`): transient failures are retried by
 `rolegraph.retry.RetryPolicy`, a refused key names its variable, and no secret
 leaves through an error.
 """
@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from rolegraph.errors import ModelError
-from rolegraph.models._openai_base import OpenAIProtocolModel, strict_json, valid_text
+from rolegraph.models._openai_base import OpenAIProtocolModel
 from rolegraph.models.messages import Message, ToolCall, ToolSpec
 from rolegraph.models.model import Completion, ModelSettings, Usage
 from rolegraph.models.providers import PLACEHOLDER_API_KEY, OpenAIProvider
+from rolegraph.models.remote import strict_json, valid_text
 from rolegraph.retry import RetryPolicy, is_transient, trace_retry
 
 if TYPE_CHECKING:

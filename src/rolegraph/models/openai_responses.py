@@ -18,7 +18,7 @@ API asks; a refusal as the text, with ``finish_reason="refusal"``; an incomplete
 response as what was written, with ``finish_reason="length"`` (``max_output_tokens``)
 or the reason the server gave; a failed response as a `ModelError`.
 
-Retries, timeouts and errors are those of the chat protocol (`rolegraph.models._openai_base`).
+Retries, timeouts and errors are those of every remote model (`rolegraph.models.remote`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rolegraph.errors import ModelError
-from rolegraph.models._openai_base import OpenAIProtocolModel, strict_json, valid_text
+from rolegraph.models._openai_base import OpenAIProtocolModel
 from rolegraph.models.messages import Message, ToolCall, ToolSpec
 from rolegraph.models.model import Completion, ModelSettings, Usage
+from rolegraph.models.remote import strict_json, valid_text
 from rolegraph.retry import is_transient, trace_retry
 
 if TYPE_CHECKING:
