@@ -459,3 +459,30 @@ class TestCheckpoints:
         await scheduler.run()
         assert "review" in checkpointer.saves[1] and "draft" in checkpointer.saves[1]
         assert checkpointer.rows["draft"]["visits"] == 2 and checkpointer.rows["review"]["status"] == "completed"
+
+
+class TestTimeouts:
+    async def test_a_step_past_its_wall_budget_stops_the_run_as_budget_exceeded(self) -> None:
+        """A step's max_wall_s firing (sooner than the step timeout) makes it budget_exceeded, not a failure."""
+        spec = spec_of("  slow: {role: worker, task: t, budget: {max_wall_s: 0.05}}")
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            await asyncio.Event().wait()  # never answers
+            return answer()
+
+        states, _ = await run(spec, handler)
+        assert states["slow"].status == "budget_exceeded"
+        assert "max_wall_s" in (states["slow"].error or "")
+
+    async def test_a_step_past_the_step_timeout_fails_as_timed_out(self) -> None:
+        """The step timeout firing (sooner than any budget) fails the step with 'timed out'."""
+        spec = spec_of(
+            "  slow: {role: worker, task: t, budget: {max_wall_s: 60}}", settings="settings: {step_timeout: 0.05}"
+        )
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            await asyncio.Event().wait()
+            return answer()
+
+        states, _ = await run(spec, handler)
+        assert (states["slow"].status, states["slow"].error) == ("failed", "timed out")

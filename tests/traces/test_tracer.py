@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,6 +147,68 @@ class TestTraceFile:
         assert root.status == "unfinished"
         assert [c.name for c in root.children] == ["done"]
         assert root.children[0].status == "ok"
+
+
+class TestBufferedFile:
+    def test_a_finished_span_is_on_disk_at_its_end(self, tmp_path: Path) -> None:
+        """A span's end record, and the records before it, are in the file as soon as the span ends."""
+        path = tmp_path / "t.jsonl"
+        sink = JsonlSink(path, flush_interval=3600)  # no background write can help here
+        tracer = Tracer("run-1", sinks=[sink], redactor=Redactor())
+        with tracer.span(SpanKind.INVOKE_AGENT, "agent"):
+            with tracer.span(SpanKind.CHAT, "chat"):
+                pass
+            on_disk = [(r["event"], r["name"]) for r in read_jsonl(path)]
+        sink.close()
+        assert on_disk == [("span_start", "agent"), ("span_start", "chat"), ("span_end", "chat")]
+
+    def test_an_open_span_reaches_the_file_within_the_interval(self, tmp_path: Path) -> None:
+        """The start of a span that is still running is written by the background flush (a hung step shows)."""
+        path = tmp_path / "t.jsonl"
+        sink = JsonlSink(path, flush_interval=0.05)
+        tracer = Tracer("run-1", sinks=[sink], redactor=Redactor())
+        with tracer.span(SpanKind.INVOKE_AGENT, "hung"):
+            deadline = time.monotonic() + 30
+            while not path.read_bytes() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert [r["name"] for r in read_jsonl(path)] == ["hung"]
+        sink.close()
+
+    def test_a_killed_process_leaves_every_finished_span(self, tmp_path: Path) -> None:
+        """SIGKILL with the file never closed: every span that ended before the kill is in the file, whole."""
+        path = tmp_path / "t.jsonl"
+        script = f"""
+import os, signal
+from pathlib import Path
+from rolegraph.traces.redact import Redactor
+from rolegraph.traces.sinks import JsonlSink
+from rolegraph.traces.spans import SpanKind
+from rolegraph.traces.tracer import Tracer
+tracer = Tracer("run-1", sinks=[JsonlSink(Path({str(path)!r}), flush_interval=3600)], redactor=Redactor())
+with tracer.span(SpanKind.INVOKE_WORKFLOW, "wf"):
+    for i in range(50):
+        with tracer.span(SpanKind.CHAT, f"chat {{i}}"):
+            pass
+    with tracer.span(SpanKind.INVOKE_AGENT, "open"):
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120, check=False)
+        assert done.returncode == -signal.SIGKILL, done.stderr
+        trace = Trace.load(path)
+        [root] = trace.roots
+        assert [c.name for c in root.children] == [f"chat {i}" for i in range(50)]
+        assert all(c.status == "ok" for c in root.children) and root.status == "unfinished"
+
+    def test_records_orjson_refuses_are_written_too(self, tmp_path: Path) -> None:
+        """A lone surrogate and an integer past 64 bits are written (by the standard library) and read back."""
+        path = tmp_path / "t.jsonl"
+        sink = JsonlSink(path)
+        tracer = Tracer("run-1", sinks=[sink], redactor=Redactor())
+        with tracer.span(SpanKind.CHAT, "chat", text="a\ud800b", big=2**70):
+            pass
+        sink.close()
+        [start, _end] = read_jsonl(path)
+        assert start["attributes"] == {"text": "a\ud800b", "big": 2**70}
 
 
 class TestCurrentTracer:

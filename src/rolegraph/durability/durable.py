@@ -195,6 +195,7 @@ class Durability:
         """Let the kill point count trace records (after the JSONL sink has written each)."""
         if self.kill_points is not None:
             tracer.add_sink(self.kill_points)
+            self.kill_points.before_kill = tracer.flush
 
     def begin(self, root_span_id: str) -> None:
         """Record that this invocation started, under the run's root span."""

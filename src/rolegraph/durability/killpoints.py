@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["KILL_ENV", "KillPoints"]
@@ -39,6 +40,9 @@ class KillPoints:
         self.kind = kind
         self.at = at
         self.seen = 0
+        self.before_kill: Callable[[], None] | None = None
+        """Called just before the kill: writes out what the trace sinks buffer, so the trace on disk
+        holds every record emitted before the kill point, as a test names it."""
 
     @classmethod
     def from_env(cls) -> KillPoints | None:
@@ -58,6 +62,8 @@ class KillPoints:
             return
         self.seen += 1
         if self.seen == self.at:
+            if self.before_kill is not None:
+                self.before_kill()
             os.kill(os.getpid(), signal.SIGKILL)
 
     def emit(self, record: dict[str, Any]) -> None:

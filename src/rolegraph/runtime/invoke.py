@@ -43,10 +43,9 @@ from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.content import content_processor
 from rolegraph.traces.redact import Redactor
-from rolegraph.traces.run_sinks import RunSinks
+from rolegraph.traces.run_sinks import RunEnd, RunSinks
 from rolegraph.traces.sinks import TraceSink
 from rolegraph.traces.spans import Span, SpanKind
-from rolegraph.traces.store import index_run
 from rolegraph.traces.trace import Trace
 from rolegraph.traces.tracer import Tracer
 
@@ -210,11 +209,11 @@ async def invoke(
         finally:
             # A cancellation arriving now (an eval interrupted by another of its runs) must not cut the
             # record of the run's end in two: it is written to its end, then the cancellation goes on.
-            await _to_the_end(_record_end(run, trace_sinks, home, redactor))
+            await _to_the_end(_record_end(run, trace_sinks, redactor, resuming=resuming))
     return run.result
 
 
-async def _record_end(run: _Run, trace_sinks: RunSinks, home: Home, redactor: Redactor) -> None:
+async def _record_end(run: _Run, trace_sinks: RunSinks, redactor: Redactor, *, resuming: bool) -> None:
     """Record how the invocation ended: sources and ``run.json`` first, the run store's status after them.
 
     The run store's status is what says the run ended (`rolegraph.durability.resume` returns a
@@ -232,8 +231,8 @@ async def _record_end(run: _Run, trace_sinks: RunSinks, home: Home, redactor: Re
     run.result.duration_s = (dt.datetime.now(dt.UTC) - run.started).total_seconds()
     _write_summary(run, redactor)
     durability.finish(run.result.status)
-    await asyncio.to_thread(trace_sinks.close)  # every record is on disk already: this closes the file
-    await asyncio.to_thread(index_run, home.path, run.folder.path)
+    # The live index completes the run's row from what it already holds: no re-import of the trace.
+    await trace_sinks.close(RunEnd(run.result.status, run.started.timestamp(), run.result.duration_s, resumed=resuming))
 
 
 async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:

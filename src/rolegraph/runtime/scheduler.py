@@ -310,15 +310,17 @@ class Scheduler:
         state = self.states[node]
         budget = self.spec.steps[node].budget
         wall = budget.max_wall_s if budget is not None else None
+        # One timer per step: the sooner of the step timeout and the step's wall-time budget.
+        limit = self.spec.settings.step_timeout if wall is None else min(wall, self.spec.settings.step_timeout)
+        timer = asyncio.timeout(limit)
         try:
-            async with asyncio.timeout(self.spec.settings.step_timeout):
-                async with asyncio.timeout(wall) as wall_timer:
-                    try:
-                        state.output = await self._execute(node, state)
-                    except TimeoutError:
-                        if wall is not None and wall_timer.expired():
-                            raise BudgetExceeded("max_wall_s", f"step {node}", wall, wall) from None
-                        raise
+            try:
+                async with timer:
+                    state.output = await self._execute(node, state)
+            except TimeoutError:
+                if wall is not None and timer.expired() and wall <= self.spec.settings.step_timeout:
+                    raise BudgetExceeded("max_wall_s", f"step {node}", wall, wall) from None
+                raise
         except asyncio.CancelledError:
             self._set(state, "cancelled")
             raise

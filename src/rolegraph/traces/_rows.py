@@ -6,11 +6,24 @@ import datetime as dt
 import json
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rolegraph.layout import SUMMARY_FILE, TRACE_FILE, RunFolder
 from rolegraph.traces.trace import SpanRecord
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """What a run's index row says once the run ended (as its ``run.json`` does)."""
+
+    status: str
+    started: float | None
+    """Unix time the run started (its first invocation)."""
+    duration_s: float | None
+    resumed: bool = False
+    """Whether this invocation continued an earlier one (then the run is re-imported from its folder)."""
 
 
 def run_stamp(run_dir: Path) -> str:

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rolegraph.layout import Home, RunFolder
+from rolegraph.traces._rows import RunEnd
 from rolegraph.traces.export import OTLP_ENDPOINT_VARS
+from rolegraph.traces.index_writer import index_writer
 from rolegraph.traces.sinks import JsonlSink, TraceSink
-from rolegraph.traces.store_sink import StoreSink
 
 if TYPE_CHECKING:
     from rolegraph.traces.otel import OtlpSink
 
 
-__all__ = ["RunSinks"]
+__all__ = ["RunEnd", "RunSinks"]
 
 
 class RunSinks:
     """A run's own trace sinks, opened together when its folder exists and closed together at its end.
 
-    - ``trace.jsonl`` in the run folder: the source of truth, flushed per record.
-    - The live index, ``index.sqlite`` in the home folder (`StoreSink`): written from its
-      own thread, so ``rolegraph runs`` shows the run, and its open spans, while it runs.
+    - ``trace.jsonl`` in the run folder: the source of truth (`JsonlSink`: every finished span on disk).
+    - The live index, ``index.sqlite`` in the home folder: the run's `RunIndex` on the home's one
+      long-lived writer, so ``rolegraph runs`` shows the run, and its open spans, while it runs.
     - OTLP export (`OtlpSink`), when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
 
     Args:
@@ -36,7 +38,7 @@ class RunSinks:
 
     def __init__(self, home: Path, run_dir: Path, run_id: str, workflow: str) -> None:
         self.jsonl = JsonlSink(RunFolder(run_dir).trace)
-        self.index = StoreSink(Home(home).index, run_dir=run_dir)
+        self.index = index_writer(Home(home).index).open_run(run_dir)
         self.otlp = _otlp_sink(run_id, workflow)
 
     def __iter__(self) -> Iterator[TraceSink]:
@@ -45,12 +47,15 @@ class RunSinks:
         if self.otlp is not None:
             yield self.otlp
 
-    def close(self) -> None:
-        """Close the file, write what the index has queued, flush OTLP within its bound (blocks: use a thread)."""
+    async def close(self, end: RunEnd) -> None:
+        """Close the file, flush OTLP within its bound (in a thread), then complete the run's index row.
+
+        Call it once the run's summary (``run.json``) is written: the index row records that file's stamp.
+        """
         self.jsonl.close()
-        self.index.close()
         if self.otlp is not None:
-            self.otlp.close()
+            await asyncio.to_thread(self.otlp.close)
+        await self.index.finish(end)
 
 
 def _otlp_sink(run_id: str, workflow: str) -> OtlpSink | None:

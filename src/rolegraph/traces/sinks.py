@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["JsonlSink", "MemorySink", "TraceSink", "read_jsonl"]
+import orjson
+
+__all__ = ["FLUSH_INTERVAL_S", "JsonlSink", "MemorySink", "TraceSink", "dumps", "read_jsonl"]
+
+FLUSH_INTERVAL_S = 0.2
+"""At most this long between a buffered record (the start of a span) being emitted and reaching the file."""
 
 
 @runtime_checkable
@@ -29,33 +35,121 @@ class MemorySink:
         self.records.append(record)
 
 
-class JsonlSink:
-    """Appends one JSON object per line to a file, flushed per record so a crash loses nothing."""
+def dumps(record: Any) -> bytes:
+    """`record` as compact JSON in UTF-8 bytes (orjson; the standard library for what orjson refuses).
 
-    def __init__(self, path: Path) -> None:
+    orjson refuses a lone surrogate (a model or page can produce one), an integer past 64 bits: those
+    records go through `json`, a surrogate written as its JSON escape (it reads back as the same string).
+    """
+    try:
+        return orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(record, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
+
+
+class JsonlSink:
+    """Appends one JSON object per line to a file.
+
+    Records are serialised once, to bytes, and buffered: the buffer is written (one
+    system call) when a span ends or an event is recorded, and within `FLUSH_INTERVAL_S`
+    otherwise (a background thread writes the start of a span that is still running, so
+    a hung step shows in the file). A crash therefore leaves every finished span on
+    disk, and loses at most the starts of spans opened in the last interval.
+
+    Args:
+        path: The file (created with its folder; appended to if it exists).
+        flush_interval: The bound on how long a buffered record waits.
+    """
+
+    def __init__(self, path: Path, flush_interval: float = FLUSH_INTERVAL_S) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         torn = _ends_torn(path)
-        # A lone surrogate (a model or page can produce one) is written as its JSON escape, not raised:
-        # a sink must not fail, and `\ud800` reads back as the same string.
-        self._file = path.open("a", encoding="utf-8", errors="backslashreplace")
+        self._file = path.open("ab", buffering=0)
         if torn:  # a crash cut the last line: end it, so the next record starts a line of its own
-            self._file.write("\n")
+            self._file.write(b"\n")
+        self._buffer: list[bytes] = []
         self._lock = threading.Lock()
+        self._closed = False
+        self._interval = flush_interval
 
     def emit(self, record: dict[str, Any]) -> None:
-        """Write the record as one line."""
-        line = json.dumps(record, ensure_ascii=False, default=str)
+        """Serialise the record and buffer it; write the buffer if it ends a span or is an event."""
+        line = dumps(record) + b"\n"
+        now = record.get("event") != "span_start" or record.get("kind") == "invoke_workflow"
         with self._lock:
-            if self._file.closed:
+            if self._closed:
                 return
-            self._file.write(line + "\n")
-            self._file.flush()
+            self._buffer.append(line)
+            if now:
+                self._write()
+                return
+        _FLUSHER.due(self, self._interval)
+
+    def flush(self) -> None:
+        """Write what is buffered."""
+        with self._lock:
+            if not self._closed:
+                self._write()
+
+    def _write(self) -> None:
+        if self._buffer:
+            data = b"".join(self._buffer)
+            self._buffer.clear()
+            self._file.write(data)
 
     def close(self) -> None:
-        """Close the file."""
+        """Write what is buffered and close the file."""
         with self._lock:
-            self._file.close()
+            if not self._closed:
+                self._write()
+                self._closed = True
+                self._file.close()
+
+
+class _Flusher:
+    """One daemon thread that writes out, within their interval, the sinks holding buffered records."""
+
+    def __init__(self) -> None:
+        self._due: dict[JsonlSink, float] = {}
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def due(self, sink: JsonlSink, interval: float) -> None:
+        """Write `sink` out within `interval` seconds."""
+        with self._wake:
+            if sink in self._due:  # already waiting: its next pass writes this record too
+                return
+            idle = not self._due
+            self._due[sink] = interval
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="rolegraph-trace-flush", daemon=True)
+                self._thread.start()
+            if idle:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        pause = threading.Event()  # never set: a sleep that nothing cuts short
+        while True:
+            with self._wake:
+                while not self._due:
+                    self._wake.wait()
+                interval = min(self._due.values())
+            pause.wait(interval)
+            with self._wake:
+                due, self._due = self._due, {}
+            for sink in due:
+                sink.flush()
+
+    def forget_thread(self) -> None:
+        """In a forked child: the parent's thread does not exist here."""
+        self._due = {}
+        self._wake = threading.Condition()
+        self._thread = None
+
+
+_FLUSHER = _Flusher()
+os.register_at_fork(after_in_child=_FLUSHER.forget_thread)
 
 
 def _ends_torn(path: Path) -> bool:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextvars
-import secrets
+import os
+import random
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -35,6 +36,16 @@ class SpanKind(StrEnum):
     """A step's output made durable."""
 
 
+# Span ids: 64 bits from a generator seeded from the OS, reseeded in a forked child, so two processes
+# appending to one trace never share a sequence. One `os.urandom` per span was a system call each.
+_ids = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+
+
+def _new_span_id() -> str:
+    return f"{_ids.getrandbits(64):016x}"
+
+
 _current: contextvars.ContextVar[Span | None] = contextvars.ContextVar("rolegraph_span", default=None)
 
 
@@ -58,7 +69,7 @@ class Span:
     run_id: str
     parent: Span | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
-    span_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    span_id: str = field(default_factory=_new_span_id)
     """64 random bits in hex (OpenTelemetry style): unique across the processes that append to one
     trace, as a resumed run does, where a per-process counter would reuse ids."""
     start_time: float = field(default_factory=time.time)
@@ -69,6 +80,9 @@ class Span:
     error: str | None = None
     aggregated_input_tokens: int = 0
     aggregated_output_tokens: int = 0
+    redacted: dict[str, tuple[str, Any]] = field(default_factory=dict, repr=False)
+    """Text attributes as last redacted, by name (the value, its redaction): the tracer redacts a string
+    attribute once, not again in the span's end record."""
 
     def set(self, **attributes: Any) -> None:
         """Add or replace attributes (dots in names are spelled as ``__``: ``gen_ai__system``)."""

@@ -43,6 +43,7 @@ from rolegraph.errors import DamagedFileError
 from rolegraph.layout import Home, RunFolder, is_run_id
 from rolegraph.traces._rows import (
     Context,
+    RunEnd,
     as_record,
     item_text,
     run_stamp,
@@ -514,6 +515,18 @@ class TraceStore:
                 f"{socket.gethostname()}:{os.getpid()}",
             ),
         )
+
+    def finish_run(self, run_id: str, end: RunEnd, stamp: str) -> bool:
+        """Complete a live run's row at its end (status, start, duration) with its totals and the folder's
+        `stamp`, so `sync` leaves it be. False if the run has no row."""
+        tokens_in, tokens_out, cost = self._usage(run_id)
+        with self._transaction():
+            cursor = self._db.execute(
+                "UPDATE runs SET status = ?, started = COALESCE(?, started), duration_s = ?, input_tokens = ?,"
+                " output_tokens = ?, cost_usd = ?, source_stamp = ?, writer = NULL WHERE run_id = ?",
+                (end.status, end.started, end.duration_s, tokens_in, tokens_out, cost, stamp, run_id),
+            )
+        return cursor.rowcount == 1
 
     def _known_dir(self, run_id: str) -> str | None:
         row = self._db.execute("SELECT run_dir FROM runs WHERE run_id = ?", (run_id,)).fetchone()

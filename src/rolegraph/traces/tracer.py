@@ -1,9 +1,10 @@
-"""The tracer: opens spans over contextvars and emits their records through structlog.
+"""The tracer: opens spans over contextvars and emits their records to the run's sinks.
 
 Each span is emitted twice, at start and at end, so a hung step is visible in
-the trace while it hangs. Records pass a structlog processor chain (secret
-redaction, then any extra processors such as the run's content mode) and fan
-out to the run's sinks. Parent ids follow
+the trace while it hangs. Records pass secret redaction, then a chain of
+structlog-style processors (such as the run's content mode), and fan out to the
+run's sinks. Nothing is built when no sink listens; a span's text attributes are
+redacted once, not again in its end record. Parent ids follow
 `contextvars`, so spans opened in parallel tasks nest under the span that was
 current when the task was created.
 """
@@ -16,8 +17,6 @@ import time
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import Any
-
-import structlog
 
 from rolegraph.traces.content import Processor
 from rolegraph.traces.redact import Redactor
@@ -36,22 +35,6 @@ def current_tracer() -> Tracer | None:
     reporting a retry), so that it can still record an event.
     """
     return _tracer.get()
-
-
-class _FanOut:
-    """The structlog 'logger' at the end of the chain: hands each record to every sink."""
-
-    def __init__(self, sinks: Sequence[TraceSink]) -> None:
-        self.sinks = list(sinks)
-
-    def info(self, record: dict[str, Any]) -> None:
-        for sink in self.sinks:
-            sink.emit(record)
-
-
-def _finalize(_logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
-    # The last processor's return value is passed to the logger method as-is.
-    return {"record": event_dict}
 
 
 class Tracer:
@@ -80,22 +63,30 @@ class Tracer:
     ) -> None:
         self.run_id = run_id
         self.redactor = redactor or Redactor.from_env()
-        self._fanout = _FanOut(sinks)
-        self._log = structlog.wrap_logger(
-            self._fanout,
-            # Redaction first: later processors (content modes) never see a secret.
-            processors=[self._redact, *processors, _finalize],
-            wrapper_class=structlog.BoundLogger,
-            cache_logger_on_first_use=True,
-        )
+        self.sinks: list[TraceSink] = list(sinks)
+        # After redaction: later processors (content modes) never see a secret.
+        self._processors = list(processors)
 
     def add_sink(self, sink: TraceSink) -> None:
         """Send future records to `sink` too."""
-        self._fanout.sinks.append(sink)
+        self.sinks.append(sink)
 
-    def _redact(self, _logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
-        redacted: dict[str, Any] = self.redactor.value(event_dict)
-        return redacted
+    def flush(self) -> None:
+        """Have every sink that buffers (the JSONL file) write out what it holds."""
+        for sink in self.sinks:
+            flush = getattr(sink, "flush", None)
+            if flush is not None:
+                flush()
+
+    def _send(self, event: str, record: dict[str, Any]) -> None:
+        """Run a redacted record through the processors and hand it to every sink."""
+        record["event"] = event
+        event_dict: MutableMapping[str, Any] = record
+        for processor in self._processors:
+            event_dict = processor(None, "info", event_dict)
+        out = event_dict if isinstance(event_dict, dict) else dict(event_dict)
+        for sink in self.sinks:
+            sink.emit(out)
 
     @contextmanager
     def span(self, kind: SpanKind, name: str, *, span_id: str | None = None, **attributes: Any) -> Iterator[Span]:
@@ -153,45 +144,61 @@ class Tracer:
     def ingest(self, record: dict[str, Any]) -> None:
         """Emit a record another process's tracer made (a worker's), through this tracer's redaction,
         processors and sinks, as if it had been made here."""
-        if not self._fanout.sinks:
+        if not self.sinks:
             return
         fields = dict(record)
         event = str(fields.pop("event", "event"))
-        self._log.info(event, **fields)
+        self._send(event, self.redactor.value(fields))
 
     def event(self, name: str, **attributes: Any) -> None:
         """Record a point-in-time event under the current span (e.g. a run resumed)."""
-        if not self._fanout.sinks:
+        if not self.sinks:
             return
         parent = _current.get()
-        self._log.info(
-            "event",
-            name=name,
-            run_id=self.run_id,
-            parent_id=parent.span_id if parent else None,
-            time=time.time(),
-            attributes={k.replace("__", "."): v for k, v in attributes.items()},
-        )
+        record = {
+            "name": name,
+            "run_id": self.run_id,
+            "parent_id": parent.span_id if parent else None,
+            "time": time.time(),
+            "attributes": {k.replace("__", "."): v for k, v in attributes.items()},
+        }
+        self._send("event", self.redactor.value(record))
 
     def _emit(self, event: str, span: Span) -> None:
-        if not self._fanout.sinks:
+        if not self.sinks:
             return  # nobody listens: building and redacting the record would be wasted work
+        redact = self.redactor.value
         record: dict[str, Any] = {
             "run_id": span.run_id,
             "span_id": span.span_id,
             "parent_id": span.parent.span_id if span.parent else None,
             "kind": str(span.kind),
-            "name": span.name,
+            "name": redact(span.name),
             "start_time": span.start_time,
-            "attributes": dict(span.attributes),
+            "attributes": self._attributes(span),
         }
         if event == "span_end":
             record["end_time"] = span.end_time
             record["duration_s"] = span.duration_s
             record["status"] = span.status
             if span.error is not None:
-                record["error"] = span.error
+                record["error"] = redact(span.error)
             if span.kind is not SpanKind.CHAT and (span.aggregated_input_tokens or span.aggregated_output_tokens):
                 record["attributes"]["rolegraph.aggregated.input_tokens"] = span.aggregated_input_tokens
                 record["attributes"]["rolegraph.aggregated.output_tokens"] = span.aggregated_output_tokens
-        self._log.info(event, **record)
+        self._send(event, record)
+
+    def _attributes(self, span: Span) -> dict[str, Any]:
+        """The span's attributes, redacted; a text attribute unchanged since the last record is not redacted again."""
+        redact = self.redactor.value
+        done = span.redacted
+        out: dict[str, Any] = {}
+        for key, value in span.attributes.items():
+            if isinstance(value, str):
+                seen = done.get(key)
+                if seen is None or seen[0] is not value:
+                    seen = done[key] = (value, self.redactor.text(value))
+                out[key] = seen[1]
+            else:
+                out[key] = redact(value)
+        return out
