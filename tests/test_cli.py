@@ -16,6 +16,24 @@ from typer.testing import CliRunner, Result
 from projects import isolated_home, write_library, write_script
 from rolegraph.cli import app
 
+ITEM_STEPS = '''
+def check(word: str) -> dict:
+    """Fails on words with a digit (a bad item), answers the others."""
+    if any(ch.isdigit() for ch in word):
+        raise ValueError(f"{word!r} is not a word")
+    return {"word": word.upper()}
+'''
+ITEMS_WORKFLOW = """\
+rolegraph: 1
+name: items
+inputs: {words: {type: list, default: [alpha, b2, gamma]}}
+steps:
+  each:
+    function: item_steps:check
+    for_each: {items: inputs.words, as: word, on_item_error: skip}
+    args: {word: "{{ word }}"}
+"""
+
 RUN_KEYS = {
     "run_id",
     "status",
@@ -363,6 +381,22 @@ class TestRun:
         result = cli("run", path)
         assert result.exit_code == 2
         assert result.stderr.endswith("4 problem(s) found.\n")
+
+
+class TestSkippedItems:
+    def test_run_and_trace_show_the_skipped_item(self, tmp_path: Path) -> None:
+        """A for_each item skipped under `on_item_error: skip` is named with its error in `run`'s closing table
+        and on its step's `plan` line in `trace`; the run completes (exit 0)."""
+        (tmp_path / "item_steps.py").write_text(ITEM_STEPS)
+        path = tmp_path / "items.yaml"
+        path.write_text(ITEMS_WORKFLOW)
+        result = cli("run", path, "--quiet")
+        assert result.exit_code == 0, result.output
+        said = " ".join(result.stderr.split())  # the table wraps long cells
+        assert "skipped each[1] b2: step 'each': item_steps:check raised ValueError: 'b2' is not a word" in said
+        trace = cli("trace", "last").stdout
+        plan = next(line for line in trace.splitlines() if "plan each" in line)
+        assert plan.endswith("1 item(s) skipped: 1")
 
 
 class TestTrace:

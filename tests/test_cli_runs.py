@@ -365,6 +365,32 @@ class TestTraceDiff:
         assert document["totals"]["steps_differing"] == []
 
 
+class TestRunPrefixes:
+    @pytest.mark.parametrize(
+        ("command", "says"),
+        [
+            (["trace", "{}"], "{id}"),
+            (["trace", "show", "{}"], "{id}"),
+            (["trace", "export", "{}"], "{id}"),
+            (["trace", "diff", "{}", "{}"], "{id}"),
+            (["replay", "{}"], "identical: 2 of 2 recorded calls replayed"),
+            (["resume", "{}"], "{id}"),
+        ],
+        ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+    )
+    def test_every_command_taking_a_run_accepts_a_unique_prefix(
+        self, tmp_path: Path, command: list[str], says: str
+    ) -> None:
+        """Wherever a command takes RUN, a unique prefix of the id names the run, as git's short hashes do."""
+        folder = tmp_path / "tools"
+        write_library(folder, NOTES)
+        (folder / "tools.yaml").write_text(TOOL_ITEMS_WORKFLOW)
+        run_id = run(folder / "tools.yaml")
+        result = cli(*[part.format(run_id[:17]) for part in command])
+        assert result.exit_code == 0, result.output
+        assert says.format(id=run_id) in result.stdout + result.stderr
+
+
 class TestTraceExport:
     def test_jsonl_is_the_file(self, project: Path, home: Path) -> None:
         """`--format jsonl` prints the trace file byte for byte."""

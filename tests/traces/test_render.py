@@ -11,7 +11,7 @@ from rich.console import Console
 
 from rolegraph.models.model import Usage
 from rolegraph.runtime.result import CitationCount, RunResult
-from rolegraph.traces.render import MAX_SPANS, step_rows
+from rolegraph.traces.render import MAX_SPANS, run_html, run_rich, skipped_lines, step_rows
 from rolegraph.traces.trace import Trace
 
 PAYLOAD = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
@@ -129,3 +129,45 @@ class TestRunResult:
         printed = console.export_text()
         assert printed.splitlines()[0].startswith("run 20261101-120000-aaaaaa  failed  1.25 s, 6000 input")
         assert "write" in printed and "invoke_workflow demo" in printed
+
+
+SKIPPED_SUMMARY: dict[str, Any] = {
+    "run_id": "r",
+    "status": "completed",
+    "skipped_items": {"each": [{"index": 1, "item": {"word": "b2"}, "error": f"bad {PAYLOAD}"}], "x": "damaged"},
+}
+
+
+class TestSkippedItems:
+    def test_lines(self) -> None:
+        """Each skipped item is one line, step[index] item: error; a damaged entry is left out."""
+        assert skipped_lines(SKIPPED_SUMMARY) == [f'skipped each[1] {{"word": "b2"}}: bad {PAYLOAD}']
+        assert skipped_lines({"skipped_items": ["x"]}) == []
+
+    def test_html_and_rich(self) -> None:
+        """A run's notebook and terminal views name the skipped item (escaped in HTML)."""
+        root = rendered(run_html(SKIPPED_SUMMARY, None))
+        [line] = [texts(d) for d in root.iter("div") if d.get("class") == "skipped"]
+        assert line.startswith("skipped each[1]") and root.findall(".//script") == []
+        console = Console(width=200, record=True)
+        console.print(run_rich(SKIPPED_SUMMARY, None))
+        assert "skipped each[1]" in console.export_text()
+
+    def test_plan_line_in_the_tree(self) -> None:
+        """A `plan` span that skipped items says how many and which in the trace tree."""
+        start = {"run_id": "r", "span_id": "p", "parent_id": None, "kind": "plan", "name": "plan each"}
+        records = [
+            {**start, "event": "span_start", "start_time": 0.0, "attributes": {"rolegraph.step.id": "each"}},
+            {
+                **start,
+                "event": "span_end",
+                "start_time": 0.0,
+                "end_time": 1.0,
+                "status": "ok",
+                "attributes": {"rolegraph.items_skipped": [{"index": 1, "error": "x"}, {"index": 4, "error": "y"}]},
+            },
+        ]
+        console = Console(width=200, record=True)
+        console.print(Trace(records).tree())
+        [line] = [line for line in console.export_text().splitlines() if "plan each" in line]
+        assert line.endswith("plan each  2 item(s) skipped: 1, 4")

@@ -8,7 +8,8 @@ records a run whose trace holds HTML and script payloads, as a web page could.
 `record_lineage` records the runs a user compares: a review loop whose critic asks
 for a revision twice (its route fires once, then its ``max_times`` blocks it), stopped
 by its budget and resumed; an identical replay of it; and a replay that diverges
-because the writer's task changed since. `record_eval` records an eval of the demo
+because the writer's task changed since. `record_skipped` records a run whose `for_each` step went on
+without a failed item (``on_item_error: skip``). `record_eval` records an eval of the demo
 workflow through ``rolegraph eval``, which leaves its report in the eval's folder.
 """
 
@@ -285,6 +286,43 @@ def record_lineage(folder: Path, home: Path) -> tuple[RunResult, ReplayReport, R
     changed = in_thread(replay(resumed.run_dir))
     assert changed.status == "diverged"
     return resumed, same, changed
+
+
+SCREEN_CLAIM = {"source_id": "hu2021lora", "evidence": LOOP_CLAIM["evidence"], "claim": "Few parameters."}
+SCREEN_SCRIPT = [
+    {"tool": "library_search", "args": {"query": "LoRA"}, "thought": "Search LoRA."},
+    {"final": {"claims": [SCREEN_CLAIM]}, "thought": "One claim."},
+    *[{"text": "I would rather not say."}] * 3,  # the second item: never a valid answer, so it fails
+    {"tool": "library_search", "args": {"query": "adapters"}, "thought": "Search adapters."},
+    {"final": {"claims": []}, "thought": "Nothing to claim."},
+]
+SCREEN = """\
+rolegraph: 1
+name: screening
+library: library
+inputs:
+  topics: {type: list, default: [LoRA, prompt tuning, adapters]}
+models: {default: "scripted:screen.yaml"}
+roles:
+  researcher: {max_steps: 1}
+steps:
+  screen:
+    role: researcher
+    for_each: {items: inputs.topics, as: topic, max_concurrency: 1, on_item_error: skip}
+    task: "Screen the library for {{ topic }}."
+"""
+"""One item at a time, so the script's answers go to the items in order: the second item fails and is skipped."""
+
+
+def record_skipped(folder: Path, home: Path) -> RunResult:
+    """A screening run whose `for_each` step skipped its second item (`on_item_error: skip`), and completed."""
+    write_library(folder, NOTES)
+    write_script(folder, "screen", SCREEN_SCRIPT)
+    workflow = folder / "screening.yaml"
+    workflow.write_text(SCREEN)
+    result = record(workflow, home)
+    assert [s["index"] for s in result.steps["screen"].skipped_items] == [1], result.steps["screen"]
+    return result
 
 
 EVALSET = """\

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from rolegraph.runtime.result import RunResult
 from rolegraph.viewer import create_app
-from viewer.recording import PAYLOAD_THOUGHT
+from viewer.recording import PAYLOAD_THOUGHT, record_skipped
 
 Recorded = tuple[Path, RunResult, RunResult]
 
@@ -163,6 +163,57 @@ class TestRunView:
         ]
         [agent] = [s for s in view["spans"] if s["kind"] == "invoke_agent"]
         assert agent["status"] == "error" and "AgentError" in agent["error"]
+
+
+@pytest.fixture(scope="module")
+def skipped(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """A run whose for_each step skipped its second item (see `record_skipped`)."""
+    folder = tmp_path_factory.mktemp("skipped")
+    return record_skipped(folder / "project", folder / "home")
+
+
+class TestSkippedItems:
+    ERROR = "researcher: no valid answer after 3 model calls: the answer is not valid JSON"
+
+    def test_the_skipped_item_is_in_the_view(self, skipped: RunResult) -> None:
+        """The run's view lists the skipped item (step, index, item, error, failed span); its step counts it in
+        the graph; the item's failed agent span is marked skipped, with a hint saying the step went on."""
+        with TestClient(create_app(skipped.folder.path.parents[1]), base_url="http://127.0.0.1:8765") as client:
+            view = get(client, f"/api/runs/{skipped.run_id}")
+        [entry] = view["skipped_items"]
+        assert (entry["step"], entry["index"], entry["item"]) == ("screen", 1, "prompt tuning")
+        assert entry["error"].startswith(self.ERROR)
+        [failed] = [s for s in view["spans"] if s.get("skipped")]
+        assert (failed["id"], failed["kind"], failed["item"], failed["status"]) == (
+            entry["span"],
+            "invoke_agent",
+            "1",
+            "error",
+        )
+        assert failed["hint"] == "item skipped: its step went on without it (on_item_error: skip)"
+        assert (view["status"], view["steps"]["screen"]["status"], view["steps"]["screen"]["skipped"]) == (
+            "completed",
+            "completed",
+            1,
+        )
+        [node] = view["graph"]["nodes"]
+        assert (node["items"], node["skipped"], node["status"]) == (3, 1, "completed")
+
+    @pytest.mark.parametrize("recorded", [None, "damaged"])
+    def test_from_the_trace_without_run_json(self, skipped: RunResult, tmp_path: Path, recorded: str | None) -> None:
+        """Without run.json's list (a live run) or with a damaged one, the skipped item comes from its step's
+        plan span: index and error, no item value."""
+        folder = copy_run(skipped, tmp_path / "home")
+        summary = json.loads((folder / "run.json").read_text())
+        if recorded is None:
+            (folder / "run.json").unlink()
+        else:
+            (folder / "run.json").write_text(json.dumps({**summary, "skipped_items": {"screen": "x"}}))
+        with TestClient(create_app(tmp_path / "home"), base_url="http://127.0.0.1:8765") as client:
+            view = get(client, f"/api/runs/{skipped.run_id}")
+        [entry] = view["skipped_items"]
+        assert (entry["step"], entry["index"], "item" in entry) == ("screen", 1, False)
+        assert entry["error"].startswith(self.ERROR) and entry["span"] is not None
 
 
 class TestSpan:

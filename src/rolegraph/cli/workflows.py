@@ -34,6 +34,7 @@ from rolegraph.cli._common import (
 from rolegraph.runtime.result import RunResult
 from rolegraph.traces.content import ContentMode
 from rolegraph.traces.progress import ProgressPrinter
+from rolegraph.traces.render import skipped_lines
 from rolegraph.traces.sinks import TraceSink
 from rolegraph.workflows.graph import to_dot, to_mermaid
 from rolegraph.workflows.spec import WorkflowSpec
@@ -47,6 +48,8 @@ def print_result(result: RunResult) -> None:
     table.add_row("status", f"[{colour}]{result.status}[/]")
     if result.error:
         table.add_row("error", escape(result.error))
+    for line in skipped_lines(result.summary()):
+        table.add_row("[yellow]skipped[/]", escape(line.removeprefix("skipped ")))
     table.add_row("tokens", f"{result.usage.input_tokens} in, {result.usage.output_tokens} out")
     table.add_row("time", f"{result.duration_s:.1f}s")
     table.add_row("sources", str(len(result.sources)))

@@ -12,6 +12,7 @@ and the markup is well-formed XHTML, with no script and no external resource.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from html import escape
@@ -25,7 +26,7 @@ from rich.tree import Tree
 if TYPE_CHECKING:  # the trace renders itself through this module, so only its types are needed here
     from rolegraph.traces.trace import SpanRecord, Trace
 
-__all__ = ["run_html", "run_rich", "step_rows", "trace_html", "trace_tree"]
+__all__ = ["run_html", "run_rich", "skipped_lines", "step_rows", "trace_html", "trace_tree"]
 
 MAX_SPANS = 2000
 """Spans listed in a notebook, at most; the rest are counted (the viewer shows every one)."""
@@ -177,6 +178,19 @@ def trace_html(trace: Trace) -> str:
     return f'<div class="rolegraph-view rolegraph-trace"><style>{_STYLE}</style>{head}{body}</div>'
 
 
+def skipped_lines(summary: Mapping[str, Any]) -> list[str]:
+    """One line per ``for_each`` item a step went on without (``on_item_error: skip``): ``step[index] item: error``."""
+    lines = []
+    recorded = summary.get("skipped_items")
+    for step, entries in recorded.items() if isinstance(recorded, Mapping) else ():
+        for entry in entries if isinstance(entries, list) else ():
+            if isinstance(entry, Mapping):
+                item = entry.get("item")
+                shown = "" if item is None else f" {item if isinstance(item, str) else json.dumps(item)}"
+                lines.append(f"skipped {step}[{entry.get('index')}]{shown}: {entry.get('error')}")
+    return lines
+
+
 def run_html(summary: Mapping[str, Any], trace: Trace | None) -> str:
     """A run as escaped HTML: id, status, time, tokens, citations, error, outputs, then its trace's steps and spans.
 
@@ -196,6 +210,7 @@ def run_html(summary: Mapping[str, Any], trace: Trace | None) -> str:
     parts = [f"<div>{' '.join(facts)}</div>"]
     if summary.get("error"):
         parts.append(f'<pre style="color: #c9302c">{escape(str(summary["error"]))}</pre>')
+    parts += [f'<div class="skipped">{escape(line)}</div>' for line in skipped_lines(summary)]
     outputs = summary.get("outputs") or {}
     if outputs:
         listed = "".join(f"<li>{escape(str(k))}: <code>{escape(str(v))}</code></li>" for k, v in outputs.items())
@@ -227,6 +242,7 @@ def run_rich(summary: Mapping[str, Any], trace: Trace | None) -> RenderableType:
     parts: list[RenderableType] = [line]
     if summary.get("error"):
         parts.append(Text(str(summary["error"]), style="red"))
+    parts += [Text(line, style="yellow") for line in skipped_lines(summary)]
     if trace is not None:
         table = Table(box=None, title=None)
         for column in ("step", "status", "agents", "time", "tokens"):
@@ -270,6 +286,10 @@ def _add(parent: Tree, span: SpanRecord, details: _Details) -> None:
     if span.error:
         label.append(f"  {span.error}", style="red")
     a = span.attributes
+    skipped = a.get("rolegraph.items_skipped")
+    if span.kind == "plan" and isinstance(skipped, list) and skipped:
+        indexes = ", ".join(str(entry.get("index")) for entry in skipped if isinstance(entry, dict))
+        label.append(f"  {len(skipped)} item(s) skipped: {indexes}", style="yellow")
     thought = a.get("rolegraph.thought")
     if details.thoughts and thought:
         label.append(f"\n  thought: {thought}", style="italic")

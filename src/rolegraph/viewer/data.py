@@ -230,6 +230,10 @@ class RunReader:
                 row["start"] = 0.0  # drawn over every invocation, from the first start
                 row["duration_s"] = None if row["end"] is None else row["end"]
         steps = _steps(trace, spans, summary, live)
+        skipped = _skipped_items(trace, summary, spans)
+        for entry in skipped:
+            step = steps.setdefault(entry["step"], {"role": None, "items": 0, "visits": 0, "status": "completed"})
+            step["skipped"] = step.get("skipped", 0) + 1
         attributes = first.attributes if first else {}
         workflow_file = summary.get("workflow_file") or attributes.get("rolegraph.workflow.file")
         if live:
@@ -257,6 +261,7 @@ class RunReader:
             "error": summary.get("error") or (last.error if last else None),
             "outputs": summary.get("outputs") or {},
             "citations": summary.get("citations") or {},
+            "skipped_items": skipped,
             "usage": roll_up(trace, self.prices).as_dict(),
             "spans": spans,
             "lanes": _lanes(spans, t_end - t0),
@@ -394,6 +399,50 @@ def _steps(trace: Trace, spans: list[dict[str, Any]], summary: dict[str, Any], l
         for step_id, status in recorded.items():
             result.setdefault(str(step_id), {"role": None, "items": 0, "visits": 0})["status"] = str(status)
     return result
+
+
+def _skipped_items(trace: Trace, summary: dict[str, Any], spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``for_each`` items their steps went on without (``on_item_error: skip``): step, index, item, error,
+    and ``span``, the item's failed attempt (whose row is marked ``skipped``).
+
+    From ``run.json`` once the run has written it (it has the items' values), else from each step's last
+    ``plan`` span, so a live run shows them as they happen.
+    """
+    planned: dict[str, list[dict[str, Any]]] = {}
+    for span in sorted(trace.walk(), key=lambda s: s.start_time):
+        step = span.attributes.get("rolegraph.step.id")
+        if span.kind == "plan" and step is not None:
+            planned[str(step)] = _item_entries(span.attributes.get("rolegraph.items_skipped"))
+    recorded = summary.get("skipped_items")
+    if isinstance(recorded, dict):
+        planned.update({str(step): parsed for step, entries in recorded.items() if (parsed := _item_entries(entries))})
+    found = []
+    for step, entries in planned.items():
+        for entry in entries:
+            index = str(entry["index"])
+            failed = [
+                row
+                for row in spans
+                if row["step"] == step
+                and row["item"] == index
+                and row["status"] == "error"
+                and row["kind"] in ("invoke_agent", "execute_tool")
+            ]
+            top = min((row["depth"] for row in failed), default=0)
+            attempt = max((row for row in failed if row["depth"] == top), key=lambda r: r["start"], default=None)
+            if attempt is not None:
+                attempt["skipped"] = True
+                attempt["hint"] = "item skipped: its step went on without it (on_item_error: skip)"
+            found.append({"step": step, **entry, "span": attempt["id"] if attempt else None})
+    return found
+
+
+def _item_entries(value: Any) -> list[dict[str, Any]]:
+    """Skipped-item records ``{index, item?, error}`` as recorded; anything malformed is left out."""
+    if not isinstance(value, list):
+        return []
+    entries = [v for v in value if isinstance(v, dict) and type(v.get("index")) is int]
+    return [{k: v for k, v in entry.items() if k in ("index", "item", "error")} for entry in entries]
 
 
 def _sources(folder: Path) -> dict[str, dict[str, Any]]:

@@ -63,7 +63,8 @@ def layout_graph(
 
     Args:
         workflow_file: The workflow file the run was made from (from ``run.json``).
-        steps: What the run recorded per step, in start order: ``status``, ``role``, ``items``.
+        steps: What the run recorded per step, in start order: ``status``, ``role``, ``items``, ``skipped``
+            (items left out under ``on_item_error: skip``).
 
     Returns:
         The layout; node ``status`` comes from `steps` (``pending`` for a step the run never reached).
@@ -92,6 +93,7 @@ def layout_graph(
                     "role": seen.get("role") or roles.get(step),
                     "status": seen.get("status", "pending"),
                     "items": seen.get("items", 0),
+                    "skipped": seen.get("skipped", 0),
                 }
             )
     return layout

@@ -335,10 +335,23 @@ function renderHead(view) {
       ? el("div", { class: "inputs" }, el("span", { class: "muted" }, "inputs "),
         inputs.map(([key, value]) => el("span", { class: "input" }, el("b", {}, key), " = ", typeof value === "string" ? value : JSON.stringify(value))))
       : null,
+    skippedLine(view.skipped_items ?? []),
     lineage.divergence
       ? el("p", { class: "divergence-line", id: "run-divergence" }, "This replay stopped at its first divergence from the recorded run: ", el("code", {}, lineage.divergence))
       : view.error ? el("pre", { class: "error" }, view.error) : null,
   ]);
+}
+
+// The for_each items the run went on without (on_item_error: skip), each leading to its failed attempt.
+function skippedLine(skipped) {
+  if (!skipped.length) return null;
+  const label = (entry) => `${entry.step}[${entry.index}]${entry.item === undefined ? "" : ` ${typeof entry.item === "string" ? entry.item : JSON.stringify(entry.item)}`}`;
+  return el("p", { class: "skipped-line", id: "run-skipped" },
+    `${skipped.length} item${skipped.length === 1 ? "" : "s"} skipped (on_item_error: skip): `,
+    skipped.flatMap((entry, n) => [n ? ", " : "", el("button", {
+      type: "button", class: "linkish skipped-item", "data-step": entry.step, "data-index": String(entry.index),
+      title: entry.error ?? "", disabled: entry.span ? null : "", onclick: () => entry.span && navigation().openSpan(entry.span),
+    }, label(entry))]));
 }
 
 // The runs to compare with: the replayed run first, then the same workflow's runs, then the rest.

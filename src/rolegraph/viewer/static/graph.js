@@ -72,13 +72,15 @@ export function renderGraph(view, onStep) {
   for (const node of graph.nodes) {
     const { x, y } = place.get(node.id);
     const items = node.items ? `${node.items} items` : null;
-    const detail = [node.role, items, node.status].filter(Boolean).join(" · ");
+    const skipped = node.skipped ? `${node.skipped} skipped` : null;
+    const detail = [node.role, items, skipped, node.status].filter(Boolean).join(" · ");
     const name = svg("text", { x: 10, y: 19, class: "node-name" }, node.id);
     const sub = svg("text", { x: 10, y: 36, class: "node-detail" }, detail);
     root.append(svg("g", {
-      class: `node ${statusClass(node.status)}`,
+      class: `node ${statusClass(node.status)}${node.skipped ? " has-skipped" : ""}`,
       "data-step": node.id,
       "data-status": node.status,
+      "data-skipped": String(node.skipped ?? 0),
       transform: `translate(${x},${y})`,
       onclick: () => onStep(node.id),
     },
@@ -86,7 +88,8 @@ export function renderGraph(view, onStep) {
     svg("rect", { width: nodeW, height: NODE_H, rx: 6 }),
     name, sub));
     // The status is the node's colour too: drop it, then the role, before cutting letters.
-    texts.push([name, [node.id]], [sub, [detail, [node.role, items].filter(Boolean).join(" · "), node.role ?? ""]]);
+    texts.push([name, [node.id]], [sub, [detail, [node.role, items, skipped].filter(Boolean).join(" · "),
+      [items, skipped].filter(Boolean).join(" · "), node.role ?? ""]]);
   }
   box.append(root);
   for (const [text, variants] of texts) {

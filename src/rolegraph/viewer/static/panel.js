@@ -59,6 +59,9 @@ export function renderPanel(detail, span) {
       a["rolegraph.action"] ? fact("action", a["rolegraph.action"]) : null,
       a["rolegraph.input.messages"] !== undefined ? fact("messages sent", String(a["rolegraph.input.messages"])) : null,
       a["gen_ai.response.finish_reasons"] ? fact("finish", String(a["gen_ai.response.finish_reasons"])) : null),
+    span.skipped
+      ? section("item skipped", "This item failed, and its step went on without it (on_item_error: skip): it is left out of the step's output and listed in run.json under skipped_items.", "skipped")
+      : null,
     detail.error ? section("error", detail.error, "error") : null,
     a["rolegraph.thought"] ? section("thought", a["rolegraph.thought"], "thought") : null,
     a["rolegraph.task"] ? section("task", a["rolegraph.task"]) : null,

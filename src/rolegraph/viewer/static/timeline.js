@@ -40,7 +40,7 @@ export function renderLanes(view, ui) {
       "data-span": span.id,
       "data-step": span.step ?? "",
       style: { left: `${left}%`, width: `${width}%` },
-      title: `${label} · ${seconds(span.duration_s)} · ${span.status}`,
+      title: `${label} · ${seconds(span.duration_s)} · ${span.status}${span.skipped ? " · item skipped" : ""}`,
       onclick: () => ui.select(span.id, { scroll: true }),
     }, el("span", {}, label)));
   }
@@ -143,8 +143,9 @@ export function renderWaterfall(view, ui) {
       el("span", { class: `chip chip-${span.kind}` }, KIND_LABEL[span.kind] ?? span.kind),
       el("span", { class: "span-name" }, span.name.replace(/^(invoke_agent|invoke_workflow|execute_tool|chat) /, "")),
       showStep ? el("span", { class: "step-tag" }, step) : null,
-      span.status !== "ok" && !(view.live && span.status === "unfinished")
-        ? el("span", { class: `status-tag ${statusClass(span.status)}` }, span.status) : null,
+      span.skipped ? el("span", { class: "status-tag status-skipped", title: "failed; its step went on without it" }, "skipped")
+        : span.status !== "ok" && !(view.live && span.status === "unfinished")
+          ? el("span", { class: `status-tag ${statusClass(span.status)}` }, span.status) : null,
       hit ? el("span", { class: "hint hit", title: `${hit.field}: ${hit.snippet}` }, `${hit.field}: ${hit.snippet}`)
         : span.hint ? el("span", { class: "hint" }, span.hint) : null),
     el("div", { class: "wf-num", title: span.end === null ? "still open" : null },
