@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["ImportPathError", "import_object", "is_import_path"]
+__all__ = ["ImportPathError", "import_object", "is_import_path", "on_search_path"]
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _IMPORT_PATH = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}(\.{_IDENTIFIER})*$")
@@ -72,27 +72,48 @@ def import_object(ref: str, search_path: Path | None = None) -> object:
 
 
 @contextmanager
-def _searching(folder: Path | None, module_name: str) -> Iterator[None]:
-    """`folder` first on ``sys.path`` while importing, and a same-named module from elsewhere forgotten."""
-    if folder is None:
+def on_search_path(folder: Path | None) -> Iterator[None]:
+    """`folder` first on ``sys.path`` for the duration, if it is not there already (None: nothing changes).
+
+    `import_object` does this for its own import; a caller that does more with what it imports
+    (builds a tool class that imports a module beside it) keeps the folder there throughout.
+    """
+    entry = str(folder.resolve()) if folder is not None else None
+    if entry is None or entry in sys.path:
         yield
         return
-    entry = str(folder.resolve())
+    sys.path.insert(0, entry)
+    importlib.invalidate_caches()  # the folder's files may be newer than the import system's caches
+    try:
+        yield
+    finally:
+        sys.path.remove(entry)
+
+
+@contextmanager
+def _searching(folder: Path | None, module_name: str) -> Iterator[None]:
+    """`folder` first on ``sys.path`` while importing, and a same-named module from elsewhere forgotten."""
+    if folder is not None:
+        _forget_shadowed(folder, module_name)
+    with on_search_path(folder):
+        yield
+
+
+def _forget_shadowed(folder: Path, module_name: str) -> None:
+    """Drop an imported module that a file in `folder` should provide instead.
+
+    Two workflows in different folders may each keep a ``my_tools.py`` beside them; without
+    this, the second workflow loaded in a process would get the first one's module from
+    ``sys.modules``.
+    """
     top = module_name.split(".")[0]
     loaded = sys.modules.get(top)
+    if loaded is None:
+        return
     for candidate in (folder / f"{top}.py", folder / top / "__init__.py"):
-        if loaded is not None and candidate.is_file():
+        if candidate.is_file():
             current = getattr(loaded, "__file__", None)
             if current is None or Path(current).resolve() != candidate.resolve():
                 for name in [n for n in sys.modules if n == top or n.startswith(f"{top}.")]:
                     del sys.modules[name]
-            break
-    added = entry not in sys.path
-    if added:
-        sys.path.insert(0, entry)
-        importlib.invalidate_caches()  # the folder's files may be newer than the import system's caches
-    try:
-        yield
-    finally:
-        if added:
-            sys.path.remove(entry)
+            return

@@ -213,7 +213,8 @@ class TestResolveTools:
             "unknown tool 'nope'. A tool is a built-in (library_search, read_document, fetch_url, web_search, browser, "
             "arxiv_search, openalex_search, crossref_search, semantic_scholar_search, paper_search) "
             "or an import path such as 'my_tools:word_count'",
-            "tool 'no_such_module_xyz:f': no module named 'no_such_module_xyz'; put it next to the workflow file "
+            "tool 'no_such_module_xyz:f': no module named 'no_such_module_xyz'; put no_such_module_xyz.py next to "
+            "the workflow file "
             "or install it in this environment",
             f"tool '{m}:word_cuont': '{m}' has no attribute 'word_cuont'; did you mean 'word_count'?",
             f"tool '{m}:NeedsConfig' cannot be built without arguments "

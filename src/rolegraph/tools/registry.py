@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import importlib
 import inspect
-import re
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -31,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from rolegraph.errors import Problem, SpecError
+from rolegraph.imports import ImportPathError, import_object, is_import_path, on_search_path
 from rolegraph.tools.browser import BrowserTool
 from rolegraph.tools.fetch import FetchUrlTool
 from rolegraph.tools.library import Library, LibrarySearchTool, ReadDocumentTool
@@ -111,17 +108,9 @@ WEB_TOOLS = frozenset(BUILTIN_TOOLS) - {LibrarySearchTool.name, ReadDocumentTool
 """Built-in tools that send requests off this machine (the web, the browser, the scholarly APIs):
 refused under ``settings.privacy: local_only``. Only the library tools stay on the machine."""
 
-_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
-_IMPORT_PATH = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}(\.{_IDENTIFIER})*$")
-
 
 class _Unresolved(Exception):
     """One reference could not be resolved; the message says why and what to do."""
-
-
-def is_import_path(ref: str) -> bool:
-    """Whether `ref` has the form ``package.module:attribute`` (the attribute may be dotted)."""
-    return _IMPORT_PATH.match(ref) is not None
 
 
 def resolve_tools(refs: Sequence[str], *, library: Library | None, search_path: Path | None = None) -> list[Tool[Any]]:
@@ -140,12 +129,10 @@ def resolve_tools(refs: Sequence[str], *, library: Library | None, search_path: 
     tools: list[Tool[Any]] = []
     problems: list[Problem] = []
     owners: dict[str, str] = {}
-    with _on_sys_path(search_path):
+    with on_search_path(search_path):  # also while a tool class is built: it may import beside itself
         for ref in dict.fromkeys(refs):
-            if search_path is not None and ":" in ref:
-                _forget_shadowed(ref.partition(":")[0], search_path)
             try:
-                built = _resolve(ref, library)
+                built = _resolve(ref, library, search_path)
             except _Unresolved as exc:
                 problems.append(Problem(str(exc), "tools"))
                 continue
@@ -211,14 +198,17 @@ async def call_tool(tool: Tool[Any], args: BaseModel, *, close: bool = False) ->
             await tool.aclose()
 
 
-def _resolve(ref: str, library: Library | None) -> Tool[Any]:
+def _resolve(ref: str, library: Library | None, search_path: Path | None) -> Tool[Any]:
     if ref in BUILTIN_TOOLS:
         try:
             return BUILTIN_TOOLS[ref](ToolContext(library=library))
         except SpecError as exc:
             raise _Unresolved("; ".join(p.message for p in exc.problems)) from None
     if is_import_path(ref):
-        return _as_tool(ref, _import(ref))
+        try:
+            return _as_tool(ref, import_object(ref, search_path))
+        except ImportPathError as exc:
+            raise _Unresolved(f"tool {exc}") from None
     hints = difflib.get_close_matches(ref, BUILTIN_TOOLS, n=1, cutoff=0.6)
     if not hints and "." in ref and ":" not in ref:
         module, _, attr = ref.rpartition(".")
@@ -228,30 +218,6 @@ def _resolve(ref: str, library: Library | None) -> Tool[Any]:
         f"unknown tool {ref!r}{hint} A tool is a built-in ({', '.join(BUILTIN_TOOLS)}) "
         "or an import path such as 'my_tools:word_count'"
     )
-
-
-def _import(ref: str) -> object:
-    module_name, _, attr_path = ref.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and (module_name == exc.name or module_name.startswith(f"{exc.name}.")):
-            raise _Unresolved(
-                f"tool {ref!r}: no module named {exc.name!r}; put it next to the workflow file "
-                "or install it in this environment"
-            ) from None
-        raise _Unresolved(f"tool {ref!r}: importing {module_name!r} failed: {exc}") from None
-    except Exception as exc:  # a user module can fail in any way; report it instead of crashing the load
-        raise _Unresolved(f"tool {ref!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
-    value: object = module
-    for part in attr_path.split("."):
-        if not hasattr(value, part):
-            names = [n for n in dir(value) if not n.startswith("_")]
-            hints = difflib.get_close_matches(part, names, n=1)
-            hint = f"; did you mean {hints[0]!r}?" if hints else ""
-            raise _Unresolved(f"tool {ref!r}: {module_name!r} has no attribute {attr_path!r}{hint}")
-        value = getattr(value, part)
-    return value
 
 
 def _as_tool(ref: str, value: object) -> Tool[Any]:
@@ -278,38 +244,3 @@ def _as_tool(ref: str, value: object) -> Tool[Any]:
         except Exception as exc:  # bad signatures or unresolvable hints surface as TypeError, NameError, ...
             raise _Unresolved(f"tool {ref!r} cannot be described to a model: {exc}") from None
     raise _Unresolved(f"tool {ref!r} is a {type(value).__name__}, not a Tool, a Tool subclass or a function")
-
-
-def _forget_shadowed(module_name: str, folder: Path) -> None:
-    """Drop an imported module that a file in `folder` should provide instead.
-
-    Two workflows in different folders may each keep a ``my_tools.py`` beside them; without
-    this, the second workflow loaded in a process would get the first one's module from
-    ``sys.modules``.
-    """
-    top = module_name.split(".")[0]
-    loaded = sys.modules.get(top)
-    if loaded is None:
-        return
-    for candidate in (folder / f"{top}.py", folder / top / "__init__.py"):
-        if candidate.is_file():
-            current = getattr(loaded, "__file__", None)
-            if current is None or Path(current).resolve() != candidate.resolve():
-                for name in [n for n in sys.modules if n == top or n.startswith(f"{top}.")]:
-                    del sys.modules[name]
-            return
-
-
-@contextmanager
-def _on_sys_path(folder: Path | None) -> Iterator[None]:
-    """Put `folder` first on ``sys.path`` for the duration (if it is not there already)."""
-    entry = str(folder.resolve()) if folder is not None else None
-    if entry is None or entry in sys.path:
-        yield
-        return
-    sys.path.insert(0, entry)
-    importlib.invalidate_caches()  # the folder's files may be newer than the import system's caches
-    try:
-        yield
-    finally:
-        sys.path.remove(entry)
