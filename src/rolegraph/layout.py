@@ -3,6 +3,7 @@
 ```
 $ROLEGRAPH_HOME/                 (default ./.rolegraph)
   index.sqlite                   the live index of runs and spans (`rolegraph.traces.store`)
+  cache.sqlite                   the model-call cache, when a run turns it on (`rolegraph.models.cache`)
   prices.yaml                    the user's price table
   batches/<batch_id>/            one batch's manifest (`rolegraph.evals.batch`)
   evals/<eval_id>/               one eval's manifest and reports
@@ -170,6 +171,11 @@ class Home:
     def index(self) -> Path:
         """``index.sqlite``."""
         return self.path / "index.sqlite"
+
+    @property
+    def cache(self) -> Path:
+        """``cache.sqlite``: the model-call cache shared by the home's runs."""
+        return self.path / "cache.sqlite"
 
     @property
     def prices(self) -> Path:

@@ -69,6 +69,7 @@ class Workflow(CompiledWorkflow):
         on_step: StepListener | None = None,
         content: ContentMode | None = None,
         budget: Budget | None = None,
+        cache: bool | None = None,
         executor: ExecutorFactory | str | None = None,
     ) -> RunResult:
         """Run the workflow once.
@@ -85,6 +86,8 @@ class Workflow(CompiledWorkflow):
             content: What the trace keeps of prompts and payloads (``full``, ``metadata``,
                 ``redacted``; see `rolegraph.traces.content`), replacing ``settings.content``.
             budget: Limits replacing those of the workflow's ``settings.budget`` (the ones set).
+            cache: Answer repeated model calls from the model-call cache under `home` (True) or never
+                (False), replacing ``settings.cache``; a model's own ``cache:`` still decides for it.
             executor: Where the steps run: an executor name (``local``, ``ray``, ``ray://host:port``) or an
                 `ExecutorFactory`; default: the workflow's ``settings.executor`` (``local``: this process).
 
@@ -116,6 +119,7 @@ class Workflow(CompiledWorkflow):
             settings=settings.model_dump(exclude_unset=True) if settings else {},
             content=content,
             budget=self.spec.settings.budget.merged(budget).limits(),
+            cache=cache,
             started=dt.datetime.now(dt.UTC).isoformat(),
         )
         home_path = home or home_dir()

@@ -30,6 +30,7 @@ from rolegraph.agents.evidence import quote_problem
 from rolegraph.agents.journal import DIGEST_VERSION, CallJournal, RequestDigest, part_digest, request_digest
 from rolegraph.agents.roles import Role
 from rolegraph.errors import AgentError, ModelError
+from rolegraph.models.cache import RunCache
 from rolegraph.models.envelope import final_schema, parse_final
 from rolegraph.models.messages import Message, ToolCall, ToolSpec
 from rolegraph.models.model import Completion, Model, ModelSettings, Usage
@@ -105,6 +106,8 @@ class Agent:
         journal: Where calls are looked up before and recorded after they are made (durable
             runs); None: every call is made.
         call_prefix: Prefix of this agent's call ids in the journal (its step, item and visit).
+        cache: The model-call cache, when it is on for this agent's model: a call it can answer is
+            not made (`rolegraph.models.cache`).
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class Agent:
         max_repairs: int = 1,
         journal: CallJournal | None = None,
         call_prefix: str = "agent",
+        cache: RunCache | None = None,
     ) -> None:
         self.role = role
         self.model = model
@@ -133,6 +137,7 @@ class Agent:
         self.max_repairs = max_repairs
         self.journal = journal
         self.call_prefix = call_prefix
+        self.cache = cache
         self._answer_schema = answer_schema(role.output_model)
         self._final_schemas: dict[tuple[tuple[str, str | None], ...], dict[str, Any]] = {}
         self._specs = [t.spec() for t in self.tools.values()]
@@ -309,7 +314,8 @@ class Agent:
                 span.set(rolegraph__model__id=self.model.model_id)
             if self.model.options:  # how the model was built: its API, inference provider, LoRA adapter
                 span.set(rolegraph__model__options=self.model.options)
-            request = self._chat_request(messages, tools, schema, settings) if self.journal is not None else None
+            keeps = self.journal is not None or self.cache is not None
+            request = self._chat_request(messages, tools, schema, settings) if keeps else None
             recorded = self.journal.get(call_id, request=request) if self.journal is not None else None
             if recorded is not None:
                 # Replayed from the journal: the tokens were spent (and traced) when the call was made.
@@ -321,13 +327,19 @@ class Agent:
                     rolegraph__output__text=_clip(completion.text, _TRACE_TEXT_MAX),
                 )
                 return completion
-            try:
-                async with asyncio.timeout(self.settings.timeout):
-                    completion = await self.model.complete(
-                        messages, tools=tools, output_schema=schema, settings=settings
-                    )
-            except TimeoutError as exc:
-                raise ModelError(f"model {self.model.name} did not answer within {self.settings.timeout:g}s") from exc
+            cached = self.cache.lookup(self.model, request, settings) if self.cache and request else None
+            if cached is not None:
+                completion = cached.model_copy(update={"usage": Usage()})  # nothing was spent on this call
+                self.model.skip_replayed(1)  # a script stays where it would be had the call been made
+                span.set(
+                    rolegraph__cached=True,
+                    rolegraph__cached__input_tokens=cached.usage.input_tokens,
+                    rolegraph__cached__output_tokens=cached.usage.output_tokens,
+                )
+            else:
+                completion = await self._call_model(messages, tools, schema, settings)
+                if self.cache is not None and request is not None:
+                    span.set(rolegraph__cache__kept=self.cache.keep(self.model, request, settings, completion))
             span.record_usage(completion.usage.input_tokens, completion.usage.output_tokens)
             span.set(
                 gen_ai__response__model=completion.model,
@@ -338,6 +350,20 @@ class Agent:
             if self.journal is not None:  # after the span has the usage: a put may stop the run (a budget)
                 self.journal.put(call_id, completion.model_dump(mode="json"), request=request)
         return completion
+
+    async def _call_model(
+        self,
+        messages: list[Message],
+        tools: Sequence[ToolSpec] | None,
+        schema: dict[str, Any],
+        settings: ModelSettings,
+    ) -> Completion:
+        """The model's answer, within the call's timeout."""
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                return await self.model.complete(messages, tools=tools, output_schema=schema, settings=settings)
+        except TimeoutError as exc:
+            raise ModelError(f"model {self.model.name} did not answer within {self.settings.timeout:g}s") from exc
 
     def _chat_request(
         self,

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import sys
 
-from rolegraph.cli import batch, evals, init, library, replay, resume, runs, serve, tools, traces, workflows
+from rolegraph.cli import batch, cache, evals, init, library, replay, resume, runs, serve, tools, traces, workflows
 from rolegraph.cli._common import EXIT_CANCELLED, app
 
 __all__ = ["app", "main"]
 
-_COMMAND_MODULES = (init, workflows, resume, replay, traces, runs, tools, library, evals, batch, serve)
+_COMMAND_MODULES = (init, workflows, resume, replay, traces, runs, cache, tools, library, evals, batch, serve)
 """Imported for their side effect: each adds its commands to `app`."""
 
 

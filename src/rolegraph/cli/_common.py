@@ -201,6 +201,14 @@ MaxCostOption = Annotated[
 ]
 MaxWallOption = Annotated[float | None, typer.Option("--max-wall", min=0.0, help="Budget: seconds of wall time.")]
 MaxToolCallsOption = Annotated[int | None, typer.Option("--max-tool-calls", min=0, help="Budget: tool calls.")]
+CacheOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--cache/--no-cache",
+        help="Answer model calls made before (same model and request, not sampled) from the model-call cache"
+        " in $ROLEGRAPH_HOME, or never; default: the workflow's settings.cache.",
+    ),
+]
 MaxIterationsOption = Annotated[
     int | None, typer.Option("--max-iterations", min=1, help="Budget: agent loop iterations (model calls).")
 ]

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rolegraph.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    CacheOption,
     ExecutorOption,
     MaxCostOption,
     MaxIterationsOption,
@@ -124,6 +125,7 @@ def eval_command(
     max_tool_calls: MaxToolCallsOption = None,
     max_iterations: MaxIterationsOption = None,
     prices: PricesOption = None,
+    cache: CacheOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON on stdout.")] = False,
     output: Annotated[
         Path | None,
@@ -205,7 +207,7 @@ def eval_command(
             return await evaluate(
                 workflow, evalset, models, grid=grid, repeat=repeat, concurrency=concurrent, limit=limit,
                 prices=table, judge=judge, on_run=progress, budget=budget, manifest=manifest, force=force,
-                executor=factory,
+                executor=factory, cache=cache,
             )  # fmt: skip
         finally:
             if judge is not None:

@@ -132,7 +132,13 @@ def trace_show(
     tokens_in, tokens_out = sum(c.input_tokens for c in chats), sum(c.output_tokens for c in chats)
     line = f"{len(shown)} spans, {tokens_in} input + {tokens_out} output tokens"
     cost = rollup.total.cost_usd
-    out.print(line if cost is None or cost == 0 else f"{line}, {format_cost(cost)}")
+    line = line if cost is None or cost == 0 else f"{line}, {format_cost(cost)}"
+    saved = rollup.saved
+    if saved.calls:
+        tokens = f"{saved.input_tokens} input + {saved.output_tokens} output tokens"
+        worth = "" if not saved.cost_usd else f" ({format_cost(saved.cost_usd)})"
+        line += f"; {saved.calls} calls answered from the cache saved {tokens}{worth}"
+    out.print(line)
 
 
 @trace_app.command("diff")

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from rolegraph.cli._common import (
     EXIT_FAILED,
+    CacheOption,
     ExecutorOption,
     MaxCostOption,
     MaxIterationsOption,
@@ -26,6 +27,7 @@ from rolegraph.cli._common import (
     err,
     executor_factory,
     exit_for,
+    format_cost,
     load_workflow,
     out,
     parse_inputs,
@@ -59,6 +61,11 @@ def print_result(result: RunResult) -> None:
     table.add_row("trace", escape(str(result.folder.trace)))
     if result.resumed_steps:
         table.add_row("resumed", ", ".join(result.resumed_steps))
+    if result.cache is not None:
+        saved = result.cache
+        cost = "" if not saved.cost_usd else f", {format_cost(saved.cost_usd)}"
+        tokens = saved.input_tokens + saved.output_tokens
+        table.add_row("cache", f"{saved.hits} calls answered from the cache, {tokens} tokens saved{cost}")
     if result.replayed_calls or result.resent_calls:
         table.add_row("calls", f"{result.replayed_calls} replayed, {result.resent_calls} re-sent (request changed)")
     err.print(table)
@@ -99,6 +106,7 @@ def run(
     max_iterations: MaxIterationsOption = None,
     executor: ExecutorOption = None,
     privacy: PrivacyOption = None,
+    cache: CacheOption = None,
 ) -> None:
     """Run a workflow.
 
@@ -112,7 +120,7 @@ def run(
     named = RunIdSink()
     sinks: list[TraceSink] = [named] if quiet else [named, ProgressPrinter(err)]
     result = run_async(
-        workflow.run(inputs, model=model, sinks=sinks, budget=budget, content=content, executor=factory),
+        workflow.run(inputs, model=model, sinks=sinks, budget=budget, content=content, cache=cache, executor=factory),
         error_exit=EXIT_FAILED,
         on_interrupt=named.hint,
     )

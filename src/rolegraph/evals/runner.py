@@ -242,6 +242,7 @@ async def evaluate(
     manifest: EvalManifest | None = None,
     force: bool = False,
     executor: ExecutorFactory | None = None,
+    cache: bool | None = None,
 ) -> EvalReport:
     """Run every question (the first `limit`) in every column `repeat` times, and score each run.
 
@@ -264,6 +265,8 @@ async def evaluate(
         force: On resuming, continue runs whose workflow file changed since they started.
         executor: Where every run's steps run (default: the workflow's ``settings.executor``); with
             a Ray executor and `concurrency` above one, the runs spread over the cluster's nodes.
+        cache: Use the model-call cache in every run (True) or in none (False), replacing the
+            workflow's ``settings.cache``. With `repeat`, cached repeats are identical.
 
     Returns:
         The report; a failed or over-budget run is scored (usually badly) and counted, not raised.
@@ -294,7 +297,7 @@ async def evaluate(
         entry = manifest.runs[index]
         async with slots:
             record = await _execute(
-                workflow, question, column, entry, manifest, runs_home, budget, prices, force, factory
+                workflow, question, column, entry, manifest, runs_home, budget, prices, force, factory, cache
             )
         run = await _scored(question, column, number, record, judge, matches.get(question.id, []))
         done.append((index, run))
@@ -344,6 +347,7 @@ async def _execute(
     prices: PriceTable | None,
     force: bool,
     executor: ExecutorFactory,
+    cache: bool | None = None,
 ) -> RunRecord:
     """The record of one planned run: re-read if it finished, continued if it was interrupted, else run."""
 
@@ -356,6 +360,7 @@ async def _execute(
             sinks=sinks,
             budget=budget,
             executor=executor,
+            cache=cache,
         )
 
     folder, result = await run_entry(

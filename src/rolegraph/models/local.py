@@ -316,6 +316,9 @@ class LlamaCppModel(Model):
     first. The weights stay locked until the generation has actually stopped.
     """
 
+    samples_by_default = False
+    """Unset, the temperature is low and the seed fixed (`DEFAULT_SEED`): a call reproduces, so it may be cached."""
+
     def __init__(
         self,
         path: Path,

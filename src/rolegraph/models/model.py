@@ -75,6 +75,9 @@ class Model(ABC):
 
     name: str
     """The model string this instance was made from, e.g. ``local`` or ``openai:gpt-4o-mini``."""
+    samples_by_default: bool = True
+    """Whether a call that sets no temperature samples (a hosted API's default of 1.0 does); a model
+    that is reproducible by default (a fixed seed) says False, so its calls may be cached."""
 
     @property
     def model_id(self) -> str:
@@ -120,7 +123,8 @@ class Model(ABC):
         """
 
     def skip_replayed(self, count: int) -> None:  # noqa: B027 -- optional hook, only positional models need it
-        """Be told that a resumed run replays `count` of this model's calls from its journal.
+        """Be told that `count` of this model's calls are answered without it: replayed from a resumed
+        run's journal, or answered by the model-call cache.
 
         A model that answers by position (a script) moves past them; any other ignores it. Default: nothing.
         """

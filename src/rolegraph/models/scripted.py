@@ -67,6 +67,9 @@ class ScriptedModel(Model):
     (whitespace-separated words in and out), so usage roll-ups are never zero.
     """
 
+    samples_by_default = False
+    """A script answers the same way every time it is run."""
+
     def __init__(self, responses: Sequence[Completion | BaseException] | Responder, *, name: str = "scripted") -> None:
         self.name = name
         self._responder: Responder | None = None
@@ -125,7 +128,8 @@ class ScriptedModel(Model):
         """Pass over the next `count` responses as if they had been asked for.
 
         A script answers by position; a resumed run replays its recorded calls from
-        its journal instead of calling, so it moves the script past them first.
+        its journal instead of calling, so it moves the script past them first, and a
+        call the model-call cache answers moves it past that call's response.
         """
         self.skipped += count
 

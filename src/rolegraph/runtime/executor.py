@@ -17,6 +17,7 @@ from rolegraph.agents.journal import CallJournal
 from rolegraph.agents.roles import BUILTIN_ROLES, Role, output_model
 from rolegraph.errors import Problem, SpecError
 from rolegraph.imports import ImportPathError
+from rolegraph.models.cache import RunCache
 from rolegraph.models.model import Model, ModelSettings
 from rolegraph.models.registry import ModelOptions, resolve_model
 from rolegraph.runtime.scheduler import StepCall, StepExecutor, StepOutcome
@@ -64,6 +65,10 @@ class RunContext:
     journals: JournalFactory | None = None
     models: ModelResolver | None = None
     """Resolves model strings (default `resolve_model`; a replay loads no model)."""
+    cache: RunCache | None = None
+    """The model-call cache, open when any model of the run uses it."""
+    cache_default: bool = False
+    """Whether a model whose entry says nothing about ``cache`` uses it (``settings.cache`` or ``--cache``)."""
 
 
 class RunExecutor(StepExecutor, Protocol):
@@ -188,6 +193,8 @@ class LocalExecutor:
         roles: The workflow's resolved roles (`resolve_roles(spec)`), when the caller keeps them
             across runs: resolving builds a pydantic model per role, and its schema, every time.
         models: Resolves model strings (default `resolve_model`; a replay loads no model).
+        cache: The model-call cache (None: off for every model).
+        cache_default: Whether a model whose entry says nothing about ``cache`` uses it.
     """
 
     def __init__(
@@ -203,8 +210,12 @@ class LocalExecutor:
         journals: JournalFactory | None = None,
         roles: Mapping[str, Role] | None = None,
         models: ModelResolver | None = None,
+        cache: RunCache | None = None,
+        cache_default: bool = False,
     ) -> None:
         self.spec = spec
+        self.cache = cache
+        self.cache_default = cache_default
         self.tools = dict(tools)
         self.sources = sources
         self.tracer = tracer
@@ -235,7 +246,15 @@ class LocalExecutor:
             journals=context.journals,
             roles=context.roles,
             models=context.models,
+            cache=context.cache,
+            cache_default=context.cache_default,
         )
+
+    def _cache_for(self, step_id: str) -> RunCache | None:
+        """The cache, if the model of the step's agent uses it (its entry's ``cache``, else the run's choice)."""
+        step = self.spec.steps[step_id]
+        own = self.spec.model_spec(step.model or self.roles[step.agent_role()].model or "default").cache
+        return self.cache if (self.cache_default if own is None else own) else None
 
     def _model_for(self, step_id: str) -> tuple[Model, ModelSettings]:
         step = self.spec.steps[step_id]
@@ -286,6 +305,7 @@ class LocalExecutor:
             tracer=self.tracer,
             journal=self._journal(call.step_id, model.name),
             max_steps=step.max_steps,
+            cache=self._cache_for(call.step_id),
         )
 
     def _journal(self, step_id: str, model: str) -> CallJournal | None:

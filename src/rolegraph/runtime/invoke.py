@@ -31,23 +31,27 @@ from typing import Any, Protocol
 from rolegraph.agents.journal import CallJournal
 from rolegraph.errors import BudgetExceeded, SpecError
 from rolegraph.layout import Home, RunFolder
+from rolegraph.models.cache import CacheTally, CallCache, RunCache
 from rolegraph.models.model import Model, ModelSettings, Usage
 from rolegraph.runtime.compiled import CompiledWorkflow
 from rolegraph.runtime.executor import ExecutorFactory, LocalExecutor, ModelResolver, RunContext, RunExecutor
 from rolegraph.runtime.outputs import write_outputs
 from rolegraph.runtime.privacy import override_problem
-from rolegraph.runtime.result import CitationCount, RunResult, classify
+from rolegraph.runtime.result import CacheSavings, CitationCount, RunResult, classify
 from rolegraph.runtime.run_info import RunInfo
 from rolegraph.runtime.scheduler import Checkpoint, Checkpointer, Scheduler, StepListener, StepState
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.content import content_processor
+from rolegraph.traces.pricing import PricesError, PriceTable
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.run_sinks import RunEnd, RunSinks
 from rolegraph.traces.sinks import TraceSink
 from rolegraph.traces.spans import Span, SpanKind
 from rolegraph.traces.trace import Trace
 from rolegraph.traces.tracer import Tracer
+from rolegraph.traces.usage import roll_up
+from rolegraph.workflows.spec import ModelSpec
 
 __all__ = ["InvokeHooks", "RunDurability", "invoke", "run_redactor"]
 
@@ -155,6 +159,7 @@ class _Run:
     traced: Usage | None = None
     """The tokens a resumed run's trace holds: its root span's roll-up starts from them."""
     scheduler: Scheduler | None = None
+    cache: RunCache | None = None
 
 
 async def invoke(
@@ -205,10 +210,11 @@ async def invoke(
         await _run_root(run, resuming=resuming, on_step=on_step, hooks=hooks)
     finally:
         try:
-            await _close(run.executor, run.tools)  # in this task: a tool may hold a scope entered here
+            await _close(run.executor, run.tools, run.cache)  # in this task: a tool may hold a scope entered here
         finally:
             # A cancellation arriving now (an eval interrupted by another of its runs) must not cut the
             # record of the run's end in two: it is written to its end, then the cancellation goes on.
+            run.result.cache = _savings(run.cache, home)
             await _to_the_end(_record_end(run, trace_sinks, redactor, resuming=resuming))
     return run.result
 
@@ -270,12 +276,14 @@ async def _setup(
         raise SpecError([refused])
     folder = home.run(info.run_id)
     # The root span continues across invocations: its roll-up starts from the tokens already traced.
-    traced = Trace.load(folder.trace).usage() if resuming and folder.trace.is_file() else None
+    earlier = Trace.load(folder.trace) if resuming and folder.trace.is_file() else None
+    traced = earlier.usage() if earlier is not None else None
     tools_by_ref = workflow.tools()
     tools = list(tools_by_ref.values())
     mode = content_processor(info.content or workflow.spec.settings.content)
     tracer = Tracer(info.run_id, sinks=sinks, redactor=redactor, processors=[mode] if mode else [])
     sources = SourceRegistry()
+    cache = _open_cache(workflow, info, home, redactor, tracer, earlier)
     executor: RunExecutor | None = None
     try:
         executor = executor_factory(
@@ -290,6 +298,8 @@ async def _setup(
                 settings_override=ModelSettings(**info.settings) if info.settings else None,
                 journals=_layered(durability.journal, hooks.journal),
                 models=hooks.models,
+                cache=cache,
+                cache_default=_cache_default(workflow, info),
             )
         )
         durability.check_prices(executor.models)
@@ -299,12 +309,59 @@ async def _setup(
             folder.path.mkdir(parents=True, exist_ok=False)
         durability.open(resuming=resuming, sources=sources, models=executor.models)
     except BaseException:
-        await _close(executor, tools)
+        await _close(executor, tools, cache)
         durability.close()
         raise
     started = dt.datetime.fromisoformat(info.started)
     result = RunResult(run_id=info.run_id, status="failed", run_dir=folder.path)
-    return _Run(workflow, info, folder, durability, tracer, sources, tools, executor, started, result, traced)
+    run = _Run(workflow, info, folder, durability, tracer, sources, tools, executor, started, result, traced)
+    run.cache = cache
+    return run
+
+
+def _cache_default(workflow: CompiledWorkflow, info: RunInfo) -> bool:
+    """Whether the run's models use the model-call cache unless their entry says otherwise."""
+    return workflow.spec.settings.cache if info.cache is None else info.cache
+
+
+def _open_cache(
+    workflow: CompiledWorkflow, info: RunInfo, home: Home, redactor: Redactor, tracer: Tracer, earlier: Trace | None
+) -> RunCache | None:
+    """The home's model-call cache, if a model of the run uses it; a resumed run's tally starts from its trace's."""
+    entries = workflow.spec.models.values()
+    if not _cache_default(workflow, info) and not any(isinstance(m, ModelSpec) and m.cache for m in entries):
+        return None
+    tally = CacheTally()
+    if earlier is not None:
+        for model, saved in roll_up(earlier).saved_by_model.items():
+            tally.add(model, Usage(input_tokens=saved.input_tokens, output_tokens=saved.output_tokens), saved.calls)
+    settings = workflow.spec.settings
+    store = CallCache(
+        home.cache,
+        ttl_s=settings.cache_ttl_s,
+        max_mb=settings.cache_max_mb,
+        on_problem=lambda problem: tracer.event("cache_problem", rolegraph__problem=problem),
+    )
+    return RunCache(store, redactor, tally)
+
+
+def _savings(cache: RunCache | None, home: Home) -> CacheSavings | None:
+    """What the cache saved the run, priced with the home's price table (cost unknown if that is unreadable)."""
+    if cache is None:
+        return None
+    tally = cache.tally
+    try:
+        prices: PriceTable | None = PriceTable.load(home.prices)
+    except PricesError:
+        prices = None
+    cost: float | None = 0.0
+    for model, usage in tally.saved.items():
+        one = prices.cost(model, usage.input_tokens, usage.output_tokens) if prices is not None else None
+        cost = None if one is None or cost is None else cost + one
+    saved, rounded = tally.usage, None if cost is None else round(cost, 6)
+    return CacheSavings(
+        hits=tally.hits, input_tokens=saved.input_tokens, output_tokens=saved.output_tokens, cost_usd=rounded
+    )
 
 
 async def _run_root(run: _Run, *, resuming: bool, on_step: StepListener | None, hooks: InvokeHooks) -> None:
@@ -463,7 +520,9 @@ def _layered(
     return lambda step_id, model: layer(journals(step_id, model), step_id)
 
 
-async def _close(executor: RunExecutor | None, tools: Sequence[Tool[Any]]) -> None:
+async def _close(executor: RunExecutor | None, tools: Sequence[Tool[Any]], cache: RunCache | None) -> None:
+    if cache is not None:
+        cache.close()
     if executor is not None:
         await executor.aclose()
     for tool in tools:

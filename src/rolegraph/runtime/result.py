@@ -18,7 +18,7 @@ from rolegraph.tools.sources import Source
 from rolegraph.traces.render import run_html, run_rich
 from rolegraph.traces.trace import Trace
 
-__all__ = ["CitationCount", "Outcome", "RunResult", "RunStatus", "classify"]
+__all__ = ["CacheSavings", "CitationCount", "Outcome", "RunResult", "RunStatus", "classify"]
 
 RunStatus = Literal["completed", "failed", "cancelled", "budget_exceeded"]
 
@@ -28,6 +28,19 @@ class CitationCount(BaseModel):
 
     total: int = 0
     unresolved: int = 0
+
+
+class CacheSavings(BaseModel):
+    """What the model-call cache saved a run: the calls it answered and what they would have cost."""
+
+    hits: int = 0
+    """Model calls answered from the cache (not made)."""
+    input_tokens: int = 0
+    """Input tokens those calls did not spend."""
+    output_tokens: int = 0
+    """Output tokens they did not spend."""
+    cost_usd: float | None = 0.0
+    """Their cost in USD under the home's prices (None when a model has no known price)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,8 @@ class RunResult(BaseModel):
     """Recorded calls this invocation answered from the run's journal (a resumed run)."""
     resent_calls: int = 0
     """Recorded calls this invocation sent again because their request had changed (a resume after an edit)."""
+    cache: CacheSavings | None = None
+    """What the model-call cache saved, over every invocation; None when the run did not use the cache."""
 
     @property
     def folder(self) -> RunFolder:
@@ -136,4 +151,5 @@ class RunResult(BaseModel):
             "executed_steps": self.executed_steps,
             "replayed_calls": self.replayed_calls,
             "resent_calls": self.resent_calls,
+            "cache": self.cache.model_dump() if self.cache is not None else None,
         }

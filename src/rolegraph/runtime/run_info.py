@@ -35,6 +35,8 @@ class RunInfo(BaseModel):
     """The content mode chosen for the run, if it replaced the workflow's ``settings.content``."""
     budget: dict[str, float] = Field(default_factory=dict)
     """The run's budget limits (the workflow's, with command-line overrides)."""
+    cache: bool | None = None
+    """The ``--cache`` choice, if it replaced the workflow's ``settings.cache``."""
     status: str = "running"
     started: str = ""
     """ISO 8601 UTC."""

@@ -2,7 +2,9 @@
 
 Only `chat` spans carry token counts, so each model call is counted exactly once
 however the spans above it are nested or run in parallel. A call's step and
-role are those of the nearest enclosing `invoke_agent` span.
+role are those of the nearest enclosing `invoke_agent` span. A call the model-call
+cache answered (``rolegraph.cached``) spent nothing; what it would have spent is
+rolled up apart, as `UsageRollup.saved`.
 """
 
 from __future__ import annotations
@@ -52,11 +54,16 @@ class UsageRollup:
     by_step: dict[str, UsageTotal] = field(default_factory=dict)
     by_role: dict[str, UsageTotal] = field(default_factory=dict)
     by_model: dict[str, UsageTotal] = field(default_factory=dict)
+    saved: UsageTotal = field(default_factory=UsageTotal)
+    """The calls the model-call cache answered (`calls`), and the tokens and cost they did not spend."""
+    saved_by_model: dict[str, UsageTotal] = field(default_factory=dict)
+    """`saved`, per model."""
 
     def as_dict(self) -> dict[str, Any]:
         """The roll-up as JSON data."""
         return {
             "total": self.total.as_dict(),
+            "saved": self.saved.as_dict(),
             "by_step": {k: v.as_dict() for k, v in self.by_step.items()},
             "by_role": {k: v.as_dict() for k, v in self.by_role.items()},
             "by_model": {k: v.as_dict() for k, v in self.by_model.items()},
@@ -94,7 +101,23 @@ def roll_up(trace: Trace, prices: PriceTable | None = None, *, step: str | None 
         role = str(agent.attributes.get("gen_ai.agent.name") or "-") if agent else "-"
         if step is not None and agent_step != step:
             continue
+        if span.attributes.get("rolegraph.cached") is True:
+            _add_saved(rollup, span, model, prices)
         rollup.total.add(tokens_in, tokens_out, cost)
         for table, key in ((rollup.by_step, agent_step), (rollup.by_role, role), (rollup.by_model, model)):
             table.setdefault(key, UsageTotal()).add(tokens_in, tokens_out, cost)
     return rollup
+
+
+def _add_saved(rollup: UsageRollup, span: SpanRecord, model: str, prices: PriceTable) -> None:
+    """Count a call the cache answered in `rollup.saved`: the tokens it would have spent, and their cost."""
+    saved_in = _count(span.attributes.get("rolegraph.cached.input_tokens"))
+    saved_out = _count(span.attributes.get("rolegraph.cached.output_tokens"))
+    cost = prices.cost(model, saved_in, saved_out)
+    rollup.saved.add(saved_in, saved_out, cost)
+    rollup.saved_by_model.setdefault(model, UsageTotal()).add(saved_in, saved_out, cost)
+
+
+def _count(value: Any) -> int:
+    """A token count read from a trace: anything else (a damaged attribute) counts 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from rolegraph.models.cache import DEFAULT_MAX_MB, DEFAULT_TTL_S
 from rolegraph.models.model import ModelSettings
 from rolegraph.models.registry import ModelOptions, option_problem
 from rolegraph.traces.content import ContentMode
@@ -122,6 +123,8 @@ class ModelSpec(_Strict):
     """``local`` and ``llamacpp:`` only: a LoRA adapter GGUF file, relative to the workflow's folder."""
     lora_scale: float | None = Field(default=None, ge=-4.0, le=4.0)
     """How strongly the LoRA adapter applies (default 1.0; 0 gives the base model's output)."""
+    cache: bool | None = None
+    """Answer this model's repeated calls from the model-call cache (default: ``settings.cache``)."""
 
     @model_validator(mode="after")
     def _options_fit_the_model(self) -> ModelSpec:
@@ -132,7 +135,7 @@ class ModelSpec(_Strict):
 
     def settings(self) -> ModelSettings:
         """The call settings this spec sets (unset fields stay unset)."""
-        fields = self.model_dump(exclude={"model", *ModelOptions.model_fields}, exclude_none=True)
+        fields = self.model_dump(exclude={"model", "cache", *ModelOptions.model_fields}, exclude_none=True)
         return ModelSettings(**fields)
 
     def options(self) -> ModelOptions:
@@ -461,6 +464,13 @@ class RunSettings(_Strict):
     (besides API keys and tokens, which always are)."""
     budget: Budget = Field(default_factory=Budget)
     """Limits on what the whole run may use."""
+    cache: bool = False
+    """Answer a model call made before (same model, same request, not sampled) from the model-call
+    cache in ``$ROLEGRAPH_HOME``, at no cost; a model's own ``cache`` overrides it."""
+    cache_ttl_s: float = Field(default=DEFAULT_TTL_S, gt=0)
+    """Seconds a cached answer stays usable (default a week)."""
+    cache_max_mb: float = Field(default=DEFAULT_MAX_MB, gt=0)
+    """Size cap of the cache in megabytes; past it, the oldest answers are evicted."""
     privacy: Privacy = "any"
     """``local_only``: the workflow may use only models and tools that keep its content on this
     machine (embedded models, and servers on a loopback address); loading refuses any hosted model

@@ -16,6 +16,7 @@ from rolegraph.agents.call_ids import call_prefix
 from rolegraph.agents.citations import strings_in
 from rolegraph.agents.journal import CallJournal
 from rolegraph.agents.roles import Role
+from rolegraph.models.cache import RunCache
 from rolegraph.models.model import Model, ModelSettings
 from rolegraph.runtime.scheduler import StepCall, StepOutcome
 from rolegraph.runtime.steps.composed import composes, run_checker, run_extractive_writer, run_gatherer
@@ -50,6 +51,7 @@ async def run_agent(
     max_steps: int | None,
     known: Sequence[str],
     attributes: Mapping[str, Any] | None = None,
+    cache: RunCache | None = None,
 ) -> AgentResult:
     """Run one agent of a step: the call's place in the run names its calls in the journal."""
     agent = Agent(
@@ -63,6 +65,7 @@ async def run_agent(
         max_steps=max_steps,
         journal=journal,
         call_prefix=call_prefix(call.step_id, call.item_index, call.visit, call.attempt),
+        cache=cache,
     )
     return await agent.run(
         task,
@@ -86,6 +89,7 @@ async def run_agent_step(
     tracer: Tracer,
     journal: CallJournal | None,
     max_steps: int | None,
+    cache: RunCache | None = None,
 ) -> StepOutcome:
     """Run the step's agent on the call's task; its validated answer is the step's output.
 
@@ -107,6 +111,7 @@ async def run_agent_step(
             journal=journal,
             max_steps=max_steps,
             known=visible,
+            cache=cache,
         )
 
     mode = composes(role, model)
