@@ -17,6 +17,7 @@ from benchmarks import (
     graph_scale,
     langgraph_compare,
     local_model,
+    model_cache,
     overhead,
     parallelism,
     trace_throughput,
@@ -33,6 +34,7 @@ SCENARIOS: dict[str, Scenario] = {
     "trace_throughput": trace_throughput.run,
     "local_model": local_model.run,
     "langgraph_compare": langgraph_compare.run,
+    "model_cache": model_cache.run,
 }
 """Every scenario, by the name ``--only`` takes, in the order they run."""
 

@@ -415,6 +415,34 @@ def _langgraph_md(fig: Any) -> list[str]:
     ]
 
 
+def _cache_md(fig: Any) -> list[str]:
+    embedded = fig["embedded"]
+    scripted, cached = fig["scripted_us_per_turn"], fig["cached_us_per_turn"]
+    rows = [
+        ["scripted model (instant)", _num(scripted), "1.0"],
+        ["answered by the cache", _num(cached), _num(cached / scripted, 2)],
+    ]
+    if embedded is not None:
+        us = embedded["ms_per_turn"] * 1000
+        rows.append([f"embedded SmolLM2 ({embedded['tokens']} tokens)", _num(us, 0), _num(us / scripted, 0)])
+    lines = [
+        f"## 8. Model-call cache (one agent turn, median of {fig['repeats']})",
+        "",
+        "A planner's turn answered by a `ScriptedModel`, by the model-call cache (a warmed `RunCache` on a",
+        "file), and by the embedded model; the cache's own `lookup` (key, read, hit count) and `keep`",
+        "(redaction, write, size check) per call.",
+        "",
+        *_table(["the turn's model call", "µs per turn", "ratio to scripted"], rows),
+        f"A hit costs {_num(cached - scripted)} µs more than an instant scripted call: the request's digest "
+        f"({_num(fig['digest_us'])} µs, which a durable run computes for its journal anyway), `lookup` "
+        f"({_num(fig['lookup_us'])} µs) and rebuilding the answer. `keep` after a call made: "
+        f"{_num(fig['keep_us'])} µs.",
+    ]
+    if embedded is not None:
+        lines.append(f"The embedded model's turn takes {_num(fig['embedded_over_cached'], 0)} times a cached one.")
+    return [*lines, ""]
+
+
 SECTIONS: dict[str, Callable[[Any], list[str]]] = {
     "overhead": _overhead_md,
     "parallelism": _parallelism_md,
@@ -423,6 +451,7 @@ SECTIONS: dict[str, Callable[[Any], list[str]]] = {
     "trace_throughput": _trace_md,
     "local_model": _local_md,
     "langgraph_compare": _langgraph_md,
+    "model_cache": _cache_md,
 }
 
 

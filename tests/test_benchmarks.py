@@ -116,6 +116,16 @@ class TestScenarios:
         assert all({"scheduler_ratio", "engine_ratio"} <= set(r) for r in fig["chain"])
         assert [r["graph"] for r in fig["makespan"]][:2] == ["fan-out 1", "fan-out 10"]
 
+    def test_model_cache_figures(self, figures: dict[str, Any]) -> None:
+        """The cache scenario answers its turns from the cache, times a hit beside a scripted call and the
+        cache's own operations, and leaves the embedded model out at smoke size."""
+        fig = figures["model_cache"]
+        assert fig["hits"] >= fig["repeats"] > 0
+        assert all(fig[k] > 0 for k in ("scripted_us_per_turn", "cached_us_per_turn", "lookup_us", "keep_us"))
+        assert fig["embedded"] is None and "embedded_over_cached" not in fig
+        results = report.merge(None, {"model_cache": {"level": "smoke", "seconds": 1.0, "figures": fig}})
+        assert "## 8. Model-call cache" in report.markdown(results)
+
 
 @pytest.mark.local_model
 class TestLocalModel:

@@ -3,10 +3,11 @@
 Scripted workflows run through the CLI in a subprocess with ``OPENAI_API_KEY`` and
 ``HF_TOKEN`` set to canary values. The runs are built to leak: a tool returns the key
 in its observation, a tool raises with both secrets in its message, a model repeats
-the key in its answer, and a model server answers 401 and 500 echoing the
-``Authorization`` header. Then every byte under ``ROLEGRAPH_HOME`` (traces, run
-summaries, step checkpoints, outputs, the run index) and everything the commands
-printed is searched for the canaries.
+the key in its answer (with the model-call cache on, so the answers are kept), and a
+model server answers 401 and 500 echoing the ``Authorization`` header. Then every byte
+under ``ROLEGRAPH_HOME`` (traces, run summaries, step checkpoints, outputs, the run
+index, the model-call cache) and everything the commands printed is searched for the
+canaries.
 """
 
 from __future__ import annotations
@@ -130,11 +131,14 @@ class TestCanaryScan:
         folder = project(tmp_path / "project")
         outputs: list[str] = []
 
-        scripted = cli(home, folder, "run", "scripted.yaml", "--json")
+        scripted = cli(home, folder, "run", "scripted.yaml", "--json", "--cache")
         outputs += [scripted.stdout, scripted.stderr]
         assert scripted.returncode == 1, scripted.stderr  # `explain` fails after its repairs
         summary = json.loads(scripted.stdout[: scripted.stdout.rindex("}") + 1])
         assert summary["steps"] == {"work": "completed", "explain": "failed"}
+        stats = cli(home, folder, "cache", "stats", "--json")
+        outputs += [stats.stdout, stats.stderr]
+        assert json.loads(stats.stdout)["entries"] >= 5  # the answers that repeat the key were kept, redacted
 
         for status, variable_named in ((401, True), (500, False)):
             with FaultServer([echo_authorization(status)] * 8) as server:

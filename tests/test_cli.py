@@ -47,6 +47,7 @@ RUN_KEYS = {
     "duration_s",
     "resumed_steps",
     "executed_steps",
+    "cache",
     "replayed_calls",
     "resent_calls",
 }

@@ -272,7 +272,8 @@ class TestTraceFlags:
             ("invoke_agent", "research"),
             ("checkpoint", "research"),
         ]
-        assert set(document["usage"]) == {"total", "by_step", "by_role", "by_model"}
+        assert set(document["usage"]) == {"total", "saved", "by_step", "by_role", "by_model"}
+        assert document["usage"]["saved"]["calls"] == 0  # the cache answered none
         assert list(document["usage"]["by_model"]) == ["scripted:researcher.yaml"]
         assert document["usage"]["total"]["cost_usd"] == 0.0
         tables = cli("trace", run_id, "--usage").stdout

@@ -1,12 +1,14 @@
 """The standing guard: every file rolegraph reads back, damaged at random, and every read command over it.
 
 A pristine home holds an eval of two runs (A and B) of a scripted research-then-write
-workflow. Each example copies it, damages one file — A's ``trace.jsonl``, ``run.json``,
-``run.sqlite``, a step file or ``sources.jsonl``, the eval's manifest, or the scripted
-model's file — by cutting it short, flipping bits, or swapping a value for one of
+workflow, made with the model-call cache on (so B was answered from it). Each example
+copies it, damages one file — A's ``trace.jsonl``, ``run.json``, ``run.sqlite``, a step
+file or ``sources.jsonl``, the eval's manifest, the scripted model's file, or the home's
+``cache.sqlite`` — by cutting it short, flipping bits, or swapping a value for one of
 another type, then runs every command that reads it (``runs``, ``trace``, ``trace
-diff``, ``trace export``, ``resume``, ``replay``, ``eval --resume``, ``run``) and the
-viewer's API. Each must end without a traceback: exit 0 (the damage was harmless, or a
+diff``, ``trace export``, ``resume``, ``replay``, ``eval --resume``, ``run``, ``cache
+stats``, ``cache clear``) and the viewer's API. A damaged cache never fails a run: ``run
+--cache`` must complete. Each must end without a traceback: exit 0 (the damage was harmless, or a
 torn write skipped), 1 (a resumed, replayed or evaluated run failed), or 2 with one
 ``error`` line naming the damaged item. Whatever the damage, run B is still listed as
 completed and readable, by the CLI and by the viewer.
@@ -47,8 +49,8 @@ SLOW_DEFAULT = 150
 SLOW_EXAMPLES = int(os.environ.get("ROLEGRAPH_FUZZ_EXAMPLES", SLOW_DEFAULT))
 """Damaged copies per file in the slow lane (fresh each run; ``ROLEGRAPH_FUZZ_EXAMPLES`` sets another count)."""
 
-FILES = ("trace", "summary", "store", "step", "sources", "manifest", "script")
-"""What can be damaged: run A's files, the eval's manifest, the scripted model's file."""
+FILES = ("trace", "summary", "store", "step", "sources", "manifest", "script", "cache")
+"""What can be damaged: run A's files, the eval's manifest, the scripted model's file, the model-call cache."""
 
 OTHER_VALUES: list[Any] = [None, True, 0, -1, 2**70, 1e308, "", "x", "../../../x", [], [1, "a"], {}, {"a": 1}]
 """What a value is swapped for (one of another type than the value it replaces)."""
@@ -83,14 +85,14 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pristine]:
     (project / "review.yaml").write_text(WORKFLOW)
     (project / "set.yaml").write_text(EVALSET)
     home = root / "home"
-    done = cli(
-        home, "eval", project / "review.yaml", project / "set.yaml", "--model", "scripted:good.yaml", "--repeat", "2"
-    )
+    evaluation = [project / "review.yaml", project / "set.yaml", "--model", "scripted:good.yaml", "--repeat", "2"]
+    done = cli(home, "eval", *evaluation, "--cache")
     assert done.exit_code == 0, done.output
+    assert json.loads(cli(home, "cache", "stats", "--json").stdout)["hits"] == 3  # run B came from the cache
     (eval_dir,) = (home / "evals").iterdir()
     run_a, run_b = (r["run_id"] for r in json.loads((eval_dir / "manifest.json").read_text())["runs"])
     (home / "index.sqlite").unlink()  # derived: each copy rebuilds it from its own folders
-    for stray in home.rglob("run.sqlite-*"):
+    for stray in [*home.rglob("run.sqlite-*"), *home.glob("cache.sqlite-*")]:
         stray.unlink()
     yield Pristine(project, home, run_a, run_b, eval_dir.name)
     print(f"\ndamaged-file outcomes: {dict(sorted(STATS.items()))}")
@@ -107,6 +109,7 @@ def target(copy: Pristine, which: str) -> Path:
         "sources": run / "sources.jsonl",
         "manifest": copy.home / "evals" / copy.eval_id / "manifest.json",
         "script": copy.project / "good.yaml",
+        "cache": copy.home / "cache.sqlite",
     }[which]
 
 
@@ -153,7 +156,13 @@ def _swap_jsonl(data: bytes, draw: st.DrawFn) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-_JSON_COLUMNS = {"run": ["record"], "steps": ["state"], "calls": ["result", "request"], "routed": ["context"]}
+_JSON_COLUMNS = {
+    "run": ["record"],
+    "steps": ["state"],
+    "calls": ["result", "request"],
+    "routed": ["context"],
+    "entries": ["completion"],
+}
 
 
 def _swap_store(path: Path, draw: st.DrawFn) -> None:
@@ -194,7 +203,7 @@ def damage(path: Path, which: str, draw: st.DrawFn) -> str:
         for _ in range(draw(st.integers(1, 4))):
             flipped[draw(st.integers(0, len(data) - 1))] ^= 1 << draw(st.integers(0, 7))
         path.write_bytes(bytes(flipped))
-    elif which == "store":
+    elif which in ("store", "cache"):
         _swap_store(path, draw)
     elif which in ("trace", "sources"):
         path.write_bytes(_swap_jsonl(data, draw))
@@ -242,6 +251,18 @@ def check_viewer(copy: Pristine) -> None:
         assert client.get(f"/api/runs/{copy.run_b}").status_code == 200
 
 
+def check_cache(copy: Pristine) -> None:
+    """A run with the damaged cache completes (a damaged entry is a miss), `cache stats` and `cache clear`
+    answer, and after the clear the cache works again."""
+    command = ["run", str(copy.project / "review.yaml"), "--model", "scripted:good.yaml", "--quiet", "--cache"]
+    check(cli(copy.home, *command), ["run"], (0,))
+    check(cli(copy.home, "cache", "stats"), ["cache", "stats"], (0,))
+    check(cli(copy.home, "cache", "clear"), ["cache", "clear"], (0,))
+    check(cli(copy.home, *command), ["run"], (0,))
+    stats = cli(copy.home, "cache", "stats", "--json")
+    assert stats.exit_code == 0 and json.loads(stats.stdout)["entries"] == 3, stats.output
+
+
 def check_b(copy: Pristine) -> None:
     """Run B is listed as completed and its trace reads, whatever happened to A."""
     listed = cli(copy.home, "runs", "--json")
@@ -275,6 +296,8 @@ def exercise(pristine: Pristine, which: str, draw: st.DrawFn) -> None:
         if which == "script":
             command = ["run", str(copy.project / "review.yaml"), "--model", "scripted:good.yaml", "--quiet"]
             check(cli(home, *command), ["run"], (0, 1, 2))
+        if which == "cache":
+            check_cache(copy)
         check_b(copy)
 
 

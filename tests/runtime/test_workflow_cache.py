@@ -73,3 +73,34 @@ class TestCachedRuns:
         result = await rolegraph.load(project / "cached.yaml").run(home=home)
         assert result.cache is not None and result.cache.hits == 0
         assert not any(c.get("rolegraph.cached") for c in chats(result))
+
+
+PLAN_LOCAL = """\
+rolegraph: 1
+name: plan_local
+models:
+  default: {model: local, max_tokens: 160}
+steps:
+  plan: {role: planner, task: "Write 2 short research questions about LoRA."}
+settings: {cache: true}
+"""
+
+
+@pytest.mark.local_model
+class TestOnTheEmbeddedModel:
+    async def test_the_second_run_makes_no_call_to_the_embedded_model(self, tmp_path: Path) -> None:
+        """On SmolLM2 (its default seed makes a call reproducible, so cacheable): the second run's every call is
+        answered by the cache, with the same plan, and saves exactly the tokens the first run spent."""
+        path = tmp_path / "plan.yaml"
+        path.write_text(PLAN_LOCAL)
+        wf, home = rolegraph.load(path), tmp_path / "home"
+        first = await wf.run(home=home)
+        second = await wf.run(home=home)
+        assert first.status == second.status == "completed"
+        assert second.step_outputs == first.step_outputs
+        assert [c.get("rolegraph.cached") for c in chats(second)] == [True] * len(chats(first))
+        assert second.cache is not None and second.usage.total_tokens == 0
+        assert (second.cache.input_tokens, second.cache.output_tokens) == (
+            first.usage.input_tokens,
+            first.usage.output_tokens,
+        )

@@ -23,11 +23,17 @@ export function renderRunPanel(view, openOutput) {
           el("td", {}, total.output_tokens.toLocaleString()), el("td", {}, cost(total.cost_usd))))));
   };
   const outputs = Object.entries(view.outputs || {});
+  const saved = usage.saved;
   append(panel, [
     el("p", { class: "hint-line" }, "Click a span (or a step in the graph) to see its thought, messages, tool calls, sources, tokens and cost. ↑/↓ move through the spans."),
     table("step", usage.by_step),
     table("role", usage.by_role),
     table("model", usage.by_model),
+    saved && saved.calls
+      ? el("section", { class: "field", "data-field": "cache" }, el("h3", {}, "model-call cache"),
+        el("p", {}, `${saved.calls} calls answered from the cache saved ${saved.input_tokens.toLocaleString()} in + `
+          + `${saved.output_tokens.toLocaleString()} out tokens (${cost(saved.cost_usd)})`))
+      : null,
     outputs.length
       ? el("section", { class: "field", "data-field": "outputs" }, el("h3", {}, "outputs"),
         el("ul", { class: "sources" }, outputs.map(([name, path]) => el("li", {},
