@@ -205,10 +205,11 @@ class CallCache:
                 db.execute("DELETE FROM entries WHERE key = ?", (key,))
                 self._problem(f"a damaged entry of the cache {self.path} was removed; the call goes to the model")
                 return None
-            db.execute("UPDATE entries SET hits = hits + 1 WHERE key = ?", (key,))
         except sqlite3.Error as exc:
             self._problem(f"the cache {self.path} could not be read ({exc}); the call goes to the model", exc)
             return None
+        with contextlib.suppress(sqlite3.OperationalError):  # the count is for `stats`: a busy file does not stop a hit
+            db.execute("UPDATE entries SET hits = hits + 1 WHERE key = ?", (key,))
         return completion
 
     def put(self, key: str, model: str, completion: Completion) -> bool:
