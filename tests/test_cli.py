@@ -175,6 +175,17 @@ class TestValidate:
             "privacy: local_only (every model and tool keeps the workflow's content on this machine)"
         )
 
+    def test_output_checks_are_listed(self, project: Path) -> None:
+        """validate lists each step's output checks, its role's first."""
+        text = WORKFLOW.replace("  writer: {model: write}", "  writer: {model: write, checks: [no_pii]}")
+        text = text.replace(
+            "    depends_on: [research]\n", "    depends_on: [research]\n    checks: [{max_length: 900}]\n"
+        )
+        project.write_text(text)
+        result = cli("validate", project)
+        assert (result.exit_code, result.stderr) == (0, "")
+        assert result.stdout.splitlines()[1] == "output checks: write (no_pii, max_length 900)"
+
     def test_privacy_refuses_a_hosted_model_at_its_line(self, project: Path) -> None:
         """--privacy local_only refuses a hosted model entry at file:line, exit 2."""
         project.write_text(WORKFLOW.replace("write: scripted:writer.yaml", "write: openai:gpt-4o-mini"))

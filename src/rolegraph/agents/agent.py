@@ -27,6 +27,7 @@ from rolegraph.agents.citations import (
     find_quotes,
 )
 from rolegraph.agents.evidence import quote_problem
+from rolegraph.agents.guardrails import OutputCheck, check_output
 from rolegraph.agents.journal import DIGEST_VERSION, CallJournal, RequestDigest, part_digest, request_digest
 from rolegraph.agents.roles import Role
 from rolegraph.errors import AgentError, ModelError
@@ -108,6 +109,8 @@ class Agent:
         call_prefix: Prefix of this agent's call ids in the journal (its step, item and visit).
         cache: The model-call cache, when it is on for this agent's model: a call it can answer is
             not made (`rolegraph.models.cache`).
+        checks: Output checks a valid answer must pass before it is accepted
+            (`rolegraph.agents.guardrails`); a failed one is a repair turn, like an invalid answer.
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class Agent:
         journal: CallJournal | None = None,
         call_prefix: str = "agent",
         cache: RunCache | None = None,
+        checks: Sequence[OutputCheck] = (),
     ) -> None:
         self.role = role
         self.model = model
@@ -138,6 +142,7 @@ class Agent:
         self.journal = journal
         self.call_prefix = call_prefix
         self.cache = cache
+        self.checks = list(checks)
         self._answer_schema = answer_schema(role.output_model)
         self._final_schemas: dict[tuple[tuple[str, str | None], ...], dict[str, Any]] = {}
         self._specs = [t.spec() for t in self.tools.values()]
@@ -237,6 +242,11 @@ class Agent:
                             messages.append(Message.tool(call, _clip(content, OBSERVATION_MAX_CHARS)))
                         continue
                     problem = self._check_final(completion, visible, result)
+                    if problem is None and self.checks:
+                        problem = await check_output(self.checks, result.output, self.tracer)
+                        if problem is not None:  # not accepted: the answer and its thought are taken back
+                            result.thoughts.pop()
+                            result.output = {}
                     if problem is None:
                         step_span.set(rolegraph__thought=result.thoughts[-1], rolegraph__action="final_answer")
                         agent_span.set(rolegraph__output=result.output)

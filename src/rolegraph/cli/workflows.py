@@ -33,6 +33,7 @@ from rolegraph.cli._common import (
     parse_inputs,
     run_async,
 )
+from rolegraph.runtime.output_checks import check_entries
 from rolegraph.runtime.result import RunResult
 from rolegraph.traces.content import ContentMode
 from rolegraph.traces.progress import ProgressPrinter
@@ -146,6 +147,10 @@ def validate(
     spec = workflow.spec
     inputs = ", ".join(spec.inputs) or "none"
     out.print(f"[green]ok[/] {escape(str(file))}: workflow {spec.name!r}, {len(spec.steps)} steps, inputs: {inputs}")
+    checked = [(step_id, check_entries(spec, step_id)) for step_id in spec.steps]
+    listed = [f"{step_id} ({', '.join(c.label for _, c in entries)})" for step_id, entries in checked if entries]
+    if listed:
+        out.print(f"output checks: {escape('; '.join(listed))}", highlight=False, soft_wrap=True)
     if spec.settings.privacy == "local_only":
         out.print("privacy: local_only (every model and tool keeps the workflow's content on this machine)")
 

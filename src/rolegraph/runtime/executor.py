@@ -13,13 +13,16 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from rolegraph.agents.guardrails import OutputCheck, check_output
 from rolegraph.agents.journal import CallJournal
 from rolegraph.agents.roles import BUILTIN_ROLES, Role, output_model
-from rolegraph.errors import Problem, SpecError
+from rolegraph.errors import Problem, SpecError, StepError
 from rolegraph.imports import ImportPathError
 from rolegraph.models.cache import RunCache
 from rolegraph.models.model import Model, ModelSettings
+from rolegraph.models.moderation import Moderation
 from rolegraph.models.registry import ModelOptions, resolve_model
+from rolegraph.runtime.output_checks import build_check, check_entries
 from rolegraph.runtime.scheduler import StepCall, StepExecutor, StepOutcome
 from rolegraph.runtime.steps import StepFunction, run_agent_step, run_function_step, run_tool_step
 from rolegraph.tools.sources import SourceRegistry
@@ -227,10 +230,20 @@ class LocalExecutor:
         self.functions = load_functions(spec, base_dir)
         self._resolve_model = models or _resolve
         self._models: dict[tuple[str, ModelOptions], Model] = {}
+        self._moderation: list[Moderation] = []
         # Load every model now: heavy loading belongs before the first step, not inside it.
         for step_id, step in spec.steps.items():
             if step.kind == "agent":
                 self._model_for(step_id)
+        self.checks: dict[str, list[OutputCheck]] = {}
+        """Each step's output checks (its role's, then its own), by step id."""
+        for step_id in spec.steps:
+            built = [
+                build_check(entry, search_path=base_dir, judge=self._named_model, moderation=self._moderation)
+                for _, entry in check_entries(spec, step_id)
+            ]
+            if built:
+                self.checks[step_id] = built
 
     @classmethod
     def for_run(cls, context: RunContext) -> LocalExecutor:
@@ -258,7 +271,10 @@ class LocalExecutor:
 
     def _model_for(self, step_id: str) -> tuple[Model, ModelSettings]:
         step = self.spec.steps[step_id]
-        name = step.model or self.roles[step.agent_role()].model or "default"
+        return self._named_model(step.model or self.roles[step.agent_role()].model or "default")
+
+    def _named_model(self, name: str) -> tuple[Model, ModelSettings]:
+        """The model a name from `models` (or a model string) gives, loaded once, and its settings."""
         model_spec = self.spec.model_spec(name)
         model_string = model_spec.model
         options = model_spec.options()
@@ -277,22 +293,28 @@ class LocalExecutor:
     async def execute(self, call: StepCall) -> StepOutcome:
         """Run the call as its step's kind says: an agent, a tool call or a function call."""
         step = self.spec.steps[call.step_id]
-        if step.tool is not None:
-            return await run_tool_step(
-                call,
-                self.tools[step.tool],
-                sources=self.sources,
-                tracer=self.tracer,
-                journal=self._journal(call.step_id, ""),
-            )
-        if step.function is not None:
-            return await run_function_step(
-                call,
-                self.functions[call.step_id],
-                sources=self.sources,
-                tracer=self.tracer,
-                journal=self._journal(call.step_id, ""),
-            )
+        checks = self.checks.get(call.step_id, [])
+        if step.tool is not None or step.function is not None:
+            if step.tool is not None:
+                outcome = await run_tool_step(
+                    call,
+                    self.tools[step.tool],
+                    sources=self.sources,
+                    tracer=self.tracer,
+                    journal=self._journal(call.step_id, ""),
+                )
+            else:
+                outcome = await run_function_step(
+                    call,
+                    self.functions[call.step_id],
+                    sources=self.sources,
+                    tracer=self.tracer,
+                    journal=self._journal(call.step_id, ""),
+                )
+            # No model to repair a tool's or a function's output: a failed check fails the step.
+            if checks and (problem := await check_output(checks, outcome.output, self.tracer)) is not None:
+                raise StepError(f"step {call.step_id!r}: {problem}")
+            return outcome
         role = self.roles[step.agent_role()]
         model, settings = self._model_for(call.step_id)
         return await run_agent_step(
@@ -306,6 +328,7 @@ class LocalExecutor:
             journal=self._journal(call.step_id, model.name),
             max_steps=step.max_steps,
             cache=self._cache_for(call.step_id),
+            checks=checks,
         )
 
     def _journal(self, step_id: str, model: str) -> CallJournal | None:
@@ -318,6 +341,8 @@ class LocalExecutor:
         return {string: model for (string, _), model in self._models.items()}
 
     async def aclose(self) -> None:
-        """Release the models' resources."""
+        """Release the models' and the moderation checks' resources."""
         for model in self._models.values():
             await model.aclose()
+        for client in self._moderation:
+            await client.aclose()

@@ -9,6 +9,8 @@ engine brings these checks to the loader, which reports each at its file:line:co
   is refused with ``did you mean 'my_tools:glossary'?``); no two share a name;
 - the ``library:`` folder exists;
 - tool and function steps name tools and functions that exist (`rolegraph.runtime.steps.refs`);
+- every output check can be built: its function imports, its judge's model is known, ``moderation``
+  has a key (`rolegraph.runtime.output_checks`);
 - under ``settings.privacy: local_only``, no hosted model and no web tool (`rolegraph.runtime.privacy`).
 
 With ``machine=True`` (`rolegraph validate`), also what depends on this machine and
@@ -24,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from rolegraph.errors import LibraryError, ModelNotAvailableError, SpecError
+from rolegraph.runtime.output_checks import check_problems
 from rolegraph.runtime.privacy import privacy_problems
 from rolegraph.runtime.steps.refs import LIBRARY_TOOLS, role_tool_refs, step_reference_check
 from rolegraph.tools.library import Library
@@ -49,6 +52,7 @@ def run_checks(base_dir: Path, *, machine: bool = False, privacy: Privacy | None
         lambda spec: _role_tool_problems(spec, base_dir),
         lambda spec: _library_problems(spec, base_dir, notes=machine),
         lambda spec: privacy_problems(spec, privacy),
+        lambda spec: check_problems(spec, base_dir),
     ]
     if machine:
         checks.append(lambda spec: _model_problems(spec, base_dir))

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rolegraph.errors import Problem
-from rolegraph.models.locality import hosted_destination
+from rolegraph.models.locality import hosted_destination, is_loopback_url
 from rolegraph.runtime.steps.refs import role_tool_refs
 from rolegraph.tools.registry import WEB_TOOLS
 from rolegraph.workflows.spec import ModelSpec, Privacy, WorkflowSpec
@@ -80,6 +80,7 @@ def privacy_problems(spec: WorkflowSpec, forced: Privacy | None = None) -> list[
         for path, string, base_url in _model_entries(spec)
         if (message := model_refusal(string, base_url, why)) is not None
     ]
+    problems += _check_refusals(spec, why)
     tools = [*role_tool_refs(spec)]
     tools += [(f"steps.{step_id}.tool", step.tool) for step_id, step in spec.steps.items() if step.tool is not None]
     for path, ref in tools:
@@ -89,6 +90,33 @@ def privacy_problems(spec: WorkflowSpec, forced: Privacy | None = None) -> list[
                 "(library_search and read_document stay on this machine)"
             )
             problems.append((path, message))
+    return problems
+
+
+def _check_refusals(spec: WorkflowSpec, why: str) -> list[tuple[str, str]]:
+    """A judge on a hosted model, and ``moderation`` off this machine, under ``local_only``."""
+    entries = [(f"roles.{n}", r.checks) for n, r in spec.roles.items()]
+    entries += [(f"steps.{n}", s.checks) for n, s in spec.steps.items()]
+    problems: list[tuple[str, str]] = []
+    for owner, checks in entries:
+        for index, check in enumerate(checks or ()):
+            path = f"{owner}.checks[{index}]"
+            if check.judge is not None:
+                judge = spec.model_spec(check.judge.model)
+                message = model_refusal(judge.model, judge.base_url, why)
+                if message is not None:
+                    problems.append((f"{path}.judge.model", f"the judge: {message}"))
+            if check.moderation is not None:
+                url = check.moderation.base_url
+                if url is None or not is_loopback_url(url):
+                    where = url or "OpenAI's moderation endpoint (api.openai.com)"
+                    problems.append(
+                        (
+                            path,
+                            f"{why}, so the moderation check cannot be used: it sends each answer to {where}; "
+                            "use a judge on a local model, or 'moderation: {base_url: ...}' on 127.0.0.1",
+                        )
+                    )
     return problems
 
 

@@ -26,12 +26,17 @@ from rolegraph.models.cache import DEFAULT_MAX_MB, DEFAULT_TTL_S
 from rolegraph.models.model import ModelSettings
 from rolegraph.models.registry import ModelOptions, option_problem
 from rolegraph.traces.content import ContentMode
+from rolegraph.workflows.output_checks import BUILTIN_CHECKS, CheckSpec, JudgeSpec, ModerationSpec
 
 __all__ = [
+    "BUILTIN_CHECKS",
     "Budget",
+    "CheckSpec",
     "ForEachSpec",
     "InputSpec",
+    "JudgeSpec",
     "ModelSpec",
+    "ModerationSpec",
     "OutputField",
     "OutputSpec",
     "Privacy",
@@ -242,6 +247,9 @@ class RoleSpec(_Strict):
     """For a critic reading evidence: ``per_claim``, the model gives a verdict on each claim its task
     lists, in order, and the engine writes the critique (its ``drop`` list); ``free``, the model
     writes the critique itself. Default: per_claim on the embedded ``local`` model, free on any other."""
+    checks: list[CheckSpec] | None = None
+    """Output checks every answer of this role must pass (see `CheckSpec`); a failed check is sent back
+    to the model to fix, then fails the step."""
 
 
 _ITEM_ERROR = re.compile(r"fail|skip|retry:([1-9]|10)")
@@ -365,6 +373,9 @@ class StepSpec(_Strict):
     """Overrides the role's `max_steps` for this step."""
     budget: Budget | None = None
     """Limits on what this step may use (all its items and visits together)."""
+    checks: list[CheckSpec] | None = None
+    """Output checks this step's answers must pass, run after its role's (see `CheckSpec`). A tool or
+    function step's output is checked too; it has no model to fix it, so a failed check fails the step."""
 
     @property
     def kind(self) -> StepKind:

@@ -14,8 +14,10 @@ from typing import Any
 from rolegraph.agents.agent import Agent, AgentResult
 from rolegraph.agents.call_ids import call_prefix
 from rolegraph.agents.citations import strings_in
+from rolegraph.agents.guardrails import OutputCheck, check_output
 from rolegraph.agents.journal import CallJournal
 from rolegraph.agents.roles import Role
+from rolegraph.errors import StepError
 from rolegraph.models.cache import RunCache
 from rolegraph.models.model import Model, ModelSettings
 from rolegraph.runtime.scheduler import StepCall, StepOutcome
@@ -52,6 +54,7 @@ async def run_agent(
     known: Sequence[str],
     attributes: Mapping[str, Any] | None = None,
     cache: RunCache | None = None,
+    checks: Sequence[OutputCheck] = (),
 ) -> AgentResult:
     """Run one agent of a step: the call's place in the run names its calls in the journal."""
     agent = Agent(
@@ -66,6 +69,7 @@ async def run_agent(
         journal=journal,
         call_prefix=call_prefix(call.step_id, call.item_index, call.visit, call.attempt),
         cache=cache,
+        checks=checks,
     )
     return await agent.run(
         task,
@@ -90,15 +94,20 @@ async def run_agent_step(
     journal: CallJournal | None,
     max_steps: int | None,
     cache: RunCache | None = None,
+    checks: Sequence[OutputCheck] = (),
 ) -> StepOutcome:
-    """Run the step's agent on the call's task; its validated answer is the step's output.
+    """Run the step's agent on the call's task; its validated (and checked) answer is the step's output.
 
     A gatherer's, a critic's (of evidence) and an extractive writer's answer is composed by
-    the engine from the model's choices (`rolegraph.runtime.steps.composed`).
+    the engine from the model's choices (`rolegraph.runtime.steps.composed`). The output
+    checks apply to the step's answer: an agent's is repaired by its model, a composed one
+    that fails a check fails the step.
     """
     known = known_sources(call, sources)
 
-    async def run(as_role: Role, task: str, visible: Sequence[str]) -> AgentResult:
+    async def run(
+        as_role: Role, task: str, visible: Sequence[str], answer_checks: Sequence[OutputCheck] = ()
+    ) -> AgentResult:
         return await run_agent(
             call,
             as_role,
@@ -112,18 +121,33 @@ async def run_agent_step(
             max_steps=max_steps,
             known=visible,
             cache=cache,
+            checks=answer_checks,
         )
 
     mode = composes(role, model)
     if mode == "gather":
-        return await run_gatherer(call, role, run, known=known, sources=sources, tracer=tracer)
+        gathered = await run_gatherer(call, role, run, known=known, sources=sources, tracer=tracer)
+        return await _checked(call, gathered, checks, tracer)
     if mode == "check":
         checked = await run_checker(call, role, run, tracer=tracer)
         if checked is not None:
-            return checked
+            return await _checked(call, checked, checks, tracer)
     if mode == "extract":
         written = await run_extractive_writer(call, role, run, known=known, sources=sources, tracer=tracer)
         if written is not None:
-            return written
-    result = await run(role, call.task, known)
+            return await _checked(call, written, checks, tracer)
+    result = await run(role, call.task, known, checks)
     return StepOutcome(output=result.output, usage=result.usage, tool_calls=result.tool_calls)
+
+
+async def _checked(call: StepCall, outcome: StepOutcome, checks: Sequence[OutputCheck], tracer: Tracer) -> StepOutcome:
+    """A composed answer, once it passed the output checks (no model wrote it whole, so none repairs it).
+
+    Raises:
+        StepError: A check failed (its message).
+    """
+    if checks and isinstance(outcome.output, dict):
+        problem = await check_output(checks, outcome.output, tracer)
+        if problem is not None:
+            raise StepError(f"step {call.step_id!r}: {problem}")
+    return outcome
