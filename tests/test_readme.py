@@ -148,3 +148,15 @@ class TestDemoBlock:
         block = readme_block(README.read_text())
         assert block.startswith("The report, exactly as"), "run `uv run python -m benchmarks.demo` to fill the block"
         assert block == STORED.read_text()
+
+
+class TestScreenshots:
+    def test_every_image_is_a_viewer_test_screenshot(self) -> None:
+        """Every image the README shows is in docs/images and written there by a viewer test (a `screenshot`
+        call that keeps `docs`), so `ROLEGRAPH_VIEWER_SCREENSHOTS=1 uv run pytest tests/viewer` regenerates it;
+        docs/images holds nothing the README does not show."""
+        shown = set(re.findall(r"!\[[^\]]*\]\(docs/images/([\w.-]+)\)", README.read_text()))
+        tests = "".join(path.read_text() for path in (README.parent / "tests" / "viewer").glob("test_*.py"))
+        written = {f"viewer-{name}.png" for name in re.findall(r'screenshot\(page, tmp_path, "([\w-]+)"\)', tests)}
+        assert shown and shown <= written
+        assert {path.name for path in (README.parent / "docs" / "images").iterdir()} == shown

@@ -59,8 +59,10 @@ class TestEvals:
             "meaning": "Share of the question's gold sources the report cites.",
             "better": "higher",
             "arrow": "↑",
+            "whole": False,
         }
         assert metrics["wall_time_s"]["better"] == "lower"
+        assert [name for name, metric in metrics.items() if metric["whole"]] == ["tokens"]  # a count
         assert list(metrics)[-1] == "completed"
         for run in report["runs"]:
             assert (

@@ -88,7 +88,9 @@ class TestLineageMarks:
 
 
 class TestRouteDecisions:
-    def test_a_route_that_fired_then_was_blocked(self, page: Any, gallery_server: str, gallery: Gallery) -> None:
+    def test_a_route_that_fired_then_was_blocked(
+        self, page: Any, gallery_server: str, gallery: Gallery, tmp_path: Path
+    ) -> None:
         """The loop's route edge is drawn as fired, labelled with how often it fired and was blocked."""
         page.goto(f"{gallery_server}/#run={gallery.resumed.run_id}")
         edge = page.locator('#graph path.edge-route[data-route="review->research"]')
@@ -101,3 +103,4 @@ class TestRouteDecisions:
         expect(hints).to_have_text(
             ["fired (1 of at most 1)", "blocked: its condition held, but it already fired 1 times"]
         )
+        screenshot(page, tmp_path, "loop")

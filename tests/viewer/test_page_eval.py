@@ -3,6 +3,7 @@ every run linked to its page, and each run's report excerpt."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,9 @@ class TestEvalPage:
         expect(recall.locator("td.meaning")).to_contain_text("Share of the question's gold sources the report cites.")
         expect(recall.locator("td.meaning")).to_contain_text("higher is better")
         expect(metrics.locator('tr[data-metric="wall_time_s"] th')).to_have_text("wall_time_s ↓")
+        tokens = metrics.locator('tr[data-metric="tokens"] td.num')
+        expect(tokens).to_have_text(re.compile(r"^\d+ ± \d+ \(2\)$"))  # a count, in whole numbers as in the CLI
+        expect(recall.locator("td.num")).to_have_text("1.00 ± 0.00 (2)")
         expect(page.locator("#eval .facts")).to_contain_text(gallery.eval_id)
         plots = page.locator(".eval-plots figure img")
         expect(plots).to_have_count(len(METRICS) + 1)  # every metric, and completed
@@ -37,7 +41,7 @@ class TestEvalPage:
         expect(page.locator("#eval .excerpt blockquote").first).to_have_text(
             "Low-rank adaptation LoRA trains few parameters. QLoRA fits large models on one GPU."
         )
-        screenshot(page, tmp_path, "eval", docs=False)
+        screenshot(page, tmp_path, "eval")
         link = page.locator("#eval-runs a.run-link").first
         run_id = link.text_content()
         link.click()

@@ -3,11 +3,12 @@ and status."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from chromium import needs_chromium
 from viewer.conftest import Gallery
-from viewer.pages import playwright_api
+from viewer.pages import playwright_api, screenshot
 
 pytestmark = needs_chromium
 expect = playwright_api.expect
@@ -53,7 +54,7 @@ class TestRunsList:
 
 
 class TestSpans:
-    def test_search_span_text(self, page: Any, gallery_server: str, gallery: Gallery) -> None:
+    def test_search_span_text(self, page: Any, gallery_server: str, gallery: Gallery, tmp_path: Path) -> None:
         """Searching a run's spans keeps the ones holding the text (and their ancestors), with the field matched."""
         page.goto(f"{gallery_server}/#run={gallery.demo.run_id}")
         expect(page.locator(".wf-row[data-span]")).to_have_count(len(gallery.demo.trace.spans))
@@ -66,6 +67,10 @@ class TestSpans:
         assert page.locator(".wf-row[data-span]").count() < len(gallery.demo.trace.spans)
         expect(page.locator(".wf-row.kind-invoke_workflow")).to_have_count(1)  # an ancestor, kept for context
         expect(matches.first.locator(".hint.hit")).to_contain_text("parameters by ten thousand")
+        page.locator("#run-filter").fill("parameters by ten thousand")  # the runs list, searched for it too
+        expect(page.locator(f'.run-item[data-run="{gallery.demo.run_id}"] .run-matches')).to_contain_text("match")
+        page.wait_for_load_state("networkidle")
+        screenshot(page, tmp_path, "search")
         page.locator("#span-search").fill("")
         expect(page.locator(".wf-row[data-span]")).to_have_count(len(gallery.demo.trace.spans))
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from rolegraph.evals.guide import guide
 from rolegraph.evals.html import report_plot
 from rolegraph.evals.manifest import MANIFEST_FILE, REPORT_FILE, EvalManifest, ManifestError
-from rolegraph.evals.runner import EvalReport
+from rolegraph.evals.runner import COUNTS, EvalReport
 
 __all__ = ["EvalReader"]
 
@@ -88,7 +88,13 @@ class EvalReader:
                 "report": report.to_dict(),
                 "columns": {label: report.column_name(label) for label in report.models},
                 "metrics": [
-                    {"name": n, "meaning": guide(n).meaning, "better": guide(n).better, "arrow": guide(n).arrow}
+                    {
+                        "name": n,
+                        "meaning": guide(n).meaning,
+                        "better": guide(n).better,
+                        "arrow": guide(n).arrow,
+                        "whole": n in COUNTS,  # a count (tokens): shown as a whole number, as the CLI shows it
+                    }
                     for n in names
                 ],
             }

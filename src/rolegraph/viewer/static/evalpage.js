@@ -50,7 +50,7 @@ function metricsTable(data, column) {
       el("th", {}, "what it measures"))),
     el("tbody", {}, data.metrics.map((metric) => el("tr", { "data-metric": metric.name },
       el("th", {}, metric.name, metric.arrow ? el("span", { class: "dir", title: `${metric.better} is better` }, ` ${metric.arrow}`) : null),
-      report.models.map((m) => el("td", { class: "num" }, cell(report.summary[m][metric.name]))),
+      report.models.map((m) => el("td", { class: "num" }, cell(report.summary[m][metric.name], metric.whole))),
       el("td", { class: "meaning" }, metric.meaning, metric.better ? el("span", { class: "muted" }, ` ${metric.better} is better.`) : null)))))));
 }
 
@@ -66,10 +66,12 @@ function plots(data) {
     })))));
 }
 
-function cell(summary) {
+// mean ± sd (n), as the CLI's table: a count (tokens) in whole numbers, a score with two decimals.
+function cell(summary, whole = false) {
   if (!summary || summary.mean === null) return "n/a";
-  const spread = summary.sd === null ? "" : ` ± ${summary.sd.toFixed(2)}`;
-  return `${summary.mean.toFixed(2)}${spread} (${summary.n})`;
+  const digits = whole ? 0 : 2;
+  const spread = summary.sd === null ? "" : ` ± ${summary.sd.toFixed(digits)}`;
+  return `${summary.mean.toFixed(digits)}${spread} (${summary.n})`;
 }
 
 function score(value) {
