@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks import (
+    batched_decoding,
     concurrent_runs,
     graph_scale,
     langgraph_compare,
@@ -35,6 +36,7 @@ SCENARIOS: dict[str, Scenario] = {
     "local_model": local_model.run,
     "langgraph_compare": langgraph_compare.run,
     "model_cache": model_cache.run,
+    "batched_decoding": batched_decoding.run,
 }
 """Every scenario, by the name ``--only`` takes, in the order they run."""
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from benchmarks import batched_decoding
 from benchmarks._common import loglog_slope
 
 PACKAGES = ("rolegraph", "pydantic", "networkx", "structlog", "langgraph", "matplotlib", "llama-cpp-python")
@@ -175,6 +176,7 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows.append(_target(label, "≤ 3%", share, "%", share <= 3.0, f"{note} ({local['max_tokens']} max tokens)"))
     else:
         rows.append(_target(label, "≤ 3%", None, "%", None))
+    rows.append(batched_decoding.target(_figures(results, "batched_decoding")))
     return rows
 
 
@@ -452,6 +454,7 @@ SECTIONS: dict[str, Callable[[Any], list[str]]] = {
     "local_model": _local_md,
     "langgraph_compare": _langgraph_md,
     "model_cache": _cache_md,
+    "batched_decoding": batched_decoding.markdown,
 }
 
 

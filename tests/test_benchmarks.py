@@ -39,7 +39,7 @@ SIGNED = ("exponent", "growth")
 memory growth. Every other figure is a duration, a count, a size or a ratio of them."""
 
 
-NEEDS_LOCAL_MODEL = {"local_model"}
+NEEDS_LOCAL_MODEL = {"local_model", "batched_decoding"}
 """Scenarios that run the embedded model: tested on their own, marked local_model."""
 
 
@@ -143,6 +143,21 @@ class TestLocalModel:
         (target,) = [t for t in report.targets(results) if t["target"].startswith("local provider")]
         assert target["met"] is not None
         assert "## 6. Embedded model" in report.markdown(results)
+
+    def test_batched_decoding_against_the_engine(self) -> None:
+        """Scenario 9 times the engine, raw serial and raw batched decoding per number of concurrent calls,
+        checks each batched sequence against its tokens alone, and reports the issue's target from them."""
+        fig = SCENARIOS["batched_decoding"]("smoke")
+        assert [r["calls"] for r in fig["rows"]] == [1, 2]
+        for row in fig["rows"]:
+            assert row["tokens"] > 0 and row["decode_tokens_per_s"] > 0
+            assert all(row[k] > 0 for k in ("engine_s", "raw_serial_s", "raw_batched_s", "batched_over_engine"))
+            assert isinstance(row["identical_to_alone"], bool)
+        assert fig["rows"][0]["decode_speedup"] == 1.0
+        results = report.merge(None, {"batched_decoding": {"level": "smoke", "seconds": 1.0, "figures": fig}})
+        (target,) = [t for t in report.targets(results) if t["target"].startswith("embedded model, 4 concurrent")]
+        assert target["measured"] > 0 and target["met"] is not None and "at 2 calls" in target["note"]
+        assert "## 9. Parallel branches on the embedded model" in report.markdown(results)
 
 
 class TestFiguresUnderLoad:

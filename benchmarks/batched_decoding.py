@@ -1,0 +1,332 @@
+"""Scenario 9, parallel branches on the embedded model: batched decoding against the engine's serial path.
+
+Issue 14 item 5 asks whether concurrent calls to the embedded model should share
+``llama_decode`` batches. This scenario measures both sides of that question on
+the same work, 1 to 4 concurrent calls (one distinct research question each):
+
+- ``engine``: ``asyncio.gather`` of k ``LlamaCppModel.complete`` calls, today's
+  path (the provider queues the calls and decodes them one after another);
+- ``raw batched``: llama-cpp-python's low-level API, one context with
+  ``n_seq_max = 4`` and a KV stream per sequence (``kv_unified = false``), the k
+  prompts evaluated in shared batches, then one ``llama_decode`` per step holding
+  the next token of every sequence still generating. Each sequence has its own
+  sampler chain, seeded, built like ``Llama.create_completion``'s (repeat
+  penalty, top-k 40, top-p, min-p 0.05, temperature, seeded draw), and stops at
+  the number of tokens the engine's call generated, so both sides do the same work;
+- ``raw serial``: the same low-level code with one sequence at a time, the floor
+  of today's path without the framework.
+
+Also the issue's own curve: decoding throughput alone (prompts already
+evaluated, a fixed number of steps, one token per sequence per step) for 1 to 4
+sequences, and whether each sequence's tokens in a batch are identical to its
+tokens decoded alone (the precondition for results that do not depend on which
+calls happened to run together).
+
+Both contexts use the same thread count (`THREADS`, for single tokens and for
+batches alike), so the curve shows batching, not extra threads. Repetitions
+interleave the three sides and report medians; the load average before and
+after is part of the figures, since the machine is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks._common import Level, median_of
+from rolegraph.models.local import DEFAULT_REPEAT_PENALTY, DEFAULT_TOP_P, LlamaCppModel, local_model_path
+from rolegraph.models.messages import Message
+from rolegraph.models.model import ModelSettings
+
+MAX_TOKENS: dict[Level, int] = {"smoke": 4, "quick": 32, "full": 96}
+DECODE_STEPS: dict[Level, int] = {"smoke": 4, "quick": 32, "full": 96}
+REPEATS: dict[Level, int] = {"smoke": 1, "quick": 3, "full": 5}
+COUNTS: dict[Level, tuple[int, ...]] = {"smoke": (1, 2), "quick": (1, 2, 3, 4), "full": (1, 2, 3, 4)}
+N_SEQ_MAX = 4
+N_CTX = 1024
+"""Per sequence. Differs from the other model scenario's, so this one loads its own weights with `THREADS`."""
+N_BATCH = 256
+THREADS = 2
+"""The issue measured with 2 threads; both sides use it for single tokens and batches alike."""
+SEED = 1234
+TEMPERATURE = 0.2
+SYSTEM = Message.system("You are a careful research assistant. Answer in plain English.")
+QUESTIONS = (
+    "Explain what a transformer language model is and why attention matters.",
+    "Summarise how low-rank adaptation fine-tunes a large model cheaply.",
+    "Describe what retrieval-augmented generation adds to a language model.",
+    "Outline the trade-offs of quantising a neural network to four bits.",
+)
+
+
+@dataclass
+class _Sequence:
+    """One call being decoded: its prompt, its own sampler, where it is."""
+
+    prompt: list[int]
+    budget: int
+    sampler: Any
+    position: int = 0
+    logits_at: int = -1
+    generated: int = 0
+
+
+class RawDecoder:
+    """llama-cpp-python's low-level API: one context of `N_SEQ_MAX` sequences over already loaded weights."""
+
+    def __init__(self, llama: Any) -> None:
+        import llama_cpp
+        from llama_cpp import _internals
+
+        self._llama_cpp: Any = llama_cpp  # llama-cpp-python's low-level API carries few annotations
+        self._internals: Any = _internals
+        self.llama = llama
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = N_CTX * N_SEQ_MAX
+        params.n_batch = params.n_ubatch = N_BATCH
+        params.n_seq_max = N_SEQ_MAX
+        params.kv_unified = False  # a KV stream per sequence: its attention never sees the others' cells
+        params.n_threads = params.n_threads_batch = THREADS
+        params.no_perf = True
+        self.context: Any = self._internals.LlamaContext(model=llama._model, params=params, verbose=False)
+        self.batch: Any = self._internals.LlamaBatch(n_tokens=N_BATCH, embd=0, n_seq_max=1, verbose=False)
+
+    def sampler(self, seed: int) -> Any:
+        """A sampler chain like `Llama.create_completion`'s for these settings, seeded."""
+        chain = self._internals.LlamaSampler()
+        chain.add_penalties(self.llama.n_vocab(), self.llama.last_n_tokens_size, DEFAULT_REPEAT_PENALTY, 0.0, 0.0)
+        chain.add_top_k(40)
+        chain.add_typical(1.0, 1)
+        chain.add_top_p(DEFAULT_TOP_P, 1)
+        chain.add_min_p(0.05, 1)
+        chain.add_temp(TEMPERATURE)
+        chain.add_dist(seed)
+        return chain
+
+    def _add(self, token: int, position: int, seq_id: int, logits: bool) -> int:
+        batch = self.batch.batch
+        index = int(batch.n_tokens)
+        batch.token[index] = token
+        batch.pos[index] = position
+        batch.seq_id[index][0] = seq_id
+        batch.n_seq_id[index] = 1
+        batch.logits[index] = logits
+        batch.n_tokens = index + 1
+        return index
+
+    def _evaluate_prompts(self, sequences: Sequence[_Sequence]) -> None:
+        """Evaluate every prompt, packed into shared batches of `N_BATCH` tokens."""
+        self.batch.reset()
+        for seq_id, seq in enumerate(sequences):
+            for position, token in enumerate(seq.prompt):
+                if self.batch.n_tokens() == N_BATCH:
+                    self.context.decode(self.batch)
+                    self.batch.reset()
+                last = position == len(seq.prompt) - 1
+                index = self._add(token, position, seq_id, last)
+                if last:
+                    seq.logits_at, seq.position = index, len(seq.prompt)
+        self.context.decode(self.batch)
+
+    def decode(self, sequences: Sequence[_Sequence], *, ignore_eos: bool = False) -> list[list[int]]:
+        """Decode `sequences` together: one `llama_decode` per step, one token of each sequence still going."""
+        self._llama_cpp.llama_memory_clear(self.context.memory, True)
+        self._evaluate_prompts(sequences)
+        vocab = self.llama._model.vocab
+        outputs: list[list[int]] = [[] for _ in sequences]
+        going = [i for i, seq in enumerate(sequences) if seq.budget > 0]
+        while going:
+            self.batch.reset()
+            still = []
+            for seq_id in going:
+                seq = sequences[seq_id]
+                token = seq.sampler.sample(self.context, seq.logits_at)
+                outputs[seq_id].append(token)
+                seq.generated += 1
+                ended = not ignore_eos and self._llama_cpp.llama_vocab_is_eog(vocab, token)
+                if seq.generated < seq.budget and not ended:
+                    seq.logits_at = self._add(token, seq.position, seq_id, True)
+                    seq.position += 1
+                    still.append(seq_id)
+            going = still
+            if going:
+                self.context.decode(self.batch)
+        return outputs
+
+    def close(self) -> None:
+        """Free the context and the batch (the weights stay with their `Llama`)."""
+        self.batch.close()
+        self.context.close()
+
+
+def _prompt_tokens(model: LlamaCppModel, question: str) -> list[int]:
+    """The provider's own chat rendering of (system, question), tokenized as it does."""
+    from rolegraph.models._tool_emulation import render_messages
+
+    weights: Any = model._weights  # the provider's formatter and tokenizer, so both sides see the same prompt
+    prompt = weights.formatter(messages=render_messages([SYSTEM, Message.user(question)], [], False))
+    tokens: list[int] = weights.llama.tokenize(
+        prompt.prompt.encode("utf-8"), add_bos=not prompt.added_special, special=True
+    )
+    return tokens
+
+
+async def _engine(model: LlamaCppModel, k: int, max_tokens: int) -> tuple[float, list[int]]:
+    """Wall time of k concurrent calls through the provider, and each call's generated tokens."""
+    settings = ModelSettings(temperature=TEMPERATURE, top_p=DEFAULT_TOP_P, seed=SEED, max_tokens=max_tokens)
+    start = time.perf_counter()
+    completions = await asyncio.gather(
+        *(model.complete([SYSTEM, Message.user(q)], settings=settings) for q in QUESTIONS[:k])
+    )
+    return time.perf_counter() - start, [c.usage.output_tokens for c in completions]
+
+
+def _raw(raw: RawDecoder, prompts: list[list[int]], budgets: list[int], batched: bool) -> float:
+    """Wall time of the same calls on the low-level API: all in shared batches, or one after another."""
+    start = time.perf_counter()
+    groups = [list(range(len(prompts)))] if batched else [[i] for i in range(len(prompts))]
+    for group in groups:
+        raw.decode([_Sequence(prompts[i], budgets[i], raw.sampler(SEED + i)) for i in group], ignore_eos=True)
+    return time.perf_counter() - start
+
+
+def _decode_curve(raw: RawDecoder, prompts: list[list[int]], k: int, steps: int) -> float:
+    """Tokens/s of decoding alone: k sequences, prompts already evaluated, `steps` tokens each."""
+    sequences = [_Sequence(prompts[i], steps, raw.sampler(SEED + i)) for i in range(k)]
+    raw._llama_cpp.llama_memory_clear(raw.context.memory, True)
+    raw._evaluate_prompts(sequences)
+    start = time.perf_counter()
+    for _ in range(steps):
+        raw.batch.reset()
+        for seq_id, seq in enumerate(sequences):
+            token = seq.sampler.sample(raw.context, seq.logits_at)
+            seq.logits_at = raw._add(token, seq.position, seq_id, True)
+            seq.position += 1
+        raw.context.decode(raw.batch)
+    return k * steps / (time.perf_counter() - start)
+
+
+async def _run(level: Level) -> dict[str, Any]:
+    load_before = os.getloadavg()
+    model = LlamaCppModel(local_model_path(), n_ctx=N_CTX, n_threads=THREADS)
+    llama = model._weights.llama  # the provider's own weights: the raw context shares them
+    raw = RawDecoder(llama)
+    prompts = [_prompt_tokens(model, q) for q in QUESTIONS]
+    max_tokens, steps = MAX_TOKENS[level], DECODE_STEPS[level]
+    alone = [raw.decode([_Sequence(prompts[i], steps, raw.sampler(SEED + i))], ignore_eos=True)[0] for i in range(4)]
+    await _engine(model, 1, max_tokens)  # warm-up
+    rows = []
+    for k in COUNTS[level]:
+        samples: dict[str, list[float]] = {"engine": [], "raw_batched": [], "raw_serial": [], "decode": []}
+        budgets: list[int] = []
+        for repeat in range(REPEATS[level]):
+            seconds, budgets = await _engine(model, k, max_tokens)
+            samples["engine"].append(seconds)
+            order = (True, False) if repeat % 2 else (False, True)
+            for batched in order:
+                samples["raw_batched" if batched else "raw_serial"].append(_raw(raw, prompts[:k], budgets, batched))
+            samples["decode"].append(_decode_curve(raw, prompts, k, steps))
+        together = raw.decode([_Sequence(prompts[i], steps, raw.sampler(SEED + i)) for i in range(k)], ignore_eos=True)
+        medians = {side: median_of(values) for side, values in samples.items()}
+        rows.append(
+            {
+                "calls": k,
+                "tokens": sum(budgets),
+                "engine_s": medians["engine"],
+                "raw_batched_s": medians["raw_batched"],
+                "raw_serial_s": medians["raw_serial"],
+                "decode_tokens_per_s": medians["decode"],
+                "engine_tokens_per_s": sum(budgets) / medians["engine"],
+                "raw_batched_tokens_per_s": sum(budgets) / medians["raw_batched"],
+                # Below 1: batching would take that share of today's time for the same calls.
+                "batched_over_engine": medians["raw_batched"] / medians["engine"],
+                "batched_over_serial": medians["raw_batched"] / medians["raw_serial"],
+                "engine_over_serial": medians["engine"] / medians["raw_serial"],
+                "identical_to_alone": together == alone[:k],
+            }
+        )
+    raw.close()
+    await model.aclose()
+    single = rows[0]["decode_tokens_per_s"]
+    for row in rows:
+        row["decode_speedup"] = row["decode_tokens_per_s"] / single
+    return {
+        "model": local_model_path().name,
+        "threads": THREADS,
+        "max_tokens": max_tokens,
+        "decode_steps": steps,
+        "repeats": REPEATS[level],
+        "load_average_before": round(load_before[0], 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
+        "rows": rows,
+    }
+
+
+def run(level: Level = "quick") -> dict[str, Any]:
+    """Measure batched decoding (raw) against the engine's serial path for 1 to 4 concurrent calls."""
+    return asyncio.run(_run(level))
+
+
+# --- report ----------------------------------------------------------------------------------------------------
+
+TARGET = "embedded model, 4 concurrent calls: engine's share of raw batched throughput"
+WORTH_BUILDING = 0.85
+"""Issue 14's rule: batching goes into the provider only if it takes at most this share of today's time."""
+
+
+def target(fig: dict[str, Any] | None) -> dict[str, Any]:
+    """The issue's target for batched decoding, measured on the largest number of concurrent calls."""
+    row = {"target": TARGET, "limit": "≥ 90% (if batching is kept)", "unit": "%", "measured": None, "met": None}
+    if fig is None:
+        return {**row, "note": ""}
+    last = fig["rows"][-1]
+    share = 100 * last["engine_tokens_per_s"] / last["raw_batched_tokens_per_s"]
+    gain = 100 * (1 - last["batched_over_engine"])
+    kept = "kept" if last["batched_over_engine"] <= WORTH_BUILDING else "not worth building here"
+    curve = ", ".join(f"{r['decode_tokens_per_s']:.0f}" for r in fig["rows"])
+    note = (
+        f"at {last['calls']} calls; the provider decodes calls one after another. Raw batched decoding takes "
+        f"{last['batched_over_engine']:.2f}x the engine's time for the same calls (a {gain:.0f}% gain; rule: "
+        f"build it if ≥ {100 * (1 - WORTH_BUILDING):.0f}%: {kept}). Decoding alone, 1 to {last['calls']} sequences: "
+        f"{curve} tokens/s in total. Load average {fig['load_average_before']:g} → {fig['load_average_after']:g}"
+    )
+    return {**row, "measured": share, "met": share >= 90, "note": note}
+
+
+def markdown(fig: dict[str, Any]) -> list[str]:
+    """The section of RESULTS.md: per number of concurrent calls, the engine against raw serial and batched."""
+
+    def num(value: float, digits: int = 2) -> str:
+        return f"{value:.{digits}f}"
+
+    header = [
+        "calls", "tokens", "engine s", "raw serial s", "raw batched s", "batched / engine", "batched / serial",
+        "engine / serial", "decoding alone tokens/s", "speed-up", "same tokens as alone",
+    ]  # fmt: skip
+    rows = [
+        [str(r["calls"]), str(r["tokens"]), num(r["engine_s"]), num(r["raw_serial_s"]), num(r["raw_batched_s"]),
+         num(r["batched_over_engine"]), num(r["batched_over_serial"]), num(r["engine_over_serial"]),
+         num(r["decode_tokens_per_s"], 1), num(r["decode_speedup"]), "yes" if r["identical_to_alone"] else "no"]
+        for r in fig["rows"]
+    ]  # fmt: skip
+    return [
+        f"## 9. Parallel branches on the embedded model ({fig['model']}, {fig['threads']} threads, at most "
+        f"{fig['max_tokens']} tokens per call, median of {fig['repeats']} interleaved repetitions)",
+        "",
+        "k distinct questions at once: *engine* is `asyncio.gather` of k `LlamaCppModel.complete` calls (today the",
+        "provider decodes them one after another); *raw serial* and *raw batched* decode the same prompts and the",
+        "same number of tokens per call with llama-cpp-python's low-level API, one sequence at a time or all in",
+        "one `llama_decode` per step (`n_seq_max` 4, a KV stream and a seeded sampler chain per sequence).",
+        f"*Decoding alone*: {fig['decode_steps']} steps of one token per sequence, prompts already evaluated.",
+        "*Same tokens as alone*: each sequence decoded in the batch gives the tokens it gives decoded by itself.",
+        f"Load average (1 min) {fig['load_average_before']:g} before, {fig['load_average_after']:g} after.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]
