@@ -21,6 +21,7 @@ from benchmarks import (
     model_cache,
     overhead,
     parallelism,
+    ray_cluster,
     trace_throughput,
 )
 from benchmarks._common import Level
@@ -37,6 +38,7 @@ SCENARIOS: dict[str, Scenario] = {
     "langgraph_compare": langgraph_compare.run,
     "model_cache": model_cache.run,
     "batched_decoding": batched_decoding.run,
+    "ray": ray_cluster.run,
 }
 """Every scenario, by the name ``--only`` takes, in the order they run."""
 

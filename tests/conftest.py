@@ -43,6 +43,7 @@ SLOW = frozenset(
         "tests/traces/test_store.py::TestCrash",  # a run SIGKILLed in a subprocess
         "tests/runtime/test_steps.py::TestKilled",  # tool and function steps SIGKILLed in subprocesses, resumed
         "tests/distributed/test_ray_executor.py::TestRayExecutor",  # a real local Ray cluster
+        "tests/distributed/test_two_nodes.py",  # a real two-node Ray cluster on 127.0.0.1, a node killed
         "tests/models/test_keys.py::TestInATerminal",  # rolegraph run on a pseudo-terminal, in a subprocess
         "tests/models/test_keys.py::TestWithoutATerminal::test_the_cli_exits_2_naming_the_variable",  # subprocess
         "tests/models/test_providers.py::TestOllamaNotRunning::test_the_cli_says_so_and_exits_2",  # subprocess

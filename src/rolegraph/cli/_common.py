@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -157,9 +159,15 @@ async def _cancellable(work: Coroutine[Any, Any, T]) -> T:
 
 
 def run_async(work: Coroutine[Any, Any, T], *, error_exit: int, on_interrupt: Callable[[], None] | None = None) -> T:
-    """Run `work` to completion, turning rolegraph's errors and Ctrl-C/SIGTERM into messages and exit codes."""
+    """Run `work` to completion, turning rolegraph's errors and Ctrl-C/SIGTERM into messages and exit codes.
+
+    Standard output is the command's result, printed once the work is done: whatever writes to it
+    meanwhile (a Ray driver prints the cluster's errors, such as a lost node, there) goes to standard
+    error instead, so ``--json`` output stays one JSON document.
+    """
     try:
-        return asyncio.run(_cancellable(work))
+        with contextlib.redirect_stdout(sys.stderr):
+            return asyncio.run(_cancellable(work))
     except SpecError as exc:
         raise report_spec_error(exc) from None
     except DamagedFileError as exc:

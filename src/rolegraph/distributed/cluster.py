@@ -68,6 +68,9 @@ def prepare(address: str | None = None) -> str | None:
         for name, value in LONE_MACHINE.items():
             os.environ.setdefault(name, value)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Under `uv run`, Ray would otherwise ship the working folder to every worker and start each through
+    # `uv run` again; rolegraph's workers use the package each node has installed.
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     return target
 
 

@@ -1,0 +1,164 @@
+"""Scenario 8, Ray: many scripted runs in one process and on a Ray cluster of one and of two nodes on
+this machine, and what one step costs through Ray.
+
+Each configuration runs in a fresh driver process (Ray is set up once per process):
+
+- ``local``: N runs of a three-step scripted workflow (``a -> b, c``), at most C at once, in the
+  driver's own process;
+- ``ray-1``, ``ray-2``: the same runs from a driver joined (``RAY_ADDRESS``) to a
+  `rolegraph.distributed.local_nodes.LocalNodes` cluster of one or two nodes, one CPU each, every
+  step a Ray task.
+
+One warm-up run comes first in each (connecting, the first workers). Throughput is runs per second of
+wall time. The step cost is the wall time per step of a chain of S function steps (one run, each step
+waiting for the last), through Ray on one node and in the driver's process; the difference is what
+Ray adds to a step on the critical path.
+
+The prediction for N machines fits Amdahl's law to the one- and two-node figures: the share of the
+work that did not spread (the driver, which takes every step's records in) stays, the rest divides
+by N. Both nodes here share this machine's two cores (and other users' load), so the fit is a floor
+for separate machines, not a measurement of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import Level
+
+RUNS: dict[Level, int] = {"smoke": 4, "quick": 20, "full": 200}
+CONCURRENCY = 8
+CHAIN: dict[Level, int] = {"smoke": 4, "quick": 10, "full": 20}
+NODES = {"ray-1": 1, "ray-2": 2}
+PREDICT_FOR = (1, 2, 4, 8, 16)
+
+WORKFLOW = """\
+rolegraph: 1
+name: ray_bench
+models: {default: "scripted:script.yaml"}
+roles:
+  worker: {instructions: Do the task., output: {value: string}}
+settings: {max_concurrency: 4}
+steps:
+  a: {role: worker, task: go}
+  b: {role: worker, task: go, depends_on: [a]}
+  c: {role: worker, task: go, depends_on: [a]}
+"""
+SCRIPT = "- {final: {value: ok}}\n" * 3
+STEPS = "async def step(n: int) -> dict:\n    return {'n': n}\n"
+
+
+def chain_yaml(length: int) -> str:
+    """A workflow of `length` function steps, each depending on the one before."""
+    lines = ["rolegraph: 1", "name: ray_chain", "steps:"]
+    for i in range(length):
+        after = f", depends_on: [s{i - 1}]" if i else ""
+        lines.append(f"  s{i}: {{function: 'bench_steps:step', args: {{n: {i}}}{after}}}")
+    return "\n".join(lines) + "\n"
+
+
+def run(level: Level = "quick") -> dict[str, Any]:
+    """Throughput of N scripted runs locally and on one and two Ray nodes; the cost of a step through Ray."""
+    from rolegraph.distributed.local_nodes import LocalNodes
+
+    runs, length = RUNS[level], CHAIN[level]
+    with tempfile.TemporaryDirectory(prefix="rg-bench-ray-", dir="/tmp") as tmp:
+        folder = Path(tmp)
+        (folder / "wf.yaml").write_text(WORKFLOW)
+        (folder / "script.yaml").write_text(SCRIPT)
+        (folder / "chain.yaml").write_text(chain_yaml(length))
+        (folder / "bench_steps.py").write_text(STEPS)
+        configs = {"local": _measure(folder, runs, {})}
+        for name, count in NODES.items():
+            nodes_dir = folder / name
+            nodes_dir.mkdir()
+            nodes = LocalNodes(nodes_dir, count=count)
+            try:
+                configs[name] = _measure(folder, runs, nodes.env())
+            finally:
+                nodes.stop()
+    for figures in configs.values():
+        figures["runs_per_s"] = figures["completed"] / figures["seconds"]
+    step_local = configs["local"]["chain_s"] / length * 1000
+    step_ray = configs["ray-1"]["chain_s"] / length * 1000
+    return {
+        "runs": runs,
+        "concurrency": CONCURRENCY,
+        "steps_per_run": 3,
+        "configs": configs,
+        "step": {
+            "steps": length,
+            "local_ms_per_step": step_local,
+            "ray_ms_per_step": step_ray,
+            "overhead_ms_per_step": step_ray - step_local,
+        },
+        "prediction": _predict(configs["ray-1"]["runs_per_s"], configs["ray-2"]["runs_per_s"]),
+    }
+
+
+def _predict(one: float, two: float) -> dict[str, Any]:
+    """Amdahl's law through the one- and two-node throughputs: runs per second on N nodes."""
+    speedup = two / one
+    serial = min(1.0, max(0.0, 2 / speedup - 1))
+    return {
+        "speedup_2_nodes": speedup,
+        "serial_fraction": serial,
+        "runs_per_s": {str(n): one / (serial + (1 - serial) / n) for n in PREDICT_FOR},
+    }
+
+
+def _measure(folder: Path, runs: int, env: dict[str, str]) -> dict[str, Any]:
+    """One configuration, in a fresh driver process."""
+    environ = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ray_cluster", str(folder), str(runs), "ray" if env else "local"],
+        env={**environ, "ROLEGRAPH_HOME": str(folder / "home"), **env},
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"the {'ray' if env else 'local'} driver failed:\n{proc.stderr[-3000:]}")
+    figures: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return figures
+
+
+async def _drive(folder: Path, runs: int, executor: str) -> dict[str, Any]:
+    """The driver: a warm-up run, N runs at most `CONCURRENCY` at once, then the chain once."""
+    from rolegraph.workflow import Workflow
+
+    wf, chain = Workflow.load(folder / "wf.yaml"), Workflow.load(folder / "chain.yaml")
+    factory = wf.executor(executor)
+    await wf.run({}, executor=factory)
+    slots = asyncio.Semaphore(CONCURRENCY)
+
+    async def one() -> str:
+        async with slots:
+            return (await wf.run({}, executor=factory)).status
+
+    start = time.perf_counter()
+    statuses = await asyncio.gather(*(one() for _ in range(runs)))
+    seconds = time.perf_counter() - start
+    await chain.run({}, executor=factory)  # warm-up of the function step's import
+    start = time.perf_counter()
+    chained = await chain.run({}, executor=factory)
+    chain_s = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "completed": statuses.count("completed"),
+        "chain_s": chain_s,
+        "chain_status": chained.status,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(_drive(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]))))

@@ -1,0 +1,184 @@
+"""Runs on a two-node Ray cluster on 127.0.0.1: both nodes used, the local run's outputs and trace,
+loopback ports only, a lost worker node survived, and a Ray run resumed and replayed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ray_nodes import listeners, off_loopback
+from test_ray_executor import rolegraph, trace_shape, write_project
+
+from rolegraph.distributed.local_nodes import LocalNodes
+from rolegraph.traces.sinks import read_jsonl
+
+PAUSE_S = 6
+"""How long each of the two function steps takes: the window in which the worker node is killed."""
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalNodes]:
+    """A head and a worker node on 127.0.0.1, one CPU each; stopped at the end whatever happened."""
+    # Ray's socket paths must stay short: a temp folder of its own rather than pytest's deep one.
+    folder = Path(tempfile.mkdtemp(prefix="rg-ray-", dir="/tmp"))
+    nodes = LocalNodes(folder, count=2)
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scripted review with two overlapping function steps of `PAUSE_S` seconds."""
+    path = write_project(tmp_path_factory.mktemp("two-nodes") / "project")
+    (path.parent / "ray_steps.py").write_text(
+        (path.parent / "ray_steps.py").read_text().replace("asyncio.sleep(2)", f"asyncio.sleep({PAUSE_S})")
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_run(project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The run in this machine's one process: what every cluster run must equal."""
+    proc = rolegraph(["run", str(project), "--json", "--quiet"], tmp_path_factory.mktemp("local"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary: dict[str, Any] = json.loads(proc.stdout)
+    return summary
+
+
+def on_cluster(args: list[str], home: Path, cluster: LocalNodes) -> subprocess.CompletedProcess[str]:
+    """The CLI, joined to the cluster (RAY_ADDRESS), with its own home."""
+    return subprocess.run(
+        [sys.executable, "-m", "rolegraph", *args],
+        env={**os.environ, "ROLEGRAPH_HOME": str(home), **cluster.env()},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def start(args: list[str], home: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """The CLI in the background, with its own home and the cluster's environment."""
+    environ = {**os.environ, "ROLEGRAPH_HOME": str(home), **env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "rolegraph", *args],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_span(home: Path, found: Callable[[dict[str, Any]], bool], process: subprocess.Popen[str]) -> str:
+    """Wait until the run's trace holds a record `found` accepts; the run's id."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        for trace in (home / "runs").glob("*/trace.jsonl"):
+            if any(found(r) for r in read_jsonl(trace)):
+                return trace.parent.name
+        time.sleep(0.5)
+    raise AssertionError("the run never got there")
+
+
+def same_outputs(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Two run summaries have equal report, sources file and usage."""
+    for name in ("report", "sources"):
+        assert Path(a["outputs"][name]).read_text() == Path(b["outputs"][name]).read_text()
+    assert a["usage"] == b["usage"]
+
+
+def nodes_of(trace: Path) -> set[str]:
+    """The nodes the run's steps ran on, as their spans say."""
+    return {r["attributes"]["rolegraph.node"] for r in read_jsonl(trace) if "rolegraph.node" in r.get("attributes", {})}
+
+
+class TestLocalNodes:
+    def test_every_port_of_both_nodes_is_on_loopback(self, cluster: LocalNodes) -> None:
+        """`ss -ltnp` lists the cluster's listening ports, and every one is on 127.0.0.1."""
+        pids = cluster.pids()
+        assert len(listeners(pids)) >= 6  # a GCS, and two servers per raylet at least: the check saw them
+        assert off_loopback(pids) == []
+
+    def test_a_run_uses_both_nodes_and_equals_the_local_run(
+        self, cluster: LocalNodes, project: Path, local_run: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """A run joining the cluster (RAY_ADDRESS) ran steps on both nodes and has the local run's outputs,
+        sources, usage and trace; replaying it offline is identical."""
+        proc = on_cluster(["run", str(project), "--json", "--quiet", "--executor", "ray"], tmp_path, cluster)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        summary = json.loads(proc.stdout)
+        same_outputs(local_run, summary)
+        assert trace_shape(Path(local_run["trace"])) == trace_shape(Path(summary["trace"]))
+        assert len(nodes_of(Path(summary["trace"]))) == 2
+        assert cluster.workers[0] in nodes_of(Path(summary["trace"]))
+
+        replayed = rolegraph(["replay", summary["run_id"], "--json"], tmp_path)
+        assert replayed.returncode == 0, replayed.stdout + replayed.stderr[-3000:]
+        assert json.loads(replayed.stdout)["differing_steps"] == []
+
+    def test_a_ray_run_killed_resumes_on_the_cluster(
+        self, cluster: LocalNodes, project: Path, local_run: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """A run on the cluster whose driver is killed mid-run resumes (`resume --executor ray`) to the
+        local run's outputs, without running its finished steps again."""
+        process = start(["run", str(project), "--quiet", "--executor", "ray"], tmp_path, cluster.env())
+        try:
+            run_id = wait_for_span(
+                tmp_path, lambda r: r.get("event") == "span_end" and r.get("name") == "checkpoint research", process
+            )
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+        resumed = on_cluster(["resume", run_id, "--json", "--quiet", "--executor", "ray"], tmp_path, cluster)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        summary = json.loads(resumed.stdout)
+        same_outputs(local_run, summary)
+        assert summary["resumed_steps"]  # the steps finished before the kill were not run again
+
+    def test_losing_the_worker_node_mid_run_keeps_the_outputs(
+        self, cluster: LocalNodes, project: Path, local_run: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """Killing the worker node while a step runs on it: Ray reruns the step on the head node and the
+        run completes with the local run's outputs (this test ends the worker node: it runs last)."""
+        process = start(["run", str(project), "--json", "--quiet", "--executor", "ray"], tmp_path, cluster.env())
+        try:
+            wait_for_span(
+                tmp_path,
+                lambda r: (
+                    r.get("event") == "span_start"
+                    and "ray_steps:pause" in r.get("name", "")
+                    and r.get("attributes", {}).get("rolegraph.node") == cluster.workers[0]
+                ),
+                process,
+            )
+            cluster.kill_worker()
+            stdout, stderr = process.communicate(timeout=900)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+        assert process.returncode == 0, stderr[-3000:]
+        summary = json.loads(stdout)
+        same_outputs(local_run, summary)
+        pauses = [
+            r
+            for r in read_jsonl(Path(summary["trace"]))
+            if r.get("event") == "span_end" and "ray_steps:pause" in r.get("name", "")
+        ]
+        # Both pauses ended, on the head: the one killed on the worker was run again there.
+        assert [r["attributes"]["rolegraph.node"] == cluster.workers[0] for r in pauses] == [False, False]
