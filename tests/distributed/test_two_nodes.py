@@ -107,7 +107,7 @@ def nodes_of(trace: Path) -> set[str]:
     return {r["attributes"]["rolegraph.node"] for r in read_jsonl(trace) if "rolegraph.node" in r.get("attributes", {})}
 
 
-class TestLocalNodes:
+class TestTwoNodes:
     def test_every_port_of_both_nodes_is_on_loopback(self, cluster: LocalNodes) -> None:
         """`ss -ltnp` lists the cluster's listening ports, and every one is on 127.0.0.1."""
         pids = cluster.pids()
