@@ -59,7 +59,12 @@ async def _operations(cache: RunCache, repeats: int) -> dict[str, float]:
     # The digest the agent hands the cache (and its journal), of the turn's own messages.
     messages = [Message.system(agent._system_prompt()), Message.user(TASK)]
     schema = agent._final_schema([])
-    digest = repeat_ns(lambda: agent._chat_request(messages, None, schema, SETTINGS), repeats=repeats)
+
+    def first_digest() -> object:  # an agent's first call: no part's digest kept from an earlier call
+        agent._kept_digests.clear()
+        return agent._chat_request(messages, None, schema, SETTINGS)
+
+    digest = repeat_ns(first_digest, repeats=repeats)
     request = agent._chat_request(messages, None, schema, SETTINGS)
     completion = final(ANSWER, "plan")
     cache.keep(model, request, SETTINGS, completion)

@@ -436,7 +436,8 @@ def _cache_md(fig: Any) -> list[str]:
         "",
         *_table(["the turn's model call", "µs per turn", "ratio to scripted"], rows),
         f"A hit costs {_num(cached - scripted)} µs more than an instant scripted call: the request's digest "
-        f"({_num(fig['digest_us'])} µs, which a durable run computes for its journal anyway), `lookup` "
+        f"({_num(fig['digest_us'])} µs for an agent's first call, which a durable run computes for its journal "
+        "anyway), `lookup` "
         f"({_num(fig['lookup_us'])} µs) and rebuilding the answer. `keep` after a call made: "
         f"{_num(fig['keep_us'])} µs.",
     ]
