@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,8 @@ from typer.testing import CliRunner, Result
 from evals.conftest import GOOD, NOTES, WORKFLOW
 from projects import isolated_home, write_library, write_script
 from rolegraph.cli import app
+
+ROLEGRAPH = Path(sys.executable).parent / "rolegraph"
 
 
 def cli(*args: str | Path) -> Result:
@@ -69,3 +74,31 @@ class TestCacheCommands:
         assert run("--no-cache")["cache"] is None
         cached = run()["cache"]
         assert isinstance(cached, dict) and cached["hits"] == 3
+
+
+class TestResumedCachedRun:
+    def test_a_resumed_run_counts_the_hits_of_its_first_invocation(self, project: Path, tmp_path: Path) -> None:
+        """Killed after its third journal record (two calls answered by the cache, their spans ended but the
+        second's), then resumed: the summary counts the first invocation's traced hit with the resume's own."""
+        run("--cache")
+        home = tmp_path / "home"
+        env = {**os.environ, "ROLEGRAPH_HOME": str(home), "COLUMNS": "200", "ROLEGRAPH_KILL_AT": "journal:3"}
+        command = [ROLEGRAPH, "run", "review.yaml", "--model", "scripted:model.yaml", "--quiet", "--cache"]
+        killed = subprocess.run(command, env=env, cwd=project, capture_output=True, text=True, timeout=120)
+        assert killed.returncode < 0, killed.stderr
+        (run_dir,) = [p for p in (home / "runs").iterdir() if p.name not in _finished(home)]
+        resumed = cli("resume", run_dir.name, "--json", "--quiet")
+        assert resumed.exit_code == 0, resumed.output
+        summary = json.loads(resumed.stdout[: resumed.stdout.rindex("}") + 1])
+        assert summary["replayed_calls"] == 3  # chat, tool, chat of `research`, from the journal
+        assert summary["cache"]["hits"] == 2  # research's first chat (traced before the kill) and write's chat
+
+
+def _finished(home: Path) -> set[str]:
+    """The runs whose summary says they completed."""
+    done = set()
+    for folder in (home / "runs").iterdir():
+        summary = folder / "run.json"
+        if summary.is_file() and json.loads(summary.read_text()).get("status") == "completed":
+            done.add(folder.name)
+    return done
