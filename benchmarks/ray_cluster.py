@@ -141,13 +141,16 @@ async def _drive(folder: Path, runs: int, executor: str) -> dict[str, Any]:
     await wf.run({}, executor=factory)
     slots = asyncio.Semaphore(CONCURRENCY)
 
-    async def one() -> str:
+    async def one() -> tuple[str, str | None]:
         async with slots:
-            return (await wf.run({}, executor=factory)).status
+            result = await wf.run({}, executor=factory)
+            return result.status, result.error
 
     start = time.perf_counter()
-    statuses = await asyncio.gather(*(one() for _ in range(runs)))
+    outcomes = await asyncio.gather(*(one() for _ in range(runs)))
     seconds = time.perf_counter() - start
+    statuses = [status for status, _ in outcomes]
+    errors = sorted({(error or status)[:300] for status, error in outcomes if status != "completed"})
     await chain.run({}, executor=factory)  # warm-up of the function step's import
     start = time.perf_counter()
     chained = await chain.run({}, executor=factory)
@@ -157,6 +160,7 @@ async def _drive(folder: Path, runs: int, executor: str) -> dict[str, Any]:
         "completed": statuses.count("completed"),
         "chain_s": chain_s,
         "chain_status": chained.status,
+        "errors": errors[:5],
     }
 
 
