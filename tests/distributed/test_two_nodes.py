@@ -22,6 +22,15 @@ from test_ray_executor import rolegraph, trace_shape, write_project
 from rolegraph.distributed.local_nodes import LocalNodes
 from rolegraph.traces.sinks import read_jsonl
 
+PLAN_LOCAL = """\
+rolegraph: 1
+name: plan_local
+models:
+  default: {model: local, max_tokens: 160}
+steps:
+  plan: {role: planner, task: "Write 2 short research questions about LoRA."}
+"""
+
 PAUSE_S = 6
 """How long each of the two function steps takes: the window in which the worker node is killed."""
 
@@ -149,6 +158,24 @@ class TestTwoNodes:
         summary = json.loads(resumed.stdout)
         same_outputs(local_run, summary)
         assert summary["resumed_steps"]  # the steps finished before the kill were not run again
+
+    @pytest.mark.local_model
+    def test_the_embedded_model_answers_on_the_cluster_as_in_one_process(
+        self, cluster: LocalNodes, tmp_path: Path
+    ) -> None:
+        """A short run on SmolLM2 (fixed seed): on the cluster, where a node's actor holds the model, the step's
+        output and tokens equal those of the run in one process."""
+        path = tmp_path / "plan.yaml"
+        path.write_text(PLAN_LOCAL)
+        local = rolegraph(["run", str(path), "--json", "--quiet"], tmp_path / "local")
+        assert local.returncode == 0, local.stderr[-3000:]
+        remote = on_cluster(["run", str(path), "--json", "--quiet", "--executor", "ray"], tmp_path / "ray", cluster)
+        assert remote.returncode == 0, remote.stderr[-3000:]
+        a, b = json.loads(local.stdout), json.loads(remote.stdout)
+        plans = [json.loads((Path(s["trace"]).parent / "steps" / "plan.json").read_text()) for s in (a, b)]
+        assert plans[0]["output"] == plans[1]["output"] and plans[0]["output"]["questions"]
+        assert a["usage"] == b["usage"]
+        assert nodes_of(Path(b["trace"]))  # the step ran on a node of the cluster
 
     def test_losing_the_worker_node_mid_run_keeps_the_outputs(
         self, cluster: LocalNodes, project: Path, local_run: dict[str, Any], tmp_path: Path
