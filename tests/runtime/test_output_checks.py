@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 import rolegraph
@@ -14,6 +15,7 @@ from projects import isolated_home, write_script
 from rolegraph.errors import SpecError
 from rolegraph.models.moderation import Moderation
 from rolegraph.models.providers import OpenAIProvider
+from rolegraph.retry import RetryPolicy
 from rolegraph.testing import FaultServer, Status
 
 CHECKS_PY = """
@@ -250,6 +252,22 @@ class TestModerationEndpoint:
         assert (first.method, first.path) == ("POST", "/v1/moderations")
         assert first.body == {"model": "omni-moderation-latest", "input": "you are awful"}
         assert first.headers["authorization"] == "Bearer sk-moderation-canary-0123456789"
+
+    async def test_a_500_is_retried_a_401_is_not(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A transient 500 is retried and the answer read; a 401 fails at once with the SDK's error."""
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-moderation-canary-0123456789")
+        script = [Status(500, body={"error": {"message": "busy"}}), Status(200, body=moderation_body(False))]
+        script.append(Status(401, body={"error": {"message": "bad key", "type": "invalid_request_error"}}))
+        with FaultServer(script) as server:
+            provider = OpenAIProvider(name="openai", base_url=server.url, require_key=True)
+            moderation = Moderation(provider=provider, retry=RetryPolicy(attempts=3, initial_delay=0, jitter=0))
+            try:
+                assert await moderation.classify("hello") == []
+                with pytest.raises(openai.AuthenticationError):
+                    await moderation.classify("again")
+            finally:
+                await moderation.aclose()
+        assert len(server.requests) == 3
 
     async def test_a_workflow_with_moderation_on_a_loopback_server(self, tmp_path: Path) -> None:
         """moderation: {base_url} in YAML: a flagged answer is repaired, the clean one accepted."""

@@ -12,7 +12,13 @@ shape (`openai.types.ModerationCreateResponse`: ``results[0].flagged`` and its
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rolegraph.models.providers import OpenAIProvider
+from rolegraph.retry import RetryPolicy, trace_retry
+
+if TYPE_CHECKING:
+    from openai.types import ModerationCreateResponse
 
 __all__ = ["MODERATION_KEY_ENV", "Moderation"]
 
@@ -27,6 +33,7 @@ class Moderation:
         base_url: A compatible server's API root (None: OpenAI's, with its key required).
         model: The moderation model.
         provider: A ready provider to use instead (tests).
+        retry: How transient failures (a reset connection, 429, 5xx) are retried (default `RetryPolicy()`).
 
     Raises:
         ModelNotAvailableError: OpenAI's endpoint is meant and its key is missing (the variable is named).
@@ -38,6 +45,7 @@ class Moderation:
         base_url: str | None = None,
         model: str = "omni-moderation-latest",
         provider: OpenAIProvider | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         purpose = "the moderation check"
         if provider is None:
@@ -48,14 +56,21 @@ class Moderation:
             )
         self.provider = provider
         self.model = model
+        self.retry = retry or RetryPolicy()
 
     async def classify(self, text: str) -> list[str]:
         """The categories `text` is flagged for, sorted (empty: not flagged).
 
         Raises:
-            openai.OpenAIError: The endpoint failed or answered something else (the check then fails with it).
+            openai.OpenAIError: The endpoint failed (after its retries) or answered something else (the check
+                then fails with it).
         """
-        response = await self.provider.client.moderations.create(model=self.model, input=text)
+
+        async def create() -> ModerationCreateResponse:
+            sent: ModerationCreateResponse = await self.provider.client.moderations.create(model=self.model, input=text)
+            return sent
+
+        response = await self.retry.call(create, on_retry=trace_retry)
         result = response.results[0]
         if not result.flagged:
             return []
