@@ -327,6 +327,18 @@ class TestRun:
         assert "▶ research (researcher)" in result.stderr
         assert "citations  2 (0 unresolved)" in result.stderr
 
+    def test_json_stays_one_document_when_the_work_prints(self, home: Path, tmp_path: Path) -> None:
+        """Whatever prints to stdout while the run works (a step; a Ray driver printing a lost node) goes to
+        stderr: `run --json` stdout is still exactly one JSON object."""
+        folder = tmp_path / "noisy"
+        folder.mkdir()
+        (folder / "noisy_steps.py").write_text("async def shout() -> dict:\n    print('NOISE')\n    return {}\n")
+        (folder / "wf.yaml").write_text("rolegraph: 1\nname: noisy\nsteps:\n  s: {function: 'noisy_steps:shout'}\n")
+        result = cli("run", folder / "wf.yaml", "--json", "--quiet")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["status"] == "completed"
+        assert "NOISE" in result.stderr
+
     def test_quiet_prints_no_progress(self, project: Path) -> None:
         """`--quiet` drops the live progress lines; the closing table remains on stderr."""
         result = cli("run", project, "--quiet")
