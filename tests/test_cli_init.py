@@ -87,6 +87,18 @@ class TestInit:
         assert "[1]" in Path(summary["outputs"]["report"]).read_text()
         assert [s["id"] for s in json.loads(Path(summary["outputs"]["sources"]).read_text())] == ["hu2021lora"]
 
+    @pytest.mark.local_model
+    def test_runs_as_generated_on_the_embedded_model(self) -> None:
+        """`run demo/workflow.yaml` as generated (the embedded model, no --model) completes with a cited report:
+        the researcher searches the library with the question (the 135M model copied `key#p4` from the tool's
+        description when asked for "the key words" and then cited nothing it had retrieved)."""
+        cli("init", "demo")
+        result = cli("run", "demo/workflow.yaml", "--json", "--quiet")
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)
+        assert (summary["status"], summary["citations"]["unresolved"]) == ("completed", 0)
+        assert summary["citations"]["total"] >= 1
+
     def test_evaluates(self, tmp_path: Path) -> None:
         """`eval` of the new workflow on its own eval set scores both questions."""
         cli("init", "demo")
