@@ -41,7 +41,7 @@ from rolegraph.durability.killpoints import KillPoints
 from rolegraph.errors import DamagedFileError, ResumeError
 from rolegraph.layout import STORE_FILE, RunFolder
 from rolegraph.runtime.run_info import RunInfo
-from rolegraph.runtime.scheduler import Checkpoint, StepOutcome, StepState
+from rolegraph.runtime.scheduler import OUTCOME, Checkpoint, StepOutcome, StepState
 from rolegraph.tools.sources import Source
 
 __all__ = ["DAMAGE_ADVICE", "JournalEntry", "RunStore"]
@@ -271,7 +271,7 @@ class RunStore:
         """Record a finished item of a ``for_each`` step."""
         self._db.execute(
             "INSERT OR REPLACE INTO items (step_id, visit, item, outcome) VALUES (?, ?, ?, ?)",
-            (step_id, visit, index, self._json(outcome.model_dump(mode="json"))),
+            (step_id, visit, index, self._json(OUTCOME.dump_python(outcome, mode="json"))),
         )
         self._hit("item")
 
@@ -279,7 +279,7 @@ class RunStore:
         """The recorded items of one visit of a ``for_each`` step, by index."""
         with self._reading():
             rows = self._db.execute("SELECT item, outcome FROM items WHERE step_id = ? AND visit = ?", (step_id, visit))
-            return {int(index): StepOutcome.model_validate_json(outcome) for index, outcome in rows}
+            return {int(index): OUTCOME.validate_json(outcome) for index, outcome in rows}
 
     # The call journal
 

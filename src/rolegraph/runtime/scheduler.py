@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import networkx as nx
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from rolegraph.errors import BudgetExceeded, RolegraphError
 from rolegraph.models.model import Usage
@@ -30,6 +30,7 @@ from rolegraph.workflows.spec import StepSpec, WorkflowSpec
 from rolegraph.workflows.templates import evaluate, referenced_names, render, render_value
 
 __all__ = [
+    "OUTCOME",
     "Checkpoint",
     "Checkpointer",
     "Scheduler",
@@ -43,9 +44,10 @@ __all__ = [
 StepStatus = Literal["pending", "running", "completed", "failed", "skipped", "cancelled", "budget_exceeded"]
 
 
-class StepCall(BaseModel):
+@dataclass
+class StepCall:
     """One unit of work for an executor: a step's agent on a rendered task, or a tool or
-    function on rendered arguments. Plain data."""
+    function on rendered arguments. Plain data (a dataclass: built per step, never validated in-process)."""
 
     run_id: str
     step_id: str
@@ -61,16 +63,21 @@ class StepCall(BaseModel):
     """1 on the first run of the step, more when a route sent work back to it."""
     attempt: int = 1
     """1 on an item's first try, more when ``on_item_error: retry:N`` tries it again (new call ids)."""
-    upstream: dict[str, Any] = Field(default_factory=dict)
+    upstream: dict[str, Any] = field(default_factory=dict)
     """Outputs of the step's direct dependencies and of the upstream steps its templates read."""
 
 
-class StepOutcome(BaseModel):
-    """What an executor returns for a `StepCall`. Plain data."""
+@dataclass
+class StepOutcome:
+    """What an executor returns for a `StepCall`. Plain data (a dataclass; `OUTCOME` reads and writes it as JSON)."""
 
     output: dict[str, Any]
-    usage: Usage = Field(default_factory=Usage)
+    usage: Usage = field(default_factory=Usage)
     tool_calls: int = 0
+
+
+OUTCOME: TypeAdapter[StepOutcome] = TypeAdapter(StepOutcome)
+"""A `StepOutcome` to JSON data and back, validated: where one is stored or read back (the run store)."""
 
 
 class StepExecutor(Protocol):
