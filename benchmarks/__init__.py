@@ -23,6 +23,7 @@ from benchmarks import (
     parallelism,
     ray_cluster,
     trace_throughput,
+    whole_runs,
 )
 from benchmarks._common import Level
 
@@ -39,6 +40,7 @@ SCENARIOS: dict[str, Scenario] = {
     "model_cache": model_cache.run,
     "batched_decoding": batched_decoding.run,
     "ray": ray_cluster.run,
+    "whole_runs": whole_runs.run,
 }
 """Every scenario, by the name ``--only`` takes, in the order they run."""
 

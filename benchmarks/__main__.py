@@ -13,6 +13,7 @@ from benchmarks._common import Level
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results"
+README = HERE.parent / "README.md"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = report.merge(report.load(args.out), measured)
     for path in report.write(results, args.out, markdown_path):
         print(f"wrote {path}", file=sys.stderr)
+    if args.out.resolve() == DEFAULT_OUT and report.update_readme(results, README):
+        print(f"wrote the headline table of {README}", file=sys.stderr)
     print("\n".join(report.targets_table(results)))
     return 0
 

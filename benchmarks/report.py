@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from benchmarks import batched_decoding
+from benchmarks import batched_decoding, report_whole
 from benchmarks._common import loglog_slope
 
 PACKAGES = ("rolegraph", "pydantic", "networkx", "structlog", "langgraph", "matplotlib", "llama-cpp-python")
@@ -163,6 +163,7 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     else:
         rows.append(_target("compile + validate growth exponent", "≈ 1 to 10,000 steps", None, "", None))
     rows.append(_load_target(scale))
+    rows += report_whole.targets(_figures(results, "whole_runs"))
     local = _figures(results, "local_model")
     label = "local provider tokens/s vs raw llama-cpp-python: framework's share (worst case)"
     if local:
@@ -499,6 +500,7 @@ SECTIONS: dict[str, Callable[[Any], list[str]]] = {
     "model_cache": _cache_md,
     "batched_decoding": batched_decoding.markdown,
     "ray": _ray_md,
+    "whole_runs": report_whole.section,
 }
 
 
@@ -636,6 +638,25 @@ def write(results: Mapping[str, Any], out: Path, markdown_path: Path) -> list[Pa
     json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     markdown_path.write_text(markdown(results), encoding="utf-8")
     return [json_path, markdown_path, *plots(results, out)]
+
+
+README_START = "<!-- benchmarks:targets (written by `python -m benchmarks` from results.json; do not edit) -->"
+README_END = "<!-- /benchmarks:targets -->"
+
+
+def readme_block(results: Mapping[str, Any]) -> str:
+    """The README's headline table: the targets table of `results`, between its markers."""
+    return "\n".join([README_START, "", *targets_table(results), README_END])
+
+
+def update_readme(results: Mapping[str, Any], readme: Path) -> bool:
+    """Replace the headline table between the markers in `readme`; False if the file has no markers."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    readme.write_text(text[:start] + readme_block(results) + text[end + len(README_END) :], encoding="utf-8")
+    return True
 
 
 def load(out: Path) -> dict[str, Any] | None:

@@ -126,6 +126,16 @@ class TestScenarios:
         results = report.merge(None, {"model_cache": {"level": "smoke", "seconds": 1.0, "figures": fig}})
         assert "## 8. Model-call cache" in report.markdown(results)
 
+    def test_whole_runs_against_langgraph(self, figures: dict[str, Any]) -> None:
+        """Whole runs give, per chain length and step kind, rolegraph's and LangGraph's per-step times and ratios."""
+        fig = figures["whole_runs"]
+        for kind in ("agent", "function"):
+            assert [r["n"] for r in fig[kind]] == [5, 20]
+            for row in fig[kind]:
+                assert row["rolegraph_us"] > 0 and row["langgraph_us"] > 0 and row["langgraph_memory_us"] > 0
+                assert row["ratio_bare"] == pytest.approx(row["rolegraph_us"] / row["langgraph_us"])
+                assert (row["langgraph_sqlite_us"] is None) is (not fig["sqlite_saver"])
+
 
 @pytest.mark.local_model
 class TestLocalModel:
@@ -188,6 +198,21 @@ class TestReport:
         text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
         assert all(t["target"] in text for t in report.targets(results))
         assert results["machine"]["cpu_count"]
+
+    def test_the_readme_table_is_the_generators(self) -> None:
+        """The README's headline table is exactly what the generator writes from the tracked results.json."""
+        results = report.load(ROOT / "benchmarks" / "results")
+        assert results is not None
+        assert report.readme_block(results) in (ROOT / "README.md").read_text(encoding="utf-8")
+
+    def test_the_readme_table_is_replaced_between_its_markers(self, tmp_path: Path) -> None:
+        """Regenerating replaces only what lies between the markers."""
+        results = report.load(ROOT / "benchmarks" / "results")
+        assert results is not None
+        readme = tmp_path / "README.md"
+        readme.write_text(f"before\n{report.README_START}\nstale\n{report.README_END}\nafter\n", encoding="utf-8")
+        assert report.update_readme(results, readme)
+        assert readme.read_text(encoding="utf-8") == f"before\n{report.readme_block(results)}\nafter\n"
 
     def test_command_merges_with_previous_results(self, tmp_path: Path) -> None:
         """`--only` adds its scenario to the results already in the folder."""
