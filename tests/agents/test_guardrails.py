@@ -182,3 +182,18 @@ class TestSpans:
         ends = {r["kind"]: r for r in sink.records if r["event"] == "span_end"}
         assert ends["chat"]["parent_id"] == ends["run_guardrail"]["span_id"]
         assert ends["chat"]["attributes"]["rolegraph.purpose"] == "judge"
+
+
+class TestAgent:
+    async def test_a_failed_check_is_a_repair_turn_in_python(self) -> None:
+        """Agent(checks=...) sends a failed check back to the model and accepts the answer that passes."""
+        from rolegraph.agents.agent import Agent
+        from rolegraph.agents.roles import Role, output_model
+        from rolegraph.testing import final
+
+        role = Role(name="scout", instructions="Answer.", output_model=output_model("scout", {"notes": "string"}))
+        model = ScriptedModel([final({"notes": "a miracle"}), final({"notes": "a result"})])
+        result = await Agent(role, model, checks=[Blocklist(["miracle"])]).run("t")
+        assert result.output == {"notes": "a result"}
+        assert "check blocklist failed: the answer uses blocked words: 'miracle'" in model.calls[1].messages[-1].content
+        model.assert_complete()
