@@ -159,6 +159,18 @@ class TestTwoNodes:
         same_outputs(local_run, summary)
         assert summary["resumed_steps"]  # the steps finished before the kill were not run again
 
+    def test_a_batch_runs_its_lines_on_the_cluster(self, cluster: LocalNodes, project: Path, tmp_path: Path) -> None:
+        """`rolegraph batch ... --executor ray`: each line is a run whose steps ran on the cluster's nodes."""
+        inputs = tmp_path / "lines.jsonl"
+        inputs.write_text('{"pauses": [1]}\n{"pauses": [2]}\n')
+        args = ["batch", str(project), str(inputs), "--executor", "ray", "--concurrency", "2", "--json", "--quiet"]
+        proc = on_cluster(args, tmp_path, cluster)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        lines = json.loads(proc.stdout)
+        assert [(row["line"], row["status"]) for row in lines] == [(1, "completed"), (2, "completed")]
+        for row in lines:
+            assert nodes_of(tmp_path / "runs" / row["run_id"] / "trace.jsonl")
+
     @pytest.mark.local_model
     def test_the_embedded_model_answers_on_the_cluster_as_in_one_process(
         self, cluster: LocalNodes, tmp_path: Path
