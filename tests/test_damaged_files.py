@@ -38,8 +38,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 from typer.testing import CliRunner, Result
 
-from evals.conftest import EVALSET, GOOD, NOTES, WORKFLOW
-from projects import write_library, write_script
+from eval_projects import GOOD, write_eval_project
 from rolegraph.cli import app
 from rolegraph.viewer import create_app
 
@@ -79,11 +78,7 @@ def cli(home: Path, *args: str | Path) -> Result:
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pristine]:
     """An eval of two runs of the review workflow, recorded once for the module."""
     root = tmp_path_factory.mktemp("pristine")
-    project = root / "project"
-    write_library(project, NOTES)
-    write_script(project, "good", GOOD)
-    (project / "review.yaml").write_text(WORKFLOW)
-    (project / "set.yaml").write_text(EVALSET)
+    project = write_eval_project(root / "project", {"good": GOOD})
     home = root / "home"
     evaluation = [project / "review.yaml", project / "set.yaml", "--model", "scripted:good.yaml", "--repeat", "2"]
     done = cli(home, "eval", *evaluation, "--cache")

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from projects import isolated_home, write_library, write_script
+from eval_projects import ALPHA_QUOTE, write_eval_project
+from projects import isolated_home, write_script
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `benchmarks` lives beside `src`, not inside the installed package
@@ -17,28 +18,6 @@ if str(ROOT) not in sys.path:  # `benchmarks` lives beside `src`, not inside the
 
 from benchmarks import quality  # noqa: E402  (needs the path above)
 
-NOTES = {
-    "alpha2020": "Alpha inserts small adapter layers into a frozen network. The adapters train only a few weights.",
-    "beta2021": "Beta writes each weight update as a product of low-rank matrices. The update merges after training.",
-}
-ALPHA = "The adapters train only a few weights."
-WORKFLOW = """\
-rolegraph: 1
-name: review
-library: library
-inputs:
-  topic: {type: string, default: adapters}
-steps:
-  research:
-    role: researcher
-    task: "Research {{ inputs.topic }}."
-  write:
-    role: writer
-    depends_on: [research]
-    task: "Write about {{ inputs.topic }}."
-outputs:
-  report: {path: report.md, render: report, from: write}
-"""
 EVALSET = """\
 rolegraph_eval: 1
 name: tiny
@@ -54,27 +33,33 @@ questions:
 
 
 def script(claim: str, paragraphs: list[str]) -> list[dict[str, Any]]:
-    """A run that searches, makes one claim quoting ALPHA, and writes paragraphs citing alpha2020."""
+    """A run that searches, makes one claim quoting alpha2020, and writes paragraphs citing it."""
     return [
         {"tool": "library_search", "args": {"query": "adapters"}},
-        {"final": {"claims": [{"source_id": "alpha2020", "evidence": ALPHA, "claim": claim}]}},
+        {"final": {"claims": [{"source_id": "alpha2020", "evidence": ALPHA_QUOTE, "claim": claim}]}},
         {"final": {"title": "Review", "paragraphs": [{"citations": ["alpha2020"], "text": p} for p in paragraphs]}},
     ]
+
+
+def run_eval(project: Path, name: str, folder: Path, **options: Any) -> Path:
+    """`quality.run_eval` of the project's workflow and eval set on its scripted model, kept in `folder`."""
+    return quality.run_eval(
+        name,
+        workflow=project / "review.yaml",
+        evalset=project / "set.yaml",
+        models=["scripted:model.yaml"],
+        folder=folder,
+        **options,
+    )
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A two-note library, the review workflow, a two-question eval set and a scripted model that repeats itself."""
     isolated_home(tmp_path, monkeypatch)
-    folder = tmp_path / "project"
-    write_library(folder, NOTES)
     # The same script for every run: the first question is answered well, the second (about updates) badly.
-    write_script(
-        folder, "model", script("Adapters train only a few weights.", ["Adapters train few weights.", "Good."])
-    )
-    (folder / "review.yaml").write_text(WORKFLOW)
-    (folder / "set.yaml").write_text(EVALSET)
-    return folder
+    model = script("Adapters train only a few weights.", ["Adapters train few weights.", "Good."])
+    return write_eval_project(tmp_path / "project", {"model": model}, EVALSET)
 
 
 class TestKeptReports:
@@ -94,14 +79,7 @@ class TestRunAndRender:
     def test_run_keeps_the_report_and_render_writes_both_files(self, project: Path, tmp_path: Path) -> None:
         """`run_eval` keeps the whole JSON report with its meta; `render` puts its table in the README and docs."""
         folder = tmp_path / "kept"
-        path = quality.run_eval(
-            "before",
-            workflow=project / "review.yaml",
-            evalset=project / "set.yaml",
-            models=["scripted:model.yaml"],
-            folder=folder,
-            command="python -m benchmarks.quality run before",
-        )
+        path = run_eval(project, "before", folder, command="python -m benchmarks.quality run before")
         data = json.loads(path.read_text())
         assert [r["question"] for r in data["runs"]] == ["adapters", "updates"]
         assert {"command", "started", "finished", "seconds", "cpu_count", "commit"} <= set(data["meta"])
@@ -121,13 +99,7 @@ class TestRunAndRender:
         """A run whose claim repeats its topic and whose report states no fact scores 0 on both, in the table too."""
         write_script(project, "model", script("Adapters are adapters.", ["Adapters are useful.", "They help."]))
         folder = tmp_path / "kept"
-        quality.run_eval(
-            "bad",
-            workflow=project / "review.yaml",
-            evalset=project / "set.yaml",
-            models=["scripted:model.yaml"],
-            folder=folder,
-        )
+        run_eval(project, "bad", folder)
         (kept,) = quality.load_kept(folder)
         first = kept.report.runs[0].scores
         assert (first.fact_coverage, first.claim_support, first.quote_validity) == (0.0, 0.0, 1.0)
@@ -138,14 +110,7 @@ class TestRunAndRender:
     def test_rescore_scores_the_kept_runs_again(self, project: Path, tmp_path: Path) -> None:
         """`rescore_kept` re-reads the kept report's run folders: same scores, how it was made kept, date added."""
         folder = tmp_path / "kept"
-        path = quality.run_eval(
-            "before",
-            workflow=project / "review.yaml",
-            evalset=project / "set.yaml",
-            models=["scripted:model.yaml"],
-            folder=folder,
-            command="python -m benchmarks.quality run before",
-        )
+        path = run_eval(project, "before", folder, command="python -m benchmarks.quality run before")
         before = json.loads(path.read_text())
         before["runs"][0]["scores"]["claim_support"] = 0.123  # a stale score, as an older metric gave it
         path.write_text(json.dumps(before))
@@ -158,14 +123,7 @@ class TestRunAndRender:
         """A run that failed is listed under its question's table with its error, and counts 0 in completed."""
         write_script(project, "model", [{"text": "not an answer"}] * 12)
         folder = tmp_path / "kept"
-        quality.run_eval(
-            "broken",
-            workflow=project / "review.yaml",
-            evalset=project / "set.yaml",
-            models=["scripted:model.yaml"],
-            folder=folder,
-            limit=1,
-        )
+        run_eval(project, "broken", folder, limit=1)
         page = quality.docs_page(quality.load_kept(folder))
         assert (
             "Runs that did not complete:\n\n- `adapters` (scripted:model.yaml) failed: step 'research' failed" in page

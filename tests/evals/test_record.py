@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 import rolegraph
+from eval_projects import ALPHA_QUOTE, BETA_QUOTE, CLAIMS
 from rolegraph.evals.record import ClaimRef, RunFolderError, record_from_dir, record_of
-
-from .conftest import ALPHA_QUOTE, BETA_QUOTE, CLAIMS
 
 
 class TestRecordOf:

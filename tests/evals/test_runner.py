@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import rolegraph
+from eval_projects import GOOD as GOOD_SCRIPT
 from projects import write_script
 from rolegraph.errors import ModelNotAvailableError
 from rolegraph.evals.judge import JUDGE_PROMPT, Judge
@@ -19,8 +20,6 @@ from rolegraph.evals.runner import EvalReport, EvalRun, MetricSummary, evaluate,
 from rolegraph.testing import ScriptedModel, text
 from rolegraph.traces.trace import SpanRecord, Trace
 from rolegraph.workflows.spec import Budget
-
-from .conftest import GOOD as GOOD_SCRIPT
 
 GOOD, THIN = "scripted:good.yaml", "scripted:thin.yaml"
 
