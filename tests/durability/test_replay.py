@@ -261,8 +261,10 @@ class TestOldRunsAndErrors:
 
 DEMO_LIBRARY = Path(__file__).resolve().parents[2] / "examples" / "library"
 # The call and step time limits are far above any real call: on a loaded machine a call past the default 300 s
-# would make the recording a failed run, and this test is about a whole run replaying, not about time limits
-# (a failed call replays as `failed_as_recorded`: test_a_run_whose_model_failed_replays_to_the_same_failure).
+# failed the recording on wall time, and this test is about every recorded call replaying, not about time limits
+# (a call that failed replays as `failed_as_recorded`: test_a_run_whose_model_failed_replays_to_the_same_failure).
+# The run itself may fail on what the model wrote (SmolLM2's research answer is cut at max_tokens): all its calls
+# are recorded, and the replay must end the same way.
 SHORT_LOCAL = """\
 rolegraph: 1
 name: short_local
@@ -284,7 +286,6 @@ class TestOnTheEmbeddedModel:
         path = tmp_path / "short.yaml"
         path.write_text(SHORT_LOCAL.format(library=DEMO_LIBRARY))
         recorded = rolegraph.load(path).run_sync()
-        assert recorded.status == "completed", recorded.error
         report = asyncio.run(replay(recorded.run_dir))
         assert report.divergence is None, report.divergence
         assert report.replayed_calls == report.recorded_calls > 0
