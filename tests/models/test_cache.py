@@ -189,6 +189,17 @@ class TestRules:
         assert cache_key(one, REQUEST) != cache_key(one, {**REQUEST, "messages": "n" * 32})
         assert cache_key(AdaptedModel(), REQUEST) != cache_key(SamplingModel(), REQUEST)
 
+    def test_new_weights_under_the_same_name_are_another_key(self) -> None:
+        """A model whose weights changed (its revision) is another key, though its string and id are the same."""
+
+        class Retrained(SamplingModel):
+            @property
+            def revision(self) -> str:
+                return "1234:5678"
+
+        assert Retrained().name == SamplingModel().name
+        assert cache_key(Retrained(), REQUEST) != cache_key(SamplingModel(), REQUEST)
+
 
 class TestRunCache:
     def run_cache(self, tmp_path: Path) -> RunCache:

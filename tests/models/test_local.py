@@ -269,6 +269,18 @@ class TestLlamaCppModel:
             await model.complete(messages, settings=settings)
         ).text
 
+    def test_the_revision_follows_the_weights_file(self, tmp_path: Path, gguf: Path) -> None:
+        """The model's revision (part of the call cache's key) changes when its GGUF file is replaced."""
+        import os
+        import shutil
+
+        copy = tmp_path / gguf.name
+        shutil.copyfile(gguf, copy)
+        before = LlamaCppModel(copy, n_ctx=512, name="local").revision
+        os.utime(copy, ns=(0, copy.stat().st_mtime_ns + 1_000_000_000))
+        after = LlamaCppModel(copy, n_ctx=512, name="local").revision
+        assert before and after and before != after
+
     def test_missing_file_is_not_available(self, tmp_path: Path) -> None:
         """A GGUF path that does not exist raises ModelNotAvailableError naming it."""
         with pytest.raises(ModelNotAvailableError, match=r"missing\.gguf"):

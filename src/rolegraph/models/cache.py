@@ -11,8 +11,10 @@ Off by default (``settings.cache: true``, a model's ``cache: true``, ``--cache``
 ``Workflow.run(cache=True)``). A request is identified by the digest the call
 journal already takes of it (`rolegraph.agents.journal.request_digest`: messages,
 tools, answer schema, the settings that change an answer), joined with the model
-string and the options it was built with (`cache_key`): one definition of "the same
-request" for resume, replay and the cache.
+string, the model it names and the revision of its weights (a local file's size and
+time: new weights under the name ``local`` are another model) and the options it was
+built with (`cache_key`): one definition of "the same request" for resume, replay
+and the cache.
 
 What is never kept: a failed call (nothing comes back to keep), a call cut short
 (``finish_reason`` other than ``stop`` or ``tool_calls``: ``length``, an incomplete
@@ -89,8 +91,16 @@ CREATE INDEX IF NOT EXISTS entries_created ON entries (created);
 
 
 def cache_key(model: Model, request: Mapping[str, str]) -> str:
-    """The key of a model call: the request's digest (the journal's), the model string and how it was built."""
-    identity = {"model": model.name, "options": model.options, "request": dict(request)}
+    """The key of a model call: the request's digest (the journal's), the model string, the model it names
+    (`Model.model_id`, `Model.revision`: ``local`` after the weights changed is another model) and how it
+    was built."""
+    identity = {
+        "model": model.name,
+        "model_id": model.model_id,
+        "revision": model.revision,
+        "options": model.options,
+        "request": dict(request),
+    }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 

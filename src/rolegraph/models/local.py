@@ -346,6 +346,12 @@ class LlamaCppModel(Model):
         return self.path.stem
 
     @property
+    def revision(self) -> str:
+        """The GGUF file's size and modification time, and the adapter's when there is one."""
+        files = [self.path] + ([self.lora.path] if self.lora is not None else [])
+        return ";".join(f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+
+    @property
     def options(self) -> dict[str, Any]:
         """The LoRA adapter and its scale, when there is one."""
         if self.lora is None:

@@ -87,6 +87,13 @@ class Model(ABC):
         return self.name
 
     @property
+    def revision(self) -> str:
+        """What tells this model's weights apart beyond `model_id`: a local file's size and modification
+        time, so a cache never answers for weights that changed under the same name. Default: nothing
+        (a hosted provider versions its models by name)."""
+        return ""
+
+    @property
     def options(self) -> dict[str, Any]:
         """How this model was built beyond its string, when that shapes its answers: the API spoken,
         an inference provider, a LoRA adapter. Recorded on every ``chat`` span. Default: nothing."""
