@@ -3,6 +3,7 @@
 ```bash
 uv run python -m benchmarks.quality run before            # the bundled eval set on the demo workflow; keeps its JSON
 uv run python -m benchmarks.quality run after --limit 6   # the first 6 questions only
+uv run python -m benchmarks.quality run prose --limit 6 --writing abstractive   # the writer writes prose
 uv run python -m benchmarks.quality rescore before        # score its run folders again with today's metrics
 uv run python -m benchmarks.quality render                # README block and docs/quality.md from the kept JSON
 uv run python -m benchmarks.quality check                 # exit 1 if they differ from what the JSON gives
@@ -35,12 +36,16 @@ from pathlib import Path
 from typing import Any
 
 import rolegraph
+from rolegraph.agents.roles import ReportOutput, Writing
 from rolegraph.evals.loader import load_evalset
 from rolegraph.evals.metrics import CHECKS, QUALITY, USAGE
 from rolegraph.evals.relevance import TOPIC_MATCHES
 from rolegraph.evals.runner import EvalReport, EvalRun, MetricSummary, evaluate, rescore
 from rolegraph.evals.support import SUPPORT_THRESHOLD
 from rolegraph.layout import home_dir
+from rolegraph.runtime.executor import resolve_roles
+from rolegraph.workflow import Workflow
+from rolegraph.workflows.spec import RoleSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "quality"
@@ -56,6 +61,7 @@ _QUESTION_COLUMNS = (
     "topic_relevance",
     "fact_coverage",
     "claim_support",
+    "claims",
     "quote_validity",
     "tokens",
     "wall_time_s",
@@ -92,6 +98,15 @@ def _cell(summary: MetricSummary, name: str) -> str:
     return f"{summary.mean:.{digits}f}{spread} ({summary.n})"
 
 
+def _counted(kept: Kept, model: str) -> str:
+    """How many of a column's claims `claim_support` counted, of all its claims (the rest only quote)."""
+    runs = [r for r in kept.report.runs if r.model == model]
+    counts = [r.scores.claims_counted for r in runs]
+    if any(c is None for c in counts):
+        return "not recorded"  # scored before claims that only quote were told apart
+    return f"{sum(c or 0 for c in counts)} of {sum(len(r.scores.claims) for r in runs)}"
+
+
 def summary_table(evals: Sequence[Kept]) -> list[str]:
     """One table: a row per metric (grouped), a column per kept eval and model."""
     columns = [(k, m, k.report.summary()[m]) for k in evals for m in k.report.models]
@@ -103,6 +118,8 @@ def summary_table(evals: Sequence[Kept]) -> list[str]:
         lines.append(f"| *{group}* |" + " |" * len(columns))
         for name in names:
             lines.append(f"| {name} | " + " | ".join(_cell(s[name], name) for _, _, s in columns) + " |")
+            if name == "claim_support":
+                lines.append("| claims counted (of all) | " + " | ".join(_counted(k, m) for k, m, _ in columns) + " |")
     lines.append("| completed | " + " | ".join(_cell(s["completed"], "completed") for _, _, s in columns) + " |")
     return lines
 
@@ -116,6 +133,8 @@ def provenance(kept: Kept) -> str:
         f"{questions} question(s) of `{report.evalset}` on workflow `{report.workflow}`, {len(report.runs)} run(s)"
         f" ({report.failed} failed)",
     ]
+    if meta.get("writing"):
+        parts.append(f"writer writing `{meta['writing']}`")
     if meta.get("finished"):
         parts.append(f"finished {meta['finished']}")
     if meta.get("commit"):
@@ -146,6 +165,9 @@ def readme_block(evals: Sequence[Kept]) -> str:
 
 
 def _run_value(run: EvalRun, name: str) -> str:
+    if name == "claims":
+        counted = run.scores.claims_counted
+        return "n/a" if counted is None else f"{counted}/{len(run.scores.claims)}"
     value = getattr(run.scores, name)
     if value is None:
         return "n/a"
@@ -184,8 +206,12 @@ def docs_page(evals: Sequence[Kept]) -> str:
         "Every figure here comes from an eval report kept in `benchmarks/results/quality/` "
         "(`uv run python -m benchmarks.quality run NAME` makes one). The metrics are defined in "
         "`rolegraph.evals.metrics` and the README's *Evaluating a workflow* section: `claim_support` "
-        f"needs the evidence to be a sentence of the cited source holding at least {SUPPORT_THRESHOLD:.0%} of "
-        "the claim's content words beyond its topic (or a judge's yes), `fact_coverage` reads the report's body "
+        "scores the claims with words of their own (a claim's text; each cited sentence of the report, against "
+        "the best-matching sentence of the sources it cites) and needs the evidence to be a sentence of the "
+        f"cited source holding at least {SUPPORT_THRESHOLD:.0%} of the claim's content words beyond its topic "
+        "(or a judge's yes); a claim that only quotes its source (a gatherer's evidence, an extractive "
+        "writer's sentence) is not counted (`claims counted`, and the `claims` column: counted/all), so "
+        "`claim_support` is n/a for a report made only of quotes. `fact_coverage` reads the report's body "
         "only, and `topic_relevance` compares the cited sources with the question's gold sources (or, "
         f"without gold, the library's {TOPIC_MATCHES} best matches for the topic).",
         "",
@@ -259,6 +285,15 @@ def _relative(path: Path) -> str:
     return str(resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else path)
 
 
+def with_writing(flow: Workflow, writing: Writing) -> Workflow:
+    """`flow` with each of its writers (roles answering `ReportOutput`) writing `writing`."""
+    writers = [name for name, role in resolve_roles(flow.spec).items() if issubclass(role.output_model, ReportOutput)]
+    roles = dict(flow.spec.roles)
+    for name in writers:
+        roles[name] = (roles.get(name) or RoleSpec()).model_copy(update={"writing": writing})
+    return Workflow(flow.spec.model_copy(update={"roles": roles}), flow.path, flow.warnings)
+
+
 def run_eval(
     name: str,
     *,
@@ -268,9 +303,15 @@ def run_eval(
     models: Sequence[str | None] = (None,),
     folder: Path = RESULTS,
     command: str = "",
+    writing: Writing | None = None,
 ) -> Path:
-    """Evaluate `workflow` on `evalset` and keep the report as ``folder/name.json``; return its path."""
+    """Evaluate `workflow` on `evalset` and keep the report as ``folder/name.json``; return its path.
+
+    With `writing`, every writer of the workflow writes that way (`with_writing`).
+    """
     flow = rolegraph.load(workflow)
+    if writing is not None:
+        flow = with_writing(flow, writing)
     questions = load_evalset(evalset, flow)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     started = dt.datetime.now(dt.UTC)
@@ -282,6 +323,7 @@ def run_eval(
         "workflow": _relative(workflow),
         "evalset": _relative(evalset),
         "limit": limit,
+        "writing": writing,
         "started": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - clock, 1),
@@ -324,6 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--model", action="append", default=None, help="a model replacing the workflow's default")
     run.add_argument("--workflow", type=Path, default=WORKFLOW)
     run.add_argument("--evalset", type=Path, default=EVALSET)
+    run.add_argument(
+        "--writing", choices=("extractive", "abstractive"), default=None, help="how the workflow's writers write"
+    )
     again = commands.add_parser("rescore", help="score a kept report's run folders again, then render")
     again.add_argument("name", help="the kept report's name")
     commands.add_parser("render", help="write the README block and docs/quality.md from the kept reports")
@@ -338,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             limit=args.limit,
             models=args.model or [None],
             command=command,
+            writing=args.writing,
         )
         print(f"kept {path}", file=sys.stderr)
     if args.command == "rescore":

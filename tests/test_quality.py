@@ -58,7 +58,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A two-note library, the review workflow, a two-question eval set and a scripted model that repeats itself."""
     isolated_home(tmp_path, monkeypatch)
     # The same script for every run: the first question is answered well, the second (about updates) badly.
-    model = script("Adapters train only a few weights.", ["Adapters train few weights.", "Good."])
+    model = script(
+        "Adapters train only a few weights.", ["Adapters train few weights.", "Small adapter layers are inserted."]
+    )
     return write_eval_project(tmp_path / "project", {"model": model}, EVALSET)
 
 
@@ -91,7 +93,7 @@ class TestRunAndRender:
         assert "| metric | `before` |" in text
         assert "| source_recall | 0.50 (1) |" in text  # one gold source of two cited; the other question has none
         assert "| completed | 1.00 ± 0.00 (2) |" in text
-        assert "| adapters | completed | 0.50 | 1.00 | 1.00 | 0.50 | 1.00 | 1.00 |" in docs.read_text()
+        assert "| adapters | completed | 0.50 | 1.00 | 1.00 | 0.50 | 1.00 | 3/3 | 1.00 |" in docs.read_text()
         assert quality.stale(folder, readme, docs) == []
         assert quality.render(folder, readme, docs) == []  # nothing changed, nothing written
 

@@ -125,6 +125,8 @@ class TestEvalCommand:
         (project / "judge.yaml").write_text(
             '- {text: \'{"verdict": "yes", "reason": "said"}\'}\n- {text: \'no idea\'}\n'
             '- {text: \'{"verdict": "no", "reason": "unsupported"}\'}\n'
+            + '- {text: \'{"verdict": "yes", "reason": "said"}\'}\n'
+            * 2  # the report's two sentences
         )
         args = ["--model", "scripted:thin.yaml", "--judge", "scripted:judge.yaml", "--json"]
         result = cli(project / "review.yaml", project / "set.yaml", *args)
@@ -133,7 +135,8 @@ class TestEvalCommand:
         (run,) = report["runs"]
         assert [v["verdict"] for v in run["scores"]["fact_verdicts"]] == ["yes", "unknown"]
         assert (run["scores"]["fact_coverage"], run["scores"]["fact_coverage_judge"]) == (0.5, 1.0)
-        assert (run["scores"]["claims"][0]["judge"], run["scores"]["claim_support"]) == ("no", 0.0)
+        assert [c["judge"] for c in run["scores"]["claims"]] == ["no", "yes", "yes"]
+        assert run["scores"]["claim_support"] == 2 / 3
         assert "judged 1.00" in result.stderr
         trace = Path(report["judge_trace"])
         assert trace.parent.parent == home / "evals" and trace.name == "judge.jsonl"
@@ -142,7 +145,7 @@ class TestEvalCommand:
             for r in read_jsonl(trace)
             if r["kind"] == "run_guardrail" and r["event"] == "span_end"
         ]
-        assert verdicts == ["yes", "unknown", "no"]
+        assert verdicts == ["yes", "unknown", "no", "yes", "yes"]
 
     def test_rescore(self, project: Path) -> None:
         """--rescore scores past runs from their folders, with the same scores as when they ran."""

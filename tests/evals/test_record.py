@@ -9,7 +9,7 @@ import pytest
 
 import rolegraph
 from eval_projects import ALPHA_QUOTE, BETA_QUOTE, CLAIMS
-from rolegraph.evals.record import ClaimRef, RunFolderError, record_from_dir, record_of
+from rolegraph.evals.record import ClaimRef, RunFolderError, cited_sentences, record_from_dir, record_of, report_claims
 
 
 class TestRecordOf:
@@ -24,6 +24,13 @@ class TestRecordOf:
         assert record.claims == [
             ClaimRef(step="research", source_id="alpha2020", evidence=ALPHA_QUOTE, claim=CLAIMS[ALPHA_QUOTE]),
             ClaimRef(step="research", source_id="beta2021", evidence=BETA_QUOTE, claim=CLAIMS[BETA_QUOTE]),
+            *(  # the report's cited sentences are claims too, quoting nothing
+                ClaimRef(step="write", source_id=s, evidence="", claim=text, quoted=False, cites=[s])
+                for s, text in (
+                    ("alpha2020", "Adapters train few weights."),
+                    ("beta2021", "Low-rank updates merge after training."),
+                )
+            ),
         ]
         assert record.report_text == "Adapters train few weights.\nLow-rank updates merge after training."
         assert record.report_title == "Review"  # kept apart: facts are looked for in the body only
@@ -39,6 +46,32 @@ class TestRecordOf:
         record = record_of(await workflow.run(model="scripted:good.yaml"), workflow)
         assert record.cited == ["alpha2020", "beta2021"]
         assert record.report_text.startswith("Adapters train few weights.\n")
+
+
+class TestReportClaims:
+    def test_inline_markers_cite_the_sentence_they_follow(self) -> None:
+        """``[@id]`` cites the sentence before it (before or after its stop); the markers leave the text."""
+        text = "LoRA freezes weights [@hu2021lora]. Adapters add layers. [@houlsby2019] [@hu2021lora] Both are cheap."
+        assert cited_sentences(text) == [
+            ("LoRA freezes weights.", ["hu2021lora"]),
+            ("Adapters add layers.", ["houlsby2019", "hu2021lora"]),
+            ("Both are cheap.", []),
+        ]
+
+    def test_a_sentence_without_a_marker_rests_on_its_paragraph(self) -> None:
+        """A sentence with no marker cites its paragraph's citations (listed and inline); no text, no claim."""
+        output = {
+            "title": "Review",
+            "paragraphs": [
+                {"citations": ["a2020"], "text": "One thing holds [@b2021]. Another thing holds."},
+                {"citations": [], "text": "Nothing cited here."},
+                {"citations": ["a2020"]},
+            ],
+        }
+        assert [(c.claim, c.cites) for c in report_claims("write", output)] == [
+            ("One thing holds.", ["b2021"]),
+            ("Another thing holds.", ["a2020", "b2021"]),
+        ]
 
 
 class TestRecordFromDir:

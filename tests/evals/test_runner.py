@@ -69,7 +69,10 @@ class TestEvaluate:
         for model, metrics in expected.items():
             for name, mean in metrics.items():
                 assert summary[model][name] == MetricSummary(mean=mean, sd=0.0, n=2), (model, name)
-            assert summary[model]["claim_support"] == MetricSummary(mean=1.0, sd=0.0, n=2)
+            # GOOD's "Low-rank updates merge after training." joins two of beta's sentences: against its best
+            # match alone, it lacks words (3 of its 4 claims with words of their own are supported)
+            support = {GOOD: 0.75, THIN: 1.0}[model]
+            assert summary[model]["claim_support"] == MetricSummary(mean=support, sd=0.0, n=2), model
             assert summary[model]["forbidden_facts"] == MetricSummary(mean=0.0, sd=0.0, n=2)
             assert summary[model]["completed"] == MetricSummary(mean=1.0, sd=0.0, n=2)
             assert summary[model]["tokens"].mean is not None and summary[model]["tokens"].mean > 0
@@ -100,7 +103,12 @@ class TestEvaluate:
         (run,) = data["runs"]
         assert run["scores"]["missing_sources"] == ["beta2021"]
         assert run["scores"]["missing_facts"] == ["low-rank"]
-        assert [c["supported"] for c in run["scores"]["claims"]] == [True]
+        # the researcher's claim, then the report's two sentences (held against alpha2020's best-matching sentence)
+        assert [(c["step"], c["quoted"], c["supported"]) for c in run["scores"]["claims"]] == [
+            ("research", True, True),
+            ("write", False, True),
+            ("write", False, True),
+        ]
         assert data["questions"]["adapters"][THIN]["source_recall"] == {"mean": 0.5, "sd": None, "n": 1}
 
     async def test_a_failed_run_is_scored_and_counted(self, project: Path) -> None:
@@ -180,17 +188,19 @@ def judge_of(answers: list[str]) -> Judge:
 class TestJudged:
     async def test_both_coverages_reported(self, project: Path) -> None:
         """With a judge, fact_coverage_judge sits beside the string match; verdicts and prompt are in the JSON."""
-        # THIN states 'few weights' but not 'low-rank'; per run the judge answers on both facts, then on the claim:
-        # yes to both facts (paraphrase) and no to the claim, then yes, garbage and yes.
-        judge = judge_of(["yes", "yes", "no", "yes", "Certainly!", "yes"])
+        # THIN states 'few weights' but not 'low-rank'; per run the judge answers on both facts, then on the three
+        # claims (the researcher's, the report's two sentences): yes to both facts (paraphrase), no to the first
+        # claim and yes to the others; then yes, garbage, and yes to every claim.
+        judge = judge_of(["yes", "yes", "no", "yes", "yes", "yes", "Certainly!", "yes", "yes", "yes"])
         report = await run_eval(project, models=[THIN], repeat=2, judge=judge)
         assert report.metrics[4:6] == ("fact_coverage", "fact_coverage_judge")
         first, second = report.runs
         assert (first.scores.fact_coverage, first.scores.fact_coverage_judge) == (0.5, 1.0)
         assert [v.verdict for v in second.scores.fact_verdicts] == ["yes", "unknown"]
         assert second.scores.fact_coverage_judge == 1.0  # the unknown verdict is left out, not counted as no
-        assert [c.judge for c in first.scores.claims] == ["no"] and [c.judge for c in second.scores.claims] == ["yes"]
-        assert (first.scores.claim_support, second.scores.claim_support) == (0.0, 1.0)  # the judge decides
+        assert [c.judge for c in first.scores.claims] == ["no", "yes", "yes"]
+        assert [c.judge for c in second.scores.claims] == ["yes", "yes", "yes"]
+        assert (first.scores.claim_support, second.scores.claim_support) == (2 / 3, 1.0)  # the judge decides
         data = report.to_dict()
         assert data["judge"] == "scripted" and data["judge_prompt"] == JUDGE_PROMPT
         assert data["summary"][THIN]["fact_coverage_judge"] == {"mean": 1.0, "sd": 0.0, "n": 2}
@@ -224,7 +234,7 @@ class TestRescore:
         workflow = rolegraph.load(project / "review.yaml")
         evalset = load_evalset(project / "set.yaml", workflow)
         again = await rescore(
-            workflow, evalset, [home / "runs" / r.run_id for r in original.runs], judge=judge_of(["no"] * 4)
+            workflow, evalset, [home / "runs" / r.run_id for r in original.runs], judge=judge_of(["no"] * 10)
         )
         assert [(r.model, r.repeat) for r in again.runs] == [(THIN, 1), (THIN, 2)]
         assert again.repeat == 2

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from rolegraph.evals.judge import ClaimVerdict
+from rolegraph.evals.metrics import claim_support
 from rolegraph.evals.record import ClaimRef
-from rolegraph.evals.support import SUPPORT_THRESHOLD, claim_scores, judgeable_claims
+from rolegraph.evals.support import SUPPORT_THRESHOLD, ClaimScore, claim_scores, judgeable_claims
 from rolegraph.evals.text import content_stems
 from rolegraph.tools.sources import Source
 
@@ -39,10 +40,6 @@ class TestClaimScores:
         )
         assert supported and reason == "the evidence holds the claim's words"
         assert overlap >= SUPPORT_THRESHOLD
-
-    def test_a_verbatim_claim_is_fully_supported(self) -> None:
-        """A claim that restates its evidence has every content word in it."""
-        assert one(QUOTE, QUOTE) == (True, "the evidence holds the claim's words", 1.0)
 
     def test_a_negated_quote_is_not_supported(self) -> None:
         """A quote negated by the model is no sentence of the source: unsupported however close the words."""
@@ -82,9 +79,77 @@ class TestClaimScores:
         evidence = "Only these small matrices are trained, greatly reducing the number of trainable parameters."
         assert one(evidence, "LoRA trains only small matrices, reducing trainable parameters.")[2] == 1.0
 
-    def test_a_claim_without_text_is_its_quote(self) -> None:
-        """An object with only a citation and a quote claims its quote: a valid quote is supported."""
-        assert one(QUOTE, "") == (True, "the claim is its quote", 1.0)
+    def test_a_quote_only_claim_is_not_counted(self) -> None:
+        """An object with only a citation and a quote, or whose text is its quote, says nothing of its own:
+        checked as a quote, left out of claim_support."""
+        for text in ("", QUOTE, f"  {QUOTE.lower()} "):
+            (scored,) = claim_scores([ClaimRef(step="g", source_id="hu2021lora", evidence=QUOTE, claim=text)], SOURCES)
+            assert (scored.counted, scored.quote_problem, scored.reason) == (
+                False,
+                None,
+                "not counted: the claim is its quote",
+            )
+        assert (
+            claim_support(claim_scores([ClaimRef(step="g", source_id="hu2021lora", evidence=QUOTE)], SOURCES)) is None
+        )
+
+    def test_a_misquote_without_text_still_fails_its_check(self) -> None:
+        """A quote-only claim is not counted, but a bad quote is still reported as one."""
+        (scored,) = claim_scores([ClaimRef(step="g", source_id="hu2021lora", evidence="LoRA is small")], SOURCES)
+        assert (scored.counted, scored.supported) == (False, False) and scored.quote_problem
+
+
+def sentence(text: str, *cites: str) -> ClaimScore:
+    (scored,) = claim_scores(
+        [ClaimRef(step="w", source_id=cites[0], evidence="", claim=text, quoted=False, cites=list(cites))],
+        SOURCES,
+        TOPIC,
+    )
+    return scored
+
+
+class TestReportSentences:
+    def test_a_sentence_its_source_supports_is_supported(self) -> None:
+        """A prose sentence is scored against the sentence of its source holding most of its words."""
+        scored = sentence(
+            "LoRA keeps pretrained weights frozen and trains injected decomposition matrices.", "hu2021lora"
+        )
+        assert (scored.counted, scored.supported, scored.evidence) == (True, True, QUOTE)
+        assert (
+            scored.reason == "the evidence holds the claim's words (against its best-matching sentence of hu2021lora)"
+        )
+
+    def test_a_sentence_its_source_does_not_support_is_unsupported(self) -> None:
+        """A fluent sentence whose words its cited source lacks is unsupported, with the words it lacks."""
+        scored = sentence("LoRA doubles benchmark accuracy on reading comprehension.", "hu2021lora")
+        assert (scored.counted, scored.supported) == (True, False)
+        assert {"doubl", "benchmark", "accuracy"} <= set(scored.unsupported_words)
+
+    def test_a_negated_sentence_is_unsupported(self) -> None:
+        """A sentence turning its source around (same words, one negation) is unsupported."""
+        scored = sentence(
+            "LoRA does not freeze the pretrained model weights or inject decomposition matrices.", "hu2021lora"
+        )
+        assert (scored.counted, scored.supported, scored.negation_mismatch) == (True, False, True)
+
+    def test_the_best_sentence_of_any_cited_source_counts(self) -> None:
+        """A sentence citing two sources is held against the best sentence of either."""
+        scored = sentence("QLoRA quantizes the frozen base model to four bits.", "hu2021lora", "qlora")
+        assert (scored.supported, scored.source_id) == (True, "qlora")
+
+    def test_a_copied_sentence_is_not_counted(self) -> None:
+        """A report sentence that is a sentence of its source (after a joining word) is a quote: not counted."""
+        scored = sentence(f"Moreover, {QUOTE[0].lower()}{QUOTE[1:]}", "hu2021lora")
+        assert (scored.counted, scored.reason) == (False, "not counted: the sentence is a sentence of hu2021lora")
+
+    def test_a_sentence_citing_an_unretrieved_source_is_unsupported(self) -> None:
+        """A sentence whose citation names nothing retrieved cannot be supported; it is no misquote either."""
+        scored = sentence("LoRA freezes weights.", "nowhere2020")
+        assert (scored.supported, scored.quote_problem, scored.reason) == (
+            False,
+            None,
+            "the sentence cites nowhere2020, never retrieved",
+        )
 
 
 class TestJudge:
@@ -110,3 +175,13 @@ class TestJudge:
             ClaimRef(step="r", source_id="hu2021lora", evidence=QUOTE, claim=""),
         ]
         assert judgeable_claims(claims, SOURCES) == [claims[1]]
+
+    def test_a_report_sentence_is_judged_against_its_best_match(self) -> None:
+        """A report sentence goes to the judge with its best-matching sentence, and the verdict decides."""
+        claim = "LoRA keeps pretrained weights frozen and trains injected decomposition matrices."
+        ref = ClaimRef(step="w", source_id="hu2021lora", evidence="", claim=claim, quoted=False, cites=["hu2021lora"])
+        (judged,) = judgeable_claims([ref], SOURCES)
+        assert judged.evidence == QUOTE
+        verdict = ClaimVerdict(source_id="hu2021lora", evidence=QUOTE, claim=claim, verdict="no", reason="r")
+        (scored,) = claim_scores([ref], SOURCES, TOPIC, {("hu2021lora", QUOTE, claim): verdict})
+        assert (scored.supported, scored.judge) == (False, "no")

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
+from rolegraph.agents.roles import ReportOutput
 from rolegraph.errors import ModelError, ModelNotAvailableError
 from rolegraph.models.envelope import final_schema, parse_final
 from rolegraph.models.local import LlamaCppModel
@@ -144,6 +145,16 @@ class TestLlamaCppModel:
         assert (completion.tool_calls, completion.finish_reason) == ([], "stop")
         _thought, answer = parse_final(completion.text)
         Verdict.model_validate(answer)
+
+    async def test_a_long_string_field_decodes_without_crashing(self, model: LlamaCppModel) -> None:
+        """A report's 1600-character paragraphs once made a grammar llama.cpp refused (and crashed on): it decodes."""
+        schema = final_schema(ReportOutput.model_json_schema())
+        completion = await model.complete(
+            [SYSTEM, Message.user("Write a one-paragraph review of LoRA, citing hu2021lora.")],
+            output_schema=schema,
+            settings=ModelSettings(max_tokens=24, timeout=120, seed=1),
+        )
+        assert completion.usage.output_tokens > 0 and completion.text.startswith("{")
 
     async def test_tools_without_output_schema_end_in_text(self, model: LlamaCppModel) -> None:
         """With tools but no output schema, a step is a valid tool call or a plain-text answer, not JSON."""

@@ -65,10 +65,15 @@ def reversed_order(answer: dict[str, Any]) -> dict[str, Any]:
     return {"paragraphs": paragraphs}
 
 
-def scripted(answers: Sequence[Answer | dict[str, Any]], name: str) -> ScriptedModel:
-    """A model answering its n-th call with the n-th answer (a fixed answer, or one made from the schema)."""
+def scripted(
+    answers: Sequence[Answer | dict[str, Any]], name: str, seen: list[ScriptedCall] | None = None
+) -> ScriptedModel:
+    """A model answering its n-th call with the n-th answer (a fixed answer, or one made from the schema);
+    each call it receives is appended to `seen`."""
 
     def respond(call: ScriptedCall) -> Completion:
+        if seen is not None:
+            seen.append(call)
         answer = answers[min(call.index, len(answers)) - 1]
         schema = (call.output_schema or {}).get("properties", {}).get("answer", {})
         return final(answer(schema) if callable(answer) else answer)
@@ -93,10 +98,17 @@ def write_demo(folder: Path, writing: str = "extractive") -> Path:
 
 
 async def run_demo(
-    folder: Path, answers: dict[str, Sequence[Answer | dict[str, Any]]], writing: str = "extractive"
+    folder: Path,
+    answers: dict[str, Sequence[Answer | dict[str, Any]]],
+    writing: str = "extractive",
+    seen: dict[str, list[ScriptedCall]] | None = None,
 ) -> RunResult:
-    """Run the demo with a scripted model per role (`answers` by role)."""
-    models = {f"scripted:{role}": scripted(list(given), f"scripted:{role}") for role, given in answers.items()}
+    """Run the demo with a scripted model per role (`answers` by role); each role's calls go to `seen`."""
+    seen = {} if seen is None else seen
+    models = {
+        f"scripted:{role}": scripted(list(given), f"scripted:{role}", seen.setdefault(role, []))
+        for role, given in answers.items()
+    }
 
     def executor(context: RunContext) -> RunExecutor:
         return LocalExecutor.for_run(dataclasses.replace(context, models=lambda name, _base, *_options: models[name]))
@@ -220,7 +232,15 @@ class TestAbstractive:
     async def test_a_capable_writer_writes_prose_under_the_same_citation_rules(self, tmp_path: Path) -> None:
         """With writing: abstractive the writer's own paragraphs are the report; its citations must be kept evidence."""
         answers = {"planner": [PLAN], "gatherer": [first_picks], "critic": [rejecting()], "writer": [WRITTEN]}
-        result = await run_demo(tmp_path / "demo", answers, writing="abstractive")
+        seen: dict[str, list[ScriptedCall]] = {}
+        result = await run_demo(tmp_path / "demo", answers, writing="abstractive", seen=seen)
         assert result.status == "completed", result.error
         assert result.step_outputs["write"] == WRITTEN
         assert "QLoRA fine-tunes quantized models. [1]" in result.outputs["report"].read_text()
+        # It wrote from the evidence: its task listed the kept sentences, grouped by question, as [@id] to cite
+        (call,) = seen["writer"]
+        task = call.messages[1].content
+        assert "End each sentence with the id of the paper it comes from, as [@id]." in task
+        for group in result.step_outputs["select"]["groups"]:
+            assert f"(question: {group['question']})" in task
+            assert all(e["evidence"] in task for e in group["evidence"])

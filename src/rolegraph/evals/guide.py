@@ -60,8 +60,9 @@ METRIC_GUIDE: dict[str, MetricGuide] = {
     ),
     "forbidden_facts": MetricGuide("Check: how many must_not_include facts the report states.", "lower"),
     "claim_support": MetricGuide(
-        "Share of quoted claims their evidence supports: a sentence of the cited source holding the claim's "
-        "content words beyond the topic, with no negation on one side only (or a judge's yes).",
+        "Share of the claims with words of their own (a claim's text, the report's cited sentences) their "
+        "evidence supports: a sentence of the cited source holding the claim's content words beyond the topic, "
+        "with no negation on one side only (or a judge's yes). Claims that only quote are not counted.",
         "higher",
     ),
     "tokens": MetricGuide("Tokens the run's model calls read and wrote.", "lower"),

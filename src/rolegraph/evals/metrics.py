@@ -10,7 +10,7 @@ Quality figures (each can say "bad"):
 | ``retrieval_recall`` | share of the gold sources the run's tools retrieved at all |
 | ``fact_coverage`` | share of ``must_include`` facts found in the report's body (cited works' titles taken out) |
 | ``fact_coverage_judge`` | share a judge model finds stated (only with a judge, see `evals.judge`) |
-| ``claim_support`` | share of quoted claims supported by their evidence (`evals.support`) |
+| ``claim_support`` | share of the claims with words of their own that their evidence supports (`evals.support`) |
 
 Checks (what the engine guarantees or the eval set forbids; a failure is a defect):
 
@@ -51,6 +51,7 @@ __all__ = [
     "ClaimScore",
     "RunScores",
     "citation_validity",
+    "claim_support",
     "fact_coverage",
     "fold_for_matching",
     "forbidden_facts",
@@ -116,8 +117,15 @@ def citation_validity(record: RunRecord) -> float | None:
 
 
 def quote_validity(claims: Sequence[ClaimScore]) -> float | None:
-    """Share of claims whose evidence is a whole sentence of the source it cites (a check); None without claims."""
-    return _ratio(sum(c.quote_problem is None for c in claims), len(claims))
+    """Share of quoted claims whose evidence is a whole sentence of the source it cites (a check); None without any."""
+    quoted = [c for c in claims if c.quoted]
+    return _ratio(sum(c.quote_problem is None for c in quoted), len(quoted))
+
+
+def claim_support(claims: Sequence[ClaimScore]) -> float | None:
+    """Share of the counted claims (those with words of their own) that are supported; None without any."""
+    counted = [c for c in claims if c.counted]
+    return _ratio(sum(c.supported for c in counted), len(counted))
 
 
 def matches_gold(source: Source, gold: str) -> bool:
@@ -206,7 +214,8 @@ class RunScores(BaseModel):
     """Share of the ``must_include`` facts in the report's body (`report_body`)."""
     forbidden_facts: int
     claim_support: float | None
-    """Share of claims supported by their evidence (`evals.support`); None when the run made no claims."""
+    """Share of the claims with words of their own that their evidence supports (`evals.support`); None when
+    the run made none (every claim its quote, or no claims)."""
     tokens: int
     cost_usd: float | None
     wall_time_s: float
@@ -222,6 +231,9 @@ class RunScores(BaseModel):
     missing_facts: list[str] = Field(default_factory=list)
     forbidden_found: list[str] = Field(default_factory=list)
     claims: list[ClaimScore] = Field(default_factory=list)
+    claims_counted: int | None = None
+    """How many of `claims` `claim_support` counts: those with words of their own (the rest only quote);
+    None in a report scored before claims were told apart."""
     fact_coverage_judge: float | None = None
     """Share of the facts with a verdict that the judge found stated; None without a judge or verdicts."""
     fact_verdicts: list[FactVerdict] = Field(default_factory=list)
@@ -269,7 +281,7 @@ def score_run(
         retrieval_recall=source_recall(record, gold, retrieved=True),
         fact_coverage=fact_coverage(body, question.must_include),
         forbidden_facts=len(forbidden),
-        claim_support=_ratio(sum(c.supported for c in claims), len(claims)),
+        claim_support=claim_support(claims),
         quote_validity=quote_validity(claims),
         tokens=record.input_tokens + record.output_tokens,
         cost_usd=record.cost_usd,
@@ -280,6 +292,7 @@ def score_run(
         missing_facts=[f for f in question.must_include if not _found(f, body)],
         forbidden_found=forbidden,
         claims=claims,
+        claims_counted=sum(c.counted for c in claims),
         fact_coverage_judge=judge_coverage(verdicts),
         fact_verdicts=list(verdicts),
     )

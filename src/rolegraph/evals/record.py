@@ -11,6 +11,7 @@ eval set or with a judge.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from rolegraph.agents.citations import answer_schema, find_citations, find_claims, strings_in
+from rolegraph.agents.evidence import segment
 from rolegraph.errors import DamagedFileError, RolegraphError
 from rolegraph.layout import SOURCES_FILE, RunFolder
 from rolegraph.runtime.executor import step_output_model
+from rolegraph.runtime.outputs import INLINE_CITATION
 from rolegraph.runtime.result import RunResult
 from rolegraph.runtime.scheduler import StepState
 from rolegraph.tools.sources import Source
@@ -30,7 +33,15 @@ from rolegraph.traces.trace import Trace
 from rolegraph.traces.usage import roll_up
 from rolegraph.workflow import Workflow
 
-__all__ = ["ClaimRef", "RunFolderError", "RunRecord", "record_from_dir", "record_of"]
+__all__ = [
+    "ClaimRef",
+    "RunFolderError",
+    "RunRecord",
+    "cited_sentences",
+    "record_from_dir",
+    "record_of",
+    "report_claims",
+]
 
 
 class RunFolderError(RolegraphError):
@@ -45,6 +56,11 @@ class ClaimRef(BaseModel):
     evidence: str
     claim: str = ""
     """The claim's own text (a `Claim`'s ``claim``; the object's other text fields); empty if it has none."""
+    quoted: bool = True
+    """False for a sentence of the report: it cites sources but quotes none (`evidence` is empty), and is
+    scored against the best-matching sentence of the sources it cites."""
+    cites: list[str] = Field(default_factory=list)
+    """Every source a report sentence cites (`source_id` is the first); empty for a quoted claim."""
 
 
 class RunRecord(BaseModel):
@@ -156,6 +172,56 @@ def _body(output: Any) -> Any:
     return {k: v for k, v in output.items() if k != "title"} if isinstance(output, dict) else output
 
 
+_MARKS = re.compile(r"(?:\s*\[@[^\]\s]+\])+")
+
+
+def cited_sentences(text: str) -> list[tuple[str, list[str]]]:
+    """The sentences of a paragraph's `text`, each with the sources its inline ``[@id]`` markers cite.
+
+    Markers cite the sentence they follow (``... matrices [@hu2021lora].`` or ``... matrices. [@hu2021lora]``);
+    a sentence with none gets an empty list. Markers are taken out of the sentences.
+    """
+    found: list[tuple[str, list[str]]] = []
+    at = 0
+    for match in [*_MARKS.finditer(text), None]:
+        chunk = text[at : match.start() if match else len(text)]
+        pieces = [p for p in segment(chunk) if any(c.isalnum() for c in p)]
+        if not pieces and found and match is None:
+            break
+        if chunk.lstrip()[:1] in (".", "!", "?") and found:  # the stop after a marker ends the sentence before
+            found[-1] = (found[-1][0].rstrip() + chunk.lstrip()[0], found[-1][1])
+        found += [(p, []) for p in pieces]
+        if match is not None:
+            ids = INLINE_CITATION.findall(match.group(0))
+            if found:
+                found[-1] = (found[-1][0], [*found[-1][1], *ids])
+            at = match.end()
+    return found
+
+
+def report_claims(step_id: str, output: Any) -> list[ClaimRef]:
+    """Every sentence of a report's paragraphs that cites a source, as an unquoted claim (`ClaimRef.quoted`).
+
+    A sentence cites what its inline markers name; a sentence without one rests on its paragraph's
+    citations (its ``citations`` field and the paragraph's inline markers).
+    """
+    paragraphs = output.get("paragraphs") if isinstance(output, Mapping) else None
+    claims: list[ClaimRef] = []
+    for paragraph in paragraphs if isinstance(paragraphs, list) else []:
+        if not isinstance(paragraph, Mapping) or not isinstance(paragraph.get("text"), str):
+            continue
+        found = cited_sentences(paragraph["text"])
+        listed = [c for c in paragraph.get("citations") or [] if isinstance(c, str)]
+        whole = list(dict.fromkeys([*listed, *(i for _, ids in found for i in ids)]))
+        for sentence, inline in found:
+            cites = list(dict.fromkeys(inline)) or whole
+            if cites:
+                claims.append(
+                    ClaimRef(step=step_id, source_id=cites[0], evidence="", claim=sentence, quoted=False, cites=cites)
+                )
+    return claims
+
+
 def _record(workflow: Workflow, step_outputs: Mapping[str, Any], trace: Trace, prices: PriceTable | None) -> RunRecord:
     """What the steps' outputs and the trace say: citations, claims, report text, tokens and cost."""
     spec = workflow.spec
@@ -180,6 +246,7 @@ def _record(workflow: Workflow, step_outputs: Mapping[str, Any], trace: Trace, p
                 for c in find_claims(schema, data)
             ]
             if step_id in report_steps:
+                claims += report_claims(step_id, data)
                 cited += found
                 texts += [text for text in strings_in(_body(data)) if text not in found]
                 if isinstance(data, dict) and isinstance(data.get("title"), str):

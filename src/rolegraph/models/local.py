@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_SEED",
     "DEFAULT_TEMPERATURE",
     "DEFAULT_TOP_P",
+    "GRAMMAR_MAX_CHARS",
     "LlamaCppModel",
     "LoRA",
     "close_loaded",
@@ -257,6 +258,25 @@ def _lora_problem(path: Path, lora: LoRA, log: str) -> str:
     )
 
 
+GRAMMAR_MAX_CHARS = 800
+"""Longest string a grammar spells out. The converter writes ``maxLength: n`` as n nested optional
+characters, and llama.cpp refuses to parse such a grammar past about a thousand (a `ReportOutput`
+paragraph allows 1600); its sampler then crashes the process. Validation still applies the schema's own
+bound, and ``max_tokens`` bounds the step."""
+
+
+def _clamped(node: Any) -> Any:
+    """`node` (a JSON Schema) with every ``maxLength`` at most `GRAMMAR_MAX_CHARS`."""
+    if isinstance(node, dict):
+        out = {k: _clamped(v) for k, v in node.items()}
+        if isinstance(out.get("maxLength"), int) and out["maxLength"] > GRAMMAR_MAX_CHARS:
+            out["maxLength"] = GRAMMAR_MAX_CHARS
+        return out
+    if isinstance(node, list):
+        return [_clamped(v) for v in node]
+    return node
+
+
 def _json_schema_to_gbnf(schema_text: str) -> str:
     """llama-cpp-python's converter, with string literals escaped correctly.
 
@@ -274,7 +294,7 @@ def _json_schema_to_gbnf(schema_text: str) -> str:
             return f'"{escaped}"'
 
     converter = _Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
-    schema = converter.resolve_refs(json.loads(schema_text), "stdin")
+    schema = converter.resolve_refs(_clamped(json.loads(schema_text)), "stdin")
     converter.visit(schema, "")
     gbnf: str = converter.format_grammar()
     return gbnf

@@ -21,7 +21,7 @@ from rolegraph.errors import StepError
 from rolegraph.models.cache import RunCache
 from rolegraph.models.model import Model, ModelSettings
 from rolegraph.runtime.scheduler import StepCall, StepOutcome
-from rolegraph.runtime.steps.composed import composes, run_checker, run_extractive_writer, run_gatherer
+from rolegraph.runtime.steps.composed import composes, prose_task, run_checker, run_extractive_writer, run_gatherer
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.tracer import Tracer
@@ -136,7 +136,8 @@ async def run_agent_step(
         written = await run_extractive_writer(call, role, run, known=known, sources=sources, tracer=tracer)
         if written is not None:
             return await _checked(call, written, checks, tracer)
-    result = await run(role, call.task, known, checks)
+    task, known = prose_task(call, known, sources) if mode == "prose" else (call.task, known)
+    result = await run(role, task, known, checks)
     return StepOutcome(output=result.output, usage=result.usage, tool_calls=result.tool_calls)
 
 

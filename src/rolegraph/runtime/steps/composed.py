@@ -9,8 +9,9 @@
   any agent does.
 - A writer (a role answering `ReportOutput`) writing ``extractive`` is shown the
   evidence it reads grouped by question and chooses each paragraph's order and
-  joining words (`rolegraph.agents.extractive`); ``abstractive`` writers, and
-  extractive ones with no evidence to arrange, write as any agent does.
+  joining words (`rolegraph.agents.extractive`); an ``abstractive`` writer that reads
+  evidence is shown it the same way, grouped by question (`prose_task`), and writes
+  the paragraphs itself; writers with no evidence to read write as any agent does.
 
 The model's own answer is traced on its ``invoke_agent`` span as usual; the
 composed output, the step's, on a ``run_guardrail`` span named ``compose``.
@@ -42,7 +43,16 @@ from rolegraph.tools.sources import SourceRegistry
 from rolegraph.traces.spans import SpanKind
 from rolegraph.traces.tracer import Tracer
 
-__all__ = ["RunAgent", "checking_of", "composes", "run_checker", "run_extractive_writer", "run_gatherer", "writing_of"]
+__all__ = [
+    "RunAgent",
+    "checking_of",
+    "composes",
+    "prose_task",
+    "run_checker",
+    "run_extractive_writer",
+    "run_gatherer",
+    "writing_of",
+]
 
 RunAgent = Callable[[Role, str, Sequence[str]], Awaitable[AgentResult]]
 """Runs the step's agent as a given role, on a given task, seeing the given sources."""
@@ -63,13 +73,14 @@ def checking_of(role: Role, model: Model) -> Checking:
 
 
 def composes(role: Role, model: Model) -> str | None:
-    """``gather``, ``check`` or ``extract`` when the engine may compose the step's answer, else None."""
+    """``gather``, ``check`` or ``extract`` when the engine may compose the step's answer, ``prose`` for a
+    writer writing its own paragraphs (its task gains the evidence), else None."""
     if issubclass(role.output_model, EvidenceOutput):
         return "gather"
     if issubclass(role.output_model, CritiqueOutput) and checking_of(role, model) == "per_claim":
         return "check"
-    if issubclass(role.output_model, ReportOutput) and writing_of(role, model) == "extractive":
-        return "extract"
+    if issubclass(role.output_model, ReportOutput):
+        return "extract" if writing_of(role, model) == "extractive" else "prose"
     return None
 
 
@@ -179,6 +190,23 @@ async def run_extractive_writer(
     output = _validated(ReportOutput, report)
     _composed(tracer, "report", output, rolegraph__groups=len(groups))
     return StepOutcome(output=output, usage=result.usage, tool_calls=result.tool_calls)
+
+
+def prose_task(call: StepCall, known: Sequence[str], sources: SourceRegistry) -> tuple[str, list[str]]:
+    """A prose writer's task and the sources it may cite: with the evidence it reads, the task lists it
+    grouped by question (as an extractive writer sees it) and asks for one paragraph per group in the
+    writer's own words, each sentence citing its paper inline; the sources are those of the evidence.
+    Without evidence, the step's own task and sources."""
+    groups = [g for g in evidence_groups(call.upstream) if all(s in sources for s, _ in g.evidence)]
+    if not groups:
+        return call.task, list(known)
+    titles = {s: found.title for g in groups for s, _ in g.evidence if (found := sources.get(s)) is not None}
+    task = (
+        f"{call.task.rstrip()}\n\nWrite one paragraph for each group of evidence below, in your own words, "
+        "saying what the evidence says and nothing it does not. End each sentence with the id of the paper it "
+        "comes from, as [@id].\n\n" + numbered_groups(groups, titles)
+    )
+    return task, list(titles)
 
 
 async def run_checker(call: StepCall, role: Role, run: RunAgent, *, tracer: Tracer) -> StepOutcome | None:
