@@ -54,11 +54,15 @@ class TestCandidates:
         assert [c.sentence[:3] for c in ranked] == ["Res", "Pra"]
 
     def test_limits_per_source_and_in_all(self) -> None:
-        """At most `per_source` sentences of one source and `limit` in all, best first, a sentence once."""
+        """Each source's best `per_source` first, then the best left fill the free slots; `limit` in all, once each."""
         ranked = candidates("LoRA QLoRA", [("qlora", QLORA), ("lora", LORA), ("again", LORA)], limit=4, per_source=1)
-        assert [c.source_id for c in ranked] == ["qlora", "lora", "again"]
-        assert len({c.sentence for c in ranked}) == 3
+        assert [c.source_id for c in ranked[:3]] == ["qlora", "lora", "again"]
+        assert len(ranked) == 4 and len({c.sentence for c in ranked}) == 4
         assert len(candidates("LoRA QLoRA", [("qlora", QLORA), ("lora", LORA)], limit=2)) == 2
+
+    def test_one_source_fills_every_slot(self) -> None:
+        """A question about one paper is offered `limit` of its sentences, not just `per_source`."""
+        assert [c.source_id for c in candidates("LoRA", [("lora", LORA)], limit=2, per_source=1)] == ["lora"] * 2
 
     def test_no_passages_no_candidates(self) -> None:
         """Nothing to read gives nothing to offer (the gatherer then calls no model)."""
@@ -73,10 +77,10 @@ class TestCandidates:
 
 class TestPicks:
     def test_schema_offers_only_the_numbers_shown_and_a_relevance_enum(self) -> None:
-        """Picks are numbers of offered sentences (an enum), 3 to 4 of them, each rated 0-10 (an enum too)."""
+        """Picks are numbers of offered sentences (an enum), 4 of them, each rated 0-10 (an enum too)."""
         schema = answer_schema(picks_model(5))
         evidence = schema["properties"]["evidence"]
-        assert (evidence["minItems"], evidence["maxItems"]) == (3, 4)
+        assert (evidence["minItems"], evidence["maxItems"]) == (4, 4)
         pick = evidence["items"]["properties"]
         assert pick["sentence"]["enum"] == [1, 2, 3, 4, 5]
         assert pick["relevance"]["enum"] == list(range(11))

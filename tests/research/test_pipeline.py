@@ -36,7 +36,7 @@ Answer = Callable[[dict[str, Any]], Any]
 
 
 def first_picks(answer: dict[str, Any]) -> dict[str, Any]:
-    """A gatherer that takes the first sentences offered, as many as it must, rating them 9, 8, 7."""
+    """A gatherer that takes the first sentences offered, as many as it must, rating them 9, 8, 7, 6."""
     evidence = answer["properties"]["evidence"]
     offered = evidence["items"]["properties"]["sentence"]
     numbers = (offered.get("enum") or [offered["const"]])[: evidence["minItems"]]
@@ -159,7 +159,7 @@ class TestPipeline:
         """Every piece of evidence is a sentence of its cited source, and every source is a paper on the topic."""
         texts = {s.id: s.text for s in review.sources}
         for found in review.step_outputs["gather"]:
-            assert len(found["evidence"]) == 3
+            assert len(found["evidence"]) == 4
             for evidence in found["evidence"]:
                 assert evidence["source_id"] in PEFT
                 assert evidence["evidence"] in sentences(texts[evidence["source_id"]], None)
@@ -201,7 +201,7 @@ class TestPipeline:
         assert len(composed) == 3
         offered = composed[0].attributes["rolegraph.offered"]
         assert len(offered) >= 2 and {"source_id", "sentence", "score"} <= set(offered[0])
-        assert [e["relevance"] for e in composed[0].attributes["rolegraph.output"]["evidence"]] == [9, 8, 7]
+        assert [e["relevance"] for e in composed[0].attributes["rolegraph.output"]["evidence"]] == [9, 8, 7, 6]
         tools = [s.attributes["rolegraph.step.id"] for s in review.trace.walk() if s.kind == "execute_tool"]
         assert sorted(set(tools)) == ["find", "passages", "queries", "scope", "search", "select"]
 

@@ -40,12 +40,15 @@ __all__ = [
 MAX_CANDIDATES = 8
 """Sentences shown to the model: enough to choose from, few enough for a short prompt."""
 PER_SOURCE = 5
-"""At most this many sentences of one source are shown, so one passage cannot crowd out the rest."""
+"""At most this many sentences of one source are shown while other sources have sentences to show, so one
+passage cannot crowd out the rest; slots still free are then filled with the best sentences left (a
+question about one paper is offered `MAX_CANDIDATES` of its sentences, not `PER_SOURCE`)."""
 MAX_PICKS = 4
 """At most this many pieces of evidence per question."""
-MIN_PICKS = 3
+MIN_PICKS = 4
 """At least this many (when as many are offered): a small model left free picks one, and one sentence
-is a thin answer."""
+is a thin answer; a paragraph holds up to four (`extractive.MAX_SENTENCES`), and a question's evidence
+should fill it."""
 FOCUS_WEIGHT = 2.0
 """Weight of a word of the focus (the question) in ranking sentences."""
 PASSAGE_WEIGHT = 0.5
@@ -125,7 +128,8 @@ def candidates(
         prefer: The source the question is about (its paper, or any page of that paper's
             document): its sentences get `PAPER_WEIGHT` more.
         limit: How many to keep (default `MAX_CANDIDATES`).
-        per_source: How many of one source to keep at most (default `PER_SOURCE`).
+        per_source: How many of one source to keep before every source has had its turn (default
+            `PER_SOURCE`); free slots are then filled with the best sentences left.
 
     A sentence scores the inverse document frequency (over all the sentences) of each
     query word it holds (weighted: `focus` words most), plus a little for coming from an
@@ -161,17 +165,19 @@ def candidates(
         scored.append(Candidate(source_id, sentence, round(score, 4)))
     limit = limit or MAX_CANDIDATES
     per_source = per_source or PER_SOURCE
+    ranked = sorted(scored, key=lambda c: -c.score)
     kept: list[Candidate] = []
     taken: dict[str, int] = {}
     seen: set[str] = set()
-    for candidate in sorted(scored, key=lambda c: -c.score):
-        if taken.get(candidate.source_id, 0) >= per_source or candidate.sentence in seen:
-            continue
-        taken[candidate.source_id] = taken.get(candidate.source_id, 0) + 1
-        seen.add(candidate.sentence)
-        kept.append(candidate)
-        if len(kept) == limit:
-            break
+    for capped in (True, False):  # each source up to its share first, then the best of what is left
+        for candidate in ranked:
+            if len(kept) == limit:
+                return kept
+            if (capped and taken.get(candidate.source_id, 0) >= per_source) or candidate.sentence in seen:
+                continue
+            taken[candidate.source_id] = taken.get(candidate.source_id, 0) + 1
+            seen.add(candidate.sentence)
+            kept.append(candidate)
     return kept
 
 
