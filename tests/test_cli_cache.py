@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from evals.conftest import GOOD, NOTES, WORKFLOW
+from eval_projects import GOOD, NOTES, WORKFLOW
 from projects import isolated_home, write_library, write_script
 from rolegraph.cli import app
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import rolegraph
-from evals.conftest import GOOD, NOTES, THIN, WORKFLOW
+from eval_projects import GOOD, NOTES, THIN, WORKFLOW
 from projects import write_library, write_script
 from rolegraph.runtime.result import RunResult
 
