@@ -23,20 +23,9 @@ FILES = [
     "tests/test_workflow.py",
     "workflow.yaml",
 ]
-CLAIM = {
-    "source_id": "hu2021lora",
-    "evidence": (
-        "LoRA freezes the pretrained weights and learns each weight update as a product of two low-rank matrices."
-    ),
-    "claim": "LoRA learns low-rank weight updates.",
-}
-REPORT = {
-    "title": "Cheap fine-tuning",
-    "paragraphs": [
-        {"text": "LoRA learns a low-rank update.", "citations": ["hu2021lora"]},
-        {"text": "The update merges after training.", "citations": ["hu2021lora"]},
-    ],
-}
+# The gatherer's picks (numbers of the sentences it was shown) and the extractive writer's order.
+PICKS = {"evidence": [{"sentence": n, "relevance": 10 - n} for n in (1, 2, 3, 4)]}
+ORDER = {"paragraphs": [{"order": [1, 2, 3, 4], "links": ["Moreover", "Also", "Indeed"]}]}
 
 
 @pytest.fixture(autouse=True)
@@ -51,9 +40,9 @@ def cli(*args: str | Path) -> Result:
 
 
 def script(folder: Path, times: int = 1) -> Path:
-    """A scripted model answering `times` runs: search, the researcher's claim, the writer's report."""
+    """A scripted model answering `times` runs: the gatherer's picks, the writer's order (the search is no model's)."""
     path = folder / "script.yaml"
-    entries = [{"tool": "library_search", "args": {"query": "LoRA"}}, {"final": {"claims": [CLAIM]}}, {"final": REPORT}]
+    entries = [{"final": PICKS}, {"final": ORDER}]
     path.write_text(yaml.safe_dump(entries * times))
     return path
 
@@ -75,7 +64,7 @@ class TestInit:
         result = cli("validate", "demo/workflow.yaml")
         assert result.exit_code == 0, result.output
         assert result.stderr == ""
-        assert result.stdout.startswith("ok demo/workflow.yaml: workflow 'demo', 2 steps")
+        assert result.stdout.startswith("ok demo/workflow.yaml: workflow 'demo', 3 steps")
 
     def test_runs_end_to_end(self, tmp_path: Path) -> None:
         """`run demo/workflow.yaml` completes (on a scripted model) and its report cites the library."""
@@ -85,13 +74,16 @@ class TestInit:
         summary = json.loads(result.stdout)
         assert summary["status"] == "completed"
         assert "[1]" in Path(summary["outputs"]["report"]).read_text()
-        assert [s["id"] for s in json.loads(Path(summary["outputs"]["sources"]).read_text())] == ["hu2021lora"]
+        cited = Path(summary["outputs"]["evidence"]).read_text()
+        assert summary["citations"]["total"] >= 1 and summary["citations"]["unresolved"] == 0
+        assert "hu2021lora" in [s["id"] for s in json.loads(Path(summary["outputs"]["sources"]).read_text())]
+        assert "hu2021lora" in cited
 
     @pytest.mark.local_model
     def test_runs_as_generated_on_the_embedded_model(self) -> None:
         """`run demo/workflow.yaml` as generated (the embedded model, no --model) completes with a cited report:
-        the researcher searches the library with the question (the 135M model copied `key#p4` from the tool's
-        description when asked for "the key words" and then cited nothing it had retrieved)."""
+        the engine searches with the question, the model only picks and orders sentences (as a researcher
+        agent the 135M model searched for `key#p4`, copied from the tool's description, and took minutes)."""
         cli("init", "demo")
         result = cli("run", "demo/workflow.yaml", "--json", "--quiet")
         assert result.exit_code == 0, result.output
