@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from benchmarks import SCENARIOS, report
+from benchmarks.__main__ import main
+from benchmarks._common import loglog_slope, ratio
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `benchmarks` lives beside `src`, not inside the installed package
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import SCENARIOS, report  # noqa: E402  (needs the path above)
-from benchmarks.__main__ import main  # noqa: E402
-from benchmarks._common import loglog_slope, ratio  # noqa: E402
 
 
 def numbers(value: Any, path: str = "") -> Iterator[tuple[str, float]]:

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from benchmarks import quality
 
 from eval_projects import ALPHA_QUOTE, write_eval_project
 from projects import isolated_home, write_script
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `benchmarks` lives beside `src`, not inside the installed package
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import quality  # noqa: E402  (needs the path above)
 
 EVALSET = """\
 rolegraph_eval: 1
