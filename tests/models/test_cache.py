@@ -115,6 +115,24 @@ class TestCallCache:
         assert "damaged entry" in caplog.text
         assert cache.stats().entries == 0
 
+    def test_a_schema_that_is_not_utf8_is_a_miss_not_a_crash(self, tmp_path: Path) -> None:
+        """A flipped bit in the table's own definition (a column name no longer UTF-8): a miss and a warning,
+        not an exception, and clear still works (the fuzz suite found a damaged schema failing a run)."""
+        path = tmp_path / "cache.sqlite"
+        first = CallCache(path)
+        assert first.put("k", "scripted", answer())
+        first.close()  # the last connection closed: the WAL is checkpointed into the file
+        data = bytearray(path.read_bytes())
+        data[data.index(b"completion")] ^= 0xC0  # 'c' becomes a byte that starts no UTF-8 character
+        path.write_bytes(bytes(data))
+        problems: list[str] = []
+        cache = CallCache(path, on_problem=problems.append)
+        assert cache.get("k") is None
+        assert problems and "cache" in problems[0]
+        cache.close()
+        assert CallCache(path).clear() >= 0
+        assert not path.exists() or CallCache(path).get("k") is None
+
     def test_a_file_that_is_no_database_is_a_miss_and_clear_removes_it(self, tmp_path: Path) -> None:
         """A cache file of garbage: get and put are misses with one warning, stats says so, clear deletes it."""
         path = tmp_path / "cache.sqlite"

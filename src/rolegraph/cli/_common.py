@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -184,6 +185,14 @@ def run_async(work: Coroutine[Any, Any, T], *, error_exit: int, on_interrupt: Ca
         if on_interrupt is not None:
             on_interrupt()
         raise typer.Exit(EXIT_CANCELLED) from None
+
+
+def print_json_document(data: Any) -> None:
+    """Print `data` as the command's one JSON document, then point the process's standard output at
+    standard error: native code (a Ray driver's C++ logging, flushed at exit) can write nothing after it."""
+    print(json.dumps(data, indent=2), flush=True)
+    with contextlib.suppress(OSError, ValueError):  # no real file descriptors (a test runner's capture)
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
 
 class RunIdSink:

@@ -31,6 +31,7 @@ from rolegraph.cli._common import (
     load_workflow,
     out,
     parse_inputs,
+    print_json_document,
     run_async,
 )
 from rolegraph.runtime.output_checks import check_entries
@@ -126,7 +127,7 @@ def run(
         on_interrupt=named.hint,
     )
     if as_json:
-        print(json.dumps(result.summary(), indent=2))
+        print_json_document(result.summary())
     print_result(result)
     if result.status != "completed":
         raise typer.Exit(exit_for(result.status))

@@ -177,10 +177,13 @@ class CallCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=_BUSY_MS / 1000, isolation_level=None, check_same_thread=False)
+            # A flipped bit can leave text that is not UTF-8: read it with replacements, so the entry's
+            # checksum fails (a damaged entry, a miss) instead of the read raising.
+            db.text_factory = lambda raw: raw.decode("utf-8", "replace")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, UnicodeDecodeError, OSError) as exc:
             self._broken = True
             self._problem(f"the cache {self.path} cannot be used ({exc}); calls go to the model", exc)
             return None
@@ -188,7 +191,8 @@ class CallCache:
         return db
 
     def _problem(self, message: str, exc: BaseException | None = None) -> None:
-        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        damaged = isinstance(exc, sqlite3.DatabaseError | UnicodeDecodeError)
+        if damaged and not isinstance(exc, sqlite3.OperationalError):
             message += "; `rolegraph cache clear` removes a damaged cache"
         _log.warning(message)
         if self.on_problem is not None:
@@ -215,7 +219,7 @@ class CallCache:
                 db.execute("DELETE FROM entries WHERE key = ?", (key,))
                 self._problem(f"a damaged entry of the cache {self.path} was removed; the call goes to the model")
                 return None
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged schema's names are not UTF-8
             self._problem(f"the cache {self.path} could not be read ({exc}); the call goes to the model", exc)
             return None
         with contextlib.suppress(sqlite3.OperationalError):  # the count is for `stats`: a busy file does not stop a hit
@@ -243,7 +247,7 @@ class CallCache:
                     (key, model, self.clock(), size, usage.input_tokens, usage.output_tokens, text, _checksum(text)),
                 )
                 self._evict(db)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged schema's names are not UTF-8
             self._problem(f"the cache {self.path} could not be written ({exc}); the answer is not kept", exc)
             return False
         return True
@@ -274,7 +278,7 @@ class CallCache:
                 " COALESCE(SUM(hits * input_tokens), 0), COALESCE(SUM(hits * output_tokens), 0),"
                 " MIN(created), MAX(created) FROM entries"
             ).fetchone()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged schema's names are not UTF-8
             return CacheStats(self.path, problem=str(exc))
         entries, size, hits, saved_in, saved_out = (int(v) if isinstance(v, int | float) else 0 for v in row[:5])
         oldest, newest = (float(v) if isinstance(v, int | float) else None for v in row[5:])
@@ -289,7 +293,7 @@ class CallCache:
                     removed: int = db.execute("DELETE FROM entries").rowcount
                 db.execute("VACUUM")
                 return removed
-        except sqlite3.DatabaseError:
+        except (sqlite3.DatabaseError, UnicodeDecodeError):
             pass
         self._remove_files()
         return 0
