@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -325,19 +325,7 @@ class RunStore:
                 "SELECT call_id, step_id, kind, model, input_tokens, output_tokens, result,"
                 f" {self._request_column} FROM calls ORDER BY seq"
             )
-            return [
-                JournalEntry(
-                    call_id=call_id,
-                    step_id=step_id,
-                    kind=kind,
-                    model=model,
-                    input_tokens=tokens_in,
-                    output_tokens=tokens_out,
-                    result=json.loads(result),
-                    request=None if request is None else json.loads(request),
-                )
-                for call_id, step_id, kind, model, tokens_in, tokens_out, result, request in rows
-            ]
+            return _journal_entries(rows)
 
     def superseded(self) -> list[JournalEntry]:
         """The recorded calls a resume sent again (their requests had changed), in the order recorded."""
@@ -348,19 +336,7 @@ class RunStore:
                 "SELECT call_id, step_id, kind, model, input_tokens, output_tokens, result, request"
                 " FROM superseded ORDER BY seq"
             )
-            return [
-                JournalEntry(
-                    call_id=call_id,
-                    step_id=step_id,
-                    kind=kind,
-                    model=model,
-                    input_tokens=tokens_in,
-                    output_tokens=tokens_out,
-                    result=json.loads(result),
-                    request=None if request is None else json.loads(request),
-                )
-                for call_id, step_id, kind, model, tokens_in, tokens_out, result, request in rows
-            ]
+            return _journal_entries(rows)
 
     def sources(self) -> list[Source]:
         """The sources the recorded tool calls returned, in the order they were recorded."""
@@ -370,3 +346,21 @@ class RunStore:
                 with self._reading():
                     found += [Source.model_validate(s) for s in entry.result.get("sources") or ()]
         return found
+
+
+def _journal_entries(rows: Iterable[tuple[Any, ...]]) -> list[JournalEntry]:
+    """Journal entries from rows of ``call_id, step_id, kind, model, input_tokens, output_tokens, result,
+    request`` (the calls table's columns and the superseded table's)."""
+    return [
+        JournalEntry(
+            call_id=call_id,
+            step_id=step_id,
+            kind=kind,
+            model=model,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            result=json.loads(result),
+            request=None if request is None else json.loads(request),
+        )
+        for call_id, step_id, kind, model, tokens_in, tokens_out, result, request in rows
+    ]
