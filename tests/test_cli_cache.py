@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,17 @@ class TestCacheCommands:
         assert cleared.exit_code == 0 and "removed 3 cached answers" in cleared.stdout
         assert json.loads(cli("cache", "stats", "--json").stdout)["entries"] == 0
         assert run("--cache")["cache"] == first["cache"]  # emptied: the calls are made again
+
+    def test_stats_prints_a_cache_whose_numbers_are_damaged(self, project: Path) -> None:
+        """Token counts whose sum overflows and times past the calendar: `cache stats` prints its table, the times
+        as "?", instead of a traceback (found by the fuzz suite's slow lane)."""
+        run("--cache")
+        with sqlite3.connect(os.environ["ROLEGRAPH_HOME"] + "/cache.sqlite") as db:
+            db.execute("UPDATE entries SET input_tokens = 1e308, hits = 2, created = 1e308")
+        db.close()
+        table = cli("cache", "stats")
+        assert table.exit_code == 0, table.output
+        assert re.search(r"entries +3 *\n", table.stdout) and re.search(r"stored +\? to \? ", table.stdout)
 
     def test_no_cache_flag_overrides_the_workflow(self, project: Path) -> None:
         """`--no-cache` on a workflow with `settings.cache: true` uses no cache; without the flag it does."""

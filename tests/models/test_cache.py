@@ -133,6 +133,21 @@ class TestCallCache:
         assert CallCache(path).clear() >= 0
         assert not path.exists() or CallCache(path).get("k") is None
 
+    def test_stats_of_damaged_numbers_are_figures_not_a_crash(self, tmp_path: Path) -> None:
+        """Token counts and times altered on disk to 1e308 (their sums overflow to infinity) or text: stats still
+        answers (the fuzz suite's slow lane found an OverflowError)."""
+        cache = CallCache(tmp_path / "cache.sqlite")
+        for key in ("a", "b"):
+            cache.put(key, "scripted", answer())
+            assert cache.get(key) is not None
+        with sqlite3.connect(tmp_path / "cache.sqlite") as db:
+            db.execute("UPDATE entries SET input_tokens = 1e308, created = 1e308, output_tokens = 'many'")
+        db.close()
+        stats = cache.stats()
+        assert stats.entries == 2 and stats.hits == 2
+        assert stats.saved_input_tokens == 0 and stats.saved_output_tokens == 0
+        assert stats.newest == 1e308
+
     def test_a_file_that_is_no_database_is_a_miss_and_clear_removes_it(self, tmp_path: Path) -> None:
         """A cache file of garbage: get and put are misses with one warning, stats says so, clear deletes it."""
         path = tmp_path / "cache.sqlite"

@@ -22,7 +22,12 @@ app.add_typer(cache_app, name="cache")
 
 
 def _when(stamp: float | None) -> str:
-    return "-" if stamp is None else dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M")
+    if stamp is None:
+        return "-"
+    try:
+        return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, ValueError, OSError):  # a damaged entry's time is past the calendar
+        return "?"
 
 
 @cache_app.command("stats")

@@ -41,6 +41,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -262,7 +263,7 @@ class CallCache:
             if total <= self.max_bytes:
                 break
             doomed.append((key,))
-            total -= size
+            total -= _finite(size) or 0
         db.executemany("DELETE FROM entries WHERE key = ?", doomed)
 
     def stats(self) -> CacheStats:
@@ -280,8 +281,8 @@ class CallCache:
             ).fetchone()
         except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged schema's names are not UTF-8
             return CacheStats(self.path, problem=str(exc))
-        entries, size, hits, saved_in, saved_out = (int(v) if isinstance(v, int | float) else 0 for v in row[:5])
-        oldest, newest = (float(v) if isinstance(v, int | float) else None for v in row[5:])
+        entries, size, hits, saved_in, saved_out = (int(_finite(v) or 0) for v in row[:5])
+        oldest, newest = (_finite(v) for v in row[5:])
         return CacheStats(self.path, entries, size, hits, saved_in, saved_out, oldest, newest)
 
     def clear(self) -> int:
@@ -311,6 +312,13 @@ class CallCache:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
             self._db = None
+
+
+def _finite(value: object) -> float | None:
+    """A stored number as a float; None for text, blobs, NULL or a damaged infinity (a SUM past 1e308)."""
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def _checksum(text: str) -> str:
