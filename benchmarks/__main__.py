@@ -24,19 +24,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     size.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the code runs")
     parser.add_argument("--only", nargs="+", choices=sorted(SCENARIOS), metavar="NAME", help="run only these")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for results.json and plots")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="measure nothing: rewrite RESULTS.md, plots, README table from results.json",
+    )
     args = parser.parse_args(argv)
     level: Level = "smoke" if args.smoke else "quick" if args.quick else "full"
     # RESULTS.md is tracked next to this file; a run elsewhere writes its own copy.
     markdown_path = HERE / "RESULTS.md" if args.out.resolve() == DEFAULT_OUT else args.out / "RESULTS.md"
     measured = {}
-    for name in args.only or SCENARIOS:
+    for name in [] if args.render else args.only or SCENARIOS:
         print(f"[{name}] running ({level}) ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
         figures = SCENARIOS[name](level)
         seconds = time.perf_counter() - start
         print(f"[{name}] done in {seconds:.1f} s", file=sys.stderr, flush=True)
         measured[name] = {"level": level, "seconds": round(seconds, 2), "figures": figures}
-    results = report.merge(report.load(args.out), measured)
+    previous = report.load(args.out)
+    if args.render and previous is None:
+        print(f"error: no results.json in {args.out} to render", file=sys.stderr)
+        return 2
+    results = previous if args.render and previous is not None else report.merge(previous, measured)
     for path in report.write(results, args.out, markdown_path):
         print(f"wrote {path}", file=sys.stderr)
     if args.out.resolve() == DEFAULT_OUT and report.update_readme(results, README):

@@ -210,6 +210,16 @@ class TestReport:
         assert report.update_readme(results, readme)
         assert readme.read_text(encoding="utf-8") == f"before\n{report.readme_block(results)}\nafter\n"
 
+    def test_render_rewrites_the_report_from_results_without_running(self, tmp_path: Path) -> None:
+        """`--render` measures nothing: RESULTS.md is rewritten from the folder's results.json (exit 2 without one)."""
+        assert main(["--render", "--out", str(tmp_path)]) == 2
+        assert main(["--smoke", "--only", "trace_throughput", "--out", str(tmp_path)]) == 0
+        before = report.load(tmp_path)
+        (tmp_path / "RESULTS.md").write_text("stale", encoding="utf-8")
+        assert main(["--render", "--out", str(tmp_path)]) == 0
+        assert report.load(tmp_path) == before
+        assert (tmp_path / "RESULTS.md").read_text(encoding="utf-8") == report.markdown(before)
+
     def test_command_merges_with_previous_results(self, tmp_path: Path) -> None:
         """`--only` adds its scenario to the results already in the folder."""
         assert main(["--smoke", "--only", "trace_throughput", "--out", str(tmp_path)]) == 0
