@@ -12,7 +12,7 @@ import datetime as dt
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from rolegraph.distributed.choose import executor_for
 from rolegraph.durability.durable import run_durably
@@ -42,7 +42,7 @@ class Workflow(CompiledWorkflow):
     """
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, machine: bool = False, privacy: Privacy | None = None) -> Workflow:
+    def load(cls, path: str | os.PathLike[str], *, machine: bool = False, privacy: Privacy | None = None) -> Self:
         """Load and validate a workflow file (its warnings in `warnings`).
 
         Args:
@@ -55,8 +55,7 @@ class Workflow(CompiledWorkflow):
         Raises:
             SpecError: The file is invalid (every problem, with file:line:col).
         """
-        compiled = CompiledWorkflow.load(path, machine=machine, privacy=privacy)
-        return cls(compiled.spec, compiled.path, compiled.warnings)
+        return super().load(path, machine=machine, privacy=privacy)
 
     async def run(
         self,

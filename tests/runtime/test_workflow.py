@@ -12,12 +12,13 @@ import pytest
 import yaml
 
 import rolegraph
-from rolegraph.errors import Problem, SpecError
+from rolegraph.errors import GraphError, Problem, SpecError
 from rolegraph.models.model import ModelSettings, Usage
 from rolegraph.runtime.result import RunResult
 from rolegraph.tools.sources import Source
 from rolegraph.traces.trace import SpanRecord, Trace
 from rolegraph.workflow import Workflow
+from rolegraph.workflows.spec import WorkflowSpec
 
 NOTES = {
     "alpha2020": (
@@ -239,6 +240,21 @@ class TestCompletedRun:
         assert isinstance(workflow, Workflow)
         assert (workflow.path, workflow.base_dir, workflow.spec.name) == (path, path.parent, "review")
         assert sorted(workflow.graph.nodes) == ["plan", "research", "write"]
+
+    def test_a_workflow_built_in_python_has_its_graph_validated(self) -> None:
+        """A spec not read by the loader is still checked when compiled: a dependency cycle is refused."""
+        spec = WorkflowSpec.model_validate(
+            {
+                "rolegraph": 1,
+                "name": "wf",
+                "steps": {
+                    "a": {"role": "writer", "task": "t", "depends_on": ["b"]},
+                    "b": {"role": "writer", "task": "t", "depends_on": ["a"]},
+                },
+            }
+        )
+        with pytest.raises(GraphError, match="cycle"):
+            Workflow(spec)
 
     async def test_the_model_override_replaces_the_default_model(self, tmp_path: Path) -> None:
         """`model=` replaces the default model only; roles with their own model keep it."""

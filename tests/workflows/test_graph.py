@@ -48,6 +48,13 @@ class TestCompileGraph:
         assert info.value.problems == validate_graph(spec)
         assert len(info.value.problems) == 2
 
+    def test_a_checked_spec_compiles_to_the_same_graph(self) -> None:
+        """`checked=True` (the loader validated the graph already) gives the same nodes, edges and name."""
+        checked, unchecked = compile_graph(REVIEW_LOOP, checked=True), compile_graph(REVIEW_LOOP)
+        assert list(checked.nodes(data=True)) == list(unchecked.nodes(data=True))
+        assert sorted(checked.edges(data=True)) == sorted(unchecked.edges(data=True))
+        assert checked.graph == unchecked.graph
+
 
 class TestValidateGraph:
     def test_valid_graph_has_no_problems(self) -> None:

@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import networkx as nx
 
@@ -34,21 +34,29 @@ class CompiledWorkflow:
     Args:
         spec: The validated workflow.
         path: The file it was loaded from (None for a workflow built in Python).
+        warnings: The loader's warnings about it.
+        graph_checked: The loader has already validated its graph (`validate_graph`), so compiling it
+            does not check it again.
     """
 
-    def __init__(self, spec: WorkflowSpec, path: Path | None = None, warnings: list[Problem] | None = None) -> None:
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        path: Path | None = None,
+        warnings: list[Problem] | None = None,
+        *,
+        graph_checked: bool = False,
+    ) -> None:
         self.spec = spec
         self.path = path
         self.warnings: list[Problem] = list(warnings or [])
         """What is valid but probably not meant (`rolegraph.workflows.lint`), at file:line."""
         self.base_dir = path.parent if path else Path.cwd()
-        self.graph: nx.DiGraph[str] = compile_graph(spec)
+        self.graph: nx.DiGraph[str] = compile_graph(spec, checked=graph_checked)
         self.roles: dict[str, Role] = resolve_roles(spec)
 
     @classmethod
-    def load(
-        cls, path: str | os.PathLike[str], *, machine: bool = False, privacy: Privacy | None = None
-    ) -> CompiledWorkflow:
+    def load(cls, path: str | os.PathLike[str], *, machine: bool = False, privacy: Privacy | None = None) -> Self:
         """Load and validate a workflow file, with what a run of it needs (`rolegraph.runtime.preflight`):
         the tools its roles and steps name, the functions, the library folder.
 
@@ -67,7 +75,7 @@ class CompiledWorkflow:
         spec = read.spec
         if privacy is not None and privacy != spec.settings.privacy:
             spec = spec.model_copy(update={"settings": spec.settings.model_copy(update={"privacy": privacy})})
-        return cls(spec, file, read.warnings)
+        return cls(spec, file, read.warnings, graph_checked=True)  # the loader's checks validated the graph
 
     def resolve_inputs(self, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
         """Inputs with defaults filled in and values converted to their declared types.

@@ -10,7 +10,7 @@ Workflows and eval sets (`rolegraph.evals.loader`) are read the same way; a
 `DocumentKind` names the schema and the words a document's messages use.
 
 Where PyYAML has libyaml, its C scanner and parser produce the events and the
-bounded composer here builds the nodes (libyaml's own composer recurses in C
+bounded composer (`rolegraph.workflows.composer`) builds the nodes (libyaml's own composer recurses in C
 without a depth limit, so it is not used): the same nodes and marks, ten times
 faster. A document libyaml refuses is read again by the pure-Python parser, so
 that a syntax error is told in the same words whichever reader found it.
@@ -27,13 +27,13 @@ from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel
-from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 from yaml.resolver import Resolver
 
 from rolegraph.errors import Problem, SpecError
+from rolegraph.workflows.composer import MAX_DEPTH, MAX_NODES, BoundedComposer, LimitExceeded
 
 __all__ = [
     "MAX_BYTES",
@@ -53,10 +53,6 @@ __all__ = [
 
 MAX_BYTES = 1 << 20
 """Largest document accepted (checked before parsing)."""
-MAX_DEPTH = 50
-"""Deepest nesting of mappings and lists accepted."""
-MAX_NODES = 100_000
-"""Most values a document may hold once its aliases are expanded (stops "billion laughs")."""
 MAX_PROBLEMS = 200
 """Problems reported per document, at most; past it the rest are only counted (a file with
 thousands of mistakes is fixed from the top, and reporting them all would cost more than reading it)."""
@@ -207,6 +203,8 @@ def compose(text: str | bytes, file: Path | None, kind: DocumentKind[Any]) -> tu
         data = document.convert_root(root)
     except _Fatal as fatal:
         raise SpecError([replace(fatal.problem, file=file)]) from None
+    except LimitExceeded as limit:
+        raise SpecError([Problem(limit.message, "", file, limit.line, limit.column)]) from None
     except yaml.MarkedYAMLError as exc:
         raise SpecError([document.syntax_problem(exc)]) from None
     except ReaderError as exc:
@@ -223,10 +221,10 @@ def _compose_root(text: str, noun: str) -> Node | None:
             return _compose_with(_fast_loader(noun), text)
         except (yaml.YAMLError, UnicodeError):  # a lone surrogate in a str cannot even be given to libyaml
             pass  # told below, in the pure-Python reader's words (a limit crossed is told the same by both)
-    return _compose_with(type("_Loader", (_BoundedLoader,), {"noun": noun}), text)
+    return _compose_with(type("_Loader", (_BoundedLoader,), {"subject": with_article(noun)}), text)
 
 
-def _compose_with(loader_class: type[_Bounded], text: str) -> Node | None:
+def _compose_with(loader_class: type[BoundedComposer], text: str) -> Node | None:
     loader: Any = loader_class(text)  # type: ignore[call-arg]  # the loader's parser half takes the stream
     try:
         root: Node | None = loader.get_single_node()
@@ -250,48 +248,23 @@ class _Pos:
     style: str | None = None
 
 
-class _Bounded(Composer):
-    """PyYAML's composer, refusing to compose deeper than `MAX_DEPTH` (it recurses) or more than
-    `MAX_NODES` nodes (so that a huge flat document stops early too)."""
-
-    _depth = 0
-    _nodes = 0
-    noun = "workflow"
-
-    def compose_node(self, parent: Node | None, index: int) -> Node | None:
-        self._depth += 1
-        self._nodes += 1
-        try:
-            if self._depth > MAX_DEPTH or self._nodes > MAX_NODES:
-                mark = self.peek_event().start_mark  # type: ignore[attr-defined]  # the loader's parser half has it
-                message = (
-                    f"the document nests deeper than {MAX_DEPTH} levels; {with_article(self.noun)} needs only a few"
-                    if self._depth > MAX_DEPTH
-                    else f"the document holds more than {MAX_NODES} values; {with_article(self.noun)} needs far fewer"
-                )
-                raise _Fatal(Problem(message, "", None, mark.line + 1, mark.column + 1))
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
-class _BoundedLoader(_Bounded, yaml.SafeLoader):
+class _BoundedLoader(BoundedComposer, yaml.SafeLoader):
     """The pure-Python safe loader with the bounded composer."""
 
 
 @functools.cache
-def _fast_loader(noun: str) -> type[_Bounded]:
+def _fast_loader(noun: str) -> type[BoundedComposer]:
     """A loader class reading events with libyaml's C parser into the bounded composer."""
     from yaml._yaml import CParser  # PyYAML's optional C extension: imported only where it exists
 
     def init(self: Any, stream: str) -> None:
         CParser.__init__(self, stream)
-        Composer.__init__(self)
+        BoundedComposer.__init__(self)
         Resolver.__init__(self)
 
     # The composer first: CParser's own get_single_node would compose in C, unbounded.
-    bases = (_Bounded, CParser, Resolver)
-    loader: type[_Bounded] = type("_FastLoader", bases, {"noun": noun, "__init__": init})
+    bases = (BoundedComposer, CParser, Resolver)
+    loader: type[BoundedComposer] = type("_FastLoader", bases, {"subject": with_article(noun), "__init__": init})
     return loader
 
 
