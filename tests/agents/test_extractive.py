@@ -71,11 +71,46 @@ class TestArrangement:
         }
 
     def test_names_keep_their_capitals_and_nothing_is_lost(self) -> None:
-        """A name after a joining word keeps its case; numbers the model repeated or left out still appear once."""
-        groups = [Group("", (("a", "LoRA freezes the weights."), ("b", "QLoRA quantizes them."), ("c", "It helps.")))]
+        """A name after a joining word keeps its case; numbers the model repeated or left out still appear once
+        (without a joining word of the model's: none)."""
+        groups = [
+            Group("", (("a", "LoRA freezes the weights."), ("b", "QLoRA quantizes them."), ("c", "Adapters help.")))
+        ]
         report = compose_report("T", groups, {"paragraphs": [{"order": [3, 3], "links": ["Also"]}]})
         text = report["paragraphs"][0]["text"]
-        assert text == "It helps. [@c] Also, LoRA freezes the weights. [@a] Moreover, QLoRA quantizes them. [@b]"
+        assert text == "Adapters help. [@c] Also, LoRA freezes the weights. [@a] QLoRA quantizes them. [@b]"
+
+    def test_a_paragraph_opens_with_a_sentence_that_stands_alone(self) -> None:
+        """The model's first sentence "It ..." or "The authors ..." moves after the first that names its subject;
+        a paragraph whose every sentence leans on another keeps the model's order."""
+        groups = [Group("", (("a", "It trains few weights."), ("b", "The authors merge it."), ("c", "LoRA adapts.")))]
+        report = compose_report("T", groups, {"paragraphs": [{"order": [1, 2, 3], "links": ["", ""]}]})
+        assert (
+            report["paragraphs"][0]["text"]
+            == "LoRA adapts. [@c] It trains few weights. [@a] The authors merge it. [@b]"
+        )
+        leaning = [Group("", (("a", "It trains few weights."), ("b", "They merge it.")))]
+        kept = compose_report("T", leaning, {"paragraphs": [{"order": [2, 1], "links": [""]}]})
+        assert kept["paragraphs"][0]["text"] == "They merge it. [@b] It trains few weights. [@a]"
+
+    def test_a_sentence_with_its_own_connective_gets_no_joining_word(self) -> None:
+        """ "However, ..." after the model's "Moreover" stays "However, ..." (not "Moreover, however, ...")."""
+        groups = [Group("", (("a", "LoRA trains few weights."), ("b", "However, it adds no latency.")))]
+        report = compose_report("T", groups, {"paragraphs": [{"order": [1, 2], "links": ["Moreover"]}]})
+        assert report["paragraphs"][0]["text"] == "LoRA trains few weights. [@a] However, it adds no latency. [@b]"
+
+    def test_a_joining_word_is_used_once_per_paragraph(self) -> None:
+        """The model's "Also" before every sentence joins only the first; the others follow without a word."""
+        groups = [Group("", (("a", "LoRA adapts."), ("b", "QLoRA quantizes."), ("c", "Adapters add layers.")))]
+        report = compose_report("T", groups, {"paragraphs": [{"order": [1, 2, 3], "links": ["Also", "Also"]}]})
+        assert (
+            report["paragraphs"][0]["text"] == "LoRA adapts. [@a] Also, QLoRA quantizes. [@b] Adapters add layers. [@c]"
+        )
+
+    def test_joining_words_only_add(self) -> None:
+        """No joining word claims likeness, contrast or cause between two quotes; "" (none) is one of them."""
+        assert "" in LINKS
+        assert not {"Similarly", "Likewise", "Indeed", "However", "Therefore", "Thus", "Instead"} & set(LINKS)
 
     def test_title_is_the_first_line_of_the_task(self) -> None:
         """The report's title is the task's first line, without a heading mark or a final colon."""

@@ -47,6 +47,15 @@ class TestCandidates:
         ranked = candidates("adopted in practice", [first, second])
         assert [c.source_id for c in ranked] == ["b", "a"]
 
+    @pytest.mark.parametrize("opening", ["The authors report that", "However,", "In addition,", "These results show"])
+    def test_a_sentence_leaning_on_the_one_before_ranks_lower(self, opening: str) -> None:
+        """A sentence opening with a reference or a connective ("The authors ...", "However, ...") ranks below
+        an otherwise equal sentence that names its subject."""
+        leaning = ("a", f"{opening} prefix tuning was widely adopted in practice.")
+        standing = ("b", "Prefix tuning was widely adopted in practice by many groups.")
+        ranked = candidates("prefix tuning adopted in practice", [leaning, standing])
+        assert [c.source_id for c in ranked] == ["b", "a"]
+
     def test_a_passage_opening_ranks_higher(self) -> None:
         """Of two equal sentences, the one that opens its passage ranks higher (a paper's opening says what it does)."""
         text = "Researchers adopted the method in practice. Practitioners adopted the method in practice."

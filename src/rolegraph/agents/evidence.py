@@ -30,6 +30,8 @@ __all__ = [
     "MIN_QUOTE_WORDS",
     "collapse_whitespace",
     "is_quotable",
+    "leans_on_context",
+    "opens_with_connective",
     "quote_problem",
     "segment",
     "sentences",
@@ -90,6 +92,37 @@ def segment(text: str) -> tuple[str, ...]:
 def is_quotable(sentence: str) -> bool:
     """Whether a sentence is long enough (and short enough) to be offered and accepted as evidence."""
     return MIN_QUOTE_CHARS <= len(sentence) <= MAX_QUOTE_CHARS and len(sentence.split()) >= MIN_QUOTE_WORDS
+
+
+_CONNECTIVE = re.compile(
+    r"^(?:However|Instead|Similarly|Likewise|Moreover|Furthermore|Also|Additionally|Thus|Hence|Therefore"
+    r"|Consequently|Finally|Then|Second|Secondly|Third|Lastly|Nevertheless|Nonetheless|Conversely"
+    r"|In (?:addition|contrast|particular|turn|practice)|As a result|On the other hand|By contrast)\b"
+)
+_REFERENCE = re.compile(
+    r"^(?:It|Its|This|These|They|Their|Them|Such|That|Those|He|She|His|Her"
+    r"|The (?:authors?|paper|former|latter|same|method|approach|proposed|above))\b"
+)
+
+
+def opens_with_connective(sentence: str) -> bool:
+    """Whether `sentence` opens with a word tying it to a sentence before (``However``, ``In addition`` ...).
+
+    >>> opens_with_connective("However, adapters add latency."), opens_with_connective("Adapters add latency.")
+    (True, False)
+    """
+    return _CONNECTIVE.match(sentence.lstrip()) is not None
+
+
+def leans_on_context(sentence: str) -> bool:
+    """Whether `sentence`, read out of its passage, leans on one before it: it opens with a pronoun or a
+    reference (``It``, ``This``, ``The authors`` ...) or a connective (`opens_with_connective`), so it names
+    nothing or ties itself to something the reader was not shown.
+
+    >>> leans_on_context("The authors further report better robustness."), leans_on_context("LoRA freezes W.")
+    (True, False)
+    """
+    return _REFERENCE.match(sentence.lstrip()) is not None or opens_with_connective(sentence)
 
 
 def sentences(text: str, limit: int | None = MAX_SENTENCES_PER_SOURCE) -> list[str]:

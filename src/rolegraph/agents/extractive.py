@@ -10,7 +10,10 @@ per paragraph, each sentence numbered within its group, and answers only that::
 The engine then writes each paragraph from the group's sentences, verbatim, in
 that order, joined by those words, each sentence citing its source where it ends
 (``[@id]``). Nothing in the report's body is a word the evidence does not hold,
-apart from the joining words.
+apart from the joining words. A paragraph opens with a sentence that stands on its own where it has
+one (not ``It ...``, ``The authors ...``, ``However, ...``: `leans_on_context`); a joining word is
+used once per paragraph (a repeat is dropped), and a sentence that opens with a connective of its own
+gets none.
 
 Where the evidence comes from (`evidence_groups`): the steps the writer reads. A
 step output with ``groups`` (a list of ``{question, evidence: [...]}``) gives one
@@ -31,6 +34,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from rolegraph.agents.evidence import leans_on_context, opens_with_connective
+
 __all__ = [
     "LINKS",
     "MAX_GROUPS",
@@ -44,8 +49,9 @@ __all__ = [
     "report_title",
 ]
 
-LINKS = ("Moreover", "In addition", "Furthermore", "Also", "Similarly", "In particular", "Likewise", "Indeed")
-"""The words a model may join two sentences with: none claims a contrast or a cause the evidence may not hold."""
+LINKS = ("", "Also", "In addition", "Moreover", "Furthermore")
+"""The words a model may join two sentences with (``""``: none). Each only adds: a word of likeness
+(``Similarly``), contrast or cause would claim a relation between two quotes the evidence may not hold."""
 MAX_GROUPS = 6
 """Paragraphs of a report at most (`ReportOutput`)."""
 MAX_SENTENCES = 4
@@ -150,7 +156,10 @@ def report_title(task: str) -> str:
 
 
 def _joined(link: str, sentence: str) -> str:
-    """`sentence` after a joining word: its first word lowercased if it is an ordinary capitalised word."""
+    """`sentence` after a joining word: its first word lowercased if it is an ordinary capitalised word.
+    Without a word (``""``), or when the sentence opens with a connective of its own, the sentence as it is."""
+    if not link or opens_with_connective(sentence):
+        return sentence
     first, _, rest = sentence.partition(" ")
     plain = first.replace("-", "").replace(",", "")
     if plain.isalpha() and first[:1].isupper() and first[1:] == first[1:].lower() and len(plain) > 1:
@@ -158,26 +167,33 @@ def _joined(link: str, sentence: str) -> str:
     return f"{link}, {first}{' ' + rest if rest else ''}"
 
 
-def _order(size: int, chosen: Sequence[int]) -> list[int]:
-    """The model's order of 1..size, repeats and strays dropped, numbers it left out appended in their order."""
+def _order(evidence: Sequence[tuple[str, str]], chosen: Sequence[int]) -> list[int]:
+    """The model's order of the group's numbers, repeats and strays dropped, numbers it left out appended in
+    their order; then the first sentence that stands on its own moved to the front (a paragraph does not
+    open with "It ..." or "However, ..." when it has a sentence that names its subject)."""
+    size = len(evidence)
     order = [n for n in dict.fromkeys(chosen) if 1 <= n <= size]
-    return order + [n for n in range(1, size + 1) if n not in order]
+    order += [n for n in range(1, size + 1) if n not in order]
+    opening = next((n for n in order if not leans_on_context(evidence[n - 1][1])), order[0])
+    return [opening, *(n for n in order if n != opening)]
 
 
 def compose_report(title: str, groups: Sequence[Group], arrangement: Mapping[str, Any]) -> dict[str, Any]:
     """The report (`ReportOutput` data) the arrangement describes: one paragraph per group, its sentences
-    verbatim in the chosen order, each after the first joined by its chosen word, each followed by its
-    source's inline citation (``[@id]``, rendered as the source's number)."""
+    verbatim in the chosen order, each after the first joined by its chosen word (once per paragraph),
+    each followed by its source's inline citation (``[@id]``, rendered as the source's number)."""
     chosen = list(arrangement.get("paragraphs", []))
     paragraphs = []
     for index, group in enumerate(groups):
         plan = chosen[index] if index < len(chosen) and isinstance(chosen[index], Mapping) else {}
-        order = _order(len(group.evidence), [int(n) for n in plan.get("order", [])])
+        order = _order(group.evidence, [int(n) for n in plan.get("order", [])])
         links = [str(word) for word in plan.get("links", [])]
-        parts, cited = [], []
+        parts, cited, used = [], [], set()
         for position, number in enumerate(order):
             source_id, sentence = group.evidence[number - 1]
-            link = links[position - 1] if 0 < position <= len(links) else LINKS[0]
+            link = links[position - 1] if 0 < position <= len(links) else ""
+            link = "" if link in used else link  # "Also, ... Also, ..." reads as a list: a word joins once
+            used.add(link)
             parts.append(f"{sentence if position == 0 else _joined(link, sentence)} [@{source_id}]")
             cited.append(source_id)
         paragraphs.append({"citations": list(dict.fromkeys(cited)), "text": " ".join(parts)})

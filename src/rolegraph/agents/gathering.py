@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from rolegraph.agents.evidence import sentences
+from rolegraph.agents.evidence import leans_on_context, sentences
 from rolegraph.tools.library.documents import split_page_id
 
 __all__ = [
@@ -70,7 +70,6 @@ OTHER_WEIGHT = 0.5
 sentence answers this question, and the passages are on the topic already)."""
 
 _WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_ANAPHORA = re.compile(r"^(It|Its|This|These|They|Their|Such|That|Those|He|She)\b")
 _STOPWORDS = frozenset(
     "a about above after all also an and any are as at be been being but by can could did do does doing "
     "each for from had has have how however if in into is it its itself may more most much no nor not of "
@@ -135,8 +134,9 @@ def candidates(
     query word it holds (weighted: `focus` words most), plus a little for coming from an
     earlier passage, more for opening its passage (a paper's first sentences say what it
     does), for each content word it adds beyond the query's (a sentence that restates the
-    question says nothing new) and for being of the paper it should `prefer`; half that if it opens
-    with a pronoun (``It``, ``This``, ``They`` ...), which out of its passage names nothing.
+    question says nothing new) and for being of the paper it should `prefer`; half that if it leans on
+    the sentence before it (`leans_on_context`: ``It``, ``The authors``, ``However`` ...), which out of
+    its passage names nothing.
     """
     pool = [
         (rank, index, source_id, s)
@@ -160,7 +160,7 @@ def candidates(
         score += NEWS_WEIGHT * min(len(ws - wanted), NEWS_CAP)
         if preferred is not None and split_page_id(source_id)[0] == preferred:
             score += PAPER_WEIGHT
-        if _ANAPHORA.match(sentence):  # "It is ..." read out of its passage names nothing
+        if leans_on_context(sentence):  # "It is ...", "However, ..." read out of its passage name nothing
             score /= 2
         scored.append(Candidate(source_id, sentence, round(score, 4)))
     limit = limit or MAX_CANDIDATES

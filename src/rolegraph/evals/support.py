@@ -86,7 +86,7 @@ def _texts(sources: Iterable[Source]) -> dict[str, str]:
     return {s.id: s.text for s in sources}
 
 
-_LINK = re.compile(r"^(?:" + "|".join(re.escape(link) for link in LINKS) + r"),\s+", re.IGNORECASE)
+_LINK = re.compile(r"^(?:" + "|".join(re.escape(link) for link in LINKS if link) + r"),\s+", re.IGNORECASE)
 
 
 def _plain(text: str) -> str:

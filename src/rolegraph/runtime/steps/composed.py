@@ -182,7 +182,8 @@ async def run_extractive_writer(
     )
     task = (
         f"{call.task.rstrip()}\n\nEach paragraph is made of the sentences below, verbatim. For each paragraph, "
-        "give the order its sentences read best in, and the word that joins each sentence to the one before."
+        "give the order its sentences read best in, and the word that joins each sentence to the one before "
+        '("" for none).'
         f"\n\n{numbered_groups(groups)}"
     )
     result = await run(arranging, task, ids)
