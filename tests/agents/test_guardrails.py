@@ -9,6 +9,7 @@ import pytest
 
 from rolegraph.agents.guardrails import (
     Blocklist,
+    CheckCall,
     FunctionCheck,
     JudgeCheck,
     MaxLength,
@@ -27,7 +28,7 @@ UNTRACED = Tracer("t")
 
 
 async def verdict(check: OutputCheck, output: dict[str, Any]) -> Verdict:
-    return await check(output, UNTRACED)
+    return await check(output, CheckCall(UNTRACED))
 
 
 class TestNoPII:
@@ -142,17 +143,22 @@ class TestJudge:
 class TestModerationCheck:
     async def test_flagged_categories_fail(self) -> None:
         """Flagged categories are named; nothing flagged passes; the classifier gets every string."""
-        seen: list[str] = []
-
-        async def classify(text: str) -> list[str]:
-            seen.append(text)
-            return ["harassment", "violence"] if "bad" in text else []
-
-        check = ModerationCheck(classify)
+        classifier = ScriptedModel(
+            [Completion(text='{"flagged": []}'), Completion(text='{"flagged": ["harassment", "violence"]}')]
+        )
+        check = ModerationCheck(classifier)
         assert await verdict(check, {"a": "good", "b": ["words"]}) == Verdict(True)
-        assert seen == ["good\nwords"]
+        assert [c.messages[-1].content for c in classifier.calls] == ["good\nwords"]
         assert (await verdict(check, {"a": "bad"})).reason == (
             "the answer was flagged by moderation for: harassment, violence; rewrite it"
+        )
+
+    async def test_a_reply_of_another_shape_fails_the_check(self) -> None:
+        """A classifier reply that is not {"flagged": [...]} fails the check, quoting it."""
+        problem = await check_output([ModerationCheck(ScriptedModel([Completion(text="ok")]))], {"a": "x"}, UNTRACED)
+        assert problem == (
+            "check moderation failed: the check raised ValueError: "
+            "the classifier answered 'ok', not {\"flagged\": [...]}"
         )
 
 

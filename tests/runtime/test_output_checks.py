@@ -11,6 +11,7 @@ import openai
 import pytest
 
 import rolegraph
+from moderation_wire import moderation_body
 from projects import isolated_home, write_script
 from rolegraph.errors import SpecError
 from rolegraph.models.moderation import Moderation
@@ -213,27 +214,6 @@ class TestLoad:
         assert [f for f, _ in found] == ["roles.scout.checks[0].judge.model", "roles.scout.checks[1]"]
         assert found[0][1].startswith("the judge: settings.privacy is local_only, so model 'openai:gpt-4o-mini'")
         assert "it sends each answer to OpenAI's moderation endpoint" in found[1][1]
-
-
-def moderation_body(flagged: bool) -> dict[str, Any]:
-    """A body of the documented shape (`openai.types.ModerationCreateResponse`; OpenAI's API reference example)."""
-    names = [
-        "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
-        "self-harm", "self-harm/instructions", "self-harm/intent", "sexual", "sexual/minors", "violence",
-        "violence/graphic",
-    ]  # fmt: skip
-    return {
-        "id": "modr-0d9740456c391e43c445bf0f010940c7",
-        "model": "omni-moderation-latest",
-        "results": [
-            {
-                "flagged": flagged,
-                "categories": {n: flagged and n in ("harassment", "violence") for n in names},
-                "category_scores": {n: 0.9 if flagged and n in ("harassment", "violence") else 0.001 for n in names},
-                "category_applied_input_types": {n: ["text"] for n in names},
-            }
-        ],
-    }
 
 
 class TestModerationEndpoint:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from rolegraph.agents.call_ids import chat_call_id, tool_call_id
 from rolegraph.agents.citations import (
@@ -27,10 +27,11 @@ from rolegraph.agents.citations import (
     find_quotes,
 )
 from rolegraph.agents.evidence import quote_problem
-from rolegraph.agents.guardrails import OutputCheck, check_output
+from rolegraph.agents.guardrails import CheckCalls, OutputCheck, check_output
 from rolegraph.agents.journal import DIGEST_VERSION, CallJournal, RequestDigest, part_digest, request_digest
+from rolegraph.agents.model_calls import ANSWER_SETTINGS, CallPath, messages_digest
 from rolegraph.agents.roles import Role
-from rolegraph.errors import AgentError, ModelError
+from rolegraph.errors import AgentError
 from rolegraph.models.cache import RunCache
 from rolegraph.models.envelope import final_schema, parse_final
 from rolegraph.models.messages import Message, ToolCall, ToolSpec
@@ -111,6 +112,8 @@ class Agent:
             not made (`rolegraph.models.cache`).
         checks: Output checks a valid answer must pass before it is accepted
             (`rolegraph.agents.guardrails`); a failed one is a repair turn, like an invalid answer.
+        check_calls: Where the checks' own model calls go (the run's journals and cache; default:
+            they are just made).
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class Agent:
         call_prefix: str = "agent",
         cache: RunCache | None = None,
         checks: Sequence[OutputCheck] = (),
+        check_calls: CheckCalls | None = None,
     ) -> None:
         self.role = role
         self.model = model
@@ -143,6 +147,8 @@ class Agent:
         self.call_prefix = call_prefix
         self.cache = cache
         self.checks = list(checks)
+        self.check_calls = check_calls or CheckCalls()
+        self._path = CallPath(self.tracer, journal, cache)
         self._answer_schema = answer_schema(role.output_model)
         self._final_schemas: dict[tuple[tuple[str, str | None], ...], dict[str, Any]] = {}
         self._specs = [t.spec() for t in self.tools.values()]
@@ -243,7 +249,14 @@ class Agent:
                         continue
                     problem = self._check_final(completion, visible, result)
                     if problem is None and self.checks:
-                        problem = await check_output(self.checks, result.output, self.tracer)
+                        problem = await check_output(
+                            self.checks,
+                            result.output,
+                            self.tracer,
+                            calls=self.check_calls,
+                            call_prefix=self.call_prefix,
+                            number=result.steps,
+                        )
                         if problem is not None:  # not accepted: the answer and its thought are taken back
                             result.thoughts.pop()
                             result.output = {}
@@ -307,73 +320,20 @@ class Agent:
     ) -> Completion:
         tools = self._specs if tools_allowed and self._specs else None
         settings = self.settings.model_copy(update={"tool_choice": "required"}) if must_act else self.settings
-        with self.tracer.span(
-            SpanKind.CHAT,
-            f"chat {self.model.name}",
-            gen_ai__operation__name="chat",
-            gen_ai__request__model=self.model.name,
-            gen_ai__request__temperature=self.settings.temperature,
-            gen_ai__request__seed=self.settings.seed,
-            gen_ai__request__max_tokens=self.settings.max_tokens,
-            rolegraph__input__messages=len(messages),
-            rolegraph__input__last=_clip(messages[-1].content, _TRACE_TEXT_MAX),
-            rolegraph__tools=[t.name for t in tools or ()],
-            rolegraph__call__id=call_id,
-        ) as span:
-            if self.model.model_id != self.model.name:  # the provider's name for it, for the OTLP export
-                span.set(rolegraph__model__id=self.model.model_id)
-            if self.model.options:  # how the model was built: its API, inference provider, LoRA adapter
-                span.set(rolegraph__model__options=self.model.options)
-            keeps = self.journal is not None or self.cache is not None
-            request = self._chat_request(messages, tools, schema, settings) if keeps else None
-            recorded = self.journal.get(call_id, request=request) if self.journal is not None else None
-            if recorded is not None:
-                # Replayed from the journal: the tokens were spent (and traced) when the call was made.
-                completion = Completion.model_validate(recorded)
-                span.set(
-                    rolegraph__replayed=True,
-                    rolegraph__replayed__input_tokens=completion.usage.input_tokens,
-                    rolegraph__replayed__output_tokens=completion.usage.output_tokens,
-                    rolegraph__output__text=_clip(completion.text, _TRACE_TEXT_MAX),
-                )
-                return completion
-            cached = self.cache.lookup(self.model, request, settings) if self.cache and request else None
-            if cached is not None:
-                completion = cached.model_copy(update={"usage": Usage()})  # nothing was spent on this call
-                self.model.skip_replayed(1)  # a script stays where it would be had the call been made
-                span.set(
-                    rolegraph__cached=True,
-                    rolegraph__cached__input_tokens=cached.usage.input_tokens,
-                    rolegraph__cached__output_tokens=cached.usage.output_tokens,
-                )
-            else:
-                completion = await self._call_model(messages, tools, schema, settings)
-                if self.cache is not None and request is not None:
-                    span.set(rolegraph__cache__kept=self.cache.keep(self.model, request, settings, completion))
-            span.record_usage(completion.usage.input_tokens, completion.usage.output_tokens)
-            span.set(
-                gen_ai__response__model=completion.model,
-                gen_ai__response__finish_reasons=[completion.finish_reason],
-                rolegraph__output__text=_clip(completion.text, _TRACE_TEXT_MAX),
-                rolegraph__output__tool_calls=[c.model_dump() for c in completion.tool_calls],
-            )
-            if self.journal is not None:  # after the span has the usage: a put may stop the run (a budget)
-                self.journal.put(call_id, completion.model_dump(mode="json"), request=request)
-        return completion
-
-    async def _call_model(
-        self,
-        messages: list[Message],
-        tools: Sequence[ToolSpec] | None,
-        schema: dict[str, Any],
-        settings: ModelSettings,
-    ) -> Completion:
-        """The model's answer, within the call's timeout."""
-        try:
-            async with asyncio.timeout(self.settings.timeout):
-                return await self.model.complete(messages, tools=tools, output_schema=schema, settings=settings)
-        except TimeoutError as exc:
-            raise ModelError(f"model {self.model.name} did not answer within {self.settings.timeout:g}s") from exc
+        return await self._path.complete(
+            self.model,
+            messages,
+            call_id=call_id,
+            settings=settings,
+            tools=tools,
+            schema=schema,
+            request=lambda: self._chat_request(messages, tools, schema, settings),
+            attributes={
+                "rolegraph__input__messages": len(messages),
+                "rolegraph__input__last": _clip(messages[-1].content, _TRACE_TEXT_MAX),
+                "rolegraph__tools": [t.name for t in tools or ()],
+            },
+        )
 
     def _chat_request(
         self,
@@ -382,18 +342,17 @@ class Agent:
         schema: dict[str, Any],
         settings: ModelSettings,
     ) -> RequestDigest:
-        """The digest of a model call's request (see `rolegraph.agents.journal`).
+        """The digest of a model call's request (as `rolegraph.agents.model_calls.chat_request`).
 
-        Kept cheap, as it is computed for every call of a durable run: the messages are
-        serialised by pydantic in one go, and the digests of the schema, tools and settings
-        are kept while the same (cached) objects come back.
+        Kept cheap, as it is computed for every call of a durable run: the digests of the
+        schema, tools and settings are kept while the same (cached) objects come back.
         """
         return {
-            "messages": part_digest(_MESSAGES.dump_json(list(messages))),
+            "messages": messages_digest(messages),
             "tools": self._kept_digest("tools", tools, lambda: [t.model_dump(mode="json") for t in tools or ()]),
             "schema": self._kept_digest("schema", schema, lambda: schema),
             "settings": self._kept_digest(
-                "settings", settings, lambda: settings.model_dump(mode="json", include=_ANSWER_SETTINGS)
+                "settings", settings, lambda: settings.model_dump(mode="json", include=set(ANSWER_SETTINGS))
             ),
             "version": DIGEST_VERSION,
         }
@@ -485,11 +444,6 @@ def _call_key(call: ToolCall) -> tuple[str, str]:
         return call.name, json.dumps(call.parsed_arguments(), sort_keys=True)
     except ValueError:
         return call.name, call.arguments.strip()
-
-
-# What can change a model's answer; the timeout and retries of a call cannot.
-_ANSWER_SETTINGS = {"temperature", "top_p", "seed", "max_tokens", "tool_choice"}
-_MESSAGES = TypeAdapter(list[Message])
 
 
 def _tool_request(call: ToolCall) -> RequestDigest:

@@ -7,6 +7,8 @@ every process that works on the run (a resume, a replay)::
     research[1]#1/tool/2/0      the first tool call that model call asked for
     research[1]#1~2/chat/1      item 1's second try (``on_item_error: retry:N``), its first model call
     search[1]#1/tool/0/0        the one call of a tool or function step (no model call asked for it)
+    research[1]#1/check/2/0     the model call of the first output check of model call 2's answer
+                                (``check/0/...``: of a tool, function or composed step's output)
 
 Step ids are identifiers, so nothing before the kind contains a ``/``.
 """
@@ -16,9 +18,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["CallId", "CallKind", "call_prefix", "chat_call_id", "step_call_id", "tool_call_id"]
+__all__ = [
+    "MODEL_CALL_KINDS",
+    "CallId",
+    "CallKind",
+    "call_prefix",
+    "chat_call_id",
+    "check_call_id",
+    "step_call_id",
+    "tool_call_id",
+]
 
-CallKind = Literal["chat", "tool"]
+CallKind = Literal["chat", "tool", "check"]
+
+MODEL_CALL_KINDS = frozenset({"chat", "check"})
+"""The kinds of call a model answers (their tokens and dollars count): an agent's, and an output check's."""
 
 
 def call_prefix(step_id: str, item_index: int | None, visit: int, attempt: int = 1) -> str:
@@ -39,6 +53,12 @@ def tool_call_id(prefix: str, number: int, index: int) -> str:
     return f"{prefix}/tool/{number}/{index}"
 
 
+def check_call_id(prefix: str, number: int, index: int) -> str:
+    """The id of the model call the `index`-th output check (0-based) makes on model call `number`'s answer
+    (number 0: the output of a step no model wrote whole)."""
+    return f"{prefix}/check/{number}/{index}"
+
+
 def step_call_id(prefix: str) -> str:
     """The id of the one call a tool or function step makes (model call number 0: no model asked for it)."""
     return tool_call_id(prefix, 0, 0)
@@ -51,7 +71,7 @@ class CallId:
     prefix: str
     """The agent run's prefix (`call_prefix`)."""
     kind: str
-    """``chat`` or ``tool`` (anything else for an id this version did not write)."""
+    """``chat``, ``tool`` or ``check`` (anything else for an id this version did not write)."""
     number: int | None
     """The model call's number (for a tool call: the model call that asked for it); None if unreadable."""
 

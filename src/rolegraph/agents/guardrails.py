@@ -8,7 +8,15 @@ raises is a failed check with its error, never a crash of the run.
 
 Built in: `FunctionCheck` (a Python function), `NoPII`, `Blocklist`, `MaxLength`,
 `JudgeCheck` (a model answering pass or fail under a JSON schema) and
-`ModerationCheck` (a classifier such as OpenAI's moderation endpoint).
+`ModerationCheck` (a classifier model such as OpenAI's moderation endpoint,
+`rolegraph.models.moderation`).
+
+A check's own model call is a call of the run: it takes the path an agent's call
+takes (`rolegraph.agents.model_calls`), so it is journaled under its call id
+(``<agent run>/check/<model call>/<check>``), counted in the run's usage and
+budgets, answered from the journal on resume and replay, and from the call cache
+when the cache is on for its model. `CheckCalls` is where a run's checks send
+them; without it (a check used on its own) the calls are just made.
 """
 
 from __future__ import annotations
@@ -22,6 +30,11 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rolegraph.agents.call_ids import check_call_id
+from rolegraph.agents.journal import CallJournal
+from rolegraph.agents.model_calls import CallPath
+from rolegraph.errors import RunError
+from rolegraph.models.cache import RunCache
 from rolegraph.models.messages import Message
 from rolegraph.models.model import Model, ModelSettings
 from rolegraph.traces.spans import SpanKind
@@ -29,6 +42,8 @@ from rolegraph.traces.tracer import Tracer
 
 __all__ = [
     "Blocklist",
+    "CheckCall",
+    "CheckCalls",
     "FunctionCheck",
     "JudgeCheck",
     "MaxLength",
@@ -55,14 +70,42 @@ class Verdict:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class CheckCalls:
+    """Where the model calls of a step's output checks go: the run's journal for each model, and the cache.
+
+    Attributes:
+        journals: Gives the run's journal for the step and a model's name (None: no journal).
+        cache: The model-call cache, used by a check whose model has it on.
+    """
+
+    journals: Callable[[str], CallJournal | None] | None = None
+    cache: RunCache | None = None
+
+
+@dataclass(frozen=True)
+class CheckCall:
+    """One check of one answer: where its spans go, and the id and path of its model call."""
+
+    tracer: Tracer
+    call_id: str = "check"
+    """The id its model call is journaled under (`rolegraph.agents.call_ids.check_call_id`)."""
+    calls: CheckCalls = CheckCalls()
+
+    def path(self, model: Model, *, cached: bool) -> CallPath:
+        """The call path of `model`'s call: its journal, and the cache if `cached` (the model has it on)."""
+        journal = self.calls.journals(model.name) if self.calls.journals is not None else None
+        return CallPath(self.tracer, journal, self.calls.cache if cached else None)
+
+
 class OutputCheck(ABC):
     """A check of an answer; `name` labels its span and its messages."""
 
     name: str
 
     @abstractmethod
-    async def __call__(self, output: Mapping[str, Any], tracer: Tracer) -> Verdict:
-        """Judge `output` (a model call it makes goes under `tracer`)."""
+    async def __call__(self, output: Mapping[str, Any], call: CheckCall) -> Verdict:
+        """Judge `output` (a model call it makes goes `call.path(...)`, under `call.tracer`)."""
 
 
 def _texts(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -87,7 +130,7 @@ class FunctionCheck(OutputCheck):
         self.name = name
         self.fn = fn
 
-    async def __call__(self, output: Mapping[str, Any], tracer: Tracer) -> Verdict:
+    async def __call__(self, output: Mapping[str, Any], call: CheckCall) -> Verdict:
         """Call the function with a copy of the answer."""
         answer = json.loads(json.dumps(output))  # the function may not change the answer it checks
         if inspect.iscoroutinefunction(self.fn):
@@ -128,7 +171,7 @@ class NoPII(OutputCheck):
 
     name = "no_pii"
 
-    async def __call__(self, output: Mapping[str, Any], tracer: Tracer) -> Verdict:
+    async def __call__(self, output: Mapping[str, Any], call: CheckCall) -> Verdict:
         """Scan every string of the answer."""
         found = [f"{what} in {path}" for path, text in _texts(output) for what, pattern in _PII if pattern.search(text)]
         if found:
@@ -145,7 +188,7 @@ class Blocklist(OutputCheck):
         self.words = list(words)
         self._patterns = [(w, re.compile(rf"(?<!\w){re.escape(w)}(?!\w)", re.IGNORECASE)) for w in self.words]
 
-    async def __call__(self, output: Mapping[str, Any], tracer: Tracer) -> Verdict:
+    async def __call__(self, output: Mapping[str, Any], call: CheckCall) -> Verdict:
         """Look for each word in every string of the answer."""
         texts = [text for _, text in _texts(output)]
         hits = [word for word, pattern in self._patterns if any(pattern.search(t) for t in texts)]
@@ -161,7 +204,7 @@ class MaxLength(OutputCheck):
         self.limit = limit
         self.name = f"max_length {limit}"
 
-    async def __call__(self, output: Mapping[str, Any], tracer: Tracer) -> Verdict:
+    async def __call__(self, output: Mapping[str, Any], call: CheckCall) -> Verdict:
         """Count the characters of every string of the answer."""
         length = sum(len(text) for _, text in _texts(output))
         if length > self.limit:
@@ -183,16 +226,25 @@ class JudgeCheck(OutputCheck):
 
     A reply that is not such a verdict (garbage, a refusal, a timeout) fails the check:
     an answer nobody could judge is not accepted.
+
+    Args:
+        model: The judge.
+        prompt: The rule it checks.
+        settings: Its sampling and limits.
+        cache: Whether the model-call cache is on for the judge's model.
     """
 
-    def __init__(self, model: Model, prompt: str, settings: ModelSettings | None = None) -> None:
+    def __init__(
+        self, model: Model, prompt: str, settings: ModelSettings | None = None, *, cache: bool = False
+    ) -> None:
         self.model = model
         self.prompt = prompt
         self.settings = settings or ModelSettings()
+        self.cache = cache
         self.name = f"judge {model.name}"
 
-    async def __call__(self, output: Mapping[str, Any], tracer: Tracer) -> Verdict:
-        """Ask the judge model, in a ``chat`` span of its own (its tokens are traced)."""
+    async def __call__(self, output: Mapping[str, Any], call: CheckCall) -> Verdict:
+        """Ask the judge model, in a ``chat`` span of its own, as a call of the run."""
         messages = [
             Message.system(
                 "You check an answer written by another assistant against one rule.\n"
@@ -201,17 +253,14 @@ class JudgeCheck(OutputCheck):
             ),
             Message.user(json.dumps(output, ensure_ascii=False)),
         ]
-        with tracer.span(
-            SpanKind.CHAT,
-            f"chat {self.model.name}",
-            gen_ai__operation__name="chat",
-            gen_ai__request__model=self.model.name,
-            rolegraph__purpose="judge",
-        ) as span:
-            async with asyncio.timeout(self.settings.timeout):
-                completion = await self.model.complete(messages, output_schema=JUDGE_SCHEMA, settings=self.settings)
-            span.record_usage(completion.usage.input_tokens, completion.usage.output_tokens)
-            span.set(rolegraph__output__text=completion.text[:_REASON_MAX_CHARS])
+        completion = await call.path(self.model, cached=self.cache).complete(
+            self.model,
+            messages,
+            call_id=call.call_id,
+            settings=self.settings,
+            schema=JUDGE_SCHEMA,
+            attributes={"rolegraph__purpose": "judge"},
+        )
         return _judge_verdict(completion.text, self.model.name)
 
 
@@ -227,39 +276,86 @@ def _judge_verdict(text: str, model: str) -> Verdict:
     return Verdict(reply["verdict"] == "pass", reason or f"the judge {model} said {reply['verdict']}")
 
 
-Classifier = Callable[[str], Awaitable[list[str]]]
-"""Classifies a text: the categories it is flagged for (empty: not flagged)."""
-
-
 class ModerationCheck(OutputCheck):
-    """Fails an answer a moderation classifier flags (`rolegraph.models.moderation` for OpenAI's endpoint)."""
+    """Fails an answer a moderation classifier flags.
+
+    The classifier is a model (`rolegraph.models.moderation.Moderation` for OpenAI's endpoint)
+    sent the answer's text, that answers ``{"flagged": [categories]}`` (empty: not flagged).
+
+    Args:
+        model: The classifier.
+        cache: Whether the model-call cache is on for it.
+    """
 
     name = "moderation"
 
-    def __init__(self, classify: Classifier) -> None:
-        self.classify = classify
+    def __init__(self, model: Model, *, cache: bool = False) -> None:
+        self.model = model
+        self.cache = cache
 
-    async def __call__(self, output: Mapping[str, Any], tracer: Tracer) -> Verdict:
-        """Send the answer's text to the classifier."""
+    async def __call__(self, output: Mapping[str, Any], call: CheckCall) -> Verdict:
+        """Send the answer's text to the classifier, as a call of the run."""
         text = "\n".join(text for _, text in _texts(output))
-        flagged = await self.classify(text)
+        completion = await call.path(self.model, cached=self.cache).complete(
+            self.model,
+            [Message.user(text)],
+            call_id=call.call_id,
+            settings=ModelSettings(),
+            attributes={"rolegraph__purpose": "moderation"},
+        )
+        flagged = _flagged(completion.text)
         if flagged:
             return Verdict(False, f"the answer was flagged by moderation for: {', '.join(flagged)}; rewrite it")
         return Verdict(True)
 
 
-async def check_output(checks: Sequence[OutputCheck], output: Mapping[str, Any], tracer: Tracer) -> str | None:
+def _flagged(text: str) -> list[str]:
+    """The categories a classifier's ``{"flagged": [...]}`` names.
+
+    Raises:
+        ValueError: The reply is not of that shape (the check then fails with it).
+    """
+    try:
+        reply = json.loads(text)
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict) or not isinstance(reply.get("flagged"), list):
+        raise ValueError(f'the classifier answered {text.strip()[:200]!r}, not {{"flagged": [...]}}')
+    return [str(category) for category in reply["flagged"]]
+
+
+async def check_output(
+    checks: Sequence[OutputCheck],
+    output: Mapping[str, Any],
+    tracer: Tracer,
+    *,
+    calls: CheckCalls | None = None,
+    call_prefix: str = "checks",
+    number: int = 0,
+) -> str | None:
     """Run every check on `output`, each in a ``run_guardrail`` span; what failed, or None when all passed.
 
-    A check that raises has failed, with its error as the reason.
+    A check that raises has failed, with its error as the reason; but the run's journal
+    stopping the run (a budget crossed, a replay that diverged) stops it.
+
+    Args:
+        checks: The checks, in order.
+        output: The answer.
+        tracer: Where the spans go.
+        calls: Where the checks' model calls go (default: they are just made).
+        call_prefix: The prefix of the checking agent run's call ids (`rolegraph.agents.call_ids`).
+        number: The model call whose answer this is (0: no model wrote it whole).
     """
     failed: list[str] = []
-    for check in checks:
+    for index, check in enumerate(checks):
+        call = CheckCall(tracer, check_call_id(call_prefix, number, index), calls or CheckCalls())
         with tracer.span(
             SpanKind.RUN_GUARDRAIL, f"run_guardrail {check.name}", rolegraph__guardrail__name=check.name
         ) as span:
             try:
-                verdict = await check(output, tracer)
+                verdict = await check(output, call)
+            except RunError:
+                raise
             except Exception as exc:  # a broken check fails the answer; it never crashes the run
                 verdict = Verdict(False, f"the check raised {type(exc).__name__}: {exc}")
             reason = verdict.reason[:_REASON_MAX_CHARS]

@@ -38,8 +38,9 @@ def replay(
             out.print(f"identical: {calls}, outputs equal (replay {report.result.run_id})", soft_wrap=True)
         else:
             out.print(f"diverged at {escape(report.divergence.describe())}", soft_wrap=True)
-            if report.divergence.kind == "chat" and report.divergence.call_id and "prompt" in report.divergence.reason:
-                for line in prompt_change(run_dir, report.result.folder.path, report.divergence.call_id):
+            divergence = report.divergence
+            if divergence.kind in ("chat", "check") and divergence.call_id and "prompt" in divergence.reason:
+                for line in prompt_change(run_dir, report.result.folder.path, divergence.call_id):
                     out.print(f"  {escape(line)}", soft_wrap=True, highlight=False)
             out.print(f"{calls}; replay {report.result.run_id}", soft_wrap=True)
             out.print(f"compare: rolegraph trace diff {report.original} {report.result.run_id}", soft_wrap=True)

@@ -1,8 +1,9 @@
 """Budgets: hard limits on tokens, cost, tool calls and iterations, checked at every recorded call.
 
 A durable run records each completed model and tool call in its journal (the
-run store); `BudgetMeter` counts what each record spends, per run and per step,
-and `MeteredJournal` is the journal an agent sees: it replays recorded calls,
+run store), an output check's model call among them (kind ``check``: its tokens
+and dollars count; it is not an agent's iteration). `BudgetMeter` counts what
+each record spends, per run and per step, and `MeteredJournal` is the journal an agent sees: it replays recorded calls,
 checks the limits before a new call and after recording one, and raises
 `BudgetExceeded` when a limit is reached. The call that crossed a limit is
 recorded before the run stops, so a resume with a higher limit replays it rather
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rolegraph.agents.call_ids import CallId
+from rolegraph.agents.call_ids import MODEL_CALL_KINDS, CallId
 from rolegraph.agents.journal import RequestDigest, describe_changes, request_changes
 from rolegraph.durability.store import JournalEntry, RunStore
 from rolegraph.errors import BudgetExceeded
@@ -92,16 +93,16 @@ class BudgetMeter:
         """
         cost = self.prices.cost(entry.model, entry.input_tokens, entry.output_tokens) or 0.0
         for spent in (self.run, self.steps.setdefault(entry.step_id, Spent())):
-            if entry.kind == "chat":
+            if entry.kind in MODEL_CALL_KINDS:
                 spent.input_tokens += entry.input_tokens
                 spent.output_tokens += entry.output_tokens
                 spent.cost_usd += cost
-                spent.iterations += int(not reserved)
+                spent.iterations += int(not reserved and entry.kind == "chat")
             else:
                 spent.tool_calls += int(not reserved)
 
     def before(self, step_id: str, kind: str) -> None:
-        """Check that a new call of `kind` (``chat`` or ``tool``) may start in `step_id`, and count it.
+        """Check that a new call of `kind` (``chat``, ``check`` or ``tool``) may start in `step_id`, and count it.
 
         The call counts from here, not from its record: calls started together (parallel
         tool calls, parallel items) must not all pass a limit that only one of them fits.
@@ -111,16 +112,17 @@ class BudgetMeter:
         """
         scopes = self._scopes(step_id)
         for budget, spent, scope in scopes:
-            if kind == "chat":
+            if kind in MODEL_CALL_KINDS:
                 _check(budget.max_tokens, spent.tokens, "max_tokens", scope, strict=False)
                 _check(budget.max_cost_usd, spent.cost_usd, "max_cost_usd", scope, strict=False)
-                _check(budget.max_iterations, spent.iterations, "max_iterations", scope, strict=False)
+                if kind == "chat":
+                    _check(budget.max_iterations, spent.iterations, "max_iterations", scope, strict=False)
             else:
                 _check(budget.max_tool_calls, spent.tool_calls, "max_tool_calls", scope, strict=False)
         for spent in (self.run, self.steps.setdefault(step_id, Spent())):
             if kind == "chat":
                 spent.iterations += 1
-            else:
+            elif kind not in MODEL_CALL_KINDS:
                 spent.tool_calls += 1
 
     def after(self, step_id: str) -> None:
@@ -200,12 +202,13 @@ class MeteredJournal:
     def put(self, call_id: str, result: Any, *, request: RequestDigest | None = None) -> None:
         """Record the call (with its request's digest), count it, and check it did not go past a limit."""
         kind = _kind(call_id)
-        usage = (result.get("usage") or {}) if kind == "chat" and isinstance(result, dict) else {}
+        model_call = kind in MODEL_CALL_KINDS
+        usage = (result.get("usage") or {}) if model_call and isinstance(result, dict) else {}
         entry = JournalEntry(
             call_id=call_id,
             step_id=self.step_id,
             kind=kind,
-            model=self.model if kind == "chat" else None,
+            model=self.model if model_call else None,
             input_tokens=int(usage.get("input_tokens", 0)),
             output_tokens=int(usage.get("output_tokens", 0)),
             result=result,

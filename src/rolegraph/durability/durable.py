@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from rolegraph.agents.call_ids import MODEL_CALL_KINDS
 from rolegraph.agents.journal import CallJournal
 from rolegraph.durability.budget import BudgetMeter, CallCounts, MeteredJournal
 from rolegraph.durability.killpoints import KillPoints
@@ -186,7 +187,7 @@ class Durability:
         for source in self.store.sources():
             sources.add(source)
         # A model that answers by position (a script) moves past every call it has answered.
-        replayed = Counter(entry.model for entry in [*entries, *superseded] if entry.kind == "chat")
+        replayed = Counter(entry.model for entry in [*entries, *superseded] if entry.kind in MODEL_CALL_KINDS)
         for name, model in models.items():
             model.skip_replayed(replayed[name])
         self.checkpoint = self.store.load()

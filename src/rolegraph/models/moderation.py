@@ -5,6 +5,11 @@ moderation = Moderation()                      # OPENAI_API_KEY (asked for in a 
 flagged = await moderation.classify(text)      # e.g. ["harassment", "violence"]; [] when not flagged
 ```
 
+It is a `Model` (named ``moderation:<model>``) that answers the last message of a
+conversation with ``{"flagged": [categories]}``, so the check's call takes the path
+every model call of a run takes: journaled, answered from the journal on resume and
+replay, counted (it spends no tokens), cached when the cache is on.
+
 A compatible server (``base_url``) needs no key. The answer is OpenAI's documented
 shape (`openai.types.ModerationCreateResponse`: ``results[0].flagged`` and its
 ``categories``), read through the OpenAI SDK.
@@ -12,21 +17,33 @@ shape (`openai.types.ModerationCreateResponse`: ``results[0].flagged`` and its
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+from rolegraph.models.messages import Message, ToolSpec
+from rolegraph.models.model import Completion, Model, ModelSettings
 from rolegraph.models.providers import OpenAIProvider
 from rolegraph.retry import RetryPolicy, trace_retry
 
 if TYPE_CHECKING:
     from openai.types import ModerationCreateResponse
 
-__all__ = ["MODERATION_KEY_ENV", "Moderation"]
+__all__ = ["MODERATION_KEY_ENV", "MODERATION_PREFIX", "Moderation", "moderation_name"]
+
+MODERATION_PREFIX = "moderation:"
+"""How a moderation model's name starts: ``moderation:omni-moderation-latest``."""
 
 MODERATION_KEY_ENV = "OPENAI_API_KEY"
 """The variable the moderation endpoint's key comes from."""
 
 
-class Moderation:
+def moderation_name(model: str, base_url: str | None) -> str:
+    """The name a moderation model goes by in a run (journal, traces): ``moderation:<model>[@<base_url>]``."""
+    return f"{MODERATION_PREFIX}{model}" + (f"@{base_url}" if base_url else "")
+
+
+class Moderation(Model):
     """A moderation endpoint: OpenAI's, or a compatible server's at `base_url`.
 
     Args:
@@ -56,7 +73,37 @@ class Moderation:
             )
         self.provider = provider
         self.model = model
+        self.name = moderation_name(model, base_url)
+        self.base_url = base_url
         self.retry = retry or RetryPolicy()
+
+    samples_by_default = False  # a classifier: the same text gets the same categories
+
+    @property
+    def model_id(self) -> str:
+        """The moderation model (``omni-moderation-latest``)."""
+        return self.model
+
+    @property
+    def revision(self) -> str:
+        """The server it asks (a cache never answers one server's call with another's verdict)."""
+        return self.base_url or ""
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        settings: ModelSettings | None = None,
+    ) -> Completion:
+        """Classify the last message's text: ``{"flagged": [categories]}``, spending no tokens.
+
+        Raises:
+            openai.OpenAIError: As `classify`.
+        """
+        flagged = await self.classify(messages[-1].content if messages else "")
+        return Completion(text=json.dumps({"flagged": flagged}), model=self.model)
 
     async def classify(self, text: str) -> list[str]:
         """The categories `text` is flagged for, sorted (empty: not flagged).

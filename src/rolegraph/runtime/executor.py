@@ -13,14 +13,15 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from rolegraph.agents.guardrails import OutputCheck, check_output
+from rolegraph.agents.call_ids import call_prefix
+from rolegraph.agents.guardrails import CheckCalls, OutputCheck, check_output
 from rolegraph.agents.journal import CallJournal
 from rolegraph.agents.roles import BUILTIN_ROLES, Role, output_model
 from rolegraph.errors import Problem, SpecError, StepError
 from rolegraph.imports import ImportPathError
 from rolegraph.models.cache import RunCache
 from rolegraph.models.model import Model, ModelSettings
-from rolegraph.models.moderation import Moderation
+from rolegraph.models.moderation import MODERATION_PREFIX, Moderation, moderation_name
 from rolegraph.models.registry import ModelOptions, resolve_model
 from rolegraph.runtime.output_checks import build_check, check_entries
 from rolegraph.runtime.scheduler import StepCall, StepExecutor, StepOutcome
@@ -28,7 +29,7 @@ from rolegraph.runtime.steps import StepFunction, run_agent_step, run_function_s
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.tracer import Tracer
-from rolegraph.workflows.spec import WorkflowSpec
+from rolegraph.workflows.spec import ModerationSpec, WorkflowSpec
 
 __all__ = [
     "ExecutorFactory",
@@ -92,6 +93,9 @@ ExecutorFactory = Callable[[RunContext], RunExecutor]
 
 
 def _resolve(model_string: str, base_dir: Path, options: ModelOptions) -> Model:
+    if model_string.startswith(MODERATION_PREFIX):  # the moderation check's classifier (`moderation_name`)
+        model = model_string.removeprefix(MODERATION_PREFIX).removesuffix(f"@{options.base_url}")
+        return Moderation(base_url=options.base_url, model=model)
     return resolve_model(model_string, base_dir=base_dir, options=options)
 
 
@@ -230,7 +234,7 @@ class LocalExecutor:
         self.functions = load_functions(spec, base_dir)
         self._resolve_model = models or _resolve
         self._models: dict[tuple[str, ModelOptions], Model] = {}
-        self._moderation: list[Moderation] = []
+        self._moderation: list[Model] = []
         # Load every model now: heavy loading belongs before the first step, not inside it.
         for step_id, step in spec.steps.items():
             if step.kind == "agent":
@@ -239,7 +243,7 @@ class LocalExecutor:
         """Each step's output checks (its role's, then its own), by step id."""
         for step_id in spec.steps:
             built = [
-                build_check(entry, search_path=base_dir, judge=self._named_model, moderation=self._moderation)
+                build_check(entry, search_path=base_dir, judge=self._judge, moderation=self._moderation_model)
                 for _, entry in check_entries(spec, step_id)
             ]
             if built:
@@ -264,10 +268,27 @@ class LocalExecutor:
         )
 
     def _cache_for(self, step_id: str) -> RunCache | None:
-        """The cache, if the model of the step's agent uses it (its entry's ``cache``, else the run's choice)."""
+        """The cache, if the model of the step's agent uses it."""
         step = self.spec.steps[step_id]
-        own = self.spec.model_spec(step.model or self.roles[step.agent_role()].model or "default").cache
-        return self.cache if (self.cache_default if own is None else own) else None
+        return self.cache if self._uses_cache(step.model or self.roles[step.agent_role()].model or "default") else None
+
+    def _uses_cache(self, name: str) -> bool:
+        """Whether a model (a name from `models` or a model string) uses the cache: its entry's ``cache``, else
+        the run's choice."""
+        own = self.spec.model_spec(name).cache
+        return self.cache is not None and (self.cache_default if own is None else own)
+
+    def _judge(self, name: str) -> tuple[Model, ModelSettings, bool]:
+        """A judge check's model, its settings, and whether it uses the cache."""
+        model, settings = self._named_model(name)
+        return model, settings, self._uses_cache(name)
+
+    def _moderation_model(self, entry: ModerationSpec) -> tuple[Model, bool]:
+        """The moderation check's classifier, resolved as models are (a replay stands in for it)."""
+        string = moderation_name(entry.model, entry.base_url)
+        classifier = self._resolve_model(string, self.base_dir, ModelOptions(base_url=entry.base_url))
+        self._moderation.append(classifier)
+        return classifier, self.cache is not None and self.cache_default
 
     def _model_for(self, step_id: str) -> tuple[Model, ModelSettings]:
         step = self.spec.steps[step_id]
@@ -294,6 +315,7 @@ class LocalExecutor:
         """Run the call as its step's kind says: an agent, a tool call or a function call."""
         step = self.spec.steps[call.step_id]
         checks = self.checks.get(call.step_id, [])
+        check_calls = CheckCalls(lambda model: self._journal(call.step_id, model), self.cache)
         if step.tool is not None or step.function is not None:
             if step.tool is not None:
                 outcome = await run_tool_step(
@@ -312,7 +334,13 @@ class LocalExecutor:
                     journal=self._journal(call.step_id, ""),
                 )
             # No model to repair a tool's or a function's output: a failed check fails the step.
-            if checks and (problem := await check_output(checks, outcome.output, self.tracer)) is not None:
+            prefix = call_prefix(call.step_id, call.item_index, call.visit, call.attempt)
+            problem = (
+                await check_output(checks, outcome.output, self.tracer, calls=check_calls, call_prefix=prefix)
+                if checks
+                else None
+            )
+            if problem is not None:
                 raise StepError(f"step {call.step_id!r}: {problem}")
             return outcome
         role = self.roles[step.agent_role()]
@@ -329,6 +357,7 @@ class LocalExecutor:
             max_steps=step.max_steps,
             cache=self._cache_for(call.step_id),
             checks=checks,
+            check_calls=check_calls,
         )
 
     def _journal(self, step_id: str, model: str) -> CallJournal | None:
@@ -344,5 +373,5 @@ class LocalExecutor:
         """Release the models' and the moderation checks' resources."""
         for model in self._models.values():
             await model.aclose()
-        for client in self._moderation:
-            await client.aclose()
+        for classifier in self._moderation:
+            await classifier.aclose()

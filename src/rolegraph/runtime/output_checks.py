@@ -2,7 +2,8 @@
 
 `check_entries` gives the checks a step's answers must pass: its role's, then its
 own. `build_check` makes one (a function imported as function steps are, a judge on
-a model the executor resolves, the moderation endpoint). `check_problems` is the
+a model the executor resolves, the moderation endpoint as a model the executor
+resolves too, so a replay can stand in for it). `check_problems` is the
 loader's check of them, so `rolegraph validate` reports a check that cannot be
 built at its line: an import path that does not import, a judge's unknown model,
 ``moderation`` without a key.
@@ -25,14 +26,17 @@ from rolegraph.agents.guardrails import (
 from rolegraph.imports import ImportPathError, import_object
 from rolegraph.models.keys import api_key, can_prompt
 from rolegraph.models.model import Model, ModelSettings
-from rolegraph.models.moderation import MODERATION_KEY_ENV, Moderation
+from rolegraph.models.moderation import MODERATION_KEY_ENV
 from rolegraph.models.registry import model_string_problem
-from rolegraph.workflows.spec import CheckSpec, WorkflowSpec
+from rolegraph.workflows.spec import CheckSpec, ModerationSpec, WorkflowSpec
 
-__all__ = ["JudgeResolver", "build_check", "check_entries", "check_problems"]
+__all__ = ["JudgeResolver", "ModerationResolver", "build_check", "check_entries", "check_problems"]
 
-JudgeResolver = Callable[[str], tuple[Model, ModelSettings]]
-"""Gives a judge's model and settings from its `model` (a name from `models` or a model string)."""
+JudgeResolver = Callable[[str], tuple[Model, ModelSettings, bool]]
+"""Gives a judge's model, its settings and whether the call cache is on for it, from its `model`
+(a name from `models` or a model string)."""
+ModerationResolver = Callable[[ModerationSpec], tuple[Model, bool]]
+"""Gives the moderation check's classifier model, and whether the call cache is on for it."""
 
 
 def check_entries(spec: WorkflowSpec, step_id: str) -> list[tuple[str, CheckSpec]]:
@@ -47,7 +51,7 @@ def check_entries(spec: WorkflowSpec, step_id: str) -> list[tuple[str, CheckSpec
 
 
 def build_check(
-    entry: CheckSpec, *, search_path: Path | None, judge: JudgeResolver, moderation: list[Moderation]
+    entry: CheckSpec, *, search_path: Path | None, judge: JudgeResolver, moderation: ModerationResolver
 ) -> OutputCheck:
     """The check `entry` describes.
 
@@ -55,7 +59,7 @@ def build_check(
         entry: The check.
         search_path: The workflow file's folder (searched first for a function's import path).
         judge: Resolves a judge's model.
-        moderation: Where a moderation client made here is added (the caller closes it).
+        moderation: Resolves the moderation endpoint's model (the caller closes it).
 
     Raises:
         ImportPathError: A function's import path cannot be imported.
@@ -72,12 +76,11 @@ def build_check(
     if entry.max_length is not None:
         return MaxLength(entry.max_length)
     if entry.judge is not None:
-        model, settings = judge(entry.judge.model)
-        return JudgeCheck(model, entry.judge.prompt, settings)
+        model, settings, cached = judge(entry.judge.model)
+        return JudgeCheck(model, entry.judge.prompt, settings, cache=cached)
     if entry.moderation is not None:
-        client = Moderation(base_url=entry.moderation.base_url, model=entry.moderation.model)
-        moderation.append(client)
-        return ModerationCheck(client.classify)
+        classifier, cached = moderation(entry.moderation)
+        return ModerationCheck(classifier, cache=cached)
     return NoPII()
 
 

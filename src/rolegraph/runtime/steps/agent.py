@@ -14,7 +14,7 @@ from typing import Any
 from rolegraph.agents.agent import Agent, AgentResult
 from rolegraph.agents.call_ids import call_prefix
 from rolegraph.agents.citations import strings_in
-from rolegraph.agents.guardrails import OutputCheck, check_output
+from rolegraph.agents.guardrails import CheckCalls, OutputCheck, check_output
 from rolegraph.agents.journal import CallJournal
 from rolegraph.agents.roles import Role
 from rolegraph.errors import StepError
@@ -55,6 +55,7 @@ async def run_agent(
     attributes: Mapping[str, Any] | None = None,
     cache: RunCache | None = None,
     checks: Sequence[OutputCheck] = (),
+    check_calls: CheckCalls | None = None,
 ) -> AgentResult:
     """Run one agent of a step: the call's place in the run names its calls in the journal."""
     agent = Agent(
@@ -70,6 +71,7 @@ async def run_agent(
         call_prefix=call_prefix(call.step_id, call.item_index, call.visit, call.attempt),
         cache=cache,
         checks=checks,
+        check_calls=check_calls,
     )
     return await agent.run(
         task,
@@ -95,6 +97,7 @@ async def run_agent_step(
     max_steps: int | None,
     cache: RunCache | None = None,
     checks: Sequence[OutputCheck] = (),
+    check_calls: CheckCalls | None = None,
 ) -> StepOutcome:
     """Run the step's agent on the call's task; its validated (and checked) answer is the step's output.
 
@@ -122,33 +125,41 @@ async def run_agent_step(
             known=visible,
             cache=cache,
             checks=answer_checks,
+            check_calls=check_calls,
         )
 
     mode = composes(role, model)
     if mode == "gather":
         gathered = await run_gatherer(call, role, run, known=known, sources=sources, tracer=tracer)
-        return await _checked(call, gathered, checks, tracer)
+        return await _checked(call, gathered, checks, tracer, check_calls)
     if mode == "check":
         checked = await run_checker(call, role, run, tracer=tracer)
         if checked is not None:
-            return await _checked(call, checked, checks, tracer)
+            return await _checked(call, checked, checks, tracer, check_calls)
     if mode == "extract":
         written = await run_extractive_writer(call, role, run, known=known, sources=sources, tracer=tracer)
         if written is not None:
-            return await _checked(call, written, checks, tracer)
+            return await _checked(call, written, checks, tracer, check_calls)
     task, known = prose_task(call, known, sources) if mode == "prose" else (call.task, known)
     result = await run(role, task, known, checks)
     return StepOutcome(output=result.output, usage=result.usage, tool_calls=result.tool_calls)
 
 
-async def _checked(call: StepCall, outcome: StepOutcome, checks: Sequence[OutputCheck], tracer: Tracer) -> StepOutcome:
+async def _checked(
+    call: StepCall,
+    outcome: StepOutcome,
+    checks: Sequence[OutputCheck],
+    tracer: Tracer,
+    check_calls: CheckCalls | None,
+) -> StepOutcome:
     """A composed answer, once it passed the output checks (no model wrote it whole, so none repairs it).
 
     Raises:
         StepError: A check failed (its message).
     """
     if checks and isinstance(outcome.output, dict):
-        problem = await check_output(checks, outcome.output, tracer)
+        prefix = call_prefix(call.step_id, call.item_index, call.visit, call.attempt)
+        problem = await check_output(checks, outcome.output, tracer, calls=check_calls, call_prefix=prefix)
         if problem is not None:
             raise StepError(f"step {call.step_id!r}: {problem}")
     return outcome
