@@ -88,6 +88,39 @@ class TestCacheCommands:
         assert isinstance(cached, dict) and cached["hits"] == 3
 
 
+class TestRunsList:
+    def test_runs_shows_the_savings_of_a_run_with_hits_only(self, project: Path) -> None:
+        """`runs` shows a cached run's calls answered from the cache and tokens saved, and nothing for a run
+        without hits; `runs --json` carries each run's cache as run.json records it (null without the cache)."""
+        plain = run()
+        first = run("--cache")
+        second = run("--cache")
+        saved = second["cache"]
+        assert isinstance(saved, dict) and saved["hits"] == 3
+        tokens = saved["input_tokens"] + saved["output_tokens"]
+        listed = {row["run_id"]: row for row in json.loads(cli("runs", "--json").stdout)}
+        assert listed[str(second["run_id"])]["cache"] == saved
+        assert listed[str(first["run_id"])]["cache"] == first["cache"]
+        assert listed[str(plain["run_id"])]["cache"] is None
+        table = cli("runs").stdout
+        lines = {line.split()[0]: line for line in table.splitlines()[1:]}
+        assert table.splitlines()[0].split()[-1] == "cached"
+        assert lines[str(second["run_id"])].rstrip().endswith(f"3 calls, {tokens:,} tokens")
+        assert "calls" not in lines[str(first["run_id"])] and "calls" not in lines[str(plain["run_id"])]
+
+    def test_a_damaged_cache_record_shows_nothing(self, project: Path) -> None:
+        """A run.json whose cache is not the recorded shape lists the run without savings, not a traceback."""
+        cached = run("--cache")
+        home = Path(os.environ["ROLEGRAPH_HOME"])
+        summary_file = home / "runs" / str(cached["run_id"]) / "run.json"
+        summary = json.loads(summary_file.read_text())
+        summary["cache"] = {"hits": "many"}
+        summary_file.write_text(json.dumps(summary))
+        listed = cli("runs", "--json")
+        assert listed.exit_code == 0, listed.output
+        assert json.loads(listed.stdout)[0]["cache"] is None
+
+
 class TestResumedCachedRun:
     def test_a_resumed_run_counts_the_hits_of_its_first_invocation(self, project: Path, tmp_path: Path) -> None:
         """Killed after its third journal record (two calls answered by the cache, their spans ended but the

@@ -6,9 +6,10 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
@@ -23,6 +24,7 @@ from rolegraph.cli._common import (
     read_run_json,
 )
 from rolegraph.layout import home_dir
+from rolegraph.runtime.result import CacheSavings
 from rolegraph.traces.store import DAMAGED, RunRow
 from rolegraph.viewer.lineage import Lineage, read_lineage
 
@@ -41,26 +43,32 @@ def runs(
     workflow: Annotated[str | None, typer.Option("--workflow", "-w", help="Only runs of this workflow.")] = None,
     prices: PricesOption = None,
 ) -> None:
-    """List runs, newest first: id, workflow, status, start (UTC), duration, tokens and cost.
+    """List runs, newest first: id, workflow, status, start (UTC), duration, tokens, cost and cache savings.
 
     A replay is marked (replay) and one that stopped at its first divergence shows as diverged, not failed;
-    a run continued by `rolegraph resume` is marked (resumed).
+    a run continued by `rolegraph resume` is marked (resumed). A run whose model calls the cache answered
+    shows how many and the tokens they saved (``--json``: its ``cache``, as run.json records it).
     """
     if ctx.invoked_subcommand is not None:
         return
     with open_store(prices) as store:
         rows = store.list_runs(limit=limit, workflow=workflow)
-    lineages = [_lineage(row) for row in rows]
+    summaries = [read_run_json(Path(row.run_dir)) if row.run_dir is not None else {} for row in rows]
+    lineages = [_lineage(row, summary) for row, summary in zip(rows, summaries, strict=True)]
+    savings = [_savings(summary) for summary in summaries]
     if as_json:
-        entries = [{**row.as_dict(), "lineage": lineage.as_dict()} for row, lineage in zip(rows, lineages, strict=True)]
+        entries = [
+            {**row.as_dict(), "lineage": lineage.as_dict(), "cache": saved.model_dump() if saved else None}
+            for row, lineage, saved in zip(rows, lineages, savings, strict=True)
+        ]
         print(json.dumps(entries, indent=2))
         return
     table = Table(box=None)
-    for column in ("run", "workflow", "status", "started (UTC)", "duration", "tokens", "cost"):
+    for column in ("run", "workflow", "status", "started (UTC)", "duration", "tokens", "cost", "cached"):
         # A run id is what you copy into the next command: never cut or wrapped, whatever the width.
         table.add_column(
             column,
-            justify="right" if column in ("duration", "tokens", "cost") else "left",
+            justify="right" if column in ("duration", "tokens", "cost", "cached") else "left",
             no_wrap=column in ("run", "started (UTC)"),
             min_width=len(rows[0].run_id) if column == "run" and rows else None,
         )
@@ -72,7 +80,7 @@ def runs(
         "budget_exceeded": "magenta",
         DAMAGED: "red",
     }
-    for row, lineage in zip(rows, lineages, strict=True):
+    for row, lineage, saved in zip(rows, lineages, savings, strict=True):
         status = lineage.status(row.status)  # a replay that stopped at a divergence did its job: not "failed"
         marks = [m for m, on in (("replay", lineage.replay_of is not None), ("resumed", lineage.resumed)) if on]
         shown = f"[{colours.get(status, 'cyan')}]{escape(status)}[/]" + "".join(f" ({m})" for m in marks)
@@ -84,6 +92,7 @@ def runs(
             "-" if row.duration_s is None else f"{row.duration_s:.1f}s",
             "-" if row.status == DAMAGED else f"{row.input_tokens}+{row.output_tokens}",
             "-" if row.status == DAMAGED else format_cost(row.cost_usd),
+            _cached(saved),
         )
     out.print(table)
     for row in rows:
@@ -135,11 +144,30 @@ def runs_prune(
     err.print(f"{verb} {len(pruned.deleted)} run(s){skipped} started before {cut:%Y-%m-%d %H:%M:%S} UTC")
 
 
-def _lineage(row: RunRow) -> Lineage:
+def _lineage(row: RunRow, summary: dict[str, Any]) -> Lineage:
     """Whether `row`'s run replays another or was resumed (nothing known without its folder)."""
     if row.run_dir is None:
         return Lineage()
-    return read_lineage(Path(row.run_dir), read_run_json(Path(row.run_dir)))
+    return read_lineage(Path(row.run_dir), summary)
+
+
+def _savings(summary: dict[str, Any]) -> CacheSavings | None:
+    """What the cache saved the run, as its run.json records it (None: it did not use the cache, or the
+    record is missing or damaged)."""
+    recorded = summary.get("cache")
+    if not isinstance(recorded, dict):
+        return None
+    try:
+        return CacheSavings.model_validate(recorded)
+    except ValidationError:
+        return None
+
+
+def _cached(saved: CacheSavings | None) -> str:
+    """The cache column: calls answered from the cache and the tokens they saved; empty when there were none."""
+    if saved is None or saved.hits <= 0:
+        return ""
+    return f"{saved.hits} calls, {saved.input_tokens + saved.output_tokens:,} tokens"
 
 
 def _when(timestamp: float | None) -> str:
