@@ -1,16 +1,18 @@
-"""The run's channel between the Ray workers and the driver: one trace, one source registry, one journal.
+"""The runs' channel between the Ray workers and the driver: one trace, one source registry, one journal.
 
-A run on Ray has one `RunChannel` actor, pinned to the driver's node. A worker
-running a step sends what the step produces through it as it happens — trace
-records, sources, journal entries — and asks it for journal look-ups, which the
-driver answers from the run's own journal (so a retried step replays the calls
-its first attempt recorded, and a resumed run those of earlier invocations).
-The driver drains it in one task (`ChannelPump`), so records reach the run's
-sinks in the order each worker sent them.
+A driver process has one `RunChannel` actor (`channel_for`), pinned to its node and
+serving all its runs. A worker running a step sends what the step produces through
+it as it happens — trace records, sources, journal entries — without waiting
+(`Outbox`: numbered batches, which the actor puts back in order), and asks it for
+journal look-ups, which the driver answers from the run's own journal (so a retried
+step replays the calls its first attempt recorded, and a resumed run those of earlier
+invocations). The driver drains each run's queue in one task (`ChannelPump`), so
+records reach the run's sinks in the order each worker sent them.
 
 Worker side: `ForwardSink` (trace records), `ForwardingRegistry` (sources) and
-`RemoteJournal` (the call journal). Every send waits for the actor to take it,
-so when a step's task returns, all it sent is in the channel.
+`RemoteJournal` (the call journal), all through the attempt's `Outbox`. Before a
+step's task returns it flushes the outbox and says how many messages it sent; the
+driver returns the step's outcome once it has taken them all.
 """
 
 from __future__ import annotations
@@ -18,60 +20,81 @@ from __future__ import annotations
 import asyncio
 import itertools
 import pickle
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from rolegraph.agents.journal import CallJournal, RequestDigest
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.traces.spans import Span
 from rolegraph.traces.tracer import Tracer
 
-__all__ = ["ChannelPump", "ForwardSink", "ForwardingRegistry", "RemoteJournal", "RunChannel"]
+__all__ = ["ChannelPump", "ForwardSink", "ForwardingRegistry", "Outbox", "RemoteJournal", "RunChannel", "channel_for"]
 
 _POLL_S = 0.5
 """How long one drain waits for records before it returns empty (the pump then asks again)."""
 
+_PENDING_MAX = 256
+"""How many unconfirmed batches a worker may have in flight before it waits for the channel."""
+
 
 @ray.remote(num_cpus=0, max_concurrency=1000)
 class RunChannel:
-    """The actor: a queue of messages from workers, and the journal questions awaiting the driver's answer."""
+    """The actor: per run, a queue of messages from workers, and the journal questions awaiting the driver's answer.
+
+    One actor serves every run of a driver process (`channel_for`): a run is a key. Workers send
+    without waiting (`Outbox`), numbering what each attempt of a step sends; the actor queues an
+    attempt's messages in that order whatever order they arrive in.
+    """
 
     def __init__(self) -> None:
-        self._messages: list[dict[str, Any]] = []
-        self._arrived = asyncio.Event()
+        self._queues: dict[str, list[dict[str, Any]]] = {}
+        self._arrived: dict[str, asyncio.Event] = {}
+        self._sent: dict[str, int] = {}
+        self._next: dict[str, int] = {}
+        self._held: dict[str, dict[int, tuple[str, list[dict[str, Any]]]]] = {}
         self._answers: dict[str, asyncio.Future[bytes]] = {}
-        self._sent = 0
 
-    async def push(self, messages: list[dict[str, Any]]) -> int:
-        """Queue messages; returns how many were ever queued."""
-        self._messages.extend(messages)
-        self._sent += len(messages)
-        self._arrived.set()
-        return self._sent
+    def _event(self, run: str) -> asyncio.Event:
+        if run not in self._arrived:
+            self._arrived[run] = asyncio.Event()
+        return self._arrived[run]
 
-    async def sent(self) -> int:
-        """How many messages were ever queued (the driver waits until it has taken that many)."""
-        return self._sent
+    async def push(self, run: str, sender: str, seq: int, messages: list[dict[str, Any]]) -> None:
+        """Take message batch `seq` of `sender` (one attempt of a step); queue it once those before it are in."""
+        held = self._held.setdefault(sender, {})
+        held[seq] = (run, messages)
+        while self._next.get(sender, 0) in held:
+            target, batch = held.pop(self._next.get(sender, 0))
+            self._next[sender] = self._next.get(sender, 0) + 1
+            self._queues.setdefault(target, []).extend(batch)
+            self._sent[target] = self._sent.get(target, 0) + len(batch)
+            self._event(target).set()
 
-    async def drain(self) -> list[dict[str, Any]]:
-        """The queued messages (waits up to half a second for one)."""
-        if not self._messages:
-            self._arrived.clear()
+    async def sent(self, run: str) -> int:
+        """How many messages of `run` were ever queued (the driver waits until it has taken that many)."""
+        return self._sent.get(run, 0)
+
+    async def drain(self, run: str) -> list[dict[str, Any]]:
+        """The run's queued messages (waits up to half a second for one)."""
+        if not self._queues.get(run):
+            event = self._event(run)
+            event.clear()
             try:
-                await asyncio.wait_for(self._arrived.wait(), _POLL_S)
+                await asyncio.wait_for(event.wait(), _POLL_S)
             except TimeoutError:
                 return []
-        messages, self._messages = self._messages, []
-        return messages
+        return self._queues.pop(run, [])
 
-    async def ask(self, question: dict[str, Any]) -> bytes:
-        """Queue a journal look-up and wait for the driver's answer (a pickled value or exception)."""
+    async def ask(self, run: str, sender: str, seq: int, question: dict[str, Any]) -> bytes:
+        """Queue a journal look-up (as batch `seq` of `sender`) and wait for the driver's answer."""
         answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._answers[question["id"]] = answer
-        await self.push([{"type": "ask", **question}])
+        await self.push(run, sender, seq, [{"type": "ask", **question}])
         return await answer
 
     async def answer(self, question_id: str, reply: bytes) -> None:
@@ -80,16 +103,69 @@ class RunChannel:
         if waiting is not None and not waiting.done():
             waiting.set_result(reply)
 
+    async def forget(self, run: str, senders: list[str]) -> None:
+        """Drop what is kept for a finished run and its steps' attempts."""
+        self._queues.pop(run, None)
+        self._arrived.pop(run, None)
+        self._sent.pop(run, None)
+        for sender in senders:
+            self._next.pop(sender, None)
+            self._held.pop(sender, None)
 
-def _send(channel: Any, messages: list[dict[str, Any]]) -> None:
-    ray.get(channel.push.remote(messages))
+
+_CHANNELS: dict[str, Any] = {}
+
+
+def channel_for(node_id: str) -> Any:
+    """This driver's channel actor (made on first use, on `node_id`, the driver's node; it ends with the driver)."""
+    job = ray.get_runtime_context().get_job_id()
+    if job not in _CHANNELS:
+        strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+        _CHANNELS[job] = RunChannel.options(scheduling_strategy=strategy).remote()  # type: ignore[attr-defined]
+    return _CHANNELS[job]
+
+
+class Outbox:
+    """One attempt of a step call sending to its run's channel: batches go without waiting, numbered in order.
+
+    `flush` waits until the channel has every batch sent so far (a step's task calls it before it returns).
+    """
+
+    def __init__(self, channel: Any, run: str) -> None:
+        self.channel = channel
+        self.run = run
+        self.sender = uuid.uuid4().hex
+        self.count = 0
+        """How many messages this attempt sent."""
+        self._seq = itertools.count()
+        self._pending: list[Any] = []
+
+    def send(self, messages: list[dict[str, Any]]) -> None:
+        """Send messages (not waiting for the channel to take them)."""
+        self.count += len(messages)
+        tagged = [{**message, "sender": self.sender} for message in messages]
+        self._pending.append(self.channel.push.remote(self.run, self.sender, next(self._seq), tagged))
+        if len(self._pending) > _PENDING_MAX:
+            self.flush()
+
+    def ask(self, question: dict[str, Any]) -> bytes:
+        """Ask the driver a journal question, in order after everything sent before; wait for the answer."""
+        self.count += 1
+        asked = {**question, "sender": self.sender}
+        reply: bytes = ray.get(self.channel.ask.remote(self.run, self.sender, next(self._seq), asked))
+        return reply
+
+    def flush(self) -> None:
+        """Wait until the channel has taken every batch sent."""
+        pending, self._pending = self._pending, []
+        ray.get(pending)
 
 
 class ForwardSink:
     """A worker's trace sink: sends each record to the driver, with the node and worker that made it."""
 
-    def __init__(self, channel: Any, dispatch: str, *, node: str, host: str, worker: str) -> None:
-        self.channel = channel
+    def __init__(self, outbox: Outbox, dispatch: str, *, node: str, host: str, worker: str) -> None:
+        self.outbox = outbox
         self.dispatch = dispatch
         self.node = node
         self.host = host
@@ -99,7 +175,7 @@ class ForwardSink:
         """Send the record (span records get ``rolegraph.node``, ``rolegraph.host`` and ``rolegraph.worker``)."""
         if "span_id" in record:
             record = {**record, "attributes": {**record.get("attributes", {}), **self.placement}}
-        _send(self.channel, [{"type": "trace", "dispatch": self.dispatch, "record": record}])
+        self.outbox.send([{"type": "trace", "dispatch": self.dispatch, "record": record}])
 
     @property
     def placement(self) -> dict[str, str]:
@@ -110,38 +186,38 @@ class ForwardSink:
 class ForwardingRegistry(SourceRegistry):
     """A worker's source registry: starts from the run's sources and sends each one a tool adds."""
 
-    def __init__(self, channel: Any, sources: Iterable[Source]) -> None:
-        self._channel: Any = None
+    def __init__(self, outbox: Outbox, sources: Iterable[Source]) -> None:
+        self._outbox: Outbox | None = None
         super().__init__(sources)
-        self._channel = channel
+        self._outbox = outbox
 
     def add(self, source: Source) -> Source:
         """Register `source` here and in the run's registry."""
         kept = super().add(source)
-        if self._channel is not None:
-            _send(self._channel, [{"type": "source", "source": source.model_dump(mode="json")}])
+        if self._outbox is not None:
+            self._outbox.send([{"type": "source", "source": source.model_dump(mode="json")}])
         return kept
 
 
 class RemoteJournal:
     """A worker's call journal: look-ups and records go to the run's journal on the driver."""
 
-    def __init__(self, channel: Any, dispatch: str, step_id: str, model: str) -> None:
-        self.channel = channel
+    def __init__(self, outbox: Outbox, dispatch: str, step_id: str, model: str) -> None:
+        self.outbox = outbox
         self.key = {"dispatch": dispatch, "step_id": step_id, "model": model}
         self._ids = itertools.count()
 
     def get(self, call_id: str, *, request: RequestDigest | None = None) -> Any | None:
         """The recorded result, as the driver's journal answers (its exception is raised here)."""
-        question = {**self.key, "id": f"{self.key['dispatch']}/{next(self._ids)}", "call_id": call_id}
-        reply = pickle.loads(ray.get(self.channel.ask.remote({**question, "request": request})))
+        question = {**self.key, "id": f"{self.outbox.sender}/{next(self._ids)}", "call_id": call_id}
+        reply = pickle.loads(self.outbox.ask({**question, "request": request}))
         if isinstance(reply, BaseException):
             raise reply
         return reply
 
     def put(self, call_id: str, result: Any, *, request: RequestDigest | None = None) -> None:
         """Record the result in the run's journal."""
-        _send(self.channel, [{"type": "put", **self.key, "call_id": call_id, "result": result, "request": request}])
+        self.outbox.send([{"type": "put", **self.key, "call_id": call_id, "result": result, "request": request}])
 
 
 @dataclass
@@ -160,17 +236,20 @@ class ChannelPump:
     def __init__(
         self,
         channel: Any,
+        run: str,
         *,
         tracer: Tracer,
         sources: SourceRegistry,
         journals: Callable[[str, str], CallJournal] | None,
     ) -> None:
         self.channel = channel
+        self.run = run
         self.tracer = tracer
         self.sources = sources
         self.journals = journals
         self.dispatches: dict[str, _Dispatch] = {}
         self._taken = 0
+        self._taken_from: dict[str, int] = {}
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
@@ -187,25 +266,33 @@ class ChannelPump:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        """Stop draining."""
+        """Stop draining, and drop what the channel keeps for the run."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        await self.channel.forget.remote(self.run, list(self._taken_from))
 
-    async def settle(self) -> None:
-        """Wait until every message queued so far has been taken."""
-        sent: int = await self.channel.sent.remote()
+    async def settle(self, sender: str | None = None, count: int = 0) -> None:
+        """Wait until the `count` messages of `sender` (an attempt that returned) have been taken; without
+        a sender, until every message the channel queued for the run so far has been."""
+        if sender is not None:
+            async with self._progress:
+                await self._progress.wait_for(lambda: self._taken_from.get(sender, 0) >= count)
+            return
+        sent: int = await self.channel.sent.remote(self.run)
         async with self._progress:
             await self._progress.wait_for(lambda: self._taken >= sent)
 
     async def _run(self) -> None:
         while True:
-            messages: list[dict[str, Any]] = await self.channel.drain.remote()
+            messages: list[dict[str, Any]] = await self.channel.drain.remote(self.run)
             for message in messages:
                 await self._take(message)
             async with self._progress:
                 self._taken += len(messages)
+                for message in messages:
+                    self._taken_from[message["sender"]] = self._taken_from.get(message["sender"], 0) + 1
                 self._progress.notify_all()
 
     async def _take(self, message: dict[str, Any]) -> None:

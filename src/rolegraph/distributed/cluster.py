@@ -103,7 +103,8 @@ def connect(address: str | None = None) -> None:
             "Ray was imported before rolegraph could keep a local cluster on 127.0.0.1; set"
             " RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before importing ray, or start Ray yourself (ray.init)"
         )
-    ray.init(namespace="rolegraph", **local_cluster_options())
+    # "local": a new cluster of this process's own; Ray's default would join the machine's latest one.
+    ray.init(address="local", namespace="rolegraph", **local_cluster_options())
 
 
 def local_cluster_options() -> dict[str, Any]:

@@ -1,14 +1,17 @@
-"""Models on a Ray cluster: one actor holds a model's weights, and steps call it through a `RemoteModel`.
+"""Models on a Ray cluster: a `ModelActor` holds models' weights, and steps call them through a `RemoteModel`.
 
 A model is loaded once per node (a detached actor per node and model, named for
 both, found again by later steps and later runs), so its weights are read once.
-A model that answers by position (a ``scripted:`` file) is one actor for the
-whole run instead, on the driver's node: its answers then follow one order, as in
-a local run, and survive the loss of a worker node.
+A model that answers by position (a ``scripted:`` file) is held once per run
+instead, by the driver process's own actor on the driver's node (`run_models_for`):
+its answers then follow one order, as in a local run, and survive the loss of a
+worker node. A worker process keeps the actors it found and the models they
+loaded, so a step does not look them up again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,44 +24,59 @@ from rolegraph.models.messages import Message, ToolSpec
 from rolegraph.models.model import Completion, Model, ModelSettings
 from rolegraph.models.registry import ModelOptions, resolve_model
 
-__all__ = ["NAMESPACE", "ActorModels", "ModelActor", "RemoteModel", "model_actor", "per_run"]
+__all__ = ["NAMESPACE", "ActorModels", "ModelActor", "RemoteModel", "per_run", "run_models_for"]
 
 NAMESPACE = "rolegraph"
 """The Ray namespace of rolegraph's named actors."""
 
+Described = tuple[str, str, dict[str, Any]]
+"""A model's name, id and options."""
+
+_KEPT = 512
+"""How many found models a worker process remembers (the oldest are forgotten first)."""
+
 
 @ray.remote(num_cpus=0, max_concurrency=64)
 class ModelActor:
-    """Holds one model; its calls are the model's calls."""
+    """Holds models by key; its calls are their calls."""
 
-    def __init__(self, model_string: str, base_dir: str, options: ModelOptions) -> None:
-        self.model = resolve_model(model_string, base_dir=Path(base_dir), options=options)
+    def __init__(self) -> None:
+        self.models: dict[str, Model] = {}
+        self._loading = asyncio.Lock()
 
-    def describe(self) -> tuple[str, str, dict[str, Any]]:
-        """The model's name, id and options."""
-        return self.model.name, self.model.model_id, self.model.options
+    async def load(self, key: str, model_string: str, base_dir: str, options: ModelOptions) -> Described:
+        """Load the model under `key` unless it is loaded; its name, id and options."""
+        async with self._loading:
+            if key not in self.models:
+                self.models[key] = resolve_model(model_string, base_dir=Path(base_dir), options=options)
+        model = self.models[key]
+        return model.name, model.model_id, model.options
 
     async def complete(
         self,
+        key: str,
         messages: Sequence[Message],
         tools: Sequence[ToolSpec] | None,
         output_schema: dict[str, Any] | None,
         settings: ModelSettings | None,
     ) -> Completion:
-        """One model call."""
-        return await self.model.complete(messages, tools=tools, output_schema=output_schema, settings=settings)
+        """One call of the model under `key`."""
+        return await self.models[key].complete(messages, tools=tools, output_schema=output_schema, settings=settings)
 
-    async def check(self) -> None:
+    async def check(self, key: str) -> None:
         """The model's own check (is its server up?)."""
-        await self.model.check()
+        await self.models[key].check()
 
-    def skip_replayed(self, count: int) -> None:
+    async def skip_replayed(self, key: str, count: int) -> None:
         """Pass over replayed calls (a script)."""
-        self.model.skip_replayed(count)
+        self.models[key].skip_replayed(count)
 
-    async def aclose(self) -> None:
-        """Release the model."""
-        await self.model.aclose()
+    async def drop(self, keys: list[str]) -> None:
+        """Release the models under `keys` (a finished run's)."""
+        for key in keys:
+            model = self.models.pop(key, None)
+            if model is not None:
+                await model.aclose()
 
 
 def per_run(model_string: str) -> bool:
@@ -66,42 +84,57 @@ def per_run(model_string: str) -> bool:
     return model_string.startswith("scripted")
 
 
-def _actor_name(scope: str, model_string: str, base_dir: Path, options: ModelOptions) -> str:
+def _model_key(model_string: str, base_dir: Path, options: ModelOptions) -> str:
     key = f"{model_string}\n{base_dir}\n{options.model_dump_json()}"
-    return f"model:{scope}:{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def model_actor(
-    model_string: str, base_dir: Path, options: ModelOptions, *, run_id: str, node_id: str, create: bool
-) -> Any:
-    """The actor of a model for a step on node `node_id`: the node's own, or the run's (a script).
+_RUN_MODELS: dict[str, Any] = {}
 
-    With `create` False a run's actor is looked up only (the driver made it); a node's is made
-    on first use.
-    """
-    if per_run(model_string):
-        name = _actor_name(f"run-{run_id}", model_string, base_dir, options)
-        if not create:
-            return ray.get_actor(name, namespace=NAMESPACE)
-        lifetime = None
-    else:
-        name = _actor_name(f"node-{node_id}", model_string, base_dir, options)
-        lifetime = "detached"  # outlives the run: the next run on this node finds the weights loaded
-    return ModelActor.options(  # type: ignore[attr-defined]  # ray.remote made it an actor class
-        name=name,
-        namespace=NAMESPACE,
-        get_if_exists=True,
-        lifetime=lifetime,
-        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-    ).remote(model_string, str(base_dir), options)
+
+def run_models_for(node_id: str) -> Any:
+    """This driver's actor of its runs' own models (made on first use, on `node_id`; it ends with the driver)."""
+    job = ray.get_runtime_context().get_job_id()
+    if job not in _RUN_MODELS:
+        strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+        _RUN_MODELS[job] = ModelActor.options(scheduling_strategy=strategy).remote()  # type: ignore[attr-defined]
+    return _RUN_MODELS[job]
+
+
+_NODE_ACTORS: dict[str, Any] = {}
+_LOADED: dict[tuple[str, str], Described] = {}
+
+
+def _node_actor(name: str, node_id: str) -> Any:
+    """The node's detached actor named `name` (found, or made, once per process)."""
+    if name not in _NODE_ACTORS:
+        _NODE_ACTORS[name] = ModelActor.options(  # type: ignore[attr-defined]  # ray.remote made it an actor class
+            name=name,
+            namespace=NAMESPACE,
+            get_if_exists=True,
+            lifetime="detached",  # outlives the run: the next run on this node finds the weights loaded
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+        ).remote()
+    return _NODE_ACTORS[name]
+
+
+def _loaded(where: str, actor: Any, key: str, model_string: str, base_dir: Path, options: ModelOptions) -> Described:
+    """The model under `key` on `actor` (named `where`), loaded there if it is not (asked once per process)."""
+    found = (where, key)
+    if found not in _LOADED:
+        if len(_LOADED) >= _KEPT:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[found] = ray.get(actor.load.remote(key, model_string, str(base_dir.resolve()), options))
+    return _LOADED[found]
 
 
 class RemoteModel(Model):
-    """A model held by a `ModelActor`: every call goes to the actor."""
+    """A model held by a `ModelActor` under a key: every call goes to the actor."""
 
-    def __init__(self, actor: Any) -> None:
+    def __init__(self, actor: Any, key: str, described: Described) -> None:
         self.actor = actor
-        self.name, self._model_id, self._options = ray.get(actor.describe.remote())
+        self.key = key
+        self.name, self._model_id, self._options = described
 
     @property
     def model_id(self) -> str:
@@ -122,37 +155,40 @@ class RemoteModel(Model):
         settings: ModelSettings | None = None,
     ) -> Completion:
         """Call the model on its actor."""
-        completion: Completion = await self.actor.complete.remote(list(messages), tools, output_schema, settings)
+        call = self.actor.complete.remote(self.key, list(messages), tools, output_schema, settings)
+        completion: Completion = await call
         return completion
 
     async def check(self) -> None:
         """Run the model's check on its actor."""
-        await self.actor.check.remote()
+        await self.actor.check.remote(self.key)
 
     def skip_replayed(self, count: int) -> None:
         """Tell the actor's model about replayed calls."""
-        ray.get(self.actor.skip_replayed.remote(count))
+        ray.get(self.actor.skip_replayed.remote(self.key, count))
 
 
 class ActorModels:
     """A run's `ModelResolver` on a cluster: each model string gives a `RemoteModel` of its actor for `node_id`.
 
-    The driver (`driver=True`) makes the run's own actors (a script's); a worker finds them, and makes
-    or finds its node's. `run_actors` lists the run's own actors the driver made, to end with the run.
+    A script is the run's own, held by the driver's `run_models` actor under `run_key` (one per run
+    executor); any other model is the node's. `run_keys` lists the run's own models, for the driver to
+    drop when the run ends.
     """
 
-    def __init__(self, *, run_id: str, node_id: str, driver: bool) -> None:
-        self.run_id = run_id
+    def __init__(self, *, run_key: str, node_id: str, run_models: Any) -> None:
+        self.run_key = run_key
         self.node_id = node_id
-        self.driver = driver
-        self.run_actors: list[Any] = []
+        self.run_models = run_models
+        self.run_keys: list[str] = []
 
     def __call__(self, model_string: str, base_dir: Path, options: ModelOptions) -> Model:
         """The model `model_string` names, held by its actor."""
-        own = per_run(model_string)
-        actor = model_actor(
-            model_string, base_dir, options, run_id=self.run_id, node_id=self.node_id, create=self.driver or not own
-        )
-        if own and self.driver:
-            self.run_actors.append(actor)
-        return RemoteModel(actor)
+        key = _model_key(model_string, base_dir, options)
+        if per_run(model_string):
+            where, actor, key = "run-models", self.run_models, f"{self.run_key}:{key}"
+            self.run_keys.append(key)
+        else:
+            where = f"model:node-{self.node_id}:{key}"
+            actor = _node_actor(where, self.node_id)
+        return RemoteModel(actor, key, _loaded(where, actor, key, model_string, base_dir, options))

@@ -21,15 +21,22 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from rolegraph.distributed.channel import ChannelPump, ForwardingRegistry, ForwardSink, RemoteJournal, RunChannel
+from rolegraph.distributed.channel import (
+    ChannelPump,
+    ForwardingRegistry,
+    ForwardSink,
+    Outbox,
+    RemoteJournal,
+    channel_for,
+)
 from rolegraph.distributed.cluster import connect
-from rolegraph.distributed.models import NAMESPACE, ActorModels
+from rolegraph.distributed.models import ActorModels, run_models_for
 from rolegraph.models.model import Model, ModelSettings
 from rolegraph.runtime.compiled import workflow_tools
 from rolegraph.runtime.executor import ExecutorFactory, LocalExecutor, RunContext, resolve_roles
@@ -56,11 +63,14 @@ class RayExecutor:
         connect(address)
         self.context = context
         self.run_id = context.tracer.run_id
+        self.run_key = f"{self.run_id}:{uuid.uuid4().hex[:8]}"
+        """This run's key in the driver's channel and model actors (one per executor: a resume gets its own)."""
         self.node_id: str = ray.get_runtime_context().get_node_id()
-        here = _pinned(self.node_id)
-        self.channel = RunChannel.options(namespace=NAMESPACE, **here).remote()  # type: ignore[attr-defined]
-        self.pump = ChannelPump(self.channel, tracer=context.tracer, sources=context.sources, journals=context.journals)
-        self._actors = ActorModels(run_id=self.run_id, node_id=self.node_id, driver=True)
+        self.channel = channel_for(self.node_id)
+        self.pump = ChannelPump(
+            self.channel, self.run_key, tracer=context.tracer, sources=context.sources, journals=context.journals
+        )
+        self._actors = ActorModels(run_key=self.run_key, node_id=self.node_id, run_models=run_models_for(self.node_id))
         # The driver's view of the run's models (names, checks, replayed calls), through the same actors.
         self._local = LocalExecutor(
             context.spec,
@@ -73,6 +83,8 @@ class RayExecutor:
             roles=context.roles,
             models=context.models or self._actors,
         )
+        self._workflow: Any = None
+        """The run's workflow, in the object store once (`_RunJob`), for every step's task."""
         self._started = False
 
     @classmethod
@@ -93,29 +105,30 @@ class RayExecutor:
         """Run the call as a Ray task and return its outcome once all it sent has been taken in."""
         if not self._started:
             self.pump.start()
+            self._workflow = ray.put(
+                _RunJob(
+                    spec=self.context.spec,
+                    base_dir=str(self.context.base_dir),
+                    model_override=self.context.model_override,
+                    settings_override=self.context.settings_override,
+                    journaled=self.context.journals is not None,
+                    run_id=self.run_id,
+                    run_key=self.run_key,
+                    channel=self.channel,
+                    run_models=self._actors.run_models,
+                )
+            )
             self._started = True
         dispatch = uuid.uuid4().hex
         parent = current_span()
         self.pump.open(dispatch, parent)
         task = _run_step.options(max_retries=STEP_RETRIES, retry_exceptions=False)
-        ref = task.remote(
-            _StepJob(
-                spec=self.context.spec,
-                base_dir=str(self.context.base_dir),
-                model_override=self.context.model_override,
-                settings_override=self.context.settings_override,
-                journaled=self.context.journals is not None,
-                sources=[s.model_dump(mode="json") for s in self.context.sources],
-                parent_id=parent.span_id if parent is not None else None,
-                run_id=self.run_id,
-                driver_node=self.node_id,
-                dispatch=dispatch,
-                channel=self.channel,
-            ),
-            call,
-        )
+        sources = [s.model_dump(mode="json") for s in self.context.sources]
+        ref = task.remote(self._workflow, _StepJob(sources, parent.span_id if parent else None, dispatch), call)
+        sent: tuple[str, int] | None = None
         try:
-            outcome: StepOutcome = await ref
+            outcome, *sent_by = await ref
+            sent = (sent_by[0], sent_by[1])
         except asyncio.CancelledError:
             ray.cancel(ref, force=True)
             raise
@@ -123,84 +136,76 @@ class RayExecutor:
             cause = exc.cause if isinstance(exc.cause, BaseException) else exc
             raise cause from None
         finally:
-            await self.pump.settle()
+            await (self.pump.settle(*sent) if sent is not None else self.pump.settle())
             failure = self.pump.close(dispatch)
         if failure is not None:
             raise failure
-        return outcome
+        step_outcome: StepOutcome = outcome
+        return step_outcome
 
     async def aclose(self) -> None:
-        """Stop the channel, and end the run's own model actors (nodes keep theirs)."""
+        """Stop the run's part of the channel, and drop the run's own models (nodes keep theirs)."""
         await self.pump.stop()
-        for actor in self._actors.run_actors:
-            ray.kill(actor)
-        ray.kill(self.channel)
+        if self._actors.run_keys:
+            await self._actors.run_models.drop.remote(self._actors.run_keys)
 
 
-def _pinned(node_id: str) -> dict[str, Any]:
-    """Ray options placing an actor on `node_id`, for good."""
-    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id, soft=False)}
+@dataclass(frozen=True)
+class _RunJob:
+    """What every step call of a run needs on a worker: the workflow, and where to send what it produces."""
+
+    spec: WorkflowSpec
+    base_dir: str
+    model_override: str | None
+    settings_override: ModelSettings | None
+    journaled: bool
+    run_id: str
+    run_key: str
+    channel: Any
+    run_models: Any
 
 
+@dataclass(frozen=True)
 class _StepJob:
-    """What a worker needs besides the call: the run's workflow and where to send what it produces."""
+    """What one step call adds: the run's sources so far, the span it runs under, its dispatch id."""
 
-    def __init__(
-        self,
-        *,
-        spec: WorkflowSpec,
-        base_dir: str,
-        model_override: str | None,
-        settings_override: ModelSettings | None,
-        journaled: bool,
-        sources: list[dict[str, Any]],
-        parent_id: str | None,
-        run_id: str,
-        driver_node: str,
-        dispatch: str,
-        channel: Any,
-    ) -> None:
-        self.spec = spec
-        self.base_dir = base_dir
-        self.model_override = model_override
-        self.settings_override = settings_override
-        self.journaled = journaled
-        self.sources = sources
-        self.parent_id = parent_id
-        self.run_id = run_id
-        self.driver_node = driver_node
-        self.dispatch = dispatch
-        self.channel = channel
+    sources: list[dict[str, Any]]
+    parent_id: str | None
+    dispatch: str
 
 
 @ray.remote(num_cpus=1)
-def _run_step(job: _StepJob, call: StepCall) -> StepOutcome:
-    """The Ray task: run one step call on this worker, as a local run would."""
-    return asyncio.run(_run_step_async(job, call))
+def _run_step(run: _RunJob, job: _StepJob, call: StepCall) -> tuple[StepOutcome, str, int]:
+    """The Ray task: run one step call on this worker, as a local run would; the outcome, and who sent how much."""
+    outbox = Outbox(run.channel, run.run_key)
+    try:
+        return asyncio.run(_run_step_async(run, job, outbox, call)), outbox.sender, outbox.count
+    finally:
+        outbox.flush()
 
 
-async def _run_step_async(job: _StepJob, call: StepCall) -> StepOutcome:
+async def _run_step_async(run: _RunJob, job: _StepJob, outbox: Outbox, call: StepCall) -> StepOutcome:
     context = ray.get_runtime_context()
     node_id: str = context.get_node_id()
     worker = f"{context.get_worker_id()[:12]}/{os.getpid()}"
-    base_dir = Path(job.base_dir)
-    spec = job.spec
+    base_dir = Path(run.base_dir)
+    spec = run.spec
     tools = workflow_tools(spec, resolve_roles(spec), base_dir)
-    sink = ForwardSink(job.channel, job.dispatch, node=node_id, host=ray.util.get_node_ip_address(), worker=worker)
-    tracer = Tracer(job.run_id, sinks=[sink], redactor=Redactor.from_env())
-    sources = ForwardingRegistry(job.channel, (Source.model_validate(s) for s in job.sources))
+    sink = ForwardSink(outbox, job.dispatch, node=node_id, host=ray.util.get_node_ip_address(), worker=worker)
+    tracer = Tracer(run.run_id, sinks=[sink], redactor=Redactor.from_env())
+    sources = ForwardingRegistry(outbox, (Source.model_validate(s) for s in job.sources))
     executor = LocalExecutor(
         spec,
         tools=tools,
         sources=sources,
         tracer=tracer,
         base_dir=base_dir,
-        model_override=job.model_override,
-        settings_override=job.settings_override,
-        journals=(lambda step_id, model: RemoteJournal(job.channel, job.dispatch, step_id, model))
-        if job.journaled
+        model_override=run.model_override,
+        settings_override=run.settings_override,
+        journals=(lambda step_id, model: RemoteJournal(outbox, job.dispatch, step_id, model))
+        if run.journaled
         else None,
-        models=ActorModels(run_id=job.run_id, node_id=node_id, driver=False),
+        models=ActorModels(run_key=run.run_key, node_id=node_id, run_models=run.run_models),
     )
     try:
         with tracer.under(job.parent_id):
