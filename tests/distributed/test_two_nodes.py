@@ -31,6 +31,10 @@ steps:
   plan: {role: planner, task: "Write 2 short research questions about LoRA."}
 """
 
+REPO = Path(__file__).resolve().parents[2]
+DEMO = "examples/literature_review.yaml"
+"""The demo workflow, as the README's first command names it (from the repository's root)."""
+
 PAUSE_S = 6
 """How long each of the two function steps takes: the window in which the worker node is killed."""
 
@@ -67,15 +71,19 @@ def local_run(project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     return summary
 
 
-def on_cluster(args: list[str], home: Path, cluster: LocalNodes) -> subprocess.CompletedProcess[str]:
-    """The CLI, joined to the cluster (RAY_ADDRESS), with its own home."""
+def on_cluster(
+    args: list[str], home: Path, cluster: LocalNodes | None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The CLI, joined to the cluster (RAY_ADDRESS; None: in one process), with its own home."""
+    environ = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     return subprocess.run(
         [sys.executable, "-m", "rolegraph", *args],
-        env={**os.environ, "ROLEGRAPH_HOME": str(home), **cluster.env()},
+        env={**environ, "ROLEGRAPH_HOME": str(home), **(cluster.env() if cluster else {})},
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
         check=False,
+        cwd=cwd,
     )
 
 
@@ -171,6 +179,35 @@ class TestTwoNodes:
         for row in lines:
             assert nodes_of(tmp_path / "runs" / row["run_id"] / "trace.jsonl")
 
+    def test_the_call_cache_answers_steps_run_on_the_cluster(
+        self, cluster: LocalNodes, project: Path, local_run: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """`--cache` on the cluster: the workers' model calls are kept in, and answered from, the driver's home's
+        cache; a second run's savings count every call as a hit, with the local run's outputs; a batch with
+        `--cache` answers its lines' calls from it too."""
+        args = ["run", str(project), "--json", "--quiet", "--executor", "ray", "--cache"]
+        first = on_cluster(args, tmp_path, cluster)
+        assert first.returncode == 0, first.stderr[-3000:]
+        second = on_cluster(args, tmp_path, cluster)
+        assert second.returncode == 0, second.stderr[-3000:]
+        a, b = json.loads(first.stdout), json.loads(second.stdout)
+        calls = sum(1 for r in read_jsonl(Path(a["trace"])) if r.get("event") == "span_end" and r["kind"] == "chat")
+        assert a["cache"]["hits"] == 0 and calls > 0
+        assert b["cache"]["hits"] == calls and b["cache"]["input_tokens"] == a["usage"]["input_tokens"]
+        same_outputs(local_run, b)
+        assert nodes_of(Path(b["trace"]))  # the cached steps ran on the cluster's workers
+        stats = on_cluster(["cache", "stats", "--json"], tmp_path, None)
+        assert json.loads(stats.stdout)["entries"] == calls  # kept in the driver's home
+
+        inputs = tmp_path / "lines.jsonl"
+        inputs.write_text('{"pauses": [1]}\n')
+        batch = ["batch", str(project), str(inputs), "--executor", "ray", "--cache", "--json", "--quiet"]
+        proc = on_cluster(batch, tmp_path, cluster)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        [line] = json.loads(proc.stdout)
+        summary = json.loads((tmp_path / "runs" / line["run_id"] / "run.json").read_text())
+        assert summary["cache"]["hits"] > 0
+
     @pytest.mark.local_model
     def test_the_embedded_model_answers_on_the_cluster_as_in_one_process(
         self, cluster: LocalNodes, tmp_path: Path
@@ -188,6 +225,29 @@ class TestTwoNodes:
         assert plans[0]["output"] == plans[1]["output"] and plans[0]["output"]["questions"]
         assert a["usage"] == b["usage"]
         assert nodes_of(Path(b["trace"]))  # the step ran on a node of the cluster
+
+    @pytest.mark.local_model
+    def test_the_demo_workflow_runs_unchanged_on_the_cluster(self, cluster: LocalNodes, tmp_path: Path) -> None:
+        """`rolegraph run examples/literature_review.yaml` as the README's first command runs it (embedded
+        model, bundled library, offline), with `--executor ray` on the cluster: one trace, steps on both
+        nodes, and the in-process run's outputs, sources, usage and trace."""
+        local = on_cluster(["run", DEMO, "--json", "--quiet"], tmp_path / "local", None, cwd=REPO)
+        assert local.returncode == 0, local.stderr[-3000:]
+        args = ["run", DEMO, "--json", "--quiet", "--executor", "ray"]
+        remote = on_cluster(args, tmp_path / "ray", cluster, cwd=REPO)
+        assert remote.returncode == 0, remote.stderr[-3000:]
+        a, b = json.loads(local.stdout), json.loads(remote.stdout)
+        assert set(a["outputs"]) == set(b["outputs"]) and a["outputs"]
+        for name in a["outputs"]:
+            assert Path(a["outputs"][name]).read_text() == Path(b["outputs"][name]).read_text(), name
+        assert a["usage"] == b["usage"] and a["steps"] == b["steps"]
+        trace = Path(b["trace"])
+        assert list((tmp_path / "ray" / "runs").glob("*/trace.jsonl")) == [trace]
+        spans = [r for r in read_jsonl(trace) if r.get("event") == "span_end"]
+        assert len({r["run_id"] for r in spans}) == 1
+        assert [r["name"] for r in spans if not r["parent_id"]] == ["invoke_workflow literature_review"]
+        assert trace_shape(Path(a["trace"])) == trace_shape(trace)
+        assert nodes_of(trace) == {*cluster.workers, cluster.head}
 
     def test_losing_the_worker_node_mid_run_keeps_the_outputs(
         self, cluster: LocalNodes, project: Path, local_run: dict[str, Any], tmp_path: Path

@@ -45,6 +45,19 @@ async def echo(topic: str) -> dict:
 '''
 
 
+CACHED = """\
+rolegraph: 1
+name: cached
+models: {default: "scripted:script.yaml"}
+roles:
+  writer: {instructions: Answer., output: {value: string}}
+inputs:
+  topic: {type: string}
+steps:
+  answer: {role: writer, task: "Write about {{ inputs.topic }}."}
+"""
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Runs under a temporary ROLEGRAPH_HOME."""
@@ -86,6 +99,27 @@ class TestBatchCommand:
             {"topic": "MOE"},
         ]
         assert len({row["run_id"] for row in lines}) == 3
+
+    def test_cache_answers_a_second_batch(self, home: Path, tmp_path: Path) -> None:
+        """`batch --cache`: a second batch of the same lines answers each line's model call from the cache
+        (each run's savings count the hit), `--no-cache` none; the choice is recorded in the batch's manifest."""
+        (tmp_path / "wf.yaml").write_text(CACHED)
+        (tmp_path / "script.yaml").write_text("- {final: {value: ok}}\n")
+        inputs = tmp_path / "topics.jsonl"
+        inputs.write_text('{"topic": "lora"}\n{"topic": "rag"}\n')
+
+        def hits(result: Result) -> list[int]:
+            assert result.exit_code == 0, result.output
+            summaries = [Home(home).run(row["run_id"]).read_summary() for row in json.loads(result.stdout)]
+            return [summary["cache"]["hits"] for summary in summaries]
+
+        assert hits(cli("batch", tmp_path / "wf.yaml", inputs, "--cache", "--json", "--quiet")) == [0, 0]
+        assert hits(cli("batch", tmp_path / "wf.yaml", inputs, "--cache", "--json", "--quiet")) == [1, 1]
+        uncached = cli("batch", tmp_path / "wf.yaml", inputs, "--no-cache", "--json", "--quiet")
+        assert uncached.exit_code == 0, uncached.output
+        assert [Home(home).run(r["run_id"]).read_summary()["cache"] for r in json.loads(uncached.stdout)] == [None] * 2
+        manifests = sorted(Home(home).batches.glob(f"*/{MANIFEST_FILE}"))
+        assert [json.loads(m.read_text())["cache"] for m in manifests].count(True) == 2
 
     def test_csv_rows_with_a_summary_table(self, home: Path, workflow: Path, tmp_path: Path) -> None:
         """A .csv file's header names the inputs and each row is a run (a quoted newline stays in its

@@ -14,6 +14,7 @@ from rich.table import Table
 from rolegraph.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    CacheOption,
     ExecutorOption,
     app,
     err,
@@ -50,6 +51,7 @@ def batch(
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model string replacing the workflow's default model.")] = None,
     executor: ExecutorOption = None,
+    cache: CacheOption = None,
     resume_batch: Annotated[
         str | None,
         typer.Option("--resume", metavar="BATCH", help="Finish the batch with this id (or `last`) after a crash."),
@@ -67,7 +69,7 @@ def batch(
     any did not, 2 on bad input.
     """
     home = home_dir()
-    manifest = _manifest(home, file, inputs, resume_batch, force, concurrency)
+    manifest = _manifest(home, file, inputs, resume_batch, force, concurrency, cache)
     workflow = load_workflow(Path(manifest.workflow_file))
     factory = executor_factory(executor, workflow)
     manifest.path = batch_dir(home, manifest.batch_id) / MANIFEST_FILE
@@ -101,9 +103,16 @@ def batch(
 
 
 def _manifest(
-    home: Path, file: Path | None, inputs: Path | None, ref: str | None, force: bool, concurrency: int | None
+    home: Path,
+    file: Path | None,
+    inputs: Path | None,
+    ref: str | None,
+    force: bool,
+    concurrency: int | None,
+    cache: bool | None,
 ) -> BatchManifest:
-    """The batch to run: a new one from the files, or the one `--resume` names (its files checked)."""
+    """The batch to run: a new one from the files, or the one `--resume` names (its files checked; `--cache`
+    or `--no-cache` there replaces the batch's choice)."""
     try:
         if ref is not None:
             if file is not None or inputs is not None:
@@ -111,6 +120,7 @@ def _manifest(
             manifest = BatchManifest.load(find_batch(home, ref))
             check_unchanged(manifest, force=force)
             manifest.concurrency = concurrency or manifest.concurrency
+            manifest.cache = manifest.cache if cache is None else cache
             return manifest
     except ManifestError as exc:
         err.print(f"[red]error[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
@@ -123,7 +133,7 @@ def _manifest(
         lines = read_inputs(inputs)
     except SpecError as exc:
         raise report_spec_error(exc) from None
-    return BatchManifest.start(file, inputs, lines, concurrency=concurrency or DEFAULT_CONCURRENCY)
+    return BatchManifest.start(file, inputs, lines, concurrency=concurrency or DEFAULT_CONCURRENCY, cache=cache)
 
 
 def _report(home: Path, lines: list[BatchLine], as_json: bool) -> None:

@@ -29,11 +29,22 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from rolegraph.agents.journal import CallJournal, RequestDigest
+from rolegraph.models.cache import RunCache
+from rolegraph.models.model import Completion
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.traces.spans import Span
 from rolegraph.traces.tracer import Tracer
 
-__all__ = ["ChannelPump", "ForwardSink", "ForwardingRegistry", "Outbox", "RemoteJournal", "RunChannel", "channel_for"]
+__all__ = [
+    "ChannelPump",
+    "ForwardSink",
+    "ForwardedCache",
+    "ForwardingRegistry",
+    "Outbox",
+    "RemoteJournal",
+    "RunChannel",
+    "channel_for",
+]
 
 _POLL_S = 0.5
 """How long one drain waits for records before it returns empty (the pump then asks again)."""
@@ -199,6 +210,31 @@ class ForwardingRegistry(SourceRegistry):
         return kept
 
 
+class ForwardedCache(RunCache):
+    """A worker's model-call cache: the run's cache on the driver answers and keeps each call (its home's
+    file, its tally of what was saved), so a worker needs no cache file of its own."""
+
+    def __init__(self, outbox: Outbox) -> None:  # no store here: `answer` and `store_answer` ask the driver's
+        self.outbox = outbox
+        self._ids = itertools.count()
+
+    def answer(self, key: str, model_name: str) -> Completion | None:
+        """The driver's cache's answer under `key` (counted there)."""
+        reply = self._ask("answer", key, model_name, None)
+        return reply if isinstance(reply, Completion) else None
+
+    def store_answer(self, key: str, model_name: str, completion: Completion) -> bool:
+        """Keep `completion` in the driver's cache; whether it was."""
+        return self._ask("keep", key, model_name, completion) is True
+
+    def close(self) -> None:
+        """Nothing to close: the driver's cache stays open for the run."""
+
+    def _ask(self, action: str, key: str, model_name: str, completion: Completion | None) -> Any:
+        question = {"id": f"{self.outbox.sender}/cache/{next(self._ids)}", "about": "cache", "action": action}
+        return pickle.loads(self.outbox.ask({**question, "key": key, "model": model_name, "completion": completion}))
+
+
 class RemoteJournal:
     """A worker's call journal: look-ups and records go to the run's journal on the driver."""
 
@@ -209,7 +245,7 @@ class RemoteJournal:
 
     def get(self, call_id: str, *, request: RequestDigest | None = None) -> Any | None:
         """The recorded result, as the driver's journal answers (its exception is raised here)."""
-        question = {**self.key, "id": f"{self.outbox.sender}/{next(self._ids)}", "call_id": call_id}
+        question = {**self.key, "id": f"{self.outbox.sender}/{next(self._ids)}", "call_id": call_id, "about": "journal"}
         reply = pickle.loads(self.outbox.ask({**question, "request": request}))
         if isinstance(reply, BaseException):
             raise reply
@@ -241,9 +277,11 @@ class ChannelPump:
         tracer: Tracer,
         sources: SourceRegistry,
         journals: Callable[[str, str], CallJournal] | None,
+        cache: RunCache | None = None,
     ) -> None:
         self.channel = channel
         self.run = run
+        self.cache = cache
         self.tracer = tracer
         self.sources = sources
         self.journals = journals
@@ -304,7 +342,7 @@ class ChannelPump:
         elif kind == "put":
             self._put(message)
         elif kind == "ask":
-            reply = self._ask(message)
+            reply = self._cache(message) if message.get("about") == "cache" else self._ask(message)
             await self.channel.answer.remote(message["id"], pickle.dumps(reply))
 
     def _trace(self, dispatch: str, record: dict[str, Any]) -> None:
@@ -347,3 +385,14 @@ class ChannelPump:
             return journal.get(message["call_id"], request=message["request"])
         except Exception as exc:
             return exc
+
+    def _cache(self, message: dict[str, Any]) -> Any:
+        """A worker's cache question, answered by the run's cache (a miss, or not kept, when the run has none)."""
+        if self.cache is None:
+            return None
+        try:
+            if message["action"] == "answer":
+                return self.cache.answer(message["key"], message["model"])
+            return self.cache.store_answer(message["key"], message["model"], message["completion"])
+        except Exception:  # the cache never fails a run: a problem is a miss
+            return None

@@ -36,7 +36,11 @@ from typing import IO
 
 from rolegraph.distributed.cluster import LONE_MACHINE
 
-__all__ = ["LocalNodes"]
+__all__ = ["DEFAULT_START_TIMEOUT_S", "START_TIMEOUT_VAR", "LocalNodes", "start_timeout"]
+
+START_TIMEOUT_VAR = "ROLEGRAPH_RAY_START_TIMEOUT"
+DEFAULT_START_TIMEOUT_S = 300.0
+"""How long the nodes of a `LocalNodes` cluster may take to register (Ray's own test cluster waits 30 s)."""
 
 
 class LocalNodes:
@@ -61,9 +65,13 @@ class LocalNodes:
         line = self.process.stdout.readline()
         if not line:
             self.stop()
-            raise RuntimeError(f"the cluster did not start: see {temp_dir / 'cluster.log'}")
+            log = temp_dir / "cluster.log"
+            last = [row for row in log.read_text(errors="replace").splitlines() if row.strip()][-1:]
+            raise RuntimeError(f"the cluster did not start: {''.join(last) or 'no error recorded'} (log: {log})")
         started = json.loads(line)
         self.address: str = started["address"]
+        self.head: str = started["head"]
+        """The head node's id."""
         self.workers: list[str] = started["workers"]
         """The worker nodes' ids."""
 
@@ -121,22 +129,49 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def start_timeout() -> float:
+    """How long a cluster's nodes may take to register: ``ROLEGRAPH_RAY_START_TIMEOUT`` seconds, else 300.
+
+    Raises:
+        ValueError: The variable is not a positive number.
+    """
+    raw = os.environ.get(START_TIMEOUT_VAR, "")
+    try:
+        seconds = float(raw) if raw else DEFAULT_START_TIMEOUT_S
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
+        raise ValueError(f"{START_TIMEOUT_VAR}={raw!r}: give a positive number of seconds")
+    return seconds
+
+
 def _serve(temp_dir: str, count: int) -> None:
     from ray.cluster_utils import Cluster
 
+    timeout = start_timeout()
     node = {"node_ip_address": "127.0.0.1", "num_cpus": 1, "temp_dir": temp_dir}
-    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    # Ray's own wait for a node is a fixed 30 s (`Cluster.add_node(wait=True)`); a loaded machine needs longer.
+    cluster = Cluster(initialize_head=False)
     try:
-        workers = [cluster.add_node(**node) for _ in range(count - 1)]
-        print(json.dumps({"address": cluster.address, "workers": [w.node_id for w in workers]}), flush=True)
+        head = cluster.add_node(wait=False, **node, include_dashboard=False)
+        workers = [cluster.add_node(wait=False, **node) for _ in range(count - 1)]
+        try:
+            cluster.wait_for_nodes(timeout=timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"the local Ray cluster's {count} nodes did not all register with its head within {timeout:.0f} s"
+                f" (load average {os.getloadavg()[0]:.1f}); set {START_TIMEOUT_VAR} to wait longer"
+            ) from None
+        started = {"address": cluster.address, "head": head.node_id, "workers": [w.node_id for w in workers]}
+        print(json.dumps(started), flush=True)
         for command in sys.stdin:
             if command.strip() == "kill-worker" and workers:
                 cluster.remove_node(workers.pop(), allow_graceful=False)
                 print("killed", flush=True)
     finally:
-        started = time.monotonic()
+        begun = time.monotonic()
         cluster.shutdown()
-        print(f"stopped in {time.monotonic() - started:.1f}s", file=sys.stderr)
+        print(f"stopped in {time.monotonic() - begun:.1f}s", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ __all__ = ["NAMESPACE", "ActorModels", "ModelActor", "RemoteModel", "per_run", "
 NAMESPACE = "rolegraph"
 """The Ray namespace of rolegraph's named actors."""
 
-Described = tuple[str, str, dict[str, Any]]
-"""A model's name, id and options."""
+Described = tuple[str, str, dict[str, Any], str, bool]
+"""A model's name, id, options, revision and whether it samples by default."""
 
 _KEPT = 512
 """How many found models a worker process remembers (the oldest are forgotten first)."""
@@ -45,12 +45,12 @@ class ModelActor:
         self._loading = asyncio.Lock()
 
     async def load(self, key: str, model_string: str, base_dir: str, options: ModelOptions) -> Described:
-        """Load the model under `key` unless it is loaded; its name, id and options."""
+        """Load the model under `key` unless it is loaded; how it describes itself."""
         async with self._loading:
             if key not in self.models:
                 self.models[key] = resolve_model(model_string, base_dir=Path(base_dir), options=options)
         model = self.models[key]
-        return model.name, model.model_id, model.options
+        return model.name, model.model_id, model.options, model.revision, model.samples_by_default
 
     async def complete(
         self,
@@ -134,12 +134,17 @@ class RemoteModel(Model):
     def __init__(self, actor: Any, key: str, described: Described) -> None:
         self.actor = actor
         self.key = key
-        self.name, self._model_id, self._options = described
+        self.name, self._model_id, self._options, self._revision, self.samples_by_default = described
 
     @property
     def model_id(self) -> str:
         """The actor's model's id."""
         return str(self._model_id)
+
+    @property
+    def revision(self) -> str:
+        """The actor's model's revision (a local file's size and time)."""
+        return str(self._revision)
 
     @property
     def options(self) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import ray
 
 from rolegraph.distributed.channel import (
     ChannelPump,
+    ForwardedCache,
     ForwardingRegistry,
     ForwardSink,
     Outbox,
@@ -68,7 +69,12 @@ class RayExecutor:
         self.node_id: str = ray.get_runtime_context().get_node_id()
         self.channel = channel_for(self.node_id)
         self.pump = ChannelPump(
-            self.channel, self.run_key, tracer=context.tracer, sources=context.sources, journals=context.journals
+            self.channel,
+            self.run_key,
+            tracer=context.tracer,
+            sources=context.sources,
+            journals=context.journals,
+            cache=context.cache,
         )
         self._actors = ActorModels(run_key=self.run_key, node_id=self.node_id, run_models=run_models_for(self.node_id))
         # The driver's view of the run's models (names, checks, replayed calls), through the same actors.
@@ -112,6 +118,8 @@ class RayExecutor:
                     model_override=self.context.model_override,
                     settings_override=self.context.settings_override,
                     journaled=self.context.journals is not None,
+                    cached=self.context.cache is not None,
+                    cache_default=self.context.cache_default,
                     run_id=self.run_id,
                     run_key=self.run_key,
                     channel=self.channel,
@@ -159,6 +167,9 @@ class _RunJob:
     model_override: str | None
     settings_override: ModelSettings | None
     journaled: bool
+    cached: bool
+    """Whether the run has the model-call cache open (the driver's; workers ask it through the channel)."""
+    cache_default: bool
     run_id: str
     run_key: str
     channel: Any
@@ -206,6 +217,8 @@ async def _run_step_async(run: _RunJob, job: _StepJob, outbox: Outbox, call: Ste
         if run.journaled
         else None,
         models=ActorModels(run_key=run.run_key, node_id=node_id, run_models=run.run_models),
+        cache=ForwardedCache(outbox) if run.cached else None,
+        cache_default=run.cache_default,
     )
     try:
         with tracer.under(job.parent_id):

@@ -70,6 +70,8 @@ class BatchManifest(Manifest):
     concurrency: int = 1
     budget: dict[str, float] = Field(default_factory=dict)
     """The run budget's limits (`Budget.limits`), applied to every line's run."""
+    cache: bool | None = None
+    """Every line's run uses the model-call cache (True), none does (False), or the workflow says (None)."""
     runs: list[BatchLine] = Field(default_factory=list)
 
     @property
@@ -86,6 +88,7 @@ class BatchManifest(Manifest):
         *,
         concurrency: int,
         budget: dict[str, float] | None = None,
+        cache: bool | None = None,
     ) -> BatchManifest:
         """A new batch's manifest: a fresh id, the files named absolutely with their hashes, a line each."""
         return cls(
@@ -96,6 +99,7 @@ class BatchManifest(Manifest):
             inputs_hash=file_hash(inputs_file),
             concurrency=concurrency,
             budget=dict(budget or {}),
+            cache=cache,
             runs=[BatchLine(line=number, inputs=inputs) for number, inputs in lines],
         )
 
@@ -181,7 +185,7 @@ async def run_batch(
 
     async def one(entry: BatchLine) -> None:
         def start(sinks: Sequence[TraceSink]) -> Awaitable[RunResult]:
-            return _run(workflow, entry, home, sinks, model, budget, executor)
+            return _run(workflow, entry, home, sinks, model, budget, executor, manifest.cache)
 
         async with slots:
             await run_entry(entry, manifest, start=start, home=home, budget=budget, force=force, executor=executor)
@@ -205,8 +209,11 @@ async def _run(
     model: str | None,
     budget: Budget | None,
     executor: ExecutorFactory,
+    cache: bool | None,
 ) -> RunResult:
-    return await workflow.run(entry.inputs, model=model, home=home, sinks=sinks, budget=budget, executor=executor)
+    return await workflow.run(
+        entry.inputs, model=model, home=home, sinks=sinks, budget=budget, executor=executor, cache=cache
+    )
 
 
 def _check_inputs(workflow: Workflow, manifest: BatchManifest) -> None:

@@ -377,17 +377,25 @@ class RunCache:
         """
         if not cacheable(settings, model):
             return None
-        completion = self.store.get(cache_key(model, request))
-        if completion is not None:
-            self.tally.add(model.name, completion.usage)
-        return completion
+        return self.answer(cache_key(model, request), model.name)
 
     def keep(self, model: Model, request: Mapping[str, str], settings: ModelSettings, completion: Completion) -> bool:
         """Store the answer to this call if it may answer the same call again; returns whether it was."""
         if not cacheable(settings, model) or completion.finish_reason not in KEPT_FINISH_REASONS:
             return False
+        return self.store_answer(cache_key(model, request), model.name, completion)
+
+    def answer(self, key: str, model_name: str) -> Completion | None:
+        """The answer stored under `key` (a `cache_key`), counted in the tally as `model_name`'s."""
+        completion = self.store.get(key)
+        if completion is not None:
+            self.tally.add(model_name, completion.usage)
+        return completion
+
+    def store_answer(self, key: str, model_name: str, completion: Completion) -> bool:
+        """Store `completion` under `key`, redacted; returns whether it was."""
         redacted = Completion.model_validate(self.redactor.value(completion.model_dump(mode="json")))
-        return self.store.put(cache_key(model, request), model.name, redacted)
+        return self.store.put(key, model_name, redacted)
 
     def close(self) -> None:
         """Close the store."""
