@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import SCENARIOS, report
+from benchmarks import SCENARIOS, report, report_ray
 from benchmarks._common import Level
 
 HERE = Path(__file__).resolve().parent
@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {path}", file=sys.stderr)
     if args.out.resolve() == DEFAULT_OUT and report.update_readme(results, README):
         print(f"wrote the headline table of {README}", file=sys.stderr)
+    if args.out.resolve() == DEFAULT_OUT and report_ray.update_readme(results, README):
+        print(f"wrote the cluster figures of {README}", file=sys.stderr)
     print("\n".join(report.targets_table(results)))
     return 0
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from benchmarks import batched_decoding, report_whole
+from benchmarks import batched_decoding, report_ray, report_whole
 from benchmarks._common import loglog_slope
 
 PACKAGES = ("rolegraph", "pydantic", "networkx", "structlog", "langgraph", "matplotlib", "llama-cpp-python")
@@ -447,48 +447,6 @@ def _cache_md(fig: Any) -> list[str]:
     return [*lines, ""]
 
 
-def _prediction(fig: Any) -> list[str]:
-    """Amdahl's law through the one- and two-node throughputs, when every run of both completed."""
-    failed = {name: fig["runs"] - c["completed"] for name, c in fig["configs"].items() if c["completed"] < fig["runs"]}
-    if failed:
-        which = ", ".join(f"{n} of {fig['runs']} on {name}" for name, n in failed.items())
-        return [f"Runs that did not complete: {which}; no prediction for N nodes is drawn from these figures.", ""]
-    predicted = fig["prediction"]
-    nodes = list(predicted["runs_per_s"])
-    return [
-        f"Two nodes against one: {_num(predicted['speedup_2_nodes'], 2)}x; Amdahl's law through these two points "
-        f"(serial share {_num(predicted['serial_fraction'], 2)}) predicts, for N nodes (a floor: here both nodes "
-        "share two cores):",
-        "",
-        *_table(["nodes", *nodes], [["runs / s", *[_num(predicted["runs_per_s"][n], 2) for n in nodes]]]),
-    ]
-
-
-def _ray_md(fig: Any) -> list[str]:
-    names = {"local": "one process", "ray-1": "Ray, 1 node", "ray-2": "Ray, 2 nodes"}
-    rows = [
-        [names.get(name, name), str(c["completed"]), _num(c["seconds"], 2), _num(c["runs_per_s"], 2)]
-        for name, c in fig["configs"].items()
-    ]
-    step = fig["step"]
-    return [
-        f"## 10. Ray ({fig['runs']} scripted runs of {fig['steps_per_run']} steps, "
-        f"at most {fig['concurrency']} at once)",
-        "",
-        "Each configuration is a fresh driver process; the Ray nodes are `LocalNodes` on 127.0.0.1, one CPU each,",
-        "sharing this machine's cores (and other users' load).",
-        "",
-        *_table(["where", "runs completed", "total s", "runs / s"], rows),
-        f"One step through Ray (a chain of {step['steps']} function steps, one node): "
-        f"{_num(step['ray_ms_per_step'], 1)} ms per step against {_num(step['local_ms_per_step'], 2)} ms in one "
-        f"process: Ray adds {_num(step['overhead_ms_per_step'], 1)} ms to each step on the critical path.",
-        "",
-        *_prediction(fig),
-        "Not measured here: the 64-item embedded-model fan-out on Ray (too long for this shared machine).",
-        "",
-    ]
-
-
 SECTIONS: dict[str, Callable[[Any], list[str]]] = {
     "overhead": _overhead_md,
     "parallelism": _parallelism_md,
@@ -499,7 +457,7 @@ SECTIONS: dict[str, Callable[[Any], list[str]]] = {
     "langgraph_compare": _langgraph_md,
     "model_cache": _cache_md,
     "batched_decoding": batched_decoding.markdown,
-    "ray": _ray_md,
+    "ray": report_ray.section,
     "whole_runs": report_whole.section,
 }
 

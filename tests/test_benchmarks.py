@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from benchmarks import SCENARIOS, report
+from benchmarks import SCENARIOS, report, report_ray
 from benchmarks.__main__ import main
 from benchmarks._common import loglog_slope, ratio
 
@@ -200,6 +200,18 @@ class TestReport:
         results = report.load(ROOT / "benchmarks" / "results")
         assert results is not None
         assert report.readme_block(results) in (ROOT / "README.md").read_text(encoding="utf-8")
+
+    def test_the_readme_cluster_figures_are_the_generators(self, tmp_path: Path) -> None:
+        """The README's figures for a cluster are what `report_ray` writes from the tracked results.json, and
+        regenerating them replaces only what lies between their markers."""
+        results = report.load(ROOT / "benchmarks" / "results")
+        assert results is not None
+        block = report_ray.readme_block(results["scenarios"]["ray"]["figures"])
+        assert block in (ROOT / "README.md").read_text(encoding="utf-8")
+        readme = tmp_path / "README.md"
+        readme.write_text(f"before\n{report_ray.README_START}\nstale\n{report_ray.README_END}\nafter\n")
+        assert report_ray.update_readme(results, readme)
+        assert readme.read_text(encoding="utf-8") == f"before\n{block}\nafter\n"
 
     def test_the_readme_table_is_replaced_between_its_markers(self, tmp_path: Path) -> None:
         """Regenerating replaces only what lies between the markers."""

@@ -19,6 +19,7 @@ import pytest
 from ray_nodes import listeners, off_loopback
 from test_ray_executor import rolegraph, trace_shape, write_project
 
+from eval_projects import GOOD, THIN, write_eval_project
 from rolegraph.distributed.local_nodes import LocalNodes
 from rolegraph.traces.sinks import read_jsonl
 
@@ -180,33 +181,65 @@ class TestTwoNodes:
             assert nodes_of(tmp_path / "runs" / row["run_id"] / "trace.jsonl")
 
     def test_the_call_cache_answers_steps_run_on_the_cluster(
-        self, cluster: LocalNodes, project: Path, local_run: dict[str, Any], tmp_path: Path
+        self, cluster: LocalNodes, project: Path, tmp_path: Path
     ) -> None:
         """`--cache` on the cluster: the workers' model calls are kept in, and answered from, the driver's home's
-        cache; a second run's savings count every call as a hit, with the local run's outputs; a batch with
-        `--cache` answers its lines' calls from it too."""
-        args = ["run", str(project), "--json", "--quiet", "--executor", "ray", "--cache"]
-        first = on_cluster(args, tmp_path, cluster)
-        assert first.returncode == 0, first.stderr[-3000:]
-        second = on_cluster(args, tmp_path, cluster)
-        assert second.returncode == 0, second.stderr[-3000:]
-        a, b = json.loads(first.stdout), json.loads(second.stdout)
-        calls = sum(1 for r in read_jsonl(Path(a["trace"])) if r.get("event") == "span_end" and r["kind"] == "chat")
-        assert a["cache"]["hits"] == 0 and calls > 0
-        assert b["cache"]["hits"] == calls and b["cache"]["input_tokens"] == a["usage"]["input_tokens"]
-        same_outputs(local_run, b)
-        assert nodes_of(Path(b["trace"]))  # the cached steps ran on the cluster's workers
-        stats = on_cluster(["cache", "stats", "--json"], tmp_path, None)
-        assert json.loads(stats.stdout)["entries"] == calls  # kept in the driver's home
+        cache; two runs in a row save what two runs in one process save (the second makes no call), with the
+        same outputs; a batch with `--cache` answers its line's calls from it too."""
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for where, nodes in (("local", None), ("ray", cluster)):
+            args = ["run", str(project), "--json", "--quiet", "--cache", *(["--executor", "ray"] if nodes else [])]
+            runs[where] = []
+            for _ in range(2):
+                proc = on_cluster(args, tmp_path / where, nodes)
+                assert proc.returncode == 0, proc.stderr[-3000:]
+                runs[where].append(json.loads(proc.stdout))
+        assert [r["cache"] for r in runs["ray"]] == [r["cache"] for r in runs["local"]]
+        first, second = runs["ray"]
+        assert second["cache"]["hits"] > first["cache"]["hits"]
+        assert second["usage"] == {"input_tokens": 0, "output_tokens": 0}  # every call answered by the cache
+        for name in ("report", "sources"):
+            assert Path(second["outputs"][name]).read_text() == Path(runs["local"][0]["outputs"][name]).read_text()
+        assert nodes_of(Path(second["trace"]))  # the cached steps ran on the cluster's workers
+        stats = [on_cluster(["cache", "stats", "--json"], tmp_path / where, None) for where in ("local", "ray")]
+        assert json.loads(stats[1].stdout)["entries"] == json.loads(stats[0].stdout)["entries"] > 0
 
         inputs = tmp_path / "lines.jsonl"
         inputs.write_text('{"pauses": [1]}\n')
         batch = ["batch", str(project), str(inputs), "--executor", "ray", "--cache", "--json", "--quiet"]
-        proc = on_cluster(batch, tmp_path, cluster)
+        proc = on_cluster(batch, tmp_path / "ray", cluster)
         assert proc.returncode == 0, proc.stderr[-3000:]
         [line] = json.loads(proc.stdout)
-        summary = json.loads((tmp_path / "runs" / line["run_id"] / "run.json").read_text())
+        summary = json.loads((tmp_path / "ray" / "runs" / line["run_id"] / "run.json").read_text())
         assert summary["cache"]["hits"] > 0
+
+    def test_an_eval_spreads_its_runs_over_the_cluster_with_the_local_scores(
+        self, cluster: LocalNodes, tmp_path: Path
+    ) -> None:
+        """`rolegraph eval ... --executor ray`: two models, two repeats; the runs' steps ran on both nodes, and
+        every run's scores and the summary (wall time aside) equal the eval's in one process."""
+        project = write_eval_project(tmp_path / "eval", {"good": GOOD, "thin": THIN})
+        args = ["eval", str(project / "review.yaml"), str(project / "set.yaml"), "--json", "--concurrency", "2"]
+        args += ["--model", "scripted:good.yaml", "--model", "scripted:thin.yaml", "--repeat", "2"]
+        local = on_cluster(args, tmp_path / "local", None)
+        assert local.returncode == 0, local.stderr[-3000:]
+        remote = on_cluster([*args, "--executor", "ray"], tmp_path / "ray", cluster)
+        assert remote.returncode == 0, remote.stderr[-3000:]
+        a, b = json.loads(local.stdout), json.loads(remote.stdout)
+        assert len(b["runs"]) == 4
+
+        def timeless(table: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in table.items() if k != "wall_time_s"}
+
+        def scores(report: dict[str, Any]) -> list[str]:
+            rows = [[run["model"], run["repeat"], timeless(run["scores"])] for run in report["runs"]]
+            summary = {model: timeless(table) for model, table in report["summary"].items()}
+            return [*sorted(json.dumps(row, sort_keys=True) for row in rows), json.dumps(summary, sort_keys=True)]
+
+        assert scores(a) == scores(b)
+        traces = list((tmp_path / "ray" / "runs").glob("*/trace.jsonl"))
+        assert len(traces) == 4
+        assert set().union(*(nodes_of(trace) for trace in traces)) == {cluster.head, *cluster.workers}
 
     @pytest.mark.local_model
     def test_the_embedded_model_answers_on_the_cluster_as_in_one_process(
