@@ -47,14 +47,16 @@ class TestCandidates:
         ranked = candidates("adopted in practice", [first, second])
         assert [c.source_id for c in ranked] == ["b", "a"]
 
-    @pytest.mark.parametrize("opening", ["The authors report that", "However,", "In addition,", "These results show"])
-    def test_a_sentence_leaning_on_the_one_before_ranks_lower(self, opening: str) -> None:
-        """A sentence opening with a reference or a connective ("The authors ...", "However, ...") ranks below
-        an otherwise equal sentence that names its subject."""
-        leaning = ("a", f"{opening} prefix tuning was widely adopted in practice.")
-        standing = ("b", "Prefix tuning was widely adopted in practice by many groups.")
-        ranked = candidates("prefix tuning adopted in practice", [leaning, standing])
-        assert [c.source_id for c in ranked] == ["b", "a"]
+    @pytest.mark.parametrize(("opening", "kept"), [("This", False), ("The paper notes that", True), ("However,", True)])
+    def test_only_a_pronoun_opening_is_marked_down(self, opening: str, kept: bool) -> None:
+        """ "This ..." scores half the same sentence without it; "The paper ..." and "However, ..." keep their
+        score (they name their subject or only tie themselves to the one before, and often hold findings)."""
+        plain = candidates(
+            "prefix tuning adopted in practice", [("a", "Prefix tuning was widely adopted in practice.")]
+        )
+        opened = f"{opening} prefix tuning was widely adopted in practice."
+        scored = candidates("prefix tuning adopted in practice", [("a", opened)])
+        assert (scored[0].score >= plain[0].score) is kept
 
     def test_a_passage_opening_ranks_higher(self) -> None:
         """Of two equal sentences, the one that opens its passage ranks higher (a paper's opening says what it does)."""

@@ -32,6 +32,7 @@ __all__ = [
     "is_quotable",
     "leans_on_context",
     "opens_with_connective",
+    "opens_with_pronoun",
     "quote_problem",
     "segment",
     "sentences",
@@ -99,10 +100,8 @@ _CONNECTIVE = re.compile(
     r"|Consequently|Finally|Then|Second|Secondly|Third|Lastly|Nevertheless|Nonetheless|Conversely"
     r"|In (?:addition|contrast|particular|turn|practice)|As a result|On the other hand|By contrast)\b"
 )
-_REFERENCE = re.compile(
-    r"^(?:It|Its|This|These|They|Their|Them|Such|That|Those|He|She|His|Her"
-    r"|The (?:authors?|paper|former|latter|same|method|approach|proposed|above))\b"
-)
+_PRONOUN = re.compile(r"^(?:It|Its|This|These|They|Their|Them|Such|That|Those|He|She|His|Her)\b")
+_REFERENCE = re.compile(r"^The (?:authors?|paper|former|latter|same|method|approach|proposed|above)\b")
 
 
 def opens_with_connective(sentence: str) -> bool:
@@ -114,6 +113,15 @@ def opens_with_connective(sentence: str) -> bool:
     return _CONNECTIVE.match(sentence.lstrip()) is not None
 
 
+def opens_with_pronoun(sentence: str) -> bool:
+    """Whether `sentence` opens with a pronoun (``It``, ``This``, ``They`` ...): out of its passage it names nothing.
+
+    >>> opens_with_pronoun("These reflections are kept."), opens_with_pronoun("The paper shows it.")
+    (True, False)
+    """
+    return _PRONOUN.match(sentence.lstrip()) is not None
+
+
 def leans_on_context(sentence: str) -> bool:
     """Whether `sentence`, read out of its passage, leans on one before it: it opens with a pronoun or a
     reference (``It``, ``This``, ``The authors`` ...) or a connective (`opens_with_connective`), so it names
@@ -122,7 +130,11 @@ def leans_on_context(sentence: str) -> bool:
     >>> leans_on_context("The authors further report better robustness."), leans_on_context("LoRA freezes W.")
     (True, False)
     """
-    return _REFERENCE.match(sentence.lstrip()) is not None or opens_with_connective(sentence)
+    return (
+        opens_with_pronoun(sentence)
+        or _REFERENCE.match(sentence.lstrip()) is not None
+        or opens_with_connective(sentence)
+    )
 
 
 def sentences(text: str, limit: int | None = MAX_SENTENCES_PER_SOURCE) -> list[str]:
