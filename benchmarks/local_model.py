@@ -28,8 +28,8 @@ import time
 from typing import Any
 
 from benchmarks._common import Level, median_of
+from rolegraph.models.batched_decoder import CHUNK  # the provider's prompt batch: raw llama-cpp-python gets the same
 from rolegraph.models.local import (
-    _CHUNK,  # the provider's prompt batch: raw llama-cpp-python gets the same
     DEFAULT_REPEAT_PENALTY,
     DEFAULT_TOP_P,
     LlamaCppModel,
@@ -76,7 +76,7 @@ async def _run(level: Level) -> dict[str, Any]:
 
     path = local_model_path()
     model = LlamaCppModel(path, n_ctx=N_CTX)
-    raw = Llama(model_path=str(path), n_ctx=N_CTX, n_batch=_CHUNK, verbose=False)
+    raw = Llama(model_path=str(path), n_ctx=N_CTX, n_batch=CHUNK, verbose=False)
     max_tokens = MAX_TOKENS[level]
     settings = _settings(max_tokens)
     cases: dict[str, Any] = {}
@@ -96,7 +96,7 @@ async def _run(level: Level) -> dict[str, Any]:
             start = time.perf_counter()
             tokens = raw.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
             # Reuse of the cached prompt as the provider's (see the module docstring).
-            raw.n_tokens = min(raw.n_tokens, (len(tokens) - 1) // _CHUNK * _CHUNK)
+            raw.n_tokens = min(raw.n_tokens, (len(tokens) - 1) // CHUNK * CHUNK)
             response: Any = raw.create_completion(
                 prompt=tokens,
                 grammar=grammar,

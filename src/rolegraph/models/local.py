@@ -9,8 +9,10 @@ matching the schema, never prose.
 
 Loading is per process: the weights for one ``(path, n_ctx)`` are loaded once, when
 the first `LlamaCppModel` for them is constructed, and shared by every later instance.
-llama.cpp is not re-entrant, so calls to one set of weights run one at a time (in a
-worker thread, off the event loop), in the order they arrived.
+Concurrent calls to one set of weights (parallel branches of a workflow) are decoded
+together, up to four at a time, in shared ``llama_decode`` batches by a worker thread
+off the event loop (`batched_decoder.py`); a call's output for a given seed is the
+same whether it ran alone or beside others.
 """
 
 from __future__ import annotations
@@ -22,14 +24,16 @@ import functools
 import importlib.util
 import json
 import threading
-import weakref
+import time
+import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from rolegraph.errors import ModelError, ModelNotAvailableError
 from rolegraph.models._tool_emulation import parse_step, render_messages, step_schema
+from rolegraph.models.batched_decoder import CHUNK, BatchedDecoder, Generation, Request
 from rolegraph.models.messages import Message, ToolSpec
 from rolegraph.models.model import Completion, Model, ModelSettings, Usage
 
@@ -96,51 +100,15 @@ def local_model_path() -> Path:
 
 @dataclass
 class _Weights:
-    """One loaded GGUF and what serialises access to it."""
+    """One loaded GGUF: its tokenizer and chat template, and the decoder its calls share."""
 
     llama: Llama
     formatter: Jinja2ChatFormatter
-    thread_lock: threading.Lock = field(default_factory=threading.Lock)
-    """Held while llama.cpp runs: the weights may be shared by event loops in several threads."""
-    loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
-        default_factory=weakref.WeakKeyDictionary
-    )
-    """Queues the calls of each event loop, so waiting calls hold no worker thread and can time out."""
-    canonical: int = 0
-    """How many cached prompt tokens were evaluated in whole aligned chunks, and so may be reused."""
-
-    def reuse_prefix(self, tokens: list[int]) -> int:
-        """Keep the cached prefix a fresh evaluation of `tokens` would have computed identically.
-
-        llama.cpp's results depend (in the last bits) on how tokens were batched, so
-        reusing an arbitrary cached prefix makes an answer depend on the calls before
-        it. Evaluating prompts in chunks aligned to multiples of `_CHUNK`, and reusing
-        only whole chunks, keeps the prefix cache and makes every call reproducible.
-        """
-        llama = self.llama
-        common = 0
-        for cached, token in zip(llama.input_ids[: self.canonical].tolist(), tokens, strict=False):
-            if cached != token:
-                break
-            common += 1
-        # Always leave at least the last (partial) chunk to evaluate, so the first sampled token's
-        # logits come from the same batch as in a fresh evaluation.
-        reuse = min(self.canonical, common // _CHUNK * _CHUNK, (len(tokens) - 1) // _CHUNK * _CHUNK)
-        llama.n_tokens = reuse
-        self.canonical = reuse
-        return reuse
-
-    def loop_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        with _LOADING:
-            lock = self.loop_locks.get(loop)
-            if lock is None:
-                lock = self.loop_locks[loop] = asyncio.Lock()
-            return lock
+    decoder: BatchedDecoder
 
 
-_CHUNK = 64
-"""Prompt evaluation batch, and the granularity of prefix-cache reuse (see `_Weights.reuse_prefix`)."""
+_OWN_CONTEXT = 256
+"""Context of the `Llama` object itself, which only tokenizes: the calls decode in the `BatchedDecoder`'s."""
 _LOADED: dict[tuple[Path, int, Path | None, float], _Weights] = {}
 _LOADING = threading.Lock()
 
@@ -156,11 +124,8 @@ def close_loaded() -> None:
         loaded = list(_LOADED.values())
         _LOADED.clear()
     for weights in loaded:
-        if weights.thread_lock.acquire(timeout=5):
-            try:
-                weights.llama.close()
-            finally:
-                weights.thread_lock.release()
+        if weights.decoder.close(timeout=5):
+            weights.llama.close()
 
 
 atexit.register(close_loaded)
@@ -191,8 +156,8 @@ def _load(path: Path, n_ctx: int, n_threads: int | None, lora: LoRA | None = Non
             with _llama_log(log) if lora else contextlib.nullcontext():
                 llama = Llama(
                     model_path=str(key[0]),
-                    n_ctx=n_ctx,
-                    n_batch=_CHUNK,
+                    n_ctx=_OWN_CONTEXT,
+                    n_batch=CHUNK,
                     n_threads=n_threads,
                     verbose=False,
                     lora_path=str(key[2]) if lora else None,
@@ -213,7 +178,12 @@ def _load(path: Path, n_ctx: int, n_threads: int | None, lora: LoRA | None = Non
             bos_token=llama.detokenize([bos], special=True).decode("utf-8", "replace") if bos != -1 else "",
             stop_token_ids=[eos],
         )
-        weights = _LOADED[key] = _Weights(llama=llama, formatter=formatter)
+        try:
+            decoder = BatchedDecoder(llama, n_ctx)
+        except (ValueError, RuntimeError) as exc:
+            llama.close()
+            raise ModelError(f"llama.cpp could not make a context of {n_ctx} tokens for {path}: {exc}") from exc
+        weights = _LOADED[key] = _Weights(llama=llama, formatter=formatter, decoder=decoder)
         return weights
 
 
@@ -392,70 +362,65 @@ class LlamaCppModel(Model):
         schema = step_schema(tools, output_schema, require_tool=settings.tool_choice == "required")
         grammar = _grammar(json.dumps(schema)) if schema is not None else None
         chat = render_messages(messages, tools, output_schema is not None)
-        cancel = threading.Event()
-        async with self._weights.loop_lock():
-            task = asyncio.create_task(asyncio.to_thread(self._generate, chat, grammar, settings, cancel))
-            try:
-                async with asyncio.timeout(settings.timeout):
-                    response = await asyncio.shield(task)
-            except TimeoutError:
-                raise ModelError(f"model {self.name} did not answer within {settings.timeout:g}s") from None
-            finally:
-                if not task.done():
-                    # Timed out or cancelled: stop the generation and keep the weights locked until it has.
-                    cancel.set()
-                    await asyncio.wait([task])
-                if task.done() and not task.cancelled():
-                    task.exception()  # retrieved here, so an abandoned failure is not reported as unhandled
-        return self._completion(response, tools, output_schema, messages)
+        request = self._request(chat, grammar, settings)
+        try:
+            waiting = asyncio.wrap_future(self._weights.decoder.submit(request))
+        except ModelError as exc:
+            raise ModelError(f"model {self.name}: {exc}") from None
+        try:
+            async with asyncio.timeout(settings.timeout):
+                generation = await asyncio.shield(waiting)
+        except TimeoutError:
+            raise ModelError(f"model {self.name} did not answer within {settings.timeout:g}s") from None
+        except ModelError as exc:  # e.g. the prompt does not fit the context window
+            raise ModelError(f"model {self.name}: {exc}") from exc
+        finally:
+            if not waiting.done():
+                # Timed out or cancelled: stop the generation, and return once its sequence is free.
+                request.cancel.set()
+                await asyncio.wait([waiting])
+            if waiting.done() and not waiting.cancelled():
+                waiting.exception()  # retrieved here, so an abandoned failure is not reported as unhandled
+        return self._completion(generation, tools, output_schema, messages)
 
-    def _generate(
-        self, chat: list[dict[str, str]], grammar: LlamaGrammar | None, settings: ModelSettings, cancel: threading.Event
-    ) -> dict[str, Any]:
-        """Run llama.cpp (in a worker thread)."""
-        from llama_cpp import StoppingCriteriaList
-
+    def _request(self, chat: list[dict[str, str]], grammar: LlamaGrammar | None, settings: ModelSettings) -> Request:
+        """The call for the decoder: the prompt rendered by the model's chat template, tokenized, and its sampling."""
         weights = self._weights
-        with weights.thread_lock:
-            if cancel.is_set():
-                raise ModelError("cancelled before it started")
-            llama = weights.llama
-            try:
-                prompt = weights.formatter(messages=cast(Any, chat))
-                tokens = llama.tokenize(prompt.prompt.encode("utf-8"), add_bos=not prompt.added_special, special=True)
-                stopping = StoppingCriteriaList([lambda _ids, _logits: cancel.is_set()])
-                if prompt.stopping_criteria is not None:
-                    stopping.extend(prompt.stopping_criteria)
-                weights.reuse_prefix(tokens)
-                response = llama.create_completion(
-                    prompt=tokens,
-                    grammar=grammar,
-                    stop=prompt.stop,
-                    stopping_criteria=stopping,
-                    temperature=DEFAULT_TEMPERATURE if settings.temperature is None else settings.temperature,
-                    top_p=settings.top_p or DEFAULT_TOP_P,
-                    seed=DEFAULT_SEED if settings.seed is None else settings.seed,
-                    max_tokens=settings.max_tokens or DEFAULT_MAX_TOKENS,
-                    repeat_penalty=self.repeat_penalty,
-                )
-            except ValueError as exc:  # e.g. the prompt does not fit the context window
-                raise ModelError(f"model {self.name}: {exc}") from exc
-            weights.canonical = len(tokens) // _CHUNK * _CHUNK
-        return cast(dict[str, Any], response)
+        prompt = weights.formatter(messages=cast(Any, chat))
+        tokens = weights.llama.tokenize(prompt.prompt.encode("utf-8"), add_bos=not prompt.added_special, special=True)
+        stop = [prompt.stop] if isinstance(prompt.stop, str) else list(prompt.stop or ())
+        return Request(
+            tokens=tokens,
+            temperature=DEFAULT_TEMPERATURE if settings.temperature is None else settings.temperature,
+            top_p=settings.top_p or DEFAULT_TOP_P,
+            seed=DEFAULT_SEED if settings.seed is None else settings.seed,
+            max_tokens=settings.max_tokens or DEFAULT_MAX_TOKENS,
+            repeat_penalty=self.repeat_penalty,
+            grammar=grammar,
+            stop=tuple(s.encode("utf-8") for s in stop),
+        )
 
     def _completion(
         self,
-        response: dict[str, Any],
+        generation: Generation,
         tools: list[ToolSpec],
         output_schema: dict[str, Any] | None,
         messages: Sequence[Message],
     ) -> Completion:
-        choice = response["choices"][0]
-        text: str = choice["text"]
-        finish_reason: str = choice.get("finish_reason") or "stop"
-        usage = Usage(
-            input_tokens=response["usage"]["prompt_tokens"], output_tokens=response["usage"]["completion_tokens"]
-        )
+        text, finish_reason = generation.text, generation.finish_reason
+        usage = Usage(input_tokens=generation.prompt_tokens, output_tokens=generation.completion_tokens)
+        response = {  # the shape of llama-cpp-python's `create_completion` response
+            "id": f"cmpl-{uuid.uuid4()}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": str(self.path),
+            "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}],
+            "usage": {
+                "prompt_tokens": generation.prompt_tokens,
+                "completion_tokens": generation.completion_tokens,
+                "total_tokens": generation.prompt_tokens + generation.completion_tokens,
+            },
+        }
         completion: Completion | None = None
         if tools or output_schema is not None:
             prior_calls = sum(len(m.tool_calls) for m in messages)
