@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -186,6 +187,30 @@ class TestLlamaCppModel:
         await model.complete([Message.user("Something else: the sea.")], settings=settings)
         later = await model.complete(messages, settings=settings)
         assert first.text == again.text == later.text
+
+    async def test_concurrent_calls_answer_as_they_do_alone(self, model: LlamaCppModel) -> None:
+        """Parallel calls (a tool step under a grammar, a schema-only answer, free text) decoded together give
+        each the completion and usage it gives alone; one timing out beside them disturbs none."""
+        settings = ModelSettings(seed=3, max_tokens=48, timeout=300)
+        calls: list[dict[str, Any]] = [
+            {"messages": [SYSTEM, Message.user(PROMPTS[0])], "tools": TOOLS, "output_schema": FINAL},
+            {"messages": [SYSTEM, Message.user(PROMPTS[1])], "output_schema": FINAL},
+            {"messages": [Message.user("Write one sentence about libraries.")]},
+        ]
+
+        def key(c: Any) -> Any:
+            return (c.text, c.tool_calls, c.finish_reason, c.usage)
+
+        alone = [key(await model.complete(**call, settings=settings)) for call in calls]
+        late = model.complete(
+            [Message.user("Write a very long essay on the history of libraries.")],
+            settings=ModelSettings(max_tokens=4000, timeout=2, temperature=1.0),
+        )
+        *together, timed_out = await asyncio.gather(
+            *(model.complete(**call, settings=settings) for call in calls), late, return_exceptions=True
+        )
+        assert [key(c) for c in together] == alone
+        assert isinstance(timed_out, ModelError) and "did not answer within" in str(timed_out)
 
     async def test_enum_constraint_is_respected(self, model: LlamaCppModel) -> None:
         """A field with enum [a, b] only ever yields a or b, even at a high temperature."""

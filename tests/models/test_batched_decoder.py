@@ -1,0 +1,147 @@
+"""Concurrent calls decoded together: real SmolLM2-135M, each call's output as if it ran alone."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rolegraph.errors import ModelError
+from rolegraph.models.batched_decoder import BatchedDecoder, Generation, Request
+from rolegraph.models.local import _grammar
+
+pytestmark = pytest.mark.local_model
+
+QUESTIONS = (
+    "Explain what a transformer language model is.",
+    "Summarise how low-rank adaptation works.",
+    "Describe retrieval-augmented generation.",
+    "Name three colours and say why you like them.",
+)
+VERDICT = {"type": "object", "properties": {"verdict": {"enum": ["accept", "revise"]}}, "required": ["verdict"]}
+COUNT = {"type": "object", "properties": {"count": {"type": "integer"}, "unit": {"const": "papers"}}}
+
+
+@pytest.fixture(scope="module")
+def llama(gguf: Path) -> Iterator[Any]:
+    """The SmolLM2 weights, loaded apart from the provider's (its context only tokenizes)."""
+    from llama_cpp import Llama
+
+    weights = Llama(model_path=str(gguf), n_ctx=256, n_batch=64, verbose=False)
+    yield weights
+    weights.close()
+
+
+@pytest.fixture(scope="module")
+def decoder(llama: Any) -> Iterator[BatchedDecoder]:
+    """A decoder of four sequences of 512 tokens over those weights."""
+    batched = BatchedDecoder(llama, n_ctx=512)
+    yield batched
+    assert batched.close()
+
+
+def request(llama: Any, question: str, seed: int, **overrides: Any) -> Request:
+    """A chat prompt for `question` in SmolLM2's template, sampled at the provider's defaults."""
+    prompt = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+    tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    settings: dict[str, Any] = {"temperature": 0.7, "top_p": 0.95, "seed": seed, "max_tokens": 12}
+    return Request(tokens=tokens, repeat_penalty=1.1, **(settings | overrides))
+
+
+def alone(decoder: BatchedDecoder, requests: list[Request]) -> list[Generation]:
+    """Each request decoded by itself, one after another."""
+    return [decoder.submit(r).result(timeout=300) for r in requests]
+
+
+def together(decoder: BatchedDecoder, requests: list[Request]) -> list[Generation]:
+    """The requests submitted at once, so they share batches."""
+    futures = [decoder.submit(r) for r in requests]
+    return [f.result(timeout=300) for f in futures]
+
+
+def wait_running(decoder: BatchedDecoder, count: int) -> None:
+    """Until `count` calls hold a sequence (observable state, not elapsed time)."""
+    deadline = time.monotonic() + 120
+    while decoder.running < count:
+        assert time.monotonic() < deadline, "the decoder never started the call"
+        time.sleep(0.001)
+
+
+class TestBatchedDecoder:
+    def test_calls_decoded_together_give_what_they_give_alone(self, decoder: BatchedDecoder, llama: Any) -> None:
+        """Four free-text calls in shared batches produce, token for token, what each produces alone."""
+        requests = [request(llama, q, seed=i) for i, q in enumerate(QUESTIONS)]
+        expected = alone(decoder, requests)
+        got = together(decoder, [request(llama, q, seed=i) for i, q in enumerate(QUESTIONS)])
+        assert got == expected
+        assert len({g.text for g in got}) == 4
+
+    def test_each_sequence_keeps_its_own_grammar(self, decoder: BatchedDecoder, llama: Any) -> None:
+        """Calls under different grammars, decoded together, each match their own schema and equal their
+        outputs alone."""
+        schemas = [VERDICT, COUNT, VERDICT, None]
+
+        def make() -> list[Request]:
+            return [
+                request(llama, q, seed=7, grammar=_grammar(json.dumps(s)) if s else None, max_tokens=40)
+                for q, s in zip(QUESTIONS, schemas, strict=True)
+            ]
+
+        expected = alone(decoder, make())
+        got = together(decoder, make())
+        assert got == expected
+        assert json.loads(got[0].text)["verdict"] in {"accept", "revise"}
+        assert json.loads(got[2].text)["verdict"] in {"accept", "revise"}
+        assert set(json.loads(got[1].text)) <= {"count", "unit"}
+
+    def test_usage_counts_are_exact_per_call(self, decoder: BatchedDecoder, llama: Any) -> None:
+        """Each call reports its own prompt length and the number of tokens it generated, and stops at max_tokens."""
+        requests = [request(llama, q, seed=3, max_tokens=n) for q, n in zip(QUESTIONS, (5, 9, 13, 17), strict=True)]
+        got = together(decoder, requests)
+        assert [g.prompt_tokens for g in got] == [len(r.tokens) for r in requests]
+        assert [g.completion_tokens for g in got] == [len(g.tokens) for g in got]
+        assert all(g.completion_tokens <= n for g, n in zip(got, (5, 9, 13, 17), strict=True))
+        assert [g.finish_reason for g in got if g.completion_tokens == 17] in ([], ["length"])
+
+    def test_a_call_joining_mid_decode_changes_nobody(self, decoder: BatchedDecoder, llama: Any) -> None:
+        """A call submitted while another is decoding joins its batches; both give what they give alone."""
+        first, second = request(llama, QUESTIONS[0], seed=1, max_tokens=40), request(llama, QUESTIONS[1], seed=2)
+        expected = alone(decoder, [first, second])
+        running = decoder.submit(request(llama, QUESTIONS[0], seed=1, max_tokens=40))
+        wait_running(decoder, 1)
+        joined = decoder.submit(request(llama, QUESTIONS[1], seed=2))
+        assert [running.result(timeout=300), joined.result(timeout=300)] == expected
+
+    def test_failing_and_cancelled_calls_leave_the_others_intact(self, decoder: BatchedDecoder, llama: Any) -> None:
+        """A prompt too long for the context and a call cancelled mid-decode fail alone; the calls beside them
+        give what they give alone."""
+        expected = alone(decoder, [request(llama, QUESTIONS[0], seed=4), request(llama, QUESTIONS[2], seed=5)])
+        too_long = Request(tokens=[1] * 600, temperature=0.2, top_p=0.95, seed=1, max_tokens=8, repeat_penalty=1.1)
+        essay = request(llama, "Write a very long essay on the history of libraries.", seed=6, max_tokens=400)
+        cancelled = decoder.submit(essay)
+        futures = [decoder.submit(r) for r in (request(llama, QUESTIONS[0], seed=4), too_long)]
+        futures.append(decoder.submit(request(llama, QUESTIONS[2], seed=5)))
+        first = futures[0].result(timeout=300)  # decoded beside the essay, which is now mid-decode
+        essay.cancel.set()
+        with pytest.raises(ModelError, match=r"^cancelled$"):
+            cancelled.result(timeout=300)
+        with pytest.raises(ModelError, match=r"exceed context window of 512"):
+            futures[1].result(timeout=300)
+        assert [first, futures[2].result(timeout=300)] == expected
+
+    def test_more_calls_than_sequences_wait_their_turn(self, decoder: BatchedDecoder, llama: Any) -> None:
+        """Six calls on four sequences all finish, each as it does alone."""
+        make = [(q, seed) for seed in (11, 12) for q in QUESTIONS[:3]]
+        expected = alone(decoder, [request(llama, q, seed=s, max_tokens=8) for q, s in make])
+        assert together(decoder, [request(llama, q, seed=s, max_tokens=8) for q, s in make]) == expected
+
+    def test_a_closed_decoder_refuses_calls(self, llama: Any) -> None:
+        """After close, submitting raises ModelError instead of touching freed memory."""
+        batched = BatchedDecoder(llama, n_ctx=256, sequences=2)
+        assert batched.close()
+        with pytest.raises(ModelError, match="closed"):
+            batched.submit(request(llama, QUESTIONS[0], seed=1))
