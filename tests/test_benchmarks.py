@@ -151,14 +151,16 @@ class TestLocalModel:
         assert "## 6. Embedded model" in report.markdown(results)
 
     def test_batched_decoding_against_the_engine(self) -> None:
-        """Scenario 9 times the engine, raw serial and raw batched decoding per number of concurrent calls,
-        checks each batched sequence against its tokens alone, and reports the issue's target from them."""
+        """Scenario 9 times the provider's concurrent and serial calls, the previous path, raw serial and raw
+        batched decoding per number of concurrent calls, checks each batched sequence and each concurrent call
+        against itself alone, and reports the issue's target from them."""
         fig = SCENARIOS["batched_decoding"]("smoke")
         assert [r["calls"] for r in fig["rows"]] == [1, 2]
         for row in fig["rows"]:
             assert row["tokens"] > 0 and row["decode_tokens_per_s"] > 0
-            assert all(row[k] > 0 for k in ("engine_s", "raw_serial_s", "raw_batched_s", "batched_over_engine"))
-            assert isinstance(row["identical_to_alone"], bool)
+            sides = ("engine_s", "engine_serial_s", "previous_s", "raw_serial_s", "raw_batched_s")
+            assert all(row[k] > 0 for k in (*sides, "engine_share_of_batched", "engine_over_previous"))
+            assert row["identical_to_alone"] is True and row["engine_identical_to_alone"] is True
         assert fig["rows"][0]["decode_speedup"] == 1.0
         results = report.merge(None, {"batched_decoding": {"level": "smoke", "seconds": 1.0, "figures": fig}})
         (target,) = [t for t in report.targets(results) if t["target"].startswith("embedded model, 4 concurrent")]

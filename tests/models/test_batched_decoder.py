@@ -139,6 +139,23 @@ class TestBatchedDecoder:
         expected = alone(decoder, [request(llama, q, seed=s, max_tokens=8) for q, s in make])
         assert together(decoder, [request(llama, q, seed=s, max_tokens=8) for q, s in make]) == expected
 
+    def test_a_call_cancelled_in_the_queue_leaves_it_at_once(self, decoder: BatchedDecoder, llama: Any) -> None:
+        """With every sequence busy, a queued call that is cancelled fails without waiting for a free one."""
+        essays = [request(llama, "Write a very long essay on libraries.", seed=s, max_tokens=400) for s in range(4)]
+        busy = [decoder.submit(r) for r in essays]
+        wait_running(decoder, 4)
+        queued = request(llama, QUESTIONS[0], seed=1)
+        waiting = decoder.submit(queued)
+        queued.cancel.set()
+        with pytest.raises(ModelError, match="cancelled before it started"):
+            waiting.result(timeout=300)
+        assert not queued.started.done() and not any(f.done() for f in busy)
+        for r in essays:
+            r.cancel.set()
+        for f in busy:
+            with pytest.raises(ModelError, match="cancelled"):
+                f.result(timeout=300)
+
     def test_a_closed_decoder_refuses_calls(self, llama: Any) -> None:
         """After close, submitting raises ModelError instead of touching freed memory."""
         batched = BatchedDecoder(llama, n_ctx=256, sequences=2)

@@ -59,7 +59,9 @@ class Request:
     stop: tuple[bytes, ...] = ()
     """Strings that end the generation (cut from the text), as ``create_completion``'s ``stop``."""
     cancel: threading.Event = field(default_factory=threading.Event)
-    """Set it to stop the call at its next token; its result is then a `ModelError`."""
+    """Set it to stop the call at its next token (or drop it from the queue); its result is then a `ModelError`."""
+    started: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
+    """Done when the call has a sequence (a caller's timeout counts from there, not from the queue)."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,9 @@ class BatchedDecoder:
 
     def _admit(self) -> list[tuple[_Slot, _Sequence]]:
         """Give waiting calls the free sequences, each the one whose cached prefix it can reuse most."""
+        for seq in [seq for seq in self._waiting if seq.request.cancel.is_set()]:
+            self._waiting.remove(seq)
+            seq.future.set_exception(ModelError("cancelled before it started"))
         admitted = []
         while self._waiting:
             free = [slot for slot in self._slots if slot.running is None]
@@ -192,6 +197,7 @@ class BatchedDecoder:
             seq = self._waiting.popleft()
             slot = max(free, key=lambda s: (self._reusable(s, seq.request.tokens), -s.seq_id))
             slot.running = seq
+            seq.request.started.set_result(None)
             admitted.append((slot, seq))
         return admitted
 

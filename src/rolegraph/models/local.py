@@ -368,6 +368,9 @@ class LlamaCppModel(Model):
         except ModelError as exc:
             raise ModelError(f"model {self.name}: {exc}") from None
         try:
+            # Waiting for a free sequence (other calls decoding) is not part of this call's timeout.
+            queued: list[asyncio.Future[Any]] = [waiting, asyncio.wrap_future(request.started)]
+            await asyncio.wait(queued, return_when=asyncio.FIRST_COMPLETED)
             async with asyncio.timeout(settings.timeout):
                 generation = await asyncio.shield(waiting)
         except TimeoutError:
@@ -376,7 +379,7 @@ class LlamaCppModel(Model):
             raise ModelError(f"model {self.name}: {exc}") from exc
         finally:
             if not waiting.done():
-                # Timed out or cancelled: stop the generation, and return once its sequence is free.
+                # Timed out or cancelled: stop the generation (or leave the queue), and return once it has.
                 request.cancel.set()
                 await asyncio.wait([waiting])
             if waiting.done() and not waiting.cancelled():
