@@ -296,3 +296,72 @@ class TestDamagedRunStore:
         assert result.stderr.startswith(f"error {completed / 'trace.jsonl'}, line ")
         after = {p.name: p.read_bytes() for p in completed.iterdir() if p.is_file() and p.suffix != ".lock"}
         assert after == before
+
+
+class TestResumePrivacy:
+    """A run's privacy is recorded (run.json and its store) and a resume keeps it."""
+
+    @pytest.fixture
+    def stopped(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        """A run of the looping project started with --privacy local_only (the file says nothing of privacy)
+        that stopped at its token budget: resumable."""
+        home = isolated_home(tmp_path, monkeypatch)
+        project = write_loop_project(tmp_path / "project")
+        result = CliRunner().invoke(
+            app, ["run", str(project), "--privacy", "local_only", "--max-tokens", "40", "--quiet"]
+        )
+        assert result.exit_code == 3, result.output
+        return only_run(home)
+
+    def calls(self, run_dir: Path) -> int:
+        store = RunStore.open_existing(run_dir, read_only=True)
+        try:
+            return len(list(store.entries()))
+        finally:
+            store.close()
+
+    def forget_privacy_in_the_store(self, run_dir: Path) -> None:
+        """Make the run's store record one from before privacy was recorded."""
+        with sqlite3.connect(run_dir / "run.sqlite") as db:
+            (record,) = db.execute("SELECT record FROM run").fetchone()
+            old = {k: v for k, v in json.loads(record).items() if k != "privacy"}
+            db.execute("UPDATE run SET record = ?", (json.dumps(old),))
+        db.close()
+
+    def test_the_effective_privacy_is_in_run_json(self, stopped: Path) -> None:
+        """--privacy local_only is recorded as the run's privacy in run.json, though the file does not set it."""
+        assert json.loads((stopped / "run.json").read_text())["privacy"] == "local_only"
+
+    @pytest.mark.parametrize("old_store", [False, True], ids=["store", "run.json"])
+    def test_a_hosted_model_is_refused_before_any_call(self, stopped: Path, old_store: bool) -> None:
+        """`resume --model openai:...` of a local_only run, without --privacy: exit 2, one error line naming the
+        model, and no call made or recorded; the privacy comes from the store record, else from run.json."""
+        if old_store:
+            self.forget_privacy_in_the_store(stopped)
+        calls, lines = self.calls(stopped), trace_lines(stopped)
+        result = CliRunner().invoke(
+            app, ["resume", stopped.name, "--model", "openai:gpt-4o-mini", "--max-tokens", "100000"]
+        )
+        assert result.exit_code == 2, result.output
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error ")]
+        assert result.stderr.splitlines() == [*errors, "1 problem(s) found."], result.stderr
+        assert "settings.privacy is local_only, so model 'openai:gpt-4o-mini' cannot be used" in errors[0]
+        assert (self.calls(stopped), trace_lines(stopped)) == (calls, lines)
+
+    def test_a_hosted_model_in_the_edited_file_is_refused(self, stopped: Path) -> None:
+        """The file edited to a hosted model and resumed with --force: refused under the recorded local_only."""
+        file = Path(json.loads((stopped / "run.json").read_text())["workflow_file"])
+        file.write_text(file.read_text().replace("scripted:writer.yaml", "openai:gpt-4o-mini"))
+        result = CliRunner().invoke(app, ["resume", stopped.name, "--force", "--max-tokens", "100000"])
+        assert result.exit_code == 2, result.output
+        assert "privacy is local_only (--privacy), so model 'openai:gpt-4o-mini' cannot be used" in result.stderr
+
+    @pytest.mark.parametrize("damage", [None, 7, "secret"], ids=["missing", "number", "unknown"])
+    def test_an_old_or_damaged_record_does_not_break_resume(self, stopped: Path, damage: object) -> None:
+        """A store record without privacy and a run.json whose privacy is missing or damaged: the resume goes on
+        under the file's own privacy and completes."""
+        self.forget_privacy_in_the_store(stopped)
+        summary = {k: v for k, v in json.loads((stopped / "run.json").read_text()).items() if k != "privacy"}
+        (stopped / "run.json").write_text(json.dumps(summary if damage is None else {**summary, "privacy": damage}))
+        result = CliRunner().invoke(app, ["resume", stopped.name, "--max-tokens", "100000", "--quiet"])
+        assert result.exit_code == 0, result.output

@@ -119,6 +119,7 @@ class Workflow(CompiledWorkflow):
             content=content,
             budget=self.spec.settings.budget.merged(budget).limits(),
             cache=cache,
+            privacy=self.spec.settings.privacy,
             started=dt.datetime.now(dt.UTC).isoformat(),
         )
         home_path = home or home_dir()

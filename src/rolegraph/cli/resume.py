@@ -46,6 +46,14 @@ def resume(
         bool, typer.Option("--force", help="Resume even though the workflow file changed since the run started.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Go on with this model string as the default model (recorded calls are replayed as they were);"
+            " a local_only run refuses a hosted one.",
+        ),
+    ] = None,
     max_tokens: MaxTokensOption = None,
     max_cost: MaxCostOption = None,
     max_wall: MaxWallOption = None,
@@ -55,7 +63,9 @@ def resume(
 ) -> None:
     """Continue a run from its last checkpoint: finished steps are not run again, recorded calls are replayed.
 
-    Exit codes as for `run`; 2 also when the run cannot be resumed (its workflow file changed: see --force).
+    Exit codes as for `run`; 2 also when the run cannot be resumed (its workflow file changed: see --force),
+    and when a local_only run (its privacy is recorded: from the file, --privacy or load(privacy=)) would
+    send its content to a hosted model.
     """
     run_dir = find_run(run_id)
     budget = budget_from(max_tokens, max_cost, max_wall, max_tool_calls, max_iterations)
@@ -63,7 +73,7 @@ def resume(
     named = RunIdSink()
     sinks: list[TraceSink] = [named] if quiet else [named, ProgressPrinter(err)]
     result = run_async(
-        resume_run(run_dir, force=force, budget=budget, sinks=sinks, executor=factory),
+        resume_run(run_dir, force=force, budget=budget, model=model, sinks=sinks, executor=factory),
         error_exit=EXIT_BAD_INPUT,
         on_interrupt=named.hint,
     )

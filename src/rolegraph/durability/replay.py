@@ -321,6 +321,7 @@ def _prepare(run_dir: Path) -> _Prepared:
         settings=original.settings,
         content=original.content,
         budget=original.budget,
+        privacy=original.privacy,
         started=dt.datetime.now(dt.UTC).isoformat(),
     )
     return _Prepared(original, recording, outputs, workflow, record, run_dir.parent.parent)

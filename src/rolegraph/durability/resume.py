@@ -38,7 +38,7 @@ from rolegraph.tools.sources import SourceRegistry
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.records import read_summary
 from rolegraph.traces.sinks import TraceSink
-from rolegraph.workflows.spec import Budget
+from rolegraph.workflows.spec import Budget, Privacy
 
 __all__ = ["resume", "workflow_file"]
 
@@ -48,6 +48,7 @@ async def resume(
     *,
     force: bool = False,
     budget: Budget | None = None,
+    model: str | None = None,
     sinks: Sequence[TraceSink] = (),
     on_step: StepListener | None = None,
     executor: ExecutorFactory = LocalExecutor.for_run,
@@ -58,6 +59,8 @@ async def resume(
         run_dir: The run folder (``$ROLEGRAPH_HOME/runs/<run_id>``).
         force: Resume even though the workflow file changed since the run started.
         budget: Limits replacing the run's own (raise one to go on after ``budget_exceeded``).
+        model: A model string the rest of the run uses instead of the workflow's ``default`` model (the
+            calls already recorded are replayed as they were). Under ``local_only`` a hosted one is refused.
         sinks: Extra trace sinks.
         on_step: Called whenever a step changes status.
         executor: Where the remaining steps run (a run begun on a cluster may go on in this process,
@@ -71,17 +74,31 @@ async def resume(
         ResumeError: The folder holds no resumable run, its workflow file is gone, or the
             file changed (without `force`).
         DamagedFileError: The run store, the trace or (of a completed run) ``run.json`` is damaged.
-        SpecError: The workflow file no longer loads.
+        SpecError: The workflow file no longer loads, or the run is ``local_only`` (as recorded: from its
+            file, ``--privacy`` or ``load(privacy=)``) and names a hosted model or web tool, or `model` is hosted.
     """
     prepared = _prepare(run_dir, force=force)
     if isinstance(prepared, RunResult):
         return prepared
     record, file, home = prepared
-    workflow = CompiledWorkflow.load(file)
+    # The run's privacy as it started, wherever it came from: a resume never loosens it.
+    privacy: Privacy | None = "local_only" if _recorded_privacy(record, run_dir) == "local_only" else None
+    workflow = CompiledWorkflow.load(file, privacy=privacy)
+    if model is not None:
+        record.model = model
     record.budget = Budget(**record.budget).merged(budget).limits()
     return await run_durably(
         workflow, record, home=Home(home), executor=executor, sinks=list(sinks), on_step=on_step, resuming=True
     )
+
+
+def _recorded_privacy(record: RunInfo, run_dir: Path) -> str | None:
+    """The run's privacy: its store record's, else its ``run.json``'s (None if neither says, or damaged)."""
+    if record.privacy is not None:
+        return record.privacy
+    summary = RunFolder(run_dir.absolute()).read_summary()
+    recorded = summary.get("privacy")
+    return recorded if recorded in ("any", "local_only") else None
 
 
 def workflow_file(run_dir: Path) -> Path | None:

@@ -489,6 +489,7 @@ def _write_summary(run: _Run, redactor: Redactor) -> None:
         "workflow_file": str(run.workflow.path.resolve()) if run.workflow.path else None,
         "inputs": dict(run.info.inputs),
         "overrides": {"model": run.info.model, "settings": run.info.settings},
+        "privacy": run.workflow.spec.settings.privacy,
         "started": run.started.isoformat(),
     }
     # How models were built, where that shapes their answers (an API, an inference provider, a LoRA adapter).

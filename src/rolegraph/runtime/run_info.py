@@ -10,9 +10,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from rolegraph.traces.content import ContentMode
+from rolegraph.workflows.spec import Privacy
 
 __all__ = ["RunInfo", "file_hash"]
 
@@ -37,6 +38,9 @@ class RunInfo(BaseModel):
     """The run's budget limits (the workflow's, with command-line overrides)."""
     cache: bool | None = None
     """The ``--cache`` choice, if it replaced the workflow's ``settings.cache``."""
+    privacy: Privacy | None = None
+    """The run's effective privacy (``settings.privacy``, ``--privacy`` or ``load(privacy=)``): a resume keeps
+    ``local_only`` whatever the file or its command line say. None: not recorded (a run from before it)."""
     status: str = "running"
     started: str = ""
     """ISO 8601 UTC."""
@@ -46,6 +50,12 @@ class RunInfo(BaseModel):
     """How many processes have worked on the run (1 + resumes)."""
     elapsed_s: float = 0.0
     """Wall time of the finished invocations, for the run's ``max_wall_s``."""
+
+    @field_validator("privacy", mode="before")
+    @classmethod
+    def _known_privacy(cls, value: object) -> object:
+        """A value this version does not know (a damaged record) is not recorded, not an error."""
+        return value if value in ("any", "local_only") else None
 
 
 def file_hash(path: Path) -> str:
