@@ -182,3 +182,25 @@ class TestResolveModel:
         message = str(caught.value)
         for form in ("local", "llamacpp:", "openai:", "openai-compatible:", "ollama:", "hf:", "scripted:"):
             assert form in message
+
+
+class TestModerationClassifier:
+    async def test_a_moderation_name_resolves_to_its_classifier(self) -> None:
+        """The name a moderation check's classifier goes by resolves back to it (so whatever resolves a run's models,
+        a Ray actor included, resolves it): its model and server, answering {"flagged": [...]} on loopback."""
+        from moderation_wire import moderation_body
+        from rolegraph.models.moderation import Moderation, moderation_name
+        from rolegraph.models.registry import ModelOptions
+        from rolegraph.testing import FaultServer, Status
+
+        with FaultServer([Status(200, body=moderation_body(True))]) as server:
+            name = moderation_name("omni-moderation-latest", server.url)
+            model = resolve_model(name, options=ModelOptions(base_url=server.url))
+            assert isinstance(model, Moderation)
+            assert (model.name, model.model, model.base_url) == (name, "omni-moderation-latest", server.url)
+            try:
+                completion = await model.complete([Message.user("you are awful")])
+            finally:
+                await model.aclose()
+        assert completion.text == '{"flagged": ["harassment", "violence"]}'
+        assert server.requests[0].body == {"model": "omni-moderation-latest", "input": "you are awful"}

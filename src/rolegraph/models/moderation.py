@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["MODERATION_KEY_ENV", "MODERATION_PREFIX", "Moderation", "moderation_name"]
 
 MODERATION_PREFIX = "moderation:"
-"""How a moderation model's name starts: ``moderation:omni-moderation-latest``."""
+"""How a moderation model's name starts: ``moderation:omni-moderation-latest`` (`resolve_model` builds it)."""
 
 MODERATION_KEY_ENV = "OPENAI_API_KEY"
 """The variable the moderation endpoint's key comes from."""

@@ -212,6 +212,11 @@ def model_string_problem(model_string: str) -> str | None:
     return f"unknown model string {string!r}; {hint}use one of: {', '.join(MODEL_STRING_FORMS)}"
 
 
+MODERATION_PREFIX = "moderation:"
+"""The names of the moderation check's classifiers (`rolegraph.models.moderation`): not a form of the workflow
+file's model strings, but resolved here so that whatever resolves a run's models (a Ray actor) resolves them."""
+
+
 def resolve_model(model_string: str, *, base_dir: Path | None = None, options: ModelOptions | None = None) -> Model:
     """The model a model string names, built as `options` say.
 
@@ -226,10 +231,15 @@ def resolve_model(model_string: str, *, base_dir: Path | None = None, options: M
         ModelError: The model exists but could not be loaded.
     """
     string = model_string.strip()
+    options = options or NO_OPTIONS
+    if string.startswith(MODERATION_PREFIX):  # the moderation check's classifier, named by `moderation_name`
+        from rolegraph.models.moderation import Moderation
+
+        name = string.removeprefix(MODERATION_PREFIX).removesuffix(f"@{options.base_url}")
+        return Moderation(base_url=options.base_url, model=name)
     prefix, colon, rest = string.partition(":")
     rest = rest.strip()
     form = MODEL_FORMS.get(prefix)
-    options = options or NO_OPTIONS
     if form is not None and (problem := option_problem(string, options)) is not None:
         raise ModelNotAvailableError(f"model {string}: {problem}")
     model = None

@@ -21,7 +21,7 @@ from rolegraph.errors import Problem, SpecError, StepError
 from rolegraph.imports import ImportPathError
 from rolegraph.models.cache import RunCache
 from rolegraph.models.model import Model, ModelSettings
-from rolegraph.models.moderation import MODERATION_PREFIX, Moderation, moderation_name
+from rolegraph.models.moderation import moderation_name
 from rolegraph.models.registry import ModelOptions, resolve_model
 from rolegraph.runtime.output_checks import build_check, check_entries
 from rolegraph.runtime.scheduler import StepCall, StepExecutor, StepOutcome
@@ -93,9 +93,6 @@ ExecutorFactory = Callable[[RunContext], RunExecutor]
 
 
 def _resolve(model_string: str, base_dir: Path, options: ModelOptions) -> Model:
-    if model_string.startswith(MODERATION_PREFIX):  # the moderation check's classifier (`moderation_name`)
-        model = model_string.removeprefix(MODERATION_PREFIX).removesuffix(f"@{options.base_url}")
-        return Moderation(base_url=options.base_url, model=model)
     return resolve_model(model_string, base_dir=base_dir, options=options)
 
 
