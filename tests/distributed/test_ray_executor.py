@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 
 from durable_projects import LOOP, write_loop_project
+from moderation_wire import moderation_body
+from rolegraph.durability.store import RunStore
 from rolegraph.runtime.executor import LocalExecutor
+from rolegraph.testing import FaultServer, Status
 from rolegraph.traces.sinks import read_jsonl
 from rolegraph.workflow import Workflow
 
@@ -200,3 +203,62 @@ class TestChoosingTheExecutor:
         proc = rolegraph(["run", str(path), "--executor", "spark"], tmp_path / "home", COLUMNS="250")
         assert proc.returncode == 2
         assert "local, ray or ray://host:port" in proc.stderr
+
+
+JUDGED = """\
+rolegraph: 1
+name: judged
+models: {default: 'scripted:model.yaml', judge: 'scripted:judge.yaml'}
+roles:
+  scout:
+    instructions: Answer.
+    output: {notes: string}
+steps:
+  a: {role: scout, task: t, max_steps: 1}
+"""
+
+
+def journal(run_dir: Path) -> list[tuple[str, str, str | None, int]]:
+    store = RunStore.open_existing(run_dir, read_only=True)
+    try:
+        return [(e.call_id, e.kind, e.model, e.input_tokens) for e in store.entries()]
+    finally:
+        store.close()
+
+
+class TestChecksOnRay:
+    def test_a_checks_calls_are_journaled_from_the_workers(self, tmp_path: Path) -> None:
+        """A judge's and moderation's (on loopback) calls made on Ray workers are recorded in the run's journal as
+        a local run records them (same ids, models and tokens), and the run's usage counts them alike."""
+        import yaml
+
+        folder = tmp_path / "project"
+        folder.mkdir()
+        (folder / "model.yaml").write_text(
+            yaml.safe_dump([{"final": {"notes": "Old people hate phones."}}, {"final": {"notes": "Fine."}}])
+        )
+        verdicts = [{"text": '{"verdict": "fail", "reason": "age"}'}, {"text": '{"verdict": "pass", "reason": "ok"}'}]
+        (folder / "judge.yaml").write_text(yaml.safe_dump(verdicts))
+        with FaultServer([Status(200, body=moderation_body(False))] * 4) as server:
+            spec = yaml.safe_load(JUDGED)
+            spec["roles"]["scout"]["checks"] = [
+                {"judge": {"model": "judge", "prompt": "No stereotypes."}},
+                {"moderation": {"base_url": server.url}},
+            ]
+            path = folder / "wf.yaml"
+            path.write_text(yaml.safe_dump(spec, sort_keys=False))
+            local = rolegraph(["run", str(path), "--json", "--quiet"], tmp_path / "local")
+            assert local.returncode == 0, local.stderr[-3000:]
+            on_ray = rolegraph(["run", str(path), "--json", "--quiet", "--executor", "ray"], tmp_path / "ray")
+            assert on_ray.returncode == 0, on_ray.stderr[-3000:]
+        a, b = json.loads(local.stdout), json.loads(on_ray.stdout)
+        assert a["usage"] == b["usage"]
+        recorded = journal(Path(b["trace"]).parent)
+        assert recorded == journal(Path(a["trace"]).parent)
+        assert [(c, k) for c, k, _, _ in recorded if k == "check"] == [
+            ("a#1/check/1/0", "check"),
+            ("a#1/check/1/1", "check"),
+            ("a#1/check/2/0", "check"),
+            ("a#1/check/2/1", "check"),
+        ]
+        assert len(server.requests) == 4
