@@ -18,6 +18,7 @@ from benchmarks import (
     graph_scale,
     langgraph_compare,
     local_model,
+    many_runs,
     model_cache,
     overhead,
     parallelism,
@@ -41,6 +42,7 @@ SCENARIOS: dict[str, Scenario] = {
     "batched_decoding": batched_decoding.run,
     "ray": ray_cluster.run,
     "whole_runs": whole_runs.run,
+    "many_runs": many_runs.run,
 }
 """Every scenario, by the name ``--only`` takes, in the order they run."""
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -36,11 +38,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     measured = {}
     for name in [] if args.render else args.only or SCENARIOS:
         print(f"[{name}] running ({level}) ...", file=sys.stderr, flush=True)
-        start = time.perf_counter()
+        start, load_before = time.perf_counter(), os.getloadavg()[0]
         figures = SCENARIOS[name](level)
         seconds = time.perf_counter() - start
         print(f"[{name}] done in {seconds:.1f} s", file=sys.stderr, flush=True)
-        measured[name] = {"level": level, "seconds": round(seconds, 2), "figures": figures}
+        measured[name] = {
+            "level": level,
+            "seconds": round(seconds, 2),
+            # the 1-minute load average before and after: the machine is shared, so say how busy it was
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "measured": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "figures": figures,
+        }
     previous = report.load(args.out)
     if args.render and previous is None:
         print(f"error: no results.json in {args.out} to render", file=sys.stderr)

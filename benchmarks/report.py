@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from benchmarks import batched_decoding, report_ray, report_whole
+from benchmarks import batched_decoding, many_runs, report_ray, report_whole
 from benchmarks._common import loglog_slope
 
 PACKAGES = ("rolegraph", "pydantic", "networkx", "structlog", "langgraph", "matplotlib", "llama-cpp-python")
@@ -178,6 +178,7 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     else:
         rows.append(_target(label, "≤ 3%", None, "%", None))
     rows.append(batched_decoding.target(_figures(results, "batched_decoding")))
+    rows.append(many_runs.target(_figures(results, "many_runs")))
     return rows
 
 
@@ -459,13 +460,25 @@ SECTIONS: dict[str, Callable[[Any], list[str]]] = {
     "batched_decoding": batched_decoding.markdown,
     "ray": report_ray.section,
     "whole_runs": report_whole.section,
+    "many_runs": many_runs.markdown,
 }
+
+
+def _when(entry: Mapping[str, Any]) -> str:
+    """How long a scenario took, and when and how busy the machine was if that was recorded."""
+    parts = [f"{entry['seconds']:g} s"]
+    if entry.get("measured"):
+        parts.append(f"on {entry['measured'][:16].replace('T', ' ')} UTC")
+    if entry.get("load_average"):
+        before, after = entry["load_average"]
+        parts.append(f"load average {before:g} → {after:g}")
+    return ", ".join(parts)
 
 
 def markdown(results: Mapping[str, Any]) -> str:
     """RESULTS.md: machine, headline targets, then one section per scenario measured."""
     machine = results["machine"]
-    runs = ", ".join(f"{name} `{e['level']}` ({e['seconds']:g} s)" for name, e in results["scenarios"].items())
+    runs = ", ".join(f"{name} `{e['level']}` ({_when(e)})" for name, e in results["scenarios"].items())
     lines = [
         "# Benchmark results",
         "",

@@ -19,6 +19,7 @@ from rolegraph.durability.durable import run_durably
 from rolegraph.errors import Problem, SpecError
 from rolegraph.layout import Home, home_dir, new_run_id
 from rolegraph.models.model import ModelSettings
+from rolegraph.runtime.admission import admitted
 from rolegraph.runtime.compiled import CompiledWorkflow
 from rolegraph.runtime.executor import ExecutorFactory
 from rolegraph.runtime.result import RunResult
@@ -73,6 +74,9 @@ class Workflow(CompiledWorkflow):
     ) -> RunResult:
         """Run the workflow once.
 
+        An event loop works on at most ``ROLEGRAPH_MAX_RUNS`` runs at once (default 64); runs started
+        past that wait their turn, in order (`rolegraph.runtime.admission`).
+
         Args:
             inputs: Input values (strings are converted to the declared types).
             model: A model string replacing the workflow's ``default`` model.
@@ -97,7 +101,7 @@ class Workflow(CompiledWorkflow):
         Raises:
             SpecError: Bad inputs, a tool reference that cannot be resolved, or a hosted `model` for a
                 workflow whose privacy is ``local_only``.
-            ValueError: `executor` names no executor.
+            ValueError: `executor` names no executor, or ``ROLEGRAPH_MAX_RUNS`` is not a whole number.
             RayNotInstalled: A Ray executor is asked for and Ray is not installed.
             ModelNotAvailableError: A model cannot be loaded (missing package, file or key);
                 nothing is written in that case.
@@ -108,22 +112,23 @@ class Workflow(CompiledWorkflow):
         factory = self.executor(executor)
         if content is not None and content not in CONTENT_MODES:
             raise SpecError([Problem(f"content must be one of {', '.join(CONTENT_MODES)}, got {content!r}")])
-        info = RunInfo(
-            run_id=new_run_id(),
-            workflow=self.spec.name,
-            workflow_file=str(self.path.resolve()) if self.path else None,
-            workflow_hash=file_hash(self.path) if self.path else None,
-            inputs=values,
-            model=model,
-            settings=settings.model_dump(exclude_unset=True) if settings else {},
-            content=content,
-            budget=self.spec.settings.budget.merged(budget).limits(),
-            cache=cache,
-            privacy=self.spec.settings.privacy,
-            started=dt.datetime.now(dt.UTC).isoformat(),
-        )
-        home_path = home or home_dir()
-        return await run_durably(self, info, home=Home(home_path), executor=factory, sinks=sinks, on_step=on_step)
+        async with admitted():  # at most ROLEGRAPH_MAX_RUNS runs at once in this loop; the others wait here
+            info = RunInfo(
+                run_id=new_run_id(),
+                workflow=self.spec.name,
+                workflow_file=str(self.path.resolve()) if self.path else None,
+                workflow_hash=file_hash(self.path) if self.path else None,
+                inputs=values,
+                model=model,
+                settings=settings.model_dump(exclude_unset=True) if settings else {},
+                content=content,
+                budget=self.spec.settings.budget.merged(budget).limits(),
+                cache=cache,
+                privacy=self.spec.settings.privacy,
+                started=dt.datetime.now(dt.UTC).isoformat(),
+            )
+            home_path = home or home_dir()
+            return await run_durably(self, info, home=Home(home_path), executor=factory, sinks=sinks, on_step=on_step)
 
     def executor(self, choice: ExecutorFactory | str | None = None) -> ExecutorFactory:
         """The executor factory of a run: `choice` (a name or a factory), else ``settings.executor``.

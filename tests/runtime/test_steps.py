@@ -228,3 +228,24 @@ class TestKilled:
         new = read_jsonl(run_dir / "trace.jsonl")[before:]
         ended = [r["attributes"] for r in new if r.get("event") == "span_end" and r["kind"] == "execute_tool"]
         assert not {a["rolegraph.call.id"] for a in ended if not a.get("rolegraph.replayed")} & recorded
+
+
+class TestSharedFunctions:
+    async def test_steps_calling_one_function_each_keep_their_own_output(self, tmp_path: Path) -> None:
+        """Steps calling the same function (imported once) each check its value against their own `output:`."""
+        folder = tmp_path / "shared"
+        folder.mkdir()
+        (folder / "shared_steps.py").write_text("def same(n):\n    return {'n': n}\n", encoding="utf-8")
+        path = folder / "wf.yaml"
+        path.write_text(
+            "rolegraph: 1\nname: shared\nsettings: {fail_fast: false}\nsteps:\n"
+            "  free: {function: 'shared_steps:same', args: {n: 1}}\n"
+            "  typed: {function: 'shared_steps:same', args: {n: 2}, output: {n: integer}}\n"
+            "  text: {function: 'shared_steps:same', args: {n: 3}, output: {n: string}}\n",
+            encoding="utf-8",
+        )
+        result = await rolegraph.load(path).run()
+        assert result.step_outputs["free"] == {"n": 1}
+        assert result.step_outputs["typed"] == {"n": 2}
+        assert result.steps["text"].status == "failed"
+        assert "does not fit 'output:'" in (result.steps["text"].error or "")

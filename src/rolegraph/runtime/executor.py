@@ -167,13 +167,16 @@ def load_functions(spec: WorkflowSpec, base_dir: Path) -> dict[str, StepFunction
     """
     functions: dict[str, StepFunction] = {}
     problems: list[Problem] = []
+    imported: dict[str, StepFunction] = {}  # by import path: steps calling one function import it once
     for step_id, step in spec.steps.items():
         if step.function is None:
             continue
         try:
-            functions[step_id] = StepFunction.load(
-                step.function, step_id=step_id, output=step.output, search_path=base_dir
-            )
+            if step.function not in imported:
+                imported[step.function] = StepFunction.load(
+                    step.function, step_id=step_id, output=None, search_path=base_dir
+                )
+            functions[step_id] = imported[step.function].with_output(step_id, step.output)
         except (ImportPathError, TypeError) as exc:
             problems.append(Problem(str(exc), f"steps.{step_id}.function"))
     if problems:
@@ -231,6 +234,7 @@ class LocalExecutor:
         self.functions = load_functions(spec, base_dir)
         self._resolve_model = models or _resolve
         self._models: dict[tuple[str, ModelOptions], Model] = {}
+        self._named: dict[str, tuple[Model, ModelSettings]] = {}
         self._moderation: list[Model] = []
         # Load every model now: heavy loading belongs before the first step, not inside it.
         for step_id, step in spec.steps.items():
@@ -292,7 +296,14 @@ class LocalExecutor:
         return self._named_model(step.model or self.roles[step.agent_role()].model or "default")
 
     def _named_model(self, name: str) -> tuple[Model, ModelSettings]:
-        """The model a name from `models` (or a model string) gives, loaded once, and its settings."""
+        """The model a name from `models` (or a model string) gives, loaded once, and its settings
+        (worked out once per name: every agent step asks)."""
+        named = self._named.get(name)
+        if named is None:
+            named = self._named[name] = self._load_named(name)
+        return named
+
+    def _load_named(self, name: str) -> tuple[Model, ModelSettings]:
         model_spec = self.spec.model_spec(name)
         model_string = model_spec.model
         options = model_spec.options()

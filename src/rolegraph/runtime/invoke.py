@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from rolegraph.agents.journal import CallJournal
 from rolegraph.errors import BudgetExceeded, SpecError
 from rolegraph.layout import Home, RunFolder
@@ -505,11 +507,23 @@ def _write_sources(path: Path, sources: Sequence[Source], redactor: Redactor) ->
     _write_atomically(path, lines)
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: Path, text: str | bytes) -> None:
     """Write-then-rename: a crash leaves the previous file or the new one, never a torn one."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    if isinstance(text, bytes):
+        tmp.write_bytes(text)
+    else:
+        tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def _indented_json(data: Any) -> bytes:
+    """`data` as JSON indented by two spaces, in UTF-8 (orjson; the standard library for what it refuses:
+    a lone surrogate, an integer past 64 bits)."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
 def _layered(
@@ -538,7 +552,7 @@ def _saving_steps(folder: RunFolder, tracer: Tracer, then: StepListener | None) 
             with tracer.span(SpanKind.CHECKPOINT, f"checkpoint {state.step_id}", rolegraph__step__id=state.step_id):
                 folder.steps.mkdir(exist_ok=True)
                 data = tracer.redactor.value(state.model_dump(mode="json"))  # no secret in a step file
-                _write_atomically(folder.step_file(state.step_id), json.dumps(data, indent=2, ensure_ascii=False))
+                _write_atomically(folder.step_file(state.step_id), _indented_json(data))
         if then is not None:
             then(state)
 

@@ -21,7 +21,7 @@ import asyncio
 import inspect
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,13 @@ class StepFunction:
         fn = import_object(ref, search_path)
         if not callable(fn):
             raise TypeError(f"{ref!r} is a {type(fn).__name__}, not a function")
-        model = output_model(step_id, dict(output)) if output is not None else None
-        return cls(ref, fn, model)
+        return cls(ref, fn).with_output(step_id, output)
+
+    def with_output(self, step_id: str, output: Mapping[str, str | FieldSpec] | None) -> StepFunction:
+        """This function with the output model of step `step_id`'s `output:` (None: any JSON data)."""
+        if output is None:
+            return self if self.output_model is None else replace(self, output_model=None)
+        return replace(self, output_model=output_model(step_id, dict(output)))
 
 
 def _as_data(value: Any, arguments: dict[str, Any]) -> tuple[Any, list[Any]]:
