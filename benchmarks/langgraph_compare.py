@@ -22,8 +22,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from langgraph.graph import END, START, StateGraph
-
 from benchmarks import overhead, parallelism
 from benchmarks._common import SHAPES, Level, arepeat_ns, build_spec, fan_out, median_of, random_dag, ratio
 from rolegraph.workflows.graph import compile_graph, critical_path
@@ -43,6 +41,7 @@ class FanState(TypedDict):
 
 def langgraph_chain(n: int) -> Any:
     """A compiled LangGraph chain of `n` nodes, each adding 1 to ``value``."""
+    from langgraph.graph import END, START, StateGraph  # here: a process measuring rolegraph alone never loads it
 
     async def step(state: ChainState) -> dict[str, int]:
         return {"value": state["value"] + 1}
@@ -65,6 +64,8 @@ def _sleeper(seconds: float) -> Callable[[FanState], Awaitable[dict[str, int]]]:
 
 def langgraph_dag(deps: Mapping[str, Sequence[str]], durations: Mapping[str, float]) -> Any:
     """A compiled LangGraph graph of `deps`, each node sleeping its duration."""
+    from langgraph.graph import END, START, StateGraph
+
     builder = StateGraph(FanState)
     for node, parents in deps.items():
         builder.add_node(node, _sleeper(durations[node]))

@@ -74,9 +74,14 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each target of the benchmarks issue with its measured value and whether it is met (None: not measured)."""
     rows = []
     overhead = _figures(results, "overhead")
+    load = results.get("scenarios", {}).get("overhead", {}).get("load_average")
     for kind, limit in (("untraced", 50.0), ("jsonl", 120.0)):
         worst = max((r[f"engine_{kind}_us"] for r in overhead["rows"]), default=None) if overhead else None
         label = "tracing off" if kind == "untraced" else "JSONL tracing"
+        cpu = [r[f"engine_{kind}_cpu_us"] for r in overhead["rows"] if f"engine_{kind}_cpu_us" in r] if overhead else []
+        note = f"CPU time per step, worst: {max(cpu):,.0f} µs" if cpu else ""
+        if load:
+            note += f"{'; ' if note else ''}load average {load[0]:g} → {load[1]:g}"
         rows.append(
             _target(
                 f"engine overhead per step, {label} (worst chain length)",
@@ -84,6 +89,7 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 worst,
                 "µs",
                 None if worst is None else worst <= limit,
+                note,
             )
         )
     parallel = _figures(results, "parallelism")

@@ -62,7 +62,8 @@ class TestScenarios:
         assert fig["asyncio_task_us"] >= 0
         assert [r["n"] for r in fig["rows"]] == [5, 20]
         for row in fig["rows"]:
-            assert set(row) == {"n", "scheduler_us", "engine_untraced_us", "engine_jsonl_us", "engine_sqlite_us"}
+            assert set(row) >= {"n", "scheduler_us", "engine_untraced_us", "engine_jsonl_us", "engine_sqlite_us"}
+            assert row["engine_untraced_cpu_us"] > 0 and row["engine_jsonl_cpu_us"] > 0
             assert row["scheduler_us"] and row["engine_untraced_us"] and row["engine_jsonl_us"]
 
     def test_parallelism_shapes(self, figures: dict[str, Any]) -> None:
