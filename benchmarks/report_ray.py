@@ -59,6 +59,14 @@ def _runs(fig: Mapping[str, Any]) -> list[str]:
     return [*_table(["where", "runs completed", "total s", "runs / s", "ms / step", "load"], rows), *prediction]
 
 
+def _agreement(fan: Mapping[str, Any]) -> str:
+    """Whether the fan-out completed everywhere, with the same outputs."""
+    failed = [f"{NAMES.get(n, n)}: {c['error']}" for n, c in fan["configs"].items() if c["status"] != "completed"]
+    if failed:
+        return "it did not complete (" + "; ".join(failed) + ")"
+    return "the same outputs everywhere" if fan["same_outputs"] else "outputs that differ between configurations"
+
+
 def _fanout(fig: Mapping[str, Any]) -> list[str]:
     fan = fig.get("fanout")
     if not fan:
@@ -74,10 +82,10 @@ def _fanout(fig: Mapping[str, Any]) -> list[str]:
         ]
         for name, c in fan["configs"].items()
     ]
-    same = "the same outputs everywhere" if fan["same_outputs"] else "outputs that differ between configurations"
     return [
-        f"A `for_each` over {fan['items']} items on the embedded model (greedy, seed 42, at most 32 tokens an "
-        f"answer, 8 items at once), after a warm-up that loads the model: {same}.",
+        f"A `for_each` over {fan['items']} items on the embedded model (greedy, seed 42, at most "
+        f"{fan.get('max_tokens', 32)} tokens an answer, 8 items at once), after a warm-up that loads the model: "
+        f"{_agreement(fan)}.",
         "",
         *_table(["where", "items done", "s", "items / s", "tokens", "load"], rows),
         *_prediction(fan.get("prediction"), "items_per_s", "items / s"),
@@ -138,7 +146,7 @@ def readme_block(fig: Mapping[str, Any]) -> str:
                 f"{NAMES[name]} {_num(c['seconds'], 1)} s ({c['completed_items']} items, load {_load(c)})"
                 for name, c in fan["configs"].items()
             )
-            + ("; the same outputs everywhere." if fan["same_outputs"] else "; the outputs differed.")
+            + f"; {_agreement(fan)}."
             + _predicted(fan.get("prediction"), "items_per_s", "items/s")
         )
     return "\n".join([README_START, "", *text, README_END])
