@@ -230,6 +230,7 @@ def markdown(fig: dict[str, Any]) -> list[str]:
         "|" + "|".join("---" for _ in header) + "|",
         *("| " + " | ".join(row) + " |" for row in rows),
         "",
+        *([f"Note: {fig['rolegraph_note']}.", ""] if fig.get("rolegraph_note") else []),
         "rolegraph / LangGraph: "
         + "; ".join(
             f"{name} time {r['time_ratio']:.2f}x, peak RSS {r['peak_rss_ratio']:.2f}x"
