@@ -203,7 +203,7 @@ class TestCompletedRun:
             assert parent is root
 
     async def test_run_json_records_the_run(self, workflow: Workflow) -> None:
-        """run.json holds the summary, workflow, file, typed inputs, model overrides and start time."""
+        """run.json holds the summary, workflow, file, typed inputs, model overrides, privacy and start time."""
         result = await workflow.run({"rounds": "2"})
         recorded = json.loads((result.run_dir / "run.json").read_text())
         started = dt.datetime.fromisoformat(recorded.pop("started"))
@@ -215,6 +215,7 @@ class TestCompletedRun:
             "workflow_file": str(workflow.path.resolve()) if workflow.path else None,
             "inputs": {"topic": "adapters", "rounds": 2, "strict": False, "tags": ["peft"], "ratio": 0.5},
             "overrides": {"model": None, "settings": {}},
+            "privacy": "any",
         }
         assert recorded["status"] == "completed"
         assert recorded["steps"] == {"plan": "completed", "research": "completed", "write": "completed"}
