@@ -145,7 +145,7 @@ def _set_started(home: Path, run_id: str, started: dt.datetime) -> None:
 
 class TestRuns:
     def test_json_list(self, project: Path, home: Path) -> None:
-        """`runs --json` lists runs newest first with id, workflow, status, times, tokens, cost and lineage."""
+        """`runs --json` lists runs newest first with id, workflow, status, times, tokens, cost, lineage and cache."""
         first, second = run(project), run(project)
         _set_started(home, first, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
         rows = runs_json()
@@ -163,6 +163,7 @@ class TestRuns:
             "run_dir",
             "lineage",
             "problem",
+            "cache",
         }
         assert (rows[0]["workflow"], rows[0]["status"], rows[0]["cost_usd"]) == ("review", "completed", 0.0)
         assert rows[0]["input_tokens"] > 0 and rows[0]["output_tokens"] > 0
@@ -179,7 +180,8 @@ class TestRuns:
             assert {s.step_id for s in store.spans(run_id) if s.kind == "invoke_agent"} == {"research", "write"}
 
     def test_table(self, project: Path) -> None:
-        """`runs` prints one row per run: id, workflow, status, start, duration, tokens and cost."""
+        """`runs` prints one row per run: id, workflow, status, start, duration, tokens and cost (and no cache
+        column when no run had cache hits)."""
         run_id = run(project)
         result = cli("runs")
         assert result.exit_code == 0

@@ -262,8 +262,10 @@ class TestTwoNodes:
     @pytest.mark.local_model
     def test_the_demo_workflow_runs_unchanged_on_the_cluster(self, cluster: LocalNodes, tmp_path: Path) -> None:
         """`rolegraph run examples/literature_review.yaml` as the README's first command runs it (embedded
-        model, bundled library, offline), with `--executor ray` on the cluster: one trace, steps on both
-        nodes, and the in-process run's outputs, sources, usage and trace."""
+        model, bundled library, offline), with `--executor ray` on the cluster: one trace, every step on a
+        node of the cluster, and the in-process run's outputs, sources, usage and trace. (Which nodes Ray
+        picks is its scheduler's choice: in CI it once kept every step on the head node; steps spread over
+        both nodes is what `test_a_run_uses_both_nodes_and_equals_the_local_run` pins, with overlapping steps.)"""
         local = on_cluster(["run", DEMO, "--json", "--quiet"], tmp_path / "local", None, cwd=REPO)
         assert local.returncode == 0, local.stderr[-3000:]
         args = ["run", DEMO, "--json", "--quiet", "--executor", "ray"]
@@ -280,7 +282,7 @@ class TestTwoNodes:
         assert len({r["run_id"] for r in spans}) == 1
         assert [r["name"] for r in spans if not r["parent_id"]] == ["invoke_workflow literature_review"]
         assert trace_shape(Path(a["trace"])) == trace_shape(trace)
-        assert nodes_of(trace) == {*cluster.workers, cluster.head}
+        assert nodes_of(trace) and nodes_of(trace) <= {*cluster.workers, cluster.head}
 
     def test_losing_the_worker_node_mid_run_keeps_the_outputs(
         self, cluster: LocalNodes, project: Path, local_run: dict[str, Any], tmp_path: Path

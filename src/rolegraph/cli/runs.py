@@ -64,7 +64,10 @@ def runs(
         print(json.dumps(entries, indent=2))
         return
     table = Table(box=None)
-    for column in ("run", "workflow", "status", "started (UTC)", "duration", "tokens", "cost", "cached"):
+    # The cache column only when a listed run had hits: who never turns the cache on never sees it.
+    cached = [_cached(saved) for saved in savings]
+    columns = ("run", "workflow", "status", "started (UTC)", "duration", "tokens", "cost")
+    for column in (*columns, "cached") if any(cached) else columns:
         # A run id is what you copy into the next command: never cut or wrapped, whatever the width.
         table.add_column(
             column,
@@ -80,7 +83,7 @@ def runs(
         "budget_exceeded": "magenta",
         DAMAGED: "red",
     }
-    for row, lineage, saved in zip(rows, lineages, savings, strict=True):
+    for row, lineage, cache_cell in zip(rows, lineages, cached, strict=True):
         status = lineage.status(row.status)  # a replay that stopped at a divergence did its job: not "failed"
         marks = [m for m, on in (("replay", lineage.replay_of is not None), ("resumed", lineage.resumed)) if on]
         shown = f"[{colours.get(status, 'cyan')}]{escape(status)}[/]" + "".join(f" ({m})" for m in marks)
@@ -92,7 +95,7 @@ def runs(
             "-" if row.duration_s is None else f"{row.duration_s:.1f}s",
             "-" if row.status == DAMAGED else f"{row.input_tokens}+{row.output_tokens}",
             "-" if row.status == DAMAGED else format_cost(row.cost_usd),
-            _cached(saved),
+            *([cache_cell] if any(cached) else []),
         )
     out.print(table)
     for row in rows:
