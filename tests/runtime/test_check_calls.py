@@ -23,6 +23,20 @@ from rolegraph.durability.store import JournalEntry, RunStore
 from rolegraph.testing import FaultServer, Status
 from rolegraph.traces.sinks import read_jsonl
 
+
+async def run_in_process(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`rolegraph run PATH --quiet` in a process of its own under `env` (to be killed at a kill point)."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "rolegraph", "run", str(path), "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 JUDGED = """\
 rolegraph: 1
 name: judged
@@ -122,15 +136,7 @@ class TestJudgeCalls:
         baseline = await rolegraph.load(path).run(home=tmp_path / "baseline")
         home = tmp_path / "killed"
         env = {**os.environ, "ROLEGRAPH_HOME": str(home), "ROLEGRAPH_KILL_AT": "journal:2"}
-        proc = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "rolegraph", "run", str(path), "--quiet"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        proc = await run_in_process(path, env)
         assert proc.returncode == -signal.SIGKILL, proc.stderr
         (run_dir,) = (home / "runs").iterdir()
         assert [e.call_id for e in entries(run_dir)] == ["a#1/chat/1", "a#1/check/1/0"]
@@ -208,15 +214,7 @@ class TestModerationCalls:
         with FaultServer(script) as server:
             path = self.project(tmp_path, server.url)
             env = {**os.environ, "ROLEGRAPH_KILL_AT": "journal:2"}
-            proc = await asyncio.to_thread(
-                subprocess.run,
-                [sys.executable, "-m", "rolegraph", "run", str(path), "--quiet"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+            proc = await run_in_process(path, env)
             assert proc.returncode == -signal.SIGKILL, proc.stderr
             assert len(server.requests) == 1
             (run_dir,) = (Path(os.environ["ROLEGRAPH_HOME"]) / "runs").iterdir()
