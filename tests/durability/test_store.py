@@ -142,6 +142,20 @@ class TestRecord:
         with pytest.raises(ResumeError, match="never started"):
             store.record()
 
+    def test_a_new_store_is_a_wal_database_that_keeps_its_writes(self, tmp_path: Path) -> None:
+        """A store made in a fresh or an empty file is in WAL mode and holds what was written after a reopen."""
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / STORE_FILE).write_bytes(b"")  # a run killed while its store was being made
+        for folder in (tmp_path / "fresh", tmp_path / "empty"):
+            folder.mkdir(exist_ok=True)
+            made = RunStore(folder / STORE_FILE)
+            made.write_record(RunInfo(run_id=folder.name, workflow="w", inputs={}))
+            made.close()
+            with sqlite3.connect(folder / STORE_FILE) as database:
+                assert database.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            database.close()
+            assert RunStore.open_existing(folder).record().run_id == folder.name
+
 
 def damage(path: Path, how: str) -> None:
     """Damage a run store file the way a disk, a copy or a user might."""

@@ -238,7 +238,9 @@ async def _record_end(run: _Run, trace_sinks: RunSinks, redactor: Redactor, *, r
         run.result.executed_steps = list(run.scheduler.executed)
     run.result.duration_s = (dt.datetime.now(dt.UTC) - run.started).total_seconds()
     _write_summary(run, redactor)
-    durability.finish(run.result.status)
+    # In a thread: closing the store checkpoints its WAL into the file, flushes that must not hold up
+    # the other runs of this event loop.
+    await asyncio.to_thread(durability.finish, run.result.status)
     # The live index completes the run's row from what it already holds: no re-import of the trace.
     await trace_sinks.close(RunEnd(run.result.status, run.started.timestamp(), run.result.duration_s, resumed=resuming))
 
