@@ -114,6 +114,33 @@ class TestRedaction:
         assert "abcdefghijkl" not in text and "sk-abcdefghijklmnopqrstu" not in text
         assert text.count("[REDACTED]") >= 4
 
+    def test_secrets_anywhere_in_any_case_are_found(self) -> None:
+        """A secret deep in a long text, a bearer token in any case and a key after a newline are all redacted."""
+        redactor = Redactor.from_env({"MY_SERVICE_TOKEN": "tok-abcdef-99"})
+        filler = "plain words and numbers 12345 " * 40
+        text = f"{filler}tok-abcdef-99{filler}\nsk-abcdefghijklmnopqrstu bEaReR abcdefghijkl {filler}"
+        redacted = redactor.text(text)
+        assert "tok-abcdef-99" not in redacted and "sk-abcdefghijklmnopqrstu" not in redacted
+        assert "abcdefghijkl" not in redacted and redacted.count("[REDACTED]") == 3
+        assert redactor.text(filler) == filler
+
+    def test_a_text_attribute_changed_before_the_end_is_redacted_again(self) -> None:
+        """The end record redacts an attribute replaced after the start, and numbers and lists pass through."""
+        sink = MemorySink()
+        tracer = Tracer("run-1", sinks=[sink], redactor=Redactor.from_env({"X_TOKEN": "tok-abcdef-99"}))
+        with tracer.span(SpanKind.CHAT, "chat", text="harmless", count=3) as span:
+            span.set(text="now tok-abcdef-99", tools=["a", "tok-abcdef-99"], ratio=0.5, flag=True, nothing=None)
+        start, end = sink.records
+        assert start["attributes"] == {"text": "harmless", "count": 3}
+        assert end["attributes"] == {
+            "text": "now [REDACTED]",
+            "count": 3,
+            "tools": ["a", "[REDACTED]"],
+            "ratio": 0.5,
+            "flag": True,
+            "nothing": None,
+        }
+
     def test_configured_variables_are_secrets(self) -> None:
         """Variables named in ROLEGRAPH_REDACT_ENV or passed as extra names are redacted whatever their name."""
         env = {"ROLEGRAPH_REDACT_ENV": "DB_URL, ,LICENSE", "DB_URL": "postgres://u:pw@db", "LICENSE": "lic-123456"}

@@ -16,6 +16,7 @@ SECRET_ENV_VARS = ("OPENAI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "ANTH
 #: Names more variables (comma- or space-separated) whose values are always redacted.
 REDACT_ENV_VAR = "ROLEGRAPH_REDACT_ENV"
 _SECRET_NAME = re.compile(r"(_API_KEY|_TOKEN|_SECRET|_PASSWORD)$")
+# Each pattern begins with a literal `Redactor._may_hold_secret` looks for first: keep the two in step.
 _PATTERNS = (
     r"\bsk-[A-Za-z0-9_-]{16,}",  # OpenAI-style keys
     r"\bhf_[A-Za-z0-9]{20,}",  # Hugging Face tokens
@@ -49,7 +50,7 @@ class Redactor:
         extra = _PROCESS_SECRETS if self._process else []
         self._known = len(_PROCESS_SECRETS)
         values = sorted(self._given | set(extra), key=len, reverse=True)
-        self._secrets = values
+        self._secrets = tuple(values)
         # One alternation, one pass per string: redaction runs on every string of every record.
         self._pattern = re.compile("|".join([*(re.escape(v) for v in values), *_PATTERNS]))
 
@@ -72,10 +73,29 @@ class Redactor:
         """`value` with every secret replaced."""
         if self._process and self._known != len(_PROCESS_SECRETS):
             self._compile()  # a key was typed since: redact it too
+        if not self._may_hold_secret(value):
+            return value
         return self._pattern.sub(REDACTED, value)
+
+    def _may_hold_secret(self, value: str) -> bool:
+        """Whether `value` contains a known secret or the fixed start of a secret-shaped pattern.
+
+        Substring tests in C, about ten times cheaper than the alternation's regex scan, which then runs
+        only on the rare string that may match (a miss here is a miss of the regex: every pattern
+        begins with one of these literals, the bearer one in any case).
+        """
+        if "sk-" in value or "hf_" in value or "bearer" in value.lower():
+            return True
+        for secret in self._secrets:
+            if secret in value:
+                return True
+        return False
 
     def value(self, value: Any) -> Any:
         """`value` (str, list, tuple, dict, nested) with every string redacted."""
+        cls = type(value)
+        if cls is int or cls is float or cls is bool or value is None:
+            return value  # the common leaves first: no isinstance chain for a number
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):

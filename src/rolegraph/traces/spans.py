@@ -6,7 +6,6 @@ import contextvars
 import os
 import random
 import time
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -42,10 +41,6 @@ _ids = random.Random(os.urandom(32))
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
 
 
-def _new_span_id() -> str:
-    return f"{_ids.getrandbits(64):016x}"
-
-
 _current: contextvars.ContextVar[Span | None] = contextvars.ContextVar("rolegraph_span", default=None)
 
 
@@ -54,7 +49,6 @@ def current_span() -> Span | None:
     return _current.get()
 
 
-@dataclass(eq=False)
 class Span:
     """An open or finished span.
 
@@ -62,27 +56,63 @@ class Span:
     and ``rolegraph.*`` otherwise. Token counts live only on `chat` spans
     (``gen_ai.usage.*``); every ancestor accumulates them separately under
     ``rolegraph.aggregated.*``, so summing a trace never counts twice.
+
+    A plain class with slots rather than a dataclass: one is made for every model call,
+    tool call and step, and a hand-written constructor costs a third of the generated one.
     """
 
-    kind: SpanKind
-    name: str
-    run_id: str
-    parent: Span | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    span_id: str = field(default_factory=_new_span_id)
-    """64 random bits in hex (OpenTelemetry style): unique across the processes that append to one
-    trace, as a resumed run does, where a per-process counter would reuse ids."""
-    start_time: float = field(default_factory=time.time)
-    start_perf: float = field(default_factory=time.perf_counter)
-    end_time: float | None = None
-    duration_s: float | None = None
-    status: str = "running"
-    error: str | None = None
-    aggregated_input_tokens: int = 0
-    aggregated_output_tokens: int = 0
-    redacted: dict[str, tuple[str, Any]] = field(default_factory=dict, repr=False)
-    """Text attributes as last redacted, by name (the value, its redaction): the tracer redacts a string
-    attribute once, not again in the span's end record."""
+    __slots__ = (
+        "aggregated_input_tokens",
+        "aggregated_output_tokens",
+        "attributes",
+        "duration_s",
+        "end_time",
+        "error",
+        "kind",
+        "name",
+        "parent",
+        "redacted",
+        "redacted_name",
+        "run_id",
+        "span_id",
+        "start_perf",
+        "start_time",
+        "status",
+    )
+
+    def __init__(
+        self,
+        kind: SpanKind,
+        name: str,
+        run_id: str,
+        parent: Span | None = None,
+        attributes: dict[str, Any] | None = None,
+        span_id: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.run_id = run_id
+        self.parent = parent
+        self.attributes: dict[str, Any] = {} if attributes is None else attributes
+        self.span_id: str = f"{_ids.getrandbits(64):016x}" if span_id is None else span_id
+        """64 random bits in hex (OpenTelemetry style): unique across the processes that append to one
+        trace, as a resumed run does, where a per-process counter would reuse ids."""
+        self.start_time: float = time.time()
+        self.start_perf: float = time.perf_counter()
+        self.end_time: float | None = None
+        self.duration_s: float | None = None
+        self.status = "running"
+        self.error: str | None = None
+        self.aggregated_input_tokens = 0
+        self.aggregated_output_tokens = 0
+        self.redacted: dict[str, tuple[str, str]] = {}
+        """Text attributes as last redacted, by name (the value, its redaction): the tracer redacts a string
+        attribute once, not again in the span's end record."""
+        self.redacted_name: str | None = None
+        """The name as redacted for the first record (the end record reuses it)."""
+
+    def __repr__(self) -> str:
+        return f"Span({self.kind.value}, {self.name!r}, span_id={self.span_id!r}, status={self.status!r})"
 
     def set(self, **attributes: Any) -> None:
         """Add or replace attributes (dots in names are spelled as ``__``: ``gen_ai__system``)."""

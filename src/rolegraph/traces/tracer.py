@@ -15,7 +15,8 @@ import asyncio
 import contextvars
 import time
 from collections.abc import Iterator, MutableMapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
 from typing import Any
 
 from rolegraph.traces.content import Processor
@@ -88,8 +89,9 @@ class Tracer:
         for sink in self.sinks:
             sink.emit(out)
 
-    @contextmanager
-    def span(self, kind: SpanKind, name: str, *, span_id: str | None = None, **attributes: Any) -> Iterator[Span]:
+    def span(
+        self, kind: SpanKind, name: str, *, span_id: str | None = None, **attributes: Any
+    ) -> AbstractContextManager[Span]:
         """Open a span under the current one; close it (with status and error) on exit.
 
         Attribute names may spell dots as ``__`` (``gen_ai__request__model``).
@@ -100,31 +102,10 @@ class Tracer:
         # A span from another run (a workflow called inside a tool) is not our parent.
         if parent is not None and parent.run_id != self.run_id:
             parent = None
-        span = Span(kind=kind, name=name, run_id=self.run_id, parent=parent)
-        if span_id is not None:
-            span.span_id = span_id
-        span.set(**attributes)
-        token = _current.set(span)
-        tracer_token = _tracer.set(self)
-        self._emit("span_start", span)
-        try:
-            yield span
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            span.status = "cancelled"
-            raise
-        except BaseException as exc:
-            span.status = "error"
-            span.error = f"{type(exc).__name__}: {exc}"
-            raise
-        else:
-            if span.status == "running":
-                span.status = "ok"
-        finally:
-            _current.reset(token)
-            _tracer.reset(tracer_token)
-            span.end_time = time.time()
-            span.duration_s = time.perf_counter() - span.start_perf
-            self._emit("span_end", span)
+        span = Span(kind, name, self.run_id, parent, span_id=span_id)
+        if attributes:
+            span.set(**attributes)
+        return _Scope(self, span)
 
     @contextmanager
     def under(self, span_id: str | None) -> Iterator[None]:
@@ -133,9 +114,7 @@ class Tracer:
         if span_id is None:
             yield
             return
-        token = _current.set(
-            Span(kind=SpanKind.INVOKE_AGENT, name="remote parent", run_id=self.run_id, span_id=span_id)
-        )
+        token = _current.set(Span(SpanKind.INVOKE_AGENT, "remote parent", self.run_id, span_id=span_id))
         try:
             yield
         finally:
@@ -167,13 +146,16 @@ class Tracer:
     def _emit(self, event: str, span: Span) -> None:
         if not self.sinks:
             return  # nobody listens: building and redacting the record would be wasted work
-        redact = self.redactor.value
+        parent = span.parent
+        name = span.redacted_name
+        if name is None:
+            name = span.redacted_name = self.redactor.text(span.name)
         record: dict[str, Any] = {
             "run_id": span.run_id,
             "span_id": span.span_id,
-            "parent_id": span.parent.span_id if span.parent else None,
-            "kind": str(span.kind),
-            "name": redact(span.name),
+            "parent_id": None if parent is None else parent.span_id,
+            "kind": _KIND_TEXT[span.kind],
+            "name": name,
             "start_time": span.start_time,
             "attributes": self._attributes(span),
         }
@@ -182,23 +164,70 @@ class Tracer:
             record["duration_s"] = span.duration_s
             record["status"] = span.status
             if span.error is not None:
-                record["error"] = redact(span.error)
+                record["error"] = self.redactor.text(span.error)
             if span.kind is not SpanKind.CHAT and (span.aggregated_input_tokens or span.aggregated_output_tokens):
                 record["attributes"]["rolegraph.aggregated.input_tokens"] = span.aggregated_input_tokens
                 record["attributes"]["rolegraph.aggregated.output_tokens"] = span.aggregated_output_tokens
         self._send(event, record)
 
     def _attributes(self, span: Span) -> dict[str, Any]:
-        """The span's attributes, redacted; a text attribute unchanged since the last record is not redacted again."""
-        redact = self.redactor.value
+        """The span's attributes, redacted: numbers pass as they are, a text attribute unchanged since the
+        last record is not redacted again, containers are walked."""
+        text = self.redactor.text
         done = span.redacted
         out: dict[str, Any] = {}
         for key, value in span.attributes.items():
-            if isinstance(value, str):
+            cls = type(value)
+            if cls is str:
                 seen = done.get(key)
                 if seen is None or seen[0] is not value:
-                    seen = done[key] = (value, self.redactor.text(value))
+                    seen = done[key] = (value, text(value))
                 out[key] = seen[1]
+            elif cls is int or cls is float or cls is bool or value is None:
+                out[key] = value
             else:
-                out[key] = redact(value)
+                out[key] = self.redactor.value(value)
         return out
+
+
+_KIND_TEXT = {kind: kind.value for kind in SpanKind}
+"""Each kind's text, looked up (an enum's ``value`` is a descriptor call on every record)."""
+
+
+class _Scope:
+    """What `Tracer.span` returns: a context manager that emits the span's start and end records.
+
+    A class rather than a generator-based context manager: one is entered per model call, tool call
+    and step, and this costs about half as much.
+    """
+
+    __slots__ = ("_span", "_span_token", "_tracer", "_tracer_token")
+
+    def __init__(self, tracer: Tracer, span: Span) -> None:
+        self._tracer = tracer
+        self._span = span
+
+    def __enter__(self) -> Span:
+        span = self._span
+        self._span_token = _current.set(span)
+        self._tracer_token = _tracer.set(self._tracer)
+        self._tracer._emit("span_start", span)
+        return span
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        span = self._span
+        if exc is None:
+            if span.status == "running":
+                span.status = "ok"
+        elif isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+            span.status = "cancelled"
+        else:
+            span.status = "error"
+            span.error = f"{type(exc).__name__}: {exc}"
+        _current.reset(self._span_token)
+        _tracer.reset(self._tracer_token)
+        span.end_time = time.time()
+        span.duration_s = time.perf_counter() - span.start_perf
+        self._tracer._emit("span_end", span)
