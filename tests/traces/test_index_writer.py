@@ -3,12 +3,13 @@ re-import, and a re-import where the live rows may be incomplete."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 from typing import Any
 
 from rolegraph.traces._rows import RunEnd
-from rolegraph.traces.index_writer import index_writer
+from rolegraph.traces.index_writer import IndexWriter, index_writer
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.store import TraceStore
 
@@ -61,10 +62,71 @@ class TestIndexWriter:
         with TraceStore(home / "index.sqlite", prices=PriceTable()) as store:
             assert len(store.spans(folder.name)) == len(store_spans(records))
 
+    async def test_runs_finishing_together_get_the_rows_an_import_would(
+        self, runs: Path, make_records: Any, make_run: Any
+    ) -> None:
+        """Several runs fed and finished at once (one transaction for all) each get an import's row and spans."""
+        home = runs.parent
+        writer = IndexWriter(home / "index.sqlite")
+        feeds = []
+        for n in range(5):
+            records = await make_records(f"20261101-12000{n}-aaaaaa")
+            folder = make_run(runs, records)
+            run = writer.open_run(folder)
+            for record in records:
+                run.emit(record)
+            feeds.append((run, folder, records))
+        await asyncio.gather(*(run.finish(END) for run, _, _ in feeds))
+        with TraceStore(home / "index.sqlite", prices=PriceTable()) as store:
+            live = {folder.name: (_row(home, folder.name), _span_rows(store, folder.name)) for _, folder, _ in feeds}
+            assert store.sync(runs) == []
+            for run, folder, records in feeds:
+                assert run.errors == 0
+                imported = dataclasses.asdict(store.import_run(folder))
+                assert live[folder.name] == (imported, _span_rows(store, folder.name))
+                assert {s.span_id for s in store.spans(folder.name)} == store_spans(records)
+
+    async def test_a_run_end_writes_only_that_runs_rows(self, runs: Path, make_records: Any) -> None:
+        """A run's end commits its own records; another run's records wait for the interval (here: its close)."""
+        home = runs.parent
+        writer = IndexWriter(home / "index.sqlite", interval=3600)
+        ending, open_ = await make_records("20261101-120000-aaaaaa"), await make_records("20261101-120001-bbbbbb")
+        other = writer.open_run(runs / open_[0]["run_id"])
+        for record in open_[:3]:
+            other.emit(record)
+        run = writer.open_run(runs / ending[0]["run_id"])
+        for record in ending:
+            run.emit(record)
+        await run.finish(END)
+        with TraceStore(home / "index.sqlite", prices=PriceTable()) as store:
+            assert {s.span_id for s in store.spans(ending[0]["run_id"])} == store_spans(ending)
+            assert store.spans(open_[0]["run_id"]) == []
+        other.close()
+        with TraceStore(home / "index.sqlite", prices=PriceTable()) as store:
+            assert len(store.spans(open_[0]["run_id"])) == 3
+
+    async def test_a_span_started_and_ended_in_one_batch_passes_its_step_on(self, runs: Path, records: Records) -> None:
+        """Spans whose start and end are committed together get one finished row, and their children the
+        step and role they inherit."""
+        home = runs.parent
+        run = IndexWriter(home / "index.sqlite", interval=3600).open_run(runs / records[0]["run_id"])
+        for record in records:
+            run.emit(record)
+        run.close()
+        with TraceStore(home / "index.sqlite", prices=PriceTable()) as store:
+            spans = store.spans(records[0]["run_id"])
+        chats = sorted((s.step_id, s.role, s.status) for s in spans if s.kind == "chat")
+        assert chats == [("a", "researcher", "ok"), ("b", "researcher", "ok"), ("write", "writer", "ok")]
+        assert len(spans) == len(store_spans(records)) and all(s.status == "ok" for s in spans)
+
     async def test_one_writer_per_home(self, tmp_path: Path) -> None:
         """Every run of a process indexing into one home shares one writer."""
         assert index_writer(tmp_path / "index.sqlite") is index_writer(tmp_path / "." / "index.sqlite")
         assert index_writer(tmp_path / "index.sqlite") is not index_writer(tmp_path / "b" / "index.sqlite")
+
+
+def _span_rows(store: TraceStore, run_id: str) -> list[dict[str, Any]]:
+    return sorted((dataclasses.asdict(s) for s in store.spans(run_id)), key=lambda s: str(s["span_id"]))
 
 
 def store_spans(records: Records) -> set[str]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rolegraph.layout import SUMMARY_FILE, TRACE_FILE, RunFolder
+from rolegraph.traces.sinks import dumps
 from rolegraph.traces.trace import SpanRecord
 
 
@@ -96,8 +96,52 @@ def span_row(run_id: str, record: dict[str, Any], context: Context, ended: bool)
         item_text(attributes.get("gen_ai.tool.name")),
         attributes.get("gen_ai.usage.input_tokens") if is_chat else None,
         attributes.get("gen_ai.usage.output_tokens") if is_chat else None,
-        json.dumps(attributes, ensure_ascii=False, default=str),
+        dumps(attributes).decode("utf-8"),
     )
+
+
+@dataclass
+class LiveRows:
+    """The rows a batch of live records gives, for one or many runs (`add_live_rows`)."""
+
+    starts: list[tuple[Any, ...]] = field(default_factory=list)
+    """Rows of spans still open at the batch's end (``unfinished``)."""
+    ends: list[tuple[Any, ...]] = field(default_factory=list)
+    """Rows of spans that ended (upserted over their start's row, or written as the only row)."""
+    roots: dict[str, tuple[dict[str, Any], bool, Path | None]] = field(default_factory=dict)
+    """Each run's latest root (``invoke_workflow``) record, whether it ended, and the run's folder."""
+    tokens: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Tokens of the chat spans that ended, by run."""
+
+
+def add_live_rows(rows: LiveRows, records: list[dict[str, Any]], context: Context, run_dir: Path | None) -> None:
+    """Add the rows of one run's live `records` (in emission order) to `rows`.
+
+    A span that starts and ends within the batch gives one row, from its end: its start's row
+    would be overwritten in the same transaction (half the rows for the short spans that make
+    most of a trace). Its start still passes its step and role on to its children.
+    """
+    ended_here = {r["span_id"] for r in records if r.get("event") == "span_end" and "span_id" in r}
+    for record in records:
+        event = record.get("event")
+        if event not in ("span_start", "span_end") or "span_id" not in record:
+            continue
+        span_id = record["span_id"]
+        run_id = str(record.get("run_id"))
+        ended = event == "span_end"
+        if ended:
+            row = span_row(run_id, record, context, ended=True)
+            rows.ends.append(row)
+            context.forget(span_id)
+            if record.get("kind") == "chat":
+                before = rows.tokens.get(run_id, (0, 0))
+                rows.tokens[run_id] = (before[0] + (row[15] or 0), before[1] + (row[16] or 0))
+        elif span_id in ended_here:
+            context.resolve(span_id, record.get("parent_id"), record.get("attributes") or {})
+        else:
+            rows.starts.append(span_row(run_id, record, context, ended=False))
+        if record.get("kind") == "invoke_workflow" and record.get("parent_id") is None:
+            rows.roots[run_id] = (record, ended, run_dir)
 
 
 def writer_alive(writer: str | None) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -131,17 +132,29 @@ class IndexWriter:
 
     def _work(self) -> None:
         store = self._open()
+        written = time.monotonic()  # when every due run was last written
+        left = False  # whether runs were left due at the last pass (a run's end wrote only its own rows)
         while True:
             with self._wake:
                 while not self._due:
                     self._wake.wait()
-                if not self._urgent:  # gather a batch; a run's end cuts the wait short
-                    self._wake.wait(self.interval)
-                due, self._due, self._urgent = self._due, {}, False
-            for run, closing in due.items():
-                self._write(store, run)
-                if closing:
-                    self._end(store, run)
+                if not self._urgent:  # gather a batch (what is left from a run's end: the rest of it)
+                    self._wake.wait(max(0.0, self.interval - (time.monotonic() - written)) if left else self.interval)
+                left = False
+                if self._urgent and time.monotonic() - written < self.interval:
+                    # A run's end waits only on its own rows: the others keep gathering until the interval is up.
+                    due = {run: True for run, closing in self._due.items() if closing}
+                    self._due = {run: False for run, closing in self._due.items() if not closing}
+                    left = bool(self._due)
+                else:
+                    due, self._due = self._due, {}
+                    written = time.monotonic()
+                self._urgent = False
+            self._write(store, list(due))
+            closing = [run for run, ends in due.items() if ends]
+            if closing:
+                self._end(store, closing)
+                for run in closing:
                     run.done()
 
     def _open(self) -> TraceStore | None:
@@ -152,26 +165,37 @@ class IndexWriter:
             return None
 
     @staticmethod
-    def _write(store: TraceStore | None, run: RunIndex) -> None:
-        records = run.take()
-        if not records or store is None:
+    def _write(store: TraceStore | None, runs: list[RunIndex]) -> None:
+        """Every run's buffered records in one transaction (one commit for all the runs of the home)."""
+        batches = [(records, run.context, run.run_dir) for run in runs if (records := run.take())]
+        if not batches or store is None:
             return
         try:
-            store.write_records(records, run.context, run_dir=run.run_dir)
+            store.write_runs(batches)
         except Exception:  # never crash the writer: the JSONL file has every record anyway
-            run.errors += 1
+            for run in runs:
+                run.errors += 1
 
     @staticmethod
-    def _end(store: TraceStore | None, run: RunIndex) -> None:
-        end = run.end
-        if store is None or end is None:
+    def _end(store: TraceStore | None, runs: list[RunIndex]) -> None:
+        """Complete the rows of the runs that ended, in one transaction; re-import those whose rows may be short."""
+        if store is None:
             return
+        live = [run for run in runs if run.end is not None and not run.errors and not run.end.resumed]
+        again = [run for run in runs if run.end is not None and run not in live]
         try:
-            run_id = run.run_dir.name
-            if run.errors or end.resumed or not store.finish_run(run_id, end, run_stamp(run.run_dir)):
+            ends = [(run.run_dir.name, run.end, run_stamp(run.run_dir)) for run in live if run.end is not None]
+            missing = set(store.finish_runs(ends))
+        except Exception:  # as below: `TraceStore.sync` re-imports a folder whose row is not current
+            for run in live:
+                run.errors += 1
+            return
+        again += [run for run in live if run.run_dir.name in missing]
+        for run in again:
+            try:
                 store.import_run(run.run_dir)
-        except Exception:  # as above: `TraceStore.sync` re-imports a folder whose row is not current
-            run.errors += 1
+            except Exception:  # as above: `TraceStore.sync` re-imports a folder whose row is not current
+                run.errors += 1
 
 
 _WRITERS: dict[Path, IndexWriter] = {}

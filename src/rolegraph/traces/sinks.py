@@ -80,11 +80,13 @@ class JsonlSink:
         with self._lock:
             if self._closed:
                 return
+            first = not self._buffer
             self._buffer.append(line)
             if now:
                 self._write()
                 return
-        _FLUSHER.due(self, self._interval)
+        if first:  # the flusher was told of the records already buffered, and writes this one with them
+            _FLUSHER.due(self, self._interval)
 
     def flush(self) -> None:
         """Write what is buffered."""

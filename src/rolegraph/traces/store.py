@@ -43,7 +43,9 @@ from rolegraph.errors import DamagedFileError
 from rolegraph.layout import Home, RunFolder, is_run_id
 from rolegraph.traces._rows import (
     Context,
+    LiveRows,
     RunEnd,
+    add_live_rows,
     as_record,
     item_text,
     run_stamp,
@@ -462,36 +464,23 @@ class TraceStore:
             context: Step/role inheritance carried over from earlier batches of the same runs.
             run_dir: The run folder, recorded in the run's row.
         """
-        context = context or Context()
-        starts: list[tuple[Any, ...]] = []
-        ends: list[tuple[Any, ...]] = []
-        roots: dict[str, tuple[dict[str, Any], bool]] = {}
-        tokens: dict[str, tuple[int, int]] = {}
-        for record in records:
-            event = record.get("event")
-            if event not in ("span_start", "span_end") or "span_id" not in record:
-                continue
-            run_id = str(record.get("run_id"))
-            ended = event == "span_end"
-            row = span_row(run_id, record, context, ended=ended)
-            (ends if ended else starts).append(row)
-            if ended:
-                context.forget(record["span_id"])
-                if record.get("kind") == "chat":
-                    before = tokens.get(run_id, (0, 0))
-                    tokens[run_id] = (before[0] + (row[15] or 0), before[1] + (row[16] or 0))
-            if record.get("kind") == "invoke_workflow" and record.get("parent_id") is None:
-                roots[run_id] = (record, ended)
+        self.write_runs([(records, context or Context(), run_dir)])
+
+    def write_runs(self, batches: Iterable[tuple[list[dict[str, Any]], Context, Path | None]]) -> None:
+        """Index several runs' live records, each with its context and folder, in one transaction."""
+        rows = LiveRows()
+        for records, context, run_dir in batches:
+            add_live_rows(rows, records, context, run_dir)
         with self._transaction():
-            self._db.executemany(f"INSERT OR IGNORE INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(18)})", starts)
+            self._db.executemany(f"INSERT OR IGNORE INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(18)})", rows.starts)
             # An end updates its start's row in place (cheaper than REPLACE: no index entry moves).
-            self._db.executemany(_UPSERT_SPAN, ends)
-            for run_id, (record, ended) in roots.items():
+            self._db.executemany(_UPSERT_SPAN, rows.ends)
+            for run_id, (record, ended, run_dir) in rows.roots.items():
                 self._write_run(run_id, record, ended=ended, run_dir=run_dir)
             # A live run's totals grow as its model calls end; added, not re-summed, so a batch costs O(batch).
             self._db.executemany(
                 "UPDATE runs SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE run_id = ?",
-                [(i, o, run_id) for run_id, (i, o) in tokens.items() if run_id not in roots],
+                [(i, o, run_id) for run_id, (i, o) in rows.tokens.items() if run_id not in rows.roots],
             )
 
     def _write_run(self, run_id: str, record: dict[str, Any], *, ended: bool, run_dir: Path | None) -> None:
@@ -519,14 +508,22 @@ class TraceStore:
     def finish_run(self, run_id: str, end: RunEnd, stamp: str) -> bool:
         """Complete a live run's row at its end (status, start, duration) with its totals and the folder's
         `stamp`, so `sync` leaves it be. False if the run has no row."""
-        tokens_in, tokens_out, cost = self._usage(run_id)
+        return not self.finish_runs([(run_id, end, stamp)])
+
+    def finish_runs(self, ends: Iterable[tuple[str, RunEnd, str]]) -> list[str]:
+        """`finish_run` for several runs (id, end, stamp) in one transaction; the ids of those with no row."""
+        missing: list[str] = []
         with self._transaction():
-            cursor = self._db.execute(
-                "UPDATE runs SET status = ?, started = COALESCE(?, started), duration_s = ?, input_tokens = ?,"
-                " output_tokens = ?, cost_usd = ?, source_stamp = ?, writer = NULL WHERE run_id = ?",
-                (end.status, end.started, end.duration_s, tokens_in, tokens_out, cost, stamp, run_id),
-            )
-        return cursor.rowcount == 1
+            for run_id, end, stamp in ends:
+                tokens_in, tokens_out, cost = self._usage(run_id)
+                cursor = self._db.execute(
+                    "UPDATE runs SET status = ?, started = COALESCE(?, started), duration_s = ?, input_tokens = ?,"
+                    " output_tokens = ?, cost_usd = ?, source_stamp = ?, writer = NULL WHERE run_id = ?",
+                    (end.status, end.started, end.duration_s, tokens_in, tokens_out, cost, stamp, run_id),
+                )
+                if cursor.rowcount != 1:
+                    missing.append(run_id)
+        return missing
 
     def _known_dir(self, run_id: str) -> str | None:
         row = self._db.execute("SELECT run_dir FROM runs WHERE run_id = ?", (run_id,)).fetchone()

@@ -206,12 +206,15 @@ class _Scope:
     def __init__(self, tracer: Tracer, span: Span) -> None:
         self._tracer = tracer
         self._span = span
+        self._tracer_token: contextvars.Token[Tracer | None] | None = None
 
     def __enter__(self) -> Span:
         span = self._span
         self._span_token = _current.set(span)
-        self._tracer_token = _tracer.set(self._tracer)
-        self._tracer._emit("span_start", span)
+        # Nested spans of one tracer (nearly all) leave the current tracer as it is: one context change, not two.
+        tracer = self._tracer
+        self._tracer_token = None if _tracer.get() is tracer else _tracer.set(tracer)
+        tracer._emit("span_start", span)
         return span
 
     def __exit__(
@@ -227,7 +230,8 @@ class _Scope:
             span.status = "error"
             span.error = f"{type(exc).__name__}: {exc}"
         _current.reset(self._span_token)
-        _tracer.reset(self._tracer_token)
+        if self._tracer_token is not None:
+            _tracer.reset(self._tracer_token)
         span.end_time = time.time()
         span.duration_s = time.perf_counter() - span.start_perf
         self._tracer._emit("span_end", span)
