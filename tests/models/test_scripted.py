@@ -206,6 +206,14 @@ class TestScriptFile:
         with pytest.raises(ModelNotAvailableError, match=r"nope\.yaml"):
             load_script(tmp_path / "nope.yaml")
 
+    def test_a_script_is_parsed_once_and_read_again_when_changed(self, tmp_path: Path) -> None:
+        """An unchanged script gives the completions parsed before; a rewritten one (same size) its new ones."""
+        path = self.write(tmp_path, "- {text: one}\n")
+        first = load_script(path)
+        assert load_script(path)[0] is first[0]
+        path.write_text("- {text: two}\n", encoding="utf-8")
+        assert [c.text for c in load_script(path)] == ["two"]
+
 
 class TestSkip:
     async def test_skip_moves_past_responses_a_resume_replays(self) -> None:

@@ -148,8 +148,9 @@ class RunStore:
         could damage a store that holds nothing yet), and the six flushes of switching a fresh
         file to WAL were most of a short run's cost. Every later write is ``synchronous=NORMAL``.
         """
-        if new:
+        if new:  # and no rollback journal file for the switch to WAL: there is nothing to roll back
             self._db.execute("PRAGMA synchronous=OFF")
+            self._db.execute("PRAGMA journal_mode=MEMORY")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(f"BEGIN;\n{_SCHEMA}COMMIT;\n")
         self._db.execute("PRAGMA synchronous=NORMAL")

@@ -167,26 +167,47 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
+_SCRIPTS: dict[tuple[str, str], tuple[Completion, ...]] = {}
+"""Parsed scripts by file and text: a workflow run many times parses its script once (reading the
+file is cheap beside parsing it). The completions are shared between runs, and never modified."""
+_SCRIPTS_KEPT = 64
+
+
 def load_script(path: Path) -> list[Completion]:
     """The completions a script file describes (see the module docstring for the format).
+
+    A file whose text was parsed before is not parsed again.
 
     Raises:
         ModelNotAvailableError: The file does not exist, is not UTF-8 or not valid YAML, or an
             entry is not one of the known forms (the model cannot be used: bad input, in one line).
     """
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
-        try:  # libyaml's loader when present (1,000 entries in milliseconds); its errors say less
-            document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except yaml.YAMLError:
-            document = yaml.safe_load(text)  # raises again, with PyYAML's own message and place
     except FileNotFoundError:
         raise ModelNotAvailableError(f"scripted model file not found: {path}") from None
     except UnicodeDecodeError as exc:
         message = f"{path}: not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
         raise ModelNotAvailableError(message) from None
+    key = (str(path), text)
+    known = _SCRIPTS.get(key)
+    if known is not None:
+        return list(known)
+    completions = _parse_script(path, text)
+    if len(_SCRIPTS) >= _SCRIPTS_KEPT:
+        _SCRIPTS.pop(next(iter(_SCRIPTS)))  # the oldest
+    _SCRIPTS[key] = tuple(completions)
+    return completions
+
+
+def _parse_script(path: Path, text: str) -> list[Completion]:
+    import yaml
+
+    try:
+        try:  # libyaml's loader when present (1,000 entries in milliseconds); its errors say less
+            document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except yaml.YAMLError:
+            document = yaml.safe_load(text)  # raises again, with PyYAML's own message and place
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)

@@ -207,7 +207,7 @@ async def invoke(
     for sink in trace_sinks:
         run.tracer.add_sink(sink)
     durability.add_kill_sink(run.tracer)
-    _write_summary(run, redactor)
+    await asyncio.to_thread(_write_summary, run, redactor)  # file work in a thread: the loop runs other runs
     try:
         await _run_root(run, resuming=resuming, on_step=on_step, hooks=hooks)
     finally:
@@ -230,19 +230,24 @@ async def _record_end(run: _Run, trace_sinks: RunSinks, redactor: Redactor, *, r
     """
     durability = run.durability
     run.result.sources = list(run.sources)
-    _write_sources(run.folder.sources, run.result.sources, redactor)
     run.result.usage = durability.usage
     run.result.replayed_calls, run.result.resent_calls = durability.replayed_calls, durability.resent_calls
     if run.scheduler is not None:
         run.result.resumed_steps = list(run.scheduler.restored)
         run.result.executed_steps = list(run.scheduler.executed)
     run.result.duration_s = (dt.datetime.now(dt.UTC) - run.started).total_seconds()
-    _write_summary(run, redactor)
-    # In a thread: closing the store checkpoints its WAL into the file, flushes that must not hold up
-    # the other runs of this event loop.
-    await asyncio.to_thread(durability.finish, run.result.status)
+    # In a thread: files written and renamed, and the store's close (it checkpoints its WAL into the
+    # file, with flushes to disk) must not hold up the other runs of this event loop.
+    await asyncio.to_thread(_write_end, run, redactor)
     # The live index completes the run's row from what it already holds: no re-import of the trace.
     await trace_sinks.close(RunEnd(run.result.status, run.started.timestamp(), run.result.duration_s, resumed=resuming))
+
+
+def _write_end(run: _Run, redactor: Redactor) -> None:
+    """The run's sources, its final ``run.json``, then its status in the store, which is closed."""
+    _write_sources(run.folder.sources, run.result.sources, redactor)
+    _write_summary(run, redactor)
+    run.durability.finish(run.result.status)
 
 
 async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:
@@ -311,7 +316,7 @@ async def _setup(
             await model.check()
         if not resuming:
             folder.path.mkdir(parents=True, exist_ok=False)
-        durability.open(resuming=resuming, sources=sources, models=executor.models)
+        await asyncio.to_thread(durability.open, resuming=resuming, sources=sources, models=executor.models)
     except BaseException:
         await _close(executor, tools, cache)
         durability.close()
