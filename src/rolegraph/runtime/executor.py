@@ -236,6 +236,7 @@ class LocalExecutor:
         self._models: dict[tuple[str, ModelOptions], Model] = {}
         self._named: dict[str, tuple[Model, ModelSettings]] = {}
         self._moderation: list[Model] = []
+        self._cached: dict[str, bool] = {}
         # Load every model now: heavy loading belongs before the first step, not inside it.
         for step_id, step in spec.steps.items():
             if step.kind == "agent":
@@ -276,8 +277,11 @@ class LocalExecutor:
     def _uses_cache(self, name: str) -> bool:
         """Whether a model (a name from `models` or a model string) uses the cache: its entry's ``cache``, else
         the run's choice."""
-        own = self.spec.model_spec(name).cache
-        return self.cache is not None and (self.cache_default if own is None else own)
+        uses = self._cached.get(name)
+        if uses is None:  # worked out once per name: every agent step asks
+            own = self.spec.model_spec(name).cache
+            uses = self._cached[name] = self.cache is not None and (self.cache_default if own is None else own)
+        return uses
 
     def _judge(self, name: str) -> tuple[Model, ModelSettings, bool]:
         """A judge check's model, its settings, and whether it uses the cache."""

@@ -314,9 +314,8 @@ async def _setup(
         durability.check_prices(executor.models)
         for model in executor.models.values():  # e.g. "is Ollama running?", before any folder is made
             await model.check()
-        if not resuming:
-            folder.path.mkdir(parents=True, exist_ok=False)
-        await asyncio.to_thread(durability.open, resuming=resuming, sources=sources, models=executor.models)
+        # In a thread: making the folder and the store is file work the loop's other runs need not wait for.
+        await asyncio.to_thread(_open_folder, folder, durability, resuming, sources, executor.models)
     except BaseException:
         await _close(executor, tools, cache)
         durability.close()
@@ -326,6 +325,15 @@ async def _setup(
     run = _Run(workflow, info, folder, durability, tracer, sources, tools, executor, started, result, traced)
     run.cache = cache
     return run
+
+
+def _open_folder(
+    folder: RunFolder, durability: RunDurability, resuming: bool, sources: SourceRegistry, models: Mapping[str, Model]
+) -> None:
+    """Make a new run's folder, then open (or create) its durable state."""
+    if not resuming:
+        folder.path.mkdir(parents=True, exist_ok=False)
+    durability.open(resuming=resuming, sources=sources, models=models)
 
 
 def _cache_default(workflow: CompiledWorkflow, info: RunInfo) -> bool:
