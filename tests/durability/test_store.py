@@ -52,6 +52,21 @@ class TestCheckpoints:
         assert loaded is not None
         assert {k: s.output for k, s in loaded.states.items()} == {"a": {"x": 1}, "b": {"y": 2}}
 
+    def test_route_tables_follow_the_last_save_that_changed_them(self, store: RunStore, tmp_path: Path) -> None:
+        """Saves with the same route counters keep them; a save with new counters (or none) replaces them."""
+        state = {"a": StepState(step_id="a", status="completed", visits=1)}
+        first = Checkpoint(states=state, route_fired={("b", 0): 1}, routed={"a": {"times": 1}})
+        second = Checkpoint(states=state, route_fired={("b", 0): 2}, routed={"a": {"times": 2}})
+        for saved in (first, first, second, second, first):
+            store.save(saved)
+            loaded = store.load()
+            assert loaded is not None
+            assert (loaded.route_fired, loaded.routed) == (saved.route_fired, saved.routed)
+        store.save(Checkpoint(states=state))
+        store.close()
+        again = RunStore.open_existing(tmp_path).load()
+        assert again is not None and (again.route_fired, again.routed) == ({}, {})
+
     def test_a_checkpoint_sets_the_elapsed_time_in_the_record(self, store: RunStore) -> None:
         """The elapsed wall time saved with a checkpoint is the record's, the rest of the record unchanged."""
         store.write_record(RunInfo(run_id="20261101-120000-aaaaaa", workflow="w", inputs={"q": "x"}))

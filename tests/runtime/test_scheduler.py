@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from rolegraph.errors import BudgetExceeded
+from rolegraph.models.model import Usage
 from rolegraph.runtime.scheduler import Scheduler, StepCall, StepOutcome, StepState
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import MemorySink
@@ -459,6 +460,23 @@ class TestCheckpoints:
         await scheduler.run()
         assert "review" in checkpointer.saves[1] and "draft" in checkpointer.saves[1]
         assert checkpointer.rows["draft"]["visits"] == 2 and checkpointer.rows["review"]["status"] == "completed"
+
+
+class TestStepStateData:
+    def test_as_data_is_the_json_dump(self) -> None:
+        """A state's `as_data` (what checkpoints and step files hold) is exactly its pydantic JSON dump."""
+        state = StepState(
+            step_id="s",
+            status="completed",
+            output=[{"a": 1, "b": ["x", None, 2.5]}],
+            error="e",
+            visits=2,
+            usage=Usage(input_tokens=3, output_tokens=4),
+            tool_calls=1,
+            skipped_items=[{"index": 1, "item": "q", "error": "boom"}],
+        )
+        assert state.as_data() == state.model_dump(mode="json")
+        assert StepState.model_validate(state.as_data()) == state
 
 
 class TestTimeouts:

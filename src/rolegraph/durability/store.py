@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from rolegraph.agents.journal import RequestDigest
@@ -71,6 +72,25 @@ CREATE TABLE IF NOT EXISTS superseded (
     output_tokens INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL, request TEXT
 );
 """
+
+
+def _dumps(value: Any, *, strict: bool = False) -> str:
+    """`value` as compact JSON text: orjson, the standard library for what orjson refuses (a lone
+    surrogate, an integer past 64 bits). A value JSON cannot hold is written as its ``str``, or
+    raises `TypeError` if `strict`."""
+    default = None if strict else str
+    try:
+        return orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, ensure_ascii=False, default=default)
+
+
+def _loads(text: str) -> Any:
+    """JSON text written by `_dumps` back to a value (the standard library for a lone surrogate)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _digest(value: Any) -> RequestDigest | None:
@@ -164,6 +184,8 @@ class RunStore:
         self._request_column = "request" if "request" in columns else "NULL"
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         self._has_superseded = "superseded" in tables
+        self._routes_saved: tuple[dict[tuple[str, int], int], dict[str, Any]] | None = None
+        """The route counters and routed contexts last written (None: not yet, so the next save writes them)."""
         self._cache: dict[str, Any] = {}
         self._requests: dict[str, RequestDigest | None] = {}
         for call_id, result, request in self._db.execute(f"SELECT call_id, result, {self._request_column} FROM calls"):
@@ -214,8 +236,8 @@ class RunStore:
         """Close the database."""
         self._db.close()
 
-    def _json(self, value: Any) -> str:
-        return json.dumps(self._redact(value), ensure_ascii=False, default=str)
+    def _json(self, value: Any, *, strict: bool = False) -> str:
+        return _dumps(self._redact(value), strict=strict)
 
     def _hit(self, kind: str) -> None:
         if self.kill_points is not None:
@@ -251,22 +273,31 @@ class RunStore:
             checkpoint: What changed (see `rolegraph.runtime.scheduler.Checkpointer.save`).
             elapsed_s: The run's wall time so far, set in the run's record in the same transaction.
         """
-        rows = [(s.step_id, self._json(s.model_dump(mode="json"))) for s in checkpoint.states.values()]
-        routed = [(step, self._json(context)) for step, context in checkpoint.routed.items()]
+        rows = [(s.step_id, self._json(s.as_data(), strict=True)) for s in checkpoint.states.values()]
+        routes = (checkpoint.route_fired, checkpoint.routed)
+        rewrite_routes = routes != self._routes_saved  # the route tables are rewritten only when they changed
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("INSERT OR REPLACE INTO steps (step_id, state) VALUES (?, ?)", rows)
-            self._db.execute("DELETE FROM routes")
-            self._db.executemany(
-                "INSERT INTO routes (step_id, route, fired) VALUES (?, ?, ?)",
-                [(step, route, fired) for (step, route), fired in checkpoint.route_fired.items()],
-            )
-            self._db.execute("DELETE FROM routed")
-            self._db.executemany("INSERT INTO routed (step_id, context) VALUES (?, ?)", routed)
+            if rewrite_routes:
+                self._write_routes(checkpoint)
             if elapsed_s is not None:  # the one field that changes: not the whole record again
                 sql = "UPDATE run SET record = json_set(record, '$.elapsed_s', ?) WHERE id = 1"
                 self._db.execute(sql, (elapsed_s,))
+        if rewrite_routes:
+            self._routes_saved = (dict(checkpoint.route_fired), dict(checkpoint.routed))
         self._hit("checkpoint")
+
+    def _write_routes(self, checkpoint: Checkpoint) -> None:
+        """Replace the route counters and routed contexts (inside the caller's transaction)."""
+        self._db.execute("DELETE FROM routes")
+        self._db.executemany(
+            "INSERT INTO routes (step_id, route, fired) VALUES (?, ?, ?)",
+            [(step, route, fired) for (step, route), fired in checkpoint.route_fired.items()],
+        )
+        self._db.execute("DELETE FROM routed")
+        routed = [(step, self._json(context)) for step, context in checkpoint.routed.items()]
+        self._db.executemany("INSERT INTO routed (step_id, context) VALUES (?, ?)", routed)
 
     def load(self) -> Checkpoint | None:
         """The last scheduler checkpoint, or None if none was written."""
@@ -328,7 +359,7 @@ class RunStore:
                 )
                 self._db.execute("DELETE FROM calls WHERE call_id = ?", (entry.call_id,))
             self._db.execute(f"INSERT INTO calls ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*row, result, request))
-        self._cache[entry.call_id] = json.loads(result)
+        self._cache[entry.call_id] = _loads(result)
         self._requests[entry.call_id] = entry.request
         self._hit("journal")
 

@@ -536,7 +536,7 @@ def _indented_json(data: Any) -> bytes:
     """`data` as JSON indented by two spaces, in UTF-8 (orjson; the standard library for what it refuses:
     a lone surrogate, an integer past 64 bits)."""
     try:
-        return orjson.dumps(data, option=orjson.OPT_INDENT_2)
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8", "backslashreplace")
 
@@ -562,11 +562,15 @@ async def _close(executor: RunExecutor | None, tools: Sequence[Tool[Any]], cache
 def _saving_steps(folder: RunFolder, tracer: Tracer, then: StepListener | None) -> StepListener:
     """A step listener that writes each completed step's output to ``steps/<step_id>.json``, then calls `then`."""
 
+    made: list[bool] = []  # whether the steps folder exists (made at the first completed step)
+
     def listener(state: StepState) -> None:
         if state.status == "completed":
             with tracer.span(SpanKind.CHECKPOINT, f"checkpoint {state.step_id}", rolegraph__step__id=state.step_id):
-                folder.steps.mkdir(exist_ok=True)
-                data = tracer.redactor.value(state.model_dump(mode="json"))  # no secret in a step file
+                if not made:
+                    folder.steps.mkdir(exist_ok=True)
+                    made.append(True)
+                data = tracer.redactor.value(state.as_data())  # no secret in a step file
                 _write_atomically(folder.step_file(state.step_id), _indented_json(data))
         if then is not None:
             then(state)

@@ -103,6 +103,20 @@ class StepState(BaseModel):
     """Items of a ``for_each`` step with ``on_item_error: skip`` that failed, left out of its output:
     ``{index, item, error}`` each, in item order."""
 
+    def as_data(self) -> dict[str, Any]:
+        """The state as JSON data, as ``model_dump(mode="json")`` gives it for JSON outputs, without pydantic's
+        serialiser: what a checkpoint and a step file hold, built once per completed step."""
+        return {
+            "step_id": self.step_id,
+            "status": self.status,
+            "output": self.output,
+            "error": self.error,
+            "visits": self.visits,
+            "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens},
+            "tool_calls": self.tool_calls,
+            "skipped_items": self.skipped_items,
+        }
+
 
 @dataclass
 class Checkpoint:

@@ -108,12 +108,18 @@ ENV.filters["numbered"] = _numbered
 _RENDER_ERRORS = (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError)
 
 
-@lru_cache(maxsize=512)
+# Compiled once per text: a workflow's templates are rendered at every step of every run. Sized for a
+# 10,000-step workflow (a chain's steps each have their own texts): a cache smaller than the workflow is
+# swept through by every run in the same order, so it would compile every template again (a few KB each).
+_COMPILED_CACHE = 16384
+
+
+@lru_cache(maxsize=_COMPILED_CACHE)
 def _template(text: str) -> jinja2.Template:
     return ENV.from_string(text)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=_COMPILED_CACHE)
 def _expression(text: str) -> Any:
     return ENV.compile_expression(text, undefined_to_none=False)
 

@@ -7,7 +7,10 @@ count:
   output: {words: integer}           # optional: the return value's fields and types
 ```
 
-The function may be sync (run in a worker thread, off the event loop) or async.
+The function may be sync (run in a worker thread, off the event loop, so a function
+that blocks never stalls the other steps or the step timeout) or async (awaited on
+the loop: no thread hop, about 50 µs a call on a loaded 2-core machine, which a
+quick function that does no blocking work saves by being declared ``async def``).
 What it returns is the step's output: a mapping (or a pydantic model) as it is,
 a `ToolResult` as a tool step's output (its sources registered, so later agents
 can cite them), anything else as ``{"result": value}``. It must be JSON data.
