@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,21 +168,40 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-_SCRIPTS: dict[tuple[str, str], tuple[Completion, ...]] = {}
-"""Parsed scripts by file and text: a workflow run many times parses its script once (reading the
-file is cheap beside parsing it). The completions are shared between runs, and never modified."""
+@dataclass(frozen=True)
+class _Parsed:
+    stamp: tuple[int, int, int, int]
+    text: str
+    completions: tuple[Completion, ...]
+
+
+_SCRIPTS: dict[str, _Parsed] = {}
+"""Parsed scripts by file: a workflow run many times parses its script once. The completions are
+shared between runs, and never modified."""
 _SCRIPTS_KEPT = 64
+_SETTLED_S = 2.0
+"""A file unchanged (same inode, size and times) and last modified longer ago than this is not read
+again; a newer one is (file times can be coarser than two writes in a row)."""
 
 
 def load_script(path: Path) -> list[Completion]:
     """The completions a script file describes (see the module docstring for the format).
 
-    A file whose text was parsed before is not parsed again.
+    A file parsed before is not parsed again while its text is the same.
 
     Raises:
         ModelNotAvailableError: The file does not exist, is not UTF-8 or not valid YAML, or an
             entry is not one of the known forms (the model cannot be used: bad input, in one line).
     """
+    key = str(path)
+    known = _SCRIPTS.get(key)
+    try:
+        stat = path.stat()
+        stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    except OSError:
+        stamp = None
+    if known is not None and known.stamp == stamp and time.time() - stat.st_mtime > _SETTLED_S:
+        return list(known.completions)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -189,15 +209,13 @@ def load_script(path: Path) -> list[Completion]:
     except UnicodeDecodeError as exc:
         message = f"{path}: not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
         raise ModelNotAvailableError(message) from None
-    key = (str(path), text)
-    known = _SCRIPTS.get(key)
-    if known is not None:
-        return list(known)
-    completions = _parse_script(path, text)
+    completions = known.completions if known is not None and known.text == text else tuple(_parse_script(path, text))
+    _SCRIPTS.pop(key, None)
     if len(_SCRIPTS) >= _SCRIPTS_KEPT:
-        _SCRIPTS.pop(next(iter(_SCRIPTS)))  # the oldest
-    _SCRIPTS[key] = tuple(completions)
-    return completions
+        _SCRIPTS.pop(next(iter(_SCRIPTS)))  # the least recently parsed
+    if stamp is not None:
+        _SCRIPTS[key] = _Parsed(stamp, text, completions)
+    return list(completions)
 
 
 def _parse_script(path: Path, text: str) -> list[Completion]:

@@ -125,6 +125,8 @@ def workflow_tools(spec: WorkflowSpec, roles: Mapping[str, Role], base_dir: Path
         SpecError: A tool reference cannot be resolved.
     """
     refs = _tool_refs(spec, roles)
+    if not refs:  # nothing to import (resolving puts the folder on the search path and clears import caches)
+        return {}
     tools = resolve_tools(refs, library=_library(spec, base_dir), search_path=base_dir)
     return dict(zip(refs, tools, strict=True))
 

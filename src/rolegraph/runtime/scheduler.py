@@ -13,6 +13,7 @@ the execution of steps without the scheduler changing.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -198,6 +199,24 @@ def _steps_read(step: StepSpec) -> set[str]:
     return found
 
 
+_DATA_COPIES: weakref.WeakKeyDictionary[nx.DiGraph[str], tuple[int, int, nx.DiGraph[str]]] = weakref.WeakKeyDictionary()
+
+
+def _data_copy(graph: nx.DiGraph[str]) -> nx.DiGraph[str]:
+    """`graph`'s data edges as a graph of their own (read only), made once per graph and size.
+
+    A copy, not a view: dependency lookups happen on every step transition. Every run of a
+    workflow schedules the same graph, so they share it.
+    """
+    size = (graph.number_of_nodes(), graph.number_of_edges())
+    known = _DATA_COPIES.get(graph)
+    if known is not None and known[:2] == size:
+        return known[2]
+    data: nx.DiGraph[str] = nx.DiGraph(data_graph(graph))
+    _DATA_COPIES[graph] = (*size, data)
+    return data
+
+
 class Scheduler:
     """Runs the steps of one workflow run.
 
@@ -234,8 +253,7 @@ class Scheduler:
         self.tracer = tracer
         self.on_change = on_change
         self.states = {step_id: StepState(step_id=step_id) for step_id in spec.steps}
-        # A copy, not a view: dependency lookups happen on every step transition.
-        self._data: nx.DiGraph[str] = nx.DiGraph(data_graph(graph))
+        self._data = _data_copy(graph)
         self._waiting = {node: set(self._data.predecessors(node)) for node in self._data}
         # The upstream outputs each step sees. Not every ancestor's: a step's cost must not
         # grow with the length of the chain before it.
