@@ -133,6 +133,59 @@ class TestBatchedDecoder:
             futures[1].result(timeout=300)
         assert [first, futures[2].result(timeout=300)] == expected
 
+    def test_prompts_evaluated_in_shared_rounds_give_what_they_give_alone(
+        self, decoder: BatchedDecoder, llama: Any
+    ) -> None:
+        """Prompts of 40, 41, 65 and 130 tokens submitted at once (rounds of unequal pieces, a prompt one
+        token past a chunk) each give, token for token, what they give alone, with and without a grammar."""
+        text = " ".join(f"{q} Then {q.lower()}" for q in QUESTIONS * 3).encode("utf-8")
+        words = llama.tokenize(text, add_bos=False, special=False)
+
+        def make() -> list[Request]:
+            return [
+                Request(
+                    tokens=words[:n], temperature=0.7, top_p=0.95, seed=n, max_tokens=10, repeat_penalty=1.1,
+                    grammar=_grammar(json.dumps(VERDICT)) if n == 41 else None,
+                )
+                for n in (40, 41, 65, 130)
+            ]  # fmt: skip
+
+        expected = alone(decoder, make())
+        got = [f.result(timeout=300) for f in decoder.submit_all(make())]
+        assert got == expected
+        assert [g.prompt_tokens for g in got] == [40, 41, 65, 130]
+
+    def test_a_call_joining_mid_prefill_changes_nobody(self, decoder: BatchedDecoder, llama: Any) -> None:
+        """A call submitted while a long prompt is being evaluated joins its rounds; both give what they give
+        alone."""
+        essay = "Write a very long essay on the history of libraries, " * 40
+        first, second = request(llama, essay, seed=21, max_tokens=6), request(llama, QUESTIONS[1], seed=22)
+        assert len(first.tokens) > 6 * 64  # several rounds of evaluation
+        expected = alone(decoder, [first, second])
+        running = decoder.submit(request(llama, essay, seed=21, max_tokens=6))
+        wait_running(decoder, 1)
+        joined = decoder.submit(request(llama, QUESTIONS[1], seed=22))
+        assert [running.result(timeout=300), joined.result(timeout=300)] == expected
+
+    def test_a_failing_call_in_a_prefill_round_leaves_the_others_intact(
+        self, decoder: BatchedDecoder, llama: Any
+    ) -> None:
+        """Submitted together, a prompt too long for the context and a long prompt cancelled during its
+        evaluation fail alone; the calls evaluated in the same rounds give what they give alone."""
+        good = [(QUESTIONS[0], 31), (QUESTIONS[3], 32)]
+        expected = alone(decoder, [request(llama, q, seed=s) for q, s in good])
+        too_long = Request(tokens=[1] * 600, temperature=0.2, top_p=0.95, seed=1, max_tokens=8, repeat_penalty=1.1)
+        long_prompt = request(llama, "Tell me about the history of libraries, " * 45, seed=33)
+        futures = decoder.submit_all([request(llama, good[0][0], seed=31), too_long, long_prompt])
+        futures.append(decoder.submit(request(llama, good[1][0], seed=32)))
+        wait_running(decoder, 1)
+        long_prompt.cancel.set()
+        with pytest.raises(ModelError, match="exceed context window of 512"):
+            futures[1].result(timeout=300)
+        with pytest.raises(ModelError, match="cancelled"):
+            futures[2].result(timeout=300)
+        assert [futures[0].result(timeout=300), futures[3].result(timeout=300)] == expected
+
     def test_more_calls_than_sequences_wait_their_turn(self, decoder: BatchedDecoder, llama: Any) -> None:
         """Six calls on four sequences all finish, each as it does alone."""
         make = [(q, seed) for seed in (11, 12) for q in QUESTIONS[:3]]

@@ -2,18 +2,27 @@
 
 One llama.cpp context holds `PARALLEL_SEQUENCES` sequences, each with its own KV
 stream (``kv_unified = false``, so a sequence's attention never sees another's
-cells). A call takes a free sequence; its prompt is evaluated on its own, in
-chunks aligned to `CHUNK` tokens, exactly as if it were alone; then every step
+cells). A call takes a free sequence. Prompts are evaluated in shared rounds:
+one ``llama_decode`` holds the same number of prompt tokens (at most `CHUNK`) of
+every call still being evaluated, a call admitted meanwhile joins the next round,
+and logits are computed only for each prompt's last token. Every step after that
 is one ``llama_decode`` holding the next token of each sequence still
 generating. Each call has its own sampler chain (penalties, its grammar, top-k,
 typical, top-p, min-p, temperature, a seeded draw: ``Llama.create_completion``'s
 chain), so its tokens for a given seed do not depend on which calls ran beside
-it. A call joins while others are decoding; a call that fails (its prompt does
-not fit, it is cancelled) ends alone, its cells cleared, and the others go on.
+it. On llama.cpp's CPU backend a token's logits do not depend on how its
+prompt was cut into pieces of two tokens or more, nor on other sequences' tokens
+in the same ubatch (llama.cpp splits a batch over KV streams into ubatches with
+the same number of tokens per sequence, which is why a round gives every call the
+same count); a piece of a single prompt token is avoided, as it can differ. The
+tests pin outputs together against outputs alone, with and without grammars.
+A call joins while others are decoding; a call that fails (its prompt does not
+fit, it is cancelled) ends alone, its cells cleared, and the others go on.
 
 Only aligned whole chunks of a finished call's prompt stay in its sequence's
 cells: a later call with the same prefix (the next step of an agent loop) reuses
-them, and a fresh evaluation would have computed them identically.
+them (at least two prompt tokens are always evaluated again), and a fresh
+evaluation would have computed them identically.
 
 One worker thread per context runs the loop while there is work, and exits
 when there is none; llama.cpp is never entered from two threads at once.
@@ -37,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["CHUNK", "PARALLEL_SEQUENCES", "BatchedDecoder", "Generation", "Request"]
 
 CHUNK = 64
-"""Prompt evaluation batch, and the granularity of prefix reuse (whole aligned chunks only)."""
+"""Prompt tokens of one call in one evaluation round, and the granularity of prefix reuse (whole aligned chunks)."""
 PARALLEL_SEQUENCES = 4
 """Calls decoded together; a further call waits for a free sequence."""
 _TOP_K = 40
@@ -85,6 +94,8 @@ class _Sequence:
     sampler: Any
     max_tokens: int
     position: int = 0
+    evaluated: int = 0
+    """Prompt tokens in the sequence's cells (reused or evaluated)."""
     logits_at: int = -1
     generated: list[int] = field(default_factory=list)
     text: bytes = b""
@@ -121,7 +132,7 @@ class BatchedDecoder:
         self.n_ctx = n_ctx
         params = llama_cpp.llama_context_params.from_buffer_copy(llama.context_params)
         params.n_ctx = n_ctx * sequences
-        params.n_batch = params.n_ubatch = max(CHUNK, sequences)
+        params.n_batch = params.n_ubatch = CHUNK * sequences  # a round: CHUNK prompt tokens of every sequence
         params.n_seq_max = sequences
         params.kv_unified = False  # a KV stream per sequence: batching never changes a call's attention
         params.no_perf = True
@@ -146,15 +157,19 @@ class BatchedDecoder:
 
     def submit(self, request: Request) -> concurrent.futures.Future[Generation]:
         """Queue `request`; its future gives the `Generation` or raises `ModelError`."""
-        future: concurrent.futures.Future[Generation] = concurrent.futures.Future()
+        return self.submit_all([request])[0]
+
+    def submit_all(self, requests: list[Request]) -> list[concurrent.futures.Future[Generation]]:
+        """Queue `requests` at once, so they are admitted together and their prompts share rounds."""
+        futures: list[concurrent.futures.Future[Generation]] = [concurrent.futures.Future() for _ in requests]
         with self._lock:
             if self._closed:
                 raise ModelError("the embedded model was closed")
-            self._waiting.append(_Sequence(request, future, None, request.max_tokens))
-            if self._worker is None:
+            self._waiting.extend(_Sequence(r, f, None, r.max_tokens) for r, f in zip(requests, futures, strict=True))
+            if self._worker is None and requests:
                 self._worker = threading.Thread(target=self._run, name="rolegraph-llama-decoder", daemon=True)
                 self._worker.start()
-        return future
+        return futures
 
     @property
     def running(self) -> int:
@@ -186,6 +201,7 @@ class BatchedDecoder:
             self._sample_running()
             for slot, seq in admitted:
                 self._start(slot, seq)
+            self._prefill()
             self._step()
 
     def _admit(self) -> list[tuple[_Slot, _Sequence]]:
@@ -212,12 +228,12 @@ class BatchedDecoder:
             if cached != token:
                 break
             common += 1
-        # At least the last (partial) chunk is evaluated again, so the first token's logits come from
-        # the same batch as in a fresh evaluation.
-        return min(common // CHUNK * CHUNK, (len(tokens) - 1) // CHUNK * CHUNK)
+        # At least two prompt tokens are evaluated again: the first token's logits come from a fresh
+        # evaluation, never from a piece of one token.
+        return min(common // CHUNK * CHUNK, max(len(tokens) - 2, 0) // CHUNK * CHUNK)
 
     def _start(self, slot: _Slot, seq: _Sequence) -> None:
-        """Evaluate a new call's prompt in its own sequence and sample its first token."""
+        """Give a new call its sequence: the reusable prefix kept, the rest cleared, its sampler built."""
         request = seq.request
         try:
             if request.cancel.is_set():
@@ -225,28 +241,60 @@ class BatchedDecoder:
             tokens = request.tokens
             if len(tokens) >= self.n_ctx:
                 raise ModelError(f"Requested tokens ({len(tokens)}) exceed context window of {self.n_ctx}")
+            if not tokens:
+                raise ModelError("the prompt has no tokens")
             seq.max_tokens = min(request.max_tokens, self.n_ctx - len(tokens))
             reuse = self._reusable(slot, tokens)
             self._api.llama_memory_seq_rm(self._context.memory, slot.seq_id, reuse, -1)
             slot.cached = tokens[:reuse]
+            seq.evaluated = reuse
             seq.sampler = self._sampler(request)
-            self._api.llama_set_n_threads(self._context.ctx, *self._prompt_threads)
-            for start in range(reuse, len(tokens), CHUNK):
-                self._batch.reset()
-                chunk = tokens[start : start + CHUNK]
-                for offset, token in enumerate(chunk):
-                    self._add(token, start + offset, slot.seq_id, offset == len(chunk) - 1)
-                self._context.decode(self._batch)
-            seq.position, seq.logits_at = len(tokens), -1
-            slot.cached = tokens[: len(tokens) // CHUNK * CHUNK]
-            self._sample(slot, seq)
         except Exception as exc:  # this call fails alone; the others go on
             self._finish(slot, exc)
+
+    def _prefill(self) -> None:
+        """One round of prompt evaluation: the same number of tokens of every prompt not yet evaluated."""
+        evaluating = []
+        for slot in self._slots:
+            seq = slot.running
+            if seq is None or seq.sampler is None or seq.evaluated == len(seq.request.tokens):
+                continue
+            if seq.request.cancel.is_set():
+                self._finish(slot, ModelError("cancelled"))
+            else:
+                evaluating.append((slot, seq))
+        if not evaluating:
+            return
+        count, members = _round([len(seq.request.tokens) - seq.evaluated for _, seq in evaluating])
+        self._batch.reset()
+        ending = []
+        for slot, seq in (evaluating[i] for i in members):
+            tokens = seq.request.tokens
+            for position in range(seq.evaluated, seq.evaluated + count):
+                last = self._add(tokens[position], position, slot.seq_id, position == len(tokens) - 1)
+            seq.evaluated += count
+            if seq.evaluated == len(tokens):
+                ending.append((slot, seq, last))
+        try:
+            self._api.llama_set_n_threads(self._context.ctx, *self._prompt_threads)
+            self._context.decode(self._batch)
+        except RuntimeError as exc:
+            for slot, _seq in (evaluating[i] for i in members):
+                self._finish(slot, ModelError(f"llama.cpp could not evaluate the prompt: {exc}"))
+            return
+        for slot, seq, index in ending:
+            tokens = seq.request.tokens
+            seq.position, seq.logits_at = len(tokens), index
+            slot.cached = tokens[: len(tokens) // CHUNK * CHUNK]
+            try:
+                self._sample(slot, seq)
+            except Exception as exc:  # e.g. a grammar llama.cpp cannot start with: this call only
+                self._finish(slot, exc)
 
     def _sample_running(self) -> None:
         for slot in self._slots:
             seq = slot.running
-            if seq is not None and seq.sampler is not None and seq.pending is None:  # started, not yet sampled
+            if seq is not None and seq.pending is None and seq.position > seq.evaluated:  # stepped, not sampled
                 try:
                     self._sample(slot, seq)
                 except Exception as exc:  # e.g. a grammar llama.cpp cannot go on with: this call only
@@ -359,3 +407,17 @@ class BatchedDecoder:
         batch.logits[index] = logits
         batch.n_tokens = index + 1
         return index
+
+
+def _round(left: list[int]) -> tuple[int, list[int]]:
+    """How many prompt tokens each call evaluates in the next round, and which calls (by index in `left`).
+
+    Every member takes the same count (llama.cpp would otherwise split the batch unevenly over
+    the KV streams), at most `CHUNK`, and no call is left with a single token for later: a piece
+    of one prompt token can give other logits than the same token in a longer piece.
+    """
+    takes = [min(n, CHUNK) - (n - min(n, CHUNK) == 1) for n in left]
+    count = min(takes)
+    if count < 2:  # a one-token prompt: evaluated by itself, as it is alone
+        return count, [takes.index(count)]
+    return count, [i for i, n in enumerate(left) if n - count != 1]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import functools
 import importlib.util
@@ -27,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -105,6 +106,37 @@ class _Weights:
     llama: Llama
     formatter: Jinja2ChatFormatter
     decoder: BatchedDecoder
+    turns: dict[asyncio.AbstractEventLoop, list[_Handover]] = field(default_factory=dict)
+    """Calls made in the current turn of each event loop, handed to the decoder together at its end."""
+    turns_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def submit_in_turn(self, request: Request) -> asyncio.Future[concurrent.futures.Future[Generation]]:
+        """Queue `request` with every call made in this turn of the running loop (`asyncio.gather`'s calls
+        start in one turn), so the decoder admits them together and their prompts share rounds."""
+        loop = asyncio.get_running_loop()
+        handed: asyncio.Future[concurrent.futures.Future[Generation]] = loop.create_future()
+        with self.turns_lock:
+            turn = self.turns.get(loop)
+            if turn is None:
+                turn = self.turns[loop] = []
+                loop.call_soon(self._hand_over, loop)
+            turn.append((request, handed))
+        return handed
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self.turns_lock:
+            turn = [(r, handed) for r, handed in self.turns.pop(loop) if not handed.cancelled()]
+        try:
+            futures = self.decoder.submit_all([request for request, _ in turn])
+        except ModelError as exc:
+            for _, handed in turn:
+                handed.set_exception(exc)
+            return
+        for (_, handed), future in zip(turn, futures, strict=True):
+            handed.set_result(future)
+
+
+_Handover = tuple[Request, "asyncio.Future[concurrent.futures.Future[Generation]]"]
 
 
 _OWN_CONTEXT = 256
@@ -363,10 +395,15 @@ class LlamaCppModel(Model):
         grammar = _grammar(json.dumps(schema)) if schema is not None else None
         chat = render_messages(messages, tools, output_schema is not None)
         request = self._request(chat, grammar, settings)
+        handed = self._weights.submit_in_turn(request)
         try:
-            waiting = asyncio.wrap_future(self._weights.decoder.submit(request))
+            waiting = asyncio.wrap_future(await handed)
         except ModelError as exc:
             raise ModelError(f"model {self.name}: {exc}") from None
+        except asyncio.CancelledError:
+            if handed.done() and not handed.cancelled():
+                request.cancel.set()  # handed over just before the cancellation: stop it rather than let it run
+            raise
         try:
             # Waiting for a free sequence (other calls decoding) is not part of this call's timeout.
             queued: list[asyncio.Future[Any]] = [waiting, asyncio.wrap_future(request.started)]
