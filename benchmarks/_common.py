@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rolegraph.runtime.scheduler import Scheduler, StepCall, StepExecutor, StepOutcome, StepState
+from rolegraph.traces.index_writer import IndexWriter
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import JsonlSink, MemorySink, TraceSink
 from rolegraph.traces.tracer import Tracer
@@ -230,7 +231,7 @@ class BenchSink:
 def open_sink(kind: str, folder: Path, name: str) -> BenchSink | None:
     """A fresh sink of `kind` (``memory``, ``jsonl``, ``sqlite``) writing under `folder`.
 
-    Returns None for ``sqlite`` while `rolegraph.traces.store` has no `StoreSink`.
+    ``sqlite`` is the live index (`rolegraph.traces.index_writer`), with its writer thread.
     """
     if kind == "memory":
         memory = MemorySink()
@@ -240,29 +241,17 @@ def open_sink(kind: str, folder: Path, name: str) -> BenchSink | None:
         jsonl = JsonlSink(path)
         return BenchSink(jsonl, jsonl.close, lambda: path.stat().st_size)
     if kind == "sqlite":
-        store_module = sqlite_store_module()
-        if store_module is None:
-            return None
-        store = store_module.TraceStore(folder / f"{name}.sqlite")
-        sink = store_module.StoreSink(store)
+        # The live index as a run writes it: a run's sink on the home's long-lived writer (its own thread).
+        writer = IndexWriter(folder / f"{name}.sqlite")
+        run = writer.open_run(folder / name)
 
         def close() -> None:
-            sink.close()  # waits for the writer thread to drain its queue
-            store.close()
-            if sink.errors:
-                raise RuntimeError(f"the SQLite trace sink failed to write {sink.errors} batches")
+            run.close()  # waits for the writer to commit the run's last records
+            if run.errors or writer.errors:
+                raise RuntimeError(f"the SQLite trace index failed to write {run.errors + writer.errors} batches")
 
         def size() -> int:
             return sum(p.stat().st_size for p in folder.glob(f"{name}.sqlite*"))
 
-        return BenchSink(sink, close, size)
+        return BenchSink(run, close, size)
     raise ValueError(f"unknown sink kind {kind!r}")
-
-
-def sqlite_store_module() -> Any:
-    """`rolegraph.traces.store` if it provides `TraceStore` and `StoreSink`, else None."""
-    try:
-        from rolegraph.traces import store  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:
-        return None
-    return store if hasattr(store, "StoreSink") and hasattr(store, "TraceStore") else None

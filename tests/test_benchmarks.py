@@ -65,6 +65,7 @@ class TestScenarios:
             assert set(row) >= {"n", "scheduler_us", "engine_untraced_us", "engine_jsonl_us", "engine_sqlite_us"}
             assert row["engine_untraced_cpu_us"] > 0 and row["engine_jsonl_cpu_us"] > 0
             assert row["scheduler_us"] and row["engine_untraced_us"] and row["engine_jsonl_us"]
+            assert row["engine_sqlite_us"] and row["engine_sqlite_cpu_us"] > 0
 
     def test_parallelism_shapes(self, figures: dict[str, Any]) -> None:
         """Makespan over critical path is given for every fan-out width and DAG shape."""
@@ -99,12 +100,12 @@ class TestScenarios:
         assert all(ms >= 0 for ms in parts.values()), parts
 
     def test_trace_sinks(self, figures: dict[str, Any]) -> None:
-        """Trace throughput covers no sink, memory and JSONL (SQLite when the store exists)."""
+        """Trace throughput covers no sink, memory, JSONL and the live SQLite index."""
         sinks = figures["trace_throughput"]["sinks"]
         assert set(sinks) == {"none", "memory", "jsonl", "sqlite"}
-        for kind in ("none", "memory", "jsonl"):
+        for kind in ("none", "memory", "jsonl", "sqlite"):
             assert sinks[kind]["spans_per_s"] is None or sinks[kind]["spans_per_s"] > 0
-        assert sinks["jsonl"]["bytes_per_span"] > 0
+        assert sinks["jsonl"]["bytes_per_span"] > 0 and sinks["sqlite"]["bytes_per_span"] > 0
 
     def test_langgraph_ratios(self, figures: dict[str, Any]) -> None:
         """The LangGraph comparison gives a ratio per chain length and per graph."""
