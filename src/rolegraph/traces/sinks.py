@@ -47,6 +47,14 @@ def dumps(record: Any) -> bytes:
         return json.dumps(record, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
 
 
+def _line(record: dict[str, Any]) -> bytes:
+    """`dumps(record)` and a newline, in one buffer when orjson takes the record."""
+    try:
+        return orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # what orjson refuses: see `dumps`
+        return dumps(record) + b"\n"
+
+
 class JsonlSink:
     """Appends one JSON object per line to a file.
 
@@ -75,7 +83,7 @@ class JsonlSink:
 
     def emit(self, record: dict[str, Any]) -> None:
         """Serialise the record and buffer it; write the buffer if it ends a span or is an event."""
-        line = dumps(record) + b"\n"
+        line = _line(record)
         now = record.get("event") != "span_start" or record.get("kind") == "invoke_workflow"
         with self._lock:
             if self._closed:

@@ -102,10 +102,8 @@ class Tracer:
         # A span from another run (a workflow called inside a tool) is not our parent.
         if parent is not None and parent.run_id != self.run_id:
             parent = None
-        span = Span(kind, name, self.run_id, parent, span_id=span_id)
-        if attributes:
-            span.set(**attributes)
-        return _Scope(self, span)
+        dotted = {key.replace("__", "."): value for key, value in attributes.items()} if attributes else None
+        return _Scope(self, Span(kind, name, self.run_id, parent, dotted, span_id))
 
     @contextmanager
     def under(self, span_id: str | None) -> Iterator[None]:
