@@ -70,6 +70,27 @@ class TestCancelled:
         assert (result.status, result.resumed_steps, result.executed_steps) == ("completed", ["plan"], ["hold"])
         assert json.loads((run_dir / "held.json").read_text()) == {"note": "done"}
 
+    async def test_a_resume_writes_the_step_files_a_killed_run_left_unwritten(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A step file lost with its run (written off the loop, killed first) is written again on resume."""
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        monkeypatch.setenv("DURABLE_TEST_DIR", str(marks))
+        workflow = rolegraph.load(write_waiting_project(tmp_path / "project"))
+        task = asyncio.create_task(workflow.run())
+        await wait_for(marks / "started")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (run_dir,) = (tmp_path / "home" / "runs").iterdir()
+        written = (run_dir / "steps" / "plan.json").read_text()
+        (run_dir / "steps" / "plan.json").unlink()  # as a kill before the writer thread reached it leaves it
+        touch(marks / "release")
+        result = await resume(run_dir)
+        assert result.status == "completed" and result.resumed_steps == ["plan"]
+        assert (run_dir / "steps" / "plan.json").read_text() == written
+
     async def test_a_run_in_progress_cannot_be_resumed(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """While a process works on a run (it holds the run's lock), resuming it is refused."""
         marks = tmp_path / "marks"

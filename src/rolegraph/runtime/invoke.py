@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
 from rolegraph.agents.journal import CallJournal
 from rolegraph.errors import BudgetExceeded, SpecError
 from rolegraph.layout import Home, RunFolder
@@ -42,6 +40,7 @@ from rolegraph.runtime.privacy import override_problem
 from rolegraph.runtime.result import CacheSavings, CitationCount, RunResult, classify
 from rolegraph.runtime.run_info import RunInfo
 from rolegraph.runtime.scheduler import Checkpoint, Checkpointer, Scheduler, StepListener, StepState
+from rolegraph.runtime.step_files import StepFiles, write_atomically
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.content import content_processor
@@ -162,6 +161,7 @@ class _Run:
     """The tokens a resumed run's trace holds: its root span's roll-up starts from them."""
     scheduler: Scheduler | None = None
     cache: RunCache | None = None
+    step_files: StepFiles | None = None
 
 
 async def invoke(
@@ -244,7 +244,14 @@ async def _record_end(run: _Run, trace_sinks: RunSinks, redactor: Redactor, *, r
 
 
 def _write_end(run: _Run, redactor: Redactor) -> None:
-    """The run's sources, its final ``run.json``, then its status in the store, which is closed."""
+    """The run's step files waited for, its sources, its final ``run.json``, then its status in the store,
+    which is closed."""
+    if run.step_files is not None:
+        try:
+            run.step_files.close()
+        except BaseException:  # a step file could not be written: the run's end is not recorded (a resume
+            run.durability.close()  # writes the missing files), and its store is closed all the same
+            raise
     _write_sources(run.folder.sources, run.result.sources, redactor)
     _write_summary(run, redactor)
     run.durability.finish(run.result.status)
@@ -400,6 +407,7 @@ async def _run_root(run: _Run, *, resuming: bool, on_step: StepListener | None, 
         durability.begin(root.span_id)
         if traced is not None:
             root.aggregated_input_tokens, root.aggregated_output_tokens = traced.input_tokens, traced.output_tokens
+        step_files = run.step_files = StepFiles(run.folder, run.tracer)
         scheduler = run.scheduler = Scheduler(
             spec,
             run.workflow.graph,
@@ -407,11 +415,12 @@ async def _run_root(run: _Run, *, resuming: bool, on_step: StepListener | None, 
             run_id=info.run_id,
             inputs=info.inputs,
             tracer=run.tracer,
-            on_change=_saving_steps(run.folder, run.tracer, on_step),
+            on_change=step_files.listener(on_step),
             checkpointer=durability,
             restore=durability.checkpoint,
         )
         if resuming:
+            step_files.restore(scheduler.states[step_id] for step_id in scheduler.restored)
             run.tracer.event(
                 "run_resumed",
                 rolegraph__invocation=info.invocations,
@@ -513,32 +522,13 @@ def _write_summary(run: _Run, redactor: Redactor) -> None:
     built = {name: model.options for name, model in run.executor.models.items() if model.options}
     if built:
         summary["models"] = built
-    _write_atomically(run.folder.summary, json.dumps(redactor.value(summary), indent=2, default=str) + "\n")
+    write_atomically(run.folder.summary, json.dumps(redactor.value(summary), indent=2, default=str) + "\n")
 
 
 def _write_sources(path: Path, sources: Sequence[Source], redactor: Redactor) -> None:
     """Every retrieved source with its text, one JSON object a line: what re-scoring a run from disk reads."""
     lines = "".join(json.dumps(redactor.value(s.model_dump(mode="json")), ensure_ascii=False) + "\n" for s in sources)
-    _write_atomically(path, lines)
-
-
-def _write_atomically(path: Path, text: str | bytes) -> None:
-    """Write-then-rename: a crash leaves the previous file or the new one, never a torn one."""
-    tmp = path.with_name(path.name + ".tmp")
-    if isinstance(text, bytes):
-        tmp.write_bytes(text)
-    else:
-        tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
-def _indented_json(data: Any) -> bytes:
-    """`data` as JSON indented by two spaces, in UTF-8 (orjson; the standard library for what it refuses:
-    a lone surrogate, an integer past 64 bits)."""
-    try:
-        return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8", "backslashreplace")
+    write_atomically(path, lines)
 
 
 def _layered(
@@ -557,22 +547,3 @@ async def _close(executor: RunExecutor | None, tools: Sequence[Tool[Any]], cache
         await executor.aclose()
     for tool in tools:
         await tool.aclose()
-
-
-def _saving_steps(folder: RunFolder, tracer: Tracer, then: StepListener | None) -> StepListener:
-    """A step listener that writes each completed step's output to ``steps/<step_id>.json``, then calls `then`."""
-
-    made: list[bool] = []  # whether the steps folder exists (made at the first completed step)
-
-    def listener(state: StepState) -> None:
-        if state.status == "completed":
-            with tracer.span(SpanKind.CHECKPOINT, f"checkpoint {state.step_id}", rolegraph__step__id=state.step_id):
-                if not made:
-                    folder.steps.mkdir(exist_ok=True)
-                    made.append(True)
-                data = tracer.redactor.value(state.as_data())  # no secret in a step file
-                _write_atomically(folder.step_file(state.step_id), _indented_json(data))
-        if then is not None:
-            then(state)
-
-    return listener
