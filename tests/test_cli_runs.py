@@ -247,10 +247,9 @@ class TestTraceFlags:
             "invoke_agent writer [write]",
             "react_step 1",
             "chat scripted:writer.yaml",
-            "validate_answer",
             "checkpoint write [write]",
         ]
-        assert result.stdout.splitlines()[-1].startswith("5 spans, ")
+        assert result.stdout.splitlines()[-1].startswith("4 spans, ")
         unknown = cli("trace", run_id, "--step", "nope")
         assert unknown.exit_code == 2
         assert "no step 'nope' in this run; its steps: research, write" in unknown.stderr
@@ -410,7 +409,7 @@ class TestTraceExport:
         assert (result.exit_code, result.stdout) == (0, "")
         [resource] = json.loads(target.read_text())["resourceSpans"]
         spans = resource["scopeSpans"][0]["spans"]
-        assert len(spans) == 14
+        assert len(spans) == 12
         resource_attributes = {a["key"]: a["value"] for a in resource["resource"]["attributes"]}
         assert resource_attributes["rolegraph.workflow"] == {"stringValue": "review"}
 

@@ -376,8 +376,9 @@ class TestEvidence:
         assert result.output == good
         repair = model.calls[2].messages[-1].content
         assert repair.startswith("Your final answer was invalid:\n- evidence: ") and says in repair
-        problems = [r["attributes"].get("rolegraph.problem") for r in sink.records if r["name"] == "validate_answer"]
-        assert any(p and says in p for p in problems)
+        steps = [r["attributes"] for r in sink.records if r["kind"] == "react_step" and r["event"] == "span_end"]
+        assert [s["rolegraph.action"] for s in steps] == ["tool_calls", "invalid_answer", "final_answer"]
+        assert says in steps[1]["rolegraph.problem"]
 
     async def test_whitespace_does_not_matter(self) -> None:
         """The right sentence, spaced or wrapped differently and without its stop, is accepted at once."""

@@ -282,38 +282,39 @@ class Agent:
                     )
 
     def _check_final(self, completion: Completion, visible: list[str], result: AgentResult) -> str | None:
-        """Validate a final answer; on success fill `result` and return None, else say what is wrong."""
-        with self.tracer.span(SpanKind.RUN_GUARDRAIL, "validate_answer") as guard:
-            try:
-                thought, answer = parse_final(completion.text)
-                validated: BaseModel = self.role.output_model.model_validate(answer)
-            except ValidationError as exc:
-                problem = _validation_summary(exc)
-            except ValueError as exc:
-                cut = " (the answer was cut off at max_tokens)" if completion.finish_reason == "length" else ""
-                problem = f"the answer is not valid JSON{cut}: {exc}"
+        """Validate a final answer; on success fill `result` and return None, else say what is wrong.
+
+        No span of its own: the `react_step` span around it records the verdict (``rolegraph.action``,
+        and ``rolegraph.problem`` when the answer is sent back), which a `validate_answer` span repeated.
+        """
+        try:
+            thought, answer = parse_final(completion.text)
+            validated: BaseModel = self.role.output_model.model_validate(answer)
+        except ValidationError as exc:
+            problem = _validation_summary(exc)
+        except ValueError as exc:
+            cut = " (the answer was cut off at max_tokens)" if completion.finish_reason == "length" else ""
+            problem = f"the answer is not valid JSON{cut}: {exc}"
+        else:
+            # Redacted here, so no secret a model repeats reaches checkpoints, outputs or later steps.
+            output = self.tracer.redactor.value(validated.model_dump(mode="json"))
+            unknown = [c for c in find_citations(self._answer_schema, output) if c not in visible]
+            texts = {i: s.text for i in visible if (s := self.sources.get(i)) is not None}
+            misquoted = [
+                bad
+                for source_id, quote in find_quotes(self._answer_schema, output)
+                if source_id in visible and (bad := quote_problem(quote, source_id, texts)) is not None
+            ]
+            if not unknown and not misquoted:
+                result.thoughts.append(thought)
+                result.output = output
+                return None
+            if unknown:
+                problem = f"cites sources that were never retrieved: {', '.join(sorted(set(unknown)))}"
             else:
-                # Redacted here, so no secret a model repeats reaches checkpoints, outputs or later steps.
-                output = self.tracer.redactor.value(validated.model_dump(mode="json"))
-                unknown = [c for c in find_citations(self._answer_schema, output) if c not in visible]
-                texts = {i: s.text for i in visible if (s := self.sources.get(i)) is not None}
-                misquoted = [
-                    bad
-                    for source_id, quote in find_quotes(self._answer_schema, output)
-                    if source_id in visible and (bad := quote_problem(quote, source_id, texts)) is not None
-                ]
-                if not unknown and not misquoted:
-                    result.thoughts.append(thought)
-                    result.output = output
-                    guard.set(rolegraph__valid=True)
-                    return None
-                if unknown:
-                    problem = f"cites sources that were never retrieved: {', '.join(sorted(set(unknown)))}"
-                else:
-                    # Evidence must be a whole sentence of the cited source, for every model (evidence.py).
-                    problem = "\n".join(f"- evidence: {bad}" for bad in list(dict.fromkeys(misquoted))[:3])
-            guard.set(rolegraph__valid=False, rolegraph__problem=problem)
-            return problem
+                # Evidence must be a whole sentence of the cited source, for every model (evidence.py).
+                problem = "\n".join(f"- evidence: {bad}" for bad in list(dict.fromkeys(misquoted))[:3])
+        return problem
 
     async def _chat(
         self, messages: list[Message], schema: dict[str, Any], *, tools_allowed: bool, must_act: bool, call_id: str

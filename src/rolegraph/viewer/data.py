@@ -339,7 +339,10 @@ def _rows(trace: Trace, t0: float, costs: dict[str, float | None]) -> Iterator[d
 def _hint(span: SpanRecord) -> str | None:
     """A line of what the span did, for its waterfall row: a step's thought, a tool's arguments, an error."""
     a = span.attributes
-    text = a.get("rolegraph.thought") if span.kind == "react_step" else None
+    text = None
+    if span.kind == "react_step":  # its thought, or why its answer was sent back
+        sent_back = a.get("rolegraph.action") == "invalid_answer"
+        text = a.get("rolegraph.problem") if sent_back else a.get("rolegraph.thought")
     if span.kind == "execute_tool":
         text = a.get("rolegraph.tool.arguments")
     elif span.kind == "run_guardrail" and a.get("rolegraph.valid") is False:
