@@ -47,6 +47,20 @@ OBSERVATION_MAX_CHARS = 4000
 """Tool output past this many characters is cut before the model sees it."""
 _TRACE_TEXT_MAX = 4000
 
+_SCHEMA_DIGESTS: dict[int, tuple[object, str]] = {}
+"""The digests of the answer schemas hashed last, by the schema object's id (kept alive with its digest,
+so an id is never another object's): the schemas are cached and shared by a role's agents (one per
+step), so a chain of steps hashes its role's schema once, not at every step's first call."""
+_SCHEMA_DIGESTS_MAX = 64
+
+
+def _keep_schema_digest(kept: tuple[object, str]) -> None:
+    """Remember a schema's digest for the next agents, the oldest forgotten past `_SCHEMA_DIGESTS_MAX`."""
+    _SCHEMA_DIGESTS.pop(id(kept[0]), None)
+    _SCHEMA_DIGESTS[id(kept[0])] = kept
+    while len(_SCHEMA_DIGESTS) > _SCHEMA_DIGESTS_MAX:
+        del _SCHEMA_DIGESTS[next(iter(_SCHEMA_DIGESTS))]
+
 
 @dataclass
 class AgentResult:
@@ -362,7 +376,11 @@ class Agent:
         """The digest of `part`, computed from `data()` only when `value` is not the object hashed last time."""
         kept = self._kept_digests.get(part)
         if kept is None or kept[0] is not value:
-            kept = self._kept_digests[part] = (value, part_digest(data()))
+            shared = _SCHEMA_DIGESTS.get(id(value)) if part == "schema" else None
+            kept = shared if shared is not None and shared[0] is value else (value, part_digest(data()))
+            self._kept_digests[part] = kept
+            if part == "schema":
+                _keep_schema_digest(kept)
         return kept[1]
 
     async def _run_tools(self, calls: Sequence[ToolCall], done: set[tuple[str, str]], step: int) -> list[ToolResult]:
