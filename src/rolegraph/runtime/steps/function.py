@@ -21,6 +21,7 @@ field must name a source the run has retrieved.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 from collections.abc import Callable, Mapping
@@ -74,6 +75,11 @@ class StepFunction:
             raise TypeError(f"{ref!r} is a {type(fn).__name__}, not a function")
         return cls(ref, fn).with_output(step_id, output)
 
+    @functools.cached_property
+    def signature(self) -> inspect.Signature:
+        """The function's signature, worked out once (the arguments of every call are bound to it)."""
+        return inspect.signature(self.fn)
+
     def with_output(self, step_id: str, output: Mapping[str, str | FieldSpec] | None) -> StepFunction:
         """This function with the output model of step `step_id`'s `output:` (None: any JSON data)."""
         if output is None:
@@ -115,7 +121,7 @@ async def run_function_step(
     args = dict(call.args or {})
     where = f"step {call.step_id!r}: {function.ref}"
     try:
-        inspect.signature(function.fn).bind(**args)
+        function.signature.bind(**args)
     except TypeError as exc:
         raise StepError(f"{where} cannot be called with args {sorted(args)}: {exc}") from None
 
