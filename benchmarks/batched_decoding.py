@@ -264,10 +264,11 @@ def _row(k: int, budgets: list[int], medians: dict[str, float], same_raw: bool, 
 
 
 async def _run(level: Level) -> dict[str, Any]:
-    from llama_cpp import Llama
-
     load_before = os.getloadavg()
     model = LlamaCppModel(local_model_path(), n_ctx=N_CTX, n_threads=THREADS)
+    # Imported after the provider loaded llama.cpp (with its OpenMP wait policy), which every side then shares.
+    from llama_cpp import Llama
+
     llama = model._weights.llama  # the provider's own weights: the raw context shares them
     previous = Llama(model_path=str(local_model_path()), n_ctx=N_CTX, n_batch=CHUNK, n_threads=THREADS, verbose=False)
     raw = RawDecoder(llama)

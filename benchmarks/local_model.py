@@ -72,10 +72,11 @@ def _prompt(model: LlamaCppModel, constrained: bool) -> tuple[str, bool, Any, li
 
 
 async def _run(level: Level) -> dict[str, Any]:
-    from llama_cpp import Llama
-
     path = local_model_path()
     model = LlamaCppModel(path, n_ctx=N_CTX)
+    # Imported after the provider loaded llama.cpp (with its OpenMP wait policy), which both sides then share.
+    from llama_cpp import Llama
+
     raw = Llama(model_path=str(path), n_ctx=N_CTX, n_batch=CHUNK, verbose=False)
     max_tokens = MAX_TOKENS[level]
     settings = _settings(max_tokens)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -328,6 +329,30 @@ class TestLlamaCppModel:
         bogus.write_bytes(b"not a gguf")
         with pytest.raises(ModelError, match="could not load"):
             LlamaCppModel(bogus)
+
+    @pytest.mark.parametrize(("chosen", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+    def test_openmp_threads_wait_passively_unless_the_user_chose(
+        self, gguf: Path, chosen: str | None, expected: str
+    ) -> None:
+        """Loading the embedded model in a fresh process makes llama.cpp's OpenMP threads sleep between decodes
+        (OMP_WAIT_POLICY=PASSIVE, set before llama.cpp's library loads); a policy the user set is kept."""
+        script = textwrap.dedent(
+            f"""
+            import os
+            from pathlib import Path
+            from rolegraph.models import local
+            local.LlamaCppModel(Path({str(gguf)!r}), n_ctx=512)
+            print(os.environ["OMP_WAIT_POLICY"])
+            """
+        )
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | (
+            {"OMP_WAIT_POLICY": chosen} if chosen else {}
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split()[-1] == expected
 
     def test_the_model_is_freed_at_exit_before_the_interpreter_tears_down(self, gguf: Path) -> None:
         """At interpreter exit the loaded weights are closed by rolegraph (an atexit hook), not left to

@@ -24,6 +24,7 @@ import contextlib
 import functools
 import importlib.util
 import json
+import os
 import threading
 import time
 import uuid
@@ -178,6 +179,11 @@ def _load(path: Path, n_ctx: int, n_threads: int | None, lora: LoRA | None = Non
     with _LOADING:
         if key in _LOADED:
             return _LOADED[key]
+        # llama.cpp's CPU threads are an OpenMP team; left spinning between two `llama_decode` calls (libgomp's
+        # default), they took the cores from the Python work in between on a loaded machine: one call of 16
+        # tokens through `create_completion` 3-8 s instead of 0.8-1.3 s at load 4-5 on 2 cores. libgomp reads
+        # this when llama.cpp's library is loaded; a user's own setting wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
