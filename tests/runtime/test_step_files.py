@@ -47,20 +47,21 @@ def test_completed_steps_are_written_in_order_and_waited_for(tmp_path: Path) -> 
     assert {r["name"] for r in sink.records if r.get("kind") == "checkpoint"} == {"checkpoint a"}
 
 
-def test_restore_writes_only_the_missing_files(tmp_path: Path) -> None:
-    """A resume's restored steps get a file when they have none; a file already there is left as it is."""
+def test_restore_writes_the_restored_steps_from_their_saved_states(tmp_path: Path) -> None:
+    """A resume's restored steps get their files from the saved states: a missing file is written, and so is
+    one an earlier visit left (a route sent the step back, the run was killed before its new file)."""
     files, folder, _ = files_in(tmp_path)
     folder.steps.mkdir()
-    folder.step_file("kept").write_text('{"mine": true}')
+    folder.step_file("stale").write_text('{"output": {"visit": 1}}')
     files.restore(
         [
-            StepState(step_id="kept", status="completed", output={"x": 1}),
+            StepState(step_id="stale", status="completed", output={"visit": 2}, visits=2),
             StepState(step_id="lost", status="completed", output={"x": 2}),
             StepState(step_id="pending", status="pending"),
         ]
     )
     files.close()
-    assert read(folder, "kept") == {"mine": True}
+    assert read(folder, "stale")["output"] == {"visit": 2}  # type: ignore[index]
     assert read(folder, "lost")["output"] == {"x": 2}  # type: ignore[index]
     assert not folder.step_file("pending").exists()
 

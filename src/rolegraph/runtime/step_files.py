@@ -7,8 +7,9 @@ so the loop only serialises the state (it is the scheduler's live object) and on
 writer thread per process makes the files, in the order they were handed over (a
 step that runs again ends with its last state). A run waits for its files before it
 records its end (`StepFiles.close`), so a finished run has every file. A run killed
-meanwhile may lack the files of its last steps; the store has their states, and a
-resume writes the missing files of the steps it restores (`StepFiles.restore`).
+meanwhile may lack the files of its last steps, or hold an earlier visit's state for a
+step a route sent back; the store has their states, and a resume writes the files of
+the steps it restores from them (`StepFiles.restore`).
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ class _File:
     owner: StepFiles
     path: Path
     data: bytes
-    only_if_missing: bool = False
 
 
 class _Writer:
@@ -80,8 +80,6 @@ class _Writer:
                 item.set()  # every file handed over before it is written
                 continue
             try:
-                if item.only_if_missing and item.path.exists():
-                    continue
                 item.path.parent.mkdir(exist_ok=True)
                 write_atomically(item.path, item.data)
             except Exception as exc:  # never let the thread die: a run waiting on it would wait for ever
@@ -107,10 +105,10 @@ class StepFiles:
         """The first file that could not be written (raised by `close`)."""
         self._handed = False
 
-    def _hand(self, state: StepState, *, only_if_missing: bool = False) -> None:
+    def _hand(self, state: StepState) -> None:
         data = indented_json(self.tracer.redactor.value(state.as_data()))
         self._handed = True
-        _WRITER.put(_File(self, self.folder.step_file(state.step_id), data, only_if_missing))
+        _WRITER.put(_File(self, self.folder.step_file(state.step_id), data))
 
     def listener(self, then: StepListener | None) -> StepListener:
         """A step listener that hands each completed step's state to the writer, then calls `then`."""
@@ -127,10 +125,11 @@ class StepFiles:
         return listener
 
     def restore(self, states: Iterable[StepState]) -> None:
-        """Write the files of restored steps that have none (their run was killed before they were written)."""
+        """Write the files of the completed steps a resume restored, from their saved states: a killed run
+        may have left a step without its file, or with the file of an earlier visit."""
         for state in states:
             if state.status == "completed":
-                self._hand(state, only_if_missing=True)
+                self._hand(state)
 
     def close(self) -> None:
         """Wait until every file handed over is written (blocks: call it from a thread, not the loop).
