@@ -48,19 +48,25 @@ async def wait_for(path: Path) -> None:
     await asyncio.to_thread(wait_until_exists, path)
 
 
+async def cancelled_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A run of the waiting project cancelled while its `hold` step waits: its folder and the marks folder."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setenv("DURABLE_TEST_DIR", str(marks))
+    workflow = rolegraph.load(write_waiting_project(tmp_path / "project"))
+    task = asyncio.create_task(workflow.run())
+    await wait_for(marks / "started")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run_dir,) = (tmp_path / "home" / "runs").iterdir()
+    return run_dir, marks
+
+
 class TestCancelled:
     async def test_a_cancelled_run_resumes(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Cancelling the run's task records `cancelled` (run.json and run store); resume finishes the run."""
-        marks = tmp_path / "marks"
-        marks.mkdir()
-        monkeypatch.setenv("DURABLE_TEST_DIR", str(marks))
-        workflow = rolegraph.load(write_waiting_project(tmp_path / "project"))
-        task = asyncio.create_task(workflow.run())
-        await wait_for(marks / "started")
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        (run_dir,) = (tmp_path / "home" / "runs").iterdir()
+        run_dir, marks = await cancelled_run(tmp_path, monkeypatch)
         assert json.loads((run_dir / "run.json").read_text())["status"] == "cancelled"
         store = RunStore.open_existing(run_dir)
         assert store.record().status == "cancelled"
@@ -74,16 +80,7 @@ class TestCancelled:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A step file lost with its run (written off the loop, killed first) is written again on resume."""
-        marks = tmp_path / "marks"
-        marks.mkdir()
-        monkeypatch.setenv("DURABLE_TEST_DIR", str(marks))
-        workflow = rolegraph.load(write_waiting_project(tmp_path / "project"))
-        task = asyncio.create_task(workflow.run())
-        await wait_for(marks / "started")
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        (run_dir,) = (tmp_path / "home" / "runs").iterdir()
+        run_dir, marks = await cancelled_run(tmp_path, monkeypatch)
         written = (run_dir / "steps" / "plan.json").read_text()
         (run_dir / "steps" / "plan.json").unlink()  # as a kill before the writer thread reached it leaves it
         touch(marks / "release")
