@@ -114,7 +114,7 @@ def render(facts: dict[str, Any]) -> str:
         f"- **Critic**: {_critic(facts)}.",
         f"- **Cost**: {facts['wall_s']} s wall time, {facts['cpu_s']} s of CPU, {facts['tokens']} tokens in "
         f"{facts['model_calls']} model calls, on {facts['cores']} cores ({facts['machine']}) with a load average "
-        f"of {facts['load']} (other jobs shared the machine: the CPU time is the steadier figure).",
+        f"of {facts['load']} (the load counts other jobs sharing the machine: the CPU time is the steadier figure).",
         "",
     ]
     return "\n".join(lines)
