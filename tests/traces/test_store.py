@@ -429,7 +429,6 @@ class TestCrash:
                 "first react_step": ["ok", "ok"],
                 "first chat": ["ok", "ok"],
                 "first execute_tool lookup": ["ok"],
-                "first run_guardrail": ["ok"],
                 "first checkpoint": ["ok"],
                 "second invoke_agent": ["unfinished"],
                 "second react_step": ["unfinished"],
