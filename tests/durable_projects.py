@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -17,6 +20,19 @@ NOTES = {
 }
 ALPHA = "The adapters train only a few weights."
 BETA = "The update merges after training."
+
+
+async def run_in_process(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`rolegraph run PATH --quiet` in a process of its own under `env` (to be killed at a kill point)."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "rolegraph", "run", str(path), "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _research(round_: int) -> list[dict[str, Any]]:

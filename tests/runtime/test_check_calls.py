@@ -4,38 +4,21 @@ model) and the moderation endpoint (a loopback server in OpenAI's wire format) a
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import rolegraph
-from durable_projects import outputs_of, trace_lines
+from durable_projects import outputs_of, run_in_process, trace_lines
 from moderation_wire import moderation_body
 from projects import isolated_home, write_script
 from rolegraph.durability.replay import replay
 from rolegraph.durability.store import JournalEntry, RunStore
 from rolegraph.testing import FaultServer, Status
 from rolegraph.traces.sinks import read_jsonl
-
-
-async def run_in_process(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`rolegraph run PATH --quiet` in a process of its own under `env` (to be killed at a kill point)."""
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "rolegraph", "run", str(path), "--quiet"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
 
 JUDGED = """\
 rolegraph: 1

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import rolegraph
-from durable_projects import edit, outputs_of, trace_lines
+from durable_projects import edit, outputs_of, run_in_process, trace_lines
 from projects import isolated_home
 from rolegraph.durability.replay import replay
 from rolegraph.durability.store import RunStore
@@ -207,15 +204,7 @@ class TestKilled:
         baseline = await rolegraph.load(project).run(home=tmp_path / "baseline")
         home = tmp_path / "killed"
         env = {**os.environ, "ROLEGRAPH_HOME": str(home), "ROLEGRAPH_KILL_AT": point}
-        proc = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "rolegraph", "run", str(project), "--quiet"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        proc = await run_in_process(project, env)
         assert proc.returncode == -signal.SIGKILL, proc.stderr
         (run_dir,) = (home / "runs").iterdir()
         store = RunStore.open_existing(run_dir)
