@@ -119,6 +119,26 @@ class TestIndexWriter:
         assert chats == [("a", "researcher", "ok"), ("b", "researcher", "ok"), ("write", "writer", "ok")]
         assert len(spans) == len(store_spans(records)) and all(s.status == "ok" for s in spans)
 
+    async def test_a_failing_write_is_counted_not_raised(self, runs: Path, records: Records) -> None:
+        """A batch that fails to write stays in the writer thread: counted on the run, never raised into it."""
+        writer = IndexWriter(runs.parent / "index.sqlite")
+        run = writer.open_run(runs / records[0]["run_id"])
+        run.emit({**records[0], "name": {"not": "bindable"}})  # SQLite cannot bind a dict: the batch fails
+        run.close()
+        assert run.errors == 1 and writer.errors == 0
+        with TraceStore(runs.parent / "index.sqlite", prices=PriceTable()) as store:
+            assert store.spans(records[0]["run_id"]) == []  # the failed batch left nothing half-written
+
+    async def test_a_database_that_cannot_open_is_counted(self, runs: Path, records: Records) -> None:
+        """An index that cannot be opened (a file where its folder should be) is counted; the run goes on."""
+        (runs.parent / "blocked").write_text("a file where a folder should be")
+        writer = IndexWriter(runs.parent / "blocked" / "index.sqlite")
+        run = writer.open_run(runs / records[0]["run_id"])
+        for record in records:
+            run.emit(record)
+        run.close()  # returns although nothing could be written
+        assert writer.errors == 1
+
     async def test_one_writer_per_home(self, tmp_path: Path) -> None:
         """Every run of a process indexing into one home shares one writer."""
         assert index_writer(tmp_path / "index.sqlite") is index_writer(tmp_path / "." / "index.sqlite")

@@ -1,4 +1,4 @@
-"""Trace store: importing runs (idempotently, crashed ones too), listing, spans by step, pruning, the live sink."""
+"""Trace store: importing runs (idempotently, crashed ones too), listing, spans by step, pruning, live writes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +19,9 @@ from trace_projects import probe_project, probe_script
 from typer.testing import CliRunner
 
 from rolegraph.cli import app
-from rolegraph.traces._rows import Context
 from rolegraph.traces.home_index import open_index
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.store import TraceStore
-from rolegraph.traces.store_sink import StoreSink
 
 Records = list[dict[str, Any]]
 
@@ -258,61 +255,6 @@ class TestPrune:
         assert (victim / "trace.jsonl").is_file()  # ... and the folder it named is untouched
 
 
-class _GatedStore(TraceStore):
-    """Records the thread of each write, and holds writes until `gate` is set."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, prices=PriceTable())
-        self.gate = threading.Event()
-        self.threads: set[int] = set()
-
-    def write_records(
-        self, records: list[dict[str, Any]], context: Context | None = None, *, run_dir: Path | None = None
-    ) -> None:
-        self.threads.add(threading.get_ident())
-        assert self.gate.wait(timeout=10)
-        super().write_records(records, context, run_dir=run_dir)
-
-
-class TestStoreSink:
-    def test_writes_on_its_own_thread_and_flushes_on_close(self, runs: Path, records: Records) -> None:
-        """`emit` returns while the writer is held; `close` writes everything, from the sink's thread."""
-        with _GatedStore(runs.parent / "index.sqlite") as store:
-            sink = StoreSink(store)
-            for record in records:
-                sink.emit(record)  # would hang here if emit waited for the (held) writer
-            assert _counts(store.path) == (0, 0)
-            store.gate.set()
-            sink.close()
-            assert store.threads == {sink.thread.ident} and threading.get_ident() not in store.threads
-            [row] = store.list_runs()
-            assert (row.status, row.input_tokens, row.output_tokens) == ("completed", 6000, 600)
-            assert len(store.spans(row.run_id)) == 13
-            assert {s.step_id for s in store.spans(row.run_id) if s.kind == "chat"} == {"a", "b", "write"}
-
-    def test_open_spans_are_unfinished_until_they_end(self, runs: Path, records: Records) -> None:
-        """A span that has started but not ended is indexed as unfinished; the run as running."""
-        root_end = next(r for r in records if r["event"] == "span_end" and r["parent_id"] is None)
-        with TraceStore(runs.parent / "index.sqlite") as store:
-            sink = StoreSink(store)
-            for record in records:
-                if record is not root_end:
-                    sink.emit(record)
-            sink.close()
-            [row] = store.list_runs()
-            assert row.status == "running"
-            assert [s.status for s in store.spans(row.run_id) if s.parent_id is None] == ["unfinished"]
-
-    def test_a_failing_write_is_counted_not_raised(self, runs: Path) -> None:
-        """A write error stays in the writer thread: counted, never raised into the run."""
-        with TraceStore(runs.parent / "index.sqlite") as store:
-            store.close()  # every write now fails
-            sink = StoreSink(store)
-            sink.emit({"event": "span_start", "run_id": "r", "span_id": "1", "kind": "chat", "name": "x"})
-            sink.close()
-            assert sink.errors == 1
-
-
 def _dead_pid() -> int:
     """The id of a process that has exited (and been reaped)."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -352,20 +294,14 @@ class TestLiveRuns:
             assert store.sync(runs) == [partial[0]["run_id"]]
             assert store.run(partial[0]["run_id"]).status == "unfinished"  # type: ignore[union-attr]
 
-    def test_opening_from_a_path_happens_on_the_writer_thread(self, runs: Path, records: Records) -> None:
-        """A sink given a path opens (and closes) the database itself; a path it cannot open is counted."""
-        sink = StoreSink(runs.parent / "index.sqlite", run_dir=runs / "x")
-        for record in records:
-            sink.emit(record)
-        sink.close()
-        assert sink.errors == 0
+    def test_open_spans_are_unfinished_until_they_end(self, runs: Path, records: Records) -> None:
+        """A span that has started but not ended is indexed as unfinished; the run as running."""
+        root_end = next(r for r in records if r["event"] == "span_end" and r["parent_id"] is None)
         with TraceStore(runs.parent / "index.sqlite") as store:
-            assert len(store.spans(records[0]["run_id"])) == 13
-        (runs.parent / "blocked").write_text("a file where a folder should be")
-        broken = StoreSink(runs.parent / "blocked" / "index.sqlite")
-        broken.emit(records[0])
-        broken.close()
-        assert broken.errors == 1
+            store.write_records([r for r in records if r is not root_end])
+            [row] = store.list_runs()
+            assert row.status == "running"
+            assert [s.status for s in store.spans(row.run_id) if s.parent_id is None] == ["unfinished"]
 
 
 def _wait_for(predicate: Callable[[], bool], process: subprocess.Popen[bytes]) -> None:

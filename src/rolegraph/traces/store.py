@@ -7,8 +7,8 @@ indexed (a run that crashed, or ran before the index existed). A span that was
 started but never ended is indexed as ``unfinished``, like a run whose
 `invoke_workflow` span never ended.
 
-`rolegraph.traces.store_sink.StoreSink` indexes spans live, as they start and end,
-from a background thread, through `TraceStore.write_records`. A live run's row
+`rolegraph.traces.index_writer` indexes spans live, as they start and end, from
+the home's one writer thread, through `TraceStore.write_runs`. A live run's row
 records its writer (host and process id); once that process is gone, the run reads
 as ``unfinished`` rather than ``running``.
 
@@ -169,7 +169,7 @@ class TraceStore:
         prices: Prices for the cost columns (default: the built-in table, overridden by a
             ``prices.yaml`` beside the database).
 
-    A store may be used from one thread at a time; `StoreSink` hands it to its writer thread.
+    A store may be used from one thread at a time; the live index writer keeps one on its own thread.
     """
 
     def __init__(self, path: Path, prices: PriceTable | None = None) -> None:
@@ -452,7 +452,7 @@ class TraceStore:
             self._db.execute("DELETE FROM spans WHERE run_id = ?", (run_id,))
             self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
 
-    # Live writes (from StoreSink's thread)
+    # Live writes (from the index writer's thread)
 
     def write_records(
         self, records: list[dict[str, Any]], context: Context | None = None, *, run_dir: Path | None = None
