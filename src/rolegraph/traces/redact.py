@@ -16,12 +16,22 @@ SECRET_ENV_VARS = ("OPENAI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "ANTH
 #: Names more variables (comma- or space-separated) whose values are always redacted.
 REDACT_ENV_VAR = "ROLEGRAPH_REDACT_ENV"
 _SECRET_NAME = re.compile(r"(_API_KEY|_TOKEN|_SECRET|_PASSWORD)$")
-# Each pattern begins with a literal `Redactor._may_hold_secret` looks for first: keep the two in step.
-_PATTERNS = (
-    r"\bsk-[A-Za-z0-9_-]{16,}",  # OpenAI-style keys
-    r"\bhf_[A-Za-z0-9]{20,}",  # Hugging Face tokens
-    r"\b[Bb][Ee][Aa][Rr][Ee][Rr]\s+[A-Za-z0-9._~+/=-]{8,}",  # Authorization headers
+# Secret-shaped strings: each pattern with the literal every match contains, which `Redactor._may_hold_secret`
+# looks for first (in the lower-cased text when the pattern ignores case). tests/traces/test_redact.py derives
+# each pattern's shortest match and checks it is redacted, so a pattern whose literal is wrong cannot slip past.
+_PATTERNS: tuple[tuple[str, bool, str], ...] = (
+    ("sk-", False, r"\bsk-[A-Za-z0-9_-]{16,}"),  # OpenAI-style keys
+    ("hf_", False, r"\bhf_[A-Za-z0-9]{20,}"),  # Hugging Face tokens
+    ("bearer", True, r"\b[Bb][Ee][Aa][Rr][Ee][Rr]\s+[A-Za-z0-9._~+/=-]{8,}"),  # Authorization headers
 )
+_EXACT_LITERALS = tuple(literal for literal, any_case, _ in _PATTERNS if not any_case)
+_ANY_CASE_LITERALS = tuple(literal for literal, any_case, _ in _PATTERNS if any_case)
+_SHORTEST_MATCH = 15
+"""The fewest characters any pattern matches ("bearer", a space, 8 characters): a shorter string holds no
+secret-shaped match (the test of the patterns checks this against each pattern's shortest match)."""
+# Redactions of short strings are remembered: the same names, ids and short values recur in every record.
+_REMEMBERED_LEN = 128
+_REMEMBERED = 4096
 # Values shorter than this are not treated as secrets: redacting "1" everywhere helps no one.
 _MIN_SECRET_LEN = 6
 # Secrets known to this process but to no environment variable (keys typed at a prompt).
@@ -52,7 +62,10 @@ class Redactor:
         values = sorted(self._given | set(extra), key=len, reverse=True)
         self._secrets = tuple(values)
         # One alternation, one pass per string: redaction runs on every string of every record.
-        self._pattern = re.compile("|".join([*(re.escape(v) for v in values), *_PATTERNS]))
+        self._pattern = re.compile("|".join([*(re.escape(v) for v in values), *(p for _, _, p in _PATTERNS)]))
+        self._shortest = min([_SHORTEST_MATCH, *(len(v) for v in values)])
+        self._remembered: dict[str, str] = {}
+        """Short strings already redacted, and their redaction (forgotten when the secrets change)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, extra_names: Iterable[str] = ()) -> Redactor:
@@ -73,19 +86,33 @@ class Redactor:
         """`value` with every secret replaced."""
         if self._process and self._known != len(_PROCESS_SECRETS):
             self._compile()  # a key was typed since: redact it too
-        if not self._may_hold_secret(value):
-            return value
-        return self._pattern.sub(REDACTED, value)
+        if len(value) < self._shortest:
+            return value  # shorter than any secret and any secret-shaped match
+        remembered = self._remembered.get(value)
+        if remembered is not None:
+            return remembered
+        redacted = self._pattern.sub(REDACTED, value) if self._may_hold_secret(value) else value
+        if len(value) <= _REMEMBERED_LEN:
+            if len(self._remembered) >= _REMEMBERED:
+                self._remembered.clear()
+            self._remembered[value] = redacted
+        return redacted
 
     def _may_hold_secret(self, value: str) -> bool:
-        """Whether `value` contains a known secret or the fixed start of a secret-shaped pattern.
+        """Whether `value` contains a known secret or the literal of a secret-shaped pattern.
 
         Substring tests in C, about ten times cheaper than the alternation's regex scan, which then runs
-        only on the rare string that may match (a miss here is a miss of the regex: every pattern
-        begins with one of these literals, the bearer one in any case).
+        only on the rare string that may match (a miss here is a miss of the regex: every match of a
+        pattern contains its literal).
         """
-        if "sk-" in value or "hf_" in value or "bearer" in value.lower():
-            return True
+        for literal in _EXACT_LITERALS:
+            if literal in value:
+                return True
+        if _ANY_CASE_LITERALS:
+            lowered = value.lower()
+            for literal in _ANY_CASE_LITERALS:
+                if literal in lowered:
+                    return True
         for secret in self._secrets:
             if secret in value:
                 return True
