@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rolegraph.agents.model_calls import STEP_DEADLINE
 from rolegraph.errors import BudgetExceeded
 from rolegraph.models.model import Usage
 from rolegraph.runtime.scheduler import Scheduler, StepCall, StepOutcome, StepState
@@ -504,3 +505,22 @@ class TestTimeouts:
 
         states, _ = await run(spec, handler)
         assert (states["slow"].status, states["slow"].error) == ("failed", "timed out")
+
+    async def test_each_step_tells_its_calls_when_its_timer_fires(self) -> None:
+        """Inside a step, STEP_DEADLINE is its own timer's deadline (the sooner of the step timeout and its
+        wall budget), so the model calls it makes need no timer of their own."""
+        spec = spec_of(
+            "  a: {role: worker, task: t, budget: {max_wall_s: 5}}\n  b: {role: worker, task: t, depends_on: [a]}",
+            settings="settings: {step_timeout: 600}",
+        )
+        seen: dict[str, tuple[float | None, float]] = {}
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            seen[call.step_id] = (STEP_DEADLINE.get(), asyncio.get_running_loop().time())
+            return answer()
+
+        await run(spec, handler)
+        assert STEP_DEADLINE.get() is None  # set in each step's own task, not around the run
+        for step_id, limit in (("a", 5), ("b", 600)):
+            deadline, now = seen[step_id]
+            assert deadline is not None and now < deadline <= now + limit

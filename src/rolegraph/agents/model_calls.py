@@ -16,6 +16,7 @@ the span has its usage (recording may stop the run: a budget crossed).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from rolegraph.models.model import Completion, Model, ModelSettings, Usage
 from rolegraph.traces.spans import Span, SpanKind
 from rolegraph.traces.tracer import Tracer
 
-__all__ = ["ANSWER_SETTINGS", "CallPath", "chat_request", "messages_digest", "settings_digest"]
+__all__ = ["ANSWER_SETTINGS", "STEP_DEADLINE", "CallPath", "chat_request", "messages_digest", "settings_digest"]
 
 _TRACE_TEXT_MAX = 4000
 
@@ -38,6 +39,12 @@ ANSWER_SETTINGS = frozenset({"temperature", "top_p", "seed", "max_tokens", "tool
 """The settings that can change a model's answer (a call's timeout and retries cannot)."""
 
 _MESSAGES = TypeAdapter(list[Message])
+
+STEP_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("rolegraph_step_deadline", default=None)
+"""When the running step's own timer fires (event-loop time), set by the scheduler for each step's task.
+
+A model call whose timeout would end no sooner is not given a timer of its own: the step's fires
+first anyway, so one timer per step is armed instead of two."""
 
 
 def messages_digest(messages: Sequence[Message]) -> str:
@@ -174,11 +181,15 @@ class CallPath:
                 rolegraph__cached__output_tokens=cached.usage.output_tokens,
             )
             return cached.model_copy(update={"usage": Usage()})
-        try:
-            async with asyncio.timeout(settings.timeout):
-                completion = await model.complete(messages, tools=tools, output_schema=schema, settings=settings)
-        except TimeoutError as exc:
-            raise ModelError(f"model {model.name} did not answer within {settings.timeout:g}s") from exc
+        deadline = STEP_DEADLINE.get()
+        if deadline is not None and asyncio.get_running_loop().time() + settings.timeout >= deadline:
+            completion = await model.complete(messages, tools=tools, output_schema=schema, settings=settings)
+        else:
+            try:
+                async with asyncio.timeout(settings.timeout):
+                    completion = await model.complete(messages, tools=tools, output_schema=schema, settings=settings)
+            except TimeoutError as exc:
+                raise ModelError(f"model {model.name} did not answer within {settings.timeout:g}s") from exc
         if self.cache is not None and digest is not None:
             span.set(rolegraph__cache__kept=self.cache.keep(model, digest, settings, completion))
         return completion

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 import networkx as nx
 from pydantic import BaseModel, Field, TypeAdapter
 
+from rolegraph.agents.model_calls import STEP_DEADLINE
 from rolegraph.errors import BudgetExceeded, RolegraphError
 from rolegraph.models.model import Usage
 from rolegraph.traces.spans import Span, SpanKind
@@ -355,6 +356,8 @@ class Scheduler:
         try:
             try:
                 async with timer:
+                    # Set in the step's own task: a model call that would time out no sooner arms no timer.
+                    STEP_DEADLINE.set(timer.when())
                     state.output = await self._execute(node, state)
             except TimeoutError:
                 if wall is not None and timer.expired() and wall <= self.spec.settings.step_timeout:
