@@ -19,7 +19,8 @@ class Usage(BaseModel):
     output_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
+        # Built, not validated: the sum of two validated counts is a count (summed at every step).
+        return Usage.model_construct(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
         )

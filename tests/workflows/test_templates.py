@@ -24,6 +24,11 @@ class TestRender:
         """Values from the context are substituted and a final newline survives."""
         assert render("Topic: {{ inputs.topic }}\n", {"inputs": {"topic": "LoRA"}}) == "Topic: LoRA\n"
 
+    @pytest.mark.parametrize("text", ["go", "a\n\n", "100% sure #1 } ]", "a\r\nb\rc", ""])
+    def test_plain_text_renders_as_jinja_renders_it(self, text: str) -> None:
+        """A task with no template syntax comes back as Jinja gives it (its line ends made ``\\n``)."""
+        assert render(text, {}) == text.replace("\r\n", "\n").replace("\r", "\n")
+
     def test_undefined_variable_is_an_error_naming_it(self) -> None:
         """A name missing from the context raises TemplateError naming it, never renders as blank."""
         with pytest.raises(TemplateError, match="'question' is undefined"):

@@ -140,6 +140,9 @@ def render(template: str, context: Mapping[str, Any]) -> str:
     Raises:
         TemplateError: A variable is undefined, an access is unsafe, or the template is invalid.
     """
+    if _is_plain(template) and "\r" not in template:
+        # Nothing for Jinja to do (it would only turn ``\r\n`` into ``\n``): a step's task is often plain.
+        return template
     try:
         return _template(template).render(context)
     except _RENDER_ERRORS as exc:
