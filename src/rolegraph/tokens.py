@@ -19,8 +19,7 @@ class Usage(BaseModel):
     output_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        # Built, not validated: the sum of two validated counts is a count (summed at every step).
-        return Usage.model_construct(
+        return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
         )
