@@ -6,11 +6,14 @@ from typing import Any
 
 import pytest
 
+from rolegraph.agents import agent as agent_module
 from rolegraph.agents.agent import Agent
 from rolegraph.agents.call_ids import chat_call_id, tool_call_id
 from rolegraph.agents.journal import RequestDigest, describe_changes, request_changes, request_digest
-from rolegraph.agents.roles import BUILTIN_ROLES
+from rolegraph.agents.model_calls import ANSWER_SETTINGS, chat_request
+from rolegraph.agents.roles import BUILTIN_ROLES, Role, output_model
 from rolegraph.errors import BudgetExceeded
+from rolegraph.models.model import ModelSettings
 from rolegraph.testing import ScriptedModel, final, tool_call
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import ToolResult, tool
@@ -105,6 +108,45 @@ class TestJournal:
         with pytest.raises(BudgetExceeded, match="max_tool_calls is 0"):
             await Agent(RESEARCHER, script(), [lookup], journal=Refusing()).run("Find LoRA.")
         assert CALLS == []
+
+
+class DigestJournal(DictJournal):
+    """Keeps the request digest each call was recorded with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: dict[str, RequestDigest | None] = {}
+
+    def put(self, call_id: str, result: Any, *, request: RequestDigest | None = None) -> None:
+        self.requests[call_id] = request
+        super().put(call_id, result, request=request)
+
+
+class TestRequestDigests:
+    async def test_agents_of_a_run_hash_its_settings_and_no_tools_once(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Agents sharing a settings object and calling no tools hash those parts once between them, and
+        every call's digest is the one `chat_request` computes from scratch."""
+        hashed: list[Any] = []
+        counted = agent_module.part_digest
+
+        def counting(data: Any) -> str:
+            hashed.append(data)
+            return counted(data)
+
+        monkeypatch.setattr(agent_module, "part_digest", counting)
+        role = Role(name="rater", instructions="Rate.", output_model=output_model("rater", {"score": "integer"}))
+        answer = {"score": 3}
+        settings = ModelSettings(seed=11, temperature=0.3)
+        journals = []
+        for number in range(3):
+            model = ScriptedModel([final(answer)])
+            journals.append(DigestJournal())
+            await Agent(role, model, settings=settings, journal=journals[-1], call_prefix=f"w{number}").run("Write.")
+            call = model.calls[0]
+            expected = chat_request(call.messages, None, call.output_schema, settings)
+            assert journals[-1].requests[f"w{number}/chat/1"] == expected
+        assert settings.model_dump(mode="json", include=set(ANSWER_SETTINGS)) in hashed
+        assert len(hashed) <= 3  # at most the schema, the settings and "no tools", for three agents
 
 
 class TestRequestChanges:

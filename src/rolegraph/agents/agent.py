@@ -47,19 +47,21 @@ OBSERVATION_MAX_CHARS = 4000
 """Tool output past this many characters is cut before the model sees it."""
 _TRACE_TEXT_MAX = 4000
 
-_SCHEMA_DIGESTS: dict[int, tuple[object, str]] = {}
-"""The digests of the answer schemas hashed last, by the schema object's id (kept alive with its digest,
-so an id is never another object's): the schemas are cached and shared by a role's agents (one per
-step), so a chain of steps hashes its role's schema once, not at every step's first call."""
-_SCHEMA_DIGESTS_MAX = 64
+_SHARED_DIGESTS: dict[tuple[str, int], tuple[object, str]] = {}
+"""The digests of the request parts hashed last, by part and object id (kept alive with its digest, so
+an id is never another object's): the answer schemas are cached and shared by a role's agents (one per
+step), and so are a run's model settings (one object per model name) and "no tools" (None), so a chain
+of steps hashes each of them once, not at every step's first call."""
+_SHARED_DIGESTS_MAX = 64
 
 
-def _keep_schema_digest(kept: tuple[object, str]) -> None:
-    """Remember a schema's digest for the next agents, the oldest forgotten past `_SCHEMA_DIGESTS_MAX`."""
-    _SCHEMA_DIGESTS.pop(id(kept[0]), None)
-    _SCHEMA_DIGESTS[id(kept[0])] = kept
-    while len(_SCHEMA_DIGESTS) > _SCHEMA_DIGESTS_MAX:
-        del _SCHEMA_DIGESTS[next(iter(_SCHEMA_DIGESTS))]
+def _keep_shared_digest(part: str, kept: tuple[object, str]) -> None:
+    """Remember a part's digest for the next agents, the oldest forgotten past `_SHARED_DIGESTS_MAX`."""
+    key = (part, id(kept[0]))
+    _SHARED_DIGESTS.pop(key, None)
+    _SHARED_DIGESTS[key] = kept
+    while len(_SHARED_DIGESTS) > _SHARED_DIGESTS_MAX:
+        del _SHARED_DIGESTS[next(iter(_SHARED_DIGESTS))]
 
 
 @dataclass
@@ -376,11 +378,14 @@ class Agent:
         """The digest of `part`, computed from `data()` only when `value` is not the object hashed last time."""
         kept = self._kept_digests.get(part)
         if kept is None or kept[0] is not value:
-            shared = _SCHEMA_DIGESTS.get(id(value)) if part == "schema" else None
+            # Shared between agents: a schema, the run's settings for a model, or no tools (a list of
+            # tool specs is the agent's own, so sharing it would only push the others out).
+            sharable = part != "tools" or value is None
+            shared = _SHARED_DIGESTS.get((part, id(value))) if sharable else None
             kept = shared if shared is not None and shared[0] is value else (value, part_digest(data()))
             self._kept_digests[part] = kept
-            if part == "schema":
-                _keep_schema_digest(kept)
+            if sharable and shared is not kept:
+                _keep_shared_digest(part, kept)
         return kept[1]
 
     async def _run_tools(self, calls: Sequence[ToolCall], done: set[tuple[str, str]], step: int) -> list[ToolResult]:
