@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from rolegraph.agents.citations import (
     MAX_SENTENCES_PER_SOURCE,
     NO_SOURCE,
+    cites_sources,
     constrain_citations,
     find_citations,
     find_claims,
@@ -239,3 +240,23 @@ class TestFindClaims:
 
         schema = inline_refs(Bare.model_json_schema())
         assert list(find_claims(schema, {"source": "a", "quote": "q", "score": 3})) == [("a", "q", "")]
+
+
+class Plain(BaseModel):
+    """An answer with no citation field."""
+
+    score: int
+    notes: list[str]
+
+
+class TestCitesSources:
+    def test_answers_with_a_citation_field_anywhere_cite(self) -> None:
+        """A citation field at any depth (a report's paragraphs, a claim, an optional citation) counts."""
+        assert all(cites_sources(model) for model in (ReportOutput, ResearchOutput, Optional))
+
+    def test_answers_without_one_cite_nothing(self) -> None:
+        """A model with no citation field does not cite; citations and quotes found in its answers are none."""
+        answer = {"score": 3, "notes": ["lora", "x"]}
+        assert not cites_sources(Plain)
+        schema = inline_refs(Plain.model_json_schema())
+        assert (list(find_citations(schema, answer)), list(find_quotes(schema, answer))) == ([], [])

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from rolegraph.agents.call_ids import chat_call_id, tool_call_id
 from rolegraph.agents.citations import (
     answer_schema,
+    cites_sources,
     constrain_citations,
     find_citations,
     find_quotes,
@@ -314,13 +315,16 @@ class Agent:
         else:
             # Redacted here, so no secret a model repeats reaches checkpoints, outputs or later steps.
             output = self.tracer.redactor.value(validated.model_dump(mode="json"))
-            unknown = [c for c in find_citations(self._answer_schema, output) if c not in visible]
-            texts = {i: s.text for i in visible if (s := self.sources.get(i)) is not None}
-            misquoted = [
-                bad
-                for source_id, quote in find_quotes(self._answer_schema, output)
-                if source_id in visible and (bad := quote_problem(quote, source_id, texts)) is not None
-            ]
+            unknown: list[str] = []
+            misquoted: list[str] = []
+            if cites_sources(self.role.output_model):  # an answer with no citation field cites nothing
+                unknown = [c for c in find_citations(self._answer_schema, output) if c not in visible]
+                texts = {i: s.text for i in visible if (s := self.sources.get(i)) is not None}
+                misquoted = [
+                    bad
+                    for source_id, quote in find_quotes(self._answer_schema, output)
+                    if source_id in visible and (bad := quote_problem(quote, source_id, texts)) is not None
+                ]
             if not unknown and not misquoted:
                 result.thoughts.append(thought)
                 result.output = output

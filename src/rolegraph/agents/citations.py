@@ -31,6 +31,7 @@ __all__ = [
     "MAX_SENTENCES_PER_SOURCE",
     "QuotedClaim",
     "answer_schema",
+    "cites_sources",
     "collapse_whitespace",
     "constrain_citations",
     "find_citations",
@@ -74,6 +75,21 @@ def answer_schema(output_model: type[BaseModel]) -> dict[str, Any]:
     schema = inline_refs(output_model.model_json_schema())
     schema.pop("title", None)
     return schema
+
+
+@functools.lru_cache(maxsize=256)
+def cites_sources(output_model: type[BaseModel]) -> bool:
+    """Whether a role's answers have a citation field anywhere (without one, an answer cites nothing and
+    quotes nothing: `find_citations` and `find_quotes` find nothing, and need not walk it at every step)."""
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, list):
+            return any(walk(v) for v in node)
+        if not isinstance(node, dict):
+            return False
+        return _is_citation(node) or any(walk(v) for v in node.values())
+
+    return walk(answer_schema(output_model))
 
 
 def strings_in(data: Any) -> Iterator[str]:
