@@ -32,6 +32,8 @@ __all__ = ["known_sources", "run_agent", "run_agent_step"]
 def known_sources(call: StepCall, sources: SourceRegistry) -> list[str]:
     """The retrieved sources a step's agent may cite: those of its `for_each` item if it has any,
     else every one the outputs it reads name."""
+    if not len(sources):  # nothing retrieved yet: no output can name a source (no walk over them per step)
+        return []
     if call.item is not None:
         own = [s for s in dict.fromkeys(strings_in(call.item)) if s in sources]
         if own:
