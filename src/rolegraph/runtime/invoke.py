@@ -202,12 +202,10 @@ async def invoke(
         asyncio.CancelledError: The run was cancelled (its folder records ``cancelled``).
     """
     hooks = hooks or InvokeHooks()
-    run = await _setup(workflow, info, home, durability, redactor, resuming, executor, sinks, hooks)
-    trace_sinks = RunSinks(home.path, run.folder.path, info.run_id, workflow.spec.name)
+    run, trace_sinks = await _setup(workflow, info, home, durability, redactor, resuming, executor, sinks, hooks)
     for sink in trace_sinks:
         run.tracer.add_sink(sink)
     durability.add_kill_sink(run.tracer)
-    await asyncio.to_thread(_write_summary, run, redactor)  # file work in a thread: the loop runs other runs
     try:
         await _run_root(run, resuming=resuming, on_step=on_step, hooks=hooks)
     finally:
@@ -238,14 +236,14 @@ async def _record_end(run: _Run, trace_sinks: RunSinks, redactor: Redactor, *, r
     run.result.duration_s = (dt.datetime.now(dt.UTC) - run.started).total_seconds()
     # In a thread: files written and renamed, and the store's close (it checkpoints its WAL into the
     # file, with flushes to disk) must not hold up the other runs of this event loop.
-    await asyncio.to_thread(_write_end, run, redactor)
+    await asyncio.to_thread(_write_end, run, trace_sinks, redactor)
     # The live index completes the run's row from what it already holds: no re-import of the trace.
     await trace_sinks.close(RunEnd(run.result.status, run.started.timestamp(), run.result.duration_s, resumed=resuming))
 
 
-def _write_end(run: _Run, redactor: Redactor) -> None:
+def _write_end(run: _Run, trace_sinks: RunSinks, redactor: Redactor) -> None:
     """The run's step files waited for, its sources, its final ``run.json``, then its status in the store,
-    which is closed."""
+    which is closed; then its trace file is closed (every span has ended)."""
     if run.step_files is not None:
         try:
             run.step_files.close()
@@ -255,6 +253,7 @@ def _write_end(run: _Run, redactor: Redactor) -> None:
     _write_sources(run.folder.sources, run.result.sources, redactor)
     _write_summary(run, redactor)
     run.durability.finish(run.result.status)
+    trace_sinks.jsonl.close()
 
 
 async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:
@@ -281,8 +280,9 @@ async def _setup(
     executor_factory: ExecutorFactory,
     sinks: Sequence[TraceSink],
     hooks: InvokeHooks,
-) -> _Run:
-    """Tools, tracer, executor and durable state; a new run's folder is created only once all of them loaded.
+) -> tuple[_Run, RunSinks]:
+    """Tools, tracer, executor, then the run's folder, durable state, trace sinks and ``run.json``: a new
+    run's folder is created only once all the others loaded.
 
     A resumed run's trace is read first, so a damaged one (`DamagedFileError`) stops the resume
     before anything is opened or written.
@@ -321,26 +321,32 @@ async def _setup(
         durability.check_prices(executor.models)
         for model in executor.models.values():  # e.g. "is Ollama running?", before any folder is made
             await model.check()
-        # In a thread: making the folder and the store is file work the loop's other runs need not wait for.
-        await asyncio.to_thread(_open_folder, folder, durability, resuming, sources, executor.models)
+        started = dt.datetime.fromisoformat(info.started)
+        result = RunResult(run_id=info.run_id, status="failed", run_dir=folder.path)
+        run = _Run(workflow, info, folder, durability, tracer, sources, tools, executor, started, result, traced)
+        run.cache = cache
+        # In one thread hop: the folder, the store, the trace file and run.json are file work (with
+        # flushes to disk) the loop's other runs need not wait for.
+        trace_sinks = await asyncio.to_thread(_open_folder, run, home, redactor, resuming=resuming)
     except BaseException:
         await _close(executor, tools, cache)
         durability.close()
         raise
-    started = dt.datetime.fromisoformat(info.started)
-    result = RunResult(run_id=info.run_id, status="failed", run_dir=folder.path)
-    run = _Run(workflow, info, folder, durability, tracer, sources, tools, executor, started, result, traced)
-    run.cache = cache
-    return run
+    return run, trace_sinks
 
 
-def _open_folder(
-    folder: RunFolder, durability: RunDurability, resuming: bool, sources: SourceRegistry, models: Mapping[str, Model]
-) -> None:
-    """Make a new run's folder, then open (or create) its durable state."""
+def _open_folder(run: _Run, home: Home, redactor: Redactor, *, resuming: bool) -> RunSinks:
+    """Make a new run's folder, open (or create) its durable state and its trace sinks, write ``run.json``."""
     if not resuming:
-        folder.path.mkdir(parents=True, exist_ok=False)
-    durability.open(resuming=resuming, sources=sources, models=models)
+        run.folder.path.mkdir(parents=True, exist_ok=False)
+    run.durability.open(resuming=resuming, sources=run.sources, models=run.executor.models)
+    trace_sinks = RunSinks(home.path, run.folder.path, run.info.run_id, run.workflow.spec.name)
+    try:
+        _write_summary(run, redactor)
+    except BaseException:
+        trace_sinks.jsonl.close()
+        raise
+    return trace_sinks
 
 
 def _cache_default(workflow: CompiledWorkflow, info: RunInfo) -> bool:
