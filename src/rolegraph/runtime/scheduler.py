@@ -272,6 +272,8 @@ class Scheduler:
         """Steps completed in the checkpoint the run resumed from."""
         self.executed: list[str] = []
         """Steps started by this scheduler, in start order."""
+        self._started: set[str] = set()
+        """The same steps as a set: a re-visited step is not listed twice (a list scan per step was quadratic)."""
         self._changed: set[str] = set()
         """Steps whose state changed since the last checkpoint."""
         if restore is not None:
@@ -341,7 +343,8 @@ class Scheduler:
         assert self._group is not None
         state = self.states[node]
         state.visits += 1
-        if node not in self.executed:
+        if node not in self._started:
+            self._started.add(node)
             self.executed.append(node)
         self._set(state, "running")
         self._tasks[node] = self._group.create_task(self._run_node(node), name=f"step {node}")
