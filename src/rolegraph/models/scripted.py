@@ -16,6 +16,7 @@ The script file behind ``scripted:<file.yaml>`` is a list of entries, each one o
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import time
@@ -164,7 +165,10 @@ def _finish(response: Completion, call: ScriptedCall) -> Completion:
     return response.model_copy(update=update) if update else response
 
 
+@functools.lru_cache(maxsize=512)
 def _words(text: str) -> int:
+    # Remembered (a few hundred texts): every call counts its whole conversation again, and a role's system
+    # prompt and a chain's tasks recur from step to step.
     return len(text.split())
 
 
