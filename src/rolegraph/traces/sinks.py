@@ -12,8 +12,11 @@ import orjson
 
 __all__ = ["FLUSH_INTERVAL_S", "JsonlSink", "MemorySink", "TraceSink", "dumps", "read_jsonl"]
 
-FLUSH_INTERVAL_S = 0.2
-"""At most this long between a buffered record (the start of a span) being emitted and reaching the file."""
+FLUSH_INTERVAL_S = 0.02
+"""At most this long between a buffered record (the start of a span) being emitted and reaching the file.
+Shorter than the live index's interval (`rolegraph.traces.index_writer.INDEX_INTERVAL_S`), so the file, the
+source of truth, does not lag behind the index derived from it: a run killed once the index shows a span open
+has that span's start in its file too."""
 
 
 @runtime_checkable
