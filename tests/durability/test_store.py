@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from rolegraph.durability.killpoints import KillPoints
 from rolegraph.durability.store import JournalEntry, RunStore
 from rolegraph.errors import DamagedFileError, ResumeError
 from rolegraph.layout import STORE_FILE
@@ -86,6 +88,63 @@ class TestCheckpoints:
         assert store.items("r", 1) == {0: StepOutcome(output={"a": 1}, usage=Usage(input_tokens=3))}
         assert list(store.items("r", 2)) == [1]
         assert store.items("q", 1) == {}
+
+
+def committed_steps(path: Path) -> set[str]:
+    """The step ids whose checkpoint rows another connection sees (what a kill would leave)."""
+    database = sqlite3.connect(path)
+    try:
+        return {row[0] for row in database.execute("SELECT step_id FROM steps")}
+    finally:
+        database.close()
+
+
+class TestOneCommitPerStep:
+    async def test_a_checkpoint_rides_the_next_journal_write(self, tmp_path: Path) -> None:
+        """On an event loop a checkpoint is staged, and committed with the next call recorded: once `put`
+        returns, both are on disk, and the checkpoint's kill point has been counted then, not before."""
+        kills = KillPoints("checkpoint", 1000)
+        store = RunStore(tmp_path / STORE_FILE, kill_points=kills)
+        store.save(checkpoint(a={"x": 1}))
+        store.save(checkpoint(a={"x": 2}, b={"y": 1}))
+        assert (committed_steps(store.path), kills.seen) == (set(), 0)
+        store.put(JournalEntry(call_id="c#1/chat/1", step_id="c", kind="chat", result={"text": "hi"}))
+        assert (committed_steps(store.path), kills.seen) == ({"a", "b"}, 2)
+        reader = RunStore.open_existing(tmp_path, read_only=True)
+        loaded = reader.load()
+        reader.close()
+        store.close()
+        assert loaded is not None and loaded.states["a"].output == {"x": 2}
+
+    async def test_a_staged_checkpoint_is_committed_by_itself_soon_after(self, tmp_path: Path) -> None:
+        """With no other write coming, a staged checkpoint is committed by the event loop a moment later."""
+        store = RunStore(tmp_path / STORE_FILE)
+        store.save(checkpoint(a={"x": 1}))
+        for _ in range(500):  # a generous bound: the flush is due after a few milliseconds
+            if committed_steps(store.path):
+                break
+            await asyncio.sleep(0.01)
+        assert committed_steps(store.path) == {"a"}
+        store.close()
+
+    async def test_items_records_and_close_carry_the_staged_checkpoint(self, tmp_path: Path) -> None:
+        """A for_each item or the run's record written commits the staged checkpoint with it; so does closing."""
+        store = RunStore(tmp_path / STORE_FILE)
+        store.write_record(RunInfo(run_id="20261101-120000-aaaaaa", workflow="w"))
+        store.save(checkpoint(a={"x": 1}), elapsed_s=1.5)
+        store.save_item("r", 1, 0, StepOutcome(output={"a": 1}))
+        assert committed_steps(store.path) == {"a"}
+        store.save(checkpoint(b={"y": 1}), elapsed_s=2.5)
+        store.write_record(RunInfo(run_id="20261101-120000-aaaaaa", workflow="w", status="completed"))
+        assert committed_steps(store.path) == {"a", "b"}
+        store.save(checkpoint(c={"z": 1}))
+        store.close()
+        assert committed_steps(tmp_path / STORE_FILE) == {"a", "b", "c"}
+
+    def test_without_an_event_loop_a_checkpoint_is_committed_at_once(self, store: RunStore) -> None:
+        """Saved outside an event loop (nothing would come back to flush it), a checkpoint is on disk at once."""
+        store.save(checkpoint(a={"x": 1}))
+        assert committed_steps(store.path) == {"a"}
 
 
 class TestJournal:

@@ -23,14 +23,24 @@ Tables:
 - ``superseded``: calls a resume sent again because their request had changed
   (an edited prompt): the recorded answer they replaced, kept because it was paid
   for (budgets count it) and for the record.
+
+One commit per step: a journal row is committed before `RunStore.put` returns (a paid
+call is never paid twice), while a checkpoint is staged and rides the next
+transaction (the next journal row, ``for_each`` item or record write), or is
+committed by itself `FLUSH_DELAY_S` later on the event loop, whichever comes first,
+and always before the store is read or closed. A kill may lose the last few
+milliseconds of checkpoints: a resume then runs those steps again, their model and
+tool calls answered from the journal (a function step's code runs again).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +55,16 @@ from rolegraph.runtime.run_info import RunInfo
 from rolegraph.runtime.scheduler import OUTCOME, Checkpoint, StepOutcome, StepState
 from rolegraph.tools.sources import Source
 
-__all__ = ["DAMAGE_ADVICE", "JournalEntry", "RunStore"]
+__all__ = ["DAMAGE_ADVICE", "FLUSH_DELAY_S", "JournalEntry", "RunStore"]
 
 DAMAGE_ADVICE = (
     "the run store is damaged, so the run can be neither resumed nor replayed;"
     " its trace and outputs are still readable; run the workflow again to redo it"
 )
 
+FLUSH_DELAY_S = 0.005
+"""How long a staged checkpoint waits on the event loop for another write to ride along before it is
+committed by itself."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL);
@@ -185,7 +198,12 @@ class RunStore:
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         self._has_superseded = "superseded" in tables
         self._routes_saved: tuple[dict[tuple[str, int], int], dict[str, Any]] | None = None
-        """The route counters and routed contexts last written (None: not yet, so the next save writes them)."""
+        """The route counters and routed contexts last staged (None: not yet, so the next save writes them)."""
+        self._staged = _Staged()
+        self._lock = threading.Lock()
+        """Held by every write: the run's end is recorded from a worker thread while a flush may be due."""
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
         self._cache: dict[str, Any] = {}
         self._requests: dict[str, RequestDigest | None] = {}
         for call_id, result, request in self._db.execute(f"SELECT call_id, result, {self._request_column} FROM calls"):
@@ -233,8 +251,13 @@ class RunStore:
         return cls(path, kill_points=kill_points, redact=redact, read_only=read_only)
 
     def close(self) -> None:
-        """Close the database."""
-        self._db.close()
+        """Commit the staged checkpoint, if any, and close the database."""
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                self._closed = True
+                self._db.close()
 
     def _json(self, value: Any, *, strict: bool = False) -> str:
         return _dumps(self._redact(value), strict=strict)
@@ -246,10 +269,10 @@ class RunStore:
     # The run
 
     def write_record(self, record: RunInfo) -> None:
-        """Save the run's record."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO run (id, record) VALUES (1, ?)", (self._json(record.model_dump(mode="json")),)
-        )
+        """Save the run's record (with the staged checkpoint, in one transaction)."""
+        text = self._json(record.model_dump(mode="json"))
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO run (id, record) VALUES (1, ?)", (text,))
 
     def record(self) -> RunInfo:
         """The run's record.
@@ -257,6 +280,7 @@ class RunStore:
         Raises:
             ResumeError: The store holds no record (the run died while starting).
         """
+        self.flush()
         with self._reading():
             row = self._db.execute("SELECT record FROM run WHERE id = 1").fetchone()
             if row is None:
@@ -266,8 +290,11 @@ class RunStore:
     # Checkpoints (the scheduler's `Checkpointer`)
 
     def save(self, checkpoint: Checkpoint, *, elapsed_s: float | None = None) -> None:
-        """Write a checkpoint's changes in one transaction: the states it holds (the steps that changed since
+        """Stage a checkpoint's changes (serialised now): the states it holds (the steps that changed since
         the last save) replace those steps' rows, its route counters and routed contexts replace theirs.
+
+        They are committed with the next write, or by themselves `FLUSH_DELAY_S` later on the running
+        event loop (at once without one); checkpoints staged meanwhile make one transaction.
 
         Args:
             checkpoint: What changed (see `rolegraph.runtime.scheduler.Checkpointer.save`).
@@ -275,32 +302,53 @@ class RunStore:
         """
         rows = [(s.step_id, self._json(s.as_data(), strict=True)) for s in checkpoint.states.values()]
         routes = (checkpoint.route_fired, checkpoint.routed)
-        rewrite_routes = routes != self._routes_saved  # the route tables are rewritten only when they changed
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR REPLACE INTO steps (step_id, state) VALUES (?, ?)", rows)
-            if rewrite_routes:
-                self._write_routes(checkpoint)
-            if elapsed_s is not None:  # the one field that changes: not the whole record again
-                sql = "UPDATE run SET record = json_set(record, '$.elapsed_s', ?) WHERE id = 1"
-                self._db.execute(sql, (elapsed_s,))
-        if rewrite_routes:
+        staged_routes = None
+        if routes != self._routes_saved:  # the route tables are rewritten only when they changed
+            fired = [(step, route, n) for (step, route), n in checkpoint.route_fired.items()]
+            staged_routes = (fired, [(step, self._json(context)) for step, context in checkpoint.routed.items()])
+        with self._lock:
+            self._staged.add(rows, staged_routes, elapsed_s)
+        if staged_routes is not None:
             self._routes_saved = (dict(checkpoint.route_fired), dict(checkpoint.routed))
-        self._hit("checkpoint")
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop to come back on: commit now
+                self.flush()
+                return
+            self._timer = loop.call_later(FLUSH_DELAY_S, self._flush_due)
 
-    def _write_routes(self, checkpoint: Checkpoint) -> None:
-        """Replace the route counters and routed contexts (inside the caller's transaction)."""
-        self._db.execute("DELETE FROM routes")
-        self._db.executemany(
-            "INSERT INTO routes (step_id, route, fired) VALUES (?, ?, ?)",
-            [(step, route, fired) for (step, route), fired in checkpoint.route_fired.items()],
-        )
-        self._db.execute("DELETE FROM routed")
-        routed = [(step, self._json(context)) for step, context in checkpoint.routed.items()]
-        self._db.executemany("INSERT INTO routed (step_id, context) VALUES (?, ?)", routed)
+    def _flush_due(self) -> None:
+        """The timer's flush. A write error leaves the checkpoint staged: the next write raises it."""
+        self._timer = None
+        with suppress(sqlite3.Error):
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the staged checkpoint now (nothing if none is staged or the store is closed)."""
+        if self._staged.count and not self._closed:
+            with self._transaction():
+                pass
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction (``BEGIN IMMEDIATE`` ... commit) that carries the staged checkpoint; its
+        ``checkpoint`` kill points are counted once it is committed."""
+        with self._lock:
+            staged = self._staged
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                if staged.count:
+                    staged.write(self._db)
+                yield
+            if staged.count:
+                self._staged = _Staged()
+        for _ in range(staged.count):
+            self._hit("checkpoint")
 
     def load(self) -> Checkpoint | None:
         """The last scheduler checkpoint, or None if none was written."""
+        self.flush()
         with self._reading():
             rows = self._db.execute("SELECT step_id, state FROM steps")
             states = {str(step): StepState.model_validate_json(state) for step, state in rows}
@@ -313,11 +361,11 @@ class RunStore:
             return Checkpoint(states=states, route_fired=fired, routed=routed)
 
     def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
-        """Record a finished item of a ``for_each`` step."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO items (step_id, visit, item, outcome) VALUES (?, ?, ?, ?)",
-            (step_id, visit, index, self._json(OUTCOME.dump_python(outcome, mode="json"))),
-        )
+        """Record a finished item of a ``for_each`` step (with the staged checkpoint, in one transaction)."""
+        text = self._json(OUTCOME.dump_python(outcome, mode="json"))
+        with self._transaction():
+            sql = "INSERT OR REPLACE INTO items (step_id, visit, item, outcome) VALUES (?, ?, ?, ?)"
+            self._db.execute(sql, (step_id, visit, index, text))
         self._hit("item")
 
     def items(self, step_id: str, visit: int) -> dict[int, StepOutcome]:
@@ -337,7 +385,7 @@ class RunStore:
         return self._requests.get(call_id)
 
     def put(self, entry: JournalEntry, *, replace: bool = False) -> None:
-        """Record a completed call.
+        """Record a completed call: committed (with the staged checkpoint) before this returns.
 
         Args:
             entry: The call.
@@ -350,8 +398,7 @@ class RunStore:
         request = None if entry.request is None else json.dumps(entry.request, sort_keys=True)
         row = (entry.call_id, entry.step_id, entry.kind, entry.model, entry.input_tokens, entry.output_tokens)
         columns = "call_id, step_id, kind, model, input_tokens, output_tokens, result, request"
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             if entry.call_id in self._cache:
                 self._db.execute(
                     f"INSERT INTO superseded ({columns}) SELECT {columns} FROM calls WHERE call_id = ?",
@@ -391,6 +438,43 @@ class RunStore:
                 with self._reading():
                     found += [Source.model_validate(s) for s in entry.result.get("sources") or ()]
         return found
+
+
+class _Staged:
+    """Checkpoints saved but not yet committed, merged: the last state of each step, the last route tables
+    and elapsed time, and how many checkpoints they hold (each is a ``checkpoint`` kill point)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.steps: dict[str, str] = {}
+        self.routes: tuple[list[tuple[str, int, int]], list[tuple[str, str]]] | None = None
+        self.elapsed_s: float | None = None
+
+    def add(
+        self,
+        rows: list[tuple[str, str]],
+        routes: tuple[list[tuple[str, int, int]], list[tuple[str, str]]] | None,
+        elapsed_s: float | None,
+    ) -> None:
+        self.count += 1
+        self.steps.update(rows)
+        if routes is not None:
+            self.routes = routes
+        if elapsed_s is not None:
+            self.elapsed_s = elapsed_s
+
+    def write(self, db: sqlite3.Connection) -> None:
+        """Write the staged rows (inside the caller's transaction)."""
+        db.executemany("INSERT OR REPLACE INTO steps (step_id, state) VALUES (?, ?)", self.steps.items())
+        if self.routes is not None:
+            fired, routed = self.routes
+            db.execute("DELETE FROM routes")
+            db.executemany("INSERT INTO routes (step_id, route, fired) VALUES (?, ?, ?)", fired)
+            db.execute("DELETE FROM routed")
+            db.executemany("INSERT INTO routed (step_id, context) VALUES (?, ?)", routed)
+        if self.elapsed_s is not None:  # the one field that changes: not the whole record again
+            sql = "UPDATE run SET record = json_set(record, '$.elapsed_s', ?) WHERE id = 1"
+            db.execute(sql, (self.elapsed_s,))
 
 
 def _journal_entries(rows: Iterable[tuple[Any, ...]]) -> list[JournalEntry]:
