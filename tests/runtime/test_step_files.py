@@ -78,3 +78,13 @@ def test_a_file_that_cannot_be_written_is_raised_at_close(tmp_path: Path) -> Non
     other.listener(None)(StepState(step_id="a", status="completed"))
     other.close()
     assert read(other_folder, "a")["step_id"] == "a"  # type: ignore[index]
+
+
+def test_the_steps_folder_is_made_but_not_a_removed_run_folder(tmp_path: Path) -> None:
+    """The first file makes ``steps/``; a run folder removed meanwhile is not made again: close raises."""
+    files, folder, _ = files_in(tmp_path)
+    folder.path.rmdir()
+    files.listener(None)(StepState(step_id="a", status="completed"))
+    with pytest.raises(FileNotFoundError):
+        files.close()
+    assert not folder.path.exists()

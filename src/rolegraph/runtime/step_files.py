@@ -5,7 +5,9 @@ step's output from; the run store's row is what a resume reads. Making a file co
 more than the rest of a quick step's bookkeeping (about 150 µs on an ext4 disk),
 so the loop only serialises the state (it is the scheduler's live object) and one
 writer thread per process makes the files, in the order they were handed over (a
-step that runs again ends with its last state). A run waits for its files before it
+step that runs again ends with its last state), taking every file waiting at each
+wake. Step files are not flushed to disk (no fsync): they are derived from the
+store, whose commits are what survive a crash. A run waits for its files before it
 records its end (`StepFiles.close`), so a finished run has every file. A run killed
 meanwhile may lack the files of its last steps, or hold an earlier visit's state for a
 step a route sent back; the store has their states, and a resume writes the files of
@@ -15,9 +17,11 @@ the steps it restores from them (`StepFiles.restore`).
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,8 +58,21 @@ def indented_json(data: Any) -> bytes:
 @dataclass(frozen=True)
 class _File:
     owner: StepFiles
-    path: Path
+    path: str
     data: bytes
+
+
+def _write_file(file: _File) -> None:
+    """Write-then-rename, at the level of file descriptors (the writer's loop, per step: no file objects)."""
+    tmp = file.path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(file.data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    os.replace(tmp, file.path)
 
 
 class _Writer:
@@ -64,26 +81,44 @@ class _Writer:
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[_File | threading.Event] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._pid = 0
+        """The process the thread was started in (a forked child has no writer thread yet)."""
         self._lock = threading.Lock()
 
     def put(self, item: _File | threading.Event) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name="rolegraph-step-files", daemon=True)
-                self._thread.start()
+        if self._pid != os.getpid():  # the thread never ends (`_work` catches what a file raises)
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._thread = threading.Thread(target=self._work, name="rolegraph-step-files", daemon=True)
+                    self._thread.start()
+                    self._pid = os.getpid()
         self._queue.put(item)
 
     def _work(self) -> None:
+        get, waiting = self._queue.get, self._queue.get_nowait
         while True:
-            item = self._queue.get()
-            if isinstance(item, threading.Event):
-                item.set()  # every file handed over before it is written
-                continue
+            item = get()
+            while True:  # every item waiting, in order, before the next blocking wait
+                self._do(item)
+                try:
+                    item = waiting()
+                except queue.Empty:
+                    break
+
+    @staticmethod
+    def _do(item: _File | threading.Event) -> None:
+        if isinstance(item, threading.Event):
+            item.set()  # every file handed over before it is written
+            return
+        try:
             try:
-                item.path.parent.mkdir(exist_ok=True)
-                write_atomically(item.path, item.data)
-            except Exception as exc:  # never let the thread die: a run waiting on it would wait for ever
-                item.owner.failed = item.owner.failed or exc
+                _write_file(item)
+            except FileNotFoundError:  # the run's first file: no steps/ folder yet
+                with suppress(FileExistsError):
+                    os.mkdir(os.path.dirname(item.path))  # not its parents: a run folder removed is an error
+                _write_file(item)
+        except Exception as exc:  # never let the thread die: a run waiting on it would wait for ever
+            item.owner.failed = item.owner.failed or exc
 
 
 _WRITER = _Writer()
@@ -104,11 +139,12 @@ class StepFiles:
         self.failed: Exception | None = None
         """The first file that could not be written (raised by `close`)."""
         self._handed = False
+        self._steps = str(folder.steps) + os.sep
 
     def _hand(self, state: StepState) -> None:
         data = indented_json(self.tracer.redactor.value(state.as_data()))
         self._handed = True
-        _WRITER.put(_File(self, self.folder.step_file(state.step_id), data))
+        _WRITER.put(_File(self, f"{self._steps}{state.step_id}.json", data))
 
     def listener(self, then: StepListener | None) -> StepListener:
         """A step listener that hands each completed step's state to the writer, then calls `then`."""
