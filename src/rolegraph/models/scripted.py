@@ -157,7 +157,8 @@ def _finish(response: Completion, call: ScriptedCall) -> Completion:
             c if c.id else c.model_copy(update={"id": f"call_{first + i}"}) for i, c in enumerate(response.tool_calls)
         ]
     if response.usage.total_tokens == 0:
-        words_in = sum(_words(m.content) + sum(_words(c.arguments) + 1 for c in m.tool_calls) for m in call.messages)
+        words_in = sum(_words(m.content) for m in call.messages)
+        words_in += sum(_words(c.arguments) + 1 for m in call.messages for c in m.tool_calls)
         words_out = _words(response.text) + sum(_words(c.arguments) + 1 for c in response.tool_calls)
         update["usage"] = Usage(input_tokens=words_in, output_tokens=words_out)
     if not response.model:
