@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,13 +91,18 @@ class TestCheckpoints:
         assert store.items("q", 1) == {}
 
 
-def committed_steps(path: Path) -> set[str]:
-    """The step ids whose checkpoint rows another connection sees (what a kill would leave)."""
+def column_of(path: Path, sql: str, column: int = 0) -> set[Any]:
+    """One column of a query's rows, read by another connection (what a kill would leave)."""
     database = sqlite3.connect(path)
     try:
-        return {row[0] for row in database.execute("SELECT step_id FROM steps")}
+        return {row[column] for row in database.execute(sql)}
     finally:
         database.close()
+
+
+def committed_steps(path: Path) -> set[str]:
+    """The step ids whose checkpoint rows another connection sees."""
+    return column_of(path, "SELECT step_id FROM steps")
 
 
 class TestOneCommitPerStep:
@@ -195,11 +201,7 @@ class TestJournal:
 
 
 def _columns(path: Path) -> set[str]:
-    database = sqlite3.connect(path)
-    try:
-        return {row[1] for row in database.execute("PRAGMA table_info(calls)")}
-    finally:
-        database.close()
+    return column_of(path, "PRAGMA table_info(calls)", 1)
 
 
 class TestRecord:
