@@ -20,11 +20,12 @@ from rolegraph.workflows.spec import WorkflowSpec
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.fixture(autouse=True, params=["libyaml", "python"])
+NO_LIBYAML = pytest.mark.skipif(not reader.USE_LIBYAML, reason="PyYAML is built without libyaml here")
+
+
+@pytest.fixture(autouse=True, params=[pytest.param("libyaml", marks=NO_LIBYAML), "python"])
 def yaml_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Read with libyaml's C parser, then with the pure-Python one (the fallback where libyaml is missing)."""
-    if request.param == "libyaml" and not reader.USE_LIBYAML:
-        pytest.skip("PyYAML is built without libyaml here")
     monkeypatch.setattr(reader, "USE_LIBYAML", request.param == "libyaml")
     return str(request.param)
 

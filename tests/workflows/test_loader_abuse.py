@@ -249,14 +249,18 @@ def _corpus() -> dict[str, str | bytes]:
     }
 
 
+NEEDS_LIBYAML = pytest.mark.skipif(
+    not reader.USE_LIBYAML, reason="PyYAML is built without libyaml here: there is no C parser to compare or use"
+)
+
+
+@NEEDS_LIBYAML
 class TestBothReaders:
     @pytest.mark.parametrize(("name", "text"), list(_corpus().items()), ids=list(_corpus()))
     def test_libyaml_and_python_tell_the_same_problems(
         self, name: str, text: str | bytes, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """libyaml's C parser and the pure-Python one refuse each hostile document with the same problems."""
-        if not reader.USE_LIBYAML:
-            pytest.skip("PyYAML is built without libyaml here")
         told = {}
         for fast in (True, False):
             monkeypatch.setattr(reader, "USE_LIBYAML", fast)
@@ -268,8 +272,6 @@ class TestBothReaders:
 
     def test_libyaml_reads_the_document(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """With libyaml present, a valid document is read by its parser (the fallback is not used)."""
-        if not reader.USE_LIBYAML:
-            pytest.skip("PyYAML is built without libyaml here")
         used: list[str] = []
         real = reader._fast_loader
 
