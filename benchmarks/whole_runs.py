@@ -15,6 +15,11 @@ its SQLite checkpointer (`AsyncSqliteSaver` from ``langgraph-checkpoint-sqlite``
 a file, as durable as rolegraph's store) when that package is installed. Figures
 are per step: the median wall time of a whole run (workflow loaded once, outside
 the timing) over N. Ratios are rolegraph / LangGraph within one run of this scenario.
+
+The sides take turns: each round runs rolegraph, each LangGraph variant and the
+file-work floor (`benchmarks.io_floor`: the disk work of a durable traced step done
+with bare ``sqlite3``/``os`` calls) once, so a burst of load on this shared
+machine falls on every side alike; the first round warms up and is not counted.
 """
 
 from __future__ import annotations
@@ -24,15 +29,18 @@ import importlib.util
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TypedDict
 
 from benchmarks._common import Level, chain, ratio, spec_yaml
+from benchmarks.io_floor import FloorRun
 from rolegraph.workflow import load
 
 CHAIN_SIZES: dict[Level, tuple[int, ...]] = {"smoke": (5, 20), "quick": (20, 100), "full": (100, 1000)}
-REPEATS: dict[Level, int] = {"smoke": 1, "quick": 2, "full": 2}
+REPEATS: dict[Level, int] = {"smoke": 1, "quick": 3, "full": 7}
+"""Counted rounds per chain (after one warm-up round)."""
 FUNCTION_MODULE = """def add(value):
     return {"value": int(value) + 1}
 """
@@ -64,17 +72,46 @@ def function_workflow(folder: Path, n: int) -> Path:
     return path
 
 
-async def rolegraph_us_per_step(path: Path, n: int, repeats: int, home: Path) -> float:
-    """Median µs per step of whole runs of the workflow at `path` (loaded once)."""
+Timer = Callable[[], Awaitable[float]]
+"""One whole run of one side: its wall time in seconds (it checks the run's result)."""
+
+
+def rolegraph_timer(path: Path, n: int, home: Path) -> Timer:
+    """Whole runs of the workflow at `path` (loaded once, outside the timing)."""
     workflow = load(path)
-    samples = []
-    for _ in range(repeats + 1):  # the first run warms up (imports, caches) and is not counted
+
+    async def once() -> float:
         start = time.perf_counter()
         result = await workflow.run(home=home)
-        samples.append(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
         if result.status != "completed":
             raise RuntimeError(f"rolegraph run of {path.name} {result.status}: {result.error}")
-    return statistics.median(samples[1:]) / n * 1e6
+        return elapsed
+
+    return once
+
+
+def floor_timer(folder: Path, n: int) -> Timer:
+    """The file-work floor of `n` steps (`benchmarks.io_floor.FloorRun`)."""
+    floor = FloorRun(folder)
+
+    async def once() -> float:
+        start = time.perf_counter()
+        floor(n)
+        return time.perf_counter() - start
+
+    return once
+
+
+async def us_per_step(timers: Mapping[str, Timer], n: int, repeats: int) -> dict[str, float]:
+    """Median µs per step of each timer over `repeats` rounds, every timer once per round, after a warm-up round."""
+    samples: dict[str, list[float]] = {name: [] for name in timers}
+    for round_ in range(repeats + 1):
+        for name, once in timers.items():
+            elapsed = await once()
+            if round_:
+                samples[name].append(elapsed)
+    return {name: statistics.median(times) / n * 1e6 for name, times in samples.items()}
 
 
 def langgraph_chain(n: int, *, function_nodes: bool, checkpointer: Any = None) -> Any:
@@ -95,16 +132,22 @@ def langgraph_chain(n: int, *, function_nodes: bool, checkpointer: Any = None) -
     return builder.compile(checkpointer=checkpointer)
 
 
-async def _langgraph_us(graph: Any, n: int, repeats: int) -> float:
-    samples = []
-    for run in range(repeats + 1):
-        config = {"recursion_limit": n + 10, "configurable": {"thread_id": f"t{run}"}}
+def langgraph_timer(graph: Any, n: int) -> Timer:
+    """Whole invocations of a compiled LangGraph chain of `n` nodes (a fresh thread id each)."""
+    runs = 0
+
+    async def once() -> float:
+        nonlocal runs
+        runs += 1
+        config = {"recursion_limit": n + 10, "configurable": {"thread_id": f"t{runs}"}}
         start = time.perf_counter()
         result = await graph.ainvoke({"value": 0}, config=config)
-        samples.append(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
         if result["value"] != n:
             raise RuntimeError(f"LangGraph chain ran {result['value']} of {n} nodes")
-    return statistics.median(samples[1:]) / n * 1e6
+        return elapsed
+
+    return once
 
 
 def sqlite_saver_available() -> bool:
@@ -112,14 +155,16 @@ def sqlite_saver_available() -> bool:
     return importlib.util.find_spec("langgraph.checkpoint.sqlite") is not None
 
 
-async def langgraph_variants(n: int, repeats: int, *, function_nodes: bool, folder: Path) -> dict[str, float | None]:
-    """µs per node of LangGraph bare, with `InMemorySaver`, and with `AsyncSqliteSaver` (None if not installed)."""
+async def langgraph_timers(
+    n: int, *, function_nodes: bool, folder: Path, stack: AsyncExitStack
+) -> dict[str, Timer | None]:
+    """LangGraph bare, with `InMemorySaver`, and with `AsyncSqliteSaver` on a file (None if not installed)."""
     from langgraph.checkpoint.memory import InMemorySaver
 
-    figures: dict[str, float | None] = {
-        "langgraph_us": await _langgraph_us(langgraph_chain(n, function_nodes=function_nodes), n, repeats),
-        "langgraph_memory_us": await _langgraph_us(
-            langgraph_chain(n, function_nodes=function_nodes, checkpointer=InMemorySaver()), n, repeats
+    timers: dict[str, Timer | None] = {
+        "langgraph_us": langgraph_timer(langgraph_chain(n, function_nodes=function_nodes), n),
+        "langgraph_memory_us": langgraph_timer(
+            langgraph_chain(n, function_nodes=function_nodes, checkpointer=InMemorySaver()), n
         ),
         "langgraph_sqlite_us": None,
     }
@@ -127,10 +172,11 @@ async def langgraph_variants(n: int, repeats: int, *, function_nodes: bool, fold
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
         database = folder / f"langgraph-{n}-{int(function_nodes)}.sqlite"
-        async with AsyncSqliteSaver.from_conn_string(str(database)) as saver:
-            graph = langgraph_chain(n, function_nodes=function_nodes, checkpointer=saver)
-            figures["langgraph_sqlite_us"] = await _langgraph_us(graph, n, repeats)
-    return figures
+        saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(database)))
+        timers["langgraph_sqlite_us"] = langgraph_timer(
+            langgraph_chain(n, function_nodes=function_nodes, checkpointer=saver), n
+        )
+    return timers
 
 
 Build = Callable[[Path, int], Path]
@@ -139,16 +185,22 @@ Build = Callable[[Path, int], Path]
 async def _kind(kind: str, build: Build, level: Level, folder: Path) -> list[dict[str, Any]]:
     rows = []
     for n in CHAIN_SIZES[level]:
-        ours = await rolegraph_us_per_step(build(folder, n), n, REPEATS[level], folder / "home")
-        theirs = await langgraph_variants(n, REPEATS[level], function_nodes=kind == "function", folder=folder)
+        async with AsyncExitStack() as stack:
+            theirs = await langgraph_timers(n, function_nodes=kind == "function", folder=folder, stack=stack)
+            timers = {
+                "rolegraph_us": rolegraph_timer(build(folder, n), n, folder / "home"),
+                **{name: timer for name, timer in theirs.items() if timer is not None},
+                "io_floor_us": floor_timer(folder / f"floor-{kind}-{n}", n),
+            }
+            figures: dict[str, float | None] = {**dict.fromkeys(theirs), **await us_per_step(timers, n, REPEATS[level])}
+        ours = figures["rolegraph_us"]
         rows.append(
             {
                 "n": n,
-                "rolegraph_us": ours,
-                **theirs,
-                "ratio_bare": ratio(ours, theirs["langgraph_us"]),
-                "ratio_memory": ratio(ours, theirs["langgraph_memory_us"]),
-                "ratio_sqlite": ratio(ours, theirs["langgraph_sqlite_us"]),
+                **figures,
+                "ratio_bare": ratio(ours, figures["langgraph_us"]),
+                "ratio_memory": ratio(ours, figures["langgraph_memory_us"]),
+                "ratio_sqlite": ratio(ours, figures["langgraph_sqlite_us"]),
             }
         )
     return rows

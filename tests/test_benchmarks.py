@@ -125,12 +125,14 @@ class TestScenarios:
         assert "## 8. Model-call cache" in report.markdown(results)
 
     def test_whole_runs_against_langgraph(self, figures: dict[str, Any]) -> None:
-        """Whole runs give, per chain length and step kind, rolegraph's and LangGraph's per-step times and ratios."""
+        """Whole runs give, per chain length and step kind, rolegraph's and LangGraph's per-step times and ratios,
+        and the per-step time of the same disk work done with bare calls."""
         fig = figures["whole_runs"]
         for kind in ("agent", "function"):
             assert [r["n"] for r in fig[kind]] == [5, 20]
             for row in fig[kind]:
                 assert row["rolegraph_us"] > 0 and row["langgraph_us"] > 0 and row["langgraph_memory_us"] > 0
+                assert row["io_floor_us"] > 0
                 assert row["ratio_bare"] == pytest.approx(row["rolegraph_us"] / row["langgraph_us"])
                 assert (row["langgraph_sqlite_us"] is None) is (not fig["sqlite_saver"])
 
