@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 import httpx
+import openai
 import pytest
 
 from rolegraph.retry import RetryPolicy, failure_kind, is_transient, retry_after, trace_retry
@@ -27,6 +30,26 @@ class TestClassification:
         assert is_transient(httpx.ConnectError("reset"))
         assert is_transient(httpx.ReadTimeout("slow"))
         assert not is_transient(ValueError("bad"))
+
+    def test_openai_sdk_errors_are_classified(self) -> None:
+        """The OpenAI SDK's connection errors and its 429/5xx are transient, its 401 is not, and its status is named."""
+        request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+
+        def status_error(status: int) -> openai.APIStatusError:
+            response = httpx.Response(status, headers={"retry-after": "2"}, request=request)
+            return openai.APIStatusError(f"HTTP {status}", response=response, body=None)
+
+        assert is_transient(openai.APIConnectionError(request=request))
+        assert is_transient(status_error(429)) and is_transient(status_error(503))
+        assert not is_transient(status_error(401))
+        assert failure_kind(status_error(503)) == "HTTP 503"
+        assert retry_after(status_error(429)) == 2.0
+
+    def test_loading_rolegraph_does_not_import_the_openai_sdk(self) -> None:
+        """Loading and running workflows leaves the OpenAI SDK unimported: every full GC would walk its objects."""
+        code = "import sys, rolegraph, rolegraph.workflow, rolegraph.retry; print('openai' in sys.modules)"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+        assert done.stdout.strip() == "False"
 
     def test_retry_after_seconds_and_http_date(self) -> None:
         """Retry-After is read as seconds or as an HTTP date relative to now."""
