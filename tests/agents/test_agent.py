@@ -87,6 +87,23 @@ class TestLoop:
         assert ("execute_tool", "execute_tool lookup") in kinds
         assert [k for k, _ in kinds].count("chat") == 2
 
+    async def test_the_system_prompt_names_the_answer_fields_and_whether_tools_may_be_called(self) -> None:
+        """The system message is the role's instructions, what a turn may do and the answer's fields, at every call."""
+        role = Role(name="rater", instructions="Rate it.", output_model=output_model("rater", {"score": "integer"}))
+        plain = ScriptedModel([final({"score": 1}), final({"score": 2})])
+        for task in ("one", "two"):
+            await Agent(role, plain).run(task)
+        acting = ScriptedModel([tool_call("lookup", query="x"), final({"score": 3})])
+        await Agent(role, acting, [lookup]).run("three")
+        rule = 'The final answer is JSON: {"thought": ..., "answer": {score}}.'
+        assert [c.messages[0].content for c in plain.calls] == [
+            f"Rate it.\n\nEach turn, think briefly, then give your final answer. {rule}"
+        ] * 2
+        assert [c.messages[0].content for c in acting.calls] == [
+            f"Rate it.\n\nEach turn, think briefly, then call a tool or give your final answer. {rule}"
+        ] * 2
+        assert [(m.role, m.content) for m in plain.calls[1].messages[1:]] == [("user", "two")]
+
     async def test_citation_field_is_an_enum_of_retrieved_ids(self) -> None:
         """The answer schema sent to the model only allows ids of sources retrieved so far."""
         model = ScriptedModel([tool_call("lookup", query="bert"), final(claim("bert"))])

@@ -30,7 +30,7 @@ from rolegraph.agents.citations import (
 from rolegraph.agents.evidence import quote_problem
 from rolegraph.agents.guardrails import CheckCalls, OutputCheck, check_output
 from rolegraph.agents.journal import DIGEST_VERSION, CallJournal, RequestDigest, part_digest, request_digest
-from rolegraph.agents.model_calls import ANSWER_SETTINGS, CallPath, messages_digest
+from rolegraph.agents.model_calls import ANSWER_SETTINGS, CallPath, Conversation, message_json
 from rolegraph.agents.roles import Role
 from rolegraph.errors import AgentError
 from rolegraph.models.cache import RunCache
@@ -84,6 +84,23 @@ class AgentResult:
     tool_calls: int = 0
     usage: Usage = field(default_factory=Usage)
     sources: list[Source] = field(default_factory=list)
+
+
+@functools.lru_cache(maxsize=256)
+def _system_message(role: Role, with_tools: bool) -> tuple[Message, bytes | None]:
+    """A role's system message and its serialised form, made once and shared by the role's agents (one per
+    step): the answer's schema travels with each call (constrained decoding or a response format), so the
+    prompt only names its fields, as small models copy long schemas. Shared: nothing changes a message."""
+    fields = ", ".join(answer_schema(role.output_model).get("properties", {}))
+    steps = "call a tool or give your final answer" if with_tools else "give your final answer"
+    message = Message.system(
+        f"{role.instructions}\n\nEach turn, think briefly, then {steps}. "
+        f'The final answer is JSON: {{"thought": ..., "answer": {{{fields}}}}}.'
+    )
+    try:
+        return message, message_json(message)
+    except ValueError:  # not serialisable (a lone surrogate): only a digest would need it, and says so then
+        return message, None
 
 
 @functools.lru_cache(maxsize=256)
@@ -189,15 +206,10 @@ class Agent:
             schema = self._final_schemas[key] = final_schema(constrained, self.role.thought_chars)
         return schema
 
-    def _system_prompt(self) -> str:
-        # The answer's schema travels with each call (constrained decoding or a response
-        # format), so the prompt only names its fields: small models copy long schemas.
-        fields = ", ".join(self._answer_schema.get("properties", {}))
-        steps = "call a tool or give your final answer" if self.tools else "give your final answer"
-        return (
-            f"{self.role.instructions}\n\nEach turn, think briefly, then {steps}. "
-            f'The final answer is JSON: {{"thought": ..., "answer": {{{fields}}}}}.'
-        )
+    def _conversation(self, task: str) -> Conversation:
+        """The conversation a run starts with: the role's (shared) system message, then the task."""
+        first = Message.user(self._first_message(task))
+        return Conversation([_system_message(self.role, bool(self.tools)), (first, None)])
 
     def _first_message(self, task: str) -> str:
         if not self.known_sources:
@@ -222,7 +234,7 @@ class Agent:
         visible = list(self.known_sources)
         done_calls: set[tuple[str, str]] = set()
         result = AgentResult(output={})
-        messages = [Message.system(self._system_prompt()), Message.user(self._first_message(task))]
+        conversation = self._conversation(task)
         repairs_left = self.max_repairs
         acting_steps = 0
         with self.tracer.span(
@@ -241,7 +253,7 @@ class Agent:
                     step_span.set(rolegraph__step=result.steps, rolegraph__final_only=must_answer)
                     schema = self._final_schema(visible)
                     completion = await self._chat(
-                        messages,
+                        conversation,
                         schema,
                         tools_allowed=not must_answer,
                         must_act=must_act,
@@ -252,7 +264,9 @@ class Agent:
                         acting_steps += 1
                         result.thoughts.append(completion.text)
                         step_span.set(rolegraph__thought=completion.text, rolegraph__action="tool_calls")
-                        messages.append(Message.assistant(completion.text, completion.tool_calls, completion.reasoning))
+                        conversation.append(
+                            Message.assistant(completion.text, completion.tool_calls, completion.reasoning)
+                        )
                         observations = await self._run_tools(completion.tool_calls, done_calls, result.steps)
                         for call, observation in zip(completion.tool_calls, observations, strict=True):
                             result.tool_calls += 1
@@ -262,7 +276,7 @@ class Agent:
                                 if registered.id not in visible:
                                     visible.append(registered.id)
                             content = ("ERROR: " if observation.is_error else "") + observation.content
-                            messages.append(Message.tool(call, _clip(content, OBSERVATION_MAX_CHARS)))
+                            conversation.append(Message.tool(call, _clip(content, OBSERVATION_MAX_CHARS)))
                         continue
                     problem = self._check_final(completion, visible, result)
                     if problem is None and self.checks:
@@ -291,10 +305,10 @@ class Agent:
                     else:
                         # A bad reply while the agent may still act costs an acting step, not a repair.
                         acting_steps += 1
-                    messages.append(
+                    conversation.append(
                         Message.assistant(_clip(completion.text, OBSERVATION_MAX_CHARS), reasoning=completion.reasoning)
                     )
-                    messages.append(
+                    conversation.append(
                         Message.user(f"Your final answer was invalid:\n{problem}\nReply again with a corrected answer.")
                     )
 
@@ -337,10 +351,17 @@ class Agent:
         return problem
 
     async def _chat(
-        self, messages: list[Message], schema: dict[str, Any], *, tools_allowed: bool, must_act: bool, call_id: str
+        self,
+        conversation: Conversation,
+        schema: dict[str, Any],
+        *,
+        tools_allowed: bool,
+        must_act: bool,
+        call_id: str,
     ) -> Completion:
         tools = self._specs if tools_allowed and self._specs else None
         settings = self.settings.model_copy(update={"tool_choice": "required"}) if must_act else self.settings
+        messages = conversation.messages
         return await self._path.complete(
             self.model,
             messages,
@@ -348,7 +369,7 @@ class Agent:
             settings=settings,
             tools=tools,
             schema=schema,
-            request=lambda: self._chat_request(messages, tools, schema, settings),
+            request=lambda: self._chat_request(conversation, tools, schema, settings),
             attributes={
                 "rolegraph__input__messages": len(messages),
                 "rolegraph__input__last": _clip(messages[-1].content, _TRACE_TEXT_MAX),
@@ -358,7 +379,7 @@ class Agent:
 
     def _chat_request(
         self,
-        messages: Sequence[Message],
+        conversation: Conversation,
         tools: Sequence[ToolSpec] | None,
         schema: dict[str, Any],
         settings: ModelSettings,
@@ -369,7 +390,7 @@ class Agent:
         schema, tools and settings are kept while the same (cached) objects come back.
         """
         return {
-            "messages": messages_digest(messages),
+            "messages": conversation.digest(),
             "tools": self._kept_digest("tools", tools, lambda: [t.model_dump(mode="json") for t in tools or ()]),
             "schema": self._kept_digest("schema", schema, lambda: schema),
             "settings": self._kept_digest(

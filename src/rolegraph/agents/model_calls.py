@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Mapping, Sequence
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,15 @@ from rolegraph.models.model import Completion, Model, ModelSettings, Usage
 from rolegraph.traces.spans import Span, SpanKind
 from rolegraph.traces.tracer import Tracer
 
-__all__ = ["ANSWER_SETTINGS", "STEP_DEADLINE", "CallPath", "chat_request", "messages_digest", "settings_digest"]
+__all__ = [
+    "ANSWER_SETTINGS",
+    "STEP_DEADLINE",
+    "CallPath",
+    "Conversation",
+    "chat_request",
+    "messages_digest",
+    "settings_digest",
+]
 
 _TRACE_TEXT_MAX = 4000
 
@@ -39,6 +48,7 @@ ANSWER_SETTINGS = frozenset({"temperature", "top_p", "seed", "max_tokens", "tool
 """The settings that can change a model's answer (a call's timeout and retries cannot)."""
 
 _MESSAGES = TypeAdapter(list[Message])
+_MESSAGE = TypeAdapter(Message)
 
 STEP_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("rolegraph_step_deadline", default=None)
 """When the running step's own timer fires (event-loop time), set by the scheduler for each step's task.
@@ -50,6 +60,44 @@ first anyway, so one timer per step is armed instead of two."""
 def messages_digest(messages: Sequence[Message]) -> str:
     """The digest of a call's messages (serialised by pydantic in one go)."""
     return part_digest(_MESSAGES.dump_json(list(messages)))
+
+
+class Conversation:
+    """An agent's messages, each serialised at most once.
+
+    The digest of a call's messages covers the whole conversation, and a conversation
+    grows by a turn or two per call: serialising it whole at every call made a tool-using
+    agent's digests quadratic in its turns. `digest` equals `messages_digest` of `messages`
+    (messages are not changed once added). Nothing is serialised until a digest is asked for
+    (a run without a journal or cache never asks).
+
+    Args:
+        messages: The first messages, each with its serialised form when the caller keeps it
+            (a role's system message is the same for every step), else None.
+    """
+
+    def __init__(self, messages: Iterable[tuple[Message, bytes | None]] = ()) -> None:
+        self.messages: list[Message] = []
+        """The conversation, in order (what the model is sent)."""
+        self._json: list[bytes] = []
+        for message, json in messages:
+            self.append(message, json)
+
+    def append(self, message: Message, json: bytes | None = None) -> None:
+        """Add `message` (`json`: its form serialised by `message_json`, if the caller has it)."""
+        if json is not None and len(self._json) == len(self.messages):
+            self._json.append(json)
+        self.messages.append(message)
+
+    def digest(self) -> str:
+        """The digest of the messages so far: `messages_digest`, serialising only the messages added since."""
+        self._json.extend(message_json(message) for message in self.messages[len(self._json) :])
+        return part_digest(b"[" + b",".join(self._json) + b"]")
+
+
+def message_json(message: Message) -> bytes:
+    """One message serialised as `messages_digest` serialises it within a conversation."""
+    return _MESSAGE.dump_json(message)
 
 
 def settings_digest(settings: ModelSettings) -> str:
@@ -181,15 +229,74 @@ class CallPath:
                 rolegraph__cached__output_tokens=cached.usage.output_tokens,
             )
             return cached.model_copy(update={"usage": Usage()})
-        deadline = STEP_DEADLINE.get()
-        if deadline is not None and asyncio.get_running_loop().time() + settings.timeout >= deadline:
-            completion = await model.complete(messages, tools=tools, output_schema=schema, settings=settings)
-        else:
-            try:
-                async with asyncio.timeout(settings.timeout):
-                    completion = await model.complete(messages, tools=tools, output_schema=schema, settings=settings)
-            except TimeoutError as exc:
-                raise ModelError(f"model {model.name} did not answer within {settings.timeout:g}s") from exc
+        completion = await _bounded(
+            model, model.complete(messages, tools=tools, output_schema=schema, settings=settings), settings
+        )
         if self.cache is not None and digest is not None:
             span.set(rolegraph__cache__kept=self.cache.keep(model, digest, settings, completion))
         return completion
+
+
+async def _bounded(model: Model, call: Coroutine[Any, Any, Completion], settings: ModelSettings) -> Completion:
+    """`call`'s answer within `settings.timeout`, a timer armed only if the call has to wait.
+
+    The call runs up to its first wait with no timer: one that answers at once (a script, a
+    provider's own cache) never needed one. A call that would time out no sooner than the step's
+    timer (`STEP_DEADLINE`) is given none at all: the step's fires first anyway.
+
+    Raises:
+        ModelError: The call did not answer within the timeout.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.timeout
+    step_deadline = STEP_DEADLINE.get()
+    if step_deadline is not None and deadline >= step_deadline:
+        return await call
+    rest: Awaitable[Completion] = call
+    if type(call) is types.CoroutineType:  # not another awaitable a provider may return: it is awaited whole
+        try:
+            waiting = call.send(None)
+        except StopIteration as answered:
+            result: Completion = answered.value
+            return result
+        rest = _Resumed(call, waiting)
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await rest
+    except TimeoutError as exc:
+        raise ModelError(f"model {model.name} did not answer within {settings.timeout:g}s") from exc
+
+
+class _Resumed:
+    """Awaits the rest of a coroutine that was run up to its first wait, where it yielded `waiting`.
+
+    What ``await`` does for a coroutine, from its second step on: what the event loop sends or
+    throws (a cancellation, a timeout's) goes into the coroutine, what it yields goes to the loop.
+    """
+
+    __slots__ = ("_call", "_waiting")
+
+    def __init__(self, call: Coroutine[Any, Any, Completion], waiting: Any) -> None:
+        self._call = call
+        self._waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, Completion]:
+        call, value = self._call, self._waiting
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                call.close()
+                raise
+            except BaseException as exc:  # the loop's cancellation: the call must see it, as under await
+                try:
+                    value = call.throw(exc)
+                except StopIteration as answered:
+                    result: Completion = answered.value
+                    return result
+            else:
+                try:
+                    value = call.send(sent)
+                except StopIteration as answered:
+                    result = answered.value
+                    return result
