@@ -524,3 +524,45 @@ class TestTimeouts:
         for step_id, limit in (("a", 5), ("b", 600)):
             deadline, now = seen[step_id]
             assert deadline is not None and now < deadline <= now + limit
+
+    async def test_a_later_step_with_a_sooner_deadline_times_out_first(self) -> None:
+        """Steps share one timer: a step started later whose deadline is sooner still times out on time,
+        while the step started first runs on."""
+        spec = spec_of(
+            "  long: {role: worker, task: t}\n  short: {role: worker, task: t, budget: {max_wall_s: 0.05}}",
+            settings="settings: {step_timeout: 600}",
+        )
+        short_done = asyncio.Event()
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            if call.step_id == "short":
+                try:
+                    await asyncio.Event().wait()
+                finally:
+                    short_done.set()
+            await short_done.wait()  # `long` finishes only once `short` was stopped
+            return answer()
+
+        async with asyncio.timeout(30):  # a deadline that never fires would hang the run
+            states, _ = await run(spec, handler)
+        assert states["short"].status == "budget_exceeded"
+        assert states["long"].status == "cancelled"  # a budget stop stops the run
+
+    async def test_a_deadline_left_by_a_finished_step_passes_the_timer_on(self) -> None:
+        """When the timer fires for a step that has finished, the next running step's deadline still fires."""
+        spec = spec_of(
+            "  a: {role: worker, task: t}\n  b: {role: worker, task: t, depends_on: [a]}",
+            settings="settings: {step_timeout: 0.2}",
+        )
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            if call.step_id == "a":
+                await asyncio.sleep(0.1)  # b starts after a, so its deadline is later than a's
+                return answer()
+            await asyncio.Event().wait()
+            return answer()
+
+        async with asyncio.timeout(30):  # a deadline that never fires would hang the run
+            states, _ = await run(spec, handler)
+        assert states["a"].status == "completed"
+        assert (states["b"].status, states["b"].error) == ("failed", "timed out")

@@ -184,6 +184,13 @@ def _describe(exc: BaseException) -> str:
 StepListener = Callable[[StepState], None]
 
 
+def _timed_out(node: str, wall: float | None, timeout: float) -> Exception:
+    """What a step whose deadline passed failed with: its wall-time budget ran out if that was the sooner limit."""
+    if wall is not None and wall <= timeout:
+        return BudgetExceeded("max_wall_s", f"step {node}", wall, wall)
+    return TimeoutError()
+
+
 def _rendered(step: StepSpec, context: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
     """What a step is given: its task rendered (an agent step), or its arguments (a tool or function step)."""
     if step.kind == "agent":
@@ -200,22 +207,57 @@ def _steps_read(step: StepSpec) -> set[str]:
     return found
 
 
-_DATA_COPIES: weakref.WeakKeyDictionary[nx.DiGraph[str], tuple[int, int, nx.DiGraph[str]]] = weakref.WeakKeyDictionary()
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """What the scheduler needs of one step at every transition, worked out once per workflow graph."""
+
+    step: StepSpec
+    predecessors: frozenset[str]
+    """Its data dependencies."""
+    successors: tuple[str, ...]
+    """The steps that depend on it."""
+    reads: tuple[str, ...]
+    """The steps whose outputs it sees (`_steps_read`)."""
 
 
-def _data_copy(graph: nx.DiGraph[str]) -> nx.DiGraph[str]:
-    """`graph`'s data edges as a graph of their own (read only), made once per graph and size.
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A workflow graph as the scheduler walks it: made once per graph, shared by every run of it."""
 
-    A copy, not a view: dependency lookups happen on every step transition. Every run of a
-    workflow schedules the same graph, so they share it.
+    spec: WorkflowSpec
+    size: tuple[int, int]
+    """The graph's node and edge counts when the plan was made (a changed graph gets a new plan)."""
+    data: nx.DiGraph[str]
+    """The graph's data edges as a graph of their own (read only)."""
+    nodes: dict[str, _Node]
+
+
+_PLANS: weakref.WeakKeyDictionary[nx.DiGraph[str], _Plan] = weakref.WeakKeyDictionary()
+_NONE: frozenset[str] = frozenset()
+
+
+def _plan(spec: WorkflowSpec, graph: nx.DiGraph[str]) -> _Plan:
+    """`graph`'s plan for `spec`, made once per graph (and size and spec): every run of a workflow schedules the
+    same graph, and a step's cost must not include a walk of the graph or of its templates.
+
+    The data edges are copied, not viewed: a view filters every edge at each lookup.
     """
     size = (graph.number_of_nodes(), graph.number_of_edges())
-    known = _DATA_COPIES.get(graph)
-    if known is not None and known[:2] == size:
-        return known[2]
+    known = _PLANS.get(graph)
+    if known is not None and known.size == size and known.spec is spec:
+        return known
     data: nx.DiGraph[str] = nx.DiGraph(data_graph(graph))
-    _DATA_COPIES[graph] = (*size, data)
-    return data
+    nodes = {
+        node: _Node(
+            step=step,
+            predecessors=frozenset(data.predecessors(node)) if node in data else _NONE,
+            successors=tuple(data.successors(node)) if node in data else (),
+            reads=tuple(sorted(_steps_read(step))),
+        )
+        for node, step in spec.steps.items()
+    }
+    plan = _PLANS[graph] = _Plan(spec, size, data, nodes)
+    return plan
 
 
 class Scheduler:
@@ -254,15 +296,23 @@ class Scheduler:
         self.tracer = tracer
         self.on_change = on_change
         self.states = {step_id: StepState(step_id=step_id) for step_id in spec.steps}
-        self._data = _data_copy(graph)
-        self._waiting = {node: set(self._data.predecessors(node)) for node in self._data}
-        # The upstream outputs each step sees. Not every ancestor's: a step's cost must not
-        # grow with the length of the chain before it.
-        self._reads = {node: _steps_read(step) for node, step in spec.steps.items()}
+        plan = _plan(spec, graph)
+        self._data = plan.data
+        self._nodes = plan.nodes
+        self._waiting: dict[str, frozenset[str]] = {node: self._nodes[node].predecessors for node in self._data}
+        """Each step's dependencies not completed yet. Frozen sets, shared with the plan until a release
+        replaces one: a run makes no set per step."""
         self._route_fired: dict[tuple[str, int], int] = {}
         self._routed: dict[str, dict[str, Any]] = {}
         self._slots = asyncio.Semaphore(spec.settings.max_concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        """The task of each step running now (a finished step's is dropped: it keeps its coroutine alive)."""
+        self._deadlines: dict[str, float] = {}
+        """When each running step times out (loop time)."""
+        self._expired: set[str] = set()
+        """Running steps whose deadline passed: their tasks are cancelled, and the cancellation is a timeout."""
+        self._watch: asyncio.TimerHandle | None = None
+        """The one timer of the run's step deadlines, due at the soonest (`_expire`)."""
         self._group: asyncio.TaskGroup | None = None
         self._failed = False
         self.checkpointer = checkpointer
@@ -295,7 +345,9 @@ class Scheduler:
         self._route_fired = dict(checkpoint.route_fired)
         self._routed = dict(checkpoint.routed)
         for node in self._data:
-            self._waiting[node] = {p for p in self._data.predecessors(node) if self.states[p].status != "completed"}
+            self._waiting[node] = frozenset(
+                p for p in self._nodes[node].predecessors if self.states[p].status != "completed"
+            )
 
     def checkpoint(self) -> Checkpoint:
         """The scheduler's state now."""
@@ -326,6 +378,9 @@ class Scheduler:
                     if not self._waiting[node] and self.states[node].status == "pending":
                         self._start(node)
         finally:
+            if self._watch is not None:
+                self._watch.cancel()
+                self._watch = None
             for state in self.states.values():
                 if state.status in ("pending", "running"):
                     self._set(state, "cancelled")
@@ -351,36 +406,83 @@ class Scheduler:
 
     async def _run_node(self, node: str) -> None:
         state = self.states[node]
-        budget = self.spec.steps[node].budget
+        task = self._tasks[node]
+        budget = self._nodes[node].step.budget
         wall = budget.max_wall_s if budget is not None else None
-        # One timer per step: the sooner of the step timeout and the step's wall-time budget.
-        limit = self.spec.settings.step_timeout if wall is None else min(wall, self.spec.settings.step_timeout)
-        timer = asyncio.timeout(limit)
+        timeout = self.spec.settings.step_timeout
+        # One deadline per step: the sooner of the step timeout and the step's wall-time budget.
+        deadline = asyncio.get_running_loop().time() + (timeout if wall is None else min(wall, timeout))
+        cancelling = task.cancelling()
+        self._arm(node, deadline)
+        expired = False
         try:
             try:
-                async with timer:
-                    # Set in the step's own task: a model call that would time out no sooner arms no timer.
-                    STEP_DEADLINE.set(timer.when())
-                    state.output = await self._execute(node, state)
-            except TimeoutError:
-                if wall is not None and timer.expired() and wall <= self.spec.settings.step_timeout:
-                    raise BudgetExceeded("max_wall_s", f"step {node}", wall, wall) from None
-                raise
+                # Set in the step's own task: a model call that would time out no sooner arms no timer.
+                STEP_DEADLINE.set(deadline)
+                state.output = await self._execute(node, state)
+            finally:
+                self._deadlines.pop(node, None)  # gone if it expired
+                if node in self._expired:
+                    # As `asyncio.timeout` does: the cancellation was ours unless someone else's is pending too.
+                    self._expired.discard(node)
+                    expired = task.uncancel() <= cancelling
         except asyncio.CancelledError:
-            self._set(state, "cancelled")
-            raise
-        except Exception as exc:  # a step's failure is recorded, never propagated into the group
-            budget_error = _budget_error(exc)
-            if budget_error is not None:
-                self._stop(node, budget_error)
-            else:
-                self._fail(node, _describe(exc))
-            self._save()
+            if not expired:
+                self._drop(node, task)
+                self._set(state, "cancelled")
+                raise
+            self._failed_with(node, task, _timed_out(node, wall, timeout))
             return
+        except Exception as exc:  # a step's failure is recorded, never propagated into the group
+            self._failed_with(node, task, exc)
+            return
+        self._drop(node, task)
         self._set(state, "completed")
         if not self._route(node):
             self._release(node)
         self._save()
+
+    def _failed_with(self, node: str, task: asyncio.Task[None], exc: Exception) -> None:
+        """Record why `node` failed (a budget stop stops the run) and save."""
+        self._drop(node, task)
+        budget_error = _budget_error(exc)
+        if budget_error is not None:
+            self._stop(node, budget_error)
+        else:
+            self._fail(node, _describe(exc))
+        self._save()
+
+    def _drop(self, node: str, task: asyncio.Task[None]) -> None:
+        """Forget a finished step's task (unless a route already started the step again)."""
+        if self._tasks.get(node) is task:
+            del self._tasks[node]
+
+    def _arm(self, node: str, deadline: float) -> None:
+        """Note when `node` times out; the run's timer is moved only if this is now the soonest deadline."""
+        self._deadlines[node] = deadline
+        watch = self._watch
+        if watch is None or deadline < watch.when():
+            if watch is not None:
+                watch.cancel()
+            self._watch = asyncio.get_running_loop().call_at(deadline, self._expire, deadline)
+
+    def _expire(self, due: float) -> None:
+        """The timer for deadline `due` fired: cancel every step whose deadline it was, and set the timer
+        for the soonest deadline left (a step that finished took its deadline with it)."""
+        self._watch = None
+        soonest: float | None = None
+        for node, deadline in list(self._deadlines.items()):
+            if deadline <= due:
+                del self._deadlines[node]
+                self._deadlines_passed(node)
+            elif soonest is None or deadline < soonest:
+                soonest = deadline
+        if soonest is not None:
+            self._watch = asyncio.get_running_loop().call_at(soonest, self._expire, soonest)
+
+    def _deadlines_passed(self, node: str) -> None:
+        self._expired.add(node)
+        self._tasks[node].cancel()
 
     def _stop(self, node: str, exc: BudgetExceeded) -> None:
         """A budget ran out in `node`: stop the whole run (whatever `fail_fast` says)."""
@@ -403,18 +505,20 @@ class Scheduler:
                     task.cancel()
 
     def _release(self, node: str) -> None:
-        for successor in self._data.successors(node):
+        for successor in self._nodes[node].successors:
             waiting = self._waiting[successor]
-            waiting.discard(node)
+            if node in waiting:
+                waiting = self._waiting[successor] = waiting - {node} if len(waiting) > 1 else _NONE
             if not waiting and self.states[successor].status == "pending":
                 self._start(successor)
 
     def _context(self, node: str) -> dict[str, Any]:
-        upstream = {a: self.states[a].output for a in self._reads[node] if self.states[a].status == "completed"}
+        states = self.states
+        upstream = {a: states[a].output for a in self._nodes[node].reads if states[a].status == "completed"}
         return step_context(self.inputs, upstream, self._routed.get(node))
 
     async def _execute(self, node: str, state: StepState) -> Any:
-        step = self.spec.steps[node]
+        step = self._nodes[node].step
         context = self._context(node)
         if step.for_each is None:
             return await self._call(node, state, _rendered(step, context), None, context["steps"])
@@ -513,14 +617,19 @@ class Scheduler:
 
     @staticmethod
     def _account(state: StepState, outcome: StepOutcome) -> Any:
-        state.usage = state.usage + outcome.usage
-        state.tool_calls += outcome.tool_calls
+        usage = outcome.usage
+        if usage.input_tokens or usage.output_tokens:
+            # The first count is taken as it is: a step's usage is replaced by sums, never changed in place.
+            had = state.usage
+            state.usage = usage if not (had.input_tokens or had.output_tokens) else had + usage
+        if outcome.tool_calls:
+            state.tool_calls += outcome.tool_calls
         return outcome.output
 
     def _route(self, node: str) -> bool:
         """Evaluate the step's routes; if one fires, restart its loop and return True."""
         state = self.states[node]
-        for number, route in enumerate(self.spec.steps[node].routes):
+        for number, route in enumerate(self._nodes[node].step.routes):
             key = (node, number)
             with self.tracer.span(SpanKind.ROUTE, f"route {node} -> {route.goto}", rolegraph__step__id=node) as span:
                 context = route_context(self._context(node), state.output)
@@ -545,7 +654,7 @@ class Scheduler:
             for member in body:
                 self.states[member].status = "pending"
                 self._changed.add(member)
-                self._waiting[member] = {p for p in self._data.predecessors(member) if p in body}
+                self._waiting[member] = frozenset(p for p in self._nodes[member].predecessors if p in body)
             self._routed[route.goto] = routed_value(node, state.output, fired + 1)
             self._start(route.goto)
             return True
