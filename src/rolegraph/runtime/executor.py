@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel
 
@@ -90,6 +90,16 @@ class RunExecutor(StepExecutor, Protocol):
 
 ExecutorFactory = Callable[[RunContext], RunExecutor]
 """Builds a run's executor: the engine's seam for where steps run (`LocalExecutor.for_run` in this process)."""
+
+
+class _AgentStep(NamedTuple):
+    """What every call of one agent step is given: its role, model and settings, tools and cache."""
+
+    role: Role
+    model: Model
+    settings: ModelSettings
+    tools: tuple[Tool[Any], ...]
+    cache: RunCache | None
 
 
 def _resolve(model_string: str, base_dir: Path, options: ModelOptions) -> Model:
@@ -237,6 +247,8 @@ class LocalExecutor:
         self._named: dict[str, tuple[Model, ModelSettings]] = {}
         self._moderation: list[Model] = []
         self._cached: dict[str, bool] = {}
+        self._agent_steps: dict[str, _AgentStep] = {}
+        self._check_calls: dict[str, CheckCalls] = {}
         # Load every model now: heavy loading belongs before the first step, not inside it.
         for step_id, step in spec.steps.items():
             if step.kind == "agent":
@@ -323,11 +335,30 @@ class LocalExecutor:
             settings = settings.merged(self.settings_override)
         return self._models[key], settings
 
+    def _calls_of_checks(self, step_id: str) -> CheckCalls:
+        """Where the step's output checks' model calls go (made once per step: every call of it asks)."""
+        made = self._check_calls.get(step_id)
+        if made is None:
+            made = self._check_calls[step_id] = CheckCalls(lambda model: self._journal(step_id, model), self.cache)
+        return made
+
+    def _agent_step(self, step_id: str) -> _AgentStep:
+        """What an agent step's every call is given, worked out at its first call (the models are loaded)."""
+        known = self._agent_steps.get(step_id)
+        if known is None:
+            step = self.spec.steps[step_id]
+            role = self.roles[step.agent_role()]
+            model, settings = self._model_for(step_id)
+            known = self._agent_steps[step_id] = _AgentStep(
+                role, model, settings, tuple(self.tools[name] for name in role.tools), self._cache_for(step_id)
+            )
+        return known
+
     async def execute(self, call: StepCall) -> StepOutcome:
         """Run the call as its step's kind says: an agent, a tool call or a function call."""
         step = self.spec.steps[call.step_id]
         checks = self.checks.get(call.step_id, [])
-        check_calls = CheckCalls(lambda model: self._journal(call.step_id, model), self.cache)
+        check_calls = self._calls_of_checks(call.step_id)
         if step.tool is not None or step.function is not None:
             if step.tool is not None:
                 outcome = await run_tool_step(
@@ -355,19 +386,18 @@ class LocalExecutor:
             if problem is not None:
                 raise StepError(f"step {call.step_id!r}: {problem}")
             return outcome
-        role = self.roles[step.agent_role()]
-        model, settings = self._model_for(call.step_id)
+        agent = self._agent_step(call.step_id)
         return await run_agent_step(
             call,
-            role,
-            model,
-            tools=[self.tools[name] for name in role.tools],
-            settings=settings,
+            agent.role,
+            agent.model,
+            tools=agent.tools,
+            settings=agent.settings,
             sources=self.sources,
             tracer=self.tracer,
-            journal=self._journal(call.step_id, model.name),
+            journal=self._journal(call.step_id, agent.model.name),
             max_steps=step.max_steps,
-            cache=self._cache_for(call.step_id),
+            cache=agent.cache,
             checks=checks,
             check_calls=check_calls,
         )

@@ -13,7 +13,6 @@ the execution of steps without the scheduler changing.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -24,12 +23,14 @@ from pydantic import BaseModel, Field, TypeAdapter
 from rolegraph.agents.model_calls import STEP_DEADLINE
 from rolegraph.errors import BudgetExceeded, RolegraphError
 from rolegraph.models.model import Usage
+from rolegraph.runtime.deadlines import Deadlines
+from rolegraph.runtime.plan import NO_STEPS, graph_plan
 from rolegraph.traces.spans import Span, SpanKind
 from rolegraph.traces.tracer import Tracer
-from rolegraph.workflows.context import item_context, route_context, routed_value, step_context, step_templates
-from rolegraph.workflows.graph import data_graph, loop_body
+from rolegraph.workflows.context import item_context, route_context, routed_value, step_context
+from rolegraph.workflows.graph import loop_body
 from rolegraph.workflows.spec import StepSpec, WorkflowSpec
-from rolegraph.workflows.templates import evaluate, referenced_names, render, render_value
+from rolegraph.workflows.templates import evaluate, render, render_value
 
 __all__ = [
     "OUTCOME",
@@ -198,68 +199,6 @@ def _rendered(step: StepSpec, context: dict[str, Any]) -> tuple[str, dict[str, A
     return "", render_value(step.args, context)
 
 
-def _steps_read(step: StepSpec) -> set[str]:
-    """Ids of the steps whose outputs `step` sees: its direct dependencies, and any
-    step its task, items or route conditions read (the loader checked those are upstream)."""
-    found = set(step.depends_on)
-    for use in step_templates("", step):
-        found |= {name for kind, name in referenced_names(use.text, expression=use.expression) if kind == "steps"}
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class _Node:
-    """What the scheduler needs of one step at every transition, worked out once per workflow graph."""
-
-    step: StepSpec
-    predecessors: frozenset[str]
-    """Its data dependencies."""
-    successors: tuple[str, ...]
-    """The steps that depend on it."""
-    reads: tuple[str, ...]
-    """The steps whose outputs it sees (`_steps_read`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """A workflow graph as the scheduler walks it: made once per graph, shared by every run of it."""
-
-    spec: WorkflowSpec
-    size: tuple[int, int]
-    """The graph's node and edge counts when the plan was made (a changed graph gets a new plan)."""
-    data: nx.DiGraph[str]
-    """The graph's data edges as a graph of their own (read only)."""
-    nodes: dict[str, _Node]
-
-
-_PLANS: weakref.WeakKeyDictionary[nx.DiGraph[str], _Plan] = weakref.WeakKeyDictionary()
-_NONE: frozenset[str] = frozenset()
-
-
-def _plan(spec: WorkflowSpec, graph: nx.DiGraph[str]) -> _Plan:
-    """`graph`'s plan for `spec`, made once per graph (and size and spec): every run of a workflow schedules the
-    same graph, and a step's cost must not include a walk of the graph or of its templates.
-
-    The data edges are copied, not viewed: a view filters every edge at each lookup.
-    """
-    size = (graph.number_of_nodes(), graph.number_of_edges())
-    known = _PLANS.get(graph)
-    if known is not None and known.size == size and known.spec is spec:
-        return known
-    data: nx.DiGraph[str] = nx.DiGraph(data_graph(graph))
-    nodes = {
-        node: _Node(
-            step=step,
-            predecessors=frozenset(data.predecessors(node)) if node in data else _NONE,
-            successors=tuple(data.successors(node)) if node in data else (),
-            reads=tuple(sorted(_steps_read(step))),
-        )
-        for node, step in spec.steps.items()
-    }
-    plan = _PLANS[graph] = _Plan(spec, size, data, nodes)
-    return plan
-
-
 class Scheduler:
     """Runs the steps of one workflow run.
 
@@ -296,9 +235,9 @@ class Scheduler:
         self.tracer = tracer
         self.on_change = on_change
         self.states = {step_id: StepState(step_id=step_id) for step_id in spec.steps}
-        plan = _plan(spec, graph)
+        plan = graph_plan(spec, graph)
         self._data = plan.data
-        self._nodes = plan.nodes
+        self._nodes = plan.steps
         self._waiting: dict[str, frozenset[str]] = {node: self._nodes[node].predecessors for node in self._data}
         """Each step's dependencies not completed yet. Frozen sets, shared with the plan until a release
         replaces one: a run makes no set per step."""
@@ -307,12 +246,9 @@ class Scheduler:
         self._slots = asyncio.Semaphore(spec.settings.max_concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         """The task of each step running now (a finished step's is dropped: it keeps its coroutine alive)."""
-        self._deadlines: dict[str, float] = {}
-        """When each running step times out (loop time)."""
+        self._deadlines = Deadlines(self._expire)
         self._expired: set[str] = set()
         """Running steps whose deadline passed: their tasks are cancelled, and the cancellation is a timeout."""
-        self._watch: asyncio.TimerHandle | None = None
-        """The one timer of the run's step deadlines, due at the soonest (`_expire`)."""
         self._group: asyncio.TaskGroup | None = None
         self._failed = False
         self.checkpointer = checkpointer
@@ -378,9 +314,7 @@ class Scheduler:
                     if not self._waiting[node] and self.states[node].status == "pending":
                         self._start(node)
         finally:
-            if self._watch is not None:
-                self._watch.cancel()
-                self._watch = None
+            self._deadlines.close()
             for state in self.states.values():
                 if state.status in ("pending", "running"):
                     self._set(state, "cancelled")
@@ -413,7 +347,7 @@ class Scheduler:
         # One deadline per step: the sooner of the step timeout and the step's wall-time budget.
         deadline = asyncio.get_running_loop().time() + (timeout if wall is None else min(wall, timeout))
         cancelling = task.cancelling()
-        self._arm(node, deadline)
+        self._deadlines.arm(node, deadline)
         expired = False
         try:
             try:
@@ -421,7 +355,7 @@ class Scheduler:
                 STEP_DEADLINE.set(deadline)
                 state.output = await self._execute(node, state)
             finally:
-                self._deadlines.pop(node, None)  # gone if it expired
+                self._deadlines.disarm(node)
                 if node in self._expired:
                     # As `asyncio.timeout` does: the cancellation was ours unless someone else's is pending too.
                     self._expired.discard(node)
@@ -457,30 +391,8 @@ class Scheduler:
         if self._tasks.get(node) is task:
             del self._tasks[node]
 
-    def _arm(self, node: str, deadline: float) -> None:
-        """Note when `node` times out; the run's timer is moved only if this is now the soonest deadline."""
-        self._deadlines[node] = deadline
-        watch = self._watch
-        if watch is None or deadline < watch.when():
-            if watch is not None:
-                watch.cancel()
-            self._watch = asyncio.get_running_loop().call_at(deadline, self._expire, deadline)
-
-    def _expire(self, due: float) -> None:
-        """The timer for deadline `due` fired: cancel every step whose deadline it was, and set the timer
-        for the soonest deadline left (a step that finished took its deadline with it)."""
-        self._watch = None
-        soonest: float | None = None
-        for node, deadline in list(self._deadlines.items()):
-            if deadline <= due:
-                del self._deadlines[node]
-                self._deadlines_passed(node)
-            elif soonest is None or deadline < soonest:
-                soonest = deadline
-        if soonest is not None:
-            self._watch = asyncio.get_running_loop().call_at(soonest, self._expire, soonest)
-
-    def _deadlines_passed(self, node: str) -> None:
+    def _expire(self, node: str) -> None:
+        """`node`'s deadline passed: cancel its task; its end reads the cancellation as a timeout."""
         self._expired.add(node)
         self._tasks[node].cancel()
 
@@ -508,7 +420,7 @@ class Scheduler:
         for successor in self._nodes[node].successors:
             waiting = self._waiting[successor]
             if node in waiting:
-                waiting = self._waiting[successor] = waiting - {node} if len(waiting) > 1 else _NONE
+                waiting = self._waiting[successor] = waiting - {node} if len(waiting) > 1 else NO_STEPS
             if not waiting and self.states[successor].status == "pending":
                 self._start(successor)
 
