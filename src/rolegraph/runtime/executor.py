@@ -29,7 +29,7 @@ from rolegraph.runtime.steps import StepFunction, run_agent_step, run_function_s
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.tracer import Tracer
-from rolegraph.workflows.spec import ModerationSpec, WorkflowSpec
+from rolegraph.workflows.spec import ModerationSpec, StepSpec, WorkflowSpec
 
 __all__ = [
     "ExecutorFactory",
@@ -247,8 +247,8 @@ class LocalExecutor:
         self._named: dict[str, tuple[Model, ModelSettings]] = {}
         self._moderation: list[Model] = []
         self._cached: dict[str, bool] = {}
-        self._agent_steps: dict[str, _AgentStep] = {}
-        self._check_calls: dict[str, CheckCalls] = {}
+        self._agent_steps: dict[tuple[str, str | None], _AgentStep] = {}
+        self._no_check_calls = CheckCalls(cache=cache)
         # Load every model now: heavy loading belongs before the first step, not inside it.
         for step_id, step in spec.steps.items():
             if step.kind == "agent":
@@ -335,21 +335,21 @@ class LocalExecutor:
             settings = settings.merged(self.settings_override)
         return self._models[key], settings
 
-    def _calls_of_checks(self, step_id: str) -> CheckCalls:
-        """Where the step's output checks' model calls go (made once per step: every call of it asks)."""
-        made = self._check_calls.get(step_id)
-        if made is None:
-            made = self._check_calls[step_id] = CheckCalls(lambda model: self._journal(step_id, model), self.cache)
-        return made
+    def _calls_of_checks(self, step_id: str, checks: list[OutputCheck]) -> CheckCalls:
+        """Where the step's output checks' model calls go; a step without checks makes none, so it shares one."""
+        if not checks:
+            return self._no_check_calls
+        return CheckCalls(lambda model: self._journal(step_id, model), self.cache)
 
-    def _agent_step(self, step_id: str) -> _AgentStep:
-        """What an agent step's every call is given, worked out at its first call (the models are loaded)."""
-        known = self._agent_steps.get(step_id)
+    def _agent_step(self, step: StepSpec, step_id: str) -> _AgentStep:
+        """What an agent step's calls are given: worked out once per role and model name, not per step or call
+        (a chain's steps share it; one kept per step would outlive the step for every step of a run)."""
+        key = (step.agent_role(), step.model)
+        known = self._agent_steps.get(key)
         if known is None:
-            step = self.spec.steps[step_id]
-            role = self.roles[step.agent_role()]
+            role = self.roles[key[0]]
             model, settings = self._model_for(step_id)
-            known = self._agent_steps[step_id] = _AgentStep(
+            known = self._agent_steps[key] = _AgentStep(
                 role, model, settings, tuple(self.tools[name] for name in role.tools), self._cache_for(step_id)
             )
         return known
@@ -358,7 +358,7 @@ class LocalExecutor:
         """Run the call as its step's kind says: an agent, a tool call or a function call."""
         step = self.spec.steps[call.step_id]
         checks = self.checks.get(call.step_id, [])
-        check_calls = self._calls_of_checks(call.step_id)
+        check_calls = self._calls_of_checks(call.step_id, checks)
         if step.tool is not None or step.function is not None:
             if step.tool is not None:
                 outcome = await run_tool_step(
@@ -386,7 +386,7 @@ class LocalExecutor:
             if problem is not None:
                 raise StepError(f"step {call.step_id!r}: {problem}")
             return outcome
-        agent = self._agent_step(call.step_id)
+        agent = self._agent_step(step, call.step_id)
         return await run_agent_step(
             call,
             agent.role,
