@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rolegraph.agents.call_ids import CallId, call_prefix, chat_call_id, tool_call_id
+from rolegraph.agents.call_ids import CallId, call_kind, call_prefix, chat_call_id, check_call_id, tool_call_id
 
 
 class TestCallIds:
@@ -36,3 +36,12 @@ class TestCallIds:
         """A damaged or foreign id gives empty parts rather than an exception."""
         assert CallId.parse("garbage") == CallId("garbage", "", None)
         assert CallId.parse("a/chat/x").number is None
+
+    def test_call_kind_is_the_parsed_kind(self) -> None:
+        """`call_kind` reads the same kind as `CallId.parse`, for every kind of id and for ids of other shapes."""
+        ids = [chat_call_id("w#1", 2), tool_call_id("w#1", 2, 0), check_call_id("w#1", 1, 0), "garbage", "a/", "/x", ""]
+        assert (
+            [call_kind(i) for i in ids]
+            == [CallId.parse(i).kind for i in ids]
+            == ["chat", "tool", "check", "", "", "x", ""]
+        )

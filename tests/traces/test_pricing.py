@@ -24,6 +24,15 @@ class TestPriceTable:
         """An unknown model's cost is None ("?"), never 0."""
         assert PriceTable().cost(model, 5000, 500) is None
 
+    def test_prices_asked_again_are_the_same(self) -> None:
+        """A model priced by a pattern, or unknown, is priced the same when asked again, past any remembered count."""
+        table = PriceTable()
+        models = [f"scripted:step{i}.yaml" for i in range(1500)] + [f"hf:org/m{i}" for i in range(1500)]
+        for _ in range(2):
+            assert all(table.price(m) == Price(0.0, 0.0) for m in models[:1500])
+            assert all(table.price(m) is None for m in models[1500:])
+        assert table.price("openai:gpt-4o") == Price(2.5, 10)
+
     def test_user_file_overrides_and_adds(self, tmp_path: Path) -> None:
         """A user file replaces built-in prices and adds patterns; later files win; a missing file is skipped."""
         first = tmp_path / "prices.yaml"

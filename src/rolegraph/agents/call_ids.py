@@ -22,6 +22,7 @@ __all__ = [
     "MODEL_CALL_KINDS",
     "CallId",
     "CallKind",
+    "call_kind",
     "call_prefix",
     "chat_call_id",
     "check_call_id",
@@ -62,6 +63,12 @@ def check_call_id(prefix: str, number: int, index: int) -> str:
 def step_call_id(prefix: str) -> str:
     """The id of the one call a tool or function step makes (model call number 0: no model asked for it)."""
     return tool_call_id(prefix, 0, 0)
+
+
+def call_kind(call_id: str) -> str:
+    """The kind of call `call_id` names: `CallId.parse`'s ``kind``, without reading the rest (asked at every call)."""
+    parts = call_id.split("/", 2)
+    return parts[1] if len(parts) > 1 else ""
 
 
 @dataclass(frozen=True)

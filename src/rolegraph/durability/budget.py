@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rolegraph.agents.call_ids import MODEL_CALL_KINDS, CallId
+from rolegraph.agents.call_ids import MODEL_CALL_KINDS, call_kind
 from rolegraph.agents.journal import RequestDigest, describe_changes, request_changes
 from rolegraph.durability.store import JournalEntry, RunStore
 from rolegraph.errors import BudgetExceeded
@@ -220,4 +220,4 @@ class MeteredJournal:
 
 
 def _kind(call_id: str) -> str:
-    return CallId.parse(call_id).kind
+    return call_kind(call_id)

@@ -62,6 +62,10 @@ DEFAULT_PRICES: Mapping[str, Price] = {
 }
 
 
+_MATCHES_KEPT = 1024
+"""Model strings whose pattern match a table remembers (a run names a handful)."""
+
+
 class PriceTable:
     """Prices by model string: exact names first, then patterns (user entries before built-in ones)."""
 
@@ -69,6 +73,8 @@ class PriceTable:
         merged = {**(overrides or {}), **{k: v for k, v in prices.items() if k not in (overrides or {})}}
         self.prices: dict[str, Price] = merged
         self._patterns = [(k, v) for k, v in merged.items() if any(c in k for c in "*?[")]
+        self._matched: dict[str, Price | None] = {}
+        """Each model string's pattern match, found once: every recorded model call asks for its price."""
 
     @classmethod
     def load(cls, *paths: Path | None) -> PriceTable:
@@ -88,7 +94,12 @@ class PriceTable:
         exact = self.prices.get(model)
         if exact is not None:
             return exact
-        return next((price for pattern, price in self._patterns if fnmatch.fnmatchcase(model, pattern)), None)
+        if model in self._matched:
+            return self._matched[model]
+        matched = next((price for pattern, price in self._patterns if fnmatch.fnmatchcase(model, pattern)), None)
+        if len(self._matched) < _MATCHES_KEPT:
+            self._matched[model] = matched
+        return matched
 
     def cost(self, model: str | None, input_tokens: int, output_tokens: int) -> float | None:
         """USD for the tokens of one model, or None if its price is unknown."""
