@@ -68,11 +68,11 @@ class Span:
         "duration_s",
         "end_time",
         "error",
+        "head",
         "kind",
         "name",
         "parent",
         "redacted",
-        "redacted_name",
         "run_id",
         "span_id",
         "start_perf",
@@ -108,8 +108,9 @@ class Span:
         self.redacted: dict[str, tuple[str, str]] = {}
         """Text attributes as last redacted, by name (the value, its redaction): the tracer redacts a string
         attribute once, not again in the span's end record."""
-        self.redacted_name: str | None = None
-        """The name as redacted for the first record (the end record reuses it)."""
+        self.head: dict[str, Any] | None = None
+        """The fields every record of the span starts with (ids, kind, redacted name, start time), made for
+        its first record: each later record starts as a copy."""
 
     def __repr__(self) -> str:
         return f"Span({self.kind.value}, {self.name!r}, span_id={self.span_id!r}, status={self.status!r})"

@@ -102,7 +102,7 @@ class Tracer:
         # A span from another run (a workflow called inside a tool) is not our parent.
         if parent is not None and parent.run_id != self.run_id:
             parent = None
-        dotted = {key.replace("__", "."): value for key, value in attributes.items()} if attributes else None
+        dotted = {_DOTTED.get(key) or _dotted(key): value for key, value in attributes.items()} if attributes else None
         return _Scope(self, Span(kind, name, self.run_id, parent, dotted, span_id))
 
     @contextmanager
@@ -144,19 +144,19 @@ class Tracer:
     def _emit(self, event: str, span: Span) -> None:
         if not self.sinks:
             return  # nobody listens: building and redacting the record would be wasted work
-        parent = span.parent
-        name = span.redacted_name
-        if name is None:
-            name = span.redacted_name = self.redactor.text(span.name)
-        record: dict[str, Any] = {
-            "run_id": span.run_id,
-            "span_id": span.span_id,
-            "parent_id": None if parent is None else parent.span_id,
-            "kind": _KIND_TEXT[span.kind],
-            "name": name,
-            "start_time": span.start_time,
-            "attributes": self._attributes(span),
-        }
+        head = span.head
+        if head is None:
+            parent = span.parent
+            head = span.head = {
+                "run_id": span.run_id,
+                "span_id": span.span_id,
+                "parent_id": None if parent is None else parent.span_id,
+                "kind": _KIND_TEXT[span.kind],
+                "name": self.redactor.text(span.name),
+                "start_time": span.start_time,
+            }
+        record = head.copy()  # a copy per record: a sink may keep the record (the index writer's buffer does)
+        attributes = record["attributes"] = self._attributes(span)
         if event == "span_end":
             record["end_time"] = span.end_time
             record["duration_s"] = span.duration_s
@@ -164,8 +164,8 @@ class Tracer:
             if span.error is not None:
                 record["error"] = self.redactor.text(span.error)
             if span.kind is not SpanKind.CHAT and (span.aggregated_input_tokens or span.aggregated_output_tokens):
-                record["attributes"]["rolegraph.aggregated.input_tokens"] = span.aggregated_input_tokens
-                record["attributes"]["rolegraph.aggregated.output_tokens"] = span.aggregated_output_tokens
+                attributes["rolegraph.aggregated.input_tokens"] = span.aggregated_input_tokens
+                attributes["rolegraph.aggregated.output_tokens"] = span.aggregated_output_tokens
         self._send(event, record)
 
     def _attributes(self, span: Span) -> dict[str, Any]:
@@ -186,6 +186,18 @@ class Tracer:
             else:
                 out[key] = self.redactor.value(value)
         return out
+
+
+_DOTTED: dict[str, str] = {}
+"""Attribute names as given to `Tracer.span` (``gen_ai__request__model``) and as recorded (``gen_ai.request.model``):
+the same few dozen names recur in every span, and a lookup costs less than a `str.replace`."""
+
+
+def _dotted(key: str) -> str:
+    dotted = key.replace("__", ".")
+    if len(_DOTTED) < 4096:  # names are the engine's own and a few of the user's: this bound is never reached
+        _DOTTED[key] = dotted
+    return dotted
 
 
 _KIND_TEXT = {kind: kind.value for kind in SpanKind}
