@@ -155,6 +155,53 @@ class TestBatchedDecoder:
         assert got == expected
         assert [g.prompt_tokens for g in got] == [40, 41, 65, 130]
 
+    @pytest.mark.parametrize(
+        ("lengths", "grammar_at"),
+        [((38, 43, 39, 42), 1), ((1, 7, 2, 3), 3), ((300, 5), 1), ((3, 1, 64, 2), 0)],
+        ids=["benchmark-like", "one-token-prompt", "past-a-ubatch", "mixed"],
+    )
+    def test_prompts_of_different_lengths_give_what_they_give_alone(
+        self, decoder: BatchedDecoder, llama: Any, lengths: tuple[int, ...], grammar_at: int
+    ) -> None:
+        """Prompts of different lengths submitted at once, cut into the fewest ubatches (pieces of 2 to 256
+        tokens, a one-token prompt beside longer ones, a prompt longer than a ubatch), each give, token for
+        token, what they give alone, with and without a grammar."""
+        text = " ".join(f"{q} Then {q.lower()}" for q in QUESTIONS * 8).encode("utf-8")
+        words = llama.tokenize(text, add_bos=False, special=False)
+
+        def make() -> list[Request]:
+            return [
+                Request(
+                    tokens=words[7 * i + 3 : 7 * i + 3 + n], temperature=0.8, top_p=0.95, seed=100 + i,
+                    max_tokens=24, repeat_penalty=1.1,
+                    grammar=_grammar(json.dumps(VERDICT)) if i == grammar_at else None,
+                )
+                for i, n in enumerate(lengths)
+            ]  # fmt: skip
+
+        expected = alone(decoder, make())
+        got = [f.result(timeout=300) for f in decoder.submit_all(make())]
+        assert got == expected
+        assert [g.prompt_tokens for g in got] == list(lengths)
+        assert json.loads(got[grammar_at].text)["verdict"] in {"accept", "revise"}
+
+    def test_a_call_joining_mid_decode_with_a_prompt_of_another_length_changes_nobody(
+        self, decoder: BatchedDecoder, llama: Any
+    ) -> None:
+        """Three calls decoding when a fourth with a longer prompt joins: its prompt is evaluated by itself
+        between their steps, and all four give what they give alone."""
+
+        def make() -> list[Request]:
+            firsts = [request(llama, q, seed=40 + i, max_tokens=30) for i, q in enumerate(QUESTIONS[:3])]
+            return [*firsts, request(llama, "Compare the three previous answers. " * 6, seed=44)]
+
+        expected = alone(decoder, make())
+        requests = make()
+        running = decoder.submit_all(requests[:3])
+        wait_running(decoder, 3)
+        joined = decoder.submit(requests[3])
+        assert [f.result(timeout=300) for f in [*running, joined]] == expected
+
     def test_a_call_joining_mid_prefill_changes_nobody(self, decoder: BatchedDecoder, llama: Any) -> None:
         """A call submitted while a long prompt is being evaluated joins its rounds; both give what they give
         alone."""

@@ -2,20 +2,35 @@
 
 One llama.cpp context holds `PARALLEL_SEQUENCES` sequences, each with its own KV
 stream (``kv_unified = false``, so a sequence's attention never sees another's
-cells). A call takes a free sequence. Prompts are evaluated in shared rounds:
-one ``llama_decode`` holds the same number of prompt tokens (at most `CHUNK`) of
-every call still being evaluated, a call admitted meanwhile joins the next round,
-and logits are computed only for each prompt's last token. Every step after that
-is one ``llama_decode`` holding the next token of each sequence still
-generating. Each call has its own sampler chain (penalties, its grammar, top-k,
-typical, top-p, min-p, temperature, a seeded draw: ``Llama.create_completion``'s
-chain), so its tokens for a given seed do not depend on which calls ran beside
-it. On llama.cpp's CPU backend a token's logits do not depend on how its
-prompt was cut into pieces of two tokens or more, nor on other sequences' tokens
-in the same ubatch (llama.cpp splits a batch over KV streams into ubatches with
-the same number of tokens per sequence, which is why a round gives every call the
-same count); a piece of a single prompt token is avoided, as it can differ. The
-tests pin outputs together against outputs alone, with and without grammars.
+cells). A call takes a free sequence. The prompts of the calls admitted together
+are evaluated first, in as few ubatches as the rule below allows (`_next_piece`),
+logits computed only for each prompt's last token; then every step is one
+``llama_decode`` holding the next token of each sequence still generating. Each
+call has its own sampler chain (penalties, its grammar, top-k, typical, top-p,
+min-p, temperature, a seeded draw: ``Llama.create_completion``'s chain), so its
+tokens for a given seed do not depend on which calls ran beside it.
+
+Why a call's output does not depend on its neighbours or on how its prompt was
+cut, on llama.cpp's CPU backend (flash attention off, as the provider's `Llama`
+has it). With a KV stream per sequence, llama.cpp splits a batch into ubatches
+of consecutive sequence ids holding the same number of tokens each
+(``llama_batch_allocr::split_equal``, sequential), at most ``n_ubatch`` in all.
+Per token, every matrix product computes each output element by itself, the same
+way whatever the other columns, with one exception: ``llamafile_sgemm`` serves
+products of two or more columns and declines a single column (``n < 2``), which
+then takes ggml's own dot product, summed in another order. In the attention
+products (K·Q and V·softmax, F16) the columns are one sequence's tokens in the
+ubatch, so a prompt token's result depends on one thing only: whether its
+sequence had one token in that ubatch or more (measured: up to 1.25 apart in
+the logits; pieces of 2, 3, 10, 33 tokens, other sequences beside it and
+llama.cpp's own splits are bit for bit the same). So no prompt piece is ever a
+single token (a one-token prompt is one alone too), and generated tokens are
+always a single token of their sequence, alone or not. The tests pin outputs
+together against outputs alone, with and without grammars, for prompts of many
+lengths and calls joining mid-prefill and mid-decode. Flash attention is not
+used: its CPU kernel takes a tiled path for 64 tokens of a sequence or more and
+splits the KV cells across threads for a single token of a single sequence once
+512 cells are in view, each summing in another order.
 A call joins while others are decoding; a call that fails (its prompt does not
 fit, it is cancelled) ends alone, its cells cleared, and the others go on.
 
@@ -46,7 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["CHUNK", "PARALLEL_SEQUENCES", "BatchedDecoder", "Generation", "Request"]
 
 CHUNK = 64
-"""Prompt tokens of one call in one evaluation round, and the granularity of prefix reuse (whole aligned chunks)."""
+"""The granularity of prefix reuse (whole aligned chunks); a ubatch holds `CHUNK` tokens per sequence."""
 PARALLEL_SEQUENCES = 4
 """Calls decoded together; a further call waits for a free sequence."""
 _TOP_K = 40
@@ -132,7 +147,7 @@ class BatchedDecoder:
         self.n_ctx = n_ctx
         params = llama_cpp.llama_context_params.from_buffer_copy(llama.context_params)
         params.n_ctx = n_ctx * sequences
-        params.n_batch = params.n_ubatch = CHUNK * sequences  # a round: CHUNK prompt tokens of every sequence
+        params.n_batch = params.n_ubatch = CHUNK * sequences  # one llama_decode is one ubatch
         params.n_seq_max = sequences
         params.kv_unified = False  # a KV stream per sequence: batching never changes a call's attention
         params.no_perf = True
@@ -145,6 +160,7 @@ class BatchedDecoder:
                 self._context.close()  # type: ignore[no-untyped-call]  # llama-cpp-python is unannotated
                 raise ModelError(f"llama.cpp could not apply the LoRA adapter {llama.lora_path}")
         self._batch: Any = _internals.LlamaBatch(n_tokens=params.n_batch, embd=0, n_seq_max=1, verbose=False)
+        self._batch_capacity = int(params.n_batch)
         # llama.cpp runs a batch of more than one token on `n_threads_batch`: a step of a few sequences would
         # then take the prompt's threads, which measured 2.2x the CPU for the same tokens on 2 shared cores.
         self._step_threads = (params.n_threads, params.n_threads)
@@ -253,22 +269,28 @@ class BatchedDecoder:
             self._finish(slot, exc)
 
     def _prefill(self) -> None:
-        """One round of prompt evaluation: the same number of tokens of every prompt not yet evaluated."""
-        evaluating = []
-        for slot in self._slots:
-            seq = slot.running
-            if seq is None or seq.sampler is None or seq.evaluated == len(seq.request.tokens):
-                continue
-            if seq.request.cancel.is_set():
-                self._finish(slot, ModelError("cancelled"))
-            else:
-                evaluating.append((slot, seq))
-        if not evaluating:
-            return
-        count, members = _round([len(seq.request.tokens) - seq.evaluated for _, seq in evaluating])
+        """Evaluate the prompts of every admitted call, one ubatch per ``llama_decode`` (see `_next_piece`)."""
+        while True:
+            evaluating = {}
+            for slot in self._slots:
+                seq = slot.running
+                if seq is None or seq.sampler is None or seq.evaluated == len(seq.request.tokens):
+                    continue
+                if seq.request.cancel.is_set():
+                    self._finish(slot, ModelError("cancelled"))
+                else:
+                    evaluating[slot.seq_id] = (slot, seq)
+            if not evaluating:
+                return
+            left = [(seq_id, len(seq.request.tokens) - seq.evaluated) for seq_id, (_, seq) in evaluating.items()]
+            members, count = _next_piece(left, self._batch_capacity)
+            self._evaluate([evaluating[seq_id] for seq_id in members], count)
+
+    def _evaluate(self, members: list[tuple[_Slot, _Sequence]], count: int) -> None:
+        """One ubatch: the next `count` prompt tokens of each member; a prompt that ends gets its first token."""
         self._batch.reset()
         ending = []
-        for slot, seq in (evaluating[i] for i in members):
+        for slot, seq in members:
             tokens = seq.request.tokens
             for position in range(seq.evaluated, seq.evaluated + count):
                 last = self._add(tokens[position], position, slot.seq_id, position == len(tokens) - 1)
@@ -279,7 +301,7 @@ class BatchedDecoder:
             self._api.llama_set_n_threads(self._context.ctx, *self._prompt_threads)
             self._context.decode(self._batch)
         except RuntimeError as exc:
-            for slot, _seq in (evaluating[i] for i in members):
+            for slot, _seq in members:
                 self._finish(slot, ModelError(f"llama.cpp could not evaluate the prompt: {exc}"))
             return
         for slot, seq, index in ending:
@@ -409,15 +431,30 @@ class BatchedDecoder:
         return index
 
 
-def _round(left: list[int]) -> tuple[int, list[int]]:
-    """How many prompt tokens each call evaluates in the next round, and which calls (by index in `left`).
+def _next_piece(left: list[tuple[int, int]], capacity: int) -> tuple[list[int], int]:
+    """The next ubatch of prompt evaluation: which sequences (by id) and how many tokens of each.
 
-    Every member takes the same count (llama.cpp would otherwise split the batch unevenly over
-    the KV streams), at most `CHUNK`, and no call is left with a single token for later: a piece
-    of one prompt token can give other logits than the same token in a longer piece.
+    `left` pairs each sequence still evaluating its prompt, by increasing id, with its prompt tokens
+    not yet evaluated. The ubatch is what llama.cpp would run as one: consecutive ids, the same count
+    of each, at most `capacity` tokens in all. No sequence gets a piece of one token, nor is left with
+    one for later (a one-token prompt is the exception: it is one alone too, beside other one-token
+    prompts). Of those, the piece with the most tokens, then the most sequences, then the lowest ids:
+    a greedy plan that evaluates four prompts of 38-43 tokens in five ubatches.
     """
-    takes = [min(n, CHUNK) - (n - min(n, CHUNK) == 1) for n in left]
-    count = min(takes)
-    if count < 2:  # a one-token prompt: evaluated by itself, as it is alone
-        return count, [takes.index(count)]
-    return count, [i for i, n in enumerate(left) if n - count != 1]
+    remaining = dict(left)
+    ids = [seq_id for seq_id, _ in left]
+    best: tuple[list[int], int] = ([ids[0]], 0)
+    for start in range(len(ids)):
+        for end in range(start, len(ids)):
+            if ids[end] - ids[start] != end - start:
+                break  # llama.cpp puts only consecutive ids in one ubatch
+            members = ids[start : end + 1]
+            sizes = [remaining[seq_id] for seq_id in members]
+            count = min(*sizes, capacity // len(members))
+            while count > 1 and any(size - count == 1 for size in sizes):
+                count -= 1
+            if count < 2 and any(size != 1 for size in sizes):
+                continue  # a piece of one token: only one-token prompts take it
+            if (count * len(members), len(members)) > (best[1] * len(best[0]), len(best[0])):
+                best = (members, count)
+    return best
