@@ -5,7 +5,7 @@ batches (`rolegraph.models.batched_decoder`). This scenario measures, for 1 to 4
 concurrent calls (one distinct research question each), on the same work:
 
 - ``engine``: ``asyncio.gather`` of k ``LlamaCppModel.complete`` calls, decoded
-  together by the provider (their prompts evaluated in shared rounds);
+  together by the provider (their prompts evaluated first, in shared ubatches);
 - ``engine serial``: the same k calls through the provider, awaited one after
   another (the single-call path);
 - ``previous``: the same k calls with ``Llama.create_completion`` one after
@@ -378,7 +378,7 @@ def markdown(fig: dict[str, Any]) -> list[str]:
         f"{fig['max_tokens']} tokens per call, median of {fig['repeats']} interleaved repetitions)",
         "",
         "k distinct questions at once: *engine* is `asyncio.gather` of k `LlamaCppModel.complete` calls, which the",
-        "provider decodes together (`models/batched_decoder.py`: prompts in shared rounds, then one `llama_decode`",
+        "provider decodes together (`models/batched_decoder.py`: prompts in shared ubatches, then one `llama_decode`",
         "per step); *engine serial* the same calls awaited one after",
         "another; *previous* the same calls with `Llama.create_completion` one after another (the provider before",
         "batching). *Raw serial* and *raw batched* decode the same prompts and the same number of tokens per call",
