@@ -28,7 +28,6 @@ from benchmarks._common import Level, arepeat_ns, repeat_ns
 from rolegraph.agents.agent import Agent
 from rolegraph.agents.roles import BUILTIN_ROLES
 from rolegraph.models.cache import CallCache, RunCache
-from rolegraph.models.messages import Message
 from rolegraph.models.model import Model, ModelSettings
 from rolegraph.testing import ScriptedModel, final
 from rolegraph.traces.redact import Redactor
@@ -57,15 +56,14 @@ async def _operations(cache: RunCache, repeats: int) -> dict[str, float]:
     model = _scripted()
     agent = _agent(model, cache)
     # The digest the agent hands the cache (and its journal), of the turn's own messages.
-    messages = [Message.system(agent._system_prompt()), Message.user(TASK)]
     schema = agent._final_schema([])
 
-    def first_digest() -> object:  # an agent's first call: no part's digest kept from an earlier call
+    def first_digest() -> object:  # an agent's first call: its conversation started, no part's digest kept
         agent._kept_digests.clear()
-        return agent._chat_request(messages, None, schema, SETTINGS)
+        return agent._chat_request(agent._conversation(TASK), None, schema, SETTINGS)
 
     digest = repeat_ns(first_digest, repeats=repeats)
-    request = agent._chat_request(messages, None, schema, SETTINGS)
+    request = agent._chat_request(agent._conversation(TASK), None, schema, SETTINGS)
     completion = final(ANSWER, "plan")
     cache.keep(model, request, SETTINGS, completion)
     lookup = repeat_ns(lambda: cache.lookup(model, request, SETTINGS), repeats=repeats)
