@@ -3,6 +3,7 @@ pre-check and the short-string cut-off, and a remembered redaction is forgotten 
 
 from __future__ import annotations
 
+import collections
 import importlib
 import re
 from typing import Any
@@ -91,3 +92,30 @@ def test_many_distinct_texts_stay_redacted() -> None:
     texts = [f"line {i} secret-value-1" for i in range(redact._REMEMBERED + 10)]
     assert all(redactor.text(t) == t.replace("secret-value-1", REDACTED) for t in texts)
     assert all(redactor.text(t) == t.replace("secret-value-1", REDACTED) for t in texts[:20])
+
+
+def test_a_short_secret_typed_later_is_redacted_deep_in_a_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A seven-character key given to `add_secret` after the redactor was made is redacted in every leaf of a
+    nested value (dict, list, tuple), where strings that short were passed over before it was typed."""
+    monkeypatch.setattr(redact, "_PROCESS_SECRETS", [])
+    redactor = Redactor.from_env({})
+    value = {"a": "k3y-abc", "b": ["k3y-abc", ("x", {"c": "k3y-abc"})], "n": 3, "none": None}
+    assert redactor.value(value) == {"a": "k3y-abc", "b": ["k3y-abc", ["x", {"c": "k3y-abc"}]], "n": 3, "none": None}
+    add_secret("k3y-abc")
+    assert redactor.value(value) == {"a": REDACTED, "b": [REDACTED, ["x", {"c": REDACTED}]], "n": 3, "none": None}
+
+
+def test_strings_of_every_type_and_length_are_redacted_in_a_value() -> None:
+    """A secret in a long text, in a `str` subclass, in a dict subclass's value and as a top-level string is
+    redacted; numbers, booleans and other objects pass as they are."""
+
+    class Name(str):
+        pass
+
+    secret = "sk-" + "a" * 20
+    redactor = Redactor()
+    value = {"long": f"{'x' * 200} {secret}", "sub": Name(secret), "mapping": collections.OrderedDict(k=secret)}
+    assert redactor.value(value) == {"long": f"{'x' * 200} {REDACTED}", "sub": REDACTED, "mapping": {"k": REDACTED}}
+    assert redactor.value(secret) == REDACTED
+    marker = object()
+    assert [redactor.value(v) for v in (1, 2.5, True, None, marker)] == [1, 2.5, True, None, marker]

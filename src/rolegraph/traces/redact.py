@@ -120,15 +120,37 @@ class Redactor:
 
     def value(self, value: Any) -> Any:
         """`value` (str, list, tuple, dict, nested) with every string redacted."""
+        if self._process and self._known != len(_PROCESS_SECRETS):
+            self._compile()  # a key was typed since: redact it too
+        return self._walk(value)
+
+    def _walk(self, value: Any) -> Any:
+        """`value` redacted, the leaves of a container handled in its loop: a checkpoint or a journal record
+        is mostly short strings and numbers, and a call per leaf cost more than the redaction it did."""
         cls = type(value)
+        if cls is dict:
+            out: dict[Any, Any] = {}
+            for key, item in value.items():
+                kind = type(item)
+                if kind is str:
+                    out[key] = item if len(item) < self._shortest else self.text(item)
+                elif kind is int or kind is float or kind is bool or item is None:
+                    out[key] = item
+                else:
+                    out[key] = self._walk(item)
+            return out
+        if cls is str:
+            return value if len(value) < self._shortest else self.text(value)
         if cls is int or cls is float or cls is bool or value is None:
-            return value  # the common leaves first: no isinstance chain for a number
+            return value
+        if cls is list or cls is tuple:
+            return [self._walk(item) for item in value]
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {k: self.value(v) for k, v in value.items()}
+            return {key: self._walk(item) for key, item in value.items()}
         if isinstance(value, list | tuple):
-            return [self.value(v) for v in value]
+            return [self._walk(item) for item in value]
         return value
 
 
