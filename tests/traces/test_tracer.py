@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from rolegraph.tokens import Usage
+from rolegraph.traces import redact
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import JsonlSink, MemorySink, read_jsonl
 from rolegraph.traces.spans import SpanKind, current_span
@@ -141,6 +142,18 @@ class TestRedaction:
             "nothing": None,
         }
 
+    def test_a_short_secret_typed_during_a_span_is_redacted_in_its_end(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A seven-character key typed while a span is open (`add_secret`) is redacted from the span's end record,
+        as a whole attribute; the start, written before, had nothing to hide."""
+        monkeypatch.setattr(redact, "_PROCESS_SECRETS", [])
+        sink = MemorySink()
+        tracer = Tracer("run-1", sinks=[sink], redactor=Redactor.from_env({}))
+        with tracer.span(SpanKind.CHAT, "chat", key="k3y-abc", count=1):
+            redact.add_secret("k3y-abc")
+        start, end = sink.records
+        assert start["attributes"] == {"key": "k3y-abc", "count": 1}
+        assert end["attributes"] == {"key": "[REDACTED]", "count": 1}
+
     def test_configured_variables_are_secrets(self) -> None:
         """Variables named in ROLEGRAPH_REDACT_ENV or passed as extra names are redacted whatever their name."""
         env = {"ROLEGRAPH_REDACT_ENV": "DB_URL, ,LICENSE", "DB_URL": "postgres://u:pw@db", "LICENSE": "lic-123456"}
@@ -207,6 +220,7 @@ class TestBufferedFile:
         script = f"""
 import os, signal
 from pathlib import Path
+from rolegraph.traces import redact
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import JsonlSink
 from rolegraph.traces.spans import SpanKind

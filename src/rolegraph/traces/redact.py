@@ -118,6 +118,13 @@ class Redactor:
                 return True
         return False
 
+    @property
+    def shortest(self) -> int:
+        """The length of the shortest text that can hold a secret: `text` returns a shorter one unchanged."""
+        if self._process and self._known != len(_PROCESS_SECRETS):
+            self._compile()  # a key was typed since: redact it too
+        return self._shortest
+
     def value(self, value: Any) -> Any:
         """`value` (str, list, tuple, dict, nested) with every string redacted."""
         if self._process and self._known != len(_PROCESS_SECRETS):

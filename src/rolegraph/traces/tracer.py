@@ -172,11 +172,15 @@ class Tracer:
         """The span's attributes, redacted: numbers pass as they are, a text attribute unchanged since the
         last record is not redacted again, containers are walked."""
         text = self.redactor.text
+        shortest = self.redactor.shortest
         done = span.redacted
         out: dict[str, Any] = {}
         for key, value in span.attributes.items():
             cls = type(value)
             if cls is str:
+                if len(value) < shortest:  # too short to hold a secret: most names and ids
+                    out[key] = value
+                    continue
                 seen = done.get(key)
                 if seen is None or seen[0] is not value:
                     seen = done[key] = (value, text(value))
