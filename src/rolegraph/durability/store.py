@@ -68,34 +68,35 @@ committed by itself."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS steps (step_id TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (step_id TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS routes (step_id TEXT, route INTEGER, fired INTEGER NOT NULL, PRIMARY KEY (step_id, route));
 CREATE TABLE IF NOT EXISTS routed (step_id TEXT PRIMARY KEY, context TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
     step_id TEXT, visit INTEGER, item INTEGER, outcome TEXT NOT NULL, PRIMARY KEY (step_id, visit, item)
 );
 CREATE TABLE IF NOT EXISTS calls (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, call_id TEXT NOT NULL UNIQUE, step_id TEXT NOT NULL,
+    seq INTEGER PRIMARY KEY, call_id TEXT NOT NULL UNIQUE, step_id TEXT NOT NULL,
     kind TEXT NOT NULL, model TEXT, input_tokens INTEGER NOT NULL DEFAULT 0,
     output_tokens INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL, request TEXT
 );
 CREATE TABLE IF NOT EXISTS superseded (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, call_id TEXT NOT NULL, step_id TEXT NOT NULL,
+    seq INTEGER PRIMARY KEY, call_id TEXT NOT NULL, step_id TEXT NOT NULL,
     kind TEXT NOT NULL, model TEXT, input_tokens INTEGER NOT NULL DEFAULT 0,
     output_tokens INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL, request TEXT
 );
 """
 
 
-def _dumps(value: Any, *, strict: bool = False) -> str:
+def _dumps(value: Any, *, strict: bool = False, sort_keys: bool = False) -> str:
     """`value` as compact JSON text: orjson, the standard library for what orjson refuses (a lone
     surrogate, an integer past 64 bits). A value JSON cannot hold is written as its ``str``, or
     raises `TypeError` if `strict`."""
     default = None if strict else str
+    option = orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS if sort_keys else orjson.OPT_NON_STR_KEYS
     try:
-        return orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(value, default=default, option=option).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value, ensure_ascii=False, default=default)
+        return json.dumps(value, ensure_ascii=False, default=default, sort_keys=sort_keys)
 
 
 def _loads(text: str) -> Any:
@@ -205,6 +206,9 @@ class RunStore:
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._cache: dict[str, Any] = {}
+        """The results of the calls recorded before this store was opened, decoded (a damaged row fails the open)."""
+        self._texts: dict[str, str] = {}
+        """The results of the calls recorded since, as written."""
         self._requests: dict[str, RequestDigest | None] = {}
         for call_id, result, request in self._db.execute(f"SELECT call_id, result, {self._request_column} FROM calls"):
             self._cache[str(call_id)] = json.loads(result)
@@ -271,8 +275,7 @@ class RunStore:
     def write_record(self, record: RunInfo) -> None:
         """Save the run's record (with the staged checkpoint, in one transaction)."""
         text = self._json(record.model_dump(mode="json"))
-        with self._transaction():
-            self._db.execute("INSERT OR REPLACE INTO run (id, record) VALUES (1, ?)", (text,))
+        self._commit(lambda db: db.execute("INSERT OR REPLACE INTO run (id, record) VALUES (1, ?)", (text,)))
 
     def record(self) -> RunInfo:
         """The run's record.
@@ -327,20 +330,26 @@ class RunStore:
     def flush(self) -> None:
         """Commit the staged checkpoint now (nothing if none is staged or the store is closed)."""
         if self._staged.count and not self._closed:
-            with self._transaction():
-                pass
+            self._commit()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """A write transaction (``BEGIN IMMEDIATE`` ... commit) that carries the staged checkpoint; its
-        ``checkpoint`` kill points are counted once it is committed."""
+    def _commit(self, statements: Callable[[sqlite3.Connection], object] | None = None) -> None:
+        """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) that carries the staged checkpoint and runs
+        `statements`; its ``checkpoint`` kill points are counted once it is committed. (A plain method, not a
+        context manager: it runs once per call the run records.)"""
+        db = self._db
         with self._lock:
             staged = self._staged
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
+            try:
                 if staged.count:
-                    staged.write(self._db)
-                yield
+                    staged.write(db)
+                if statements is not None:
+                    statements(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
             if staged.count:
                 self._staged = _Staged()
         for _ in range(staged.count):
@@ -363,9 +372,8 @@ class RunStore:
     def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
         """Record a finished item of a ``for_each`` step (with the staged checkpoint, in one transaction)."""
         text = self._json(OUTCOME.dump_python(outcome, mode="json"))
-        with self._transaction():
-            sql = "INSERT OR REPLACE INTO items (step_id, visit, item, outcome) VALUES (?, ?, ?, ?)"
-            self._db.execute(sql, (step_id, visit, index, text))
+        sql = "INSERT OR REPLACE INTO items (step_id, visit, item, outcome) VALUES (?, ?, ?, ?)"
+        self._commit(lambda db: db.execute(sql, (step_id, visit, index, text)))
         self._hit("item")
 
     def items(self, step_id: str, visit: int) -> dict[int, StepOutcome]:
@@ -378,7 +386,8 @@ class RunStore:
 
     def get(self, call_id: str) -> Any | None:
         """The recorded result of `call_id`, or None."""
-        return self._cache.get(call_id)
+        text = self._texts.get(call_id)
+        return self._cache.get(call_id) if text is None else _loads(text)
 
     def request(self, call_id: str) -> RequestDigest | None:
         """The digest of the request `call_id` was recorded with (None if unknown or not recorded)."""
@@ -392,22 +401,21 @@ class RunStore:
             replace: The call was sent again because its request changed: its earlier record
                 moves to ``superseded``. Otherwise a second record under the same id is ignored.
         """
-        if entry.call_id in self._cache and not replace:
+        call_id = entry.call_id
+        recorded = call_id in self._cache or call_id in self._texts
+        if recorded and not replace:
             return
         result = self._json(entry.result)
-        request = None if entry.request is None else json.dumps(entry.request, sort_keys=True)
-        row = (entry.call_id, entry.step_id, entry.kind, entry.model, entry.input_tokens, entry.output_tokens)
-        columns = "call_id, step_id, kind, model, input_tokens, output_tokens, result, request"
-        with self._transaction():
-            if entry.call_id in self._cache:
-                self._db.execute(
-                    f"INSERT INTO superseded ({columns}) SELECT {columns} FROM calls WHERE call_id = ?",
-                    (entry.call_id,),
-                )
-                self._db.execute("DELETE FROM calls WHERE call_id = ?", (entry.call_id,))
-            self._db.execute(f"INSERT INTO calls ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*row, result, request))
-        self._cache[entry.call_id] = _loads(result)
-        self._requests[entry.call_id] = entry.request
+        request = None if entry.request is None else _dumps(entry.request, sort_keys=True)
+        tokens = (entry.input_tokens, entry.output_tokens)
+        row = (call_id, entry.step_id, entry.kind, entry.model, *tokens, result, request)
+        if recorded:
+            self._commit(lambda db: _replace_call(db, row))
+        else:
+            self._commit(lambda db: db.execute(_INSERT_CALL, row))
+        self._cache.pop(call_id, None)
+        self._texts[call_id] = result  # decoded when asked for: a live run seldom asks
+        self._requests[call_id] = entry.request
         self._hit("journal")
 
     def entries(self) -> list[JournalEntry]:
@@ -438,6 +446,17 @@ class RunStore:
                 with self._reading():
                     found += [Source.model_validate(s) for s in entry.result.get("sources") or ()]
         return found
+
+
+_CALL_COLUMNS = "call_id, step_id, kind, model, input_tokens, output_tokens, result, request"
+_INSERT_CALL = f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _replace_call(db: sqlite3.Connection, row: tuple[Any, ...]) -> None:
+    """Move the call's earlier record to ``superseded`` and record `row` in its place (a resume sent it again)."""
+    db.execute(f"INSERT INTO superseded ({_CALL_COLUMNS}) SELECT {_CALL_COLUMNS} FROM calls WHERE call_id = ?", row[:1])
+    db.execute("DELETE FROM calls WHERE call_id = ?", row[:1])
+    db.execute(_INSERT_CALL, row)
 
 
 class _Staged:
