@@ -57,7 +57,7 @@ def make_old(path: Path) -> None:
 
 def schema_of(path: Path) -> dict[str, str]:
     db = sqlite3.connect(path)
-    tables = {name: sql for name, sql in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")}
+    tables: dict[str, str] = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
     db.close()
     return tables
 
