@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
 from rolegraph.layout import RunFolder
+from rolegraph.runtime import step_files
 from rolegraph.runtime.scheduler import StepState
 from rolegraph.runtime.step_files import StepFiles
 from rolegraph.traces.redact import Redactor
@@ -88,3 +90,21 @@ def test_the_steps_folder_is_made_but_not_a_removed_run_folder(tmp_path: Path) -
     with pytest.raises(FileNotFoundError):
         files.close()
     assert not folder.path.exists()
+
+
+def test_a_run_waiting_for_its_files_cuts_the_writers_gathering_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the writer gathering files for an hour, close still returns with every file written: a run that
+    waits for its files does not wait for more to gather."""
+    monkeypatch.setattr(step_files, "GATHER_S", 3600.0)
+    files, folder, _ = files_in(tmp_path)
+    listener = files.listener(None)
+    listener(StepState(step_id="a", status="completed", output={"n": 1}, visits=1))
+    closing = threading.Thread(target=files.close, daemon=True)
+    closing.start()
+    closing.join(timeout=60)  # a hang detector, not a timing: the broken writer waits an hour
+    assert not closing.is_alive()
+    assert read(folder, "a") == StepState(step_id="a", status="completed", output={"n": 1}, visits=1).model_dump(
+        mode="json"
+    )

@@ -5,8 +5,9 @@ step's output from; the run store's row is what a resume reads. Making a file co
 more than the rest of a quick step's bookkeeping (about 150 µs on an ext4 disk),
 so the loop only serialises the state (it is the scheduler's live object) and one
 writer thread per process makes the files, in the order they were handed over (a
-step that runs again ends with its last state), taking every file waiting at each
-wake. Step files are not flushed to disk (no fsync): they are derived from the
+step that runs again ends with its last state): woken by a file, it gathers more for
+`GATHER_S` (20 ms) and writes them all, so it wakes once per batch rather than per
+step. Step files are not flushed to disk (no fsync): they are derived from the
 store, whose commits are what survive a crash. A run waits for its files before it
 records its end (`StepFiles.close`), so a finished run has every file. A run killed
 meanwhile may lack the files of its last steps, or hold an earlier visit's state for a
@@ -33,7 +34,11 @@ from rolegraph.runtime.scheduler import StepListener, StepState
 from rolegraph.traces.spans import SpanKind
 from rolegraph.traces.tracer import Tracer
 
-__all__ = ["StepFiles", "indented_json", "write_atomically"]
+__all__ = ["GATHER_S", "StepFiles", "indented_json", "write_atomically"]
+
+GATHER_S = 0.02
+"""How long the writer thread, woken by a file, waits for more before writing them (a run that waits for
+its files does not wait this long)."""
 
 
 def write_atomically(path: Path, text: str | bytes) -> None:
@@ -76,10 +81,17 @@ def _write_file(file: _File) -> None:
 
 
 class _Writer:
-    """The process's one step-file writer thread (started with the first file), fed in order."""
+    """The process's one step-file writer thread (started with the first file), fed in order.
+
+    Woken by the first file handed over, it waits `GATHER_S` for more before writing what it holds (woken
+    once per batch, not per file: each wake is a context switch and a fight for the GIL with the event
+    loop); a run waiting for its files (`StepFiles.close`) cuts that wait short.
+    """
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[_File | threading.Event] = queue.SimpleQueue()
+        self._urgent = threading.Event()
+        """Set when a run waits for its files: stop gathering."""
         self._thread: threading.Thread | None = None
         self._pid = 0
         """The process the thread was started in (a forked child has no writer thread yet)."""
@@ -89,15 +101,20 @@ class _Writer:
         if self._pid != os.getpid():  # the thread never ends (`_work` catches what a file raises)
             with self._lock:
                 if self._pid != os.getpid():
+                    self._urgent = threading.Event()
                     self._thread = threading.Thread(target=self._work, name="rolegraph-step-files", daemon=True)
                     self._thread.start()
                     self._pid = os.getpid()
         self._queue.put(item)
+        if isinstance(item, threading.Event):  # after the put: the batch that clears it holds the waiter
+            self._urgent.set()
 
     def _work(self) -> None:
-        get, waiting = self._queue.get, self._queue.get_nowait
+        get, waiting, urgent = self._queue.get, self._queue.get_nowait, self._urgent
         while True:
             item = get()
+            urgent.wait(GATHER_S)
+            urgent.clear()
             while True:  # every item waiting, in order, before the next blocking wait
                 self._do(item)
                 try:
