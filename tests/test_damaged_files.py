@@ -171,11 +171,15 @@ def _swap_store(path: Path, draw: st.DrawFn) -> None:
         table = draw(
             st.sampled_from(sorted(t for t in tables if db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]))
         )
-        columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        info = list(db.execute(f"PRAGMA table_info({table})"))
+        columns = [row[1] for row in info]
         column = draw(st.sampled_from(columns))
-        rowids = [r for (r,) in db.execute(f"SELECT rowid FROM {table}")]
-        rowid = draw(st.sampled_from(rowids))
-        (old,) = db.execute(f"SELECT {column} FROM {table} WHERE rowid = ?", (rowid,)).fetchone()
+        (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        # A row is found by its rowid, or by its primary key in a WITHOUT ROWID table (a new store's steps).
+        keys = [row[1] for row in info if row[5]] if "WITHOUT ROWID" in sql.upper() else ["rowid"]
+        where = " AND ".join(f"{key} = ?" for key in keys)
+        key = draw(st.sampled_from(list(db.execute(f"SELECT {', '.join(keys)} FROM {table}"))))
+        (old,) = db.execute(f"SELECT {column} FROM {table} WHERE {where}", key).fetchone()
         if column in _JSON_COLUMNS.get(table, []) and isinstance(old, str) and draw(st.booleans()):
             new: Any = _swap_text(old, draw, json.loads, json.dumps)
         else:
@@ -183,7 +187,7 @@ def _swap_store(path: Path, draw: st.DrawFn) -> None:
             new = json.dumps(new) if isinstance(new, list | dict) else new
             new = str(new) if isinstance(new, int) and abs(new) >= 2**63 else new
         try:
-            db.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (new, rowid))
+            db.execute(f"UPDATE {table} SET {column} = ? WHERE {where}", (new, *key))
         except sqlite3.IntegrityError:  # NOT NULL, UNIQUE: the store's own schema refuses it
             pass
     db.close()
