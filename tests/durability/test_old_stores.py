@@ -70,12 +70,19 @@ def call_ids(path: Path) -> list[str]:
 
 
 def test_a_new_store_has_the_lean_schema(tmp_path: Path) -> None:
-    """A new store's journal has a plain rowid (no AUTOINCREMENT bookkeeping) and its steps no rowid."""
+    """A new store is a sound WAL database whose journal has a plain rowid (no AUTOINCREMENT bookkeeping) and no
+    index on call ids, and whose steps have no rowid."""
     RunStore(tmp_path / STORE_FILE).close()
     tables = schema_of(tmp_path / STORE_FILE)
     assert "sqlite_sequence" not in tables
     assert "AUTOINCREMENT" not in tables["calls"] and "AUTOINCREMENT" not in tables["superseded"]
+    assert "UNIQUE" not in tables["calls"]
     assert tables["steps"].endswith("WITHOUT ROWID")
+    db = sqlite3.connect(tmp_path / STORE_FILE)
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    db.close()
+    assert sorted(path.name for path in tmp_path.iterdir()) == [STORE_FILE]  # no temporary file left
 
 
 def test_a_replaced_call_goes_last_in_the_journal_even_when_it_was_last(tmp_path: Path) -> None:
