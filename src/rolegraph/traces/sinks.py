@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import math
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -93,7 +91,6 @@ class JsonlSink:
         self._file = path.open("ab", buffering=0)
         if torn:  # a crash cut the last line: end it, so the next record starts a line of its own
             self._file.write(b"\n")
-        self._fd = self._file.fileno()
         self._buffer: list[bytes] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -129,7 +126,7 @@ class JsonlSink:
         if self._buffer:
             data = b"".join(self._buffer)
             self._buffer.clear()
-            _append(self._fd, data)
+            self._file.write(data)
 
     def close(self) -> None:
         """Write what is buffered and close the file."""
@@ -138,46 +135,6 @@ class JsonlSink:
                 self._write()
                 self._closed = True
                 self._file.close()
-
-
-HELD_WRITE_MAX = 1 << 16
-"""Writes up to this many bytes keep the GIL (see `_append`); longer ones release it as usual."""
-
-
-def _libc_write() -> Callable[[int, bytes, int], int] | None:
-    """libc's ``write(2)`` called through `ctypes.PyDLL`, which keeps the GIL during the call; None where
-    the C library cannot be loaded by name (Windows)."""
-    try:
-        write = ctypes.PyDLL(None).write
-    except (AttributeError, OSError, TypeError):
-        return None
-    write.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
-    write.restype = ctypes.c_ssize_t
-    return write
-
-
-_held_write = _libc_write()
-
-
-def _append(fd: int, data: bytes) -> None:
-    """Write all of `data` to `fd` (a file opened for appending).
-
-    A small write keeps the GIL. `os.write` releases it for the system call, and the
-    event loop, which writes a span's end here, must then wait to take it back from
-    whichever thread took it meanwhile (the index writer, a run's step-file writer):
-    timed in 1,000-step agent chains on 2 busy cores, ~30 µs of CPU per step became
-    110-380 µs of wall time. Appending a few hundred bytes to the page cache is a
-    short system call; a long one (past `HELD_WRITE_MAX`), a short count, an
-    interruption or an error goes through `os.write`, which retries and raises as usual.
-    """
-    if _held_write is not None and len(data) <= HELD_WRITE_MAX:
-        written = _held_write(fd, data, len(data))
-        if written == len(data):
-            return
-        if written > 0:
-            data = data[written:]
-    while data:
-        data = data[os.write(fd, data) :]
 
 
 class _Flusher:
