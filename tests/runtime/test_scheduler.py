@@ -105,6 +105,29 @@ class TestOrdering:
         assert all(s.status == "completed" for s in states.values())
 
 
+    async def test_each_step_runs_in_a_task_named_for_it(self) -> None:
+        """A step's task is named ``step <id>`` while it runs, also when a chain's next step runs in the task its
+        dependency ran in."""
+        spec = spec_of(
+            """
+  a: {role: worker, task: t}
+  b: {role: worker, task: t, depends_on: [a]}
+  c: {role: worker, task: t, depends_on: [b]}
+"""
+        )
+        names: dict[str, str] = {}
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            task = asyncio.current_task()
+            assert task is not None
+            names[call.step_id] = task.get_name()
+            return answer()
+
+        states, _ = await run(spec, handler)
+        assert names == {"a": "step a", "b": "step b", "c": "step c"}
+        assert {s.status for s in states.values()} == {"completed"}
+
+
 class TestFanOut:
     async def test_for_each_runs_items_in_parallel_and_keeps_order(self) -> None:
         """Every item runs; all are in flight together; outputs keep item order."""

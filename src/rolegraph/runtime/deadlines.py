@@ -13,7 +13,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-__all__ = ["Deadlines"]
+from rolegraph.errors import BudgetExceeded
+
+__all__ = ["Deadlines", "timed_out"]
+
+
+def timed_out(step_id: str, wall: float | None, timeout: float) -> Exception:
+    """What a step whose deadline passed fails with: its wall-time budget ran out if that was the sooner limit
+    (`BudgetExceeded`, which stops the run), else the step timed out (`TimeoutError`)."""
+    if wall is not None and wall <= timeout:
+        return BudgetExceeded("max_wall_s", f"step {step_id}", wall, wall)
+    return TimeoutError()
 
 
 class Deadlines:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from rolegraph.agents.model_calls import STEP_DEADLINE
 from rolegraph.errors import BudgetExceeded, RolegraphError
 from rolegraph.models.model import Usage
-from rolegraph.runtime.deadlines import Deadlines
+from rolegraph.runtime.deadlines import Deadlines, timed_out
 from rolegraph.runtime.plan import NO_STEPS, graph_plan
 from rolegraph.traces.spans import Span, SpanKind
 from rolegraph.traces.tracer import Tracer
@@ -47,10 +47,10 @@ __all__ = [
 StepStatus = Literal["pending", "running", "completed", "failed", "skipped", "cancelled", "budget_exceeded"]
 
 
-@dataclass
+@dataclass(slots=True)
 class StepCall:
     """One unit of work for an executor: a step's agent on a rendered task, or a tool or
-    function on rendered arguments. Plain data (a dataclass: built per step, never validated in-process)."""
+    function on rendered arguments. Plain data (a slotted dataclass: built per step, never validated in-process)."""
 
     run_id: str
     step_id: str
@@ -70,9 +70,10 @@ class StepCall:
     """Outputs of the step's direct dependencies and of the upstream steps its templates read."""
 
 
-@dataclass
+@dataclass(slots=True)
 class StepOutcome:
-    """What an executor returns for a `StepCall`. Plain data (a dataclass; `OUTCOME` reads and writes it as JSON)."""
+    """What an executor returns for a `StepCall`. Plain data (a slotted dataclass; `OUTCOME` reads and writes it as
+    JSON)."""
 
     output: dict[str, Any]
     usage: Usage = field(default_factory=Usage)
@@ -183,13 +184,6 @@ def _describe(exc: BaseException) -> str:
 
 
 StepListener = Callable[[StepState], None]
-
-
-def _timed_out(node: str, wall: float | None, timeout: float) -> Exception:
-    """What a step whose deadline passed failed with: its wall-time budget ran out if that was the sooner limit."""
-    if wall is not None and wall <= timeout:
-        return BudgetExceeded("max_wall_s", f"step {node}", wall, wall)
-    return TimeoutError()
 
 
 def _rendered(step: StepSpec, context: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
@@ -330,17 +324,36 @@ class Scheduler:
 
     def _start(self, node: str) -> None:
         assert self._group is not None
+        self._begin(node)
+        self._tasks[node] = self._group.create_task(self._steps_from(node), name=f"step {node}")
+
+    def _begin(self, node: str) -> None:
         state = self.states[node]
         state.visits += 1
         if node not in self._started:
             self._started.add(node)
             self.executed.append(node)
         self._set(state, "running")
-        self._tasks[node] = self._group.create_task(self._run_node(node), name=f"step {node}")
 
-    async def _run_node(self, node: str) -> None:
+    async def _steps_from(self, node: str) -> None:
+        """Run `node`, then, in the same task, each step that a finished step was the only one to let start
+        (a chain runs in one task, not a task per step; the others ready at once get tasks of their own)."""
+        following = await self._run_node(node)
+        while following is not None:
+            following = await self._run_node(following, following=True)
+
+    async def _run_node(self, node: str, *, following: bool = False) -> str | None:
+        """Run one step and record how it ended; return the step to run next in this task, if any."""
         state = self.states[node]
         task = self._tasks[node]
+        if following:
+            # A step started in this task yields to the loop first, as a task of its own would wait its turn.
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                self._drop(node, task)
+                self._set(state, "cancelled")
+                raise
         budget = self._nodes[node].step.budget
         wall = budget.max_wall_s if budget is not None else None
         timeout = self.spec.settings.step_timeout
@@ -365,16 +378,16 @@ class Scheduler:
                 self._drop(node, task)
                 self._set(state, "cancelled")
                 raise
-            self._failed_with(node, task, _timed_out(node, wall, timeout))
-            return
+            self._failed_with(node, task, timed_out(node, wall, timeout))
+            return None
         except Exception as exc:  # a step's failure is recorded, never propagated into the group
             self._failed_with(node, task, exc)
-            return
+            return None
         self._drop(node, task)
         self._set(state, "completed")
-        if not self._route(node):
-            self._release(node)
+        after = None if self._route(node) else self._release(node, task)
         self._save()
+        return after
 
     def _failed_with(self, node: str, task: asyncio.Task[None], exc: Exception) -> None:
         """Record why `node` failed (a budget stop stops the run) and save."""
@@ -416,13 +429,27 @@ class Scheduler:
                 if other != node and not task.done():
                     task.cancel()
 
-    def _release(self, node: str) -> None:
+    def _release(self, node: str, task: asyncio.Task[None]) -> str | None:
+        """Start the steps that were waiting only for `node`; the last of them is returned, to run next in
+        `task` (`node`'s), unless that task is being cancelled."""
+        ready: str | None = None
         for successor in self._nodes[node].successors:
             waiting = self._waiting[successor]
             if node in waiting:
                 waiting = self._waiting[successor] = waiting - {node} if len(waiting) > 1 else NO_STEPS
             if not waiting and self.states[successor].status == "pending":
-                self._start(successor)
+                if ready is not None:
+                    self._start(ready)
+                ready = successor
+        if ready is None:
+            return None
+        if task.cancelling():
+            self._start(ready)
+            return None
+        self._begin(ready)
+        self._tasks[ready] = task
+        task.set_name(f"step {ready}")
+        return ready
 
     def _context(self, node: str) -> dict[str, Any]:
         states = self.states
