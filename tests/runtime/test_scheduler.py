@@ -104,7 +104,6 @@ class TestOrdering:
         assert order.index("after_fast") < order.index("join")
         assert all(s.status == "completed" for s in states.values())
 
-
     async def test_each_step_runs_in_a_task_named_for_it(self) -> None:
         """A step's task is named ``step <id>`` while it runs, also when a chain's next step runs in the task its
         dependency ran in."""
