@@ -28,9 +28,11 @@ single token (a one-token prompt is one alone too), and generated tokens are
 always a single token of their sequence, alone or not. The tests pin outputs
 together against outputs alone, with and without grammars, for prompts of many
 lengths and calls joining mid-prefill and mid-decode. Flash attention is not
-used: its CPU kernel takes a tiled path for 64 tokens of a sequence or more and
-splits the KV cells across threads for a single token of a single sequence once
-512 cells are in view, each summing in another order.
+used: its CPU kernel takes a tiled path for 64 tokens of a sequence or more
+(measured: a 150-token prompt cut 100 + 50 gives logits 1.2 apart from one piece;
+without flash attention they are the same) and, reading its code, splits the KV
+cells across threads for a single token of a single sequence once 512 cells are
+in view, each summing in another order.
 A call joins while others are decoding; a call that fails (its prompt does not
 fit, it is cancelled) ends alone, its cells cleared, and the others go on.
 
