@@ -7,7 +7,10 @@ Three measurements per chain length, all in µs per step:
 - ``engine_*``: the full in-process path, `LocalExecutor` → `Agent` → a
   `ScriptedModel` that answers at once, with answer validation and tracing —
   without sinks (``untraced``), with a JSONL file, with the SQLite index when
-  `rolegraph.traces.store` provides one;
+  `rolegraph.traces.store` provides one. The roles are resolved once per
+  workflow, as `CompiledWorkflow` resolves them for every run of a loaded file
+  (resolving builds each role's output model, whose answer schema is then made
+  again: a per-run cost that a 10-step chain spread over its steps);
 - the baseline: creating and awaiting one asyncio task.
 """
 
@@ -30,7 +33,7 @@ from benchmarks._common import (
     quiet_tracer,
     schedule,
 )
-from rolegraph.runtime.executor import LocalExecutor
+from rolegraph.runtime.executor import LocalExecutor, resolve_roles
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.workflows.graph import compile_graph
 
@@ -71,6 +74,7 @@ async def engine_ns_per_step(n: int, repeats: int, sink_kind: str, folder: Path)
     script.write_text("- {final: {value: ok}, thought: done}\n" * n, encoding="utf-8")
     spec = build_spec(chain(n), model=f"scripted:{script.name}")
     graph = compile_graph(spec)
+    roles = resolve_roles(spec)  # once per workflow, as `CompiledWorkflow` does: not a step's cost
     samples: list[float] = []
     cpu: list[float] = []
     for attempt in range(repeats + 1):  # the first run warms up
@@ -78,7 +82,7 @@ async def engine_ns_per_step(n: int, repeats: int, sink_kind: str, folder: Path)
         if sink_kind != "untraced" and sink is None:
             return None
         tracer = quiet_tracer([sink.sink] if sink else [])
-        executor = LocalExecutor(spec, tools={}, sources=SourceRegistry(), tracer=tracer, base_dir=folder)
+        executor = LocalExecutor(spec, tools={}, sources=SourceRegistry(), tracer=tracer, base_dir=folder, roles=roles)
         start, start_cpu = time.perf_counter_ns(), time.process_time_ns()
         await schedule(spec, executor, tracer, graph=graph)
         if sink is not None:
