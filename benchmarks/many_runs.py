@@ -10,8 +10,9 @@ started together in one process:
   `AsyncSqliteSaver` on a file (durable, as rolegraph's runs are), one thread id per run.
 
 Each side runs alone in a fresh subprocess, once: wall time, runs per second, and
-memory. Memory is the peak resident set (``getrusage`` ``ru_maxrss``) of that
-process, absolute and above its resident set after imports and a two-run warm-up
+memory. Memory is the peak resident set of that process (``VmHWM``, not
+``getrusage``'s ``ru_maxrss``, which Linux carries over from the parent across
+``exec``), absolute and above its resident set after imports and a two-run warm-up
 (``peak_rss_growth_mib``: what the N runs themselves added). Why RSS and not
 tracemalloc: tracemalloc sees only Python's allocator (not SQLite's page cache,
 orjson's or libyaml's buffers, thread stacks), and it slows allocation-heavy code two
@@ -221,7 +222,7 @@ def markdown(fig: dict[str, Any]) -> list[str]:
         f"{fig['runs']:,} runs of a {fig['steps_per_run']}-step workflow started at once in one process: rolegraph's",
         "through `Workflow.run` (run folder, store, trace, index each), LangGraph's with `ainvoke` (bare, with its",
         "`InMemorySaver`, with its `AsyncSqliteSaver` on a file). Memory is the process's peak resident set",
-        "(`ru_maxrss`: all it held, C allocations included; tracemalloc misses those and would slow the runs),",
+        "(`VmHWM`: all it held, C allocations included; tracemalloc misses those and would slow the runs),",
         f"and its growth above the warmed-up process. rolegraph works on {fig['max_runs']} runs at once",
         "(`ROLEGRAPH_MAX_RUNS`); the rest wait in their coroutines. Load average (1 min) "
         f"{fig['load_average_before']:g} before, {fig['load_average_after']:g} after.",
