@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 import rolegraph
-from durable_projects import outputs_of, write_loop_project
-from projects import isolated_home
+from durable_projects import outputs_of
 from rolegraph.durability.replay import replay
 from rolegraph.durability.resume import resume
 from rolegraph.durability.store import JournalEntry, RunStore
@@ -38,14 +37,7 @@ COMMIT;
 """
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    return isolated_home(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return write_loop_project(tmp_path / "project")
+pytestmark = pytest.mark.usefixtures("home")
 
 
 def make_old(path: Path) -> None:

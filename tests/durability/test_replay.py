@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import rolegraph
-from durable_projects import LOOP_CHATS, LOOP_TOOLS, SCRIPTS, edit, outputs_of, write_loop_project
-from projects import isolated_home, write_script
+from durable_projects import LOOP_CHATS, LOOP_TOOLS, SCRIPTS, edit, outputs_of
+from projects import write_script
 from rolegraph.agents.journal import request_digest
 from rolegraph.durability.replay import Divergence, Recording, ReplayDiverged, ReplayError, ReplayModel, replay
 from rolegraph.durability.store import STORE_FILE, JournalEntry, RunStore
@@ -22,14 +22,7 @@ from rolegraph.workflows.spec import Budget
 CALLS = LOOP_CHATS + LOOP_TOOLS
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    return isolated_home(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return write_loop_project(tmp_path / "project")
+pytestmark = pytest.mark.usefixtures("home")
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from durable_projects import (
     write_loop_project,
     write_waiting_project,
 )
-from projects import isolated_home
 from rolegraph.durability.resume import resume
 from rolegraph.durability.store import RunStore
 from rolegraph.errors import ResumeError, SpecError
@@ -27,15 +26,7 @@ from rolegraph.runtime.result import RunResult
 from rolegraph.traces.sinks import read_jsonl
 from rolegraph.workflows.spec import Budget
 
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    return isolated_home(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return write_loop_project(tmp_path / "project")
+pytestmark = pytest.mark.usefixtures("home")
 
 
 @pytest.fixture
