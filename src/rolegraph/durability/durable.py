@@ -221,11 +221,11 @@ class Durability:
         it was last saved `ELAPSED_EVERY_S` ago or more."""
         now = time.perf_counter()
         self.record.elapsed_s = self._elapsed_before + (now - self._started)
-        if now - self._elapsed_saved < ELAPSED_EVERY_S:
-            self.store.save(checkpoint)
-            return
-        self._elapsed_saved = now
-        self.store.save(checkpoint, elapsed_s=self.record.elapsed_s)
+        elapsed_s = None
+        if now - self._elapsed_saved >= ELAPSED_EVERY_S:
+            self._elapsed_saved = now
+            elapsed_s = self.record.elapsed_s
+        self.store.save(checkpoint, elapsed_s=elapsed_s)
 
     def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
         """Record a finished ``for_each`` item."""
