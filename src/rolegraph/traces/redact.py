@@ -84,8 +84,7 @@ class Redactor:
 
     def text(self, value: str) -> str:
         """`value` with every secret replaced."""
-        if self._process and self._known != len(_PROCESS_SECRETS):
-            self._compile()  # a key was typed since: redact it too
+        self._catch_up()
         if len(value) < self._shortest:
             return value  # shorter than any secret and any secret-shaped match
         remembered = self._remembered.get(value)
@@ -118,17 +117,20 @@ class Redactor:
                 return True
         return False
 
+    def _catch_up(self) -> None:
+        """Recompile if a key was typed since the patterns were built (process secrets only): redact it too."""
+        if self._process and self._known != len(_PROCESS_SECRETS):
+            self._compile()
+
     @property
     def shortest(self) -> int:
         """The length of the shortest text that can hold a secret: `text` returns a shorter one unchanged."""
-        if self._process and self._known != len(_PROCESS_SECRETS):
-            self._compile()  # a key was typed since: redact it too
+        self._catch_up()
         return self._shortest
 
     def value(self, value: Any) -> Any:
         """`value` (str, list, tuple, dict, nested) with every string redacted."""
-        if self._process and self._known != len(_PROCESS_SECRETS):
-            self._compile()  # a key was typed since: redact it too
+        self._catch_up()
         return self._walk(value)
 
     def _walk(self, value: Any) -> Any:
