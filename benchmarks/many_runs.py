@@ -7,7 +7,13 @@ started together in one process:
   run store, JSONL trace, index), N coroutines gathered in one `TaskGroup`;
 - ``langgraph``: the same graph compiled with LangGraph, invoked N times at once;
   ``langgraph_checkpointed`` with its `InMemorySaver`; ``langgraph_sqlite`` with its
-  `AsyncSqliteSaver` on a file (durable, as rolegraph's runs are), one thread id per run.
+  `AsyncSqliteSaver` on a file (durable, as rolegraph's runs are), one thread id per run;
+- ``io_floor``: "disk work alone": what one rolegraph run writes, done with bare ``sqlite3`` and ``os``
+  calls and no framework (`benchmarks.io_floor.FloorWholeRun`: the folder, the store from its template,
+  its transactions, the trace lines, the step files, ``run.json``, the index rows, the store's close with
+  its flushes), N runs over as many threads as asyncio's default executor has (rolegraph does its run
+  starts and ends there). It shows how much of a run's cost is the disk, and whether "faster than
+  LangGraph bare" is reachable at all with the guarantees rolegraph gives.
 
 Each side runs alone in a fresh subprocess, once: wall time, runs per second, and
 memory. Memory is the peak resident set of that process (``VmHWM``, not
@@ -37,6 +43,7 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -44,10 +51,13 @@ from typing import Any
 from benchmarks._common import Level
 from benchmarks._common import ratio as ratio_of
 from benchmarks.concurrent_runs import DEPS, _current_rss_kib, _peak_rss_kib, _runner, langgraph_workflow, run_all
+from benchmarks.io_floor import FloorWholeRun
 from rolegraph.runtime.admission import max_runs
 
 RUNS: dict[Level, int] = {"smoke": 20, "quick": 1000, "full": 10000}
-VARIANTS = ("rolegraph", "langgraph", "langgraph_checkpointed", "langgraph_sqlite")
+VARIANTS = ("rolegraph", "langgraph", "langgraph_checkpointed", "langgraph_sqlite", "io_floor")
+FLOOR = "io_floor"
+"""The side that is not a framework: its ratio to rolegraph is reported apart, never part of the target."""
 TARGET_MIB = 150
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,9 +95,34 @@ async def _measure(variant: str, count: int, folder: Path) -> dict[str, Any]:
     }
 
 
+def _measure_floor(count: int, folder: Path) -> dict[str, Any]:
+    """`count` runs of bare disk work (`FloorWholeRun`) over the default executor's number of threads."""
+    floor = FloorWholeRun(folder)
+    threads = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor (`ThreadPoolExecutor`)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda _: floor(), range(2)))  # warm-up, as the other sides
+        rss_before = _current_rss_kib()
+        start = time.perf_counter()
+        list(pool.map(lambda _: floor(), range(count)))
+        floor.close()
+        elapsed = time.perf_counter() - start
+    peak = _peak_rss_kib()
+    return {
+        "runs": count,
+        "total_s": elapsed,
+        "runs_per_s": count / elapsed,
+        "rss_before_mib": rss_before / 1024,
+        "peak_rss_mib": peak / 1024,
+        "peak_rss_growth_mib": max(0, peak - rss_before) / 1024,
+        "threads": threads,
+    }
+
+
 def measure(variant: str, count: int) -> dict[str, Any]:
     """Time and peak memory of `count` concurrent runs of `variant` (call it in a fresh process)."""
     with tempfile.TemporaryDirectory(prefix="rolegraph-bench-") as tmp:
+        if variant == FLOOR:
+            return _measure_floor(count, Path(tmp))
         return asyncio.run(_measure(variant, count, Path(tmp)))
 
 
@@ -156,8 +191,9 @@ def run(level: Level = "quick") -> dict[str, Any]:
             "growth_ratio": ratio_of(ours["peak_rss_growth_mib"], rows[other]["peak_rss_growth_mib"]),
         }
         for other in variants
-        if other != "rolegraph"
+        if other not in ("rolegraph", FLOOR)
     }
+    floor = rows[FLOOR]
     over = ours["peak_rss_mib"] > TARGET_MIB
     return {
         "runs": count,
@@ -165,6 +201,8 @@ def run(level: Level = "quick") -> dict[str, Any]:
         "max_runs": max_runs(),
         "variants": rows,
         "ratios": ratios,
+        "floor_time_ratio": ratio_of(ours["total_s"], floor["total_s"]),
+        "floor_over_langgraph": ratio_of(floor["total_s"], rows["langgraph"]["total_s"]),
         "target_mib": TARGET_MIB,
         "top_allocations": top_allocations(min(count, 1000)) if over else [],
         "load_average_before": round(load_before, 2),
@@ -189,6 +227,9 @@ def target(fig: dict[str, Any] | None) -> dict[str, Any]:
         f"{name}: {fig['variants'][name]['runs_per_s']:.0f} runs/s, {fig['variants'][name]['peak_rss_mib']:.0f} MiB"
         for name in fig["ratios"]
     )
+    floor = fig["variants"].get(FLOOR)
+    if floor is not None:
+        versus += f"; the disk work alone (bare calls): {floor['runs_per_s']:.0f} runs/s"
     misses = [
         what
         for what, ok in (
@@ -208,6 +249,20 @@ def target(fig: dict[str, Any] | None) -> dict[str, Any]:
     return {**row, "measured": ours["peak_rss_mib"], "met": met, "note": note}
 
 
+def _floor_lines(fig: dict[str, Any]) -> list[str]:
+    """What the disk work alone says about the target (nothing for figures from before it was measured)."""
+    floor = fig["variants"].get(FLOOR)
+    if floor is None or fig.get("floor_time_ratio") is None:
+        return []
+    return [
+        f"Disk work alone (`{FLOOR}`: what one run writes, with bare `sqlite3`/`os` calls over "
+        f"{floor['threads']} threads, `benchmarks/io_floor.py`): {floor['runs_per_s']:.0f} runs/s; "
+        f"rolegraph takes {fig['floor_time_ratio']:.2f}x its time, and it takes "
+        f"{fig['floor_over_langgraph']:.2f}x the time of LangGraph bare (which writes nothing).",
+        "",
+    ]
+
+
 def markdown(fig: dict[str, Any]) -> list[str]:
     """The section of RESULTS.md: each side's time, throughput and memory, and the ratios."""
     header = ["side", "runs", "total s", "runs / s", "RSS after warm-up MiB", "peak RSS MiB", "peak growth MiB"]
@@ -221,7 +276,8 @@ def markdown(fig: dict[str, Any]) -> list[str]:
         "",
         f"{fig['runs']:,} runs of a {fig['steps_per_run']}-step workflow started at once in one process: rolegraph's",
         "through `Workflow.run` (run folder, store, trace, index each), LangGraph's with `ainvoke` (bare, with its",
-        "`InMemorySaver`, with its `AsyncSqliteSaver` on a file). Memory is the process's peak resident set",
+        "`InMemorySaver`, with its `AsyncSqliteSaver` on a file), and `io_floor`: the same disk work with bare",
+        "calls. Memory is the process's peak resident set",
         "(`VmHWM`: all it held, C allocations included; tracemalloc misses those and would slow the runs),",
         f"and its growth above the warmed-up process. rolegraph works on {fig['max_runs']} runs at once",
         "(`ROLEGRAPH_MAX_RUNS`); the rest wait in their coroutines. Load average (1 min) "
@@ -240,6 +296,7 @@ def markdown(fig: dict[str, Any]) -> list[str]:
         )
         + ".",
         "",
+        *_floor_lines(fig),
     ]
     if fig["top_allocations"]:
         lines += ["Where rolegraph's memory is at its peak (tracemalloc, largest sites):", ""]

@@ -137,17 +137,24 @@ class TestScenarios:
                 assert (row["langgraph_sqlite_us"] is None) is (not fig["sqlite_saver"])
 
     def test_many_runs_against_langgraph(self, figures: dict[str, Any]) -> None:
-        """Many concurrent runs give each side's time, throughput and peak memory, the ratios, and a target row."""
+        """Many concurrent runs give each side's time, throughput and peak memory, the ratios to LangGraph, the
+        disk work alone (bare calls) with its ratio apart from them, and a target row."""
         fig = figures["many_runs"]
         assert fig["runs"] == 20 and "rolegraph" in fig["variants"] and "langgraph" in fig["variants"]
         for side in fig["variants"].values():
             assert side["runs"] == 20 and side["runs_per_s"] > 0 and side["peak_rss_mib"] >= side["rss_before_mib"]
-        assert set(fig["ratios"]) == set(fig["variants"]) - {"rolegraph"}
+        assert set(fig["ratios"]) == set(fig["variants"]) - {"rolegraph", "io_floor"}
+        assert fig["variants"]["io_floor"]["threads"] >= 1
+        assert fig["floor_time_ratio"] == pytest.approx(
+            fig["variants"]["rolegraph"]["total_s"] / fig["variants"]["io_floor"]["total_s"]
+        )
         results = report.merge(None, {"many_runs": {"level": "smoke", "seconds": 1.0, "figures": fig}})
         row = next(t for t in report.targets(results) if t["target"].startswith("10,000 concurrent whole runs"))
         assert row["measured"] == fig["variants"]["rolegraph"]["peak_rss_mib"]
         assert row["met"] is False  # 20 runs are not 10,000: the target cannot be met at the smoke size
-        assert "concurrent whole runs, each side in a fresh process" in report.markdown(results)
+        text = report.markdown(results)
+        assert "concurrent whole runs, each side in a fresh process" in text
+        assert "Disk work alone (`io_floor`" in text
 
 
 @pytest.mark.local_model
