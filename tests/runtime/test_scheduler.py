@@ -14,6 +14,7 @@ import pytest
 from rolegraph.agents.model_calls import STEP_DEADLINE
 from rolegraph.errors import BudgetExceeded
 from rolegraph.models.model import Usage
+from rolegraph.runtime import scheduler as scheduler_module
 from rolegraph.runtime.scheduler import Scheduler, StepCall, StepOutcome, StepState
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import MemorySink
@@ -125,6 +126,41 @@ class TestOrdering:
         states, _ = await run(spec, handler)
         assert names == {"a": "step a", "b": "step b", "c": "step c"}
         assert {s.status for s in states.values()} == {"completed"}
+
+
+class TestLoopTurns:
+    CHAIN = """
+  a: {role: worker, task: t}
+  b: {role: worker, task: t, depends_on: [a]}
+  c: {role: worker, task: t, depends_on: [b]}
+"""
+
+    async def _loop_ran_before(self) -> dict[str, bool]:
+        """Run a chain of steps that never wait; for each step, whether a callback the first step scheduled
+        had run by the time the step started."""
+        ran: list[bool] = []
+        seen: dict[str, bool] = {}
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            if call.step_id == "a":
+                asyncio.get_running_loop().call_soon(ran.append, True)
+            seen[call.step_id] = bool(ran)
+            return answer()
+
+        states, _ = await run(spec_of(self.CHAIN), handler)
+        assert {s.status for s in states.values()} == {"completed"}
+        return seen
+
+    async def test_a_chain_gives_the_loop_a_turn_once_its_time_is_up(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A chain of steps that never wait yields to the loop before a step once the loop's last turn is
+        `TURN_S` ago (here at every step), so the loop's other work runs between its steps."""
+        monkeypatch.setattr(scheduler_module, "TURN_S", 0.0)
+        assert await self._loop_ran_before() == {"a": False, "b": True, "c": True}
+
+    async def test_a_chain_keeps_the_loop_within_its_time(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Within `TURN_S` of the loop's last turn, the next step of a chain runs at once, without a loop turn."""
+        monkeypatch.setattr(scheduler_module, "TURN_S", 3600.0)
+        assert await self._loop_ran_before() == {"a": False, "b": False, "c": False}
 
 
 class TestFanOut:

@@ -13,18 +13,26 @@ the execution of steps without the scheduler changing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 import networkx as nx
-from pydantic import BaseModel, Field, TypeAdapter
 
 from rolegraph.agents.model_calls import STEP_DEADLINE
 from rolegraph.errors import BudgetExceeded, RolegraphError
-from rolegraph.models.model import Usage
 from rolegraph.runtime.deadlines import Deadlines, timed_out
 from rolegraph.runtime.plan import NO_STEPS, graph_plan
+from rolegraph.runtime.state import (
+    OUTCOME,
+    Checkpoint,
+    Checkpointer,
+    StepCall,
+    StepExecutor,
+    StepListener,
+    StepOutcome,
+    StepState,
+    StepStatus,
+)
 from rolegraph.traces.spans import Span, SpanKind
 from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.context import item_context, route_context, routed_value, step_context
@@ -34,126 +42,21 @@ from rolegraph.workflows.templates import evaluate, render, render_value
 
 __all__ = [
     "OUTCOME",
+    "TURN_S",
     "Checkpoint",
     "Checkpointer",
     "Scheduler",
     "StepCall",
     "StepExecutor",
+    "StepListener",
     "StepOutcome",
     "StepState",
     "StepStatus",
 ]
 
-StepStatus = Literal["pending", "running", "completed", "failed", "skipped", "cancelled", "budget_exceeded"]
-
-
-@dataclass(slots=True)
-class StepCall:
-    """One unit of work for an executor: a step's agent on a rendered task, or a tool or
-    function on rendered arguments. Plain data (a slotted dataclass: built per step, never validated in-process)."""
-
-    run_id: str
-    step_id: str
-    task: str = ""
-    """The rendered task (an agent step)."""
-    args: dict[str, Any] | None = None
-    """The rendered arguments (a tool or function step)."""
-    item: Any = None
-    """The `for_each` item this call works on."""
-    item_index: int | None = None
-    """Position of the item for a `for_each` step."""
-    visit: int = 1
-    """1 on the first run of the step, more when a route sent work back to it."""
-    attempt: int = 1
-    """1 on an item's first try, more when ``on_item_error: retry:N`` tries it again (new call ids)."""
-    upstream: dict[str, Any] = field(default_factory=dict)
-    """Outputs of the step's direct dependencies and of the upstream steps its templates read."""
-
-
-@dataclass(slots=True)
-class StepOutcome:
-    """What an executor returns for a `StepCall`. Plain data (a slotted dataclass; `OUTCOME` reads and writes it as
-    JSON)."""
-
-    output: dict[str, Any]
-    usage: Usage = field(default_factory=Usage)
-    tool_calls: int = 0
-
-
-OUTCOME: TypeAdapter[StepOutcome] = TypeAdapter(StepOutcome)
-"""A `StepOutcome` to JSON data and back, validated: where one is stored or read back (the run store)."""
-
-
-class StepExecutor(Protocol):
-    """Runs one step call. The in-process executor runs an agent; others may run it elsewhere."""
-
-    async def execute(self, call: StepCall) -> StepOutcome:
-        """Run `call` and return its validated output."""
-        ...
-
-
-class StepState(BaseModel):
-    """Where one step stands."""
-
-    step_id: str
-    status: StepStatus = "pending"
-    output: Any = None
-    """The step's output: a dict, or a list of dicts for a `for_each` step."""
-    error: str | None = None
-    visits: int = 0
-    usage: Usage = Field(default_factory=Usage)
-    tool_calls: int = 0
-    skipped_items: list[dict[str, Any]] = Field(default_factory=list)
-    """Items of a ``for_each`` step with ``on_item_error: skip`` that failed, left out of its output:
-    ``{index, item, error}`` each, in item order."""
-
-    def as_data(self) -> dict[str, Any]:
-        """The state as JSON data, as ``model_dump(mode="json")`` gives it for JSON outputs, without pydantic's
-        serialiser: what a checkpoint and a step file hold, built once per completed step."""
-        return {
-            "step_id": self.step_id,
-            "status": self.status,
-            "output": self.output,
-            "error": self.error,
-            "visits": self.visits,
-            "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens},
-            "tool_calls": self.tool_calls,
-            "skipped_items": self.skipped_items,
-        }
-
-
-@dataclass
-class Checkpoint:
-    """The scheduler's state, enough to resume a run: every step's state and the routes' counters.
-
-    Handed to `Checkpointer.save`, `states` holds only the steps whose state changed since the
-    last save (a checkpoint costs what changed, not the length of the run); loaded back, it holds
-    every step that was ever saved.
-    """
-
-    states: dict[str, StepState]
-    route_fired: dict[tuple[str, int], int] = field(default_factory=dict)
-    """How often each route (step id, route number) has fired."""
-    routed: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """The ``routed`` template context a fired route passed to its target."""
-
-
-class Checkpointer(Protocol):
-    """Where a durable run's scheduler saves its progress (the run store)."""
-
-    def save(self, checkpoint: Checkpoint) -> None:
-        """Write what changed, atomically: the states in `checkpoint` (the steps that changed since the
-        last save) replace those steps' saved states; the route counters and routed contexts replace
-        theirs. Must serialise before returning (the states are the scheduler's live objects)."""
-        ...
-
-    def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
-        """Record a finished item of a ``for_each`` step."""
-        ...
-
-    def items(self, step_id: str, visit: int) -> dict[int, StepOutcome]:
-        """The recorded items of one visit of a ``for_each`` step, by index."""
-        ...
+TURN_S = 0.001
+"""How long a chain of steps that never wait may keep the event loop: it yields at a step's start once the loop
+last had a turn this long ago (a model or tool that waits for I/O gives the loop its turns anyway)."""
 
 
 class StepFailed(RolegraphError):
@@ -181,9 +84,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     return str(exc) or type(exc).__name__
-
-
-StepListener = Callable[[StepState], None]
 
 
 def _rendered(step: StepSpec, context: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
@@ -241,6 +141,9 @@ class Scheduler:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         """The task of each step running now (a finished step's is dropped: it keeps its coroutine alive)."""
         self._deadlines = Deadlines(self._expire)
+        self._turn = 0.0
+        """When (loop time) the loop last had a turn, as far as this run knows: a chain yields to the loop once
+        this is `TURN_S` ago."""
         self._expired: set[str] = set()
         """Running steps whose deadline passed: their tasks are cancelled, and the cancellation is a timeout."""
         self._group: asyncio.TaskGroup | None = None
@@ -346,19 +249,26 @@ class Scheduler:
         """Run one step and record how it ended; return the step to run next in this task, if any."""
         state = self.states[node]
         task = self._tasks[node]
-        if following:
-            # A step started in this task yields to the loop first, as a task of its own would wait its turn.
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if not following:
+            self._turn = now  # a task's first step: the loop has just run it
+        elif now - self._turn >= TURN_S:
+            # A chain of steps that never wait would keep the loop from everything else (timers, cancellations,
+            # other runs): it gives the loop a turn once the loop last had one `TURN_S` ago. A turn at every
+            # step, as a task of its own per step would wait, was a fifth of the scheduler's cost per step.
             try:
                 await asyncio.sleep(0)
             except asyncio.CancelledError:
                 self._drop(node, task)
                 self._set(state, "cancelled")
                 raise
+            now = self._turn = loop.time()
         budget = self._nodes[node].step.budget
         wall = budget.max_wall_s if budget is not None else None
         timeout = self.spec.settings.step_timeout
         # One deadline per step: the sooner of the step timeout and the step's wall-time budget.
-        deadline = asyncio.get_running_loop().time() + (timeout if wall is None else min(wall, timeout))
+        deadline = now + (timeout if wall is None else min(wall, timeout))
         cancelling = task.cancelling()
         self._deadlines.arm(node, deadline)
         expired = False
