@@ -6,7 +6,7 @@ model string, the tools, the function steps' functions, and the source registry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -335,7 +335,7 @@ class LocalExecutor:
             settings = settings.merged(self.settings_override)
         return self._models[key], settings
 
-    def _calls_of_checks(self, step_id: str, checks: list[OutputCheck]) -> CheckCalls:
+    def _calls_of_checks(self, step_id: str, checks: Sequence[OutputCheck]) -> CheckCalls:
         """Where the step's output checks' model calls go; a step without checks makes none, so it shares one."""
         if not checks:
             return self._no_check_calls
@@ -357,7 +357,7 @@ class LocalExecutor:
     async def execute(self, call: StepCall) -> StepOutcome:
         """Run the call as its step's kind says: an agent, a tool call or a function call."""
         step = self.spec.steps[call.step_id]
-        checks = self.checks.get(call.step_id, [])
+        checks: Sequence[OutputCheck] = self.checks.get(call.step_id, ())
         check_calls = self._calls_of_checks(call.step_id, checks)
         if step.tool is not None or step.function is not None:
             if step.tool is not None:

@@ -42,8 +42,10 @@ ModerationResolver = Callable[[ModerationSpec], tuple[Model, bool]]
 def check_entries(spec: WorkflowSpec, step_id: str) -> list[tuple[str, CheckSpec]]:
     """``(field path, check)`` for every check a step's answers must pass: its role's, then its own."""
     step = spec.steps[step_id]
-    entries: list[tuple[str, CheckSpec]] = []
     role = spec.roles.get(step.role) if step.role is not None else None
+    if not step.checks and (role is None or not role.checks):
+        return []  # most steps: every run asks for every step's checks
+    entries: list[tuple[str, CheckSpec]] = []
     if role is not None and role.checks:
         entries += [(f"roles.{step.role}.checks[{i}]", c) for i, c in enumerate(role.checks)]
     entries += [(f"steps.{step_id}.checks[{i}]", c) for i, c in enumerate(step.checks or ())]

@@ -6,6 +6,7 @@ can validate workflow files. Field docstrings become the schema's descriptions.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Literal
 
@@ -146,6 +147,13 @@ class ModelSpec(_Strict):
     def options(self) -> ModelOptions:
         """How the model is built (API, inference provider, LoRA adapter): the options this spec sets."""
         return ModelOptions(**self.model_dump(include=set(ModelOptions.model_fields), exclude_none=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _string_model(string: str) -> ModelSpec:
+    """The spec of a plain model string (``models: {default: openai:gpt-4o-mini}``). Validating one checks its
+    options against the model string: every run asked for its models' specs again."""
+    return ModelSpec(model=string)
 
 
 class OutputField(_Strict):
@@ -525,6 +533,7 @@ class WorkflowSpec(_Strict):
     """Run-wide behaviour."""
 
     def model_spec(self, name: str) -> ModelSpec:
-        """The named model (`name` may also be a model string not defined in `models`)."""
+        """The named model (`name` may also be a model string not defined in `models`). Read it, never change
+        it: the spec of a plain model string is made once per process (`_string_model`)."""
         entry = self.models.get(name, name)
-        return ModelSpec(model=entry) if isinstance(entry, str) else entry
+        return _string_model(entry) if isinstance(entry, str) else entry
