@@ -294,6 +294,27 @@ class TestLiveRuns:
             assert store.sync(runs) == [partial[0]["run_id"]]
             assert store.run(partial[0]["run_id"]).status == "unfinished"  # type: ignore[union-attr]
 
+    def test_batches_of_any_length_index_every_span(self, runs: Path) -> None:
+        """Batches of 1 to 150 spans (cut into many-row statements of several sizes) give every span its row:
+        open ones unfinished after the batch of their starts, each with its own end after the batch of ends."""
+        with TraceStore(runs.parent / "index.sqlite") as store:
+            for count in (1, 3, 21, 64, 85, 150):
+                run_id = f"20261207-080000-{count:012x}"
+                spans = [
+                    {"run_id": run_id, "span_id": f"{count:04x}{n:012x}", "parent_id": None, "kind": "chat",
+                     "name": f"chat {n}", "start_time": 1.0 + n, "attributes": {"gen_ai.usage.input_tokens": n}}
+                    for n in range(count)
+                ]  # fmt: skip
+                store.write_records([{**span, "event": "span_start"} for span in spans])
+                assert {s.status for s in store.spans(run_id)} == {"unfinished"}
+                store.write_records(
+                    [{**span, "event": "span_end", "status": "ok", "end_time": 2.0 + n} for n, span in enumerate(spans)]
+                )
+                indexed = store.spans(run_id)
+                assert [(s.name, s.status, s.end_time, s.input_tokens) for s in indexed] == [
+                    (f"chat {n}", "ok", 2.0 + n, n) for n in range(count)
+                ]
+
     def test_open_spans_are_unfinished_until_they_end(self, runs: Path, records: Records) -> None:
         """A span that has started but not ended is indexed as unfinished; the run as running."""
         root_end = next(r for r in records if r["event"] == "span_end" and r["parent_id"] is None)

@@ -154,6 +154,21 @@ class TestRedaction:
         assert start["attributes"] == {"key": "k3y-abc", "count": 1}
         assert end["attributes"] == {"key": "[REDACTED]", "count": 1}
 
+    def test_a_long_text_redacted_at_the_start_is_redacted_again_once_a_secret_is_typed(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A text attribute redacted for the start record (and remembered for the end) is redacted afresh in the
+        end record when a key it holds was typed in between: the remembered redaction is stale."""
+        monkeypatch.setattr(redact, "_PROCESS_SECRETS", [])
+        sink = MemorySink()
+        tracer = Tracer("run-1", sinks=[sink], redactor=Redactor.from_env({}))
+        text = "the prompt quotes typed-key-0042 in full"
+        with tracer.span(SpanKind.CHAT, "chat", prompt=text):
+            redact.add_secret("typed-key-0042")
+        start, end = sink.records
+        assert start["attributes"] == {"prompt": text}
+        assert end["attributes"] == {"prompt": "the prompt quotes [REDACTED] in full"}
+
     def test_configured_variables_are_secrets(self) -> None:
         """Variables named in ROLEGRAPH_REDACT_ENV or passed as extra names are redacted whatever their name."""
         env = {"ROLEGRAPH_REDACT_ENV": "DB_URL, ,LICENSE", "DB_URL": "postgres://u:pw@db", "LICENSE": "lic-123456"}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "REDACT_ENV_VAR", "Redactor", "add_secret", "default_redactor"]
+__all__ = ["REDACTED", "REDACT_ENV_VAR", "Redactor", "Remembered", "add_secret", "default_redactor"]
 
 REDACTED = "[REDACTED]"
 
@@ -36,6 +37,12 @@ _REMEMBERED = 4096
 _MIN_SECRET_LEN = 6
 # Secrets known to this process but to no environment variable (keys typed at a prompt).
 _PROCESS_SECRETS: list[str] = []
+# Each compiled set of secrets takes the next number, unique across redactors (see `Redactor.attributes`).
+_GENERATIONS = itertools.count(1)
+
+Remembered = dict[str, tuple[str, str, int]]
+"""What `Redactor.attributes` remembers of one span's text attributes: by name, the value last redacted, its
+redaction, and the generation of secrets it was redacted with."""
 
 
 def add_secret(value: str) -> None:
@@ -66,6 +73,8 @@ class Redactor:
         self._shortest = min([_SHORTEST_MATCH, *(len(v) for v in values)])
         self._remembered: dict[str, str] = {}
         """Short strings already redacted, and their redaction (forgotten when the secrets change)."""
+        self._generation = next(_GENERATIONS)
+        """Changes whenever the secrets do: a redaction remembered with another generation is stale."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, extra_names: Iterable[str] = ()) -> Redactor:
@@ -85,6 +94,10 @@ class Redactor:
     def text(self, value: str) -> str:
         """`value` with every secret replaced."""
         self._catch_up()
+        return self._text(value)
+
+    def _text(self, value: str) -> str:
+        """`text` once the secrets are up to date."""
         if len(value) < self._shortest:
             return value  # shorter than any secret and any secret-shaped match
         remembered = self._remembered.get(value)
@@ -128,6 +141,30 @@ class Redactor:
         self._catch_up()
         return self._shortest
 
+    def attributes(self, attributes: dict[str, Any], remembered: Remembered) -> dict[str, Any]:
+        """A span's `attributes` redacted, for one of its records (a new dict: the span's is not changed).
+
+        Numbers, booleans, None and text too short to hold a secret pass as they are; containers are walked
+        (they may have changed in place since the last record). A longer text is redacted once: `remembered`
+        (the span's own, kept across its records) holds its redaction for the span's next record, as long as the
+        attribute still holds that very string and the secrets did not change.
+        """
+        self._catch_up()
+        shortest = self._shortest
+        generation = self._generation
+        out = attributes.copy()  # in C; the loop below replaces only what redaction may change
+        for key, value in attributes.items():
+            cls = type(value)
+            if cls is str:
+                if len(value) >= shortest:
+                    last = remembered.get(key)
+                    if last is None or last[0] is not value or last[2] != generation:
+                        last = remembered[key] = (value, self._text(value), generation)
+                    out[key] = last[1]
+            elif cls is not int and cls is not float and cls is not bool and value is not None:
+                out[key] = self._walk(value)
+        return out
+
     def value(self, value: Any) -> Any:
         """`value` (str, list, tuple, dict, nested) with every string redacted."""
         self._catch_up()
@@ -142,20 +179,20 @@ class Redactor:
             for key, item in value.items():
                 kind = type(item)
                 if kind is str:
-                    out[key] = item if len(item) < self._shortest else self.text(item)
+                    out[key] = item if len(item) < self._shortest else self._text(item)
                 elif kind is int or kind is float or kind is bool or item is None:
                     out[key] = item
                 else:
                     out[key] = self._walk(item)
             return out
         if cls is str:
-            return value if len(value) < self._shortest else self.text(value)
+            return value if len(value) < self._shortest else self._text(value)
         if cls is int or cls is float or cls is bool or value is None:
             return value
         if cls is list or cls is tuple:
             return [self._walk(item) for item in value]
         if isinstance(value, str):
-            return self.text(value)
+            return self._text(value)
         if isinstance(value, dict):
             return {key: self._walk(item) for key, item in value.items()}
         if isinstance(value, list | tuple):

@@ -9,6 +9,8 @@ import time
 from enum import StrEnum
 from typing import Any
 
+from rolegraph.traces.redact import Remembered
+
 __all__ = ["Span", "SpanKind", "current_span"]
 
 
@@ -105,9 +107,9 @@ class Span:
         self.error: str | None = None
         self.aggregated_input_tokens = 0
         self.aggregated_output_tokens = 0
-        self.redacted: dict[str, tuple[str, str]] = {}
-        """Text attributes as last redacted, by name (the value, its redaction): the tracer redacts a string
-        attribute once, not again in the span's end record."""
+        self.redacted: Remembered = {}
+        """Text attributes as last redacted (`Redactor.attributes`): a text is redacted once, not again in the
+        span's end record."""
         self.head: dict[str, Any] | None = None
         """The fields every record of the span starts with (ids, kind, redacted name, start time), made for
         its first record: each later record starts as a copy."""

@@ -79,15 +79,15 @@ class Tracer:
             if flush is not None:
                 flush()
 
-    def _send(self, event: str, record: dict[str, Any]) -> None:
-        """Run a redacted record through the processors and hand it to every sink."""
-        record["event"] = event
-        event_dict: MutableMapping[str, Any] = record
-        for processor in self._processors:
-            event_dict = processor(None, "info", event_dict)
-        out = event_dict if isinstance(event_dict, dict) else dict(event_dict)
+    def _send(self, record: dict[str, Any]) -> None:
+        """Run a redacted record (its ``event`` set) through the processors and hand it to every sink."""
+        if self._processors:
+            event_dict: MutableMapping[str, Any] = record
+            for processor in self._processors:
+                event_dict = processor(None, "info", event_dict)
+            record = event_dict if isinstance(event_dict, dict) else dict(event_dict)
         for sink in self.sinks:
-            sink.emit(out)
+            sink.emit(record)
 
     def span(
         self, kind: SpanKind, name: str, *, span_id: str | None = None, **attributes: Any
@@ -125,7 +125,9 @@ class Tracer:
             return
         fields = dict(record)
         event = str(fields.pop("event", "event"))
-        self._send(event, self.redactor.value(fields))
+        redacted = self.redactor.value(fields)
+        redacted["event"] = event
+        self._send(redacted)
 
     def event(self, name: str, **attributes: Any) -> None:
         """Record a point-in-time event under the current span (e.g. a run resumed)."""
@@ -139,57 +141,53 @@ class Tracer:
             "time": time.time(),
             "attributes": {k.replace("__", "."): v for k, v in attributes.items()},
         }
-        self._send("event", self.redactor.value(record))
+        redacted = self.redactor.value(record)
+        redacted["event"] = "event"
+        self._send(redacted)
 
-    def _emit(self, event: str, span: Span) -> None:
+    def _start(self, span: Span) -> None:
+        """Emit a span's start record (the first of its two)."""
         if not self.sinks:
             return  # nobody listens: building and redacting the record would be wasted work
-        head = span.head
-        if head is None:
-            parent = span.parent
-            head = span.head = {
-                "run_id": span.run_id,
-                "span_id": span.span_id,
-                "parent_id": None if parent is None else parent.span_id,
-                "kind": _KIND_TEXT[span.kind],
-                "name": self.redactor.text(span.name),
-                "start_time": span.start_time,
-            }
-        record = head.copy()  # a copy per record: a sink may keep the record (the index writer's buffer does)
-        attributes = record["attributes"] = self._attributes(span)
-        if event == "span_end":
-            record["end_time"] = span.end_time
-            record["duration_s"] = span.duration_s
-            record["status"] = span.status
-            if span.error is not None:
-                record["error"] = self.redactor.text(span.error)
-            if span.kind is not SpanKind.CHAT and (span.aggregated_input_tokens or span.aggregated_output_tokens):
-                attributes["rolegraph.aggregated.input_tokens"] = span.aggregated_input_tokens
-                attributes["rolegraph.aggregated.output_tokens"] = span.aggregated_output_tokens
-        self._send(event, record)
+        record = self._head(span).copy()  # a copy per record: a sink may keep it (the index writer's buffer does)
+        attributes = span.attributes
+        record["attributes"] = self.redactor.attributes(attributes, span.redacted) if attributes else {}
+        record["event"] = "span_start"
+        self._send(record)
 
-    def _attributes(self, span: Span) -> dict[str, Any]:
-        """The span's attributes, redacted: numbers pass as they are, a text attribute unchanged since the
-        last record is not redacted again, containers are walked."""
-        text = self.redactor.text
-        shortest = self.redactor.shortest
-        done = span.redacted
-        out: dict[str, Any] = {}
-        for key, value in span.attributes.items():
-            cls = type(value)
-            if cls is str:
-                if len(value) < shortest:  # too short to hold a secret: most names and ids
-                    out[key] = value
-                    continue
-                seen = done.get(key)
-                if seen is None or seen[0] is not value:
-                    seen = done[key] = (value, text(value))
-                out[key] = seen[1]
-            elif cls is int or cls is float or cls is bool or value is None:
-                out[key] = value
-            else:
-                out[key] = self.redactor.value(value)
-        return out
+    def _head(self, span: Span) -> dict[str, Any]:
+        """The fields every record of `span` starts with, made once per span."""
+        parent = span.parent
+        redactor = self.redactor
+        name = span.name
+        head = span.head = {
+            "run_id": span.run_id,
+            "span_id": span.span_id,
+            "parent_id": None if parent is None else parent.span_id,
+            "kind": _KIND_TEXT[span.kind],
+            "name": name if len(name) < redactor.shortest else redactor.text(name),
+            "start_time": span.start_time,
+        }
+        return head
+
+    def _end(self, span: Span) -> None:
+        """Emit a span's end record: its start's fields, its attributes now, how it ended."""
+        if not self.sinks:
+            return
+        head = span.head
+        # No head: a sink was added while the span was open, and its start went nowhere.
+        record = (head if head is not None else self._head(span)).copy()
+        attributes = record["attributes"] = self.redactor.attributes(span.attributes, span.redacted)
+        record["end_time"] = span.end_time
+        record["duration_s"] = span.duration_s
+        record["status"] = span.status
+        if span.error is not None:
+            record["error"] = self.redactor.text(span.error)
+        if span.kind is not SpanKind.CHAT and (span.aggregated_input_tokens or span.aggregated_output_tokens):
+            attributes["rolegraph.aggregated.input_tokens"] = span.aggregated_input_tokens
+            attributes["rolegraph.aggregated.output_tokens"] = span.aggregated_output_tokens
+        record["event"] = "span_end"
+        self._send(record)
 
 
 _DOTTED: dict[str, str] = {}
@@ -228,7 +226,7 @@ class _Scope:
         # Nested spans of one tracer (nearly all) leave the current tracer as it is: one context change, not two.
         tracer = self._tracer
         self._tracer_token = None if _tracer.get() is tracer else _tracer.set(tracer)
-        tracer._emit("span_start", span)
+        tracer._start(span)
         return span
 
     def __exit__(
@@ -248,4 +246,4 @@ class _Scope:
             _tracer.reset(self._tracer_token)
         span.end_time = time.time()
         span.duration_s = time.perf_counter() - span.start_perf
-        self._tracer._emit("span_end", span)
+        self._tracer._end(span)
