@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from rolegraph.layout import SUMMARY_FILE, TRACE_FILE, RunFolder
 from rolegraph.traces.sinks import dumps
 from rolegraph.traces.trace import SpanRecord
@@ -75,29 +77,31 @@ class Context:
 
 def span_row(run_id: str, record: dict[str, Any], context: Context, ended: bool) -> tuple[Any, ...]:
     """The index row of a span record (an open span's end columns are empty, its status ``unfinished``)."""
-    attributes: dict[str, Any] = record.get("attributes") or {}
-    step, item, role = context.resolve(record["span_id"], record.get("parent_id"), attributes)
-    is_chat = record.get("kind") == "chat"
-    return (
-        run_id,
-        record["span_id"],
-        record.get("parent_id"),
-        record.get("kind"),
-        record.get("name"),
-        record.get("start_time"),
-        record.get("end_time") if ended else None,
-        record.get("duration_s") if ended else None,
-        record.get("status", "ok") if ended else "unfinished",
-        record.get("error") if ended else None,
-        step,
-        item,
-        role,
-        item_text(attributes.get("gen_ai.request.model")) if is_chat else None,
-        item_text(attributes.get("gen_ai.tool.name")),
-        attributes.get("gen_ai.usage.input_tokens") if is_chat else None,
-        attributes.get("gen_ai.usage.output_tokens") if is_chat else None,
-        dumps(attributes).decode("utf-8"),
-    )
+    get = record.get
+    attributes: dict[str, Any] = get("attributes") or {}
+    parent_id = get("parent_id")
+    step, item, role = context.resolve(record["span_id"], parent_id, attributes)
+    kind = get("kind")
+    if kind == "chat":
+        model = item_text(attributes.get("gen_ai.request.model"))
+        tokens_in, tokens_out = (
+            attributes.get("gen_ai.usage.input_tokens"),
+            attributes.get("gen_ai.usage.output_tokens"),
+        )
+    else:
+        model = tokens_in = tokens_out = None
+    try:  # `dumps`, written out: the index writer runs this for every span
+        encoded = orjson.dumps(attributes, default=str)
+    except TypeError:
+        encoded = dumps(attributes)
+    head = (run_id, record["span_id"], parent_id, kind, get("name"), get("start_time"))
+    if ended:
+        end = (get("end_time"), get("duration_s"), get("status", "ok"), get("error"))
+    else:
+        end = (None, None, "unfinished", None)
+    tool = attributes.get("gen_ai.tool.name")
+    tail = (step, item, role, model, None if tool is None else str(tool), tokens_in, tokens_out)
+    return (*head, *end, *tail, encoded.decode("utf-8"))
 
 
 @dataclass
@@ -122,25 +126,27 @@ def add_live_rows(rows: LiveRows, records: list[dict[str, Any]], context: Contex
     most of a trace). Its start still passes its step and role on to its children.
     """
     ended_here = {r["span_id"] for r in records if r.get("event") == "span_end" and "span_id" in r}
+    starts, ends, tokens = rows.starts, rows.ends, rows.tokens
     for record in records:
         event = record.get("event")
         if event not in ("span_start", "span_end") or "span_id" not in record:
             continue
         span_id = record["span_id"]
         run_id = str(record.get("run_id"))
+        kind = record.get("kind")
         ended = event == "span_end"
         if ended:
             row = span_row(run_id, record, context, ended=True)
-            rows.ends.append(row)
+            ends.append(row)
             context.forget(span_id)
-            if record.get("kind") == "chat":
-                before = rows.tokens.get(run_id, (0, 0))
-                rows.tokens[run_id] = (before[0] + (row[15] or 0), before[1] + (row[16] or 0))
+            if kind == "chat":
+                before = tokens.get(run_id, (0, 0))
+                tokens[run_id] = (before[0] + (row[15] or 0), before[1] + (row[16] or 0))
         elif span_id in ended_here:
             context.resolve(span_id, record.get("parent_id"), record.get("attributes") or {})
         else:
-            rows.starts.append(span_row(run_id, record, context, ended=False))
-        if record.get("kind") == "invoke_workflow" and record.get("parent_id") is None:
+            starts.append(span_row(run_id, record, context, ended=False))
+        if kind == "invoke_workflow" and record.get("parent_id") is None:
             rows.roots[run_id] = (record, ended, run_dir)
 
 

@@ -101,7 +101,10 @@ class JsonlSink:
 
     def emit(self, record: dict[str, Any]) -> None:
         """Serialise the record and buffer it; write the buffer if it ends a span or is an event."""
-        line = _line(record)
+        try:  # `_line`, written out: this runs for every record
+            line = orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # a key that is not a string, a lone surrogate: `_line` knows what to do
+            line = _line(record)
         now = record.get("event") != "span_start" or record.get("kind") == "invoke_workflow"
         with self._lock:
             if self._closed:
