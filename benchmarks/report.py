@@ -242,12 +242,25 @@ def _overhead_md(fig: Any) -> list[str]:
         ]
         for r in fig["rows"]
     ]
+    kinds = ("untraced", "jsonl", "sqlite")
+    gcs = [f"N = {r['n']}: " + " / ".join(str(r.get(f"engine_{k}_full_gcs", "-")) for k in kinds) for r in fig["rows"]]
+    counted = any("engine_untraced_full_gcs" in r for r in fig["rows"])  # figures measured before they were counted
     return [
         "## 1. Per-step overhead (µs per step, chain of N steps, instant model)",
         "",
         f"Baseline: creating and awaiting one asyncio task takes {_num(fig['asyncio_task_us'], 2)} µs.",
         "",
         *_table(["N", "scheduler only", "engine, no sinks", "engine + JSONL", "engine + SQLite"], rows),
+        *(
+            [
+                "Full garbage collections during each engine figure's counted runs (no sinks / JSONL / SQLite): "
+                + "; ".join(gcs)
+                + ". Each adds tens of milliseconds to its run: a median at 1,000 steps moves with how many fell.",
+                "",
+            ]
+            if counted
+            else []
+        ),
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import math
 from collections.abc import Iterator
@@ -9,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from benchmarks import SCENARIOS, report, report_ray
+from benchmarks import SCENARIOS, overhead, report, report_ray
 from benchmarks.__main__ import main
 from benchmarks._common import loglog_slope, ratio
 
@@ -66,6 +68,23 @@ class TestScenarios:
             assert row["engine_untraced_cpu_us"] > 0 and row["engine_jsonl_cpu_us"] > 0
             assert row["scheduler_us"] and row["engine_untraced_us"] and row["engine_jsonl_us"]
             assert row["engine_sqlite_us"] and row["engine_sqlite_cpu_us"] > 0
+            assert all(isinstance(row[f"engine_{kind}_full_gcs"], int) for kind in ("untraced", "jsonl", "sqlite"))
+
+    def test_overhead_counts_the_full_collections_of_its_counted_runs(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each engine figure comes with the number of full garbage collections during its counted runs (the
+        warm-up run's not counted)."""
+        real = overhead.schedule
+
+        async def collecting(*args: Any, **kwargs: Any) -> Any:
+            gc.collect()
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(overhead, "schedule", collecting)
+        measured = asyncio.run(overhead.engine_ns_per_step(3, 2, "untraced", tmp_path))
+        assert measured is not None
+        assert measured[2] >= 2  # one per counted run (a full collection of its own may fall in one too)
 
     def test_parallelism_shapes(self, figures: dict[str, Any]) -> None:
         """Makespan over critical path is given for every fan-out width and DAG shape."""
