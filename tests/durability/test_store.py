@@ -232,6 +232,22 @@ class TestRecord:
             database.close()
             assert RunStore.open_existing(folder).record().run_id == folder.name
 
+    def test_a_store_opened_with_a_record_holds_it_and_its_journal_works(self, tmp_path: Path) -> None:
+        """A record given when the store opens is in a new store (its first commit) and replaces an existing
+        store's; the new store's journal and checkpoints work and survive a reopen."""
+        first = RunInfo(run_id="r", workflow="w", inputs={"topic": "x"}, invocations=1)
+        made = RunStore(tmp_path / STORE_FILE, record=first)
+        assert made.record() == first
+        made.put(JournalEntry(call_id="a/chat/1", step_id="a", kind="chat", result={"text": "hi"}, request={"m": "d"}))
+        made.save(checkpoint(a={"x": 1}))
+        made.close()
+        again = RunStore(tmp_path / STORE_FILE, record=first.model_copy(update={"invocations": 2}))
+        assert again.record().invocations == 2
+        assert [e.call_id for e in again.entries()] == ["a/chat/1"]
+        assert again.request("a/chat/1") == {"m": "d"} and again.get("a/chat/1") == {"text": "hi"}
+        assert again.load() == checkpoint(a={"x": 1})
+        again.close()
+
 
 def damage(path: Path, how: str) -> None:
     """Damage a run store file the way a disk, a copy or a user might."""

@@ -180,10 +180,8 @@ class Durability:
         """
         self._take_lock()
         if not resuming:
-            self._store = RunStore(
-                RunFolder(self.run_dir).store, kill_points=self.kill_points, redact=self.redactor.value
-            )
-            self.store.write_record(self.record)
+            path = RunFolder(self.run_dir).store
+            self._store = RunStore(path, kill_points=self.kill_points, redact=self.redactor.value, record=self.record)
             return
         self._store = RunStore.open_existing(self.run_dir, kill_points=self.kill_points, redact=self.redactor.value)
         entries = list(self.store.entries())

@@ -169,6 +169,8 @@ class RunStore:
             a checkpoint must never hold a key a model or tool echoed).
         read_only: Open an existing store for reading only (a replay reads the run it replays
             this way, so the recording is never changed).
+        record: The run's record, written as the store opens: in a new store, by the first transaction,
+            the one that starts its write-ahead log (see `_prepare`).
     """
 
     def __init__(
@@ -178,31 +180,35 @@ class RunStore:
         kill_points: KillPoints | None = None,
         redact: Callable[[Any], Any] | None = None,
         read_only: bool = False,
+        record: RunInfo | None = None,
     ) -> None:
         self.path = path
         self.kill_points = kill_points
         self._redact: Callable[[Any], Any] = redact or (lambda value: value)
         if read_only and path.is_file() and path.stat().st_size == 0:
             raise DamagedFileError(path, "the file is empty (the run died while creating it)", advice=DAMAGE_ADVICE)
+        new = not read_only and (not path.is_file() or path.stat().st_size == 0)
         if read_only:
             self._db = sqlite3.connect(
                 path.absolute().as_uri() + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False
             )
         else:
-            new = not path.is_file() or path.stat().st_size == 0
             if new:
                 _create(path)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             with self._reading():
+                first = None if record is None or not new else self._json(record.model_dump(mode="json"))
                 if not read_only:
-                    self._prepare(new=new)
-                self._open(read_only=read_only)
+                    self._prepare(new=new, record=first)
+                self._open(read_only=read_only, new=new)
+                if record is not None and not new:
+                    self.write_record(record)
         except BaseException:
             self._db.close()
             raise
 
-    def _prepare(self, *, new: bool) -> None:
+    def _prepare(self, *, new: bool, record: str | None) -> None:
         """``synchronous=NORMAL``; a store that is not `new` is also switched to WAL and given the tables it
         lacks (one transaction: a store from an older rolegraph may lack the newer ones).
 
@@ -211,25 +217,33 @@ class RunStore:
         of CPU and, unless told not to, six flushes to disk. Its write-ahead log is started by a first
         commit made without flushing (with ``synchronous`` on, SQLite flushes a new log's header and its
         folder at the first commit): as before, only a power cut in these milliseconds could damage a
-        store that holds nothing yet.
+        store that holds nothing yet. That first commit writes the run's `record` if there is one (a commit
+        with ``synchronous=NORMAL`` is not flushed either: a power cut may lose the last commits).
         """
         if new:
             self._db.execute("PRAGMA synchronous=OFF")
-            self._db.execute("PRAGMA user_version=0")  # a write: the log's first commit
+            if record is None:
+                self._db.execute("PRAGMA user_version=0")  # a write: the log's first commit
+            else:
+                self._db.execute("INSERT INTO run (id, record) VALUES (1, ?)", (record,))
         else:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(f"BEGIN;\n{_SCHEMA}COMMIT;\n")
         self._db.execute("PRAGMA synchronous=NORMAL")
 
-    def _open(self, *, read_only: bool) -> None:
-        """Migrate the tables (unless `read_only`), and load the journal's results."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
-        if "request" not in columns and not read_only:  # a store from before request digests
-            self._db.execute("ALTER TABLE calls ADD COLUMN request TEXT")
-            columns.add("request")
-        self._request_column = "request" if "request" in columns else "NULL"
-        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        self._has_superseded = "superseded" in tables
+    def _open(self, *, read_only: bool, new: bool) -> None:
+        """Migrate the tables (unless `read_only`), and load the journal's results (a `new` store, made from
+        `_template`, has the current tables and no calls: nothing is read from it)."""
+        if new:
+            self._request_column, self._has_superseded = "request", True
+        else:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
+            if "request" not in columns and not read_only:  # a store from before request digests
+                self._db.execute("ALTER TABLE calls ADD COLUMN request TEXT")
+                columns.add("request")
+            self._request_column = "request" if "request" in columns else "NULL"
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            self._has_superseded = "superseded" in tables
         self._routes_saved: tuple[dict[tuple[str, int], int], dict[str, Any]] | None = None
         """The route counters and routed contexts last staged (None: not yet, so the next save writes them)."""
         self._staged = _Staged()
@@ -244,6 +258,8 @@ class RunStore:
         self._requests: dict[str, RequestDigest | None] = {}
         self._seqs: dict[str, int] = {}
         """Each recorded call's row (its ``seq``): no index on disk finds a call by its id."""
+        if new:
+            return
         rows = self._db.execute(f"SELECT seq, call_id, result, {self._request_column} FROM calls")
         for seq, call_id, result, request in rows:
             self._seqs[str(call_id)] = int(seq)

@@ -534,7 +534,10 @@ def _write_summary(run: _Run, redactor: Redactor) -> None:
 def _write_sources(path: Path, sources: Sequence[Source], redactor: Redactor) -> None:
     """Every retrieved source with its text, one JSON object a line: what re-scoring a run from disk reads."""
     lines = "".join(json.dumps(redactor.value(s.model_dump(mode="json")), ensure_ascii=False) + "\n" for s in sources)
-    write_atomically(path, lines)
+    if lines:
+        write_atomically(path, lines)
+    else:  # no temporary file and rename: an empty file is whole wherever a crash cuts its writing
+        path.open("wb").close()
 
 
 def _layered(
