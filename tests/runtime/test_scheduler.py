@@ -163,6 +163,34 @@ class TestLoopTurns:
         assert await self._loop_ran_before() == {"a": False, "b": False, "c": False}
 
 
+class TestUsage:
+    async def test_each_step_counts_its_own_calls_tokens(self) -> None:
+        """A step's usage is the sum of its calls' tokens (a ``for_each`` step's, of its items'); a step whose
+        calls counted none reports zero, whatever the other steps counted."""
+        spec = spec_of(
+            """
+  a: {role: worker, task: t}
+  b: {role: worker, task: t, depends_on: [a], for_each: {items: "steps.a.items", as: x}}
+  c: {role: worker, task: t, depends_on: [b]}
+"""
+        )
+        tokens = {"a": Usage(), "b": Usage(input_tokens=3, output_tokens=4), "c": Usage(input_tokens=1)}
+
+        class Counting:
+            async def execute(self, call: StepCall) -> StepOutcome:
+                return StepOutcome(output=answer(items=["p", "q"]), usage=tokens[call.step_id], tool_calls=1)
+
+        executor = Counting()
+        tracer = Tracer("run", sinks=[], redactor=Redactor())
+        states = await Scheduler(spec, compile_graph(spec), executor, run_id="r", inputs={}, tracer=tracer).run()
+        assert {k: (s.usage.input_tokens, s.usage.output_tokens, s.tool_calls) for k, s in states.items()} == {
+            "a": (0, 0, 1),
+            "b": (6, 8, 2),
+            "c": (1, 0, 1),
+        }
+        assert tokens["b"] == Usage(input_tokens=3, output_tokens=4)  # summed into a new object, not in place
+
+
 class TestFanOut:
     async def test_for_each_runs_items_in_parallel_and_keeps_order(self) -> None:
         """Every item runs; all are in flight together; outputs keep item order."""

@@ -20,6 +20,7 @@ import networkx as nx
 
 from rolegraph.agents.model_calls import STEP_DEADLINE
 from rolegraph.errors import BudgetExceeded, RolegraphError
+from rolegraph.models.model import Usage
 from rolegraph.runtime.deadlines import Deadlines, timed_out
 from rolegraph.runtime.plan import NO_STEPS, graph_plan
 from rolegraph.runtime.state import (
@@ -128,7 +129,10 @@ class Scheduler:
         self.inputs = dict(inputs)
         self.tracer = tracer
         self.on_change = on_change
-        self.states = {step_id: StepState(step_id=step_id) for step_id in spec.steps}
+        self._no_usage = Usage()
+        """The usage of every step of the run that has counted no tokens yet (one object: a step's usage is
+        replaced, never changed in place; a `Usage` made per step was half the cost of its state)."""
+        self.states = {step_id: StepState(step_id=step_id, usage=self._no_usage) for step_id in spec.steps}
         plan = graph_plan(spec, graph)
         self._data = plan.data
         self._nodes = plan.steps
@@ -173,7 +177,7 @@ class Scheduler:
             # A step started in its last visit but not finished runs that visit again (same call ids,
             # so its recorded calls replay); a step not yet started keeps its count.
             started = saved.status in ("running", "failed", "cancelled", "budget_exceeded")
-            self.states[step_id] = StepState(step_id=step_id, visits=saved.visits - int(started))
+            self.states[step_id] = StepState(step_id=step_id, visits=saved.visits - int(started), usage=self._no_usage)
             self._changed.add(step_id)
         self._route_fired = dict(checkpoint.route_fired)
         self._routed = dict(checkpoint.routed)
