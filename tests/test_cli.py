@@ -440,14 +440,12 @@ class TestTrace:
             "execute_tool library_search",
             "react_step 2",
             "chat scripted:researcher.yaml",
-            "checkpoint research [research]",
             "invoke_agent writer [write]",
             "react_step 1",
             "chat scripted:writer.yaml",
-            "checkpoint write [write]",
         ]
         usage = summary["usage"]
-        assert lines[-1] == f"12 spans, {usage['input_tokens']} input + {usage['output_tokens']} output tokens"
+        assert lines[-1] == f"10 spans, {usage['input_tokens']} input + {usage['output_tokens']} output tokens"
 
     def test_thoughts(self, project: Path) -> None:
         """`--thoughts` adds each step's thought to the tree."""

@@ -247,9 +247,8 @@ class TestTraceFlags:
             "invoke_agent writer [write]",
             "react_step 1",
             "chat scripted:writer.yaml",
-            "checkpoint write [write]",
         ]
-        assert result.stdout.splitlines()[-1].startswith("4 spans, ")
+        assert result.stdout.splitlines()[-1].startswith("3 spans, ")
         unknown = cli("trace", run_id, "--step", "nope")
         assert unknown.exit_code == 2
         assert "no step 'nope' in this run; its steps: research, write" in unknown.stderr
@@ -271,7 +270,6 @@ class TestTraceFlags:
         document = json.loads(cli("trace", run_id, "--json", "--step", "research").stdout)
         assert [(s["kind"], s["attributes"]["rolegraph.step.id"]) for s in document["spans"]] == [
             ("invoke_agent", "research"),
-            ("checkpoint", "research"),
         ]
         assert set(document["usage"]) == {"total", "saved", "by_step", "by_role", "by_model"}
         assert document["usage"]["saved"]["calls"] == 0  # the cache answered none
@@ -409,7 +407,7 @@ class TestTraceExport:
         assert (result.exit_code, result.stdout) == (0, "")
         [resource] = json.loads(target.read_text())["resourceSpans"]
         spans = resource["scopeSpans"][0]["spans"]
-        assert len(spans) == 12
+        assert len(spans) == 10
         resource_attributes = {a["key"]: a["value"] for a in resource["resource"]["attributes"]}
         assert resource_attributes["rolegraph.workflow"] == {"stringValue": "review"}
 

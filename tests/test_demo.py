@@ -88,8 +88,8 @@ class TestDemo:
             assert dropped["evidence"][1:] not in body
 
     def test_trace_has_every_kind_of_span(self, demo: dict[str, Any]) -> None:
-        """The trace holds the workflow, agents, model calls, tool and function calls, plans, routes and checkpoints
-        (the demo has no output checks, so no run_guardrail span: an answer's validation is on its react_step)."""
+        """The trace holds the workflow, agents, model calls, tool and function calls, plans and routes (the demo
+        has no output checks, so no run_guardrail span: an answer's validation is on its react_step)."""
         kinds = {json.loads(line)["kind"] for line in demo["trace"].read_text().splitlines() if '"kind"' in line}
         assert {"invoke_workflow", "invoke_agent", "react_step", "chat", "execute_tool"} <= kinds
-        assert {"plan", "route", "checkpoint"} <= kinds
+        assert {"plan", "route"} <= kinds

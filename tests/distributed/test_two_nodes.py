@@ -157,7 +157,7 @@ class TestTwoNodes:
         process = start(["run", str(project), "--quiet", "--executor", "ray"], tmp_path, cluster.env())
         try:
             run_id = wait_for_span(
-                tmp_path, lambda r: r.get("event") == "span_end" and r.get("name") == "checkpoint research", process
+                tmp_path, lambda r: r.get("event") == "span_end" and r.get("name") == "plan research", process
             )
         finally:
             os.killpg(process.pid, signal.SIGKILL)

@@ -31,7 +31,6 @@ import orjson
 
 from rolegraph.layout import RunFolder
 from rolegraph.runtime.scheduler import StepListener, StepState
-from rolegraph.traces.spans import SpanKind
 from rolegraph.traces.tracer import Tracer
 
 __all__ = ["GATHER_S", "StepFiles", "indented_json", "write_atomically"]
@@ -146,8 +145,7 @@ class StepFiles:
 
     Args:
         folder: The run folder.
-        tracer: The run's tracer: a ``checkpoint`` span per completed step, its redactor applied
-            to every file (no secret in a step file).
+        tracer: The run's tracer: its redactor is applied to every file (no secret in a step file).
     """
 
     def __init__(self, folder: RunFolder, tracer: Tracer) -> None:
@@ -168,10 +166,7 @@ class StepFiles:
 
         def listener(state: StepState) -> None:
             if state.status == "completed":
-                with self.tracer.span(
-                    SpanKind.CHECKPOINT, f"checkpoint {state.step_id}", rolegraph__step__id=state.step_id
-                ):
-                    self._hand(state)
+                self._hand(state)
             if then is not None:
                 then(state)
 
