@@ -91,13 +91,20 @@ class BudgetMeter:
             entry: The call.
             reserved: `before` already counted the call itself (not its tokens).
         """
-        cost = self.prices.cost(entry.model, entry.input_tokens, entry.output_tokens) or 0.0
-        for spent in (self.run, self.steps.setdefault(entry.step_id, Spent())):
-            if entry.kind in MODEL_CALL_KINDS:
-                spent.input_tokens += entry.input_tokens
-                spent.output_tokens += entry.output_tokens
+        tokens = (entry.input_tokens, entry.output_tokens)
+        self.count_call(entry.step_id, entry.kind, entry.model, *tokens, reserved=reserved)
+
+    def count_call(
+        self, step_id: str, kind: str, model: str | None, input_tokens: int, output_tokens: int, *, reserved: bool
+    ) -> None:
+        """`count` of the call given by its fields (`JournalEntry`'s)."""
+        cost = self.prices.cost(model, input_tokens, output_tokens) or 0.0
+        for spent in (self.run, self.steps.setdefault(step_id, Spent())):
+            if kind in MODEL_CALL_KINDS:
+                spent.input_tokens += input_tokens
+                spent.output_tokens += output_tokens
                 spent.cost_usd += cost
-                spent.iterations += int(not reserved and entry.kind == "chat")
+                spent.iterations += int(not reserved and kind == "chat")
             else:
                 spent.tool_calls += int(not reserved)
 
@@ -196,28 +203,20 @@ class MeteredJournal:
             self.stale = True
             self._resending.add(call_id)
             self.counts.resent += 1
-        self.meter.before(self.step_id, _kind(call_id))
+        self.meter.before(self.step_id, call_kind(call_id))
         return None
 
     def put(self, call_id: str, result: Any, *, request: RequestDigest | None = None) -> None:
-        """Record the call (with its request's digest), count it, and check it did not go past a limit."""
-        kind = _kind(call_id)
+        """Record the call (with its request's digest), count it, and check it did not go past a limit.
+
+        The call goes to the store and the meter as its fields: a `JournalEntry` (pydantic, validated)
+        is what reading the journal gives; one built per call here was never read."""
+        step_id, kind = self.step_id, call_kind(call_id)
         model_call = kind in MODEL_CALL_KINDS
         usage = (result.get("usage") or {}) if model_call and isinstance(result, dict) else {}
-        entry = JournalEntry(
-            call_id=call_id,
-            step_id=self.step_id,
-            kind=kind,
-            model=self.model if model_call else None,
-            input_tokens=int(usage.get("input_tokens", 0)),
-            output_tokens=int(usage.get("output_tokens", 0)),
-            result=result,
-            request=request,
-        )
-        self.store.put(entry, replace=call_id in self._resending)
-        self.meter.count(entry, reserved=True)
-        self.meter.after(self.step_id)
-
-
-def _kind(call_id: str) -> str:
-    return call_kind(call_id)
+        model = self.model if model_call else None
+        tokens_in, tokens_out = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+        replace = call_id in self._resending
+        self.store.put_call(call_id, step_id, kind, model, tokens_in, tokens_out, result, request, replace=replace)
+        self.meter.count_call(step_id, kind, model, tokens_in, tokens_out, reserved=True)
+        self.meter.after(step_id)

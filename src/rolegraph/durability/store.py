@@ -455,22 +455,45 @@ class RunStore:
             replace: The call was sent again because its request changed: its earlier record
                 moves to ``superseded``. Otherwise a second record under the same id is ignored.
         """
-        call_id = entry.call_id
+        self.put_call(
+            entry.call_id,
+            entry.step_id,
+            entry.kind,
+            entry.model,
+            entry.input_tokens,
+            entry.output_tokens,
+            entry.result,
+            entry.request,
+            replace=replace,
+        )
+
+    def put_call(
+        self,
+        call_id: str,
+        step_id: str,
+        kind: str,
+        model: str | None,
+        input_tokens: int,
+        output_tokens: int,
+        result: Any,
+        request: RequestDigest | None,
+        *,
+        replace: bool = False,
+    ) -> None:
+        """`put` of the call given by its fields (`JournalEntry`'s), for the run's own calls: no entry is built."""
         recorded = call_id in self._cache or call_id in self._texts
         if recorded and not replace:
             return
-        result = self._json(entry.result)
-        request = None if entry.request is None else _dumps(entry.request, sort_keys=True)
-        tokens = (entry.input_tokens, entry.output_tokens)
-        row = (call_id, entry.step_id, entry.kind, entry.model, *tokens, result, request)
+        text = self._json(result)
+        row = (call_id, step_id, kind, model, input_tokens, output_tokens, text, _request_text(request))
         if recorded:
             seq = self._commit(lambda db: _replace_call(db, self._seqs[call_id], row))
         else:
             seq = self._commit(lambda db: db.execute(_INSERT_CALL, row).lastrowid)
         self._seqs[call_id] = seq
         self._cache.pop(call_id, None)
-        self._texts[call_id] = result  # decoded when asked for: a live run seldom asks
-        self._requests[call_id] = entry.request
+        self._texts[call_id] = text  # decoded when asked for: a live run seldom asks
+        self._requests[call_id] = request
         self._hit("journal")
 
     def entries(self) -> list[JournalEntry]:
@@ -505,6 +528,11 @@ class RunStore:
 
 _CALL_COLUMNS = "call_id, step_id, kind, model, input_tokens, output_tokens, result, request"
 _INSERT_CALL = f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _request_text(request: RequestDigest | None) -> str | None:
+    """A request digest as its row holds it: JSON, keys sorted."""
+    return None if request is None else _dumps(request, sort_keys=True)
 
 
 def _replace_call(db: sqlite3.Connection, seq: int, row: tuple[Any, ...]) -> int | None:
