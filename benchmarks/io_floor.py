@@ -2,8 +2,8 @@
 
 A step of a whole rolegraph run leaves on disk, at the least: one SQLite transaction
 (its call's journal row and its checkpoint row, WAL, ``synchronous=NORMAL``, as the
-run store commits them), its finished spans appended to the trace (four lines of
-about 400 bytes: the agent, its reasoning step, its model call, its checkpoint),
+run store commits them), its finished spans appended to the trace (three lines of
+about 400 bytes: the agent, its reasoning step, its model call),
 and its step file written to a temporary name and renamed; per run, a folder, a
 trace file, and the store created without flushing and closed (SQLite checkpoints
 its WAL). `FloorRun` does exactly that for N steps with no framework around it, so
@@ -54,7 +54,7 @@ class FloorRun:
                 db.execute("INSERT INTO calls (call_id, result) VALUES (?, ?)", (f"s{i}/0", RESULT))
                 db.execute("INSERT OR REPLACE INTO steps (step_id, state) VALUES (?, ?)", (f"s{i}", RESULT))
                 db.execute("COMMIT")
-                for _ in range(4):
+                for _ in range(3):
                     os.write(trace, SPAN_LINE)
                 tmp, final = f"{run_dir}/steps/s{i}.json.tmp", f"{run_dir}/steps/s{i}.json"
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -106,7 +106,7 @@ class FloorWholeRun:
     Per run: its folder and lock file (``flock``); the store made from a template image (written and renamed),
     opened in WAL mode, its record committed without flushing; the trace file opened for appending;
     ``run.json`` written and renamed; the record updated (the run starts); per step one transaction (its
-    call's journal row and the previous step's checkpoint row), the step's four spans written at their ends
+    call's journal row and the previous step's checkpoint row), the step's three spans written at their ends
     (two lines each: start and end), its step file written and renamed; at the end ``sources.jsonl`` and
     ``run.json`` written and renamed, the record and last checkpoint committed, and the store closed (SQLite
     checkpoints its WAL into the file with its flushes: a finished run survives a power cut). The run's index
@@ -154,7 +154,7 @@ class FloorWholeRun:
             if i:
                 db.execute("INSERT OR REPLACE INTO steps (step_id, state) VALUES (?, ?)", (f"s{i - 1}", RESULT))
             db.execute("COMMIT")
-            for _ in range(4):
+            for _ in range(3):
                 os.write(trace, SPAN_LINE + SPAN_LINE)
             _write_renamed(f"{run_dir}/steps/s{i}.json", STEP_FILE)
         _write_renamed(f"{run_dir}/sources.jsonl", b"")
@@ -181,7 +181,7 @@ class FloorWholeRun:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        spans = 1 + 4 * self.steps
+        spans = 1 + 3 * self.steps
         self._index.execute("BEGIN IMMEDIATE")
         self._index.executemany(
             "INSERT INTO runs (run_id, workflow, status, started, record) VALUES (?, 'w', 'completed', 0, ?)",

@@ -89,7 +89,7 @@ def section(fig: Any) -> list[str]:
         f"Median of whole runs, per step; ratios rolegraph / LangGraph (below 1: rolegraph is faster){saver}.",
         "The sides take turns, one run each per round, so a burst of load falls on all alike.",
         "*Disk work alone*: what a durable, traced step writes, done with bare `sqlite3`/`os` calls and no",
-        "framework (one SQLite transaction of a journal row and a checkpoint row, four trace lines, a step file",
+        "framework (one SQLite transaction of a journal row and a checkpoint row, three trace lines, a step file",
         "written and renamed; `benchmarks/io_floor.py`): the least such a step costs on this disk.",
         "",
         *table,
