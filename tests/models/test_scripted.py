@@ -11,6 +11,7 @@ from rolegraph.errors import ModelError, ModelNotAvailableError
 from rolegraph.models.envelope import parse_final
 from rolegraph.models.messages import Message, ToolCall, ToolSpec
 from rolegraph.models.model import Completion, ModelSettings, Usage
+from rolegraph.models.registry import resolve_model
 from rolegraph.models.scripted import ScriptedModel, load_script
 from rolegraph.testing import ScriptedCall, final, text, tool_call, tool_calls
 
@@ -223,3 +224,21 @@ class TestSkip:
         completion = await model.complete([Message.user("hi")])
         assert (completion.text, model.calls[0].index, model.skipped) == ("three", 3, 2)
         model.assert_complete()
+
+
+class TestKeptCalls:
+    async def test_a_workflows_scripted_model_counts_its_calls_but_keeps_none(self, tmp_path: Path) -> None:
+        """`scripted:<file>` (what a workflow runs) keeps no call records; its calls are still numbered and
+        counted, so the script advances and `assert_complete` holds once every response was used."""
+        path = tmp_path / "script.yaml"
+        path.write_text("- {text: one}\n- {text: two}\n", encoding="utf-8")
+        model = resolve_model("scripted:script.yaml", base_dir=tmp_path)
+        assert isinstance(model, ScriptedModel)
+        answers = [await model.complete([Message.user("hi")]) for _ in range(2)]
+        assert ([a.text for a in answers], model.calls, model.answered) == (["one", "two"], [], 2)
+        model.assert_complete()
+        kept = ScriptedModel.from_yaml(path)
+        await kept.complete([Message.user("hi")])
+        assert [call.index for call in kept.calls] == [1]
+        with pytest.raises(AssertionError, match="used 1 of 2 responses"):
+            kept.assert_complete()

@@ -396,8 +396,9 @@ class TestSettingsOverride:
         made: dict[str, ScriptedModel] = {}
 
         def recording(model_string: str, *, base_dir: Path | None = None, options: Any = None) -> Any:
-            made[model_string] = resolve_model(model_string, base_dir=base_dir, options=options)
-            return made[model_string]
+            model = made[model_string] = resolve_model(model_string, base_dir=base_dir, options=options)
+            model.keep_calls = True  # a workflow's scripted model keeps no call records by default
+            return model
 
         monkeypatch.setattr(executor, "resolve_model", recording)
         result = await workflow.run(settings=ModelSettings(temperature=0.7, seed=3))

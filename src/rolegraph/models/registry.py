@@ -151,7 +151,7 @@ def _hf(rest: str, string: str, _base: Path, options: ModelOptions) -> Model:
 def _scripted(rest: str, string: str, base: Path, _options: ModelOptions) -> Model:
     from rolegraph.models.scripted import ScriptedModel
 
-    return ScriptedModel.from_yaml(_path(rest, base), name=string)
+    return ScriptedModel.from_yaml(_path(rest, base), name=string, keep_calls=False)
 
 
 _API = frozenset({"api"})

@@ -63,6 +63,9 @@ class ScriptedModel(Model):
         responses: The completions, in call order, or a function producing one per call.
             An exception in the list is raised for its call (to script provider failures).
         name: The model string this instance stands for.
+        keep_calls: Keep a `ScriptedCall` of each call in `calls` (for tests to inspect). A workflow's
+            ``scripted:`` model keeps none: nothing reads them, and a long run's records were a third of
+            the objects each garbage collection walked.
 
     Tool calls with an empty id get ``call_<n>``, numbered after the calls already in
     the conversation. A completion with no usage gets a rough, deterministic count
@@ -72,8 +75,15 @@ class ScriptedModel(Model):
     samples_by_default = False
     """A script answers the same way every time it is run."""
 
-    def __init__(self, responses: Sequence[Completion | BaseException] | Responder, *, name: str = "scripted") -> None:
+    def __init__(
+        self,
+        responses: Sequence[Completion | BaseException] | Responder,
+        *,
+        name: str = "scripted",
+        keep_calls: bool = True,
+    ) -> None:
         self.name = name
+        self.keep_calls = keep_calls
         self._responder: Responder | None = None
         self._responses: list[Completion | BaseException] = []
         if callable(responses):
@@ -81,18 +91,20 @@ class ScriptedModel(Model):
         else:
             self._responses = list(responses)
         self.calls: list[ScriptedCall] = []
-        """Every call received, in order."""
+        """Every call received, in order (none kept unless `keep_calls`)."""
+        self.answered = 0
+        """How many calls were received (kept or not)."""
         self.skipped = 0
         """Responses passed over by `skip` (calls a resumed run replayed from its journal)."""
 
     @classmethod
-    def from_yaml(cls, path: Path, *, name: str | None = None) -> ScriptedModel:
+    def from_yaml(cls, path: Path, *, name: str | None = None, keep_calls: bool = True) -> ScriptedModel:
         """A model playing the script file at `path` (see the module docstring for the format).
 
         Raises:
             ModelNotAvailableError: The file does not exist or is not a valid script.
         """
-        return cls(load_script(path), name=name or f"scripted:{path}")
+        return cls(load_script(path), name=name or f"scripted:{path}", keep_calls=keep_calls)
 
     async def complete(
         self,
@@ -107,14 +119,16 @@ class ScriptedModel(Model):
         Raises:
             ModelError: The script has no response left (or scripted this error).
         """
+        self.answered += 1
         call = ScriptedCall(
-            index=self.skipped + len(self.calls) + 1,
+            index=self.skipped + self.answered,
             messages=list(messages),
             tools=list(tools or ()),
             output_schema=output_schema,
             settings=settings or ModelSettings(),
         )
-        self.calls.append(call)
+        if self.keep_calls:
+            self.calls.append(call)
         if self._responder is not None:
             produced = self._responder(call)
             response: Completion | BaseException = await produced if inspect.isawaitable(produced) else produced
@@ -141,9 +155,9 @@ class ScriptedModel(Model):
         Raises:
             AssertionError: Some responses were never asked for.
         """
-        unused = len(self._responses) - self.skipped - len(self.calls)
+        unused = len(self._responses) - self.skipped - self.answered
         if self._responder is None and unused > 0:
-            used = self.skipped + len(self.calls)
+            used = self.skipped + self.answered
             raise AssertionError(
                 f"scripted model {self.name} used {used} of {len(self._responses)} responses; {unused} left unused"
             )
