@@ -2,8 +2,9 @@
 
 Each span looks like a model call's: a model name, a few numbers, a 200-character
 text and a short list. A span is two records (start and end). Bytes per span are
-the file's size for the JSONL file and the SQLite index, and the memory retained
-(tracemalloc) for the in-memory sink.
+the file's size for the JSONL file and the SQLite index (both files for
+``jsonl+sqlite``, the two sinks every run writes to, side by side on one tracer),
+and the memory retained (tracemalloc) for the in-memory sink.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from rolegraph.traces.tracer import Tracer
 
 SPANS: dict[Level, int] = {"smoke": 200, "quick": 5000, "full": 50000}
 REPEATS: dict[Level, int] = {"smoke": 1, "quick": 3, "full": 5}
-KINDS = ("none", "memory", "jsonl", "sqlite")
+KINDS = ("none", "memory", "jsonl", "sqlite", "jsonl+sqlite")
+"""Sink kinds; ``jsonl+sqlite`` is what every run writes to (its file and the live index, one tracer)."""
 _TEXT = "The low-rank update leaves the pretrained weights frozen and trains two small matrices. " * 3
 
 
@@ -40,8 +42,10 @@ def write_spans(tracer: Tracer, count: int) -> None:
                 span.record_usage(120 + number % 7, 40)
 
 
-def _open(kind: str, folder: Path, name: str) -> BenchSink | None:
-    return None if kind == "none" else open_sink(kind, folder, name)
+def _open(kind: str, folder: Path, name: str) -> list[BenchSink] | None:
+    """The sinks of `kind` (none for ``none``); None when one is not available."""
+    sinks = [open_sink(part, folder, name) for part in kind.split("+") if part != "none"]
+    return None if None in sinks else [sink for sink in sinks if sink is not None]
 
 
 def measure(kind: str, count: int, repeats: int, folder: Path) -> dict[str, Any] | None:
@@ -49,27 +53,27 @@ def measure(kind: str, count: int, repeats: int, folder: Path) -> dict[str, Any]
     samples = []
     size: float | None = None
     for attempt in range(repeats + 1):  # the first pass warms up
-        sink = _open(kind, folder, f"{kind}-{attempt}")
-        if kind != "none" and sink is None:
+        sinks = _open(kind, folder, f"{kind}-{attempt}")
+        if sinks is None:
             return None
-        tracer = quiet_tracer([sink.sink] if sink else [])
+        tracer = quiet_tracer([sink.sink for sink in sinks])
         start = time.perf_counter_ns()
         write_spans(tracer, count)
-        if sink is not None:
+        for sink in sinks:
             sink.close()  # inside the timing: the SQLite sink writes from a thread until closed
         elapsed = time.perf_counter_ns() - start
-        if sink is not None:
-            if sink.size is not None:
-                size = sink.size() / (count + 1)
+        sizes = [sink.size for sink in sinks if sink.size is not None]
+        if sizes:
+            size = sum(measured() for measured in sizes) / (count + 1)
         if attempt:
             samples.append(elapsed)
     if kind == "memory":
         tracemalloc.start()
         try:
-            sink = _open(kind, folder, "memory-size")
-            assert sink is not None
+            sinks = _open(kind, folder, "memory-size")
+            assert sinks is not None
             before = tracemalloc.get_traced_memory()[0]
-            write_spans(quiet_tracer([sink.sink]), count)
+            write_spans(quiet_tracer([sink.sink for sink in sinks]), count)
             size = (tracemalloc.get_traced_memory()[0] - before) / (count + 1)
         finally:
             tracemalloc.stop()

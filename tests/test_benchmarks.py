@@ -119,12 +119,13 @@ class TestScenarios:
         assert all(ms >= 0 for ms in parts.values()), parts
 
     def test_trace_sinks(self, figures: dict[str, Any]) -> None:
-        """Trace throughput covers no sink, memory, JSONL and the live SQLite index."""
+        """Trace throughput covers no sink, memory, JSONL, the live SQLite index, and the two together (a run's)."""
         sinks = figures["trace_throughput"]["sinks"]
-        assert set(sinks) == {"none", "memory", "jsonl", "sqlite"}
-        for kind in ("none", "memory", "jsonl", "sqlite"):
+        assert set(sinks) == {"none", "memory", "jsonl", "sqlite", "jsonl+sqlite"}
+        for kind in ("none", "memory", "jsonl", "sqlite", "jsonl+sqlite"):
             assert sinks[kind]["spans_per_s"] is None or sinks[kind]["spans_per_s"] > 0
         assert sinks["jsonl"]["bytes_per_span"] > 0 and sinks["sqlite"]["bytes_per_span"] > 0
+        assert sinks["jsonl+sqlite"]["bytes_per_span"] > sinks["jsonl"]["bytes_per_span"]
 
     def test_langgraph_ratios(self, figures: dict[str, Any]) -> None:
         """The LangGraph comparison gives a ratio per chain length and per graph."""
