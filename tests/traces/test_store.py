@@ -295,8 +295,8 @@ class TestLiveRuns:
             assert store.run(partial[0]["run_id"]).status == "unfinished"  # type: ignore[union-attr]
 
     def test_batches_of_any_length_index_every_span(self, runs: Path) -> None:
-        """Batches of 1 to 150 spans (cut into many-row statements of several sizes) give every span its row:
-        open ones unfinished after the batch of their starts, each with its own end after the batch of ends."""
+        """Batches of 1 to 150 spans give every span its row: open ones unfinished after the batch of their
+        starts, each with its own end after the batch of ends."""
         with TraceStore(runs.parent / "index.sqlite") as store:
             for count in (1, 3, 21, 64, 85, 150):
                 run_id = f"20261207-080000-{count:012x}"

@@ -55,7 +55,6 @@ from rolegraph.traces._rows import (
     timestamp,
     writer_alive,
 )
-from rolegraph.traces._rows_sql import insert_rows
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.records import read_summary
 from rolegraph.traces.trace import Trace
@@ -100,8 +99,9 @@ _SPAN_COLUMNS = (
     "run_id, span_id, parent_id, kind, name, start_time, end_time, duration_s, status, error,"
     " step_id, item, role, model, tool, input_tokens, output_tokens, attributes"
 )
-_ON_CONFLICT_UPDATE = "ON CONFLICT (run_id, span_id) DO UPDATE SET " + ", ".join(
-    f"{c} = excluded.{c}" for c in (c.strip() for c in _SPAN_COLUMNS.split(",")[2:])
+_UPSERT_SPAN = (
+    f"INSERT INTO spans ({_SPAN_COLUMNS}) VALUES ({', '.join('?' * 18)}) ON CONFLICT (run_id, span_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (c.strip() for c in _SPAN_COLUMNS.split(",")[2:]))
 )
 
 
@@ -472,10 +472,11 @@ class TraceStore:
         for records, context, run_dir in batches:
             add_live_rows(rows, records, context, run_dir)
         with self._transaction():
-            # Many rows per statement (`insert_rows`): one GIL hand-over per chunk, not per row.
-            insert_rows(self._db, f"INSERT OR IGNORE INTO spans ({_SPAN_COLUMNS})", rows.starts)
+            # A statement per row: many-row statements (``VALUES (...), (...)``) measured no cheaper here
+            # (an upsert about 1 us more per row, SQLite 3.40).
+            self._db.executemany(f"INSERT OR IGNORE INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(18)})", rows.starts)
             # An end updates its start's row in place (cheaper than REPLACE: no index entry moves).
-            insert_rows(self._db, f"INSERT INTO spans ({_SPAN_COLUMNS})", rows.ends, _ON_CONFLICT_UPDATE)
+            self._db.executemany(_UPSERT_SPAN, rows.ends)
             for run_id, (record, ended, run_dir) in rows.roots.items():
                 self._write_run(run_id, record, ended=ended, run_dir=run_dir)
             # A live run's totals grow as its model calls end; added, not re-summed, so a batch costs O(batch).
