@@ -386,7 +386,6 @@ class TestCrash:
                 "first react_step": ["ok", "ok"],
                 "first chat": ["ok", "ok"],
                 "first execute_tool lookup": ["ok"],
-                "first checkpoint": ["ok"],
                 "second invoke_agent": ["unfinished"],
                 "second react_step": ["unfinished"],
                 "second chat": ["ok"],
