@@ -77,11 +77,18 @@ class BudgetMeter:
         for entry in recorded:
             self.count(entry)
 
+    def _step(self, step_id: str) -> Spent:
+        """What `step_id` has used (a `Spent` made only for a step's first call, not at every call)."""
+        spent = self.steps.get(step_id)
+        if spent is None:
+            spent = self.steps[step_id] = Spent()
+        return spent
+
     def _scopes(self, step_id: str) -> list[tuple[Budget, Spent, str]]:
         scopes = [(self.run_budget, self.run, "run")]
         step_budget = self.step_budgets.get(step_id)
         if step_budget is not None:
-            scopes.append((step_budget, self.steps.setdefault(step_id, Spent()), f"step {step_id}"))
+            scopes.append((step_budget, self._step(step_id), f"step {step_id}"))
         return scopes
 
     def count(self, entry: JournalEntry, *, reserved: bool = False) -> None:
@@ -99,7 +106,7 @@ class BudgetMeter:
     ) -> None:
         """`count` of the call given by its fields (`JournalEntry`'s)."""
         cost = self.prices.cost(model, input_tokens, output_tokens) or 0.0
-        for spent in (self.run, self.steps.setdefault(step_id, Spent())):
+        for spent in (self.run, self._step(step_id)):
             if kind in MODEL_CALL_KINDS:
                 spent.input_tokens += input_tokens
                 spent.output_tokens += output_tokens
@@ -126,7 +133,7 @@ class BudgetMeter:
                     _check(budget.max_iterations, spent.iterations, "max_iterations", scope, strict=False)
             else:
                 _check(budget.max_tool_calls, spent.tool_calls, "max_tool_calls", scope, strict=False)
-        for spent in (self.run, self.steps.setdefault(step_id, Spent())):
+        for spent in (self.run, self._step(step_id)):
             if kind == "chat":
                 spent.iterations += 1
             elif kind not in MODEL_CALL_KINDS:

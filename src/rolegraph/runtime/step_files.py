@@ -23,7 +23,6 @@ import queue
 import threading
 from collections.abc import Iterable
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +58,15 @@ def indented_json(data: Any) -> bytes:
         return json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
-@dataclass(frozen=True)
 class _File:
-    owner: StepFiles
-    path: str
-    data: bytes
+    """A file handed to the writer (slotted, made once per completed step)."""
+
+    __slots__ = ("data", "owner", "path")
+
+    def __init__(self, owner: StepFiles, path: str, data: bytes) -> None:
+        self.owner = owner
+        self.path = path
+        self.data = data
 
 
 def _write_file(file: _File) -> None:
