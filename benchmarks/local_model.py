@@ -1,8 +1,9 @@
 """Scenario 6, the embedded model: the local provider's tokens/s against raw llama-cpp-python.
 
-Both sides run the embedded SmolLM2 GGUF with the same context size and batch
-(`LlamaCppModel`'s), on the same prompt (the provider's own chat rendering of the
-same messages), with the same sampling settings, seed and max tokens:
+Both sides run the embedded SmolLM2 GGUF with the same context size, batch and
+attention kernels (`LlamaCppModel`'s: flash attention over a bfloat16 KV cache),
+on the same prompt (the provider's own chat rendering of the same messages),
+with the same sampling settings, seed and max tokens:
 
 - ``provider``: ``await LlamaCppModel.complete(messages, ...)``, the whole path
   an agent takes (message rendering, grammar lookup, the worker thread and its
@@ -28,7 +29,7 @@ import time
 from typing import Any
 
 from benchmarks._common import Level, median_of
-from rolegraph.models.batched_decoder import CHUNK  # the provider's prompt batch: raw llama-cpp-python gets the same
+from rolegraph.models.batched_decoder import CHUNK, KV_TYPE  # the provider's batch and KV cache: raw gets the same
 from rolegraph.models.local import (
     DEFAULT_REPEAT_PENALTY,
     DEFAULT_TOP_P,
@@ -77,7 +78,9 @@ async def _run(level: Level) -> dict[str, Any]:
     # Imported after the provider loaded llama.cpp (with its OpenMP wait policy), which both sides then share.
     from llama_cpp import Llama
 
-    raw = Llama(model_path=str(path), n_ctx=N_CTX, n_batch=CHUNK, verbose=False)
+    raw = Llama(
+        model_path=str(path), n_ctx=N_CTX, n_batch=CHUNK, flash_attn=True, type_k=KV_TYPE, type_v=KV_TYPE, verbose=False
+    )
     max_tokens = MAX_TOKENS[level]
     settings = _settings(max_tokens)
     cases: dict[str, Any] = {}

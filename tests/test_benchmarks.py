@@ -196,22 +196,23 @@ class TestLocalModel:
 
     def test_batched_decoding_against_the_engine(self) -> None:
         """Scenario 9 times the provider's concurrent and serial calls, the previous path, raw serial and raw
-        batched decoding (with flash attention and without) per number of concurrent calls, checks each batched
-        sequence and each concurrent call against itself alone, and reports the issue's target from them."""
+        batched decoding (on llama.cpp's default KV cache and on the provider's) per number of concurrent calls,
+        checks each batched sequence and each concurrent call against itself alone, and reports the issue's
+        target from them."""
         fig = SCENARIOS["batched_decoding"]("smoke")
         assert [r["calls"] for r in fig["rows"]] == [1, 2]
         for row in fig["rows"]:
             assert row["tokens"] > 0 and row["decode_tokens_per_s"] > 0
             sides = ("engine_s", "engine_serial_s", "previous_s", "raw_serial_s", "raw_batched_s")
-            sides += ("raw_batched_no_fa_s",)
-            shares = ("engine_share_of_batched", "engine_share_of_batched_no_fa", "engine_over_previous")
+            sides += ("raw_batched_kv_s",)
+            shares = ("engine_share_of_batched", "engine_share_of_batched_kv", "engine_over_previous")
             assert all(row[k] > 0 for k in (*sides, *shares))
             assert row["identical_to_alone"] is True and row["engine_identical_to_alone"] is True
         assert fig["rows"][0]["decode_speedup"] == 1.0
         results = report.merge(None, {"batched_decoding": {"level": "smoke", "seconds": 1.0, "figures": fig}})
         (target,) = [t for t in report.targets(results) if t["target"].startswith("embedded model, 4 concurrent")]
         assert target["measured"] > 0 and target["met"] is not None and "at 2 calls" in target["note"]
-        assert "flash attention off" in target["note"]
+        assert "bfloat16 KV cache" in target["note"]
         assert "## 9. Parallel branches on the embedded model" in report.markdown(results)
 
 

@@ -44,6 +44,19 @@ def decoder(llama: Any) -> Iterator[BatchedDecoder]:
     assert batched.close()
 
 
+@pytest.fixture(scope="module")
+def two_threads(gguf: Path) -> Iterator[BatchedDecoder]:
+    """A decoder over weights that run single tokens on two threads too (the default gives them one), as
+    the benchmarks and a user's ``n_threads=2`` do: a lone step is then split between two threads."""
+    from llama_cpp import Llama
+
+    weights = Llama(model_path=str(gguf), n_ctx=256, n_batch=64, n_threads=2, n_threads_batch=2, verbose=False)
+    batched = BatchedDecoder(weights, n_ctx=512)
+    yield batched
+    assert batched.close()
+    weights.close()
+
+
 def request(llama: Any, question: str, seed: int, **overrides: Any) -> Request:
     """A chat prompt for `question` in SmolLM2's template, sampled at the provider's defaults."""
     prompt = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
@@ -201,6 +214,28 @@ class TestBatchedDecoder:
         wait_running(decoder, 3)
         joined = decoder.submit(requests[3])
         assert [f.result(timeout=300) for f in [*running, joined]] == expected
+
+    def test_a_long_prompt_on_two_threads_gives_what_it_gives_alone(
+        self, two_threads: BatchedDecoder, llama: Any
+    ) -> None:
+        """On two threads, a prompt of about 300 tokens cut into other pieces beside three short calls (one
+        under a grammar), then decoding alone past 300 cells once they end, gives token for token what it
+        gives alone, and so do they."""
+        essay = "Write a very long essay on the history of libraries, " * 25
+
+        def make() -> list[Request]:
+            shorts = [request(llama, q, seed=60 + i, max_tokens=8) for i, q in enumerate(QUESTIONS[:3])]
+            verdict = _grammar(json.dumps(VERDICT))
+            shorts[1] = request(llama, QUESTIONS[1], seed=61, max_tokens=20, grammar=verdict)
+            return [request(llama, essay, seed=59, max_tokens=30), *shorts]
+
+        requests = make()
+        assert 256 < len(requests[0].tokens) < 400  # past a ubatch; its lone steps see 512 cells
+        expected = alone(two_threads, requests)
+        got = [f.result(timeout=300) for f in two_threads.submit_all(make())]
+        assert got == expected
+        assert got[0].completion_tokens > max(g.completion_tokens for g in got[1:])  # it went on alone
+        assert json.loads(got[2].text)["verdict"] in {"accept", "revise"}
 
     def test_a_call_joining_mid_prefill_changes_nobody(self, decoder: BatchedDecoder, llama: Any) -> None:
         """A call submitted while a long prompt is being evaluated joins its rounds; both give what they give

@@ -1,4 +1,4 @@
-"""The prompt-evaluation plan of the batched decoder: ubatches llama.cpp runs as one, no one-token pieces."""
+"""The prompt-evaluation plan of the batched decoder: ubatches llama.cpp runs as one, as few as it can."""
 
 from __future__ import annotations
 
@@ -30,25 +30,22 @@ class TestPlan:
         [dict(enumerate(sizes)) for sizes in itertools.product((1, 2, 3, 7, 39, 65), repeat=3)]
         + [{0: 38, 1: 43, 2: 39, 3: 42}, {0: 300, 1: 5}, {0: 257}, {0: 513, 2: 2, 3: 64}, {1: 2, 3: 3}],
     )
-    def test_each_piece_is_one_llama_cpp_ubatch_with_no_single_token_of_a_longer_prompt(
-        self, lengths: dict[int, int]
-    ) -> None:
-        """Each ubatch holds consecutive sequence ids, the same count of each, at most the batch's capacity,
-        and never one token of a prompt longer than one; together the pieces cover every prompt exactly."""
+    def test_each_piece_is_one_llama_cpp_ubatch(self, lengths: dict[int, int]) -> None:
+        """Each ubatch holds consecutive sequence ids, the same count of each (at least one), at most the
+        batch's capacity; together the pieces cover every prompt exactly."""
         evaluated = dict.fromkeys(lengths, 0)
         for members, count in plan(lengths):
             assert members == list(range(members[0], members[0] + len(members)))
             assert count * len(members) <= 256
-            assert count >= 2 or all(lengths[seq_id] == 1 for seq_id in members)
+            assert count >= 1
             for seq_id in members:
                 evaluated[seq_id] += count
         assert evaluated == lengths
 
-    def test_the_benchmark_prompts_take_five_ubatches(self) -> None:
-        """Four prompts of 38, 43, 39 and 42 tokens: one ubatch of 36 tokens each, then four pieces of 2 or 3."""
-        pieces = plan({0: 38, 1: 43, 2: 39, 3: 42})
-        assert pieces[0] == ([0, 1, 2, 3], 36)
-        assert len(pieces) == 5
+    def test_the_benchmark_prompts_take_four_ubatches(self) -> None:
+        """Four prompts of 38, 43, 39 and 42 tokens: one ubatch of 38 tokens each, then the rest of each longer
+        prompt by itself, the longest first."""
+        assert plan({0: 38, 1: 43, 2: 39, 3: 42}) == [([0, 1, 2, 3], 38), ([1], 5), ([3], 4), ([2], 1)]
 
     def test_a_long_prompt_alone_fills_whole_ubatches(self) -> None:
         """A prompt of 500 tokens by itself is two ubatches (256 + 244), not eight pieces of 64."""
