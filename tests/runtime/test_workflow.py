@@ -227,6 +227,15 @@ class TestCompletedRun:
             workflow.run_sync({"topic": "low-rank"}, home=tmp_path / "home")
         assert not (tmp_path / "home").exists()
 
+    @pytest.mark.parametrize("rounds", [2, 2**70])
+    async def test_run_json_keeps_any_text_and_any_integer(self, workflow: Workflow, rounds: int) -> None:
+        """run.json reads back the inputs it was given: text beyond ASCII, an integer past 64 bits (what its
+        fast encoder refuses goes through the standard library's)."""
+        topic = "adapters für Æ"
+        result = await workflow.run({"topic": topic, "rounds": rounds})
+        recorded = json.loads((result.run_dir / "run.json").read_bytes())
+        assert (recorded["inputs"]["topic"], recorded["inputs"]["rounds"]) == (topic, rounds)
+
     def test_run_sync_and_home(self, workflow: Workflow, tmp_path: Path) -> None:
         """`run_sync` runs outside an event loop; `home=` puts the run folder elsewhere than ROLEGRAPH_HOME."""
         result = workflow.run_sync({"topic": "low-rank"}, home=tmp_path / "elsewhere")

@@ -197,38 +197,41 @@ class RunStore:
                 _create(path)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
+            if new:  # its first commit, the record's if there is one: a write of ours, not a read of the file
+                self._start_log(None if record is None else self._json(record.model_dump(mode="json")))
             with self._reading():
-                first = None if record is None or not new else self._json(record.model_dump(mode="json"))
-                if not read_only:
-                    self._prepare(new=new, record=first)
+                if not read_only and not new:
+                    self._migrate()
                 self._open(read_only=read_only, new=new)
-                if record is not None and not new:
-                    self.write_record(record)
+            if record is not None and not new:
+                self.write_record(record)
         except BaseException:
             self._db.close()
             raise
 
-    def _prepare(self, *, new: bool, record: str | None) -> None:
-        """``synchronous=NORMAL``; a store that is not `new` is also switched to WAL and given the tables it
-        lacks (one transaction: a store from an older rolegraph may lack the newer ones).
+    def _start_log(self, record: str | None) -> None:
+        """A new store's first commit, which starts its write-ahead log; it writes the run's `record` if given.
 
-        A `new` store's file is made from a template (`_create`), not by SQLite statement by statement:
+        A new store's file is made from a template (`_create`), not by SQLite statement by statement:
         the tables, already in WAL mode, in one write and a rename. That took SQLite about a millisecond
         of CPU and, unless told not to, six flushes to disk. Its write-ahead log is started by a first
         commit made without flushing (with ``synchronous`` on, SQLite flushes a new log's header and its
         folder at the first commit): as before, only a power cut in these milliseconds could damage a
-        store that holds nothing yet. That first commit writes the run's `record` if there is one (a commit
-        with ``synchronous=NORMAL`` is not flushed either: a power cut may lose the last commits).
+        store that holds nothing yet (and a commit with ``synchronous=NORMAL`` is not flushed either: a
+        power cut may lose the last commits).
         """
-        if new:
-            self._db.execute("PRAGMA synchronous=OFF")
-            if record is None:
-                self._db.execute("PRAGMA user_version=0")  # a write: the log's first commit
-            else:
-                self._db.execute("INSERT INTO run (id, record) VALUES (1, ?)", (record,))
+        self._db.execute("PRAGMA synchronous=OFF")
+        if record is None:
+            self._db.execute("PRAGMA user_version=0")  # a write: the log's first commit
         else:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(f"BEGIN;\n{_SCHEMA}COMMIT;\n")
+            self._db.execute("INSERT INTO run (id, record) VALUES (1, ?)", (record,))
+        self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def _migrate(self) -> None:
+        """An existing store: ``synchronous=NORMAL``, WAL, and the tables it lacks (one transaction: a store from
+        an older rolegraph may lack the newer ones)."""
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(f"BEGIN;\n{_SCHEMA}COMMIT;\n")
         self._db.execute("PRAGMA synchronous=NORMAL")
 
     def _open(self, *, read_only: bool, new: bool) -> None:
