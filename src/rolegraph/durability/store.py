@@ -216,9 +216,8 @@ class RunStore:
         the tables, already in WAL mode, in one write and a rename. That took SQLite about a millisecond
         of CPU and, unless told not to, six flushes to disk. Its write-ahead log is started by a first
         commit made without flushing (with ``synchronous`` on, SQLite flushes a new log's header and its
-        folder at the first commit): as before, only a power cut in these milliseconds could damage a
-        store that holds nothing yet (and a commit with ``synchronous=NORMAL`` is not flushed either: a
-        power cut may lose the last commits).
+        folder at the first commit): only a power cut in these milliseconds could damage a store that holds
+        no more than its record (a commit with ``synchronous=NORMAL`` is not flushed either).
         """
         self._db.execute("PRAGMA synchronous=OFF")
         if record is None:
