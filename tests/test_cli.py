@@ -389,10 +389,12 @@ class TestRun:
             (["--input", "[/x]"], "--input expects name=value, got '[/x]'"),
             (["--input", "colour=red"], "unknown input 'colour'; the workflow's inputs are: topic, depth"),
             (["--input", "depth=deep"], "input 'depth' must be an integer, got 'deep' (inputs.depth)"),
+            (["--input", "topic=ab\udcffc"], "input 'topic' is not valid text: '\\udcff' at position 2 is a lone"),
         ],
     )
     def test_bad_input_exits_2_without_running(self, project: Path, home: Path, args: list[str], message: str) -> None:
-        """A malformed, unknown or ill-typed input exits 2 with the problem on stderr, and no run is started."""
+        """A malformed, unknown or ill-typed input, or one that is not UTF-8 text (bytes the shell passed that are not
+        UTF-8 arrive as lone surrogates), exits 2 with the problem on stderr, and no run is started."""
         result = cli("run", project, "--json", *args)
         assert (result.exit_code, result.stdout) == (2, "")
         assert message in result.stderr

@@ -34,6 +34,7 @@ NOTES = {
 
 ALPHA_QUOTE = "The adapters train only a few parameters per task."
 BETA_QUOTE = "It merges the update into the weights after training."
+LONE = "a lone surrogate (bytes that are not UTF-8); pass UTF-8 text"
 
 # One script per role: the for_each researchers run one at a time (max_concurrency: 1), so their script is in order.
 SCRIPTS: dict[str, list[dict[str, Any]]] = {
@@ -315,10 +316,13 @@ class TestInputs:
             ("strict", "maybe", "input 'strict' must be a boolean, got 'maybe'"),
             ("tags", "[1, 2", "input 'tags' must be a list, got '[1, 2'"),
             ("ratio", "half", "input 'ratio' must be a number, got 'half'"),
+            ("topic", "ab\ud800", f"input 'topic' is not valid text: '\\ud800' at position 2 is {LONE}"),
+            ("tags", ["ok", {"k": "\udcff!"}], f"input 'tags' is not valid text: '\\udcff' at position 0 is {LONE}"),
         ],
     )
     def test_bad_values_are_spec_errors(self, workflow: Workflow, name: str, value: Any, message: str) -> None:
-        """A value that does not convert is a SpecError naming the input, its type and the value."""
+        """A value that does not convert, or holds text no run could store (a lone surrogate, even nested), is a
+        SpecError naming the input, its type and the value."""
         with pytest.raises(SpecError) as info:
             workflow.resolve_inputs({name: value})
         assert info.value.problems == [Problem(message, path=f"inputs.{name}")]

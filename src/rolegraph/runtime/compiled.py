@@ -96,6 +96,8 @@ class CompiledWorkflow:
                     values[name] = _coerce(name, spec, given[name])
                 except SpecError as exc:
                     problems += exc.problems
+                    continue
+                problems += _not_text(name, values[name])
             elif spec.default is not None:
                 values[name] = spec.default
             else:
@@ -166,3 +168,30 @@ def _coerce(name: str, spec: InputSpec, value: Any) -> Any:
         article = "an" if spec.type == "integer" else "a"
         problem = Problem(f"input {name!r} must be {article} {spec.type}, got {value!r}", path=f"inputs.{name}")
         raise SpecError([problem]) from exc
+
+
+def _not_text(name: str, value: Any) -> list[Problem]:
+    """A problem for an input holding text that cannot be written as UTF-8 (a lone surrogate: on the command
+    line, bytes that are not UTF-8 arrive as one), which no run could store; none if it is all text."""
+    for text in _strings(value):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = text[exc.start]
+            message = (
+                f"input {name!r} is not valid text: {bad!r} at position {exc.start} is a lone surrogate "
+                "(bytes that are not UTF-8); pass UTF-8 text"
+            )
+            return [Problem(message, path=f"inputs.{name}")]
+    return []
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a list or mapping, keys included, at any depth."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for key, item in value.items() for s in (*_strings(key), *_strings(item))]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
