@@ -237,6 +237,30 @@ class TestBatchedDecoder:
         assert got[0].completion_tokens > max(g.completion_tokens for g in got[1:])  # it went on alone
         assert json.loads(got[2].text)["verdict"] in {"accept", "revise"}
 
+    def test_a_call_joining_a_long_call_mid_decode_on_two_threads_changes_nobody(
+        self, two_threads: BatchedDecoder, llama: Any
+    ) -> None:
+        """On two threads, a short call under a grammar joins a call of about 300 prompt tokens once it has
+        started: the long call's steps past 256 cells are lone, then shared, then lone again once the short one
+        ends, and both give token for token what they give alone."""
+        essay = "Tell me about the history of libraries and their catalogues, " * 22
+
+        def make() -> list[Request]:
+            verdict = _grammar(json.dumps(VERDICT))
+            return [
+                request(llama, essay, seed=71, max_tokens=40),
+                request(llama, QUESTIONS[2], seed=72, grammar=verdict),
+            ]
+
+        first, second = make()
+        assert 256 < len(first.tokens) < 400
+        expected = alone(two_threads, [first, second])
+        first, second = make()
+        running = two_threads.submit(first)
+        wait_running(two_threads, 1)
+        joined = two_threads.submit(second)
+        assert [running.result(timeout=300), joined.result(timeout=300)] == expected
+
     def test_a_call_joining_mid_prefill_changes_nobody(self, decoder: BatchedDecoder, llama: Any) -> None:
         """A call submitted while a long prompt is being evaluated joins its rounds; both give what they give
         alone."""
