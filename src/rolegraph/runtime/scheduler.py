@@ -43,7 +43,6 @@ from rolegraph.workflows.templates import evaluate, render, render_value
 
 __all__ = [
     "OUTCOME",
-    "TURN_S",
     "Checkpoint",
     "Checkpointer",
     "Scheduler",
@@ -54,10 +53,6 @@ __all__ = [
     "StepState",
     "StepStatus",
 ]
-
-TURN_S = 0.001
-"""How long a chain of steps that never wait may keep the event loop: it yields at a step's start once the loop
-last had a turn this long ago (a model or tool that waits for I/O gives the loop its turns anyway)."""
 
 
 class StepFailed(RolegraphError):
@@ -145,9 +140,6 @@ class Scheduler:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         """The task of each step running now (a finished step's is dropped: it keeps its coroutine alive)."""
         self._deadlines = Deadlines(self._expire)
-        self._turn = 0.0
-        """When (loop time) the loop last had a turn, as far as this run knows: a chain yields to the loop once
-        this is `TURN_S` ago."""
         self._expired: set[str] = set()
         """Running steps whose deadline passed: their tasks are cancelled, and the cancellation is a timeout."""
         self._group: asyncio.TaskGroup | None = None
@@ -253,21 +245,17 @@ class Scheduler:
         """Run one step and record how it ended; return the step to run next in this task, if any."""
         state = self.states[node]
         task = self._tasks[node]
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        if not following:
-            self._turn = now  # a task's first step: the loop has just run it
-        elif now - self._turn >= TURN_S:
-            # A chain of steps that never wait would keep the loop from everything else (timers, cancellations,
-            # other runs): it gives the loop a turn once the loop last had one `TURN_S` ago. A turn at every
-            # step, as a task of its own per step would wait, was a fifth of the scheduler's cost per step.
+        if following:
+            # A step started in this task yields to the loop first, as a task of its own would wait its turn:
+            # branches interleave step by step whatever the timing, so a deterministic run keeps its order
+            # (yielding only once 1 ms had passed made the order of a run's sources depend on the machine's speed).
             try:
                 await asyncio.sleep(0)
             except asyncio.CancelledError:
                 self._drop(node, task)
                 self._set(state, "cancelled")
                 raise
-            now = self._turn = loop.time()
+        now = asyncio.get_running_loop().time()
         budget = self._nodes[node].step.budget
         wall = budget.max_wall_s if budget is not None else None
         timeout = self.spec.settings.step_timeout
