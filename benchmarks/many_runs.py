@@ -84,15 +84,7 @@ async def _measure(variant: str, count: int, folder: Path) -> dict[str, Any]:
         start = time.perf_counter()
         await run_all(once, count)
         elapsed = time.perf_counter() - start
-    peak = _peak_rss_kib()
-    return {
-        "runs": count,
-        "total_s": elapsed,
-        "runs_per_s": count / elapsed,
-        "rss_before_mib": rss_before / 1024,
-        "peak_rss_mib": peak / 1024,
-        "peak_rss_growth_mib": max(0, peak - rss_before) / 1024,
-    }
+    return _figures(count, elapsed, rss_before)
 
 
 def _measure_floor(count: int, folder: Path) -> dict[str, Any]:
@@ -106,15 +98,19 @@ def _measure_floor(count: int, folder: Path) -> dict[str, Any]:
         list(pool.map(lambda _: floor(), range(count)))
         floor.close()
         elapsed = time.perf_counter() - start
+    return {**_figures(count, elapsed, rss_before), "threads": threads}
+
+
+def _figures(count: int, elapsed: float, rss_before_kib: int) -> dict[str, Any]:
+    """One side's figures: `count` runs in `elapsed` seconds, and this process's memory, its peak read now."""
     peak = _peak_rss_kib()
     return {
         "runs": count,
         "total_s": elapsed,
         "runs_per_s": count / elapsed,
-        "rss_before_mib": rss_before / 1024,
+        "rss_before_mib": rss_before_kib / 1024,
         "peak_rss_mib": peak / 1024,
-        "peak_rss_growth_mib": max(0, peak - rss_before) / 1024,
-        "threads": threads,
+        "peak_rss_growth_mib": max(0, peak - rss_before_kib) / 1024,
     }
 
 
