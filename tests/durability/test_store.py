@@ -147,6 +147,19 @@ class TestOneCommitPerStep:
         store.close()
         assert committed_steps(tmp_path / STORE_FILE) == {"a", "b", "c"}
 
+    async def test_a_call_recorded_with_nothing_staged_is_on_disk_when_put_returns(self, tmp_path: Path) -> None:
+        """A call recorded while no checkpoint waits (its own one-statement commit) is read by another connection
+        once `put` returns, and counts no checkpoint kill point; a checkpoint staged after it rides the next call."""
+        kills = KillPoints("checkpoint", 1000)
+        store = RunStore(tmp_path / STORE_FILE, kill_points=kills)
+        store.put(JournalEntry(call_id="a#1/chat/1", step_id="a", kind="chat", result={"text": "hi"}))
+        assert (column_of(store.path, "SELECT call_id FROM calls"), kills.seen) == ({"a#1/chat/1"}, 0)
+        store.save(checkpoint(a={"x": 1}))
+        store.put(JournalEntry(call_id="b#1/chat/1", step_id="b", kind="chat", result={"text": "ho"}))
+        assert column_of(store.path, "SELECT call_id FROM calls") == {"a#1/chat/1", "b#1/chat/1"}
+        assert (committed_steps(store.path), kills.seen) == ({"a"}, 1)
+        store.close()
+
     def test_without_an_event_loop_a_checkpoint_is_committed_at_once(self, store: RunStore) -> None:
         """Saved outside an event loop (nothing would come back to flush it), a checkpoint is on disk at once."""
         store.save(checkpoint(a={"x": 1}))

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ValidationError
 
 from rolegraph.agents.journal import RequestDigest
 from rolegraph.durability.killpoints import KillPoints
+from rolegraph.durability.staged import Staged
 from rolegraph.errors import DamagedFileError, ResumeError
 from rolegraph.layout import STORE_FILE, RunFolder
 from rolegraph.runtime.run_info import RunInfo
@@ -248,7 +249,7 @@ class RunStore:
             self._has_superseded = "superseded" in tables
         self._routes_saved: tuple[dict[tuple[str, int], int], dict[str, Any]] | None = None
         """The route counters and routed contexts last staged (None: not yet, so the next save writes them)."""
-        self._staged = _Staged()
+        self._staged = Staged()
         self._lock = threading.Lock()
         """Held by every write: the run's end is recorded from a worker thread while a flush may be due."""
         self._timer: asyncio.TimerHandle | None = None
@@ -406,10 +407,21 @@ class RunStore:
                     db.execute("ROLLBACK")
                 raise
             if staged.count:
-                self._staged = _Staged()
+                self._staged = Staged()
         for _ in range(staged.count):
             self._hit("checkpoint")
         return done
+
+    def _insert_call(self, row: tuple[Any, ...]) -> int | None:
+        """Commit a new journal row (with the staged checkpoint, if any); its ``seq``.
+
+        With nothing staged, the row is one statement in autocommit (a transaction of its own, as durable as
+        `_commit`'s): one call into SQLite instead of three, each of which lets go of the GIL and takes it back."""
+        if self._staged.count:
+            seq: int | None = self._commit(lambda db: db.execute(_INSERT_CALL, row).lastrowid)
+            return seq
+        with self._lock:
+            return self._db.execute(_INSERT_CALL, row).lastrowid
 
     def load(self) -> Checkpoint | None:
         """The last scheduler checkpoint, or None if none was written."""
@@ -491,7 +503,7 @@ class RunStore:
         if recorded:
             seq = self._commit(lambda db: _replace_call(db, self._seqs[call_id], row))
         else:
-            seq = self._commit(lambda db: db.execute(_INSERT_CALL, row).lastrowid)
+            seq = self._insert_call(row)
         self._seqs[call_id] = seq
         self._cache.pop(call_id, None)
         self._texts[call_id] = text  # decoded when asked for: a live run seldom asks
@@ -533,8 +545,13 @@ _INSERT_CALL = f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?
 
 
 def _request_text(request: RequestDigest | None) -> str | None:
-    """A request digest as its row holds it: JSON, keys sorted."""
-    return None if request is None else _dumps(request, sort_keys=True)
+    """A request digest as its row holds it: JSON, keys sorted (a digest is an object of texts: orjson takes it)."""
+    if request is None:
+        return None
+    try:
+        return orjson.dumps(request, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # not a digest of ours (a lone surrogate, a key that is not a text)
+        return _dumps(request, sort_keys=True)
 
 
 def _replace_call(db: sqlite3.Connection, seq: int, row: tuple[Any, ...]) -> int | None:
@@ -543,43 +560,6 @@ def _replace_call(db: sqlite3.Connection, seq: int, row: tuple[Any, ...]) -> int
     db.execute(f"INSERT INTO superseded ({_CALL_COLUMNS}) SELECT {_CALL_COLUMNS} FROM calls WHERE seq = ?", (seq,))
     db.execute("DELETE FROM calls WHERE seq = ?", (seq,))
     return db.execute(_INSERT_CALL, row).lastrowid
-
-
-class _Staged:
-    """Checkpoints saved but not yet committed, merged: the last state of each step, the last route tables
-    and elapsed time, and how many checkpoints they hold (each is a ``checkpoint`` kill point)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.steps: dict[str, str] = {}
-        self.routes: tuple[list[tuple[str, int, int]], list[tuple[str, str]]] | None = None
-        self.elapsed_s: float | None = None
-
-    def add(
-        self,
-        rows: list[tuple[str, str]],
-        routes: tuple[list[tuple[str, int, int]], list[tuple[str, str]]] | None,
-        elapsed_s: float | None,
-    ) -> None:
-        self.count += 1
-        self.steps.update(rows)
-        if routes is not None:
-            self.routes = routes
-        if elapsed_s is not None:
-            self.elapsed_s = elapsed_s
-
-    def write(self, db: sqlite3.Connection) -> None:
-        """Write the staged rows (inside the caller's transaction)."""
-        db.executemany("INSERT OR REPLACE INTO steps (step_id, state) VALUES (?, ?)", self.steps.items())
-        if self.routes is not None:
-            fired, routed = self.routes
-            db.execute("DELETE FROM routes")
-            db.executemany("INSERT INTO routes (step_id, route, fired) VALUES (?, ?, ?)", fired)
-            db.execute("DELETE FROM routed")
-            db.executemany("INSERT INTO routed (step_id, context) VALUES (?, ?)", routed)
-        if self.elapsed_s is not None:  # the one field that changes: not the whole record again
-            sql = "UPDATE run SET record = json_set(record, '$.elapsed_s', ?) WHERE id = 1"
-            db.execute(sql, (self.elapsed_s,))
 
 
 def _journal_entries(rows: Iterable[tuple[Any, ...]]) -> list[JournalEntry]:

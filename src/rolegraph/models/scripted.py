@@ -120,25 +120,38 @@ class ScriptedModel(Model):
             ModelError: The script has no response left (or scripted this error).
         """
         self.answered += 1
-        call = ScriptedCall(
-            index=self.skipped + self.answered,
+        index = self.skipped + self.answered
+        call = None
+        if self.keep_calls or self._responder is not None:  # a script read from a file needs no record
+            call = self._call(index, messages, tools, output_schema, settings)
+            if self.keep_calls:
+                self.calls.append(call)
+        if self._responder is not None and call is not None:
+            produced = self._responder(call)
+            response: Completion | BaseException = await produced if inspect.isawaitable(produced) else produced
+        elif index <= len(self._responses):
+            response = self._responses[index - 1]
+        else:
+            raise ModelError(f"scripted model has no response left for call {index}")
+        if isinstance(response, BaseException):
+            raise response
+        return _finish(response, messages)
+
+    @staticmethod
+    def _call(
+        index: int,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] | None,
+        output_schema: dict[str, Any] | None,
+        settings: ModelSettings | None,
+    ) -> ScriptedCall:
+        return ScriptedCall(
+            index=index,
             messages=list(messages),
             tools=list(tools or ()),
             output_schema=output_schema,
             settings=settings or ModelSettings(),
         )
-        if self.keep_calls:
-            self.calls.append(call)
-        if self._responder is not None:
-            produced = self._responder(call)
-            response: Completion | BaseException = await produced if inspect.isawaitable(produced) else produced
-        elif call.index <= len(self._responses):
-            response = self._responses[call.index - 1]
-        else:
-            raise ModelError(f"scripted model has no response left for call {call.index}")
-        if isinstance(response, BaseException):
-            raise response
-        return _finish(response, call)
 
     def skip_replayed(self, count: int) -> None:
         """Pass over the next `count` responses as if they had been asked for.
@@ -163,18 +176,27 @@ class ScriptedModel(Model):
             )
 
 
-def _finish(response: Completion, call: ScriptedCall) -> Completion:
+def _finish(response: Completion, messages: Sequence[Message]) -> Completion:
+    """The scripted `response` as the call gets it: tool call ids, a rough usage and the model's name filled in."""
     update: dict[str, Any] = {}
-    if any(not c.id for c in response.tool_calls):
-        first = sum(len(m.tool_calls) for m in call.messages) + 1
+    tool_calls = response.tool_calls
+    if tool_calls and any(not c.id for c in tool_calls):
+        first = sum(len(m.tool_calls) for m in messages) + 1
         update["tool_calls"] = [
-            c if c.id else c.model_copy(update={"id": f"call_{first + i}"}) for i, c in enumerate(response.tool_calls)
+            c if c.id else c.model_copy(update={"id": f"call_{first + i}"}) for i, c in enumerate(tool_calls)
         ]
-    if response.usage.total_tokens == 0:
-        words_in = sum(_words(m.content) for m in call.messages)
-        words_in += sum(_words(c.arguments) + 1 for m in call.messages for c in m.tool_calls)
-        words_out = _words(response.text) + sum(_words(c.arguments) + 1 for c in response.tool_calls)
-        update["usage"] = Usage(input_tokens=words_in, output_tokens=words_out)
+    usage = response.usage
+    if usage.input_tokens + usage.output_tokens == 0:
+        words_in = 0
+        for m in messages:
+            words_in += _words(m.content)
+            if m.tool_calls:
+                words_in += sum(_words(c.arguments) + 1 for c in m.tool_calls)
+        words_out = _words(response.text)
+        if tool_calls:
+            words_out += sum(_words(c.arguments) + 1 for c in tool_calls)
+        # Two counted integers: nothing for pydantic to check (it is one of the call's costliest lines otherwise).
+        update["usage"] = Usage.model_construct(input_tokens=words_in, output_tokens=words_out)
     if not response.model:
         update["model"] = "scripted"
     return response.model_copy(update=update) if update else response
