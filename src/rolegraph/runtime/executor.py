@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -25,7 +25,14 @@ from rolegraph.models.moderation import moderation_name
 from rolegraph.models.registry import ModelOptions, resolve_model
 from rolegraph.runtime.output_checks import build_check, check_entries
 from rolegraph.runtime.scheduler import StepCall, StepExecutor, StepOutcome
-from rolegraph.runtime.steps import StepFunction, run_agent_step, run_function_step, run_tool_step
+from rolegraph.runtime.steps import (
+    AgentStep,
+    StepFunction,
+    agent_step,
+    run_agent_step,
+    run_function_step,
+    run_tool_step,
+)
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.tracer import Tracer
@@ -90,16 +97,6 @@ class RunExecutor(StepExecutor, Protocol):
 
 ExecutorFactory = Callable[[RunContext], RunExecutor]
 """Builds a run's executor: the engine's seam for where steps run (`LocalExecutor.for_run` in this process)."""
-
-
-class _AgentStep(NamedTuple):
-    """What every call of one agent step is given: its role, model and settings, tools and cache."""
-
-    role: Role
-    model: Model
-    settings: ModelSettings
-    tools: tuple[Tool[Any], ...]
-    cache: RunCache | None
 
 
 def _resolve(model_string: str, base_dir: Path, options: ModelOptions) -> Model:
@@ -247,7 +244,7 @@ class LocalExecutor:
         self._named: dict[str, tuple[Model, ModelSettings]] = {}
         self._moderation: list[Model] = []
         self._cached: dict[str, bool] = {}
-        self._agent_steps: dict[tuple[str, str | None], _AgentStep] = {}
+        self._agent_steps: dict[tuple[str, str | None], AgentStep] = {}
         self._no_check_calls = CheckCalls(cache=cache)
         # Load every model now: heavy loading belongs before the first step, not inside it.
         for step_id, step in spec.steps.items():
@@ -341,7 +338,7 @@ class LocalExecutor:
             return self._no_check_calls
         return CheckCalls(lambda model: self._journal(step_id, model), self.cache)
 
-    def _agent_step(self, step: StepSpec, step_id: str) -> _AgentStep:
+    def _agent_step(self, step: StepSpec, step_id: str) -> AgentStep:
         """What an agent step's calls are given: worked out once per role and model name, not per step or call
         (a chain's steps share it; one kept per step would outlive the step for every step of a run)."""
         key = (step.agent_role(), step.model)
@@ -349,7 +346,7 @@ class LocalExecutor:
         if known is None:
             role = self.roles[key[0]]
             model, settings = self._model_for(step_id)
-            known = self._agent_steps[key] = _AgentStep(
+            known = self._agent_steps[key] = agent_step(
                 role, model, settings, tuple(self.tools[name] for name in role.tools), self._cache_for(step_id)
             )
         return known
@@ -358,8 +355,8 @@ class LocalExecutor:
         """Run the call as its step's kind says: an agent, a tool call or a function call."""
         step = self.spec.steps[call.step_id]
         checks: Sequence[OutputCheck] = self.checks.get(call.step_id, ())
-        check_calls = self._calls_of_checks(call.step_id, checks)
-        if step.tool is not None or step.function is not None:
+        check_calls = self._calls_of_checks(call.step_id, checks) if checks else self._no_check_calls
+        if step.role is None:
             if step.tool is not None:
                 outcome = await run_tool_step(
                     call,
@@ -389,15 +386,11 @@ class LocalExecutor:
         agent = self._agent_step(step, call.step_id)
         return await run_agent_step(
             call,
-            agent.role,
-            agent.model,
-            tools=agent.tools,
-            settings=agent.settings,
+            agent,
             sources=self.sources,
             tracer=self.tracer,
-            journal=self._journal(call.step_id, agent.model.name),
+            journal=self.journals(call.step_id, agent.model.name) if self.journals is not None else None,
             max_steps=step.max_steps,
-            cache=agent.cache,
             checks=checks,
             check_calls=check_calls,
         )

@@ -16,7 +16,7 @@ import networkx as nx
 from rolegraph.workflows.context import step_templates
 from rolegraph.workflows.graph import data_graph
 from rolegraph.workflows.spec import StepSpec, WorkflowSpec
-from rolegraph.workflows.templates import referenced_names
+from rolegraph.workflows.templates import is_plain, referenced_names
 
 __all__ = ["NO_STEPS", "GraphPlan", "StepPlan", "graph_plan", "steps_read"]
 
@@ -35,6 +35,12 @@ class StepPlan:
     """The steps that depend on it."""
     reads: tuple[str, ...]
     """The steps whose outputs it sees (`steps_read`), sorted."""
+    wall: float | None
+    """Its wall-time budget (``budget.max_wall_s``), if it has one."""
+    limit: float
+    """Seconds it may run: the sooner of the step timeout and its wall-time budget (one deadline per step)."""
+    plain_task: str | None
+    """Its task when there is nothing to render in it (an agent step whose task is plain text), else None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +76,18 @@ def graph_plan(spec: WorkflowSpec, graph: nx.DiGraph[str]) -> GraphPlan:
     if known is not None and known.size == size and known.spec is spec:
         return known
     data: nx.DiGraph[str] = nx.DiGraph(data_graph(graph))
-    steps = {
-        node: StepPlan(
+    timeout = spec.settings.step_timeout
+    steps: dict[str, StepPlan] = {}
+    for node, step in spec.steps.items():
+        wall = step.budget.max_wall_s if step.budget is not None else None
+        steps[node] = StepPlan(
             step=step,
             predecessors=frozenset(data.predecessors(node)) if node in data else NO_STEPS,
             successors=tuple(data.successors(node)) if node in data else (),
             reads=tuple(sorted(steps_read(step))),
+            wall=wall,
+            limit=timeout if wall is None else min(wall, timeout),
+            plain_task=step.task if step.kind == "agent" and is_plain(step.task) else None,
         )
-        for node, step in spec.steps.items()
-    }
     plan = _PLANS[graph] = GraphPlan(spec, size, data, steps)
     return plan

@@ -13,7 +13,8 @@ the execution of steps without the scheduler changing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import types
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import networkx as nx
@@ -22,7 +23,8 @@ from rolegraph.agents.model_calls import STEP_DEADLINE
 from rolegraph.errors import BudgetExceeded, RolegraphError
 from rolegraph.models.model import Usage
 from rolegraph.runtime.deadlines import Deadlines, timed_out
-from rolegraph.runtime.plan import NO_STEPS, graph_plan
+from rolegraph.runtime.plan import NO_STEPS, StepPlan, graph_plan
+from rolegraph.runtime.slots import Slots
 from rolegraph.runtime.state import (
     OUTCOME,
     Checkpoint,
@@ -89,6 +91,13 @@ def _rendered(step: StepSpec, context: dict[str, Any]) -> tuple[str, dict[str, A
     return "", render_value(step.args, context)
 
 
+@types.coroutine
+def _turn() -> Generator[None, None, None]:
+    """Let every other ready callback run first: one turn of the event loop (`asyncio.sleep(0)` without the
+    coroutine around it)."""
+    yield
+
+
 class Scheduler:
     """Runs the steps of one workflow run.
 
@@ -136,7 +145,8 @@ class Scheduler:
         replaces one: a run makes no set per step."""
         self._route_fired: dict[tuple[str, int], int] = {}
         self._routed: dict[str, dict[str, Any]] = {}
-        self._slots = asyncio.Semaphore(spec.settings.max_concurrency)
+        self._slots = Slots(spec.settings.max_concurrency)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         """The task of each step running now (a finished step's is dropped: it keeps its coroutine alive)."""
         self._deadlines = Deadlines(self._expire)
@@ -200,6 +210,7 @@ class Scheduler:
         A failed step never raises out of here: its state says why. Cancelling
         the task running this method cancels every step in flight.
         """
+        self._loop = asyncio.get_running_loop()
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
@@ -250,17 +261,15 @@ class Scheduler:
             # branches interleave step by step whatever the timing, so a deterministic run keeps its order
             # (yielding only once 1 ms had passed made the order of a run's sources depend on the machine's speed).
             try:
-                await asyncio.sleep(0)
+                await _turn()
             except asyncio.CancelledError:
                 self._drop(node, task)
                 self._set(state, "cancelled")
                 raise
-        now = asyncio.get_running_loop().time()
-        budget = self._nodes[node].step.budget
-        wall = budget.max_wall_s if budget is not None else None
-        timeout = self.spec.settings.step_timeout
+        assert self._loop is not None
+        plan = self._nodes[node]
         # One deadline per step: the sooner of the step timeout and the step's wall-time budget.
-        deadline = now + (timeout if wall is None else min(wall, timeout))
+        deadline = self._loop.time() + plan.limit
         cancelling = task.cancelling()
         self._deadlines.arm(node, deadline)
         expired = False
@@ -268,7 +277,10 @@ class Scheduler:
             try:
                 # Set in the step's own task: a model call that would time out no sooner arms no timer.
                 STEP_DEADLINE.set(deadline)
-                state.output = await self._execute(node, state)
+                if plan.step.for_each is None:
+                    state.output = await self._call(state, self._step_call(node, plan, state))
+                else:
+                    state.output = await self._each(node, plan, state)
             finally:
                 self._deadlines.disarm(node)
                 if node in self._expired:
@@ -280,14 +292,14 @@ class Scheduler:
                 self._drop(node, task)
                 self._set(state, "cancelled")
                 raise
-            self._failed_with(node, task, timed_out(node, wall, timeout))
+            self._failed_with(node, task, timed_out(node, plan.wall, self.spec.settings.step_timeout))
             return None
         except Exception as exc:  # a step's failure is recorded, never propagated into the group
             self._failed_with(node, task, exc)
             return None
         self._drop(node, task)
         self._set(state, "completed")
-        after = None if self._route(node) else self._release(node, task)
+        after = None if plan.step.routes and self._route(node) else self._release(node, task)
         self._save()
         return after
 
@@ -353,16 +365,28 @@ class Scheduler:
         task.set_name(f"step {ready}")
         return ready
 
-    def _context(self, node: str) -> dict[str, Any]:
+    def _upstream(self, plan: StepPlan) -> dict[str, Any]:
+        """The outputs of the finished steps `plan`'s step reads, by step id."""
         states = self.states
-        upstream = {a: states[a].output for a in self._nodes[node].reads if states[a].status == "completed"}
-        return step_context(self.inputs, upstream, self._routed.get(node))
+        return {a: states[a].output for a in plan.reads if states[a].status == "completed"}
 
-    async def _execute(self, node: str, state: StepState) -> Any:
-        step = self._nodes[node].step
+    def _context(self, node: str) -> dict[str, Any]:
+        return step_context(self.inputs, self._upstream(self._nodes[node]), self._routed.get(node))
+
+    def _step_call(self, node: str, plan: StepPlan, state: StepState) -> StepCall:
+        """The call of a step without ``for_each``: its task (or arguments) rendered over its context."""
+        upstream = self._upstream(plan)
+        task = plan.plain_task
+        if task is not None:  # nothing to render: no context to build
+            return StepCall(self.run_id, node, task, None, None, None, state.visits, 1, upstream)
+        task, args = _rendered(plan.step, step_context(self.inputs, upstream, self._routed.get(node)))
+        return StepCall(self.run_id, node, task, args, None, None, state.visits, 1, upstream)
+
+    async def _each(self, node: str, plan: StepPlan, state: StepState) -> Any:
+        """Run a ``for_each`` step: one call per item (the items a checkpoint recorded are not run again)."""
+        step = plan.step
+        assert step.for_each is not None
         context = self._context(node)
-        if step.for_each is None:
-            return await self._call(node, state, _rendered(step, context), None, context["steps"])
         with self.tracer.span(SpanKind.PLAN, f"plan {node}", rolegraph__step__id=node) as span:
             items = evaluate(step.for_each.items, context)
             if not isinstance(items, list | tuple):
@@ -419,41 +443,28 @@ class Scheduler:
         """One item's call, tried again (with new call ids) as its step's ``on_item_error: retry:N`` allows."""
         policy = self.spec.steps[node].for_each
         retries = policy.retries if policy is not None else 0
+        task, args = rendered
         attempt = 1
         while True:
             try:
-                return await self._call(node, state, rendered, index, upstream, item, attempt)
+                call = StepCall(self.run_id, node, task, args, item, index, state.visits, attempt, upstream)
+                return await self._call(state, call)
             except Exception as exc:
                 if attempt > retries or _budget_error(exc) is not None:
                     raise
                 attempt += 1
 
-    async def _call(
-        self,
-        node: str,
-        state: StepState,
-        rendered: tuple[str, dict[str, Any] | None],
-        index: int | None,
-        upstream: dict[str, Any],
-        item: Any = None,
-        attempt: int = 1,
-    ) -> Any:
-        task, args = rendered
-        call = StepCall(
-            run_id=self.run_id,
-            step_id=node,
-            task=task,
-            args=args,
-            item=item,
-            item_index=index,
-            visit=state.visits,
-            attempt=attempt,
-            upstream=upstream,
-        )
-        async with self._slots:
+    async def _call(self, state: StepState, call: StepCall) -> Any:
+        """Run `call` in one of the run's slots; count what it used into `state`; return its output."""
+        slots = self._slots
+        if not slots.take():
+            await slots.wait()
+        try:
             outcome = await self.executor.execute(call)
-        if index is not None and self.checkpointer is not None:
-            self.checkpointer.save_item(node, state.visits, index, outcome)
+        finally:
+            slots.release()
+        if call.item_index is not None and self.checkpointer is not None:
+            self.checkpointer.save_item(call.step_id, call.visit, call.item_index, outcome)
         return self._account(state, outcome)
 
     @staticmethod

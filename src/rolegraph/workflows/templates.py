@@ -35,6 +35,7 @@ __all__ = [
     "check_expression",
     "check_template",
     "evaluate",
+    "is_plain",
     "referenced_names",
     "render",
     "render_value",
@@ -140,8 +141,8 @@ def render(template: str, context: Mapping[str, Any]) -> str:
     Raises:
         TemplateError: A variable is undefined, an access is unsafe, or the template is invalid.
     """
-    if _is_plain(template) and "\r" not in template:
-        # Nothing for Jinja to do (it would only turn ``\r\n`` into ``\n``): a step's task is often plain.
+    if is_plain(template):
+        # Nothing for Jinja to do: a step's task is often plain.
         return template
     try:
         return _template(template).render(context)
@@ -165,8 +166,14 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
 
 
 def _is_plain(text: str) -> bool:
-    """Whether a template is plain text: no ``{{``, ``{%`` or ``{#``, so nothing for Jinja to parse."""
+    """Whether a template has no ``{{``, ``{%`` or ``{#``, so nothing for Jinja to parse."""
     return "{" not in text
+
+
+def is_plain(template: str) -> bool:
+    """Whether a template renders to itself whatever the context: no ``{``, so nothing for Jinja to parse,
+    and no ``\r`` (which Jinja would turn into ``\n``)."""
+    return "{" not in template and "\r" not in template
 
 
 def check_template(text: str) -> SyntaxIssue | None:

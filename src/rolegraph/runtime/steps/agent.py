@@ -9,7 +9,7 @@ item's own, so each item's agent works from its own material.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from rolegraph.agents.agent import Agent, AgentResult
 from rolegraph.agents.call_ids import call_prefix
@@ -26,7 +26,27 @@ from rolegraph.tools.sources import SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.tracer import Tracer
 
-__all__ = ["known_sources", "run_agent", "run_agent_step"]
+__all__ = ["AgentStep", "agent_step", "known_sources", "run_agent", "run_agent_step"]
+
+
+class AgentStep(NamedTuple):
+    """What every call of one agent step is given: its role, model and settings, tools and cache, and how the
+    engine takes part in its answer (`composes`). Worked out once per role and model, not per call."""
+
+    role: Role
+    model: Model
+    settings: ModelSettings
+    tools: tuple[Tool[Any], ...]
+    cache: RunCache | None
+    mode: str | None
+    """`composes(role, model)`."""
+
+
+def agent_step(
+    role: Role, model: Model, settings: ModelSettings, tools: tuple[Tool[Any], ...], cache: RunCache | None
+) -> AgentStep:
+    """An `AgentStep`, with the engine's part in its answer worked out."""
+    return AgentStep(role, model, settings, tools, cache, composes(role, model))
 
 
 def known_sources(call: StepCall, sources: SourceRegistry) -> list[str]:
@@ -88,16 +108,12 @@ async def run_agent(
 
 async def run_agent_step(
     call: StepCall,
-    role: Role,
-    model: Model,
+    step: AgentStep,
     *,
-    tools: Sequence[Tool[Any]],
-    settings: ModelSettings,
     sources: SourceRegistry,
     tracer: Tracer,
     journal: CallJournal | None,
     max_steps: int | None,
-    cache: RunCache | None = None,
     checks: Sequence[OutputCheck] = (),
     check_calls: CheckCalls | None = None,
 ) -> StepOutcome:
@@ -108,7 +124,26 @@ async def run_agent_step(
     checks apply to the step's answer: an agent's is repaired by its model, a composed one
     that fails a check fails the step.
     """
+    role, model, settings, tools, cache, mode = step
     known = known_sources(call, sources)
+    if mode is None:  # the model writes the answer whole (most steps): no composition to set up
+        result = await run_agent(
+            call,
+            role,
+            model,
+            call.task,
+            tools=tools,
+            settings=settings,
+            sources=sources,
+            tracer=tracer,
+            journal=journal,
+            max_steps=max_steps,
+            known=known,
+            cache=cache,
+            checks=checks,
+            check_calls=check_calls,
+        )
+        return StepOutcome(result.output, result.usage, result.tool_calls)
 
     async def run(
         as_role: Role, task: str, visible: Sequence[str], answer_checks: Sequence[OutputCheck] = ()
@@ -130,7 +165,6 @@ async def run_agent_step(
             check_calls=check_calls,
         )
 
-    mode = composes(role, model)
     if mode == "gather":
         gathered = await run_gatherer(call, role, run, known=known, sources=sources, tracer=tracer)
         return await _checked(call, gathered, checks, tracer, check_calls)
@@ -144,7 +178,7 @@ async def run_agent_step(
             return await _checked(call, written, checks, tracer, check_calls)
     task, known = prose_task(call, known, sources) if mode == "prose" else (call.task, known)
     result = await run(role, task, known, checks)
-    return StepOutcome(output=result.output, usage=result.usage, tool_calls=result.tool_calls)
+    return StepOutcome(result.output, result.usage, result.tool_calls)
 
 
 async def _checked(
