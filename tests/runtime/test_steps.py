@@ -130,6 +130,22 @@ class TestFunctionSteps:
         errors = " ".join(s.error or "" for s in result.steps.values())
         assert fragment in errors, errors
 
+    async def test_text_that_is_not_utf8_is_kept(self, tmp_path: Path) -> None:
+        """A function giving a lone surrogate (text that is not UTF-8, as an API's JSON escape or a page can give)
+        completes: its output, the source it registers (with sources.jsonl) and a replay keep the same string."""
+        path = write_steps_project(tmp_path / "odd")
+        edit(path.parent / "my_steps.py", "return text.upper()", "return text.upper() + '\\ud800'")
+        edit(path.parent / "my_steps.py", 'title="A note", text=text)', "title=\"A note\", text=text + '\\udfff')")
+        result = await rolegraph.load(path).run()
+        assert result.status == "completed", result.error
+        assert result.step_outputs["loud"] == {"result": "PAPER ALPHA2020\ud800"}
+        (note,) = [s for s in result.sources if s.id == "note1"]
+        assert note.text is not None and note.text.endswith("\udfff")
+        saved = [json.loads(line) for line in (result.run_dir / "sources.jsonl").read_text().splitlines()]
+        assert [s["text"] for s in saved if s["id"] == "note1"] == [note.text]
+        report = await replay(result.run_dir)
+        assert report.status == "identical", report.divergence
+
     async def test_arguments_the_signature_lacks_fail_the_step(self, tmp_path: Path) -> None:
         """Args the function does not take fail the step before it is called, naming them."""
         path = write_steps_project(tmp_path / "bad")

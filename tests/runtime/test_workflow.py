@@ -321,7 +321,7 @@ class TestInputs:
         ],
     )
     def test_bad_values_are_spec_errors(self, workflow: Workflow, name: str, value: Any, message: str) -> None:
-        """A value that does not convert, or holds text no run could store (a lone surrogate, even nested), is a
+        """A value that does not convert, or holds text that is not UTF-8 (a lone surrogate, even nested), is a
         SpecError naming the input, its type and the value."""
         with pytest.raises(SpecError) as info:
             workflow.resolve_inputs({name: value})

@@ -116,18 +116,20 @@ def _create(path: Path) -> None:
 
 def _dumps(value: Any, *, strict: bool = False, sort_keys: bool = False) -> str:
     """`value` as compact JSON text: orjson, the standard library for what orjson refuses (a lone
-    surrogate, an integer past 64 bits). A value JSON cannot hold is written as its ``str``, or
-    raises `TypeError` if `strict`."""
+    surrogate, an integer past 64 bits; ASCII-escaped there, so a lone surrogate is stored as its JSON
+    escape, which SQLite's UTF-8 can hold and `_loads` reads back as the same string). A value JSON
+    cannot hold is written as its ``str``, or raises `TypeError` if `strict`."""
     default = None if strict else str
     option = orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS if sort_keys else orjson.OPT_NON_STR_KEYS
     try:
         return orjson.dumps(value, default=default, option=option).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value, ensure_ascii=False, default=default, sort_keys=sort_keys)
+        return json.dumps(value, default=default, sort_keys=sort_keys)
 
 
 def _loads(text: str) -> Any:
-    """JSON text written by `_dumps` back to a value (the standard library for a lone surrogate)."""
+    """JSON text written by `_dumps` back to a value (the standard library for a lone surrogate's escape, which
+    orjson and pydantic's JSON parser refuse: rows are parsed here, then validated)."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -343,7 +345,7 @@ class RunStore:
             row = self._db.execute("SELECT record FROM run WHERE id = 1").fetchone()
             if row is None:
                 raise ResumeError(f"{self.path}: the run store holds no run record; the run never started")
-            return RunInfo.model_validate_json(row[0])
+            return RunInfo.model_validate(_loads(row[0]))
 
     # Checkpoints (the scheduler's `Checkpointer`)
 
@@ -428,7 +430,7 @@ class RunStore:
         self.flush()
         with self._reading():
             rows = self._db.execute("SELECT step_id, state FROM steps")
-            states = {str(step): StepState.model_validate_json(state) for step, state in rows}
+            states = {str(step): StepState.model_validate(_loads(state)) for step, state in rows}
             if not states:
                 return None
             fired = {
@@ -448,7 +450,7 @@ class RunStore:
         """The recorded items of one visit of a ``for_each`` step, by index."""
         with self._reading():
             rows = self._db.execute("SELECT item, outcome FROM items WHERE step_id = ? AND visit = ?", (step_id, visit))
-            return {int(index): OUTCOME.validate_json(outcome) for index, outcome in rows}
+            return {int(index): OUTCOME.validate_python(_loads(outcome)) for index, outcome in rows}
 
     # The call journal
 

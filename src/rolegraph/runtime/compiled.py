@@ -172,7 +172,8 @@ def _coerce(name: str, spec: InputSpec, value: Any) -> Any:
 
 def _not_text(name: str, value: Any) -> list[Problem]:
     """A problem for an input holding text that cannot be written as UTF-8 (a lone surrogate: on the command
-    line, bytes that are not UTF-8 arrive as one), which no run could store; none if it is all text."""
+    line, bytes that are not UTF-8 arrive as one): a mistake in what was passed, refused before the run starts
+    (a step's output holding one is kept as it is); none if it is all text."""
     for text in _strings(value):
         try:
             text.encode("utf-8")

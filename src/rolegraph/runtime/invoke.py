@@ -544,8 +544,10 @@ def _summary_json(summary: dict[str, Any]) -> bytes:
 
 
 def _write_sources(path: Path, sources: Sequence[Source], redactor: Redactor) -> None:
-    """Every retrieved source with its text, one JSON object a line: what re-scoring a run from disk reads."""
-    lines = "".join(json.dumps(redactor.value(s.model_dump(mode="json")), ensure_ascii=False) + "\n" for s in sources)
+    """Every retrieved source with its text, one JSON object a line: what re-scoring a run from disk reads. A lone
+    surrogate (text that is not UTF-8, as an API's JSON escape can give) is written as its JSON escape."""
+    text = "".join(json.dumps(redactor.value(s.model_dump(mode="json")), ensure_ascii=False) + "\n" for s in sources)
+    lines = text.encode("utf-8", "backslashreplace")  # only a lone surrogate needs it, and only inside a string
     if lines:
         write_atomically(path, lines)
     else:  # no temporary file and rename: an empty file is whole wherever a crash cuts its writing
