@@ -61,6 +61,52 @@ def known_sources(call: StepCall, sources: SourceRegistry) -> list[str]:
     return [s for s in dict.fromkeys(strings_in(call.upstream)) if s in sources]
 
 
+def _agent(
+    call: StepCall,
+    role: Role,
+    model: Model,
+    *,
+    tools: Sequence[Tool[Any]],
+    settings: ModelSettings,
+    sources: SourceRegistry,
+    tracer: Tracer,
+    journal: CallJournal | None,
+    max_steps: int | None,
+    known: Sequence[str],
+    cache: RunCache | None,
+    checks: Sequence[OutputCheck],
+    check_calls: CheckCalls | None,
+) -> Agent:
+    """One agent of a step: the call's place in the run names its calls in the journal."""
+    return Agent(
+        role,
+        model,
+        tools,
+        settings=settings,
+        sources=sources,
+        tracer=tracer,
+        known_sources=known,
+        max_steps=max_steps,
+        journal=journal,
+        call_prefix=call_prefix(call.step_id, call.item_index, call.visit, call.attempt),
+        cache=cache,
+        checks=checks,
+        check_calls=check_calls,
+    )
+
+
+def _trace_attributes(call: StepCall, attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The attributes of an agent's `invoke_agent` span: the call's place in the run, and `attributes`."""
+    placed = {
+        "rolegraph.step.id": call.step_id,
+        "rolegraph.step.item": call.item_index,
+        "rolegraph.step.visit": call.visit,
+    }
+    if attributes:
+        placed.update(attributes)
+    return placed
+
+
 async def run_agent(
     call: StepCall,
     role: Role,
@@ -79,31 +125,23 @@ async def run_agent(
     checks: Sequence[OutputCheck] = (),
     check_calls: CheckCalls | None = None,
 ) -> AgentResult:
-    """Run one agent of a step: the call's place in the run names its calls in the journal."""
-    agent = Agent(
+    """Run one agent of a step on `task`."""
+    agent = _agent(
+        call,
         role,
         model,
-        tools,
+        tools=tools,
         settings=settings,
         sources=sources,
         tracer=tracer,
-        known_sources=known,
-        max_steps=max_steps,
         journal=journal,
-        call_prefix=call_prefix(call.step_id, call.item_index, call.visit, call.attempt),
+        max_steps=max_steps,
+        known=known,
         cache=cache,
         checks=checks,
         check_calls=check_calls,
     )
-    return await agent.run(
-        task,
-        trace_attributes={
-            "rolegraph.step.id": call.step_id,
-            "rolegraph.step.item": call.item_index,
-            "rolegraph.step.visit": call.visit,
-            **(attributes or {}),
-        },
-    )
+    return await agent.run(task, trace_attributes=_trace_attributes(call, attributes))
 
 
 async def run_agent_step(
@@ -127,11 +165,10 @@ async def run_agent_step(
     role, model, settings, tools, cache, mode = step
     known = known_sources(call, sources)
     if mode is None:  # the model writes the answer whole (most steps): no composition to set up
-        result = await run_agent(
+        agent = _agent(
             call,
             role,
             model,
-            call.task,
             tools=tools,
             settings=settings,
             sources=sources,
@@ -143,6 +180,7 @@ async def run_agent_step(
             checks=checks,
             check_calls=check_calls,
         )
+        result = await agent.run(call.task, trace_attributes=_trace_attributes(call))
         return StepOutcome(result.output, result.usage, result.tool_calls)
 
     async def run(
