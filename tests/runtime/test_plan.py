@@ -52,3 +52,18 @@ class TestGraphPlan:
         assert graph_plan(other, graph) is not first
         graph.add_edge("a", "extra", kind="data")
         assert "extra" in graph_plan(other, graph).data
+
+    def test_a_step_knows_its_deadline_and_whether_its_task_needs_rendering(self) -> None:
+        """A step's time limit is the sooner of the step timeout and its wall-time budget; a plain task is kept
+        as it is, a templated one (or one holding a carriage return, which Jinja rewrites) is rendered per call."""
+        workflow = parse_spec(
+            SPEC.replace("a: {role: worker, task: start}", "a: {role: worker, task: start, budget: {max_wall_s: 5}}")
+            + '  d: {role: worker, task: "line\\r\\nnext"}\n'
+            + "settings: {step_timeout: 60}\n"
+        )
+        plan = graph_plan(workflow, compile_graph(workflow)).steps
+        assert (plan["a"].wall, plan["a"].limit) == (5, 5)
+        assert (plan["b"].wall, plan["b"].limit) == (None, 60)
+        assert plan["a"].plain_task == "start"
+        assert plan["b"].plain_task is None
+        assert plan["d"].plain_task is None

@@ -246,9 +246,12 @@ class LocalExecutor:
         self._cached: dict[str, bool] = {}
         self._agent_steps: dict[tuple[str, str | None], AgentStep] = {}
         self._no_check_calls = CheckCalls(cache=cache)
-        # Load every model now: heavy loading belongs before the first step, not inside it.
+        # Load every model now: heavy loading belongs before the first step, not inside it (once per role and
+        # model name: the steps of a chain mostly share both).
+        loaded: set[tuple[str, str | None]] = set()
         for step_id, step in spec.steps.items():
-            if step.kind == "agent":
+            if step.role is not None and (step.role, step.model) not in loaded:
+                loaded.add((step.role, step.model))
                 self._model_for(step_id)
         self.checks: dict[str, list[OutputCheck]] = {}
         """Each step's output checks (its role's, then its own), by step id."""
