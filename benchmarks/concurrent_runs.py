@@ -59,7 +59,7 @@ PARTS = {
     "executor setup (roles, models)": ("rolegraph/runtime/executor.py", "__init__"),
     "scheduler setup (templates read)": ("rolegraph/runtime/scheduler.py", "__init__"),
     "steps (agents, through the executor)": ("rolegraph/runtime/executor.py", "execute"),
-    "step files (steps/*.json, handed to their writer thread)": ("rolegraph/runtime/step_files.py", "listener"),
+    "step log (steps.jsonl lines, handed to their writer thread)": ("rolegraph/runtime/step_log.py", "listener"),
     "JSONL trace records": ("rolegraph/traces/sinks.py", "emit"),
     "declared outputs": ("rolegraph/runtime/outputs.py", "write_outputs"),
 }

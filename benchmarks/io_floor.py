@@ -4,13 +4,15 @@ A step of a whole rolegraph run leaves on disk, at the least: one SQLite transac
 (its call's journal row and its checkpoint row, WAL, ``synchronous=NORMAL``, as the
 run store commits them), its finished spans appended to the trace (three lines of
 about 400 bytes: the agent, its reasoning step, its model call),
-and its step file written to a temporary name and renamed; per run, a folder, a
-trace file, and the store created without flushing and closed (SQLite checkpoints
-its WAL). `FloorRun` does exactly that for N steps with no framework around it, so
-a whole run's per-step time can be read against what its disk work alone costs on
-this machine. `FloorWholeRun` does the same for one whole run of a small workflow, with
-everything a run writes around its steps (lock, ``run.json`` twice, ``sources.jsonl``, the
-index rows): what `benchmarks.many_runs` sets its 10,000 concurrent runs against.
+and its state as one line of ``steps.jsonl``, the lines gathered and appended with
+one ``write()`` per `GATHER_S` (20 ms, as the step log's writer thread gathers them)
+and at the end; per run, a folder, a trace file, the step log, and the store created
+without flushing and closed (SQLite checkpoints its WAL). `FloorRun` does exactly
+that for N steps with no framework around it, so a whole run's per-step time can be
+read against what its disk work alone costs on this machine. `FloorWholeRun` does the
+same for one whole run of a small workflow, with everything a run writes around its
+steps (lock, ``run.json`` twice, ``sources.jsonl``, the index rows): what
+`benchmarks.many_runs` sets its 10,000 concurrent runs against.
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
-__all__ = ["FloorRun", "FloorWholeRun"]
+__all__ = ["GATHER_S", "FloorRun", "FloorWholeRun"]
+
+GATHER_S = 0.02
+"""How long the step log's writer gathers lines before appending them (`rolegraph.runtime.step_log.GATHER_S`)."""
 
 SPAN_LINE = b'{"span": "' + b"x" * 386 + b'"}\n'
-STEP_FILE = json.dumps({"step_id": "s0", "status": "completed", "output": {"value": "ok" * 200}}, indent=2).encode()
+STEP_LINE = json.dumps({"step_id": "s0", "status": "completed", "output": {"value": "ok" * 200}}).encode() + b"\n"
 RESULT = json.dumps({"message": {"role": "assistant", "content": "x" * 160}, "usage": {"input_tokens": 22}})
 
 
@@ -39,7 +45,7 @@ class FloorRun:
     def __call__(self, steps: int) -> None:
         self._runs += 1
         run_dir = self.folder / f"floor-{self._runs}"
-        (run_dir / "steps").mkdir(parents=True)
+        run_dir.mkdir(parents=True)
         db = sqlite3.connect(run_dir / "store.sqlite", isolation_level=None)
         db.execute("PRAGMA synchronous=OFF")  # a new file: created without flushing, as the run store does
         db.execute("PRAGMA journal_mode=MEMORY")
@@ -48,6 +54,9 @@ class FloorRun:
         db.execute("CREATE TABLE steps (step_id TEXT PRIMARY KEY, state TEXT NOT NULL)")
         db.execute("PRAGMA synchronous=NORMAL")
         trace = os.open(run_dir / "trace.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        log = os.open(run_dir / "steps.jsonl", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        gathered: list[bytes] = []
+        since = 0.0
         try:
             for i in range(steps):
                 db.execute("BEGIN IMMEDIATE")
@@ -56,12 +65,17 @@ class FloorRun:
                 db.execute("COMMIT")
                 for _ in range(3):
                     os.write(trace, SPAN_LINE)
-                tmp, final = f"{run_dir}/steps/s{i}.json.tmp", f"{run_dir}/steps/s{i}.json"
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                os.write(fd, STEP_FILE)
-                os.close(fd)
-                os.replace(tmp, final)
+                gathered.append(STEP_LINE)
+                now = time.perf_counter()
+                if len(gathered) == 1:
+                    since = now
+                elif now - since >= GATHER_S:
+                    os.write(log, b"".join(gathered))
+                    gathered = []
+            if gathered:
+                os.write(log, b"".join(gathered))
         finally:
+            os.close(log)
             os.close(trace)
             db.close()
 
@@ -107,7 +121,8 @@ class FloorWholeRun:
     opened in WAL mode, its record committed without flushing; the trace file opened for appending;
     ``run.json`` written and renamed; the record updated (the run starts); per step one transaction (its
     call's journal row and the previous step's checkpoint row), the step's three spans written at their ends
-    (two lines each: start and end), its step file written and renamed; at the end ``sources.jsonl`` and
+    (two lines each: start and end); at the end the steps' lines appended to ``steps.jsonl`` with one
+    ``write()`` (a short run's lines make one batch of the step log's writer), ``sources.jsonl`` and
     ``run.json`` written and renamed, the record and last checkpoint committed, and the store closed (SQLite
     checkpoints its WAL into the file with its flushes: a finished run survives a power cut). The run's index
     rows (one run row, one per span) go to the home's shared index in one transaction of `index_batch` runs,
@@ -147,7 +162,6 @@ class FloorWholeRun:
         trace = os.open(f"{run_dir}/trace.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         _write_renamed(f"{run_dir}/run.json", SUMMARY)
         db.execute("UPDATE run SET record = ? WHERE id = 1", (RECORD,))
-        os.mkdir(f"{run_dir}/steps")
         for i in range(self.steps):
             db.execute("BEGIN IMMEDIATE")
             db.execute("INSERT INTO calls (call_id, step_id, result) VALUES (?, ?, ?)", (f"s{i}/0", f"s{i}", RESULT))
@@ -156,7 +170,9 @@ class FloorWholeRun:
             db.execute("COMMIT")
             for _ in range(3):
                 os.write(trace, SPAN_LINE + SPAN_LINE)
-            _write_renamed(f"{run_dir}/steps/s{i}.json", STEP_FILE)
+        log = os.open(f"{run_dir}/steps.jsonl", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        os.write(log, STEP_LINE * self.steps)
+        os.close(log)
         _write_renamed(f"{run_dir}/sources.jsonl", b"")
         _write_renamed(f"{run_dir}/run.json", SUMMARY)
         db.execute("BEGIN IMMEDIATE")

@@ -10,7 +10,7 @@ started together in one process:
   `AsyncSqliteSaver` on a file (durable, as rolegraph's runs are), one thread id per run;
 - ``io_floor``: "disk work alone": what one rolegraph run writes, done with bare ``sqlite3`` and ``os``
   calls and no framework (`benchmarks.io_floor.FloorWholeRun`: the folder, the store from its template,
-  its transactions, the trace lines, the step files, ``run.json``, the index rows, the store's close with
+  its transactions, the trace lines, the step log, ``run.json``, the index rows, the store's close with
   its flushes), N runs over as many threads as asyncio's default executor has (rolegraph does its run
   starts and ends there). It shows how much of a run's cost is the disk, and whether "faster than
   LangGraph bare" is reachable at all with the guarantees rolegraph gives.

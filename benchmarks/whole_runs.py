@@ -2,7 +2,7 @@
 
 A rolegraph run here is what a user gets from ``rolegraph.load(path).run()``: a
 run folder with its JSONL trace, run store (checkpoint per step, call journal),
-step files, summary and live index, secret redaction on. Two chains of N steps:
+step log, summary and live index, secret redaction on. Two chains of N steps:
 
 - ``agent``: agent steps answered at once by a scripted model; against a LangGraph
   chain of N trivial async nodes;

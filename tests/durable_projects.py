@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from projects import write_library, write_script
+from rolegraph.layout import RunFolder
 from rolegraph.traces.sinks import read_jsonl
 
 NOTES = {
@@ -190,7 +191,7 @@ def outputs_of(run_dir: Path) -> dict[str, Any]:
         for p in sorted(run_dir.iterdir())
         if p.suffix in (".md", ".json") and p.name != "run.json"
     }
-    steps = {p.stem: json.loads(p.read_text())["output"] for p in sorted((run_dir / "steps").glob("*.json"))}
+    steps = {step: state["output"] for step, state in RunFolder(run_dir).step_states().items()}
     summary = json.loads((run_dir / "run.json").read_text())
     return {"files": files, "steps": steps, "usage": summary["usage"], "status": summary["status"]}
 

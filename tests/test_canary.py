@@ -166,8 +166,8 @@ class TestCanaryScan:
         listed = cli(home, folder, "runs")
         outputs += [listed.stdout, listed.stderr]
 
-        checkpoints = list(home.rglob("steps/*.json"))
-        assert checkpoints, "the completed step left a checkpoint to scan"
+        checkpoints = list(home.rglob("steps.jsonl"))
+        assert checkpoints and any(c.stat().st_size for c in checkpoints), "the completed step left a line to scan"
         assert (home / "runs" / run_ids[0] / "note.json").exists() or (
             home / "runs" / run_ids[1] / "note.json"
         ).exists()

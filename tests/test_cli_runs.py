@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 
 from projects import isolated_home, write_library, write_script
 from rolegraph.cli import app
+from rolegraph.layout import RunFolder
 from rolegraph.traces.store import TraceStore
 
 NOTES = {
@@ -363,6 +364,20 @@ class TestTraceDiff:
         first, second = run(project), run(project)
         document = json.loads(cli("trace", "diff", first, second, "--json").stdout)
         assert document["totals"]["steps_differing"] == []
+
+    def test_an_older_run_folders_step_files_are_compared(self, project: Path, home: Path) -> None:
+        """A run folder made before ``steps.jsonl`` (one ``steps/<id>.json`` per step) still diffs by output."""
+        first, second = run(project), run(project)
+        older = RunFolder(home / "runs" / first)
+        older.steps.mkdir()
+        for step, state in older.step_states().items():
+            if step == "write":
+                state["output"] = {**state["output"], "title": "Another title"}
+            older.step_file(step).write_text(json.dumps(state, indent=2))
+        older.step_log.unlink()
+        document = json.loads(cli("trace", "diff", first, second, "--json").stdout)
+        outputs = {step: document["steps"][step]["output_same"] for step in ("research", "write")}
+        assert outputs == {"research": True, "write": False}
 
 
 class TestRunPrefixes:

@@ -2,8 +2,8 @@
 
 A pristine home holds an eval of two runs (A and B) of a scripted research-then-write
 workflow, made with the model-call cache on (so B was answered from it). Each example
-copies it, damages one file — A's ``trace.jsonl``, ``run.json``, ``run.sqlite``, a step
-file or ``sources.jsonl``, the eval's manifest, the scripted model's file, or the home's
+copies it, damages one file — A's ``trace.jsonl``, ``run.json``, ``run.sqlite``, ``steps.jsonl``
+or ``sources.jsonl``, the eval's manifest, the scripted model's file, or the home's
 ``cache.sqlite`` — by cutting it short, flipping bits, or swapping a value for one of
 another type, then runs every command that reads it (``runs``, ``trace``, ``trace
 diff``, ``trace export``, ``resume``, ``replay``, ``eval --resume``, ``run``, ``cache
@@ -102,7 +102,7 @@ def target(copy: Pristine, which: str) -> Path:
         "trace": run / "trace.jsonl",
         "summary": run / "run.json",
         "store": run / "run.sqlite",
-        "step": run / "steps" / "research.json",
+        "step": run / "steps.jsonl",
         "sources": run / "sources.jsonl",
         "manifest": copy.home / "evals" / copy.eval_id / "manifest.json",
         "script": copy.project / "good.yaml",
@@ -206,7 +206,7 @@ def damage(path: Path, which: str, draw: st.DrawFn) -> str:
         path.write_bytes(bytes(flipped))
     elif which in ("store", "cache"):
         _swap_store(path, draw)
-    elif which in ("trace", "sources"):
+    elif which in ("trace", "sources", "step"):
         path.write_bytes(_swap_jsonl(data, draw))
     elif which == "script":
         dump = lambda value: yaml.safe_dump(value, sort_keys=False)  # noqa: E731

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from rolegraph.agents.citations import sentences
+from rolegraph.layout import RunFolder
 
 REPO = Path(__file__).resolve().parent.parent
 PEFT = {"hu2021lora", "dettmers2023qlora", "houlsby2019adapters", "li2021prefix", "lester2021prompttuning"}
@@ -37,7 +38,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
     run_dir = Path(summary["outputs"]["report"]).parent
-    steps = {p.stem: json.loads(p.read_text())["output"] for p in (run_dir / "steps").glob("*.json")}
+    steps = {step: state["output"] for step, state in RunFolder(run_dir).step_states().items()}
     sources = [json.loads(line) for line in (run_dir / "sources.jsonl").read_text().splitlines() if line]
     return {
         "summary": summary,

@@ -50,7 +50,38 @@ class TestRunFolder:
         folder = RunFolder(tmp_path)
         names = [p.name for p in (folder.trace, folder.summary, folder.sources, folder.store, folder.lock)]
         assert names == ["trace.jsonl", "run.json", "sources.jsonl", "run.sqlite", "run.lock"]
-        assert folder.step_file("plan") == tmp_path / "steps" / "plan.json"
+        assert folder.step_log == tmp_path / "steps.jsonl"
+        assert folder.step_file("plan") == tmp_path / "steps" / "plan.json"  # the older layout, still read
+
+    def test_step_states_are_each_steps_last_line(self, tmp_path: Path) -> None:
+        """``steps.jsonl``: a step's last line wins; a torn, undecodable or non-state line is skipped (the step
+        reads as its line before, or as missing); no file reads as no states."""
+        folder = RunFolder(tmp_path)
+        assert folder.step_states() == {}
+        lines = [
+            '{"step_id": "a", "output": 1}',
+            '{"step_id": "b", "output": 2}',
+            "[1, 2]",
+            '{"output": "no step"}',
+            '{"step_id": 7}',
+            b"\xff\xfe".decode("latin-1"),
+            '{"step_id": "a", "output": 3}',
+            '{"step_id": "b", "outp',  # a kill mid-write
+        ]
+        folder.step_log.write_text("\n".join(lines), encoding="latin-1")
+        assert folder.step_states() == {"a": {"step_id": "a", "output": 3}, "b": {"step_id": "b", "output": 2}}
+
+    def test_an_older_run_folders_step_files_are_read(self, tmp_path: Path) -> None:
+        """Without ``steps.jsonl``, the older ``steps/<step_id>.json`` files are read, a damaged one skipped; with
+        it, they are not (a resume of an older run appends its restored steps to the new file)."""
+        folder = RunFolder(tmp_path)
+        folder.steps.mkdir()
+        folder.step_file("plan").write_text('{"step_id": "plan", "output": {"n": 1}}')
+        folder.step_file("torn").write_text('{"step_id": "to')
+        folder.step_file("list").write_text("[]")
+        assert folder.step_states() == {"plan": {"step_id": "plan", "output": {"n": 1}}}
+        folder.step_log.write_text('{"step_id": "write", "output": 2}\n')
+        assert folder.step_states() == {"write": {"step_id": "write", "output": 2}}
 
     def test_read_summary_never_raises(self, tmp_path: Path) -> None:
         """A missing, undecodable or non-object run.json reads as {}; a good one as its object."""

@@ -13,7 +13,8 @@ $ROLEGRAPH_HOME/                 (default ./.rolegraph)
     sources.jsonl                every retrieved source with its text
     run.sqlite                   the run store: checkpoints and the call journal
     run.lock                     held by the process working on the run
-    steps/<step_id>.json         each finished step's output, readable
+    steps.jsonl                  each completed step's state, one JSON line per visit (the last wins)
+    steps/<step_id>.json         the same, one file per step, in runs made before steps.jsonl (still read)
 ```
 
 Nothing here imports the rest of rolegraph: every layer (traces, runtime,
@@ -27,6 +28,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from typing import Any
 __all__ = [
     "LOCK_FILE",
     "SOURCES_FILE",
+    "STEPS_FILE",
     "STORE_FILE",
     "SUMMARY_FILE",
     "TRACE_FILE",
@@ -51,7 +54,10 @@ SOURCES_FILE = "sources.jsonl"
 STORE_FILE = "run.sqlite"
 LOCK_FILE = "run.lock"
 """Held (``flock``) by the process working on a run: two processes never drive one run at once."""
+STEPS_FILE = "steps.jsonl"
+"""Each completed step visit's state, one JSON line each, in completion order (``rolegraph.runtime.step_log``)."""
 STEPS_DIR = "steps"
+"""The older layout: one ``steps/<step_id>.json`` per completed step (still read when there is no ``steps.jsonl``)."""
 
 _RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6,32}")
 
@@ -109,13 +115,46 @@ class RunFolder:
         return self.path / LOCK_FILE
 
     @property
+    def step_log(self) -> Path:
+        """``steps.jsonl``: each completed step visit's state, one JSON line each."""
+        return self.path / STEPS_FILE
+
+    @property
     def steps(self) -> Path:
-        """``steps/``: one readable JSON file per finished step."""
+        """``steps/``: one JSON file per completed step, in runs made before ``steps.jsonl``."""
         return self.path / STEPS_DIR
 
     def step_file(self, step_id: str) -> Path:
-        """``steps/<step_id>.json``."""
+        """``steps/<step_id>.json`` (the older layout)."""
         return self.steps / f"{step_id}.json"
+
+    def step_states(self) -> dict[str, dict[str, Any]]:
+        """Each completed step's last saved state (JSON data), by step id, in the order steps first completed.
+
+        Read from ``steps.jsonl`` (a step's last line wins; a line that does not decode, as a kill can leave
+        the last one, or that is not a state is skipped: that step reads as its line before, or as missing), or,
+        in a run folder made before it, from ``steps/<step_id>.json`` (a damaged file is skipped alike).
+        """
+        try:
+            with self.step_log.open("rb") as lines:
+                return _last_states(lines)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return {}
+        states: dict[str, dict[str, Any]] = {}
+        try:
+            paths = sorted(self.steps.glob("*.json"))
+        except OSError:
+            return {}
+        for path in paths:
+            try:
+                state = json.loads(path.read_bytes())
+            except (OSError, ValueError, RecursionError):
+                continue
+            if isinstance(state, dict):
+                states[path.stem] = state
+        return states
 
     def read_summary(self) -> dict[str, Any]:
         """The run's ``run.json``, or {} if it is missing, unreadable or not a JSON object."""
@@ -139,6 +178,19 @@ class RunFolder:
     def has_run_files(self) -> bool:
         """Whether the folder holds a trace or a summary (so it is a run folder, perhaps damaged)."""
         return self.trace.is_file() or self.summary.is_file()
+
+
+def _last_states(lines: Iterable[bytes]) -> dict[str, dict[str, Any]]:
+    """Each step's last state among JSON lines, skipping a line that does not decode or names no step."""
+    states: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        try:
+            state = json.loads(line)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            continue
+        if isinstance(state, dict) and isinstance(state.get("step_id"), str):
+            states[state["step_id"]] = state
+    return states
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from test_ray_executor import rolegraph, trace_shape, write_project
 
 from eval_projects import GOOD, THIN, write_eval_project
 from rolegraph.distributed.local_nodes import LocalNodes
+from rolegraph.layout import RunFolder
 from rolegraph.traces.sinks import read_jsonl
 
 PLAN_LOCAL = """\
@@ -254,7 +255,7 @@ class TestTwoNodes:
         remote = on_cluster(["run", str(path), "--json", "--quiet", "--executor", "ray"], tmp_path / "ray", cluster)
         assert remote.returncode == 0, remote.stderr[-3000:]
         a, b = json.loads(local.stdout), json.loads(remote.stdout)
-        plans = [json.loads((Path(s["trace"]).parent / "steps" / "plan.json").read_text()) for s in (a, b)]
+        plans = [RunFolder(Path(s["trace"]).parent).step_states()["plan"] for s in (a, b)]
         assert plans[0]["output"] == plans[1]["output"] and plans[0]["output"]["questions"]
         assert a["usage"] == b["usage"]
         assert nodes_of(Path(b["trace"]))  # the step ran on a node of the cluster

@@ -22,6 +22,7 @@ from durable_projects import (
 from rolegraph.durability.resume import resume
 from rolegraph.durability.store import RunStore
 from rolegraph.errors import ResumeError, SpecError
+from rolegraph.layout import RunFolder
 from rolegraph.runtime.result import RunResult
 from rolegraph.traces.sinks import read_jsonl
 from rolegraph.workflows.spec import Budget
@@ -67,17 +68,22 @@ class TestCancelled:
         assert (result.status, result.resumed_steps, result.executed_steps) == ("completed", ["plan"], ["hold"])
         assert json.loads((run_dir / "held.json").read_text()) == {"note": "done"}
 
-    async def test_a_resume_writes_the_step_files_a_killed_run_left_unwritten(
+    async def test_a_resume_writes_the_step_lines_a_killed_run_left_torn(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """A step file lost with its run (written off the loop, killed first) is written again on resume."""
+        """A step's line torn with its run (written off the loop, killed mid-write) is written again on resume,
+        after the torn one (ended with a newline, skipped on reading)."""
         run_dir, marks = await cancelled_run(tmp_path, monkeypatch)
-        written = (run_dir / "steps" / "plan.json").read_text()
-        (run_dir / "steps" / "plan.json").unlink()  # as a kill before the writer thread reached it leaves it
+        folder = RunFolder(run_dir)
+        written = folder.step_states()["plan"]
+        torn = folder.step_log.read_bytes()[:-9]  # as a kill in the middle of the writer's write leaves it
+        folder.step_log.write_bytes(torn)
+        assert "plan" not in folder.step_states()
         touch(marks / "release")
         result = await resume(run_dir)
         assert result.status == "completed" and result.resumed_steps == ["plan"]
-        assert (run_dir / "steps" / "plan.json").read_text() == written
+        assert folder.step_states()["plan"] == written
+        assert folder.step_log.read_bytes().startswith(torn + b"\n")
 
     async def test_a_run_in_progress_cannot_be_resumed(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """While a process works on a run (it holds the run's lock), resuming it is refused."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
@@ -15,6 +14,7 @@ from durable_projects import edit, outputs_of, run_in_process, trace_lines
 from projects import isolated_home
 from rolegraph.durability.replay import replay
 from rolegraph.durability.store import RunStore
+from rolegraph.layout import RunFolder
 from rolegraph.runtime.result import RunResult
 from rolegraph.traces.sinks import read_jsonl
 from rolegraph.workflows.spec import Budget
@@ -208,10 +208,10 @@ class TestDurability:
         assert report.divergence.call_id in ("each[0]#1/tool/0/0", "each[1]#1/tool/0/0")
 
 
-class TestStepFiles:
-    async def test_step_files_hold_tool_outputs(self, finished: RunResult) -> None:
-        """A tool step's checkpoint file holds its output like any step's."""
-        saved = json.loads((finished.run_dir / "steps" / "find.json").read_text())
+class TestStepLog:
+    async def test_the_step_log_holds_tool_outputs(self, finished: RunResult) -> None:
+        """A tool step's line in the step log holds its output like any step's."""
+        saved = RunFolder(finished.run_dir).step_states()["find"]
         assert (saved["status"], saved["output"]["sources"], saved["tool_calls"]) == ("completed", ["alpha2020"], 1)
 
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import rolegraph
 from rolegraph.cli import app
 from rolegraph.errors import SpecError
+from rolegraph.layout import RunFolder
 from rolegraph.traces.content import content_processor, filter_attributes, marker
 from rolegraph.traces.export import to_otlp_json
 from rolegraph.traces.redact import Redactor
@@ -173,14 +174,14 @@ class TestSecrets:
         result = await rolegraph.load(path).run({"topic": topic}, home=home)
         assert result.status == "completed", result.error
         files = [p for p in home.rglob("*") if p.is_file()]
-        assert {"trace.jsonl", "run.json", "first.json", "second.json", "index.sqlite"} <= {p.name for p in files}
+        assert {"trace.jsonl", "run.json", "steps.jsonl", "index.sqlite"} <= {p.name for p in files}
         for file in files:
             data = file.read_bytes()
             for value in CANARIES.values():
                 assert value.encode() not in data, (file, value)
         if mode == "full":
             assert "[REDACTED]" in (result.run_dir / "trace.jsonl").read_text()
-            assert "[REDACTED]" in (result.run_dir / "steps" / "first.json").read_text()
+            assert "[REDACTED]" in RunFolder(result.run_dir).step_log.read_text()
 
 
 class TestSettings:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from rolegraph.layout import RunFolder
 from rolegraph.viewer import create_app
 from rolegraph.viewer.outputs import markdown_tree
 from viewer.conftest import Gallery
@@ -169,9 +170,10 @@ class TestSourceApi:
         """Evidence the source's text does not hold is reported as not found."""
         folder = tmp_path / "runs" / gallery.demo.run_id
         shutil.copytree(gallery.demo.run_dir, folder)
-        step = json.loads((folder / "steps" / "research_a.json").read_text())
+        step = RunFolder(folder).step_states()["research_a"]
         step["output"]["claims"][0]["evidence"] = "LoRA was invented in 1850."
-        (folder / "steps" / "research_a.json").write_text(json.dumps(step))
+        with RunFolder(folder).step_log.open("a") as log:  # the step's last line is its state
+            log.write(json.dumps(step) + "\n")
         with TestClient(create_app(tmp_path), base_url="http://127.0.0.1") as client:
             detail = get(client, f"/api/runs/{folder.name}/sources/hu2021lora")
         assert detail["evidence"][0] == {

@@ -2,8 +2,9 @@
 
 Records are built from a finished `RunResult` while it is in memory
 (`record_of`), or from a run folder on disk (`record_from_dir`): its
-``steps/<id>.json`` checkpoints, ``sources.jsonl`` (every retrieved source with
-its full text, which claim support checks quotes against), ``trace.jsonl``
+``steps.jsonl`` (each completed step's state; ``steps/<id>.json`` in older runs),
+``sources.jsonl`` (every retrieved source with its full text, which claim
+support checks quotes against), ``trace.jsonl``
 (tokens, cost) and ``run.json`` (status, time, inputs, model overrides). Both
 give the same record, so a past run can be re-scored, e.g. against a corrected
 eval set or with a judge.
@@ -133,7 +134,7 @@ def record_from_dir(run_dir: Path, workflow: Workflow, prices: PriceTable | None
         )
     try:
         sources = [Source.model_validate_json(line) for line in sources_file.read_text("utf-8").splitlines() if line]
-        steps = [StepState.model_validate_json(p.read_text("utf-8")) for p in sorted(run_dir.glob("steps/*.json"))]
+        steps = [StepState.model_validate(state) for state in RunFolder(run_dir).step_states().values()]
     except (OSError, ValidationError, ValueError) as exc:
         raise RunFolderError(f"run {run_dir.name}: cannot read its files: {exc}") from None
     done = {s.step_id: s.output for s in steps if s.status == "completed"}

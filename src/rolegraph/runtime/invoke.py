@@ -42,7 +42,7 @@ from rolegraph.runtime.privacy import override_problem
 from rolegraph.runtime.result import CacheSavings, CitationCount, RunResult, classify
 from rolegraph.runtime.run_info import RunInfo
 from rolegraph.runtime.scheduler import Checkpoint, Checkpointer, Scheduler, StepListener, StepState
-from rolegraph.runtime.step_files import StepFiles, write_atomically
+from rolegraph.runtime.step_log import StepLog, write_atomically
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.content import content_processor
@@ -163,7 +163,7 @@ class _Run:
     """The tokens a resumed run's trace holds: its root span's roll-up starts from them."""
     scheduler: Scheduler | None = None
     cache: RunCache | None = None
-    step_files: StepFiles | None = None
+    step_log: StepLog | None = None
 
 
 async def invoke(
@@ -244,13 +244,13 @@ async def _record_end(run: _Run, trace_sinks: RunSinks, redactor: Redactor, *, r
 
 
 def _write_end(run: _Run, trace_sinks: RunSinks, redactor: Redactor) -> None:
-    """The run's step files waited for, its sources, its final ``run.json``, then its status in the store,
+    """The run's step log waited for, its sources, its final ``run.json``, then its status in the store,
     which is closed; then its trace file is closed (every span has ended)."""
-    if run.step_files is not None:
+    if run.step_log is not None:
         try:
-            run.step_files.close()
-        except BaseException:  # a step file could not be written: the run's end is not recorded (a resume
-            run.durability.close()  # writes the missing files), and its store is closed all the same
+            run.step_log.close()
+        except BaseException:  # a step's line could not be written: the run's end is not recorded (a resume
+            run.durability.close()  # writes the missing lines), and its store is closed all the same
             raise
     _write_sources(run.folder.sources, run.result.sources, redactor)
     _write_summary(run, redactor)
@@ -415,7 +415,7 @@ async def _run_root(run: _Run, *, resuming: bool, on_step: StepListener | None, 
         durability.begin(root.span_id)
         if traced is not None:
             root.aggregated_input_tokens, root.aggregated_output_tokens = traced.input_tokens, traced.output_tokens
-        step_files = run.step_files = StepFiles(run.folder, run.tracer)
+        step_log = run.step_log = StepLog(run.folder, run.tracer)
         scheduler = run.scheduler = Scheduler(
             spec,
             run.workflow.graph,
@@ -423,12 +423,12 @@ async def _run_root(run: _Run, *, resuming: bool, on_step: StepListener | None, 
             run_id=info.run_id,
             inputs=info.inputs,
             tracer=run.tracer,
-            on_change=step_files.listener(on_step),
+            on_change=step_log.listener(on_step),
             checkpointer=durability,
             restore=durability.checkpoint,
         )
         if resuming:
-            step_files.restore(scheduler.states[step_id] for step_id in scheduler.restored)
+            step_log.restore(scheduler.states[step_id] for step_id in scheduler.restored)
             run.tracer.event(
                 "run_resumed",
                 rolegraph__invocation=info.invocations,

@@ -1,7 +1,7 @@
 """What the scheduler exchanges with the rest of the engine: step calls and outcomes, step states, checkpoints.
 
 `StepCall` and `StepOutcome` are slotted dataclasses, built per step and never validated in-process;
-`StepState` is the pydantic model of where a step stands (a run's result, a step file, a checkpoint row).
+`StepState` is the pydantic model of where a step stands (a run's result, a step-log line, a checkpoint row).
 `rolegraph.runtime.scheduler` exports them all with the scheduler.
 """
 
@@ -92,7 +92,7 @@ class StepState(BaseModel):
 
     def as_data(self) -> dict[str, Any]:
         """The state as JSON data, as ``model_dump(mode="json")`` gives it for JSON outputs, without pydantic's
-        serialiser: what a checkpoint and a step file hold, built once per completed step."""
+        serialiser: what a checkpoint and a step-log line hold, built once per completed step."""
         return {
             "step_id": self.step_id,
             "status": self.status,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,6 @@ from rolegraph.traces.trace import SpanRecord, Trace
 from rolegraph.traces.usage import agent_of, roll_up
 
 __all__ = ["Difference", "RecordedRun", "RunDiff", "StepDiff", "diff_runs"]
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
 
 
 @dataclass
@@ -102,10 +96,15 @@ class RecordedRun:
         recorded = list((self.summary.get("steps") or {}).keys())
         self.step_order = recorded + [s for s in spans if s not in recorded]
 
+    @cached_property
+    def step_states(self) -> dict[str, dict[str, Any]]:
+        """Each completed step's last state, from ``steps.jsonl`` (or an older run's ``steps/<step>.json``)."""
+        return RunFolder(self.run_dir).step_states()
+
     def output(self, step: str) -> tuple[bool, Any]:
-        """(found, output) of a completed step, from ``steps/<step>.json``."""
-        state = _read_json(RunFolder(self.run_dir).step_file(step))
-        return (True, state.get("output")) if isinstance(state, dict) else (False, None)
+        """(found, output) of a completed step, from its last saved state."""
+        state = self.step_states.get(step)
+        return (True, state.get("output")) if state is not None else (False, None)
 
     def status(self, step: str) -> str | None:
         """The step's final status, from ``run.json``."""

@@ -2,7 +2,7 @@
 its output files, the sources it cited with their evidence, and where it came from (replay, resume).
 
 Everything is read from the run folder (``run.json``, ``trace.jsonl``,
-``sources.jsonl``, ``steps/``), the source of truth, so a run that is still being
+``sources.jsonl``, ``steps.jsonl``), the source of truth, so a run that is still being
 written is shown as far as it got: a span with a start record but no end record is
 ``unfinished`` and drawn up to the latest time the trace has seen. A resumed run's
 trace holds one ``invoke_workflow`` root per invocation: the first one starts the
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rolegraph.layout import SOURCES_FILE, SUMMARY_FILE, TRACE_FILE, RunFolder, is_run_id
+from rolegraph.layout import SOURCES_FILE, STEPS_FILE, SUMMARY_FILE, TRACE_FILE, RunFolder, is_run_id
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.records import read_summary
 from rolegraph.traces.trace import SpanRecord, Trace
@@ -41,8 +41,8 @@ _SOURCE_FIELDS = ("title", "url", "authors", "year", "venue", "doi", "arxiv", "k
 
 
 def view_stamp(run_dir: Path) -> str:
-    """A string that changes whenever the run's trace, summary or sources change: the view's cache key."""
-    return RunFolder(run_dir).stamp(TRACE_FILE, SUMMARY_FILE, SOURCES_FILE, "sources.json")
+    """A string that changes whenever the run's trace, summary, sources or step log change: the view's cache key."""
+    return RunFolder(run_dir).stamp(TRACE_FILE, SUMMARY_FILE, SOURCES_FILE, "sources.json", STEPS_FILE)
 
 
 def _read_json(path: Path) -> Any:
@@ -476,13 +476,9 @@ def _source_texts(folder: Path) -> dict[str, str]:
 
 
 def _step_outputs(folder: Path) -> dict[str, Any]:
-    """Each finished step's output, from its checkpoint ``steps/<step>.json``."""
-    outputs: dict[str, Any] = {}
-    for path in sorted(RunFolder(folder).steps.glob("*.json")):
-        state = _read_json(path)
-        if isinstance(state, dict) and state.get("output") is not None:
-            outputs[path.stem] = state["output"]
-    return outputs
+    """Each finished step's output, from its last state in ``steps.jsonl`` (or an older run's ``steps/``)."""
+    states = RunFolder(folder).step_states()
+    return {step: state["output"] for step, state in sorted(states.items()) if state.get("output") is not None}
 
 
 def _routes(trace: Trace) -> dict[tuple[str, str], dict[str, Any]]:
