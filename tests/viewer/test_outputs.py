@@ -183,6 +183,16 @@ class TestSourceApi:
             "found": False,
         }
 
+    def test_the_stamp_changes_with_the_step_log(self, gallery: Gallery, tmp_path: Path) -> None:
+        """A line added to ``steps.jsonl`` (a step's new state, which evidence is read from) changes the run's stamp."""
+        folder = tmp_path / "runs" / gallery.demo.run_id
+        shutil.copytree(gallery.demo.run_dir, folder)
+        with TestClient(create_app(tmp_path), base_url="http://127.0.0.1") as client:
+            before = get(client, f"/api/runs/{folder.name}/stamp")["stamp"]
+            with RunFolder(folder).step_log.open("a") as log:
+                log.write(json.dumps({"step_id": "research_a", "output": None}) + "\n")
+            assert get(client, f"/api/runs/{folder.name}/stamp")["stamp"] != before
+
     def test_unknown_source_is_404(self, client: TestClient, gallery: Gallery) -> None:
         """A source id the run never retrieved (an unresolved citation) is a 404."""
         assert client.get(f"/api/runs/{gallery.demo.run_id}/sources/nowhere2020").status_code == 404
