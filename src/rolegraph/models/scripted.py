@@ -195,8 +195,7 @@ def _finish(response: Completion, messages: Sequence[Message]) -> Completion:
         words_out = _words(response.text)
         if tool_calls:
             words_out += sum(_words(c.arguments) + 1 for c in tool_calls)
-        # Two counted integers: nothing for pydantic to check (it is one of the call's costliest lines otherwise).
-        update["usage"] = Usage.model_construct(input_tokens=words_in, output_tokens=words_out)
+        update["usage"] = Usage(input_tokens=words_in, output_tokens=words_out)
     if not response.model:
         update["model"] = "scripted"
     return response.model_copy(update=update) if update else response
