@@ -53,3 +53,15 @@ class TestBudgetMeter:
         with pytest.raises(BudgetExceeded, match=r"^step b budget exceeded: max_cost_usd is 5, used 6$"):
             meter.after("b")
         assert (meter.run.tokens, meter.run.iterations, meter.steps["b"].iterations) == (106, 4, 2)
+
+    def test_without_limits_calls_are_counted_all_the_same(self) -> None:
+        """A run with no limit to check still counts every call, per run and per step: what a run's usage and each
+        step's iterations and tool calls are read from."""
+        meter = BudgetMeter(Budget(max_wall_s=60), {}, PRICES)
+        for _ in range(3):
+            meter.before("a", "chat")
+            meter.count(chat("a", 5), reserved=True)
+            meter.after("a")
+        meter.before("a", "tool")
+        assert (meter.run.tokens, meter.run.iterations, meter.run.tool_calls, meter.run.cost_usd) == (15, 3, 1, 15.0)
+        assert (meter.steps["a"].iterations, meter.steps["a"].tool_calls) == (3, 1)

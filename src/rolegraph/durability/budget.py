@@ -74,6 +74,17 @@ class BudgetMeter:
         self.prices = prices
         self.run = Spent()
         self.steps: dict[str, Spent] = {}
+        self._run_limited = any(
+            limit is not None
+            for limit in (
+                run_budget.max_tokens,
+                run_budget.max_cost_usd,
+                run_budget.max_iterations,
+                run_budget.max_tool_calls,
+            )
+        )
+        """Whether the run's budget sets a limit a call is checked against (a run without one, and a step without a
+        budget of its own, skip the checks of every call)."""
         for entry in recorded:
             self.count(entry)
 
@@ -124,7 +135,7 @@ class BudgetMeter:
         Raises:
             BudgetExceeded: A limit is already reached.
         """
-        scopes = self._scopes(step_id)
+        scopes = self._scopes(step_id) if self._run_limited or step_id in self.step_budgets else []
         for budget, spent, scope in scopes:
             if kind in MODEL_CALL_KINDS:
                 _check(budget.max_tokens, spent.tokens, "max_tokens", scope, strict=False)
@@ -145,6 +156,8 @@ class BudgetMeter:
         Raises:
             BudgetExceeded: The call took the run or step past a limit.
         """
+        if not self._run_limited and step_id not in self.step_budgets:
+            return
         for budget, spent, scope in self._scopes(step_id):
             _check(budget.max_tokens, spent.tokens, "max_tokens", scope, strict=True)
             _check(budget.max_cost_usd, spent.cost_usd, "max_cost_usd", scope, strict=True)
