@@ -1,8 +1,8 @@
 """The scheduler: runs a compiled workflow graph on asyncio, eagerly and in parallel.
 
 A step starts the moment its last dependency finishes: there is no superstep
-barrier. `for_each` steps fan out one agent per item. A run-wide semaphore caps
-how many agents run at once. Every task is owned by a `TaskGroup`, so a failure
+barrier. `for_each` steps fan out one agent per item. The run's `Slots` cap how
+many step calls run at once. Every task is owned by a `TaskGroup`, so a failure
 or a cancellation never leaves work running in the background.
 
 Running one step is delegated to a `StepExecutor` (one method), and a step's
@@ -396,7 +396,7 @@ class Scheduler:
             items = list(items)[:limit]
             results: list[Any] = [None] * len(items)
             name = step.for_each.as_
-            branch_slots = asyncio.Semaphore(step.for_each.max_concurrency or max(1, len(items)))
+            branch_slots = Slots(step.for_each.max_concurrency or max(1, len(items)))
             recorded = self.checkpointer.items(node, state.visits) if self.checkpointer is not None else {}
             recorded = {i: outcome for i, outcome in recorded.items() if i < len(items)}
             for index, outcome in recorded.items():
@@ -406,7 +406,9 @@ class Scheduler:
             policy = step.for_each
 
             async def branch(index: int, item: Any) -> None:
-                async with branch_slots:
+                if not branch_slots.take():
+                    await branch_slots.wait()
+                try:
                     rendered = _rendered(step, item_context(context, name, item, index))
                     try:
                         results[index] = await self._attempts(node, state, rendered, index, context["steps"], item)
@@ -414,6 +416,8 @@ class Scheduler:
                         if not policy.skips or _budget_error(exc) is not None:
                             raise
                         skipped.append({"index": index, "item": item, "error": _describe(exc)})
+                finally:
+                    branch_slots.release()
 
             state.skipped_items = []
             async with asyncio.TaskGroup() as group:
