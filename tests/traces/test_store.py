@@ -19,6 +19,7 @@ from trace_projects import probe_project, probe_script
 from typer.testing import CliRunner
 
 from rolegraph.cli import app
+from rolegraph.traces._rows import Context
 from rolegraph.traces.home_index import open_index
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.store import TraceStore
@@ -314,6 +315,32 @@ class TestLiveRuns:
                 assert [(s.name, s.status, s.end_time, s.input_tokens) for s in indexed] == [
                     (f"chat {n}", "ok", 2.0 + n, n) for n in range(count)
                 ]
+
+    def test_a_span_open_across_batches_ends_in_its_row(self, runs: Path, records: Records) -> None:
+        """Batches cut between every start and its end (one context, as the live writer keeps): each span has one
+        row, ended, in start order, as an import of the same records gives."""
+        context = Context()
+        with TraceStore(runs.parent / "index.sqlite") as store:
+            for record in records:
+                store.write_records([record], context)
+            run_id = records[0]["run_id"]
+            live = [(s.span_id, s.status, s.end_time, s.step_id, s.role) for s in store.spans(run_id)]
+        starts = [r["span_id"] for r in records if r["event"] == "span_start"]
+        assert [span[0] for span in live] == starts
+        assert "unfinished" not in {span[1] for span in live} and context.open_rows == set()
+
+    def test_a_span_indexed_again_takes_its_new_row(self, runs: Path, records: Records) -> None:
+        """A span indexed already (a resumed run reopens its root span) and started and ended again within one
+        batch replaces its old row."""
+        root = [r for r in records if r["parent_id"] is None]
+        with TraceStore(runs.parent / "index.sqlite") as store:
+            store.write_records(records)
+            again = [{**r, "start_time": r["start_time"] + 60} for r in root]
+            again[-1] = {**again[-1], "status": "error", "error": "second time"}
+            store.write_records(again)
+            [indexed] = [s for s in store.spans(root[0]["run_id"]) if s.parent_id is None]
+        expected = (root[0]["start_time"] + 60, "error", "second time")
+        assert (indexed.start_time, indexed.status, indexed.error) == expected
 
     def test_open_spans_are_unfinished_until_they_end(self, runs: Path, records: Records) -> None:
         """A span that has started but not ended is indexed as unfinished; the run as running."""

@@ -59,6 +59,8 @@ class Context:
 
     def __init__(self) -> None:
         self.by_span: dict[str, tuple[str | None, str | None, str | None]] = {}
+        self.open_rows: set[str] = set()
+        """Spans written as ``unfinished`` rows by an earlier batch (live indexing): their ends update those rows."""
 
     def resolve(self, span_id: str, parent_id: str | None, attributes: dict[str, Any]) -> tuple[Any, Any, Any]:
         step, item, role = self.by_span.get(parent_id, (None, None, None)) if parent_id else (None, None, None)
@@ -84,24 +86,29 @@ def span_row(run_id: str, record: dict[str, Any], context: Context, ended: bool)
     kind = get("kind")
     if kind == "chat":
         model = item_text(attributes.get("gen_ai.request.model"))
-        tokens_in, tokens_out = (
-            attributes.get("gen_ai.usage.input_tokens"),
-            attributes.get("gen_ai.usage.output_tokens"),
-        )
+        tokens_in = attributes.get("gen_ai.usage.input_tokens")
+        tokens_out = attributes.get("gen_ai.usage.output_tokens")
     else:
         model = tokens_in = tokens_out = None
-    try:  # `dumps`, written out: the index writer runs this for every span
-        encoded = orjson.dumps(attributes, default=str)
-    except TypeError:
-        encoded = dumps(attributes)
-    head = (run_id, record["span_id"], parent_id, kind, get("name"), get("start_time"))
-    if ended:
-        end = (get("end_time"), get("duration_s"), get("status", "ok"), get("error"))
-    else:
-        end = (None, None, "unfinished", None)
     tool = attributes.get("gen_ai.tool.name")
-    tail = (step, item, role, model, None if tool is None else str(tool), tokens_in, tokens_out)
-    return (*head, *end, *tail, encoded.decode("utf-8"))
+    if tool is not None:
+        tool = str(tool)
+    try:  # `dumps`, written out: the index writer runs this for every span
+        encoded = orjson.dumps(attributes, default=str).decode()
+    except TypeError:
+        encoded = dumps(attributes).decode()
+    # One tuple, built at once: the index writer builds one per span.
+    if ended:
+        return (
+            run_id, record["span_id"], parent_id, kind, get("name"), get("start_time"),
+            get("end_time"), get("duration_s"), get("status", "ok"), get("error"),
+            step, item, role, model, tool, tokens_in, tokens_out, encoded,
+        )  # fmt: skip
+    return (
+        run_id, record["span_id"], parent_id, kind, get("name"), get("start_time"),
+        None, None, "unfinished", None,
+        step, item, role, model, tool, tokens_in, tokens_out, encoded,
+    )  # fmt: skip
 
 
 @dataclass
@@ -111,7 +118,9 @@ class LiveRows:
     starts: list[tuple[Any, ...]] = field(default_factory=list)
     """Rows of spans still open at the batch's end (``unfinished``)."""
     ends: list[tuple[Any, ...]] = field(default_factory=list)
-    """Rows of spans that ended (upserted over their start's row, or written as the only row)."""
+    """Rows of spans that ended whose start an earlier batch wrote as a row (upserted over it)."""
+    whole: list[tuple[Any, ...]] = field(default_factory=list)
+    """Rows of spans that ended, written as their only row (no earlier batch wrote their start)."""
     roots: dict[str, tuple[dict[str, Any], bool, Path | None]] = field(default_factory=dict)
     """Each run's latest root (``invoke_workflow``) record, whether it ended, and the run's folder."""
     tokens: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -126,7 +135,8 @@ def add_live_rows(rows: LiveRows, records: list[dict[str, Any]], context: Contex
     most of a trace). Its start still passes its step and role on to its children.
     """
     ended_here = {r["span_id"] for r in records if r.get("event") == "span_end" and "span_id" in r}
-    starts, ends, tokens = rows.starts, rows.ends, rows.tokens
+    starts, ends, whole, tokens = rows.starts, rows.ends, rows.whole, rows.tokens
+    open_rows = context.open_rows
     for record in records:
         event = record.get("event")
         if event not in ("span_start", "span_end") or "span_id" not in record:
@@ -137,7 +147,11 @@ def add_live_rows(rows: LiveRows, records: list[dict[str, Any]], context: Contex
         ended = event == "span_end"
         if ended:
             row = span_row(run_id, record, context, ended=True)
-            ends.append(row)
+            if span_id in open_rows:
+                open_rows.discard(span_id)
+                ends.append(row)
+            else:
+                whole.append(row)
             context.forget(span_id)
             if kind == "chat":
                 before = tokens.get(run_id, (0, 0))
@@ -146,6 +160,7 @@ def add_live_rows(rows: LiveRows, records: list[dict[str, Any]], context: Contex
             context.resolve(span_id, record.get("parent_id"), record.get("attributes") or {})
         else:
             starts.append(span_row(run_id, record, context, ended=False))
+            open_rows.add(span_id)
         if kind == "invoke_workflow" and record.get("parent_id") is None:
             rows.roots[run_id] = (record, ended, run_dir)
 

@@ -73,7 +73,10 @@ DAMAGED = "damaged"
 """The status of a run whose trace or summary cannot be read (`RunRow.problem` says why)."""
 
 # Bump when the tables change: the index is derived data, so an old one is dropped and rebuilt.
-SCHEMA_VERSION = 3
+# 4: no secondary index on spans. A run's spans are read by the primary key's prefix (run_id) and sorted,
+# a few thousand rows at most; the two indexes on (run_id, [step_id,] start_time) cost the live writer about
+# a third of its SQLite work per span row, for every span of every run.
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, workflow TEXT, status TEXT, started REAL, ended REAL, duration_s REAL,
@@ -88,8 +91,6 @@ CREATE TABLE IF NOT EXISTS spans (
 );
 CREATE INDEX IF NOT EXISTS runs_by_started ON runs (started DESC);
 CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow, started DESC);
-CREATE INDEX IF NOT EXISTS spans_by_run ON spans (run_id, start_time);
-CREATE INDEX IF NOT EXISTS spans_by_step ON spans (run_id, step_id, start_time);
 """
 _RUN_COLUMNS = (
     "run_id, workflow, status, started, ended, duration_s, input_tokens, output_tokens, cost_usd, run_dir, problem"
@@ -99,6 +100,7 @@ _SPAN_COLUMNS = (
     "run_id, span_id, parent_id, kind, name, start_time, end_time, duration_s, status, error,"
     " step_id, item, role, model, tool, input_tokens, output_tokens, attributes"
 )
+_REPLACE_SPAN = f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) VALUES ({', '.join('?' * 18)})"
 _UPSERT_SPAN = (
     f"INSERT INTO spans ({_SPAN_COLUMNS}) VALUES ({', '.join('?' * 18)}) ON CONFLICT (run_id, span_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (c.strip() for c in _SPAN_COLUMNS.split(",")[2:]))
@@ -242,7 +244,7 @@ class TraceStore:
         with self._transaction():
             self._db.execute("DELETE FROM spans WHERE run_id = ?", (run_id,))
             self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-            self._db.executemany(f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(18)})", rows)
+            self._db.executemany(_REPLACE_SPAN, rows)
             tokens_in, tokens_out, cost = self._usage(run_id)
             self._db.execute(
                 f"INSERT INTO runs ({_RUN_COLUMNS}, source_stamp) VALUES ({_marks(12)})",
@@ -477,6 +479,9 @@ class TraceStore:
             self._db.executemany(f"INSERT OR IGNORE INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(18)})", rows.starts)
             # An end updates its start's row in place (cheaper than REPLACE: no index entry moves).
             self._db.executemany(_UPSERT_SPAN, rows.ends)
+            # Most spans start and end within one batch: their one row is inserted (REPLACE only for a span
+            # an earlier invocation of a resumed run indexed).
+            self._db.executemany(_REPLACE_SPAN, rows.whole)
             for run_id, (record, ended, run_dir) in rows.roots.items():
                 self._write_run(run_id, record, ended=ended, run_dir=run_dir)
             # A live run's totals grow as its model calls end; added, not re-summed, so a batch costs O(batch).
