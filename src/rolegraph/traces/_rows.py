@@ -79,10 +79,16 @@ class Context:
 
 def span_row(run_id: str, record: dict[str, Any], context: Context, ended: bool) -> tuple[Any, ...]:
     """The index row of a span record (an open span's end columns are empty, its status ``unfinished``)."""
+    inherited = context.resolve(record["span_id"], record.get("parent_id"), record.get("attributes") or {})
+    return _row(run_id, record, inherited, ended)
+
+
+def _row(run_id: str, record: dict[str, Any], inherited: tuple[Any, Any, Any], ended: bool) -> tuple[Any, ...]:
+    """`span_row` with the step, item and role the span inherits already resolved."""
     get = record.get
     attributes: dict[str, Any] = get("attributes") or {}
     parent_id = get("parent_id")
-    step, item, role = context.resolve(record["span_id"], parent_id, attributes)
+    step, item, role = inherited
     kind = get("kind")
     if kind == "chat":
         model = item_text(attributes.get("gen_ai.request.model"))
@@ -134,35 +140,40 @@ def add_live_rows(rows: LiveRows, records: list[dict[str, Any]], context: Contex
     would be overwritten in the same transaction (half the rows for the short spans that make
     most of a trace). Its start still passes its step and role on to its children.
     """
-    ended_here = {r["span_id"] for r in records if r.get("event") == "span_end" and "span_id" in r}
-    starts, ends, whole, tokens = rows.starts, rows.ends, rows.whole, rows.tokens
+    ends, whole, tokens, roots = rows.ends, rows.whole, rows.tokens, rows.roots
     open_rows = context.open_rows
+    opened: dict[str, dict[str, Any]] = {}
+    """The starts of this batch whose spans have not ended (yet), in order."""
     for record in records:
         event = record.get("event")
-        if event not in ("span_start", "span_end") or "span_id" not in record:
+        span_id = record.get("span_id")
+        if span_id is None:
             continue
-        span_id = record["span_id"]
-        run_id = str(record.get("run_id"))
-        kind = record.get("kind")
-        ended = event == "span_end"
-        if ended:
-            row = span_row(run_id, record, context, ended=True)
+        if event == "span_start":
+            # Resolved now, in order: the span's children, started later, inherit from it.
+            context.resolve(span_id, record.get("parent_id"), record.get("attributes") or {})
+            opened[span_id] = record
+            ended = False
+        elif event == "span_end":
+            opened.pop(span_id, None)
+            row = span_row(str(record.get("run_id")), record, context, ended=True)
             if span_id in open_rows:
                 open_rows.discard(span_id)
                 ends.append(row)
             else:
                 whole.append(row)
             context.forget(span_id)
-            if kind == "chat":
-                before = tokens.get(run_id, (0, 0))
-                tokens[run_id] = (before[0] + (row[15] or 0), before[1] + (row[16] or 0))
-        elif span_id in ended_here:
-            context.resolve(span_id, record.get("parent_id"), record.get("attributes") or {})
+            if row[3] == "chat":
+                before = tokens.get(row[0], (0, 0))
+                tokens[row[0]] = (before[0] + (row[15] or 0), before[1] + (row[16] or 0))
+            ended = True
         else:
-            starts.append(span_row(run_id, record, context, ended=False))
-            open_rows.add(span_id)
-        if kind == "invoke_workflow" and record.get("parent_id") is None:
-            rows.roots[run_id] = (record, ended, run_dir)
+            continue
+        if record.get("kind") == "invoke_workflow" and record.get("parent_id") is None:
+            roots[str(record.get("run_id"))] = (record, ended, run_dir)
+    for span_id, record in opened.items():  # open at the batch's end: an unfinished row, completed by its end
+        rows.starts.append(_row(str(record.get("run_id")), record, context.by_span[span_id], ended=False))
+        open_rows.add(span_id)
 
 
 def writer_alive(writer: str | None) -> bool:
