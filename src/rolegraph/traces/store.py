@@ -28,6 +28,7 @@ with TraceStore(home / "index.sqlite") as store:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import shutil
@@ -73,9 +74,8 @@ DAMAGED = "damaged"
 """The status of a run whose trace or summary cannot be read (`RunRow.problem` says why)."""
 
 # Bump when the tables change: the index is derived data, so an old one is dropped and rebuilt.
-# 4: no secondary index on spans. A run's spans are read by the primary key's prefix (run_id) and sorted,
-# a few thousand rows at most; the two indexes on (run_id, [step_id,] start_time) cost the live writer about
-# a third of its SQLite work per span row, for every span of every run.
+# 4: no secondary index on spans: a run's spans are read by the primary key's prefix (run_id) and sorted; the
+# two indexes on (run_id, [step_id,] start_time) cost the live writer a third of its SQLite work per span row.
 SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -100,7 +100,10 @@ _SPAN_COLUMNS = (
     "run_id, span_id, parent_id, kind, name, start_time, end_time, duration_s, status, error,"
     " step_id, item, role, model, tool, input_tokens, output_tokens, attributes"
 )
-_REPLACE_SPAN = f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+_ROW_MARKS = f"({', '.join('?' * 18)})"
+_ROWS_PER_INSERT = (48, 8, 1)  # rows per statement; 48 rows are 864 parameters, under an old SQLite's 999
+_REPLACE = f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) VALUES "
+_REPLACE_SPANS = {size: _REPLACE + ", ".join([_ROW_MARKS] * size) for size in _ROWS_PER_INSERT}
 _UPSERT_SPAN = (
     f"INSERT INTO spans ({_SPAN_COLUMNS}) VALUES ({', '.join('?' * 18)}) ON CONFLICT (run_id, span_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (c.strip() for c in _SPAN_COLUMNS.split(",")[2:]))
@@ -244,7 +247,7 @@ class TraceStore:
         with self._transaction():
             self._db.execute("DELETE FROM spans WHERE run_id = ?", (run_id,))
             self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-            self._db.executemany(_REPLACE_SPAN, rows)
+            self._insert_rows(rows)
             tokens_in, tokens_out, cost = self._usage(run_id)
             self._db.execute(
                 f"INSERT INTO runs ({_RUN_COLUMNS}, source_stamp) VALUES ({_marks(12)})",
@@ -459,13 +462,8 @@ class TraceStore:
     def write_records(
         self, records: list[dict[str, Any]], context: Context | None = None, *, run_dir: Path | None = None
     ) -> None:
-        """Index live trace records (span starts and ends) in one transaction.
-
-        Args:
-            records: Trace records, in emission order.
-            context: Step/role inheritance carried over from earlier batches of the same runs.
-            run_dir: The run folder, recorded in the run's row.
-        """
+        """Index live trace `records` (span starts and ends, in emission order) in one transaction, with the
+        `context` (step/role inheritance, open rows) of earlier batches of the same runs; `run_dir` is recorded."""
         self.write_runs([(records, context or Context(), run_dir)])
 
     def write_runs(self, batches: Iterable[tuple[list[dict[str, Any]], Context, Path | None]]) -> None:
@@ -474,14 +472,12 @@ class TraceStore:
         for records, context, run_dir in batches:
             add_live_rows(rows, records, context, run_dir)
         with self._transaction():
-            # A statement per row: many-row statements (``VALUES (...), (...)``) measured no cheaper here
-            # (an upsert about 1 us more per row, SQLite 3.40).
             self._db.executemany(f"INSERT OR IGNORE INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(18)})", rows.starts)
             # An end updates its start's row in place (cheaper than REPLACE: no index entry moves).
             self._db.executemany(_UPSERT_SPAN, rows.ends)
             # Most spans start and end within one batch: their one row is inserted (REPLACE only for a span
-            # an earlier invocation of a resumed run indexed).
-            self._db.executemany(_REPLACE_SPAN, rows.whole)
+            # an earlier invocation of a resumed run indexed), many rows per statement.
+            self._insert_rows(rows.whole)
             for run_id, (record, ended, run_dir) in rows.roots.items():
                 self._write_run(run_id, record, ended=ended, run_dir=run_dir)
             # A live run's totals grow as its model calls end; added, not re-summed, so a batch costs O(batch).
@@ -489,6 +485,15 @@ class TraceStore:
                 "UPDATE runs SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE run_id = ?",
                 [(i, o, run_id) for run_id, (i, o) in rows.tokens.items() if run_id not in rows.roots],
             )
+
+    def _insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert (or replace) span rows, up to 48 per statement: `sqlite3` gives the GIL up and takes it back for
+        each statement, and a statement per row had the writer take it from the event loop three times a step."""
+        at = 0
+        for size in _ROWS_PER_INSERT:
+            while len(rows) - at >= size:
+                self._db.execute(_REPLACE_SPANS[size], list(itertools.chain.from_iterable(rows[at : at + size])))
+                at += size
 
     def _write_run(self, run_id: str, record: dict[str, Any], *, ended: bool, run_dir: Path | None) -> None:
         attributes = record.get("attributes") or {}
