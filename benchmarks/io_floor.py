@@ -91,7 +91,7 @@ INDEX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, workflow TEXT, status TEXT, started REAL, record TEXT);
 CREATE TABLE IF NOT EXISTS spans (run_id TEXT NOT NULL, span_id TEXT NOT NULL, name TEXT, start_time REAL,
     attributes TEXT, PRIMARY KEY (run_id, span_id));
-CREATE INDEX IF NOT EXISTS spans_by_run ON spans (run_id, start_time);
+CREATE INDEX IF NOT EXISTS runs_by_started ON runs (started DESC);
 """
 
 
