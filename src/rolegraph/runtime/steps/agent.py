@@ -164,24 +164,6 @@ async def run_agent_step(
     """
     role, model, settings, tools, cache, mode = step
     known = known_sources(call, sources)
-    if mode is None:  # the model writes the answer whole (most steps): no composition to set up
-        agent = _agent(
-            call,
-            role,
-            model,
-            tools=tools,
-            settings=settings,
-            sources=sources,
-            tracer=tracer,
-            journal=journal,
-            max_steps=max_steps,
-            known=known,
-            cache=cache,
-            checks=checks,
-            check_calls=check_calls,
-        )
-        result = await agent.run(call.task, trace_attributes=_trace_attributes(call))
-        return StepOutcome(result.output, result.usage, result.tool_calls)
 
     async def run(
         as_role: Role, task: str, visible: Sequence[str], answer_checks: Sequence[OutputCheck] = ()
