@@ -83,8 +83,7 @@ class BudgetMeter:
                 run_budget.max_tool_calls,
             )
         )
-        """Whether the run's budget sets a limit a call is checked against (a run without one, and a step without a
-        budget of its own, skip the checks of every call)."""
+        """Whether the run's budget sets a limit a call is checked against (`_scopes`)."""
         for entry in recorded:
             self.count(entry)
 
@@ -96,7 +95,9 @@ class BudgetMeter:
         return spent
 
     def _scopes(self, step_id: str) -> list[tuple[Budget, Spent, str]]:
-        scopes = [(self.run_budget, self.run, "run")]
+        """The budgets a call of `step_id` is checked against: the run's if it sets a limit, the step's if it has one
+        (none at all for most calls: nothing to check)."""
+        scopes = [(self.run_budget, self.run, "run")] if self._run_limited else []
         step_budget = self.step_budgets.get(step_id)
         if step_budget is not None:
             scopes.append((step_budget, self._step(step_id), f"step {step_id}"))
@@ -135,8 +136,7 @@ class BudgetMeter:
         Raises:
             BudgetExceeded: A limit is already reached.
         """
-        scopes = self._scopes(step_id) if self._run_limited or step_id in self.step_budgets else []
-        for budget, spent, scope in scopes:
+        for budget, spent, scope in self._scopes(step_id):
             if kind in MODEL_CALL_KINDS:
                 _check(budget.max_tokens, spent.tokens, "max_tokens", scope, strict=False)
                 _check(budget.max_cost_usd, spent.cost_usd, "max_cost_usd", scope, strict=False)
@@ -156,8 +156,6 @@ class BudgetMeter:
         Raises:
             BudgetExceeded: The call took the run or step past a limit.
         """
-        if not self._run_limited and step_id not in self.step_budgets:
-            return
         for budget, spent, scope in self._scopes(step_id):
             _check(budget.max_tokens, spent.tokens, "max_tokens", scope, strict=True)
             _check(budget.max_cost_usd, spent.cost_usd, "max_cost_usd", scope, strict=True)

@@ -392,7 +392,7 @@ class LocalExecutor:
             agent,
             sources=self.sources,
             tracer=self.tracer,
-            journal=self.journals(call.step_id, agent.model.name) if self.journals is not None else None,
+            journal=self._journal(call.step_id, agent.model.name),
             max_steps=step.max_steps,
             checks=checks,
             check_calls=check_calls,

@@ -103,16 +103,14 @@ def _row(run_id: str, record: dict[str, Any], inherited: tuple[Any, Any, Any], e
         encoded = orjson.dumps(attributes, default=str).decode()
     except TypeError:
         encoded = dumps(attributes).decode()
-    # One tuple, built at once: the index writer builds one per span.
     if ended:
-        return (
-            run_id, record["span_id"], parent_id, kind, get("name"), get("start_time"),
-            get("end_time"), get("duration_s"), get("status", "ok"), get("error"),
-            step, item, role, model, tool, tokens_in, tokens_out, encoded,
-        )  # fmt: skip
+        end_time, duration_s, status, error = get("end_time"), get("duration_s"), get("status", "ok"), get("error")
+    else:
+        end_time = duration_s = error = None
+        status = "unfinished"
     return (
         run_id, record["span_id"], parent_id, kind, get("name"), get("start_time"),
-        None, None, "unfinished", None,
+        end_time, duration_s, status, error,
         step, item, role, model, tool, tokens_in, tokens_out, encoded,
     )  # fmt: skip
 

@@ -165,20 +165,20 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     return result
 
 
-def _is_plain(text: str) -> bool:
-    """Whether a template has no ``{{``, ``{%`` or ``{#``, so nothing for Jinja to parse."""
+def _untagged(text: str) -> bool:
+    """Whether a template has no ``{`` (so no ``{{``, ``{%`` or ``{#``): nothing for Jinja to parse."""
     return "{" not in text
 
 
 def is_plain(template: str) -> bool:
-    """Whether a template renders to itself whatever the context: no ``{``, so nothing for Jinja to parse,
-    and no ``\r`` (which Jinja would turn into ``\n``)."""
-    return "{" not in template and "\r" not in template
+    """Whether a template renders to itself whatever the context: no tag (`_untagged`), and no ``\r`` (which
+    Jinja would turn into ``\n``)."""
+    return _untagged(template) and "\r" not in template
 
 
 def check_template(text: str) -> SyntaxIssue | None:
     """The syntax error of a template (including unknown filters and tests), or None if it compiles."""
-    if _is_plain(text):
+    if _untagged(text):
         return None
     try:
         _template(text)
@@ -226,7 +226,7 @@ def referenced_names(text: str, *, expression: bool) -> set[tuple[str, str]]:
 def _referenced_names(text: str, expression: bool) -> frozenset[tuple[str, str]]:
     # Cached: every run's scheduler reads every step's templates, and walking their trees
     # cost a tenth of a step's engine time. A syntax error is raised, never cached.
-    if not expression and _is_plain(text):
+    if not expression and _untagged(text):
         return frozenset()
     try:
         tree = _parse(text, expression=expression)
@@ -251,7 +251,7 @@ def wholly_used(text: str, *, expression: bool) -> frozenset[str]:
     Raises:
         TemplateError: The text does not parse.
     """
-    if not expression and _is_plain(text):
+    if not expression and _untagged(text):
         return frozenset()
     try:
         tree = _parse(text, expression=expression)
@@ -281,7 +281,7 @@ def undeclared_names(text: str, *, expression: bool) -> set[str]:
 @lru_cache(maxsize=4096)
 def _undeclared_names(text: str, expression: bool) -> frozenset[str]:
     # Cached like `_referenced_names`: workflows repeat their templates (a chain of similar steps).
-    if not expression and _is_plain(text):
+    if not expression and _untagged(text):
         return frozenset()
     try:
         tree = _parse(text, expression=expression)

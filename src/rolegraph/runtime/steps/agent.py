@@ -61,52 +61,6 @@ def known_sources(call: StepCall, sources: SourceRegistry) -> list[str]:
     return [s for s in dict.fromkeys(strings_in(call.upstream)) if s in sources]
 
 
-def _agent(
-    call: StepCall,
-    role: Role,
-    model: Model,
-    *,
-    tools: Sequence[Tool[Any]],
-    settings: ModelSettings,
-    sources: SourceRegistry,
-    tracer: Tracer,
-    journal: CallJournal | None,
-    max_steps: int | None,
-    known: Sequence[str],
-    cache: RunCache | None,
-    checks: Sequence[OutputCheck],
-    check_calls: CheckCalls | None,
-) -> Agent:
-    """One agent of a step: the call's place in the run names its calls in the journal."""
-    return Agent(
-        role,
-        model,
-        tools,
-        settings=settings,
-        sources=sources,
-        tracer=tracer,
-        known_sources=known,
-        max_steps=max_steps,
-        journal=journal,
-        call_prefix=call_prefix(call.step_id, call.item_index, call.visit, call.attempt),
-        cache=cache,
-        checks=checks,
-        check_calls=check_calls,
-    )
-
-
-def _trace_attributes(call: StepCall, attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The attributes of an agent's `invoke_agent` span: the call's place in the run, and `attributes`."""
-    placed = {
-        "rolegraph.step.id": call.step_id,
-        "rolegraph.step.item": call.item_index,
-        "rolegraph.step.visit": call.visit,
-    }
-    if attributes:
-        placed.update(attributes)
-    return placed
-
-
 async def run_agent(
     call: StepCall,
     role: Role,
@@ -125,23 +79,31 @@ async def run_agent(
     checks: Sequence[OutputCheck] = (),
     check_calls: CheckCalls | None = None,
 ) -> AgentResult:
-    """Run one agent of a step on `task`."""
-    agent = _agent(
-        call,
+    """Run one agent of a step: the call's place in the run names its calls in the journal."""
+    agent = Agent(
         role,
         model,
-        tools=tools,
+        tools,
         settings=settings,
         sources=sources,
         tracer=tracer,
-        journal=journal,
+        known_sources=known,
         max_steps=max_steps,
-        known=known,
+        journal=journal,
+        call_prefix=call_prefix(call.step_id, call.item_index, call.visit, call.attempt),
         cache=cache,
         checks=checks,
         check_calls=check_calls,
     )
-    return await agent.run(task, trace_attributes=_trace_attributes(call, attributes))
+    return await agent.run(
+        task,
+        trace_attributes={
+            "rolegraph.step.id": call.step_id,
+            "rolegraph.step.item": call.item_index,
+            "rolegraph.step.visit": call.visit,
+            **(attributes or {}),
+        },
+    )
 
 
 async def run_agent_step(
