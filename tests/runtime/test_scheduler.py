@@ -443,11 +443,14 @@ class RecordingCheckpointer:
     def __init__(self) -> None:
         self.saves: list[list[str]] = []
         self.rows: dict[str, dict[str, Any]] = {}
+        self.history: list[dict[str, dict[str, Any]]] = []
+        """The rows after each save."""
 
     def save(self, checkpoint: Any) -> None:
         self.saves.append(list(checkpoint.states))
         for step_id, state in checkpoint.states.items():
             self.rows[step_id] = state.model_dump(mode="json")
+        self.history.append({step_id: dict(row) for step_id, row in self.rows.items()})
 
     def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
         pass
@@ -458,7 +461,7 @@ class RecordingCheckpointer:
 
 class TestCheckpoints:
     async def test_a_checkpoint_carries_only_the_steps_that_changed(self) -> None:
-        """Along a chain, each save holds the step that finished and the one it started, never the whole run,
+        """Along a chain, each save holds the step that finished (not the one it started, nor the whole run),
         and the saves together hold every step's final state."""
         steps = "\n".join(
             f"  s{i}: {{role: worker, task: t{', depends_on: [s' + str(i - 1) + ']' if i else ''}}}" for i in range(30)
@@ -479,8 +482,7 @@ class TestCheckpoints:
             checkpointer=checkpointer,
         )
         states = await scheduler.run()
-        assert len(checkpointer.saves) == 30
-        assert max(len(saved) for saved in checkpointer.saves) <= 2
+        assert checkpointer.saves == [[f"s{i}"] for i in range(30)]
         assert checkpointer.rows == {k: s.model_dump(mode="json") for k, s in states.items()}
 
     async def test_a_route_saves_the_steps_it_sends_back(self) -> None:
@@ -511,7 +513,45 @@ class TestCheckpoints:
         )
         await scheduler.run()
         assert "review" in checkpointer.saves[1] and "draft" in checkpointer.saves[1]
+        sent_back = checkpointer.history[1]["draft"]
+        assert (sent_back["status"], sent_back["visits"]) == ("pending", 1)
         assert checkpointer.rows["draft"]["visits"] == 2 and checkpointer.rows["review"]["status"] == "completed"
+
+    async def test_no_save_holds_a_running_step(self) -> None:
+        """A step's start is not saved (a resume runs its visit again either way): across parallel branches that
+        start and end at different times, no saved row is ever a running one."""
+        spec = spec_of(
+            """
+  a: {role: worker, task: a}
+  slow: {role: worker, task: s, depends_on: [a]}
+  fast: {role: worker, task: f, depends_on: [a]}
+  after_fast: {role: worker, task: x, depends_on: [fast]}
+  join: {role: worker, task: j, depends_on: [slow, after_fast]}
+"""
+        )
+        checkpointer = RecordingCheckpointer()
+        release_slow = asyncio.Event()
+
+        async def handler(call: StepCall) -> dict[str, Any]:
+            if call.step_id == "slow":
+                await release_slow.wait()
+            if call.step_id == "after_fast":
+                release_slow.set()
+            return answer(value=call.step_id)
+
+        scheduler = Scheduler(
+            spec,
+            compile_graph(spec),
+            FunctionExecutor(handler),
+            run_id="run",
+            inputs={},
+            tracer=Tracer("run", redactor=Redactor()),
+            checkpointer=checkpointer,
+        )
+        states = await scheduler.run()
+        assert all(row["status"] != "running" for rows in checkpointer.history for row in rows.values())
+        assert checkpointer.history[1] == {k: states[k].model_dump(mode="json") for k in ("a", "fast")}
+        assert checkpointer.rows == {k: s.model_dump(mode="json") for k, s in states.items()}
 
 
 class TestStepStateData:

@@ -197,11 +197,17 @@ class Scheduler:
         )
 
     def _save(self) -> None:
-        """Hand the checkpointer the steps that changed since the last save (serialised before it returns)."""
+        """Hand the checkpointer the steps that changed since the last save (serialised before it returns).
+
+        A step running now is left out until it ends: a resume reads a running row as it reads the row
+        saved before it (never one of a completed visit: a route saves the steps it sends back before it
+        starts them), so writing it was half of a chain's checkpoint work for nothing.
+        """
         if self.checkpointer is None:
             return
-        changed = {step_id: self.states[step_id] for step_id in sorted(self._changed)}
-        self._changed.clear()
+        states = self.states
+        changed = {step_id: states[step_id] for step_id in sorted(self._changed) if states[step_id].status != "running"}
+        self._changed.difference_update(changed)
         self.checkpointer.save(Checkpoint(states=changed, route_fired=self._route_fired, routed=self._routed))
 
     async def run(self) -> dict[str, StepState]:
@@ -299,8 +305,11 @@ class Scheduler:
             return None
         self._drop(node, task)
         self._set(state, "completed")
-        after = None if plan.step.routes and self._route(node) else self._release(node, task)
+        goto = self._route(node) if plan.step.routes else None
+        after = None if goto is not None else self._release(node, task)
         self._save()
+        if goto is not None:  # after the save, which holds the loop's steps as pending again
+            self._start(goto)
         return after
 
     def _failed_with(self, node: str, task: asyncio.Task[None], exc: Exception) -> None:
@@ -482,8 +491,9 @@ class Scheduler:
             state.tool_calls += outcome.tool_calls
         return outcome.output
 
-    def _route(self, node: str) -> bool:
-        """Evaluate the step's routes; if one fires, restart its loop and return True."""
+    def _route(self, node: str) -> str | None:
+        """Evaluate the step's routes; if one fires, reset its loop's steps to pending and return the step to
+        start again (its target), else None."""
         state = self.states[node]
         for number, route in enumerate(self._nodes[node].step.routes):
             key = (node, number)
@@ -512,6 +522,5 @@ class Scheduler:
                 self._changed.add(member)
                 self._waiting[member] = frozenset(p for p in self._nodes[member].predecessors if p in body)
             self._routed[route.goto] = routed_value(node, state.output, fired + 1)
-            self._start(route.goto)
-            return True
-        return False
+            return route.goto
+        return None

@@ -110,8 +110,9 @@ class Checkpoint:
     """The scheduler's state, enough to resume a run: every step's state and the routes' counters.
 
     Handed to `Checkpointer.save`, `states` holds only the steps whose state changed since the
-    last save (a checkpoint costs what changed, not the length of the run); loaded back, it holds
-    every step that was ever saved.
+    last save and that are not running (a checkpoint costs what changed, not the length of the run;
+    a resume runs a step's unfinished visit again whether or not its start was saved); loaded back,
+    it holds every step that was ever saved.
     """
 
     states: dict[str, StepState]
