@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from rolegraph.agents.agent import Agent
 from rolegraph.agents.roles import BUILTIN_ROLES, Quote, Role, SourceId, output_model
 from rolegraph.errors import AgentError
-from rolegraph.models.model import Completion
+from rolegraph.models.model import Completion, Usage
 from rolegraph.testing import ScriptedModel, final, text, tool_call, tool_calls
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool, ToolResult, tool
@@ -86,6 +86,25 @@ class TestLoop:
         kinds = [(r["kind"], r["name"]) for r in sink.records if r["event"] == "span_end"]
         assert ("execute_tool", "execute_tool lookup") in kinds
         assert [k for k, _ in kinds].count("chat") == 2
+
+    async def test_usage_is_the_sum_of_every_call(self) -> None:
+        """An agent's usage sums its calls' (the first one's taken as it is), leaving each call's own unchanged."""
+        acting = Completion(text="search", tool_calls=tool_call("lookup", query="lora").tool_calls)
+        acting.usage = Usage(input_tokens=10, output_tokens=2)
+        answering = final(claim("lora"), "done")
+        answering.usage = Usage(input_tokens=30, output_tokens=5)
+        a, _ = agent(RESEARCHER, ScriptedModel([acting, answering]), [lookup])
+        result = await a.run("What is LoRA?")
+        assert result.usage == Usage(input_tokens=40, output_tokens=7)
+        assert (acting.usage, answering.usage) == (
+            Usage(input_tokens=10, output_tokens=2),
+            Usage(input_tokens=30, output_tokens=5),
+        )
+        writer = Role(name="w", instructions="Write.", output_model=output_model("w", {"value": "string"}))
+        once = final({"value": "v"})
+        once.usage = Usage(input_tokens=3, output_tokens=1)
+        one, _ = agent(writer, ScriptedModel([once]), [])
+        assert (await one.run("Answer at once.")).usage == Usage(input_tokens=3, output_tokens=1)
 
     async def test_the_system_prompt_names_the_answer_fields_and_whether_tools_may_be_called(self) -> None:
         """The system message is the role's instructions, what a turn may do and the answer's fields, at every call."""

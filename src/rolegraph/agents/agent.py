@@ -54,6 +54,9 @@ an id is never another object's): the answer schemas are cached and shared by a 
 step), and so are a run's model settings (one object per model name) and "no tools" (None), so a chain
 of steps hashes each of them once, not at every step's first call."""
 _SHARED_DIGESTS_MAX = 64
+_NO_USAGE = Usage()
+"""A run's usage before its first model call, shared: never returned, as the first call's usage replaces it
+as it is (a result is only returned after a call; usages are replaced by sums, never changed in place)."""
 
 
 def _keep_shared_digest(part: str, kept: tuple[object, str]) -> None:
@@ -233,7 +236,7 @@ class Agent:
         """
         visible = list(self.known_sources)
         done_calls: set[tuple[str, str]] = set()
-        result = AgentResult(output={})
+        result = AgentResult(output={}, usage=_NO_USAGE)
         conversation = self._conversation(task)
         repairs_left = self.max_repairs
         acting_steps = 0
@@ -259,7 +262,7 @@ class Agent:
                         must_act=must_act,
                         call_id=chat_call_id(self.call_prefix, result.steps),
                     )
-                    result.usage = result.usage + completion.usage
+                    result.usage = completion.usage if result.steps == 1 else result.usage + completion.usage
                     if completion.tool_calls and not must_answer:
                         acting_steps += 1
                         result.thoughts.append(completion.text)
