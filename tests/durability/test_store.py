@@ -133,6 +133,28 @@ class TestOneCommitPerStep:
         assert committed_steps(store.path) == {"a"}
         store.close()
 
+    async def test_a_checkpoint_staged_after_the_timer_was_set_waits_its_own_delay(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The timer set by a checkpoint that a call then carried does not commit a checkpoint staged since on its
+        own before that one has waited `FLUSH_DELAY_S` (the next call would carry it): it is set again for it."""
+        clock = [100.0]
+        monkeypatch.setattr("time.monotonic", lambda: clock[0])  # the loop's clock and the store's
+        store = RunStore(tmp_path / STORE_FILE)
+        store.save(checkpoint(a={"x": 1}))  # sets the timer: due at 100.005
+        store.put(JournalEntry(call_id="b#1/chat/1", step_id="b", kind="chat", result={"text": "hi"}))
+        clock[0] = 100.004
+        store.save(checkpoint(b={"y": 1}))  # staged at 100.004: due at 100.009
+        clock[0] = 100.006
+        await asyncio.sleep(0)  # the loop runs the timer set for the first checkpoint
+        await asyncio.sleep(0)
+        assert committed_steps(store.path) == {"a"}
+        clock[0] = 100.010
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert committed_steps(store.path) == {"a", "b"}
+        store.close()
+
     async def test_items_records_and_close_carry_the_staged_checkpoint(self, tmp_path: Path) -> None:
         """A for_each item or the run's record written commits the staged checkpoint with it; so does closing."""
         store = RunStore(tmp_path / STORE_FILE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 __all__ = ["Staged"]
 
@@ -11,10 +12,13 @@ _SAVE_STEP = "INSERT OR REPLACE INTO steps (step_id, state) VALUES (?, ?)"
 
 class Staged:
     """Checkpoints saved but not yet committed, merged: the last state of each step, the last route tables
-    and elapsed time, and how many checkpoints they hold (each is a ``checkpoint`` kill point)."""
+    and elapsed time, how many checkpoints they hold (each is a ``checkpoint`` kill point) and when the first
+    was staged."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.since = 0.0
+        """When the first checkpoint was staged (`time.monotonic`, the event loop's clock)."""
         self.steps: dict[str, str] = {}
         self.routes: tuple[list[tuple[str, int, int]], list[tuple[str, str]]] | None = None
         self.elapsed_s: float | None = None
@@ -25,6 +29,8 @@ class Staged:
         routes: tuple[list[tuple[str, int, int]], list[tuple[str, str]]] | None,
         elapsed_s: float | None,
     ) -> None:
+        if not self.count:
+            self.since = time.monotonic()
         self.count += 1
         self.steps.update(rows)
         if routes is not None:

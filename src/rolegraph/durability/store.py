@@ -41,6 +41,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -379,8 +380,17 @@ class RunStore:
             self._timer = loop.call_later(FLUSH_DELAY_S, self._flush_due)
 
     def _flush_due(self) -> None:
-        """The timer's flush. A write error leaves the checkpoint staged: the next write raises it."""
+        """The timer's flush, once the staged checkpoint has waited `FLUSH_DELAY_S`: a checkpoint staged after the
+        timer was set (the one it was set for rode a journal row) gets the timer again for its own due time, not
+        a commit of its own at once (in a chain of steps, the next step's call carries it a moment later). A
+        write error leaves the checkpoint staged: the next write raises it."""
         self._timer = None
+        if not self._staged.count or self._closed:
+            return
+        wait = self._staged.since + FLUSH_DELAY_S - time.monotonic()
+        if wait > 0:
+            self._timer = asyncio.get_running_loop().call_later(wait, self._flush_due)
+            return
         with suppress(sqlite3.Error):
             self.flush()
 
