@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rolegraph.durability.killpoints import KillPoints
-from rolegraph.durability.store import JournalEntry, RunStore
+from rolegraph.durability.store import CHECKPOINT_PAGES, JournalEntry, RunStore
 from rolegraph.errors import DamagedFileError, ResumeError
 from rolegraph.layout import STORE_FILE
 from rolegraph.models.model import Usage
@@ -186,6 +186,21 @@ class TestOneCommitPerStep:
         """Saved outside an event loop (nothing would come back to flush it), a checkpoint is on disk at once."""
         store.save(checkpoint(a={"x": 1}))
         assert committed_steps(store.path) == {"a"}
+
+
+class TestWriteAheadLog:
+    def test_the_log_is_folded_into_the_file_only_past_checkpoint_pages(self, tmp_path: Path) -> None:
+        """Commits leave their pages in the write-ahead log until it holds `CHECKPOINT_PAGES` (SQLite folds it
+        at 1,000 by default); closing the store folds it and removes it."""
+        store = RunStore(tmp_path / STORE_FILE)
+        wal = Path(f"{store.path}-wal")
+        for i in range(1100):  # a commit each: at least one page each
+            store.put(JournalEntry(call_id=f"s{i}#1/chat/1", step_id=f"s{i}", kind="chat", result={"text": "x"}))
+        frames = (wal.stat().st_size - 32) // (4096 + 24)  # the log's header, then a header and a page per frame
+        assert 1100 <= frames < CHECKPOINT_PAGES
+        store.close()
+        assert not wal.exists()
+        assert len(RunStore.open_existing(tmp_path, read_only=True).entries()) == 1100
 
 
 class TestJournal:
