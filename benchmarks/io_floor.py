@@ -1,8 +1,8 @@
 """The file work a durable, traced step does, done with bare ``sqlite3`` and ``os`` calls: a floor per step.
 
 A step of a whole rolegraph run leaves on disk, at the least: one SQLite transaction
-(its call's journal row and its checkpoint row, WAL, ``synchronous=NORMAL``, as the
-run store commits them), its finished spans appended to the trace (three lines of
+(its call's journal row and its checkpoint row, WAL, ``synchronous=NORMAL``, folded into the file
+every 4,000 pages, as the run store commits them), its finished spans appended to the trace (three lines of
 about 400 bytes: the agent, its reasoning step, its model call),
 and its state as one line of ``steps.jsonl``, the lines gathered and appended with
 one ``write()`` per `GATHER_S` (20 ms, as the step log's writer thread gathers them)
@@ -53,6 +53,7 @@ class FloorRun:
         db.execute("CREATE TABLE calls (seq INTEGER PRIMARY KEY, call_id TEXT NOT NULL UNIQUE, result TEXT)")
         db.execute("CREATE TABLE steps (step_id TEXT PRIMARY KEY, state TEXT NOT NULL)")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA wal_autocheckpoint=4000")  # the run store's CHECKPOINT_PAGES
         trace = os.open(run_dir / "trace.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         log = os.open(run_dir / "steps.jsonl", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         gathered: list[bytes] = []
