@@ -329,12 +329,26 @@ async def _setup(
         run.cache = cache
         # In one thread hop: the folder, the store, the trace file and run.json are file work (with
         # flushes to disk) the loop's other runs need not wait for.
-        trace_sinks = await asyncio.to_thread(_open_folder, run, home, redactor, resuming=resuming)
+        trace_sinks = await _opened(asyncio.to_thread(_open_folder, run, home, redactor, resuming=resuming))
     except BaseException:
         await _close(executor, tools, cache)
         durability.close()
         raise
     return run, trace_sinks
+
+
+async def _opened(opening: Coroutine[Any, Any, RunSinks]) -> RunSinks:
+    """The trace sinks `_open_folder` opens in a worker thread. A run cancelled meanwhile (a sibling run of an
+    eval or batch failed, say) cannot stop the thread: it waits for it, then closes the trace file the thread
+    opened, so the file is neither left open nor the run store closed under the thread's feet."""
+    task = asyncio.ensure_future(opening)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        if not task.cancelled() and task.exception() is None:
+            task.result().jsonl.close()
+        raise
 
 
 def _open_folder(run: _Run, home: Home, redactor: Redactor, *, resuming: bool) -> RunSinks:
