@@ -19,12 +19,13 @@ from trace_projects import probe_project, probe_script
 from typer.testing import CliRunner
 
 from rolegraph.cli import app
-from rolegraph.traces._rows import Context
+from rolegraph.traces._rows import Context, RunEnd, run_stamp
 from rolegraph.traces.home_index import open_index
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.store import TraceStore
 
 Records = list[dict[str, Any]]
+END = RunEnd("completed", 1_793_534_400.0, 1.5)  # 2026-11-01T12:00:00Z, as write_run's run.json says
 
 
 @pytest.fixture
@@ -315,6 +316,24 @@ class TestLiveRuns:
                 assert [(s.name, s.status, s.end_time, s.input_tokens) for s in indexed] == [
                     (f"chat {n}", "ok", 2.0 + n, n) for n in range(count)
                 ]
+
+    def test_totals_tallied_across_batches_are_an_imports(self, runs: Path, records: Records, make_run: Any) -> None:
+        """A run fed a record per batch and finished from the writer's tally (no pass over its rows) gets the
+        tokens and cost an import of its folder gives, through every batch while it runs too."""
+        folder = make_run(runs, records)
+        run_id = folder.name
+        context = Context()
+        with TraceStore(runs.parent / "index.sqlite", prices=PriceTable()) as store:
+            for record in records:
+                store.write_records([record], context, run_dir=folder)
+                row = store.run(run_id)
+                assert row is not None and row.input_tokens == sum(t[0] for t in (context.usage or {}).values())
+            assert context.usage == {"openai:gpt-4o-mini": (4000, 400), "local": (2000, 200)}
+            assert store.finish_run(run_id, END, run_stamp(folder), context.usage)
+            live = store.run(run_id)
+            imported = store.import_run(folder)
+        assert live == imported and live is not None and (live.input_tokens, live.output_tokens) == (6000, 600)
+        assert live.cost_usd is not None and live.cost_usd > 0
 
     def test_a_span_open_across_batches_ends_in_its_row(self, runs: Path, records: Records) -> None:
         """Batches cut between every start and its end (one context, as the live writer keeps): each span has one

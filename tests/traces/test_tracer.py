@@ -285,16 +285,45 @@ class TestCurrentTracer:
 
 
 class TestSpanIds:
-    def test_ids_are_random_64_bit_hex(self) -> None:
-        """Span ids are 16 hex digits, distinct across many spans (no per-process counter to collide on)."""
+    def test_ids_are_64_bit_hex_in_increasing_order(self) -> None:
+        """Span ids are 16 hex digits, distinct, and made in increasing order (the index appends a run's rows)."""
         sink = MemorySink()
         tracer = Tracer("run-1", sinks=[sink], redactor=Redactor())
         for _ in range(500):
             with tracer.span(SpanKind.CHAT, "chat"):
                 pass
-        ids = {r["span_id"] for r in sink.records}
-        assert len(ids) == 500
-        assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
+        ids = [r["span_id"] for r in sink.records if r["event"] == "span_start"]
+        assert len(set(ids)) == 500
+        assert all(len(i) == 16 and int(i, 16) > 0 for i in ids)
+        assert ids == sorted(ids) or ids[-1] < ids[0]  # increasing, unless the count wrapped past ffff...ffff
+
+    def test_processes_count_from_different_starts(self) -> None:
+        """Two processes (a resumed run's, or a forked child and its parent) make no id in common."""
+        script = """
+import os
+from rolegraph.traces.spans import Span, SpanKind
+def ids():
+    return [Span(SpanKind.CHAT, "chat", "run-1").span_id for _ in range(200)]
+ours = ids()
+read, write = os.pipe()
+if os.fork() == 0:
+    os.write(write, " ".join(ids()).encode())
+    os._exit(0)
+os.close(write)
+child = b""
+while chunk := os.read(read, 65536):
+    child += chunk
+os.wait()
+print(" ".join(ours + ids()), "|", child.decode())
+"""
+        runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)]
+        runs.append(
+            subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+        )
+        parents = [set(run.stdout.split("|")[0].split()) for run in runs]
+        children = [set(run.stdout.split("|")[1].split()) for run in runs]
+        assert all(len(ids) == 400 for ids in parents) and all(len(ids) == 200 for ids in children)
+        assert not parents[0] & children[0] and not parents[0] & parents[1]
 
     def test_a_reopened_span_continues_one_tree(self, tmp_path: Path) -> None:
         """Reopening a span by id in another tracer (a resumed run) gives one root holding both invocations' spans."""

@@ -54,6 +54,10 @@ def item_text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+Usage = dict[str | None, tuple[int, int]]
+"""Input and output tokens of a run's ended chat spans, by model (``gen_ai.request.model``)."""
+
+
 class Context:
     """What a span inherits from its ancestors: step, item and role."""
 
@@ -61,6 +65,10 @@ class Context:
         self.by_span: dict[str, tuple[str | None, str | None, str | None]] = {}
         self.open_rows: set[str] = set()
         """Spans written as ``unfinished`` rows by an earlier batch (live indexing): their ends update those rows."""
+        self.usage: Usage | None = None
+        """Live indexing: the run's ended chat spans' tokens by model, as its rows in the index hold them (read
+        from the index when the run's row is first written, then added to batch by batch), so the run's totals
+        and cost at its end need no pass over its rows. None until then."""
 
     def resolve(self, span_id: str, parent_id: str | None, attributes: dict[str, Any]) -> tuple[Any, Any, Any]:
         step, item, role = self.by_span.get(parent_id, (None, None, None)) if parent_id else (None, None, None)
@@ -125,8 +133,8 @@ class LiveRows:
     """Rows of spans that ended whose start an earlier batch wrote as a row (upserted over it)."""
     whole: list[tuple[Any, ...]] = field(default_factory=list)
     """Rows of spans that ended, written as their only row (no earlier batch wrote their start)."""
-    roots: dict[str, tuple[dict[str, Any], bool, Path | None]] = field(default_factory=dict)
-    """Each run's latest root (``invoke_workflow``) record, whether it ended, and the run's folder."""
+    roots: dict[str, tuple[dict[str, Any], bool, Path | None, Context]] = field(default_factory=dict)
+    """Each run's latest root (``invoke_workflow``) record, whether it ended, the run's folder and its context."""
     tokens: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Tokens of the chat spans that ended, by run."""
 
@@ -139,7 +147,7 @@ def add_live_rows(rows: LiveRows, records: list[dict[str, Any]], context: Contex
     most of a trace). Its start still passes its step and role on to its children.
     """
     ends, whole, tokens, roots = rows.ends, rows.whole, rows.tokens, rows.roots
-    open_rows = context.open_rows
+    open_rows, usage = context.open_rows, context.usage
     opened: dict[str, dict[str, Any]] = {}
     """The starts of this batch whose spans have not ended (yet), in order."""
     for record in records:
@@ -161,14 +169,18 @@ def add_live_rows(rows: LiveRows, records: list[dict[str, Any]], context: Contex
             else:
                 whole.append(row)
             context.forget(span_id)
-            if row[3] == "chat":
+            if row[3] == "chat" and row[8] != "unfinished":
+                tokens_in, tokens_out = row[15] or 0, row[16] or 0
                 before = tokens.get(row[0], (0, 0))
-                tokens[row[0]] = (before[0] + (row[15] or 0), before[1] + (row[16] or 0))
+                tokens[row[0]] = (before[0] + tokens_in, before[1] + tokens_out)
+                if usage is not None:
+                    before = usage.get(row[13], (0, 0))
+                    usage[row[13]] = (before[0] + tokens_in, before[1] + tokens_out)
             ended = True
         else:
             continue
         if record.get("kind") == "invoke_workflow" and record.get("parent_id") is None:
-            roots[str(record.get("run_id"))] = (record, ended, run_dir)
+            roots[str(record.get("run_id"))] = (record, ended, run_dir, context)
     for span_id, record in opened.items():  # open at the batch's end: an unfinished row, completed by its end
         rows.starts.append(_row(str(record.get("run_id")), record, context.by_span[span_id], ended=False))
         open_rows.add(span_id)

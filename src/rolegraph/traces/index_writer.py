@@ -187,7 +187,11 @@ class IndexWriter:
         live = [run for run in runs if run.end is not None and not run.errors and not run.end.resumed]
         again = [run for run in runs if run.end is not None and run not in live]
         try:
-            ends = [(run.run_dir.name, run.end, run_stamp(run.run_dir)) for run in live if run.end is not None]
+            ends = [
+                (run.run_dir.name, run.end, run_stamp(run.run_dir), run.context.usage)
+                for run in live
+                if run.end is not None
+            ]
             missing = set(store.finish_runs(ends))
         except Exception:  # as below: `TraceStore.sync` re-imports a folder whose row is not current
             for run in live:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import itertools
 import os
-import random
 import time
 from enum import StrEnum
 from typing import Any
@@ -37,10 +37,36 @@ class SpanKind(StrEnum):
     """A step's output made durable."""
 
 
-# Span ids: 64 bits from a generator seeded from the OS, reseeded in a forked child, so two processes
-# appending to one trace never share a sequence. One `os.urandom` per span was a system call each.
-_ids = random.Random(os.urandom(32))
-os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+_ID_SPACE = 1 << 64
+
+
+class _SpanIds:
+    """Span ids: a count from a random 64-bit start drawn from the OS per process (again in a forked child).
+
+    Two processes appending to one trace (a resumed run) draw their starts at random among 2**64, so their ids
+    meet only if one of them makes some quintillions of spans. Counting rather than drawing each id keeps a
+    run's ids in increasing order, and the trace index (keyed by run and span id) then adds each span row at
+    the end of the run's keys instead of at a random place among them: about half the index's SQLite work
+    per span. One `os.urandom` per span was a system call each.
+    """
+
+    def __init__(self) -> None:
+        self._next = itertools.count(int.from_bytes(os.urandom(8), "big"))
+
+    def new(self) -> str:
+        """The next id: 16 hex digits, never all zeros (OpenTelemetry's invalid span id)."""
+        value = next(self._next) % _ID_SPACE  # `next` on a count is atomic: threads never share an id
+        if not value:  # past the top of the space: 0 is skipped
+            value = next(self._next) % _ID_SPACE
+        return f"{value:016x}"
+
+    def restart(self) -> None:
+        """Draw a new start (in a forked child, whose parent goes on counting from the same place)."""
+        self._next = itertools.count(int.from_bytes(os.urandom(8), "big"))
+
+
+_ids = _SpanIds()
+os.register_at_fork(after_in_child=_ids.restart)
 
 
 _current: contextvars.ContextVar[Span | None] = contextvars.ContextVar("rolegraph_span", default=None)
@@ -96,9 +122,9 @@ class Span:
         self.run_id = run_id
         self.parent = parent
         self.attributes: dict[str, Any] = {} if attributes is None else attributes
-        self.span_id: str = f"{_ids.getrandbits(64):016x}" if span_id is None else span_id
-        """64 random bits in hex (OpenTelemetry style): unique across the processes that append to one
-        trace, as a resumed run does, where a per-process counter would reuse ids."""
+        self.span_id: str = _ids.new() if span_id is None else span_id
+        """64 bits in hex (OpenTelemetry style), unique across the processes that append to one trace, as a
+        resumed run does (see `_SpanIds`)."""
         self.start_time: float = time.time()
         self.start_perf: float = time.perf_counter()
         self.end_time: float | None = None

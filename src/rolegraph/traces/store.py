@@ -46,6 +46,7 @@ from rolegraph.traces._rows import (
     Context,
     LiveRows,
     RunEnd,
+    Usage,
     add_live_rows,
     as_record,
     item_text,
@@ -407,16 +408,24 @@ class TraceStore:
         return rows
 
     def _usage(self, run_id: str) -> tuple[int, int, float | None]:
+        return self._totals(self._tokens(run_id))
+
+    def _tokens(self, run_id: str) -> Usage:
+        """The tokens of a run's ended chat spans by model, summed over its rows."""
         rows = self._db.execute(
             "SELECT model, COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) FROM spans"
             " WHERE run_id = ? AND kind = 'chat' AND status != 'unfinished' GROUP BY model",
             (run_id,),
-        ).fetchall()
+        )
+        return {model: (tokens_in, tokens_out) for model, tokens_in, tokens_out in rows}
+
+    def _totals(self, usage: Usage) -> tuple[int, int, float | None]:
+        """Input tokens, output tokens and cost (None if a model's price is unknown) of `usage`."""
         cost: float | None = 0.0
-        for model, tokens_in, tokens_out in rows:
+        for model, (tokens_in, tokens_out) in usage.items():
             one = self.prices.cost(model, tokens_in, tokens_out)
             cost = None if one is None or cost is None else cost + one
-        return sum(r[1] for r in rows), sum(r[2] for r in rows), cost
+        return sum(u[0] for u in usage.values()), sum(u[1] for u in usage.values()), cost
 
     # Deleting
 
@@ -478,8 +487,10 @@ class TraceStore:
             # Most spans start and end within one batch: their one row is inserted (REPLACE only for a span
             # an earlier invocation of a resumed run indexed), many rows per statement.
             self._insert_rows(rows.whole)
-            for run_id, (record, ended, run_dir) in rows.roots.items():
-                self._write_run(run_id, record, ended=ended, run_dir=run_dir)
+            for run_id, (record, ended, run_dir, context) in rows.roots.items():
+                if context.usage is None:  # the run's first row: its tokens so far (an earlier invocation's too)
+                    context.usage = self._tokens(run_id)
+                self._write_run(run_id, record, context.usage, ended=ended, run_dir=run_dir)
             # A live run's totals grow as its model calls end; added, not re-summed, so a batch costs O(batch).
             self._db.executemany(
                 "UPDATE runs SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE run_id = ?",
@@ -495,9 +506,11 @@ class TraceStore:
                 self._db.execute(_REPLACE_SPANS[size], list(itertools.chain.from_iterable(rows[at : at + size])))
                 at += size
 
-    def _write_run(self, run_id: str, record: dict[str, Any], *, ended: bool, run_dir: Path | None) -> None:
+    def _write_run(
+        self, run_id: str, record: dict[str, Any], usage: Usage, *, ended: bool, run_dir: Path | None
+    ) -> None:
         attributes = record.get("attributes") or {}
-        tokens_in, tokens_out, cost = self._usage(run_id)
+        tokens_in, tokens_out, cost = self._totals(usage)
         status = attributes.get("rolegraph.status") or {"ok": "completed"}.get(record.get("status", ""), "failed")
         self._db.execute(
             f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}, writer) VALUES ({_marks(12)})",
@@ -517,17 +530,18 @@ class TraceStore:
             ),
         )
 
-    def finish_run(self, run_id: str, end: RunEnd, stamp: str) -> bool:
+    def finish_run(self, run_id: str, end: RunEnd, stamp: str, usage: Usage | None = None) -> bool:
         """Complete a live run's row at its end (status, start, duration) with its totals and the folder's
-        `stamp`, so `sync` leaves it be. False if the run has no row."""
-        return not self.finish_runs([(run_id, end, stamp)])
+        `stamp`, so `sync` leaves it be. The totals come from `usage` (the live writer's tally, `Context.usage`),
+        or without it from the run's rows. False if the run has no row."""
+        return not self.finish_runs([(run_id, end, stamp, usage)])
 
-    def finish_runs(self, ends: Iterable[tuple[str, RunEnd, str]]) -> list[str]:
-        """`finish_run` for several runs (id, end, stamp) in one transaction; the ids of those with no row."""
+    def finish_runs(self, ends: Iterable[tuple[str, RunEnd, str, Usage | None]]) -> list[str]:
+        """`finish_run` for several runs (id, end, stamp, usage) in one transaction; the ids of those with no row."""
         missing: list[str] = []
         with self._transaction():
-            for run_id, end, stamp in ends:
-                tokens_in, tokens_out, cost = self._usage(run_id)
+            for run_id, end, stamp, usage in ends:
+                tokens_in, tokens_out, cost = self._totals(self._tokens(run_id) if usage is None else usage)
                 cursor = self._db.execute(
                     "UPDATE runs SET status = ?, started = COALESCE(?, started), duration_s = ?, input_tokens = ?,"
                     " output_tokens = ?, cost_usd = ?, source_stamp = ?, writer = NULL WHERE run_id = ?",
