@@ -14,6 +14,7 @@ from typer.testing import CliRunner, Result
 from projects import isolated_home, write_library, write_script
 from rolegraph.cli import app
 from rolegraph.layout import RunFolder
+from rolegraph.traces.index_writer import drain
 from rolegraph.traces.store import TraceStore
 
 NOTES = {
@@ -173,8 +174,9 @@ class TestRuns:
         assert runs_json("--workflow", "other") == []
 
     def test_a_run_is_indexed_when_it_ends(self, project: Path, home: Path) -> None:
-        """`Workflow.run` writes the finished run into the index; no listing needed."""
+        """The live index writer completes a finished run's row (a drain waits for its pass); no listing needed."""
         run_id = run(project)
+        drain(home / "index.sqlite")
         with TraceStore(home / "index.sqlite") as store:
             row = store.run(run_id)
             assert row is not None and row.status == "completed"

@@ -17,6 +17,7 @@ from rolegraph.errors import SpecError
 from rolegraph.layout import RunFolder
 from rolegraph.traces.content import content_processor, filter_attributes, marker
 from rolegraph.traces.export import to_otlp_json
+from rolegraph.traces.index_writer import drain
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import MemorySink, read_jsonl
 from rolegraph.traces.spans import SpanKind
@@ -114,6 +115,7 @@ class TestScriptedRuns:
         assert [t.attributes["gen_ai.tool.name"] for t in tools] == ["lookup", "lookup"]
         assert {s.status for s in spans.values()} == {"ok"}
         assert result.trace.usage() == result.usage
+        drain(tmp_path / "home" / "index.sqlite")  # the run's end is committed by the writer's next pass
         with TraceStore(tmp_path / "home" / "index.sqlite") as store:
             indexed = json.dumps([s.attributes for s in store.spans(result.run_id)])
         exported = json.dumps(to_otlp_json(result.trace, result.run_id))

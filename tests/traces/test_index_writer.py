@@ -3,12 +3,14 @@ re-import, and a re-import where the live rows may be incomplete."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from rolegraph.traces._rows import RunEnd
+from rolegraph.traces.home_index import open_index
 from rolegraph.traces.index_writer import INDEX_INTERVAL_S, IndexWriter, index_writer
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.sinks import FLUSH_INTERVAL_S
@@ -33,7 +35,8 @@ class TestIndexWriter:
         run = index_writer(home / "index.sqlite").open_run(folder)
         for record in records:
             run.emit(record)
-        await run.finish(END)
+        run.finish(END)
+        run.writer.drain()
         live = _row(home, folder.name)
         with TraceStore(home / "index.sqlite", prices=PriceTable()) as store:
             assert store.sync(runs) == []
@@ -59,7 +62,8 @@ class TestIndexWriter:
         run = index_writer(home / "index.sqlite").open_run(folder)
         for record in records[-2:]:  # only the second invocation's last records went through this process
             run.emit(record)
-        await run.finish(dataclasses.replace(END, resumed=True))
+        run.finish(dataclasses.replace(END, resumed=True))
+        run.writer.drain()
         with TraceStore(home / "index.sqlite", prices=PriceTable()) as store:
             assert len(store.spans(folder.name)) == len(store_spans(records))
 
@@ -77,7 +81,9 @@ class TestIndexWriter:
             for record in records:
                 run.emit(record)
             feeds.append((run, folder, records))
-        await asyncio.gather(*(run.finish(END) for run, _, _ in feeds))
+        for run, _, _ in feeds:
+            run.finish(END)
+        writer.drain()
         with TraceStore(home / "index.sqlite", prices=PriceTable()) as store:
             live = {folder.name: (_row(home, folder.name), _span_rows(store, folder.name)) for _, folder, _ in feeds}
             assert store.sync(runs) == []
@@ -87,24 +93,58 @@ class TestIndexWriter:
                 assert live[folder.name] == (imported, _span_rows(store, folder.name))
                 assert {s.span_id for s in store.spans(folder.name)} == store_spans(records)
 
-    async def test_a_run_end_writes_only_that_runs_rows(self, runs: Path, make_records: Any) -> None:
-        """A run's end commits its own records; another run's records wait for the interval (here: its close)."""
+    async def test_a_run_end_is_committed_within_the_interval_or_at_a_drain(
+        self, runs: Path, records: Records, make_run: Any
+    ) -> None:
+        """`finish` returns before the row is complete (the run does not wait); a drain, as `open_index` does,
+        gives the completed row."""
+        folder = make_run(runs, records)
         home = runs.parent
         writer = IndexWriter(home / "index.sqlite", interval=3600)
-        ending, open_ = await make_records("20261101-120000-aaaaaa"), await make_records("20261101-120001-bbbbbb")
-        other = writer.open_run(runs / open_[0]["run_id"])
-        for record in open_[:3]:
-            other.emit(record)
-        run = writer.open_run(runs / ending[0]["run_id"])
-        for record in ending:
+        run = writer.open_run(folder)
+        for record in records:
             run.emit(record)
-        await run.finish(END)
+        run.finish(END)
         with TraceStore(home / "index.sqlite", prices=PriceTable()) as store:
-            assert {s.span_id for s in store.spans(ending[0]["run_id"])} == store_spans(ending)
-            assert store.spans(open_[0]["run_id"]) == []
-        other.close()
+            assert store.run(folder.name) is None  # an hour's interval: nothing written yet
+        writer.drain()
+        assert _row(home, folder.name)["status"] == "completed"
+
+    def test_open_index_drains_this_process_writer(self, runs: Path, records: Records, make_run: Any) -> None:
+        """A reader of the home's index in the process that ran the run sees the run completed at once."""
+        folder = make_run(runs, records)
+        home = runs.parent
+        run = index_writer(home / "index.sqlite").open_run(folder)
+        for record in records[:-1]:
+            run.emit(record)
+        run.close()  # the run's row is in the index, running (`sync` leaves a live run to its writer)
+        run.emit(records[-1])
+        run.finish(END)
+        with open_index(home, PriceTable()) as store:
+            row = store.run(folder.name)
+        assert row is not None and row.status == "completed" and row.input_tokens == 6000
+
+    def test_the_process_exit_commits_a_finished_runs_row(self, runs: Path, records: Records, make_run: Any) -> None:
+        """A process that exits right after its run ended leaves the run's row completed, not running."""
+        folder = make_run(runs, records)
+        home = runs.parent
+        script = f"""
+import json
+from pathlib import Path
+from rolegraph.traces._rows import RunEnd
+from rolegraph.traces.home_index import open_index
+from rolegraph.traces.index_writer import index_writer
+folder = Path({str(folder)!r})
+run = index_writer(folder.parent.parent / "index.sqlite").open_run(folder)
+for line in (folder / "trace.jsonl").read_text().splitlines():
+    run.emit(json.loads(line))
+run.finish(RunEnd("completed", 1_793_534_400.0, 1.5))
+"""
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
         with TraceStore(home / "index.sqlite", prices=PriceTable()) as store:
-            assert len(store.spans(open_[0]["run_id"])) == 3
+            row = store.run(folder.name)
+            assert row is not None and row.status == "completed"
+            assert store.sync(runs) == []  # the row carries the folder's stamp: nothing to re-import
 
     async def test_a_span_started_and_ended_in_one_batch_passes_its_step_on(self, runs: Path, records: Records) -> None:
         """Spans whose start and end are committed together get one finished row, and their children the

@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from rolegraph.layout import Home
+from rolegraph.traces.index_writer import drain
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.store import TraceStore
 
@@ -18,7 +19,8 @@ __all__ = ["open_index"]
 
 
 def open_index(home: Path, prices: PriceTable | None = None) -> TraceStore:
-    """The index of `home`, brought up to date with its run folders.
+    """The index of `home`, brought up to date with its run folders (and with the runs of this process that
+    ended, whose rows its index writer may still hold).
 
     The index is derived data: one that is not a database any more (cut short, overwritten)
     is set aside as ``index.sqlite.damaged`` and rebuilt from the run folders.
@@ -33,6 +35,7 @@ def open_index(home: Path, prices: PriceTable | None = None) -> TraceStore:
 
 
 def _synced(home: Home, prices: PriceTable | None) -> TraceStore:
+    drain(home.index)  # this process's runs that ended are in the index before it is read
     store = TraceStore(home.index, prices)
     try:
         store.sync(home.runs)

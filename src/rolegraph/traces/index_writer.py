@@ -5,34 +5,35 @@
 `RunIndex` on it, a trace sink whose `emit` only appends to the run's buffer (no
 I/O, no thread woken per record): the writer picks the buffers up within
 `INDEX_INTERVAL_S` and commits them batch by batch, so `rolegraph runs` sees a run,
-and its open spans, while it runs. At the run's end `RunIndex.finish` writes the
-last records and completes the run's row (status, times, totals, the stamp that
-tells `TraceStore.sync` the folder is indexed) without reading the run back from
-disk. A run whose live rows may be incomplete (a write failed, or a resumed run,
-whose earlier invocations another process indexed) is re-imported from its folder
+and its open spans, while it runs. At the run's end `RunIndex.finish` hands the
+run's end to the writer and returns at once: the writer's next pass writes the last
+records and completes the run's row (status, times, totals, the stamp that tells
+`TraceStore.sync` the folder is indexed) without reading the run back from disk.
+Until then the row reads as running; `drain` waits for the pass (`open_index` drains
+this process's writer before it reads, and the process's exit drains every writer).
+A run whose live rows may be incomplete (a write failed, or a resumed run, whose
+earlier invocations another process indexed) is re-imported from its folder
 instead. The index is derived data: the run's ``trace.jsonl`` holds every record
 whatever happens here.
 """
 
 from __future__ import annotations
 
-import asyncio
+import atexit
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from rolegraph.traces._rows import Context, RunEnd, run_stamp
 from rolegraph.traces.store import TraceStore
 
-__all__ = ["INDEX_INTERVAL_S", "IndexWriter", "RunEnd", "RunIndex", "index_writer"]
+__all__ = ["INDEX_INTERVAL_S", "IndexWriter", "RunEnd", "RunIndex", "drain", "index_writer"]
 
 INDEX_INTERVAL_S = 0.05
-"""How long a record may wait in a run's buffer before the writer commits it. A run's end waits for the rows of
-what is left in its buffer: the shorter the interval, the less is left (timing `RunIndex.finish` at the end of
-100- and 1,000-step agent chains: a median of about 12 ms at 0.2 s, about 3 ms at 0.05 s), for a few more,
-smaller commits while runs run."""
+"""How long a record, or a run's end, may wait in the writer's hands before it is committed: longer gathers
+bigger batches (fewer commits), shorter shows a live run's spans and a finished run's row sooner. A run does not
+wait for its row: timed at the end of a 100-step agent chain, the wait was 3.6 ms (a tenth of the run)."""
 
 
 class RunIndex:
@@ -46,9 +47,7 @@ class RunIndex:
         """Batches of this run that failed to write."""
         self._records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._end: RunEnd | None = None
-        self._done = threading.Event()
-        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+        self._end: tuple[RunEnd, str] | None = None
 
     def emit(self, record: dict[str, Any]) -> None:
         """Buffer the record for the writer."""
@@ -64,39 +63,31 @@ class RunIndex:
             records, self._records = self._records, []
         return records
 
-    async def finish(self, end: RunEnd) -> None:
-        """Write what is buffered and complete the run's row; return once it is committed."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._waiter = (loop, future)
-        self._end = end
-        self.writer.due(self, now=True)
-        await future
+    def finish(self, end: RunEnd) -> None:
+        """Have the writer write what is buffered and complete the run's row, within its interval; return at once.
+
+        Call it once the run's files are written: the row records their stamp, taken now (a later invocation
+        of the run that changes them then reads as changed to `TraceStore.sync`). Until the writer's next pass
+        the row reads as running; `IndexWriter.drain` waits for it (`open_index` does, for this process's
+        runs), and the process's exit drains every writer.
+        """
+        self._end = (end, run_stamp(self.run_dir))
+        self.writer.due(self, ends=True)
 
     def close(self) -> None:
         """Write what is buffered, without completing the run's row (blocks until it is committed)."""
-        self.writer.due(self, now=True)
-        self._done.wait()
+        self.writer.due(self)
+        self.writer.drain()
 
     @property
     def end(self) -> RunEnd | None:
         """How the run ended, once `finish` was called."""
-        return self._end
+        return None if self._end is None else self._end[0]
 
-    def done(self) -> None:
-        """Called by the writer once this run's last records are committed."""
-        self._done.set()
-        if self._waiter is not None:
-            loop, future = self._waiter
-            try:
-                loop.call_soon_threadsafe(_resolve, future)
-            except RuntimeError:  # the loop is closed: nobody waits any more
-                pass
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+    @property
+    def stamp(self) -> str | None:
+        """The stamp of the run's files when `finish` was called."""
+        return None if self._end is None else self._end[1]
 
 
 class IndexWriter:
@@ -114,7 +105,11 @@ class IndexWriter:
         """Failures to open the database (then nothing is indexed live; `TraceStore.sync` catches up)."""
         self._wake = threading.Condition()
         self._due: dict[RunIndex, bool] = {}
-        self._urgent = False
+        """The runs with records to write, each with whether its end is to be written too."""
+        self._asked = 0
+        """Drains asked for (`drain`): each waits until a pass that began after it was asked is done."""
+        self._served = 0
+        """The drains the last finished pass answered."""
         self._thread = threading.Thread(target=self._work, name="rolegraph-index-writer", daemon=True)
         self._thread.start()
 
@@ -122,43 +117,42 @@ class IndexWriter:
         """A sink indexing the run in `run_dir`."""
         return RunIndex(self, run_dir)
 
-    def due(self, run: RunIndex, *, now: bool = False) -> None:
-        """`run` has records (or its end) to write: within the interval, or at once when `now`."""
+    def due(self, run: RunIndex, *, ends: bool = False) -> None:
+        """`run` has records, or with `ends` its end, to write within the interval."""
         with self._wake:
             idle = not self._due
-            self._due[run] = self._due.get(run, False) or now
-            if now and not self._urgent:
-                self._urgent = True
-                self._wake.notify()
-            elif idle:
-                self._wake.notify()
+            self._due[run] = self._due.get(run, False) or ends
+            if idle:
+                self._wake.notify_all()
+
+    def drain(self) -> None:
+        """Block until everything handed to this writer so far (records, run ends) is committed."""
+        if threading.current_thread() is self._thread:
+            return
+        with self._wake:
+            self._asked += 1
+            ticket = self._asked
+            self._wake.notify_all()
+            while self._served < ticket and self._thread.is_alive():
+                self._wake.wait(1.0)
 
     def _work(self) -> None:
         store = self._open()
-        written = time.monotonic()  # when every due run was last written
-        left = False  # whether runs were left due at the last pass (a run's end wrote only its own rows)
         while True:
             with self._wake:
-                while not self._due:
+                while not self._due and self._asked == self._served:
                     self._wake.wait()
-                if not self._urgent:  # gather a batch (what is left from a run's end: the rest of it)
-                    self._wake.wait(max(0.0, self.interval - (time.monotonic() - written)) if left else self.interval)
-                left = False
-                if self._urgent and time.monotonic() - written < self.interval:
-                    # A run's end waits only on its own rows: the others keep gathering until the interval is up.
-                    due = {run: True for run, closing in self._due.items() if closing}
-                    self._due = {run: False for run, closing in self._due.items() if not closing}
-                    left = bool(self._due)
-                else:
-                    due, self._due = self._due, {}
-                    written = time.monotonic()
-                self._urgent = False
+                # Gather a batch for the interval, unless a drain waits.
+                self._wake.wait_for(lambda: self._asked != self._served, self.interval)
+                asked = self._asked
+                due, self._due = self._due, {}
             self._write(store, list(due))
             closing = [run for run, ends in due.items() if ends]
             if closing:
                 self._end(store, closing)
-                for run in closing:
-                    run.done()
+            with self._wake:
+                self._served = asked
+                self._wake.notify_all()
 
     def _open(self) -> TraceStore | None:
         try:
@@ -188,9 +182,7 @@ class IndexWriter:
         again = [run for run in runs if run.end is not None and run not in live]
         try:
             ends = [
-                (run.run_dir.name, run.end, run_stamp(run.run_dir), run.context.usage)
-                for run in live
-                if run.end is not None
+                (run.run_dir.name, run.end, run.stamp or "", run.context.usage) for run in live if run.end is not None
             ]
             missing = set(store.finish_runs(ends))
         except Exception:  # as below: `TraceStore.sync` re-imports a folder whose row is not current
@@ -217,6 +209,22 @@ def index_writer(path: Path) -> IndexWriter:
         if writer is None:
             writer = _WRITERS[key] = IndexWriter(key)
         return writer
+
+
+def drain(path: Path) -> None:
+    """Wait for this process's writer of the index at `path`, if it has one, to commit what it was handed."""
+    writer = _WRITERS.get(path.absolute())
+    if writer is not None:
+        writer.drain()
+
+
+def _drain_all() -> None:
+    """At the process's exit: the writers' threads end with it, so what they hold is committed first."""
+    for writer in list(_WRITERS.values()):
+        writer.drain()
+
+
+atexit.register(_drain_all)
 
 
 def _forget_writers() -> None:

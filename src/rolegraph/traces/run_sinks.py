@@ -48,14 +48,15 @@ class RunSinks:
             yield self.otlp
 
     async def close(self, end: RunEnd) -> None:
-        """Close the file, flush OTLP within its bound (in a thread), then complete the run's index row.
+        """Close the file, flush OTLP within its bound (in a thread), then hand the run's end to the index writer
+        (which completes the run's row within its interval: `RunIndex.finish`).
 
         Call it once the run's summary (``run.json``) is written: the index row records that file's stamp.
         """
         self.jsonl.close()
         if self.otlp is not None:
             await asyncio.to_thread(self.otlp.close)
-        await self.index.finish(end)
+        self.index.finish(end)
 
 
 def _otlp_sink(run_id: str, workflow: str) -> OtlpSink | None:
