@@ -6,6 +6,7 @@ import contextvars
 import itertools
 import os
 import time
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
@@ -37,36 +38,29 @@ class SpanKind(StrEnum):
     """A step's output made durable."""
 
 
-_ID_SPACE = 1 << 64
+def _id_counter() -> Iterator[int]:
+    """Span ids: a count from a random start drawn from the OS, per process (again in a forked child).
 
-
-class _SpanIds:
-    """Span ids: a count from a random 64-bit start drawn from the OS per process (again in a forked child).
-
-    Two processes appending to one trace (a resumed run) draw their starts at random among 2**64, so their ids
-    meet only if one of them makes some quintillions of spans. Counting rather than drawing each id keeps a
-    run's ids in increasing order, and the trace index (keyed by run and span id) then adds each span row at
-    the end of the run's keys instead of at a random place among them: about half the index's SQLite work
-    per span. One `os.urandom` per span was a system call each.
+    Two processes appending to one trace (a resumed run) draw their starts at random among 2**63, so their ids
+    meet only if one of them makes some quintillions of spans; the start is at most 2**63, so the count never
+    reaches 16 hex digits' end nor 0 (OpenTelemetry's invalid span id). Counting rather than drawing each id
+    keeps a run's ids in increasing order, and the trace index (keyed by run and span id) then adds each span
+    row at the end of the run's keys instead of at a random place among them: about half the index's SQLite
+    work per span. `next` on a count is atomic: threads never share an id.
     """
-
-    def __init__(self) -> None:
-        self._next = itertools.count(int.from_bytes(os.urandom(8), "big"))
-
-    def new(self) -> str:
-        """The next id: 16 hex digits, never all zeros (OpenTelemetry's invalid span id)."""
-        value = next(self._next) % _ID_SPACE  # `next` on a count is atomic: threads never share an id
-        if not value:  # past the top of the space: 0 is skipped
-            value = next(self._next) % _ID_SPACE
-        return f"{value:016x}"
-
-    def restart(self) -> None:
-        """Draw a new start (in a forked child, whose parent goes on counting from the same place)."""
-        self._next = itertools.count(int.from_bytes(os.urandom(8), "big"))
+    return itertools.count(1 + (int.from_bytes(os.urandom(8), "big") >> 1))
 
 
-_ids = _SpanIds()
-os.register_at_fork(after_in_child=_ids.restart)
+_ids = _id_counter()
+
+
+def _restart_ids() -> None:
+    """In a forked child: a start of its own (its parent goes on counting from the same place)."""
+    global _ids
+    _ids = _id_counter()
+
+
+os.register_at_fork(after_in_child=_restart_ids)
 
 
 _current: contextvars.ContextVar[Span | None] = contextvars.ContextVar("rolegraph_span", default=None)
@@ -122,9 +116,9 @@ class Span:
         self.run_id = run_id
         self.parent = parent
         self.attributes: dict[str, Any] = {} if attributes is None else attributes
-        self.span_id: str = _ids.new() if span_id is None else span_id
+        self.span_id: str = f"{next(_ids):016x}" if span_id is None else span_id
         """64 bits in hex (OpenTelemetry style), unique across the processes that append to one trace, as a
-        resumed run does (see `_SpanIds`)."""
+        resumed run does (see `_id_counter`)."""
         self.start_time: float = time.time()
         self.start_perf: float = time.perf_counter()
         self.end_time: float | None = None
