@@ -106,6 +106,14 @@ class PriceTable:
         price = self.price(model) if model else None
         return None if price is None else price.cost(input_tokens, output_tokens)
 
+    def totals(self, usage: Mapping[str | None, tuple[int, int]]) -> tuple[int, int, float | None]:
+        """Input tokens, output tokens and USD (None if a model's price is unknown) of tokens by model."""
+        cost: float | None = 0.0
+        for model, (input_tokens, output_tokens) in usage.items():
+            one = self.cost(model, input_tokens, output_tokens)
+            cost = None if one is None or cost is None else cost + one
+        return sum(u[0] for u in usage.values()), sum(u[1] for u in usage.values()), cost
+
 
 def read_prices(path: Path) -> dict[str, Price]:
     """Read a user price file (``model: {input: usd_per_mtok, output: usd_per_mtok}``).

@@ -408,7 +408,7 @@ class TraceStore:
         return rows
 
     def _usage(self, run_id: str) -> tuple[int, int, float | None]:
-        return self._totals(self._tokens(run_id))
+        return self.prices.totals(self._tokens(run_id))
 
     def _tokens(self, run_id: str) -> Usage:
         """The tokens of a run's ended chat spans by model, summed over its rows."""
@@ -418,14 +418,6 @@ class TraceStore:
             (run_id,),
         )
         return {model: (tokens_in, tokens_out) for model, tokens_in, tokens_out in rows}
-
-    def _totals(self, usage: Usage) -> tuple[int, int, float | None]:
-        """Input tokens, output tokens and cost (None if a model's price is unknown) of `usage`."""
-        cost: float | None = 0.0
-        for model, (tokens_in, tokens_out) in usage.items():
-            one = self.prices.cost(model, tokens_in, tokens_out)
-            cost = None if one is None or cost is None else cost + one
-        return sum(u[0] for u in usage.values()), sum(u[1] for u in usage.values()), cost
 
     # Deleting
 
@@ -510,7 +502,7 @@ class TraceStore:
         self, run_id: str, record: dict[str, Any], usage: Usage, *, ended: bool, run_dir: Path | None
     ) -> None:
         attributes = record.get("attributes") or {}
-        tokens_in, tokens_out, cost = self._totals(usage)
+        tokens_in, tokens_out, cost = self.prices.totals(usage)
         status = attributes.get("rolegraph.status") or {"ok": "completed"}.get(record.get("status", ""), "failed")
         self._db.execute(
             f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}, writer) VALUES ({_marks(12)})",
@@ -531,9 +523,8 @@ class TraceStore:
         )
 
     def finish_run(self, run_id: str, end: RunEnd, stamp: str, usage: Usage | None = None) -> bool:
-        """Complete a live run's row at its end (status, start, duration) with its totals and the folder's
-        `stamp`, so `sync` leaves it be. The totals come from `usage` (the live writer's tally, `Context.usage`),
-        or without it from the run's rows. False if the run has no row."""
+        """Complete a live run's row at its end (status, start, duration) with its totals (from `usage`, the
+        writer's `Context.usage`, else its rows) and the folder's `stamp`, so `sync` leaves it be. False if no row."""
         return not self.finish_runs([(run_id, end, stamp, usage)])
 
     def finish_runs(self, ends: Iterable[tuple[str, RunEnd, str, Usage | None]]) -> list[str]:
@@ -541,7 +532,7 @@ class TraceStore:
         missing: list[str] = []
         with self._transaction():
             for run_id, end, stamp, usage in ends:
-                tokens_in, tokens_out, cost = self._totals(self._tokens(run_id) if usage is None else usage)
+                tokens_in, tokens_out, cost = self.prices.totals(self._tokens(run_id) if usage is None else usage)
                 cursor = self._db.execute(
                     "UPDATE runs SET status = ?, started = COALESCE(?, started), duration_s = ?, input_tokens = ?,"
                     " output_tokens = ?, cost_usd = ?, source_stamp = ?, writer = NULL WHERE run_id = ?",
