@@ -498,21 +498,19 @@ class TraceStore:
                 self._db.execute(_REPLACE_SPANS[size], list(itertools.chain.from_iterable(rows[at : at + size])))
                 at += size
 
-    def _write_run(
-        self, run_id: str, record: dict[str, Any], usage: Usage, *, ended: bool, run_dir: Path | None
-    ) -> None:
-        attributes = record.get("attributes") or {}
+    def _write_run(self, run_id: str, root: dict[str, Any], usage: Usage, *, ended: bool, run_dir: Path | None) -> None:
+        attributes = root.get("attributes") or {}
         tokens_in, tokens_out, cost = self.prices.totals(usage)
-        status = attributes.get("rolegraph.status") or {"ok": "completed"}.get(record.get("status", ""), "failed")
+        status = attributes.get("rolegraph.status") or {"ok": "completed"}.get(root.get("status", ""), "failed")
         self._db.execute(
             f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}, writer) VALUES ({_marks(12)})",
             (
                 run_id,
                 attributes.get("rolegraph.workflow"),
                 status if ended else "running",
-                record.get("start_time"),
-                record.get("end_time") if ended else None,
-                record.get("duration_s") if ended else None,
+                root.get("start_time"),
+                root.get("end_time") if ended else None,
+                root.get("duration_s") if ended else None,
                 tokens_in,
                 tokens_out,
                 cost,
