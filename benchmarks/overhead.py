@@ -47,6 +47,11 @@ from rolegraph.workflows.graph import compile_graph
 
 SIZES: dict[Level, tuple[int, ...]] = {"smoke": (5, 20), "quick": (10, 100), "full": (10, 100, 1000)}
 REPEATS: dict[Level, int] = {"smoke": 2, "quick": 5, "full": 7}
+"""Counted runs per figure, at least (see `MEASURED_STEPS`)."""
+MEASURED_STEPS: dict[Level, int] = {"smoke": 0, "quick": 2_000, "full": 20_000}
+"""Steps counted per figure, at least: a chain of 10 steps runs in about a millisecond, and seven runs of it were
+a sample that one burst of load on this shared machine moved by half (65 to 128 µs/step from one run of the
+scenario to the next); short chains run more often instead."""
 SINKS = ("untraced", "jsonl", "sqlite")
 
 
@@ -122,9 +127,10 @@ async def _run(level: Level) -> dict[str, Any]:
         folder = Path(tmp)
         task_us = await asyncio_task_ns(count=200 if level == "smoke" else 2000, repeats=repeats) / 1000
         for n in SIZES[level]:
-            row: dict[str, Any] = {"n": n, "scheduler_us": await scheduler_ns_per_step(n, repeats) / 1000}
+            runs = max(repeats, MEASURED_STEPS[level] // n)
+            row: dict[str, Any] = {"n": n, "scheduler_us": await scheduler_ns_per_step(n, runs) / 1000}
             for kind in SINKS:
-                ns = await engine_ns_per_step(n, repeats, kind, folder)
+                ns = await engine_ns_per_step(n, runs, kind, folder)
                 row[f"engine_{kind}_us"] = None if ns is None else ns[0] / 1000
                 if ns is not None:
                     row[f"engine_{kind}_cpu_us"] = ns[1] / 1000
