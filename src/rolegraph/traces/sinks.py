@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -88,12 +88,9 @@ class JsonlSink:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         torn = _ends_torn(path)
-        with path.open("ab") as file:  # the file exists from now on
-            if torn:  # a crash cut the last line: end it, so the next record starts a line of its own
-                file.write(b"\n")
-        self._file: BinaryIO | None = None
-        """Opened for appending at the first write: a sink made but never written to (its run cancelled while
-        it was being set up) holds no open file."""
+        self._file = path.open("ab", buffering=0)
+        if torn:  # a crash cut the last line: end it, so the next record starts a line of its own
+            self._file.write(b"\n")
         self._buffer: list[bytes] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -132,8 +129,6 @@ class JsonlSink:
         if self._buffer:
             data = b"".join(self._buffer)
             self._buffer.clear()
-            if self._file is None:
-                self._file = self.path.open("ab", buffering=0)
             self._file.write(data)
 
     def close(self) -> None:
@@ -142,8 +137,7 @@ class JsonlSink:
             if not self._closed:
                 self._write()
                 self._closed = True
-                if self._file is not None:
-                    self._file.close()
+                self._file.close()
 
 
 class _Flusher:
