@@ -458,6 +458,19 @@ class RecordingCheckpointer:
     def items(self, step_id: str, visit: int) -> dict[int, StepOutcome]:
         return {}
 
+    async def run(self, spec: Any, handler: Handler) -> dict[str, StepState]:
+        """Run `spec` with `handler` answering every step, checkpointed here."""
+        scheduler = Scheduler(
+            spec,
+            compile_graph(spec),
+            FunctionExecutor(handler),
+            run_id="run",
+            inputs={},
+            tracer=Tracer("run", redactor=Redactor()),
+            checkpointer=self,
+        )
+        return await scheduler.run()
+
 
 class TestCheckpoints:
     async def test_a_checkpoint_carries_only_the_steps_that_changed(self) -> None:
@@ -467,21 +480,12 @@ class TestCheckpoints:
             f"  s{i}: {{role: worker, task: t{', depends_on: [s' + str(i - 1) + ']' if i else ''}}}" for i in range(30)
         )
         spec = spec_of(steps)
-        checkpointer = RecordingCheckpointer()
 
         async def handler(call: StepCall) -> dict[str, Any]:
             return answer(value=call.step_id)
 
-        scheduler = Scheduler(
-            spec,
-            compile_graph(spec),
-            FunctionExecutor(handler),
-            run_id="run",
-            inputs={},
-            tracer=Tracer("run", redactor=Redactor()),
-            checkpointer=checkpointer,
-        )
-        states = await scheduler.run()
+        checkpointer = RecordingCheckpointer()
+        states = await checkpointer.run(spec, handler)
         assert checkpointer.saves == [[f"s{i}"] for i in range(30)]
         assert checkpointer.rows == {k: s.model_dump(mode="json") for k, s in states.items()}
 
@@ -497,21 +501,12 @@ class TestCheckpoints:
     routes: [{when: "output.verdict == 'again'", goto: draft, max_times: 1}]
 """
         )
-        checkpointer = RecordingCheckpointer()
 
         async def handler(call: StepCall) -> dict[str, Any]:
             return answer(verdict="again")
 
-        scheduler = Scheduler(
-            spec,
-            compile_graph(spec),
-            FunctionExecutor(handler),
-            run_id="run",
-            inputs={},
-            tracer=Tracer("run", redactor=Redactor()),
-            checkpointer=checkpointer,
-        )
-        await scheduler.run()
+        checkpointer = RecordingCheckpointer()
+        await checkpointer.run(spec, handler)
         assert "review" in checkpointer.saves[1] and "draft" in checkpointer.saves[1]
         sent_back = checkpointer.history[1]["draft"]
         assert (sent_back["status"], sent_back["visits"]) == ("pending", 1)
@@ -529,7 +524,6 @@ class TestCheckpoints:
   join: {role: worker, task: j, depends_on: [slow, after_fast]}
 """
         )
-        checkpointer = RecordingCheckpointer()
         release_slow = asyncio.Event()
 
         async def handler(call: StepCall) -> dict[str, Any]:
@@ -539,16 +533,8 @@ class TestCheckpoints:
                 release_slow.set()
             return answer(value=call.step_id)
 
-        scheduler = Scheduler(
-            spec,
-            compile_graph(spec),
-            FunctionExecutor(handler),
-            run_id="run",
-            inputs={},
-            tracer=Tracer("run", redactor=Redactor()),
-            checkpointer=checkpointer,
-        )
-        states = await scheduler.run()
+        checkpointer = RecordingCheckpointer()
+        states = await checkpointer.run(spec, handler)
         assert all(row["status"] != "running" for rows in checkpointer.history for row in rows.values())
         assert checkpointer.history[1] == {k: states[k].model_dump(mode="json") for k in ("a", "fast")}
         assert checkpointer.rows == {k: s.model_dump(mode="json") for k, s in states.items()}
