@@ -61,6 +61,21 @@ def answer(value: str = "v", items: list[str] | None = None, verdict: str = "ok"
     return {"value": value, "items": items or [], "verdict": verdict}
 
 
+def slow_until_after_fast() -> Handler:
+    """Answers each step with its id; step ``slow`` waits until step ``after_fast`` starts, which it can only do
+    if it started while ``slow`` still ran."""
+    release_slow = asyncio.Event()
+
+    async def handler(call: StepCall) -> dict[str, Any]:
+        if call.step_id == "slow":
+            await release_slow.wait()
+        if call.step_id == "after_fast":
+            release_slow.set()
+        return answer(value=call.step_id)
+
+    return handler
+
+
 class TestOrdering:
     async def test_dependencies_run_first_and_feed_templates(self) -> None:
         """A step runs after its dependencies and its task sees their outputs."""
@@ -90,16 +105,7 @@ class TestOrdering:
   join: {role: worker, task: j, depends_on: [slow, after_fast]}
 """
         )
-        release_slow = asyncio.Event()
-
-        async def handler(call: StepCall) -> dict[str, Any]:
-            if call.step_id == "slow":
-                await release_slow.wait()
-            if call.step_id == "after_fast":
-                release_slow.set()  # only reachable if after_fast started while slow was still running
-            return answer()
-
-        states, executor = await run(spec, handler)
+        states, executor = await run(spec, slow_until_after_fast())
         order = [c.step_id for c in executor.calls]
         assert order.index("after_fast") < order.index("join")
         assert all(s.status == "completed" for s in states.values())
@@ -524,17 +530,8 @@ class TestCheckpoints:
   join: {role: worker, task: j, depends_on: [slow, after_fast]}
 """
         )
-        release_slow = asyncio.Event()
-
-        async def handler(call: StepCall) -> dict[str, Any]:
-            if call.step_id == "slow":
-                await release_slow.wait()
-            if call.step_id == "after_fast":
-                release_slow.set()
-            return answer(value=call.step_id)
-
         checkpointer = RecordingCheckpointer()
-        states = await checkpointer.run(spec, handler)
+        states = await checkpointer.run(spec, slow_until_after_fast())
         assert all(row["status"] != "running" for rows in checkpointer.history for row in rows.values())
         assert checkpointer.history[1] == {k: states[k].model_dump(mode="json") for k in ("a", "fast")}
         assert checkpointer.rows == {k: s.model_dump(mode="json") for k, s in states.items()}
