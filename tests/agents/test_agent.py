@@ -17,6 +17,7 @@ from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool, ToolResult, tool
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import MemorySink
+from rolegraph.traces.trace import Trace
 from rolegraph.traces.tracer import Tracer
 
 
@@ -105,6 +106,25 @@ class TestLoop:
         once.usage = Usage(input_tokens=3, output_tokens=1)
         one, _ = agent(writer, ScriptedModel([once]), [])
         assert (await one.run("Answer at once.")).usage == Usage(input_tokens=3, output_tokens=1)
+
+    async def test_an_untraced_agent_counts_and_answers_as_a_traced_one(self) -> None:
+        """With no sink (spans unrecorded) the answer, thoughts, tool calls and usage are those of a traced run,
+        whose chat spans carry the same tokens."""
+
+        def script() -> ScriptedModel:
+            return ScriptedModel([tool_call("lookup", thought="search", query="lora"), final(claim("lora"), "done")])
+
+        traced, sink = agent(RESEARCHER, script(), [lookup])
+        untraced = Agent(RESEARCHER, script(), [lookup], tracer=Tracer("run", redactor=Redactor()))
+        seen, unseen = await traced.run("What is LoRA?"), await untraced.run("What is LoRA?")
+        assert (unseen.output, unseen.thoughts, unseen.steps, unseen.tool_calls, unseen.usage) == (
+            seen.output,
+            seen.thoughts,
+            seen.steps,
+            seen.tool_calls,
+            seen.usage,
+        )
+        assert unseen.usage.input_tokens > 0 and Trace(sink.records).usage() == unseen.usage
 
     async def test_the_system_prompt_names_the_answer_fields_and_whether_tools_may_be_called(self) -> None:
         """The system message is the role's instructions, what a turn may do and the answer's fields, at every call."""

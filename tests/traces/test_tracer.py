@@ -15,7 +15,7 @@ from rolegraph.tokens import Usage
 from rolegraph.traces import redact
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import JsonlSink, MemorySink, read_jsonl
-from rolegraph.traces.spans import SpanKind, current_span
+from rolegraph.traces.spans import UNRECORDED, SpanKind, current_span
 from rolegraph.traces.trace import Trace
 from rolegraph.traces.tracer import Tracer, current_tracer
 
@@ -95,9 +95,72 @@ class TestSpans:
 
     def test_usage_refused_outside_chat(self) -> None:
         """Recording tokens on a non-chat span is a programming error."""
-        tracer = Tracer("run-1", redactor=Redactor())
+        tracer = Tracer("run-1", sinks=[MemorySink()], redactor=Redactor())
         with tracer.span(SpanKind.INVOKE_AGENT, "a") as span, pytest.raises(ValueError):
             span.record_usage(1, 1)
+
+
+class TestWithoutSinks:
+    def test_a_span_nobody_listens_to_is_not_recorded_nor_current(self) -> None:
+        """With no sink a span is the shared unrecorded one: not current, its attributes and usage kept nowhere."""
+        tracer = Tracer("run-1", redactor=Redactor())
+        with tracer.span(SpanKind.INVOKE_AGENT, "a", rolegraph__task="t") as agent:
+            with tracer.span(SpanKind.CHAT, "chat") as chat:
+                chat.record_usage(5, 1)
+                chat.set(rolegraph__output__text="x")
+                assert (current_span(), current_tracer()) == (None, None)
+        assert agent is chat is UNRECORDED
+        assert (UNRECORDED.attributes, UNRECORDED.aggregated_input_tokens, UNRECORDED.span_id) == ({}, 0, "0" * 16)
+
+    def test_an_exception_goes_through_an_unrecorded_span(self) -> None:
+        """A span nobody records lets an exception through, as a recorded one does."""
+        with pytest.raises(ValueError, match="bad"), Tracer("run-1").span(SpanKind.EXECUTE_TOOL, "t"):
+            raise ValueError("bad")
+
+    async def test_a_sink_added_later_sees_every_later_span_in_full(self) -> None:
+        """Spans opened after a sink is added are recorded start and end, nested under recorded spans only,
+        with their tokens rolled up; the spans opened before it leave no record."""
+        sink = MemorySink()
+        tracer = Tracer("run-1", redactor=Redactor())
+        with tracer.span(SpanKind.INVOKE_WORKFLOW, "before"):
+            tracer.add_sink(sink)
+            with tracer.span(SpanKind.INVOKE_AGENT, "agent"):
+                with tracer.span(SpanKind.CHAT, "chat") as chat:
+                    await asyncio.sleep(0)
+                    chat.record_usage(7, 2)
+        assert [(r["event"], r["name"]) for r in sink.records] == [
+            ("span_start", "agent"),
+            ("span_start", "chat"),
+            ("span_end", "chat"),
+            ("span_end", "agent"),
+        ]
+        ends = _ends(sink)
+        assert ends["agent"]["parent_id"] is None and ends["chat"]["parent_id"] == ends["agent"]["span_id"]
+        assert ends["agent"]["attributes"]["rolegraph.aggregated.input_tokens"] == 7
+        assert Trace(sink.records).usage() == Usage(input_tokens=7, output_tokens=2)
+
+    def test_an_unrecorded_span_leaves_the_recorded_one_current(self) -> None:
+        """A tracer without sinks used inside a recorded span (a workflow run inside a tool) hides nothing:
+        the recorded span stays current, and later spans nest under it."""
+        sink = MemorySink()
+        outer = Tracer("run-1", sinks=[sink], redactor=Redactor())
+        with outer.span(SpanKind.EXECUTE_TOOL, "tool") as tool:
+            with Tracer("run-1").span(SpanKind.INVOKE_AGENT, "inner"):
+                assert (current_span(), current_tracer()) == (tool, outer)
+                with outer.span(SpanKind.CHAT, "chat"):
+                    pass
+        assert _ends(sink)["chat"]["parent_id"] == tool.span_id
+
+    def test_a_reopened_span_is_recorded_even_without_a_sink(self) -> None:
+        """A span reopened by id keeps that id (its caller records it), and its end reaches a sink added later."""
+        sink = MemorySink()
+        tracer = Tracer("run-1", redactor=Redactor())
+        with tracer.span(SpanKind.INVOKE_WORKFLOW, "wf", span_id="00000000000000ab") as root:
+            assert (root.span_id, current_span()) == ("00000000000000ab", root)
+            tracer.add_sink(sink)
+        assert [(r["event"], r["span_id"], r["status"]) for r in sink.records] == [
+            ("span_end", "00000000000000ab", "ok")
+        ]
 
 
 class TestRedaction:
@@ -270,7 +333,7 @@ with tracer.span(SpanKind.INVOKE_WORKFLOW, "wf"):
 class TestCurrentTracer:
     async def test_names_the_tracer_of_the_innermost_span(self) -> None:
         """Inside a span its tracer is current, in tasks started there too; outside, none."""
-        outer, inner = Tracer("a"), Tracer("b")
+        outer, inner = Tracer("a", sinks=[MemorySink()]), Tracer("b", sinks=[MemorySink()])
 
         async def in_a_task() -> Tracer | None:
             return current_tracer()

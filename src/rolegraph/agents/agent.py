@@ -240,19 +240,17 @@ class Agent:
         conversation = self._conversation(task)
         repairs_left = self.max_repairs
         acting_steps = 0
-        with self.tracer.span(
+        tracer = self.tracer
+        with tracer.span(
             SpanKind.INVOKE_AGENT,
             f"invoke_agent {self.role.name}",
-            gen_ai__operation__name="invoke_agent",
-            gen_ai__agent__name=self.role.name,
-            rolegraph__task=_clip(task, _TRACE_TEXT_MAX),
-            **{k.replace(".", "__"): v for k, v in (trace_attributes or {}).items()},
+            **(self._agent_attributes(task, trace_attributes) if tracer.recording else {}),
         ) as agent_span:
             while True:
                 must_answer = acting_steps >= self.max_steps
                 must_act = not must_answer and result.tool_calls < self.role.min_tool_calls and bool(self.tools)
                 result.steps += 1
-                with self.tracer.span(SpanKind.REACT_STEP, f"react_step {result.steps}") as step_span:
+                with tracer.span(SpanKind.REACT_STEP, f"react_step {result.steps}") as step_span:
                     step_span.set(rolegraph__step=result.steps, rolegraph__final_only=must_answer)
                     schema = self._final_schema(visible)
                     completion = await self._chat(
@@ -314,6 +312,15 @@ class Agent:
                     conversation.append(
                         Message.user(f"Your final answer was invalid:\n{problem}\nReply again with a corrected answer.")
                     )
+
+    def _agent_attributes(self, task: str, more: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The ``invoke_agent`` span's attributes at its start (worked out only when the span is recorded)."""
+        return {
+            "gen_ai__operation__name": "invoke_agent",
+            "gen_ai__agent__name": self.role.name,
+            "rolegraph__task": _clip(task, _TRACE_TEXT_MAX),
+            **{k.replace(".", "__"): v for k, v in (more or {}).items()},
+        }
 
     def _check_final(self, completion: Completion, visible: list[str], result: AgentResult) -> str | None:
         """Validate a final answer; on success fill `result` and return None, else say what is wrong.
@@ -377,7 +384,9 @@ class Agent:
                 "rolegraph__input__messages": len(messages),
                 "rolegraph__input__last": _clip(messages[-1].content, _TRACE_TEXT_MAX),
                 "rolegraph__tools": [t.name for t in tools or ()],
-            },
+            }
+            if self.tracer.recording
+            else None,
         )
 
     def _chat_request(

@@ -168,21 +168,12 @@ class CallPath:
             ModelError: The model failed or did not answer within the timeout.
             BudgetExceeded: The journal stopped the run (before the call, or after recording it).
         """
-        with self.tracer.span(
+        tracer = self.tracer
+        with tracer.span(
             SpanKind.CHAT,
             f"chat {model.name}",
-            gen_ai__operation__name="chat",
-            gen_ai__request__model=model.name,
-            gen_ai__request__temperature=settings.temperature,
-            gen_ai__request__seed=settings.seed,
-            gen_ai__request__max_tokens=settings.max_tokens,
-            rolegraph__call__id=call_id,
-            **(attributes or {}),
+            **(_chat_attributes(model, settings, call_id, attributes) if tracer.recording else {}),
         ) as span:
-            if model.model_id != model.name:  # the provider's name for it, for the OTLP export
-                span.set(rolegraph__model__id=model.model_id)
-            if model.options:  # how the model was built: its API, inference provider, LoRA adapter
-                span.set(rolegraph__model__options=model.options)
             digest = None
             if self.journal is not None or self.cache is not None:
                 digest = request() if request is not None else chat_request(messages, tools, schema, settings)
@@ -198,13 +189,14 @@ class CallPath:
                 )
                 return completion
             completion = await self._answer(model, messages, tools, schema, settings, digest, span)
-            span.record_usage(completion.usage.input_tokens, completion.usage.output_tokens)
-            span.set(
-                gen_ai__response__model=completion.model,
-                gen_ai__response__finish_reasons=[completion.finish_reason],
-                rolegraph__output__text=_clip(completion.text),
-                rolegraph__output__tool_calls=[c.model_dump() for c in completion.tool_calls],
-            )
+            if span.recording:
+                span.record_usage(completion.usage.input_tokens, completion.usage.output_tokens)
+                span.set(
+                    gen_ai__response__model=completion.model,
+                    gen_ai__response__finish_reasons=[completion.finish_reason],
+                    rolegraph__output__text=_clip(completion.text),
+                    rolegraph__output__tool_calls=[c.model_dump() for c in completion.tool_calls],
+                )
             if self.journal is not None:  # after the span has the usage: a put may stop the run (a budget)
                 self.journal.put(call_id, completion.model_dump(mode="json"), request=digest)
         return completion
@@ -235,6 +227,26 @@ class CallPath:
         if self.cache is not None and digest is not None:
             span.set(rolegraph__cache__kept=self.cache.keep(model, digest, settings, completion))
         return completion
+
+
+def _chat_attributes(
+    model: Model, settings: ModelSettings, call_id: str, more: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A ``chat`` span's attributes at its start (worked out only when the span is recorded)."""
+    attributes: dict[str, Any] = {
+        "gen_ai__operation__name": "chat",
+        "gen_ai__request__model": model.name,
+        "gen_ai__request__temperature": settings.temperature,
+        "gen_ai__request__seed": settings.seed,
+        "gen_ai__request__max_tokens": settings.max_tokens,
+        "rolegraph__call__id": call_id,
+        **(more or {}),
+    }
+    if model.model_id != model.name:  # the provider's name for it, for the OTLP export
+        attributes["rolegraph__model__id"] = model.model_id
+    if model.options:  # how the model was built: its API, inference provider, LoRA adapter
+        attributes["rolegraph__model__options"] = model.options
+    return attributes
 
 
 async def _bounded(model: Model, call: Coroutine[Any, Any, Completion], settings: ModelSettings) -> Completion:

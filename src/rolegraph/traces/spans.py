@@ -8,11 +8,11 @@ import os
 import time
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from rolegraph.traces.redact import Remembered
 
-__all__ = ["Span", "SpanKind", "current_span"]
+__all__ = ["UNRECORDED", "Span", "SpanKind", "current_span"]
 
 
 class SpanKind(StrEnum):
@@ -67,7 +67,8 @@ _current: contextvars.ContextVar[Span | None] = contextvars.ContextVar("rolegrap
 
 
 def current_span() -> Span | None:
-    """The innermost open span in this task's context, if any."""
+    """The innermost open span in this task's context that is recorded, if any (a span opened while its
+    tracer had no sink is not: see `UNRECORDED`)."""
     return _current.get()
 
 
@@ -101,6 +102,10 @@ class Span:
         "start_time",
         "status",
     )
+
+    recording: ClassVar[bool] = True
+    """Whether the span is recorded (False only for `UNRECORDED`): a caller may skip working out attributes
+    for one that is not."""
 
     def __init__(
         self,
@@ -153,3 +158,28 @@ class Span:
             node.aggregated_input_tokens += input_tokens
             node.aggregated_output_tokens += output_tokens
             node = node.parent
+
+
+class _Unrecorded(Span):
+    """What a span opened while no sink listens is: one shared object, on which setting attributes and
+    recording usage do nothing (nothing would ever read them), as OpenTelemetry's non-recording span.
+
+    Its id is OpenTelemetry's invalid span id (all zeros): it names no record.
+    """
+
+    __slots__ = ()
+    recording: ClassVar[bool] = False
+
+    def __repr__(self) -> str:
+        return "UNRECORDED"
+
+    def set(self, **attributes: Any) -> None:
+        """Nothing: the span is not recorded."""
+
+    def record_usage(self, input_tokens: int, output_tokens: int) -> None:
+        """Nothing: the span is not recorded, and the usage of a call is counted where it is returned
+        (`rolegraph.agents.agent.AgentResult.usage`), not on spans."""
+
+
+UNRECORDED: Span = _Unrecorded(SpanKind.CHAT, "unrecorded", "", span_id="0" * 16)
+"""The span `Tracer.span` gives while its tracer has no sink (shared: never read)."""

@@ -3,10 +3,16 @@
 Each span is emitted twice, at start and at end, so a hung step is visible in
 the trace while it hangs. Records pass secret redaction, then a chain of
 structlog-style processors (such as the run's content mode), and fan out to the
-run's sinks. Nothing is built when no sink listens; a span's text attributes are
-redacted once, not again in its end record. Parent ids follow
-`contextvars`, so spans opened in parallel tasks nest under the span that was
-current when the task was created.
+run's sinks. A span's text attributes are redacted once, not again in its end
+record. Parent ids follow `contextvars`, so spans opened in parallel tasks nest
+under the span that was current when the task was created.
+
+A span opened while its tracer has no sink costs next to nothing: it is the one
+shared `UNRECORDED` span, which keeps no attributes, times, status or usage and
+is not made current. Nothing but a sink reads those: a run's usage is summed
+from what its model calls return, not from spans. A sink added later sees every
+span opened after it, in full (start and end), nested under the innermost span
+that was recorded.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 from rolegraph.traces.content import Processor
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import TraceSink
-from rolegraph.traces.spans import Span, SpanKind, _current
+from rolegraph.traces.spans import UNRECORDED, Span, SpanKind, _current
 
 __all__ = ["Tracer", "current_tracer"]
 
@@ -68,6 +74,12 @@ class Tracer:
         # After redaction: later processors (content modes) never see a secret.
         self._processors = list(processors)
 
+    @property
+    def recording(self) -> bool:
+        """Whether a span opened now is recorded (a sink listens): a caller may skip working out the
+        attributes of one that is not."""
+        return bool(self.sinks)
+
     def add_sink(self, sink: TraceSink) -> None:
         """Send future records to `sink` too."""
         self.sinks.append(sink)
@@ -97,7 +109,12 @@ class Tracer:
         Attribute names may spell dots as ``__`` (``gen_ai__request__model``).
         `span_id` reopens a span recorded earlier (a resumed run continues its root span), so
         the spans of every process that worked on a run form one tree.
+
+        While the tracer has no sink the span is `UNRECORDED` (shared, keeps nothing, not made
+        current), unless it is given a `span_id`, which its caller may keep.
         """
+        if not self.sinks and span_id is None:
+            return _NOT_RECORDING
         parent = _current.get()
         # A span from another run (a workflow called inside a tool) is not our parent.
         if parent is not None and parent.run_id != self.run_id:
@@ -173,7 +190,7 @@ class Tracer:
         if not self.sinks:
             return
         head = span.head
-        # No head: a sink was added while the span was open, and its start went nowhere.
+        # No head: a span reopened by id while no sink listened, and a sink added since; its start went nowhere.
         record = (head if head is not None else self._head(span)).copy()
         attributes = record["attributes"] = self.redactor.attributes(span.attributes, span.redacted)
         record["end_time"] = span.end_time
@@ -202,6 +219,24 @@ def _dotted(key: str) -> str:
 
 _KIND_TEXT = {kind: kind.value for kind in SpanKind}
 """Each kind's text, looked up (an enum's ``value`` is a descriptor call on every record)."""
+
+
+class _NotRecording:
+    """What `Tracer.span` returns while no sink listens: enters `UNRECORDED`, changes no context, and lets
+    any exception through. One shared object: it holds no state."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Span:
+        return UNRECORDED
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
+_NOT_RECORDING = _NotRecording()
 
 
 class _Scope:
