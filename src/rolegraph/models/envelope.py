@@ -40,8 +40,22 @@ def parse_final(text: str) -> tuple[str, Any]:
     Raises:
         ValueError: The text is not JSON, or not an object with an ``answer``.
     """
-    value = json.loads(text)
+    value = _json_value(text)
     if not isinstance(value, dict) or "answer" not in value:
         raise ValueError('expected a JSON object {"thought": ..., "answer": ...}')
     thought = value.get("thought", "")
     return (thought if isinstance(thought, str) else str(thought)), value["answer"]
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _json_value(text: str) -> Any:
+    """`json.loads(text)`, without its two scans for surrounding whitespace when the text is exactly one JSON
+    value (a model's answer nearly always is): anything else is handed to `json.loads`, which gives the same
+    value or the same error as it always did."""
+    try:
+        value, end = _DECODER.raw_decode(text)
+    except json.JSONDecodeError:  # leading whitespace, or not JSON at all
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
