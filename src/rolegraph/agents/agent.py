@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -360,7 +360,7 @@ class Agent:
                 problem = "\n".join(f"- evidence: {bad}" for bad in list(dict.fromkeys(misquoted))[:3])
         return problem
 
-    async def _chat(
+    def _chat(
         self,
         conversation: Conversation,
         schema: dict[str, Any],
@@ -368,11 +368,13 @@ class Agent:
         tools_allowed: bool,
         must_act: bool,
         call_id: str,
-    ) -> Completion:
+    ) -> Coroutine[Any, Any, Completion]:
+        """The model call of one turn, through the call path (not a coroutine of its own: one frame less
+        between the agent and its model at every call)."""
         tools = self._specs if tools_allowed and self._specs else None
         settings = self.settings.model_copy(update={"tool_choice": "required"}) if must_act else self.settings
         messages = conversation.messages
-        return await self._path.complete(
+        return self._path.complete(
             self.model,
             messages,
             call_id=call_id,

@@ -8,7 +8,7 @@ item's own, so each item's agent works from its own material.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from rolegraph.agents.agent import Agent, AgentResult
@@ -61,7 +61,7 @@ def known_sources(call: StepCall, sources: SourceRegistry) -> list[str]:
     return [s for s in dict.fromkeys(strings_in(call.upstream)) if s in sources]
 
 
-async def run_agent(
+def run_agent(
     call: StepCall,
     role: Role,
     model: Model,
@@ -78,8 +78,10 @@ async def run_agent(
     cache: RunCache | None = None,
     checks: Sequence[OutputCheck] = (),
     check_calls: CheckCalls | None = None,
-) -> AgentResult:
-    """Run one agent of a step: the call's place in the run names its calls in the journal."""
+) -> Coroutine[Any, Any, AgentResult]:
+    """Run one agent of a step: the call's place in the run names its calls in the journal.
+
+    Returns the agent's run to await (not a coroutine of its own: one frame less at every step)."""
     agent = Agent(
         role,
         model,
@@ -95,7 +97,7 @@ async def run_agent(
         checks=checks,
         check_calls=check_calls,
     )
-    return await agent.run(
+    return agent.run(
         task,
         trace_attributes={
             "rolegraph.step.id": call.step_id,
@@ -127,10 +129,10 @@ async def run_agent_step(
     role, model, settings, tools, cache, mode = step
     known = known_sources(call, sources)
 
-    async def run(
+    def run(
         as_role: Role, task: str, visible: Sequence[str], answer_checks: Sequence[OutputCheck] = ()
-    ) -> AgentResult:
-        return await run_agent(
+    ) -> Coroutine[Any, Any, AgentResult]:
+        return run_agent(
             call,
             as_role,
             model,
