@@ -182,4 +182,5 @@ class _Unrecorded(Span):
 
 
 UNRECORDED: Span = _Unrecorded(SpanKind.CHAT, "unrecorded", "", span_id="0" * 16)
-"""The span `Tracer.span` gives while its tracer has no sink (shared: never read)."""
+"""The span `Tracer.span` gives while its tracer has no sink. Shared by every such span: what a caller writes on
+it (a tool error's ``status``) is never read."""
