@@ -1,19 +1,25 @@
-"""A run's durable state per invocation: the elapsed time its checkpoints record."""
+"""A run's durable state per invocation: the elapsed time its checkpoints record, the rows it shares with the step
+log."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rolegraph.durability import durable
 from rolegraph.durability.durable import ELAPSED_EVERY_S, Durability
 from rolegraph.durability.store import RunStore
+from rolegraph.layout import RunFolder
 from rolegraph.models.model import Model
 from rolegraph.runtime.run_info import RunInfo
 from rolegraph.runtime.scheduler import Checkpoint, StepState
+from rolegraph.runtime.step_log import StepLog
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.traces.redact import Redactor
+from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.spec import WorkflowSpec
 
 SPEC = WorkflowSpec.model_validate({"rolegraph": 1, "name": "wf", "steps": {"a": {"function": "m:f"}}})
@@ -68,3 +74,68 @@ def test_checkpoints_set_the_elapsed_time_at_most_every_interval_and_the_end_alw
     clock.now += 0.01
     durability.finish("completed")
     assert saved_elapsed(tmp_path) == pytest.approx(3.11 + ELAPSED_EVERY_S)
+
+
+def logged(tmp_path: Path, redactor: Redactor, log_redactor: Redactor) -> tuple[Durability, StepLog]:
+    """An open `Durability` whose checkpoints take their rows from a step log redacting with `log_redactor`."""
+    record = RunInfo(run_id="20261101-120000-aaaaaa", workflow="wf")
+    durability = Durability(SPEC, tmp_path, record, prices_file=tmp_path / "prices.yaml", redactor=redactor)
+    models: dict[str, Model] = {}
+    durability.open(resuming=False, sources=SourceRegistry(), models=models)
+    log = StepLog(RunFolder(tmp_path), Tracer("run", redactor=log_redactor))
+    durability.log_steps(log)
+    return durability, log
+
+
+def rows(run_dir: Path) -> dict[str, str]:
+    db = sqlite3.connect(RunFolder(run_dir).store)
+    try:
+        return dict(db.execute("SELECT step_id, state FROM steps"))
+    finally:
+        db.close()
+
+
+def test_a_completed_steps_row_is_its_step_log_line_redacted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The row saved for a step that just completed is its step-log line (what orjson refuses included): the
+    state is redacted and serialised once for both files, and reads back as it was, redacted."""
+    redactor = Redactor(["sk-secret-value"])
+    redacted: list[Any] = []
+    redact = redactor.value
+    monkeypatch.setattr(redactor, "value", lambda value: redacted.append(value) or redact(value))
+    durability, log = logged(tmp_path, redactor, redactor)
+    output = {"key": "sk-secret-value", "text": "ab\udcffc", "big": 2**70}
+    state = StepState(step_id="a", status="completed", output=output, visits=1)
+    log.listener(None)(state)
+    durability.save(Checkpoint(states={"a": state}))
+    durability.finish("completed")
+    log.close()
+    assert [value for value in redacted if isinstance(value, dict) and value.get("step_id") == "a"] == [state.as_data()]
+    line = RunFolder(tmp_path).step_log.read_text().splitlines()
+    assert rows(tmp_path) == {"a": line[0]}
+    store = RunStore.open_existing(tmp_path, read_only=True)
+    loaded = store.load()
+    store.close()
+    assert loaded is not None
+    assert loaded.states["a"].output == {"key": "[REDACTED]", "text": "ab\udcffc", "big": 2**70}
+
+
+def test_a_step_sent_back_before_its_save_gets_its_own_row(tmp_path: Path) -> None:
+    """A step a route made pending again before the checkpoint is saved as pending (its completed line stays in
+    the log); a step log that redacts otherwise is not used: the store redacts the row itself."""
+    durability, log = logged(tmp_path, Redactor(["sk-secret-value"]), Redactor())
+    state = StepState(step_id="a", status="completed", output={"key": "sk-secret-value"}, visits=1)
+    log.listener(None)(state)
+    state.status = "pending"
+    durability.save(Checkpoint(states={"a": state}))
+    durability.store.flush()
+    assert rows(tmp_path)["a"] == '{"step_id":"a","status":"pending","output":{"key":"[REDACTED]"},' + (
+        '"error":null,"visits":1,"usage":{"input_tokens":0,"output_tokens":0},"tool_calls":0,"skipped_items":[]}'
+    )
+    state.status = "completed"
+    durability.save(Checkpoint(states={"a": state}))
+    durability.finish("completed")
+    log.close()
+    assert "sk-secret-value" not in rows(tmp_path)["a"]
+    assert "sk-secret-value" in RunFolder(tmp_path).step_log.read_text()

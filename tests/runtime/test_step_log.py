@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -163,3 +164,45 @@ def test_a_run_waiting_for_its_lines_cuts_the_writers_gathering_short(
     closing.join(timeout=60)  # a hang detector, not a timing: the broken writer waits an hour
     assert not closing.is_alive()
     assert lines(folder) == [completed("a", output={"n": 1}, visits=1).model_dump(mode="json")]
+
+
+def test_a_handed_line_is_taken_once_for_its_visit_while_completed(tmp_path: Path) -> None:
+    """`take` gives the run store a completed state's line (redacted, without its newline) once, and nothing for a
+    state sent back meanwhile, another visit, or a step never handed over."""
+    log, _, _ = log_in(tmp_path)
+    state = completed("a", output={"key": "sk-secret-value"}, visits=1)
+    log.listener(None)(state)
+    assert log.take(state) == json.dumps(
+        completed("a", output={"key": "[REDACTED]"}, visits=1).model_dump(mode="json"), separators=(",", ":")
+    )
+    assert log.take(state) is None
+    log.listener(None)(state)
+    state.status = "pending"
+    assert log.take(state) is None
+    log.listener(None)(completed("a", visits=1))
+    assert log.take(completed("a", visits=2)) is None
+    assert log.take(completed("b")) is None
+    log.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_forked_child_writes_its_lines_with_its_own_writer(tmp_path: Path) -> None:
+    """A process forked after the writer started gets a writer thread of its own: its lines are written."""
+    (tmp_path / "parent").mkdir()
+    (tmp_path / "child").mkdir()
+    parent, _, _ = log_in(tmp_path / "parent")
+    parent.listener(None)(completed("p"))
+    parent.close()
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its line is written
+        code = 1
+        signal.alarm(60)  # a child without a writer would wait for its line for ever
+        try:
+            child, folder, _ = log_in(tmp_path / "child")
+            child.listener(None)(completed("c"))
+            child.close()
+            code = 0 if lines(folder) == [completed("c").model_dump(mode="json")] else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from rolegraph.agents.call_ids import MODEL_CALL_KINDS
@@ -32,6 +32,7 @@ from rolegraph.runtime.invoke import InvokeHooks, invoke, run_redactor
 from rolegraph.runtime.result import RunResult
 from rolegraph.runtime.run_info import RunInfo
 from rolegraph.runtime.scheduler import Checkpoint, StepListener, StepOutcome, StepState
+from rolegraph.runtime.step_log import StepLog
 from rolegraph.tools.sources import SourceRegistry
 from rolegraph.traces.pricing import PricesError, PriceTable
 from rolegraph.traces.redact import Redactor
@@ -124,6 +125,8 @@ class Durability:
         self._started = time.perf_counter()
         self._elapsed_saved = float("-inf")
         """When a checkpoint last set the elapsed time (`time.perf_counter`): the first one always does."""
+        self._serialised: Callable[[StepState], str | None] | None = None
+        """The step log's text of a state that just completed (`log_steps`), reused as its row."""
 
     @property
     def usage(self) -> Usage:
@@ -203,6 +206,12 @@ class Durability:
             tracer.add_sink(self.kill_points)
             self.kill_points.before_kill = tracer.flush
 
+    def log_steps(self, step_log: StepLog) -> None:
+        """Take each completed step's row from the line `step_log` wrote for it (one redaction and serialisation
+        per state, not one per file), when the log redacts as the store does."""
+        if step_log.tracer.redactor is self.redactor:
+            self._serialised = step_log.take
+
     def begin(self, root_span_id: str) -> None:
         """Record that this invocation started, under the run's root span."""
         self._started = time.perf_counter()
@@ -223,7 +232,7 @@ class Durability:
         if now - self._elapsed_saved >= ELAPSED_EVERY_S:
             self._elapsed_saved = now
             elapsed_s = self.record.elapsed_s
-        self.store.save(checkpoint, elapsed_s=elapsed_s)
+        self.store.save(checkpoint, elapsed_s=elapsed_s, serialised=self._serialised)
 
     def save_item(self, step_id: str, visit: int, index: int, outcome: StepOutcome) -> None:
         """Record a finished ``for_each`` item."""

@@ -51,11 +51,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ValidationError
 
 from rolegraph.agents.journal import RequestDigest
 from rolegraph.durability.killpoints import KillPoints
+from rolegraph.durability.rows import as_digest, dumps, loads, request_text
 from rolegraph.durability.staged import Staged
 from rolegraph.errors import DamagedFileError, ResumeError
 from rolegraph.layout import STORE_FILE, RunFolder
@@ -121,35 +121,6 @@ def _create(path: Path) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-
-
-def _dumps(value: Any, *, strict: bool = False, sort_keys: bool = False) -> str:
-    """`value` as compact JSON text: orjson, the standard library for what orjson refuses (a lone
-    surrogate, an integer past 64 bits; ASCII-escaped there, so a lone surrogate is stored as its JSON
-    escape, which SQLite's UTF-8 can hold and `_loads` reads back as the same string). A value JSON
-    cannot hold is written as its ``str``, or raises `TypeError` if `strict`."""
-    default = None if strict else str
-    option = orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS if sort_keys else orjson.OPT_NON_STR_KEYS
-    try:
-        return orjson.dumps(value, default=default, option=option).decode()
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value, default=default, sort_keys=sort_keys)
-
-
-def _loads(text: str) -> Any:
-    """JSON text written by `_dumps` back to a value (the standard library for a lone surrogate's escape, which
-    orjson and pydantic's JSON parser refuse: rows are parsed here, then validated)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
-def _digest(value: Any) -> RequestDigest | None:
-    """A recorded request digest, if it is one (a JSON object of strings)."""
-    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        return value
-    raise ValueError("a request digest is not an object of strings")
 
 
 class JournalEntry(BaseModel):
@@ -279,7 +250,7 @@ class RunStore:
         for seq, call_id, result, request in rows:
             self._seqs[str(call_id)] = int(seq)
             self._cache[str(call_id)] = json.loads(result)
-            self._requests[str(call_id)] = None if request is None else _digest(json.loads(request))
+            self._requests[str(call_id)] = None if request is None else as_digest(json.loads(request))
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
@@ -331,7 +302,7 @@ class RunStore:
                 self._db.close()
 
     def _json(self, value: Any, *, strict: bool = False) -> str:
-        return _dumps(self._redact(value), strict=strict)
+        return dumps(self._redact(value), strict=strict)
 
     def _hit(self, kind: str) -> None:
         if self.kill_points is not None:
@@ -355,11 +326,17 @@ class RunStore:
             row = self._db.execute("SELECT record FROM run WHERE id = 1").fetchone()
             if row is None:
                 raise ResumeError(f"{self.path}: the run store holds no run record; the run never started")
-            return RunInfo.model_validate(_loads(row[0]))
+            return RunInfo.model_validate(loads(row[0]))
 
     # Checkpoints (the scheduler's `Checkpointer`)
 
-    def save(self, checkpoint: Checkpoint, *, elapsed_s: float | None = None) -> None:
+    def save(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        elapsed_s: float | None = None,
+        serialised: Callable[[StepState], str | None] | None = None,
+    ) -> None:
         """Stage a checkpoint's changes (serialised now): the states it holds (the steps that changed since
         the last save) replace those steps' rows, its route counters and routed contexts replace theirs.
 
@@ -369,8 +346,10 @@ class RunStore:
         Args:
             checkpoint: What changed (see `rolegraph.runtime.scheduler.Checkpointer.save`).
             elapsed_s: The run's wall time so far, set in the run's record in the same transaction.
+            serialised: A state's row if it is already serialised, with this store's redaction, or None
+                (the step log's `rolegraph.runtime.step_log.StepLog.take`).
         """
-        rows = [(s.step_id, self._json(s.as_data(), strict=True)) for s in checkpoint.states.values()]
+        rows = [(s.step_id, self._row(s, serialised)) for s in checkpoint.states.values()]
         routes = (checkpoint.route_fired, checkpoint.routed)
         staged_routes = None
         if routes != self._routes_saved:  # the route tables are rewritten only when they changed
@@ -387,6 +366,10 @@ class RunStore:
                 self.flush()
                 return
             self._timer = loop.call_later(FLUSH_DELAY_S, self._flush_due)
+
+    def _row(self, state: StepState, serialised: Callable[[StepState], str | None] | None) -> str:
+        text = None if serialised is None else serialised(state)
+        return self._json(state.as_data(), strict=True) if text is None else text
 
     def _flush_due(self) -> None:
         """The timer's flush, once the staged checkpoint has waited `FLUSH_DELAY_S` (one staged since the timer was
@@ -448,7 +431,7 @@ class RunStore:
         self.flush()
         with self._reading():
             rows = self._db.execute("SELECT step_id, state FROM steps")
-            states = {str(step): StepState.model_validate(_loads(state)) for step, state in rows}
+            states = {str(step): StepState.model_validate(loads(state)) for step, state in rows}
             if not states:
                 return None
             fired = {
@@ -468,14 +451,14 @@ class RunStore:
         """The recorded items of one visit of a ``for_each`` step, by index."""
         with self._reading():
             rows = self._db.execute("SELECT item, outcome FROM items WHERE step_id = ? AND visit = ?", (step_id, visit))
-            return {int(index): OUTCOME.validate_python(_loads(outcome)) for index, outcome in rows}
+            return {int(index): OUTCOME.validate_python(loads(outcome)) for index, outcome in rows}
 
     # The call journal
 
     def get(self, call_id: str) -> Any | None:
         """The recorded result of `call_id`, or None."""
         text = self._texts.get(call_id)
-        return self._cache.get(call_id) if text is None else _loads(text)
+        return self._cache.get(call_id) if text is None else loads(text)
 
     def request(self, call_id: str) -> RequestDigest | None:
         """The digest of the request `call_id` was recorded with (None if unknown or not recorded)."""
@@ -519,7 +502,7 @@ class RunStore:
         if recorded and not replace:
             return
         text = self._json(result)
-        row = (call_id, step_id, kind, model, input_tokens, output_tokens, text, _request_text(request))
+        row = (call_id, step_id, kind, model, input_tokens, output_tokens, text, request_text(request))
         if recorded:
             seq = self._commit(lambda db: _replace_call(db, self._seqs[call_id], row))
         else:
@@ -562,16 +545,6 @@ class RunStore:
 
 _CALL_COLUMNS = "call_id, step_id, kind, model, input_tokens, output_tokens, result, request"
 _INSERT_CALL = f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-
-
-def _request_text(request: RequestDigest | None) -> str | None:
-    """A request digest as its row holds it: JSON, keys sorted (a digest is an object of texts: orjson takes it)."""
-    if request is None:
-        return None
-    try:
-        return orjson.dumps(request, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:  # not a digest of ours (a lone surrogate, a key that is not a text)
-        return _dumps(request, sort_keys=True)
 
 
 def _replace_call(db: sqlite3.Connection, seq: int, row: tuple[Any, ...]) -> int | None:

@@ -107,6 +107,10 @@ class RunDurability(Checkpointer, Protocol):
         """Record that an invocation started under the run's root span."""
         ...
 
+    def log_steps(self, step_log: StepLog) -> None:
+        """Save each completed step's row as the line `step_log` wrote for it (serialised once)."""
+        ...
+
     def wall_time_left(self) -> float | None:
         """Seconds left of the run's wall-time budget (None: no limit)."""
         ...
@@ -430,6 +434,7 @@ async def _run_root(run: _Run, *, resuming: bool, on_step: StepListener | None, 
         if traced is not None:
             root.aggregated_input_tokens, root.aggregated_output_tokens = traced.input_tokens, traced.output_tokens
         step_log = run.step_log = StepLog(run.folder, run.tracer)
+        durability.log_steps(step_log)
         scheduler = run.scheduler = Scheduler(
             spec,
             run.workflow.graph,

@@ -3,7 +3,9 @@
 The step log is what the viewer, ``rolegraph diff``, re-scoring and the run's outputs
 read a step's output from (`rolegraph.layout.RunFolder.step_states`); the run store's
 row is what a resume reads. The loop only serialises the state (it is the scheduler's
-live object) into one JSON line; one writer thread per process appends the lines, in
+live object) into one JSON line, redacted; the run store's row of the step that just
+completed is the same text (`StepLog.take`: each state is redacted and serialised
+once, not once for each file). One writer thread per process appends the lines, in
 the order they were handed over (a step that runs again has several lines: its last
 is its final state). Woken by a line, the thread gathers more for `GATHER_S` (20 ms),
 then appends each run's gathered lines with one ``write()`` on the run's file opened
@@ -103,23 +105,30 @@ class _Writer:
         self._queue: queue.SimpleQueue[tuple[StepLog, bytes] | _Close] = queue.SimpleQueue()
         self._urgent = threading.Event()
         """Set when a run waits for its lines: stop gathering."""
-        self._pid = 0
-        """The process the thread was started in (a forked child has no writer thread yet)."""
+        self._started = False
+        """Whether this process's thread was started (a forked child starts its own: `_forked`)."""
         self._lock = threading.Lock()
         self._open: dict[StepLog, int] = {}
         """The runs' logs open, least recently written first."""
 
     def put(self, item: tuple[StepLog, bytes] | _Close) -> None:
-        if self._pid != os.getpid():  # the thread never ends (`_write` catches what a file raises)
+        if not self._started:  # the thread never ends (`_write` catches what a file raises)
             with self._lock:
-                if self._pid != os.getpid():
-                    self._urgent = threading.Event()
-                    self._open = {}  # a forked child's copies of the parent's descriptors are not its own
+                if not self._started:
                     threading.Thread(target=self._work, name="rolegraph-step-log", daemon=True).start()
-                    self._pid = os.getpid()
+                    self._started = True
         self._queue.put(item)
         if isinstance(item, _Close):  # after the put: the batch that clears it holds the waiter
             self._urgent.set()
+
+    def _forked(self) -> None:
+        """In a forked child (``os.register_at_fork``): no writer thread yet, and the parent's queue, lock and
+        descriptors are not the child's own. (Checked here once, not with a ``getpid()`` system call per line.)"""
+        self._queue = queue.SimpleQueue()
+        self._urgent = threading.Event()
+        self._lock = threading.Lock()
+        self._open = {}
+        self._started = False
 
     def _work(self) -> None:
         get, waiting, urgent = self._queue.get, self._queue.get_nowait, self._urgent
@@ -170,6 +179,7 @@ class _Writer:
 
 
 _WRITER = _Writer()
+os.register_at_fork(after_in_child=_WRITER._forked)
 
 
 class StepLog:
@@ -186,11 +196,27 @@ class StepLog:
         self.failed: Exception | None = None
         """The first write that failed (raised by `close`)."""
         self._handed = False
+        self._texts: dict[str, tuple[int, bytes]] = {}
+        """The line last handed over for each step not yet taken (`take`), with the visit it was for."""
 
     def _hand(self, state: StepState) -> None:
         data = json_line(self.tracer.redactor.value(state.as_data()))
         self._handed = True
+        self._texts[state.step_id] = (state.visits, data)
         _WRITER.put((self, data))
+
+    def take(self, state: StepState) -> str | None:
+        """The JSON text (redacted) of `state`'s line, if one was handed over for this visit since the last take
+        and `state` is still completed: the run store's row for it, without serialising it again.
+
+        The scheduler saves a step's checkpoint in the same turn of the loop as it reports the step completed,
+        so the state is then as its line has it; a route that sent the step back meanwhile made it pending (its
+        row is serialised anew). Each line is taken once: a later save serialises the state as it is then.
+        """
+        handed = self._texts.pop(state.step_id, None)
+        if handed is None or state.status != "completed" or handed[0] != state.visits:
+            return None
+        return handed[1][:-1].decode()
 
     def listener(self, then: StepListener | None) -> StepListener:
         """A step listener that hands each completed step's state to the writer, then calls `then`."""
