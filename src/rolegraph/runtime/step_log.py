@@ -7,7 +7,7 @@ live object) into one JSON line, redacted; the run store's row of the step that 
 completed is the same text (`StepLog.take`: each state is redacted and serialised
 once, not once for each file). One writer thread per process appends the lines, in
 the order they were handed over (a step that runs again has several lines: its last
-is its final state). Woken by a line, the thread gathers more for `GATHER_S` (20 ms),
+is its final state). Woken by a line, the thread gathers more for `GATHER_S` (0.1 s),
 then appends each run's gathered lines with one ``write()`` on the run's file opened
 ``O_APPEND``: one system call per run and batch (a file per step cost four per step,
 each a fight for the GIL with the event loop). The log is not flushed to disk (no
@@ -37,9 +37,11 @@ from rolegraph.traces.tracer import Tracer
 
 __all__ = ["GATHER_S", "MAX_OPEN", "StepLog", "json_line", "write_atomically"]
 
-GATHER_S = 0.02
+GATHER_S = 0.1
 """How long the writer thread, woken by a line, waits for more before writing them (a run that waits for
-its lines does not wait this long)."""
+its lines does not wait this long). Each batch wakes the thread and hands it the GIL a few times, which the
+event loop's thread pays for; at 20 ms, a chain of 100 steps woke it about 18 times, at 0.1 s about 6. A kill
+may lose this much of the log's last lines: a resume appends them from the run store."""
 MAX_OPEN = 64
 """How many runs' logs the writer keeps open between batches (the least recently written are closed: ten
 thousand concurrent runs must not hold ten thousand descriptors)."""
