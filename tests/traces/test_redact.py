@@ -119,3 +119,42 @@ def test_strings_of_every_type_and_length_are_redacted_in_a_value() -> None:
     assert redactor.value(secret) == REDACTED
     marker = object()
     assert [redactor.value(v) for v in (1, 2.5, True, None, marker)] == [1, 2.5, True, None, marker]
+
+
+def test_every_leaf_of_a_list_is_redacted() -> None:
+    """A list's items are redacted one by one whatever their kind: texts (long, short, of a `str` subclass),
+    nested lists, tuples and dicts; numbers, booleans, None and other objects pass as they are."""
+
+    class Name(str):
+        pass
+
+    secret = "sk-" + "b" * 20
+    marker = object()
+    redactor = Redactor()
+    items = [
+        secret,
+        Name(secret),
+        "ok",
+        f"{'y' * 150} {secret}",
+        1,
+        2.5,
+        False,
+        None,
+        (secret,),
+        [{"k": secret}],
+        marker,
+    ]
+    assert redactor.value(items) == [
+        REDACTED,
+        REDACTED,
+        "ok",
+        f"{'y' * 150} {REDACTED}",
+        1,
+        2.5,
+        False,
+        None,
+        [REDACTED],
+        [{"k": REDACTED}],
+        marker,
+    ]
+    assert redactor.value((secret, "ok")) == [REDACTED, "ok"]

@@ -37,6 +37,24 @@ class TestSpans:
         assert end["attributes"] == {"rolegraph.workflow": "demo"}
         assert end["duration_s"] >= 0 and end["run_id"] == "run-1"
 
+    def test_a_kept_start_record_is_not_changed_by_the_span_s_end(self) -> None:
+        """A sink may keep a span's start record (the index writer buffers it): attributes set later and the
+        end's fields go to the end record only."""
+        sink = MemorySink()
+        tracer = Tracer("run-1", sinks=[sink], redactor=Redactor())
+        with tracer.span(SpanKind.REACT_STEP, "react_step 1", rolegraph__step=1) as span:
+            span.set(rolegraph__action="final_answer", rolegraph__final_only=False)
+        start, end = sink.records
+        assert start["event"] == "span_start" and start["attributes"] == {"rolegraph.step": 1}
+        assert not {"end_time", "duration_s", "status"} & start.keys()
+        assert end["attributes"] == {
+            "rolegraph.step": 1,
+            "rolegraph.action": "final_answer",
+            "rolegraph.final_only": False,
+        }
+        head = ("run_id", "span_id", "parent_id", "kind", "name", "start_time")
+        assert [end[k] for k in head] == [start[k] for k in head]
+
     def test_error_status(self) -> None:
         """An exception inside a span marks it as an error with the message, and propagates."""
         sink = MemorySink()

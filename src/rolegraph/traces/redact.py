@@ -175,11 +175,12 @@ class Redactor:
         is mostly short strings and numbers, and a call per leaf cost more than the redaction it did."""
         cls = type(value)
         if cls is dict:
+            shortest = self._shortest
             out: dict[Any, Any] = {}
             for key, item in value.items():
                 kind = type(item)
                 if kind is str:
-                    out[key] = item if len(item) < self._shortest else self._text(item)
+                    out[key] = item if len(item) < shortest else self._text(item)
                 elif kind is int or kind is float or kind is bool or item is None:
                     out[key] = item
                 else:
@@ -190,7 +191,17 @@ class Redactor:
         if cls is int or cls is float or cls is bool or value is None:
             return value
         if cls is list or cls is tuple:
-            return [self._walk(item) for item in value]
+            shortest = self._shortest
+            items: list[Any] = []
+            for item in value:
+                kind = type(item)
+                if kind is str:
+                    items.append(item if len(item) < shortest else self._text(item))
+                elif kind is int or kind is float or kind is bool or item is None:
+                    items.append(item)
+                else:
+                    items.append(self._walk(item))
+            return items
         if isinstance(value, str):
             return self._text(value)
         if isinstance(value, dict):

@@ -63,6 +63,20 @@ def _restart_ids() -> None:
 os.register_at_fork(after_in_child=_restart_ids)
 
 
+_DOTTED: dict[str, str] = {}
+"""Attribute names as given to `Tracer.span` and `Span.set` (``gen_ai__request__model``) and as recorded
+(``gen_ai.request.model``): the same few dozen names recur in every span, and a lookup costs less than a
+`str.replace`."""
+
+
+def _dotted(key: str) -> str:
+    """`key` with each ``__`` spelled as a dot, remembered in `_DOTTED`."""
+    dotted = key.replace("__", ".")
+    if len(_DOTTED) < 4096:  # names are the engine's own and a few of the user's: this bound is never reached
+        _DOTTED[key] = dotted
+    return dotted
+
+
 _current: contextvars.ContextVar[Span | None] = contextvars.ContextVar("rolegraph_span", default=None)
 
 
@@ -137,15 +151,16 @@ class Span:
         span's end record."""
         self.head: dict[str, Any] | None = None
         """The fields every record of the span starts with (ids, kind, redacted name, start time), made for
-        its first record: each later record starts as a copy."""
+        its first record: the start record is a copy, the end record the head itself."""
 
     def __repr__(self) -> str:
         return f"Span({self.kind.value}, {self.name!r}, span_id={self.span_id!r}, status={self.status!r})"
 
     def set(self, **attributes: Any) -> None:
         """Add or replace attributes (dots in names are spelled as ``__``: ``gen_ai__system``)."""
+        own = self.attributes
         for key, value in attributes.items():
-            self.attributes[key.replace("__", ".")] = value
+            own[_DOTTED.get(key) or _dotted(key)] = value
 
     def record_usage(self, input_tokens: int, output_tokens: int) -> None:
         """Record a model call's token usage on this `chat` span and roll it up its ancestors."""

@@ -28,7 +28,7 @@ from typing import Any
 from rolegraph.traces.content import Processor
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.sinks import TraceSink
-from rolegraph.traces.spans import UNRECORDED, Span, SpanKind, _current
+from rolegraph.traces.spans import _DOTTED, UNRECORDED, Span, SpanKind, _current, _dotted
 
 __all__ = ["Tracer", "current_tracer"]
 
@@ -189,9 +189,10 @@ class Tracer:
         """Emit a span's end record: its start's fields, its attributes now, how it ended."""
         if not self.sinks:
             return
-        head = span.head
+        # The span's last record: it takes the head itself, not a copy (the start record had one).
         # No head: a span reopened by id while no sink listened, and a sink added since; its start went nowhere.
-        record = (head if head is not None else self._head(span)).copy()
+        record = span.head or self._head(span)
+        span.head = None
         attributes = record["attributes"] = self.redactor.attributes(span.attributes, span.redacted)
         record["end_time"] = span.end_time
         record["duration_s"] = span.duration_s
@@ -203,18 +204,6 @@ class Tracer:
             attributes["rolegraph.aggregated.output_tokens"] = span.aggregated_output_tokens
         record["event"] = "span_end"
         self._send(record)
-
-
-_DOTTED: dict[str, str] = {}
-"""Attribute names as given to `Tracer.span` (``gen_ai__request__model``) and as recorded (``gen_ai.request.model``):
-the same few dozen names recur in every span, and a lookup costs less than a `str.replace`."""
-
-
-def _dotted(key: str) -> str:
-    dotted = key.replace("__", ".")
-    if len(_DOTTED) < 4096:  # names are the engine's own and a few of the user's: this bound is never reached
-        _DOTTED[key] = dotted
-    return dotted
 
 
 _KIND_TEXT = {kind: kind.value for kind in SpanKind}
