@@ -101,7 +101,6 @@ class TestIndexWriter:
         folder = make_run(runs, records)
         home = runs.parent
         writer = IndexWriter(home / "index.sqlite", interval=3600)
-        writer.drain()  # its thread has made the new index (a reader opening it meanwhile may find it locked)
         run = writer.open_run(folder)
         for record in records:
             run.emit(record)

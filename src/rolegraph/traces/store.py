@@ -57,6 +57,7 @@ from rolegraph.traces._rows import (
     timestamp,
     writer_alive,
 )
+from rolegraph.traces._sqlite import connect_wal
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.records import read_summary
 from rolegraph.traces.trace import Trace
@@ -175,17 +176,16 @@ class TraceStore:
         prices: Prices for the cost columns (default: the built-in table, overridden by a
             ``prices.yaml`` beside the database).
 
-    A store may be used from one thread at a time; the live index writer keeps one on its own thread.
+    A store may be used from one thread at a time; the live index writer keeps one on its own thread. Opening
+    waits for another process's lock on the file (`connect_wal`): open a store off the event loop.
     """
 
     def __init__(self, path: Path, prices: PriceTable | None = None) -> None:
         self.path = path
         self.prices = prices or PriceTable.load(Home(path.parent).prices)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._db = connect_wal(path)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
             if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 with self._transaction():
                     # Asked again under the write lock: another process (a live run) may have just
