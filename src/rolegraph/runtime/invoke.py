@@ -240,16 +240,16 @@ async def _record_end(run: _Run, trace_sinks: RunSinks, redactor: Redactor, *, r
         run.result.resumed_steps = list(run.scheduler.restored)
         run.result.executed_steps = list(run.scheduler.executed)
     run.result.duration_s = (dt.datetime.now(dt.UTC) - run.started).total_seconds()
-    # In a thread: files written and renamed, and the store's close (it checkpoints its WAL into the
-    # file, with flushes to disk) must not hold up the other runs of this event loop.
-    await asyncio.to_thread(_write_end, run, trace_sinks, redactor)
-    # The live index completes the run's row from what it already holds: no re-import of the trace.
-    await trace_sinks.close(RunEnd(run.result.status, run.started.timestamp(), run.result.duration_s, resumed=resuming))
+    end = RunEnd(run.result.status, run.started.timestamp(), run.result.duration_s, resumed=resuming)
+    # In one thread hop: files written and renamed, the store's close (it checkpoints its WAL into the
+    # file, with flushes to disk) and the trace sinks' close must not hold up the other runs of this loop.
+    await asyncio.to_thread(_write_end, run, trace_sinks, redactor, end)
 
 
-def _write_end(run: _Run, trace_sinks: RunSinks, redactor: Redactor) -> None:
+def _write_end(run: _Run, trace_sinks: RunSinks, redactor: Redactor, end: RunEnd) -> None:
     """The run's step log waited for, its sources, its final ``run.json``, then its status in the store,
-    which is closed; then its trace file is closed (every span has ended)."""
+    which is closed; then its trace sinks are closed (every span has ended): the live index completes the
+    run's row from what it already holds, with no re-import of the trace."""
     if run.step_log is not None:
         try:
             run.step_log.close()
@@ -259,7 +259,7 @@ def _write_end(run: _Run, trace_sinks: RunSinks, redactor: Redactor) -> None:
     _write_sources(run.folder.sources, run.result.sources, redactor)
     _write_summary(run, redactor)
     run.durability.finish(run.result.status)
-    trace_sinks.jsonl.close()
+    trace_sinks.close(end)
 
 
 async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:

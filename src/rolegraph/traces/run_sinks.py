@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,15 +46,16 @@ class RunSinks:
         if self.otlp is not None:
             yield self.otlp
 
-    async def close(self, end: RunEnd) -> None:
-        """Close the file, flush OTLP within its bound (in a thread), then hand the run's end to the index writer
-        (which completes the run's row within its interval: `RunIndex.finish`).
+    def close(self, end: RunEnd) -> None:
+        """Close the file, flush OTLP within its bound, then hand the run's end to the index writer (which
+        completes the run's row within its interval: `RunIndex.finish`, which reads the files' stamp).
 
-        Call it once the run's summary (``run.json``) is written: the index row records that file's stamp.
+        It blocks on file work and the OTLP flush: call it off the event loop, once the run's summary
+        (``run.json``) is written (the index row records that file's stamp).
         """
         self.jsonl.close()
         if self.otlp is not None:
-            await asyncio.to_thread(self.otlp.close)
+            self.otlp.close()
         self.index.finish(end)
 
 

@@ -86,11 +86,13 @@ class JsonlSink:
 
     def __init__(self, path: Path, flush_interval: float = FLUSH_INTERVAL_S) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torn = _ends_torn(path)
-        self._file = path.open("ab", buffering=0)
-        if torn:  # a crash cut the last line: end it, so the next record starts a line of its own
-            self._file.write(b"\n")
+        self._fd = _open_for_append(path)
+        try:
+            if _ends_torn(self._fd):  # a crash cut the last line: end it, so the next record starts a line of its own
+                _write_all(self._fd, b"\n")
+        except BaseException:
+            os.close(self._fd)
+            raise
         self._buffer: list[bytes] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -126,10 +128,12 @@ class JsonlSink:
                 self._write()
 
     def _write(self) -> None:
-        if self._buffer:
-            data = b"".join(self._buffer)
-            self._buffer.clear()
-            self._file.write(data)
+        buffer = self._buffer
+        if buffer:
+            # One record (a span's end, the usual case) is written as it is: no copy into a joined buffer.
+            data = buffer[0] if len(buffer) == 1 else b"".join(buffer)
+            buffer.clear()
+            _write_all(self._fd, data)
 
     def close(self) -> None:
         """Write what is buffered and close the file."""
@@ -137,7 +141,13 @@ class JsonlSink:
             if not self._closed:
                 self._write()
                 self._closed = True
-                self._file.close()
+                os.close(self._fd)
+
+    def __del__(self) -> None:
+        """A sink dropped unclosed does not keep its file open (as a file object would not); its buffer is lost."""
+        if not getattr(self, "_closed", True):
+            self._closed = True
+            os.close(self._fd)
 
 
 class _Flusher:
@@ -195,14 +205,35 @@ _FLUSHER = _Flusher()
 os.register_at_fork(after_in_child=_FLUSHER.forget_thread)
 
 
-def _ends_torn(path: Path) -> bool:
-    """Whether the file exists, is not empty, and does not end with a newline."""
+_APPEND = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _open_for_append(path: Path) -> int:
+    """A raw descriptor appending to `path` (readable too, for `_ends_torn`), the file and its folder created if
+    missing. A run's new trace file costs one system call: its folder exists, so it is made only on a miss."""
     try:
-        with path.open("rb") as f:
-            f.seek(-1, 2)
-            return f.read(1) != b"\n"
-    except OSError:  # missing or empty
+        return os.open(path, _APPEND, 0o666)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, _APPEND, 0o666)
+
+
+def _ends_torn(fd: int) -> bool:
+    """Whether the file open at `fd` is not empty and does not end with a newline (a new file costs one ``fstat``)."""
+    size = os.fstat(fd).st_size
+    if size == 0:
         return False
+    os.lseek(fd, size - 1, os.SEEK_SET)  # for this read only: every write appends whatever the position
+    return os.read(fd, 1) != b"\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` (a regular file takes it in one call unless the disk fills: then the rest, or the error)."""
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
