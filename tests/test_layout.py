@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,27 @@ class TestRunIds:
         """A fresh id is accepted by `is_run_id`, and two fresh ids differ."""
         first, second = new_run_id(), new_run_id()
         assert is_run_id(first) and is_run_id(second) and first != second
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+    def test_a_forked_child_does_not_repeat_its_parents_ids(self) -> None:
+        """A forked process (a worker pool's) draws other ids than its parent's next ones."""
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its next id, to the parent
+            os.write(write, new_run_id().encode())
+            os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        child = os.read(read, 100).decode()
+        os.close(read)
+        assert is_run_id(child) and child[-12:] != new_run_id()[-12:]
+
+    def test_a_programs_seed_does_not_repeat_ids(self) -> None:
+        """Seeding `random` (as a reproducible experiment does) leaves run ids fresh."""
+        random.seed(7)
+        first = new_run_id()
+        random.seed(7)
+        assert first != new_run_id()
 
     @pytest.mark.parametrize("bad", ["../../../x", "20261206-120000-abc/../..", "", "last", "/etc", "a" * 300])
     def test_paths_and_junk_are_not_run_ids(self, bad: str) -> None:

@@ -26,8 +26,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import re
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,10 +62,18 @@ STEPS_DIR = "steps"
 _RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6,32}")
 
 
+_ID_BITS = random.Random(os.urandom(16))
+"""Where run ids' random bits come from: seeded once from the system's randomness (and again in a forked child,
+which would otherwise repeat its parent's ids), private so a program's ``random.seed`` cannot repeat ids. Not
+`secrets`: its system call per id releases the GIL on the event loop, which then waits to take it back from the
+run-file threads; an id needs to be unique, not unguessable."""
+os.register_at_fork(after_in_child=lambda: _ID_BITS.seed(os.urandom(16)))
+
+
 def new_run_id() -> str:
     """A fresh run id: the UTC start time, then 48 random bits (runs started in one second never collide)."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(6)}"
+    return f"{stamp}-{_ID_BITS.getrandbits(48):012x}"
 
 
 def is_run_id(text: str) -> bool:
