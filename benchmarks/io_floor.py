@@ -5,7 +5,7 @@ A step of a whole rolegraph run leaves on disk, at the least: one SQLite transac
 every 4,000 pages, as the run store commits them), its finished spans appended to the trace (three lines of
 about 400 bytes: the agent, its reasoning step, its model call),
 and its state as one line of ``steps.jsonl``, the lines gathered and appended with
-one ``write()`` per `GATHER_S` (20 ms, as the step log's writer thread gathers them)
+one ``write()`` per `GATHER_S` (0.1 s, as the step log's writer thread gathers them)
 and at the end; per run, a folder, a trace file, the step log, and the store created
 without flushing and closed (SQLite checkpoints its WAL). `FloorRun` does exactly
 that for N steps with no framework around it, so a whole run's per-step time can be
@@ -25,10 +25,9 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["GATHER_S", "FloorRun", "FloorWholeRun"]
+from rolegraph.runtime.step_log import GATHER_S
 
-GATHER_S = 0.02
-"""How long the step log's writer gathers lines before appending them (`rolegraph.runtime.step_log.GATHER_S`)."""
+__all__ = ["GATHER_S", "FloorRun", "FloorWholeRun"]
 
 SPAN_LINE = b'{"span": "' + b"x" * 386 + b'"}\n'
 STEP_LINE = json.dumps({"step_id": "s0", "status": "completed", "output": {"value": "ok" * 200}}).encode() + b"\n"
