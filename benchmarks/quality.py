@@ -291,7 +291,7 @@ def with_writing(flow: Workflow, writing: Writing) -> Workflow:
     roles = dict(flow.spec.roles)
     for name in writers:
         roles[name] = (roles.get(name) or RoleSpec()).model_copy(update={"writing": writing})
-    return Workflow(flow.spec.model_copy(update={"roles": roles}), flow.path, flow.warnings)
+    return Workflow(flow.spec.model_copy(update={"roles": roles}), flow.path, flow.warnings, file_hash=flow.file_hash)
 
 
 def run_eval(

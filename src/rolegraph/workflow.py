@@ -23,7 +23,7 @@ from rolegraph.runtime.admission import admitted
 from rolegraph.runtime.compiled import CompiledWorkflow
 from rolegraph.runtime.executor import ExecutorFactory
 from rolegraph.runtime.result import RunResult
-from rolegraph.runtime.run_info import RunInfo, file_hash
+from rolegraph.runtime.run_info import RunInfo
 from rolegraph.runtime.scheduler import StepListener
 from rolegraph.traces.content import CONTENT_MODES, ContentMode
 from rolegraph.traces.sinks import TraceSink
@@ -116,8 +116,8 @@ class Workflow(CompiledWorkflow):
             info = RunInfo(
                 run_id=new_run_id(),
                 workflow=self.spec.name,
-                workflow_file=str(self.path.resolve()) if self.path else None,
-                workflow_hash=file_hash(self.path) if self.path else None,
+                workflow_file=self.file,
+                workflow_hash=self.file_hash,
                 inputs=values,
                 model=model,
                 settings=settings.model_dump(exclude_unset=True) if settings else {},

@@ -24,6 +24,7 @@ from rolegraph.durability.store import RunStore
 from rolegraph.errors import ResumeError, SpecError
 from rolegraph.layout import RunFolder
 from rolegraph.runtime.result import RunResult
+from rolegraph.traces.records import read_summary
 from rolegraph.traces.sinks import read_jsonl
 from rolegraph.workflows.spec import Budget
 
@@ -172,6 +173,23 @@ class TestResumingAgain:
             await resume(stopped.run_dir, budget=Budget(max_iterations=100))
         forced = await resume(stopped.run_dir, budget=Budget(max_iterations=100), force=True)
         assert forced.status == "completed"
+
+    async def test_a_file_edited_after_loading_is_refused(self, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A run records the content it ran (the bytes loaded), not the file as it is when the run starts: a file
+        edited between load and run is a changed file for the resume, and the loaded content resumes. A relative
+        path is taken from the directory at load, as the files the workflow names are."""
+        monkeypatch.chdir(project.parent.parent)
+        workflow = rolegraph.load(project.relative_to(project.parent.parent))
+        edit(project, "Write the review.", "Write the review!")
+        monkeypatch.chdir(project.parent)  # the file and the files it names stay where they were at load
+        stopped = await workflow.run(budget=Budget(max_iterations=2))
+        resolved = await asyncio.to_thread(project.resolve)
+        assert read_summary(RunFolder(stopped.run_dir).summary)["workflow_file"] == str(resolved)
+        with pytest.raises(ResumeError, match=r"changed since the run started"):
+            await resume(stopped.run_dir, budget=Budget(max_iterations=100))
+        edit(project, "Write the review!", "Write the review.")  # back to the content that ran
+        resumed = await resume(stopped.run_dir, budget=Budget(max_iterations=100))
+        assert resumed.status == "completed"
 
     async def test_a_folder_without_a_store_is_refused(self, tmp_path: Path) -> None:
         """A folder that holds no run store cannot be resumed, and the error says so."""

@@ -18,6 +18,7 @@ from rolegraph.agents.roles import Role
 from rolegraph.errors import Problem, SpecError
 from rolegraph.runtime.executor import resolve_roles
 from rolegraph.runtime.preflight import run_checks
+from rolegraph.runtime.run_info import file_hash as hash_file
 from rolegraph.tools.library import Library
 from rolegraph.tools.registry import resolve_tools
 from rolegraph.tools.tool import Tool
@@ -37,6 +38,8 @@ class CompiledWorkflow:
         warnings: The loader's warnings about it.
         graph_checked: The loader has already validated its graph (`validate_graph`), so compiling it
             does not check it again.
+        file_hash: The SHA-256 of the file's bytes that `spec` was read from (`load` gives it); None: the
+            file's bytes now.
     """
 
     def __init__(
@@ -46,12 +49,19 @@ class CompiledWorkflow:
         warnings: list[Problem] | None = None,
         *,
         graph_checked: bool = False,
+        file_hash: str | None = None,
     ) -> None:
         self.spec = spec
         self.path = path
+        self.file = str(path.resolve()) if path else None
+        """The file's absolute path, as each run records it (resolved now: a later change of the working
+        directory does not move it)."""
+        self.file_hash = file_hash or (hash_file(path) if path else None)
+        """The SHA-256 of the content that runs (a resume refuses a file that changed since): of the bytes
+        loaded, not of the file as it is when a run starts, which may have been edited since."""
         self.warnings: list[Problem] = list(warnings or [])
         """What is valid but probably not meant (`rolegraph.workflows.lint`), at file:line."""
-        self.base_dir = path.parent if path else Path.cwd()
+        self.base_dir = path.absolute().parent if path else Path.cwd()  # not moved by a change of directory
         self.graph: nx.DiGraph[str] = compile_graph(spec, checked=graph_checked)
         self.roles: dict[str, Role] = resolve_roles(spec)
 
@@ -75,7 +85,8 @@ class CompiledWorkflow:
         spec = read.spec
         if privacy is not None and privacy != spec.settings.privacy:
             spec = spec.model_copy(update={"settings": spec.settings.model_copy(update={"privacy": privacy})})
-        return cls(spec, file, read.warnings, graph_checked=True)  # the loader's checks validated the graph
+        # The loader's checks validated the graph; the hash is of the bytes it parsed.
+        return cls(spec, file, read.warnings, graph_checked=True, file_hash=read.sha256)
 
     def resolve_inputs(self, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
         """Inputs with defaults filled in and values converted to their declared types.

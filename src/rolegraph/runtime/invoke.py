@@ -539,7 +539,7 @@ def _write_summary(run: _Run, redactor: Redactor) -> None:
     summary = {
         **run.result.summary(),
         "workflow": run.workflow.spec.name,
-        "workflow_file": str(run.workflow.path.resolve()) if run.workflow.path else None,
+        "workflow_file": run.workflow.file,
         "inputs": dict(run.info.inputs),
         "overrides": {"model": run.info.model, "settings": run.info.settings},
         "privacy": run.workflow.spec.settings.privacy,

@@ -14,8 +14,9 @@ one `SpecError`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -149,6 +150,8 @@ class ReadSpec:
     """The workflow."""
     warnings: list[Problem]
     """What is valid but probably not meant (`rolegraph.workflows.lint`), each at its file:line:col."""
+    sha256: str | None = None
+    """The SHA-256 of the bytes the document was read from, in hex (`read_spec_file`; None: not read from a file)."""
 
 
 def load_spec(path: Path, checks: Sequence[Check[WorkflowSpec]] = ()) -> WorkflowSpec:
@@ -166,7 +169,8 @@ def read_spec_file(path: Path, checks: Sequence[Check[WorkflowSpec]] = ()) -> Re
     Raises:
         SpecError: The file cannot be read or is invalid; holds every problem found.
     """
-    return read_spec(read_bytes(path, "workflow"), path, checks)
+    data = read_bytes(path, "workflow")
+    return replace(read_spec(data, path, checks), sha256=hashlib.sha256(data).hexdigest())
 
 
 def read_spec(text: str | bytes, file: Path | None = None, checks: Sequence[Check[WorkflowSpec]] = ()) -> ReadSpec:
