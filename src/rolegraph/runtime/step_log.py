@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from rolegraph.appending import open_for_append, write_all
 from rolegraph.layout import RunFolder
 from rolegraph.runtime.scheduler import StepListener, StepState
 from rolegraph.traces.tracer import Tracer
@@ -74,24 +75,6 @@ class _Close:
     def __init__(self, owner: StepLog) -> None:
         self.owner = owner
         self.done = threading.Event()
-
-
-def _open(path: str) -> tuple[int, bytes]:
-    """The log opened for appending, and what must go before the first line: a newline if the file ends in a
-    torn line (a run killed mid-write), so the next line is not glued to it."""
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        return fd, (b"\n" if size and os.pread(fd, 1, size - 1) != b"\n" else b"")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 class _Writer:
@@ -162,9 +145,9 @@ class _Writer:
                 fd = self._open.pop(owner, None)
                 head = b""
                 if fd is None:
-                    fd, head = _open(owner.path)
+                    fd, head = open_for_append(owner.path)
                 self._open[owner] = fd
-                _write_all(fd, head + b"".join(data))
+                write_all(fd, head + b"".join(data))
                 if len(self._open) > MAX_OPEN:
                     self._close(next(iter(self._open)))
             except Exception as exc:  # never let the thread die: a run waiting on it would wait for ever

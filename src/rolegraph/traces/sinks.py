@@ -12,6 +12,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
+from rolegraph.appending import open_for_append, write_all
+
 __all__ = ["FLUSH_INTERVAL_S", "JsonlSink", "MemorySink", "TraceSink", "dumps", "read_jsonl"]
 
 FLUSH_INTERVAL_S = 0.02
@@ -86,10 +88,10 @@ class JsonlSink:
 
     def __init__(self, path: Path, flush_interval: float = FLUSH_INTERVAL_S) -> None:
         self.path = path
-        self._fd = _open_for_append(path)
+        self._fd, torn = open_for_append(path, make_folder=True)
         try:
-            if _ends_torn(self._fd):  # a crash cut the last line: end it, so the next record starts a line of its own
-                _write_all(self._fd, b"\n")
+            if torn:  # a crash cut the last line: end it, so the next record starts a line of its own
+                write_all(self._fd, torn)
         except BaseException:
             os.close(self._fd)
             raise
@@ -133,7 +135,7 @@ class JsonlSink:
             # One record (a span's end, the usual case) is written as it is: no copy into a joined buffer.
             data = buffer[0] if len(buffer) == 1 else b"".join(buffer)
             buffer.clear()
-            _write_all(self._fd, data)
+            write_all(self._fd, data)
 
     def close(self) -> None:
         """Write what is buffered and close the file."""
@@ -203,37 +205,6 @@ class _Flusher:
 
 _FLUSHER = _Flusher()
 os.register_at_fork(after_in_child=_FLUSHER.forget_thread)
-
-
-_APPEND = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-
-
-def _open_for_append(path: Path) -> int:
-    """A raw descriptor appending to `path` (readable too, for `_ends_torn`), the file and its folder created if
-    missing. A run's new trace file costs one system call: its folder exists, so it is made only on a miss."""
-    try:
-        return os.open(path, _APPEND, 0o666)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, _APPEND, 0o666)
-
-
-def _ends_torn(fd: int) -> bool:
-    """Whether the file open at `fd` is not empty and does not end with a newline (a new file costs one ``fstat``)."""
-    size = os.fstat(fd).st_size
-    if size == 0:
-        return False
-    os.lseek(fd, size - 1, os.SEEK_SET)  # for this read only: every write appends whatever the position
-    return os.read(fd, 1) != b"\n"
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """Write all of `data` (a regular file takes it in one call unless the disk fills: then the rest, or the error)."""
-    written = os.write(fd, data)
-    if written < len(data):
-        view = memoryview(data)[written:]
-        while view:
-            view = view[os.write(fd, view) :]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
