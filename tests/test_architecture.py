@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "rolegraph"
 
 # Which top-level parts of rolegraph each part may import (besides itself and the leaf modules).
-LEAVES = {"appending", "errors", "imports", "layout", "retry", "tokens"}
+LEAVES = {"appending", "errors", "imports", "layout", "retry", "sqlite_wal", "tokens"}
 ALLOWED = {
     "traces": set(),
     "models": {"traces"},

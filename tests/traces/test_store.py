@@ -9,7 +9,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,6 @@ from typer.testing import CliRunner
 
 from rolegraph.cli import app
 from rolegraph.traces._rows import Context, RunEnd, run_stamp
-from rolegraph.traces._sqlite import connect_wal
 from rolegraph.traces.home_index import open_index
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.store import TraceStore
@@ -443,47 +441,3 @@ class TestCrash:
             assert store.sync(home / "runs") == [row.run_id]
             assert _statuses(store, row.run_id) == live_statuses
             assert store.list_runs()[0].status == "unfinished"
-
-
-class TestOpen:
-    def test_waits_for_another_process_making_the_index(self, tmp_path: Path) -> None:
-        """Opened while another connection holds a new index's lock, as a first writer switching it to WAL
-        does: the open waits for the lock (SQLite fails the WAL switch at once) and then opens the store."""
-        path = tmp_path / "index.sqlite"
-        first = sqlite3.connect(path, isolation_level=None)
-        first.execute("BEGIN IMMEDIATE")
-        first.execute("CREATE TABLE made_first (x)")
-        opened: list[TraceStore] = []
-        failed: list[BaseException] = []
-
-        def open_store() -> None:
-            try:
-                opened.append(TraceStore(path, prices=PriceTable()))
-            except BaseException as exc:
-                failed.append(exc)
-
-        opener = threading.Thread(target=open_store)
-        opener.start()
-        time.sleep(0.2)  # the opener meets the lock (without the wait, it has failed by now)
-        first.execute("COMMIT")
-        first.close()
-        opener.join()
-        assert failed == []
-        with opened[0] as store:
-            assert store.list_runs() == []
-        with sqlite3.connect(path) as db:
-            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-            assert db.execute("SELECT name FROM sqlite_master WHERE name = 'made_first'").fetchone() == ("made_first",)
-        db.close()
-
-    def test_a_lock_held_past_the_timeout_fails_the_open(self, tmp_path: Path) -> None:
-        """The wait is bounded: a lock held past the busy timeout fails the open with SQLite's error."""
-        path = tmp_path / "index.sqlite"
-        first = sqlite3.connect(path, isolation_level=None)
-        first.execute("BEGIN IMMEDIATE")
-        first.execute("CREATE TABLE made_first (x)")
-        try:
-            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
-                connect_wal(path, timeout=0.05)
-        finally:
-            first.close()

@@ -52,6 +52,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rolegraph.models.model import Completion, Model, ModelSettings, Usage
+from rolegraph.sqlite_wal import connect_wal
 from rolegraph.traces.redact import Redactor
 
 __all__ = [
@@ -177,12 +178,10 @@ class CallCache:
             return self._db
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=_BUSY_MS / 1000, isolation_level=None, check_same_thread=False)
+            db = connect_wal(self.path, timeout=_BUSY_MS / 1000)
             # A flipped bit can leave text that is not UTF-8: read it with replacements, so the entry's
             # checksum fails (a damaged entry, a miss) instead of the read raising.
             db.text_factory = lambda raw: raw.decode("utf-8", "replace")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
         except (sqlite3.Error, UnicodeDecodeError, OSError) as exc:
             self._broken = True

@@ -42,6 +42,7 @@ from typing import Any
 
 from rolegraph.errors import DamagedFileError
 from rolegraph.layout import Home, RunFolder, is_run_id
+from rolegraph.sqlite_wal import connect_wal
 from rolegraph.traces._rows import (
     Context,
     LiveRows,
@@ -57,7 +58,6 @@ from rolegraph.traces._rows import (
     timestamp,
     writer_alive,
 )
-from rolegraph.traces._sqlite import connect_wal
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.records import read_summary
 from rolegraph.traces.trace import Trace

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rolegraph.errors import LibraryError, Problem
+from rolegraph.sqlite_wal import connect_wal
 from rolegraph.tools.library.bibtex import Bibliography
 from rolegraph.tools.library.chunking import chunk_text
 from rolegraph.tools.library.documents import Document
@@ -49,6 +50,8 @@ __all__ = [
 SCHEMA_VERSION = "1"
 """Bumped whenever the tables or the chunking change: an index of another version is rebuilt."""
 _IGNORED = frozenset({"readme.md"})
+_BUSY_TIMEOUT_S = 600.0
+"""How long the index waits for another process's lock: indexing a large library holds it for minutes."""
 # Column order of the chunks table; the bm25 weights follow it (file and page are stored, not indexed).
 _BM25_WEIGHTS = "0.0, 0.0, 10.0, 4.0, 4.0, 1.0"
 _TEXT_COLUMN = 5
@@ -181,10 +184,12 @@ class LibraryIndex:
             self._db = self._connect(":memory:")
 
     def _connect(self, where: str) -> sqlite3.Connection:
-        db = sqlite3.connect(where, timeout=600, isolation_level=None, check_same_thread=False)
+        # WAL: searches in other processes go on while one indexes
+        if where == ":memory:":
+            db = sqlite3.connect(where, isolation_level=None, check_same_thread=False)
+        else:
+            db = connect_wal(Path(where), timeout=_BUSY_TIMEOUT_S)
         try:
-            if where != ":memory:":
-                db.execute("PRAGMA journal_mode=WAL")  # searches in other processes go on while one indexes
             db.executescript(_SCHEMA)
             version = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
             if version is None:
