@@ -13,7 +13,7 @@ from rolegraph.durability import durable
 from rolegraph.durability.durable import ELAPSED_EVERY_S, Durability
 from rolegraph.durability.store import RunStore
 from rolegraph.layout import RunFolder
-from rolegraph.models.model import Model
+from rolegraph.models.model import Model, Usage
 from rolegraph.runtime.run_info import RunInfo
 from rolegraph.runtime.scheduler import Checkpoint, StepState
 from rolegraph.runtime.step_log import StepLog
@@ -139,3 +139,23 @@ def test_a_step_sent_back_before_its_save_gets_its_own_row(tmp_path: Path) -> No
     log.close()
     assert "sk-secret-value" not in rows(tmp_path)["a"]
     assert "sk-secret-value" in RunFolder(tmp_path).step_log.read_text()
+
+
+def test_each_steps_usage_and_tool_calls_come_from_the_journal(tmp_path: Path) -> None:
+    """At the end, a step's usage and tool calls are the journal's (earlier invocations' calls included), whether
+    the state counted fewer or the same; a step the journal never saw keeps its own."""
+    record = RunInfo(run_id="20261101-120000-aaaaaa", workflow="wf")
+    durability = Durability(SPEC, tmp_path, record, prices_file=tmp_path / "prices.yaml", redactor=Redactor())
+    meter = durability.meter
+    meter.count_call("a", "chat", "scripted:x", 10, 4, reserved=False)  # an earlier invocation's call
+    meter.count_call("a", "chat", "scripted:x", 3, 2, reserved=False)
+    meter.count_call("a", "tool", None, 0, 0, reserved=False)
+    meter.count_call("b", "chat", "scripted:x", 7, 1, reserved=False)
+    states = {
+        "a": StepState(step_id="a", usage=Usage(input_tokens=3, output_tokens=2)),  # this invocation's calls only
+        "b": StepState(step_id="b", usage=Usage(input_tokens=7, output_tokens=1)),  # all of them
+        "c": StepState(step_id="c", usage=Usage(input_tokens=1), tool_calls=2),  # none in the journal
+    }
+    durability.account(states)
+    figures = {k: (s.usage.input_tokens, s.usage.output_tokens, s.tool_calls) for k, s in states.items()}
+    assert figures == {"a": (13, 6, 1), "b": (7, 1, 0), "c": (1, 0, 2)}

@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from rolegraph.traces._rows import RunEnd
 from rolegraph.traces.home_index import open_index
-from rolegraph.traces.index_writer import INDEX_INTERVAL_S, IndexWriter, index_writer
+from rolegraph.traces.index_writer import INDEX_INTERVAL_S, IndexWriter, RunIndex, index_writer
 from rolegraph.traces.pricing import PriceTable
 from rolegraph.traces.sinks import FLUSH_INTERVAL_S
 from rolegraph.traces.store import TraceStore
@@ -180,6 +181,42 @@ run.finish(RunEnd("completed", 1_793_534_400.0, 1.5))
         run.close()  # returns although nothing could be written
         assert writer.errors == 1
 
+    def test_the_writer_is_told_once_per_batch_and_again_after_a_take(self, tmp_path: Path) -> None:
+        """A run tells the writer of its first buffered record only, and again of the first one after the writer
+        took the batch: no record is left untold."""
+        told: list[RunIndex] = []
+
+        class Writer(_NoWriter):
+            def due(self, run: RunIndex, *, ends: bool = False) -> None:
+                told.append(run)
+
+        run = RunIndex(Writer(), tmp_path / "run")
+        for n in range(3):
+            run.emit({"n": n})
+        assert len(told) == 1 and [r["n"] for r in run.take()] == [0, 1, 2]
+        run.emit({"n": 3})
+        assert len(told) == 2 and [r["n"] for r in run.take()] == [3]
+        assert run.take() == []
+
+    def test_records_emitted_while_the_writer_takes_are_each_taken_once(self, tmp_path: Path) -> None:
+        """The loop emits while the writer thread takes: every record is taken exactly once, in order."""
+        run = RunIndex(_NoWriter(), tmp_path / "run")  # the test's thread takes the records, as the writer's would
+        taken: list[int] = []
+        done = threading.Event()
+
+        def take() -> None:
+            while not done.is_set():
+                taken.extend(r["n"] for r in run.take())
+            taken.extend(r["n"] for r in run.take())
+
+        taker = threading.Thread(target=take)
+        taker.start()
+        for n in range(50_000):
+            run.emit({"n": n})
+        done.set()
+        taker.join()
+        assert taken == list(range(50_000))
+
     def test_the_trace_file_is_written_before_the_index(self) -> None:
         """Buffered span starts reach the trace file sooner than the index commits them: the index never shows
         an open span that a run killed at that moment lacks in its file (the source the index is rebuilt from)."""
@@ -189,6 +226,16 @@ run.finish(RunEnd("completed", 1_793_534_400.0, 1.5))
         """Every run of a process indexing into one home shares one writer."""
         assert index_writer(tmp_path / "index.sqlite") is index_writer(tmp_path / "." / "index.sqlite")
         assert index_writer(tmp_path / "index.sqlite") is not index_writer(tmp_path / "b" / "index.sqlite")
+
+
+class _NoWriter(IndexWriter):
+    """A writer that is told of records but never takes them (its thread is not started)."""
+
+    def __init__(self) -> None:  # no database, no thread
+        pass
+
+    def due(self, run: RunIndex, *, ends: bool = False) -> None:
+        """Told: nothing to do."""
 
 
 def _span_rows(store: TraceStore, run_id: str) -> list[dict[str, Any]]:

@@ -117,15 +117,18 @@ class BudgetMeter:
         self, step_id: str, kind: str, model: str | None, input_tokens: int, output_tokens: int, *, reserved: bool
     ) -> None:
         """`count` of the call given by its fields (`JournalEntry`'s)."""
-        cost = self.prices.cost(model, input_tokens, output_tokens) or 0.0
-        for spent in (self.run, self._step(step_id)):
-            if kind in MODEL_CALL_KINDS:
+        step = self._step(step_id)
+        if kind in MODEL_CALL_KINDS:
+            cost = self.prices.cost(model, input_tokens, output_tokens) or 0.0
+            iteration = int(not reserved and kind == "chat")
+            for spent in (self.run, step):
                 spent.input_tokens += input_tokens
                 spent.output_tokens += output_tokens
                 spent.cost_usd += cost
-                spent.iterations += int(not reserved and kind == "chat")
-            else:
-                spent.tool_calls += int(not reserved)
+                spent.iterations += iteration
+        elif not reserved:  # a tool call (no tokens, no price)
+            self.run.tool_calls += 1
+            step.tool_calls += 1
 
     def before(self, step_id: str, kind: str) -> None:
         """Check that a new call of `kind` (``chat``, ``check`` or ``tool``) may start in `step_id`, and count it.
@@ -156,6 +159,8 @@ class BudgetMeter:
         Raises:
             BudgetExceeded: The call took the run or step past a limit.
         """
+        if not self._run_limited and step_id not in self.step_budgets:  # most calls: no limit to check
+            return
         for budget, spent, scope in self._scopes(step_id):
             _check(budget.max_tokens, spent.tokens, "max_tokens", scope, strict=True)
             _check(budget.max_cost_usd, spent.cost_usd, "max_cost_usd", scope, strict=True)

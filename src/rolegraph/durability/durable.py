@@ -253,11 +253,20 @@ class Durability:
         return BudgetExceeded("max_wall_s", "run", limit, limit)
 
     def account(self, states: Mapping[str, StepState]) -> None:
-        """Set each step's usage and tool calls from the journal: every recorded call once, resumes included."""
+        """Set each step's usage and tool calls from the journal: every recorded call once, resumes included.
+
+        A state that already holds the journal's figures (every step a fresh run ran: the scheduler counted
+        the same calls) is left as it is: no `Usage` built and no validated assignment per step at a run's end.
+        """
         for step_id, spent in self.meter.steps.items():
-            if step_id in states:
-                states[step_id].usage = spent.usage
-                states[step_id].tool_calls = spent.tool_calls
+            state = states.get(step_id)
+            if state is None:
+                continue
+            usage = state.usage
+            if usage.input_tokens != spent.input_tokens or usage.output_tokens != spent.output_tokens:
+                state.usage = spent.usage
+            if state.tool_calls != spent.tool_calls:
+                state.tool_calls = spent.tool_calls
 
     def finish(self, status: str) -> None:
         """Record the invocation's end: the run's status and the wall time used; close the store."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -45,23 +46,34 @@ class RunIndex:
         self.context = Context()
         self.errors = 0
         """Batches of this run that failed to write."""
-        self._records: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+        self._records: deque[dict[str, Any]] = deque()
+        """Records emitted and not yet taken. A deque, not a list under a lock: its ``append`` (the loop's) and
+        ``popleft`` (the writer's) are atomic, so a record costs the loop no lock taken and released."""
+        self._told = False
+        """Whether the writer was told (`IndexWriter.due`) of records not yet taken: told once per batch."""
         self._end: tuple[RunEnd, str] | None = None
 
     def emit(self, record: dict[str, Any]) -> None:
-        """Buffer the record for the writer."""
-        with self._lock:
-            self._records.append(record)
-            first = len(self._records) == 1
-        if first:
+        """Buffer the record for the writer (telling it, if it was not told since it last took the records)."""
+        self._records.append(record)
+        if not self._told:
+            self._told = True
             self.writer.due(self)
 
     def take(self) -> list[dict[str, Any]]:
-        """The records buffered so far (for the writer thread)."""
-        with self._lock:
-            records, self._records = self._records, []
-        return records
+        """The records buffered so far (for the writer thread).
+
+        The flag is cleared before the records are taken: a record appended after it is taken now or tells the
+        writer again, never left behind untold.
+        """
+        self._told = False
+        records: list[dict[str, Any]] = []
+        pop = self._records.popleft
+        while True:
+            try:
+                records.append(pop())
+            except IndexError:
+                return records
 
     def finish(self, end: RunEnd) -> None:
         """Have the writer write what is buffered and complete the run's row, within its interval; return at once.
