@@ -249,3 +249,15 @@ def write_edited_project(folder: Path) -> Path:
     path = folder / "edited.yaml"
     path.write_text(EDITED)
     return path
+
+
+def store_as_a_kill_leaves(run_dir: Path, into: Path) -> Path:
+    """A copy of the run folder's store as a kill would leave it now (its file and write-ahead log): a live run's
+    own connection keeps the store locked, so what it has committed is read from the copy."""
+    into.mkdir(parents=True)
+    store = RunFolder(run_dir).store
+    for suffix in ("", "-wal"):
+        source = Path(f"{store}{suffix}")
+        if source.exists():
+            (into / source.name).write_bytes(source.read_bytes())
+    return into

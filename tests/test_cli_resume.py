@@ -129,6 +129,8 @@ class TestKillAndResume:
         )
         assert killed.returncode == -signal.SIGKILL
         run_dir = only_run(home)
+        # The run held its store (no -shm file); its write-ahead log is left for the next open to read back.
+        assert Path(f"{run_dir / 'run.sqlite'}-wal").is_file() and not Path(f"{run_dir / 'run.sqlite'}-shm").exists()
         store = RunStore.open_existing(run_dir)
         assert store.record().elapsed_s > 0  # a killed invocation's time counts, up to its last checkpoint
         store.close()

@@ -3,12 +3,14 @@ log."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from durable_projects import store_as_a_kill_leaves
 from rolegraph.durability import durable
 from rolegraph.durability.durable import ELAPSED_EVERY_S, Durability
 from rolegraph.durability.store import RunStore
@@ -21,6 +23,8 @@ from rolegraph.tools.sources import SourceRegistry
 from rolegraph.traces.redact import Redactor
 from rolegraph.traces.tracer import Tracer
 from rolegraph.workflows.spec import WorkflowSpec
+
+COPIES = itertools.count()
 
 SPEC = WorkflowSpec.model_validate({"rolegraph": 1, "name": "wf", "steps": {"a": {"function": "m:f"}}})
 
@@ -36,7 +40,9 @@ class Clock:
 
 
 def saved_elapsed(run_dir: Path) -> float:
-    store = RunStore.open_existing(run_dir, read_only=True)
+    """The elapsed time in the run's record as committed (read from a copy: the live run holds its store)."""
+    copy = store_as_a_kill_leaves(run_dir, run_dir / f"copy{next(COPIES)}")
+    store = RunStore.open_existing(copy, read_only=True)
     elapsed = store.record().elapsed_s
     store.close()
     return elapsed
@@ -88,7 +94,9 @@ def logged(tmp_path: Path, redactor: Redactor, log_redactor: Redactor) -> tuple[
 
 
 def rows(run_dir: Path) -> dict[str, str]:
-    db = sqlite3.connect(RunFolder(run_dir).store)
+    """The committed checkpoint rows (read from a copy: the live run holds its store)."""
+    copy = store_as_a_kill_leaves(run_dir, run_dir / f"copy{next(COPIES)}")
+    db = sqlite3.connect(RunFolder(copy).store)
     try:
         return dict(db.execute("SELECT step_id, state FROM steps"))
     finally:

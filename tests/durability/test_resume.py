@@ -19,9 +19,10 @@ from durable_projects import (
     write_loop_project,
     write_waiting_project,
 )
-from rolegraph.durability.resume import resume
+from rolegraph.durability.replay import replay
+from rolegraph.durability.resume import resume, workflow_file
 from rolegraph.durability.store import RunStore
-from rolegraph.errors import ResumeError, SpecError
+from rolegraph.errors import ReplayError, ResumeError, SpecError
 from rolegraph.layout import RunFolder
 from rolegraph.runtime.result import RunResult
 from rolegraph.traces.records import read_summary
@@ -87,17 +88,28 @@ class TestCancelled:
         assert folder.step_log.read_bytes().startswith(torn + b"\n")
 
     async def test_a_run_in_progress_cannot_be_resumed(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """While a process works on a run (it holds the run's lock), resuming it is refused."""
+        """While a process works on a run (it holds the run's lock and keeps its store locked), resuming it,
+        replaying it or asking for its workflow file is refused, saying so; once the run ends, all three work."""
         marks = tmp_path / "marks"
         marks.mkdir()
         monkeypatch.setenv("DURABLE_TEST_DIR", str(marks))
-        task = asyncio.create_task(rolegraph.load(write_waiting_project(tmp_path / "project")).run())
+        file = write_waiting_project(tmp_path / "project")
+        task = asyncio.create_task(rolegraph.load(file).run())
         await wait_for(marks / "started")
         (run_dir,) = (tmp_path / "home" / "runs").iterdir()
-        with pytest.raises(ResumeError, match="being worked on by another process"):
+        busy = f"run {run_dir.name} is being worked on by another process; wait for it to end"
+        with pytest.raises(ResumeError) as resuming:
             await resume(run_dir)
+        with pytest.raises(ReplayError) as replaying:
+            await replay(run_dir)
+        with pytest.raises(ResumeError) as asking:
+            workflow_file(run_dir)
+        assert [str(e.value) for e in (resuming, replaying, asking)] == [busy] * 3
         touch(marks / "release")
         assert (await task).status == "completed"
+        assert workflow_file(run_dir) == file.absolute()
+        assert (await resume(run_dir)).status == "completed"
+        assert (await replay(run_dir)).divergence is None
 
     async def test_a_run_cancelled_as_it_ends_records_its_end_whole(self, project: Path, home: Path) -> None:
         """A run cancelled just as its root span ends (an eval interrupted by another run) still records its end:

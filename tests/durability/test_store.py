@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from durable_projects import store_as_a_kill_leaves
 from rolegraph.durability.killpoints import KillPoints
 from rolegraph.durability.store import CHECKPOINT_PAGES, JournalEntry, RunStore
 from rolegraph.errors import DamagedFileError, ResumeError
@@ -201,6 +204,57 @@ class TestWriteAheadLog:
         store.close()
         assert not wal.exists()
         assert len(RunStore.open_existing(tmp_path, read_only=True).entries()) == 1100
+
+
+class TestTheRunsOwnConnection:
+    def test_it_keeps_no_shm_file_and_refuses_readers_until_it_closes(self, tmp_path: Path) -> None:
+        """Opened by the run (``exclusive``), the store makes no -shm file and holds the database: a reader,
+        read-only or not, is refused at once with a `ResumeError` naming the run, while what the run committed
+        is in its file and log (a kill would leave it); once closed, the log is folded in and the store reads."""
+        run_dir = tmp_path / "20261101-120000-aaaaaa"
+        run_dir.mkdir()
+        record = RunInfo(run_id=run_dir.name, workflow="w")
+        store = RunStore(run_dir / STORE_FILE, record=record, exclusive=True)
+        store.put(JournalEntry(call_id="a#1/chat/1", step_id="a", kind="chat", result={"text": "hi"}))
+        assert sorted(p.name for p in run_dir.iterdir()) == [STORE_FILE, f"{STORE_FILE}-wal"]
+        for read_only in (True, False):
+            with pytest.raises(ResumeError) as refused:
+                RunStore.open_existing(run_dir, read_only=read_only)
+            assert str(refused.value) == f"run {run_dir.name} is being worked on by another process; wait for it to end"
+        left = store_as_a_kill_leaves(run_dir, tmp_path / "left")
+        assert column_of(left / STORE_FILE, "SELECT call_id FROM calls") == {"a#1/chat/1"}
+        store.close()
+        assert [p.name for p in run_dir.iterdir()] == [STORE_FILE]
+        reader = RunStore.open_existing(run_dir, read_only=True)
+        assert (reader.record(), [e.call_id for e in reader.entries()]) == (record, ["a#1/chat/1"])
+        reader.close()
+
+    def test_a_store_left_by_a_killed_run_opens_with_its_log(self, tmp_path: Path) -> None:
+        """A process killed while its run held the store leaves the write-ahead log (and no -shm file): the next
+        open reads every call committed before the kill, and the run's own connection goes on from there."""
+        path = tmp_path / STORE_FILE
+        killed = subprocess.run(
+            [sys.executable, "-c", _KILLED_RUN, str(path)], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert killed.returncode == 9, killed.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == [STORE_FILE, f"{STORE_FILE}-wal"]
+        resumed = RunStore.open_existing(tmp_path, exclusive=True)
+        assert [e.call_id for e in resumed.entries()] == [f"s{i}#1/chat/1" for i in range(50)]
+        resumed.put(JournalEntry(call_id="s50#1/chat/1", step_id="s50", kind="chat", result={}))
+        resumed.close()
+        assert [p.name for p in tmp_path.iterdir()] == [STORE_FILE]
+        assert len(RunStore.open_existing(tmp_path, read_only=True).entries()) == 51
+
+
+_KILLED_RUN = """
+import os, sys
+from pathlib import Path
+from rolegraph.durability.store import JournalEntry, RunStore
+store = RunStore(Path(sys.argv[1]), exclusive=True)
+for i in range(50):
+    store.put(JournalEntry(call_id=f"s{i}#1/chat/1", step_id=f"s{i}", kind="chat", result={"text": "x"}))
+os._exit(9)
+"""
 
 
 class TestJournal:

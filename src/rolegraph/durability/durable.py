@@ -184,9 +184,13 @@ class Durability:
         self._take_lock()
         if not resuming:
             path = RunFolder(self.run_dir).store
-            self._store = RunStore(path, kill_points=self.kill_points, redact=self.redactor.value, record=self.record)
+            self._store = RunStore(
+                path, kill_points=self.kill_points, redact=self.redactor.value, record=self.record, exclusive=True
+            )
             return
-        self._store = RunStore.open_existing(self.run_dir, kill_points=self.kill_points, redact=self.redactor.value)
+        self._store = RunStore.open_existing(
+            self.run_dir, kill_points=self.kill_points, redact=self.redactor.value, exclusive=True
+        )
         entries = list(self.store.entries())
         superseded = self.store.superseded()
         self.recorded_calls = len(entries)

@@ -38,7 +38,7 @@ from rolegraph.agents.call_ids import CallId
 from rolegraph.agents.journal import CallJournal, RequestDigest, describe_changes, request_changes
 from rolegraph.durability.durable import run_durably
 from rolegraph.durability.store import JournalEntry, RunStore
-from rolegraph.errors import ModelError, ReplayDiverged, ReplayError, RunError
+from rolegraph.errors import ModelError, ReplayDiverged, ReplayError, ResumeError, RunError
 from rolegraph.layout import STORE_FILE, Home, RunFolder, new_run_id
 from rolegraph.models.messages import Message, ToolSpec
 from rolegraph.models.model import Completion, Model, ModelSettings
@@ -331,7 +331,10 @@ def _read(run_dir: Path) -> tuple[RunInfo, Recording, dict[str, Any]]:
     """The recorded run's record, calls and completed steps' outputs, from its store opened read-only."""
     if not RunFolder(run_dir).store.is_file():
         raise ReplayError(f"{run_dir}: no run store ({STORE_FILE}); this run cannot be replayed")
-    store = RunStore.open_existing(run_dir, read_only=True)
+    try:
+        store = RunStore.open_existing(run_dir, read_only=True)
+    except ResumeError as exc:  # another process is working on the run: its store is locked until it ends
+        raise ReplayError(str(exc)) from None
     try:
         try:
             record = store.record()
