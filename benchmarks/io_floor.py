@@ -11,8 +11,8 @@ without flushing and closed (SQLite checkpoints its WAL). `FloorRun` does exactl
 that for N steps with no framework around it, so a whole run's per-step time can be
 read against what its disk work alone costs on this machine. `FloorWholeRun` does the
 same for one whole run of a small workflow, with everything a run writes around its
-steps (lock, ``run.json`` twice, ``sources.jsonl``, the index rows): what
-`benchmarks.many_runs` sets its 10,000 concurrent runs against.
+steps (the folder's lock, ``run.json`` twice, the index rows; a run with no sources writes no
+``sources.jsonl``): what `benchmarks.many_runs` sets its 10,000 concurrent runs against.
 """
 
 from __future__ import annotations
@@ -117,14 +117,15 @@ class FloorWholeRun:
     """The file work of one whole run of a small workflow (`steps` agent steps of one model call each), done
     with bare calls: what `benchmarks.many_runs` compares a whole rolegraph run against.
 
-    Per run: its folder and lock file (``flock``); the store made from a template image (written and renamed),
-    opened in WAL mode, its record committed without flushing; the trace file opened for appending;
-    ``run.json`` written and renamed; the record updated (the run starts); per step one transaction (its
-    call's journal row and the previous step's checkpoint row), the step's three spans written at their ends
-    (two lines each: start and end); at the end the steps' lines appended to ``steps.jsonl`` with one
-    ``write()`` (a short run's lines make one batch of the step log's writer), ``sources.jsonl`` and
-    ``run.json`` written and renamed, the record and last checkpoint committed, and the store closed (SQLite
-    checkpoints its WAL into the file with its flushes: a finished run survives a power cut). The run's index
+    Per run: its folder, opened and locked (``flock``: no lock file); the store made from a template image
+    (written and renamed), opened in WAL mode, its record committed without flushing; the trace file opened for
+    appending; ``run.json`` written and renamed; the record updated (the run starts); per step one transaction
+    (its call's journal row and the previous step's checkpoint row), the step's three spans written at their
+    ends (two lines each: start and end); at the end the steps' lines appended to ``steps.jsonl`` with one
+    ``write()`` (a short run's lines make one batch of the step log's writer), ``run.json`` written and renamed
+    (the run retrieved no source: no ``sources.jsonl``), the record and last checkpoint committed, and the
+    store closed (SQLite checkpoints its WAL into the file with its flushes: a finished run survives a power
+    cut). The run's index
     rows (one run row, one per span) go to the home's shared index in one transaction of `index_batch` runs,
     as the long-lived index writer batches them.
 
@@ -151,7 +152,7 @@ class FloorWholeRun:
             number = self._runs
         run_dir = f"{self.folder}/run-{number}"
         os.mkdir(run_dir)
-        lock = os.open(f"{run_dir}/run.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        lock = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         store = f"{run_dir}/run.sqlite"
         _write_renamed(store, self._image)
@@ -173,7 +174,6 @@ class FloorWholeRun:
         log = os.open(f"{run_dir}/steps.jsonl", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         os.write(log, STEP_LINE * self.steps)
         os.close(log)
-        _write_renamed(f"{run_dir}/sources.jsonl", b"")
         _write_renamed(f"{run_dir}/run.json", SUMMARY)
         db.execute("BEGIN IMMEDIATE")
         db.execute("INSERT OR REPLACE INTO steps (step_id, state) VALUES (?, ?)", (f"s{self.steps - 1}", RESULT))

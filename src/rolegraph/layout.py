@@ -10,9 +10,9 @@ $ROLEGRAPH_HOME/                 (default ./.rolegraph)
   runs/<run_id>/                 one run (`RunFolder`)
     run.json                     the run's summary
     trace.jsonl                  every span
-    sources.jsonl                every retrieved source with its text
+    sources.jsonl                every retrieved source with its text (none: no file; run.json says 0)
     run.sqlite                   the run store: checkpoints and the call journal
-    run.lock                     held by the process working on the run
+    run.lock                     the run's lock, only where the file system cannot lock the folder itself
     steps.jsonl                  each completed step's state, one JSON line per visit (the last wins)
     steps/<step_id>.json         the same, one file per step, in runs made before steps.jsonl (still read)
 ```
@@ -53,7 +53,8 @@ SOURCES_FILE = "sources.jsonl"
 """Every retrieved source with its full text (a ``sources.json`` output leaves the text out)."""
 STORE_FILE = "run.sqlite"
 LOCK_FILE = "run.lock"
-"""Held (``flock``) by the process working on a run: two processes never drive one run at once."""
+"""Held (``flock``) by the process working on a run, only where the file system cannot lock the run folder
+itself (NFS); elsewhere the folder is locked and this file is not made (`rolegraph.durability.durable`)."""
 STEPS_FILE = "steps.jsonl"
 """Each completed step visit's state, one JSON line each, in completion order (``rolegraph.runtime.step_log``)."""
 STEPS_DIR = "steps"
@@ -119,7 +120,7 @@ class RunFolder:
 
     @property
     def lock(self) -> Path:
-        """``run.lock``."""
+        """``run.lock``: the run's lock where the folder itself cannot be locked."""
         return self.path / LOCK_FILE
 
     @property

@@ -90,10 +90,14 @@ class TestRecordFromDir:
         assert all(s.text for s in from_disk.sources)  # claim support needs the text
 
     async def test_a_folder_without_sources_text_is_refused(self, project: Path) -> None:
-        """A run made before sources.jsonl existed cannot be re-scored: the error says so and what to do."""
+        """A run made before sources.jsonl existed (its run.json does not count its sources) cannot be re-scored:
+        the error says so and what to do."""
         workflow = rolegraph.load(project / "review.yaml")
         result = await workflow.run(model="scripted:good.yaml")
         (result.run_dir / "sources.jsonl").unlink()
+        summary = json.loads((result.run_dir / "run.json").read_text())
+        del summary["sources"]
+        (result.run_dir / "run.json").write_text(json.dumps(summary))
         with pytest.raises(RunFolderError, match=r"has no sources\.jsonl .* run the question again"):
             record_from_dir(result.run_dir, workflow)
 

@@ -13,10 +13,12 @@ import yaml
 
 import rolegraph
 from rolegraph.errors import GraphError, Problem, SpecError
+from rolegraph.evals.record import record_from_dir
 from rolegraph.models.model import ModelSettings, Usage
 from rolegraph.runtime.result import RunResult
 from rolegraph.tools.sources import Source
 from rolegraph.traces.trace import SpanRecord, Trace
+from rolegraph.viewer.data import RunReader
 from rolegraph.workflow import Workflow
 from rolegraph.workflows.spec import WorkflowSpec
 
@@ -204,7 +206,8 @@ class TestCompletedRun:
             assert parent is root
 
     async def test_run_json_records_the_run(self, workflow: Workflow) -> None:
-        """run.json holds the summary, workflow, file, typed inputs, model overrides, privacy and start time."""
+        """run.json holds the summary, workflow, file, typed inputs, model overrides, privacy, start time and how
+        many sources the run retrieved."""
         result = await workflow.run({"rounds": "2"})
         recorded = json.loads((result.run_dir / "run.json").read_text())
         started = dt.datetime.fromisoformat(recorded.pop("started"))
@@ -217,6 +220,7 @@ class TestCompletedRun:
             "inputs": {"topic": "adapters", "rounds": 2, "strict": False, "tags": ["peft"], "ratio": 0.5},
             "overrides": {"model": None, "settings": {}},
             "privacy": "any",
+            "sources": len(result.sources),
         }
         assert recorded["status"] == "completed"
         assert recorded["steps"] == {"plan": "completed", "research": "completed", "write": "completed"}
@@ -451,7 +455,23 @@ class TestSourcesFile:
         assert kept == result.sources
         assert {s.id for s in kept} == {"alpha2020", "beta2021"}
         assert any(ALPHA_QUOTE in s.text for s in kept)
-        assert json.loads((result.run_dir / "run.json").read_text())["overrides"] == {"model": None, "settings": {}}
+        summary = json.loads((result.run_dir / "run.json").read_text())
+        assert (summary["overrides"], summary["sources"]) == ({"model": None, "settings": {}}, 2)
+
+    async def test_a_run_with_no_sources_writes_no_file_and_reads_back_with_none(self, tmp_path: Path) -> None:
+        """A run that retrieved nothing writes no sources.jsonl, run.json says it has no sources, and every reader
+        of the folder (re-scoring, the viewer) reads it back with none."""
+        (tmp_path / "item_steps.py").write_text(ITEM_STEPS)
+        path = tmp_path / "wf.yaml"
+        path.write_text("rolegraph: 1\nname: bare\nsteps:\n  one: {function: item_steps:check, args: {word: alpha}}\n")
+        workflow = rolegraph.load(path)
+        result = await workflow.run(home=tmp_path / "home")
+        assert (result.status, result.sources) == ("completed", [])
+        assert not result.folder.sources.exists()
+        assert json.loads(result.folder.summary.read_text())["sources"] == 0
+        assert record_from_dir(result.run_dir, workflow).sources == []
+        view = RunReader(tmp_path / "home" / "runs").view(result.run_id)
+        assert view is not None and view["sources"] == {}
 
 
 ITEM_STEPS = '''

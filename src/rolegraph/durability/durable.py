@@ -11,6 +11,7 @@ status and elapsed time when the invocation ends.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -281,14 +282,28 @@ class Durability:
         self.close()
 
     def _take_lock(self) -> None:
+        """Hold the run's lock, or refuse: two processes never drive one run at once.
+
+        An ``flock`` on the run folder itself, so a run creates no file for it (a new file costs the most of
+        a run's file work); an ``flock`` dies with its process, so a killed run never leaves its folder locked.
+        Where the file system cannot lock a directory (an NFS client emulates ``flock`` with byte-range locks,
+        which need a file open for writing, and answers ``EBADF``), the lock is on a ``run.lock`` file in the
+        folder, as every run's was before: every process on that file system falls back alike, so they still
+        exclude each other. (A ``run.lock`` an older rolegraph left in a folder is not read.)
+
+        Raises:
+            ResumeError: Another process holds the lock.
+        """
         if sys.platform == "win32":  # no flock: the one-process-per-run rule is then the user's to keep
             return
-        # An flock dies with its process, so a killed run never leaves its folder locked.
-        fd = os.open(RunFolder(self.run_dir).lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fd = _flocked(self.run_dir, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError as exc:
+                if exc.errno not in _NO_DIRECTORY_LOCKS:
+                    raise
+                fd = _flocked(RunFolder(self.run_dir).lock, os.O_RDWR | os.O_CREAT)
         except BlockingIOError:
-            os.close(fd)
             raise ResumeError(
                 f"run {self.record.run_id} is being worked on by another process; wait for it to end"
             ) from None
@@ -302,3 +317,22 @@ class Durability:
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
+
+
+_NO_DIRECTORY_LOCKS = frozenset({errno.EBADF, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP})
+"""What ``flock`` answers on a file system that cannot lock a directory (NFS: ``EBADF``)."""
+
+
+def _flocked(path: Path, flags: int) -> int:
+    """`path` opened with `flags` and locked (``flock``, exclusive, without waiting); its descriptor.
+
+    Raises:
+        BlockingIOError: Another open of `path` holds the lock.
+    """
+    fd = os.open(path, flags, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

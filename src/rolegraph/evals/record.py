@@ -4,7 +4,7 @@ Records are built from a finished `RunResult` while it is in memory
 (`record_of`), or from a run folder on disk (`record_from_dir`): its
 ``steps.jsonl`` (each completed step's state; ``steps/<id>.json`` in older runs),
 ``sources.jsonl`` (every retrieved source with its full text, which claim
-support checks quotes against), ``trace.jsonl``
+support checks quotes against; none when ``run.json`` says ``"sources": 0``), ``trace.jsonl``
 (tokens, cost) and ``run.json`` (status, time, inputs, model overrides). Both
 give the same record, so a past run can be re-scored, e.g. against a corrected
 eval set or with a judge.
@@ -117,7 +117,8 @@ def record_from_dir(run_dir: Path, workflow: Workflow, prices: PriceTable | None
 
     Raises:
         RunFolderError: The folder is not a finished run of `workflow`, or it predates
-            ``sources.jsonl`` (older runs kept no source text: they cannot be re-scored).
+            ``sources.jsonl`` (older runs kept no source text: they cannot be re-scored). A run whose
+            ``run.json`` says ``"sources": 0`` has no ``sources.jsonl`` and is read with no sources.
     """
     summary = _summary(run_dir)
     if summary.get("workflow") != workflow.spec.name:
@@ -127,13 +128,14 @@ def record_from_dir(run_dir: Path, workflow: Workflow, prices: PriceTable | None
     if summary.get("status") not in ("completed", "failed", "cancelled", "budget_exceeded"):
         raise RunFolderError(f"run {run_dir.name} has not finished (status {summary.get('status')!r})")
     sources_file = run_dir / SOURCES_FILE
-    if not sources_file.is_file():
+    if not sources_file.is_file() and summary.get("sources") != 0:  # a run with no sources writes no file
         raise RunFolderError(
             f"run {run_dir.name} has no {SOURCES_FILE} (it was made by an older rolegraph, which kept no "
             "source text): it cannot be re-scored; run the question again"
         )
     try:
-        sources = [Source.model_validate_json(line) for line in sources_file.read_text("utf-8").splitlines() if line]
+        lines = sources_file.read_text("utf-8").splitlines() if sources_file.is_file() else []
+        sources = [Source.model_validate_json(line) for line in lines if line]
         steps = [StepState.model_validate(state) for state in RunFolder(run_dir).step_states().values()]
     except (OSError, ValidationError, ValueError) as exc:
         raise RunFolderError(f"run {run_dir.name}: cannot read its files: {exc}") from None

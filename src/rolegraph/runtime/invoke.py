@@ -544,6 +544,7 @@ def _write_summary(run: _Run, redactor: Redactor) -> None:
         "overrides": {"model": run.info.model, "settings": run.info.settings},
         "privacy": run.workflow.spec.settings.privacy,
         "started": run.started.isoformat(),
+        "sources": len(run.sources),
     }
     # How models were built, where that shapes their answers (an API, an inference provider, a LoRA adapter).
     built = {name: model.options for name, model in run.executor.models.items() if model.options}
@@ -564,13 +565,14 @@ def _summary_json(summary: dict[str, Any]) -> bytes:
 
 def _write_sources(path: Path, sources: Sequence[Source], redactor: Redactor) -> None:
     """Every retrieved source with its text, one JSON object a line: what re-scoring a run from disk reads. A lone
-    surrogate (text that is not UTF-8, as an API's JSON escape can give) is written as its JSON escape."""
+    surrogate (text that is not UTF-8, as an API's JSON escape can give) is written as its JSON escape.
+
+    A run with no sources writes no file (``run.json`` says ``"sources": 0``): a new file is the dearest of a
+    run's file work, and a run's sources only grow, so no earlier invocation left a file to replace."""
+    if not sources:
+        return
     text = "".join(json.dumps(redactor.value(s.model_dump(mode="json")), ensure_ascii=False) + "\n" for s in sources)
-    lines = text.encode("utf-8", "backslashreplace")  # only a lone surrogate needs it, and only inside a string
-    if lines:
-        write_atomically(path, lines)
-    else:  # no temporary file and rename: an empty file is whole wherever a crash cuts its writing
-        path.open("wb").close()
+    write_atomically(path, text.encode("utf-8", "backslashreplace"))  # only a lone surrogate needs it (in a string)
 
 
 def _layered(

@@ -211,6 +211,7 @@ _SUMMARY_FIELDS: dict[str, tuple[Check, str]] = {
     "executed_steps": (_optional_list, "a list"),
     "replayed_calls": (lambda v: v is None or _count(v), "a count"),
     "resent_calls": (lambda v: v is None or _count(v), "a count"),
+    "sources": (lambda v: v is None or _count(v), "a count"),
     "cache": (lambda v: v is None or _object(v), "an object"),
 }
 
