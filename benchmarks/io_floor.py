@@ -46,6 +46,7 @@ class FloorRun:
         run_dir = self.folder / f"floor-{self._runs}"
         run_dir.mkdir(parents=True)
         db = sqlite3.connect(run_dir / "store.sqlite", isolation_level=None)
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")  # the run's own connection: no -shm file, no lock calls
         db.execute("PRAGMA synchronous=OFF")  # a new file: created without flushing, as the run store does
         db.execute("PRAGMA journal_mode=MEMORY")
         db.execute("PRAGMA journal_mode=WAL")
@@ -157,6 +158,7 @@ class FloorWholeRun:
         store = f"{run_dir}/run.sqlite"
         _write_renamed(store, self._image)
         db = sqlite3.connect(store, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")  # the run's own connection: no -shm file, no lock calls
         db.execute("PRAGMA synchronous=OFF")  # the log's first commit, unflushed, as the run store's
         db.execute("INSERT INTO run (id, record) VALUES (1, ?)", (RECORD,))
         db.execute("PRAGMA synchronous=NORMAL")
