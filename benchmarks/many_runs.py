@@ -102,8 +102,9 @@ def _measure_floor(count: int, folder: Path) -> dict[str, Any]:
 
 
 def _figures(count: int, elapsed: float, rss_before_kib: int) -> dict[str, Any]:
-    """One side's figures: `count` runs in `elapsed` seconds, and this process's memory, its peak read now."""
-    peak = _peak_rss_kib()
+    """One side's figures: `count` runs in `elapsed` seconds, and this process's memory, its peak read now (at least
+    the resident set read before the runs: the kernel's high-water mark lags the resident set by a few pages)."""
+    peak = max(_peak_rss_kib(), rss_before_kib)
     return {
         "runs": count,
         "total_s": elapsed,
