@@ -128,13 +128,14 @@ def record_from_dir(run_dir: Path, workflow: Workflow, prices: PriceTable | None
     if summary.get("status") not in ("completed", "failed", "cancelled", "budget_exceeded"):
         raise RunFolderError(f"run {run_dir.name} has not finished (status {summary.get('status')!r})")
     sources_file = run_dir / SOURCES_FILE
-    if not sources_file.is_file() and summary.get("sources") != 0:  # a run with no sources writes no file
+    has_sources_file = sources_file.is_file()
+    if not has_sources_file and summary.get("sources") != 0:  # a run with no sources writes no file
         raise RunFolderError(
             f"run {run_dir.name} has no {SOURCES_FILE} (it was made by an older rolegraph, which kept no "
             "source text): it cannot be re-scored; run the question again"
         )
     try:
-        lines = sources_file.read_text("utf-8").splitlines() if sources_file.is_file() else []
+        lines = sources_file.read_text("utf-8").splitlines() if has_sources_file else []
         sources = [Source.model_validate_json(line) for line in lines if line]
         steps = [StepState.model_validate(state) for state in RunFolder(run_dir).step_states().values()]
     except (OSError, ValidationError, ValueError) as exc:
