@@ -37,7 +37,6 @@ from typing import Any, TypedDict
 
 from benchmarks._common import Level, quiet_tracer, spec_yaml
 from benchmarks._common import ratio as ratio_of
-from rolegraph.runtime import invoke as invoke_module
 from rolegraph.runtime.executor import LocalExecutor
 from rolegraph.runtime.scheduler import Scheduler
 from rolegraph.tools.sources import SourceRegistry
@@ -62,9 +61,11 @@ PARTS = {
     "step log (steps.jsonl lines, handed to their writer thread)": ("rolegraph/runtime/step_log.py", "listener"),
     "JSONL trace records": ("rolegraph/traces/sinks.py", "emit"),
     "declared outputs": ("rolegraph/runtime/outputs.py", "write_outputs"),
+    "run folder opened (folder, store, trace file, run.json)": ("rolegraph/runtime/invoke.py", "_open_folder"),
+    "run's end (step log, run.json, the store's status and close)": ("rolegraph/runtime/invoke.py", "_write_end"),
+    "run summary (run.json, twice)": ("rolegraph/runtime/invoke.py", "_write_summary"),
 }
 INDEX_PART = "SQLite index: the run's end handed to the writer (not awaited, wall time)"
-SUMMARY_PART = "run summary (run.json, twice; in a worker thread, wall time)"
 
 
 class RunState(TypedDict, total=False):
@@ -185,22 +186,12 @@ def measure(variant: str, count: int) -> dict[str, Any]:
 def breakdown(count: int) -> dict[str, Any]:
     """Where the time of a whole rolegraph run goes: each part's share of a profiled batch of `count` runs.
 
-    The SQLite index is written by the home's writer thread, and ``run.json`` from a worker thread,
-    which cProfile does not see: what a run spends on the index at its end (handing its end to the
-    writer, which it does not wait for) is timed by wrapping `RunIndex.finish`, the summary's writing
-    by wrapping ``invoke._write_summary`` (wall time).
+    The SQLite index is written by the home's writer thread, which cProfile does not see: what a run
+    spends on the index at its end (handing its end to the writer, which it does not wait for) is timed
+    by wrapping `RunIndex.finish` (wall time).
     """
     index_seconds: list[float] = []
-    summary_seconds: list[float] = []
     original = RunIndex.finish
-    write_summary = invoke_module._write_summary
-
-    def timed_summary(*args: Any) -> None:
-        start = time.perf_counter()
-        try:
-            write_summary(*args)
-        finally:
-            summary_seconds.append(time.perf_counter() - start)
 
     def timed_finish(self: RunIndex, end: Any) -> None:
         start = time.perf_counter()
@@ -214,7 +205,6 @@ def breakdown(count: int) -> dict[str, Any]:
         asyncio.run(run_all(once, 2, offset=-2))
         profile = cProfile.Profile()
         RunIndex.finish = timed_finish  # type: ignore[method-assign]  # benchmark instrumentation, restored below
-        invoke_module._write_summary = timed_summary  # type: ignore[assignment]  # instrumentation, restored below
         try:
             start = time.perf_counter()
             profile.enable()
@@ -223,13 +213,11 @@ def breakdown(count: int) -> dict[str, Any]:
             total = time.perf_counter() - start
         finally:
             RunIndex.finish = original  # type: ignore[method-assign]
-            invoke_module._write_summary = write_summary
     stats: dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]  # untyped in typeshed
     parts: dict[str, float] = {}
     for label, (suffix, function) in PARTS.items():
         cumulative = sum(v[3] for (file, _, name), v in stats.items() if file.endswith(suffix) and name == function)
         parts[label] = cumulative / count * 1000
-    parts[SUMMARY_PART] = sum(summary_seconds) / count * 1000
     parts[INDEX_PART] = sum(index_seconds) / count * 1000
     return {
         "runs": count,

@@ -115,7 +115,7 @@ class TestScenarios:
     def test_concurrent_runs_breakdown(self, figures: dict[str, Any]) -> None:
         """The breakdown of a whole run times each of its parts, the SQLite index thread included."""
         parts = figures["concurrent_runs"]["breakdown"]["parts_ms_per_run"]
-        assert len(parts) == 8
+        assert len(parts) == 10
         assert all(ms >= 0 for ms in parts.values()), parts
 
     def test_trace_sinks(self, figures: dict[str, Any]) -> None:

@@ -79,6 +79,7 @@ def test_checkpoints_set_the_elapsed_time_at_most_every_interval_and_the_end_alw
     assert saved_elapsed(tmp_path) == pytest.approx(3.1 + ELAPSED_EVERY_S)
     clock.now += 0.01
     durability.finish("completed")
+    durability.close()
     assert saved_elapsed(tmp_path) == pytest.approx(3.11 + ELAPSED_EVERY_S)
 
 
@@ -118,6 +119,7 @@ def test_a_completed_steps_row_is_its_step_log_line_redacted_once(
     log.listener(None)(state)
     durability.save(Checkpoint(states={"a": state}))
     durability.finish("completed")
+    durability.close()
     log.close()
     assert [value for value in redacted if isinstance(value, dict) and value.get("step_id") == "a"] == [state.as_data()]
     line = RunFolder(tmp_path).step_log.read_text().splitlines()
@@ -144,6 +146,7 @@ def test_a_step_sent_back_before_its_save_gets_its_own_row(tmp_path: Path) -> No
     state.status = "completed"
     durability.save(Checkpoint(states={"a": state}))
     durability.finish("completed")
+    durability.close()
     log.close()
     assert "sk-secret-value" not in rows(tmp_path)["a"]
     assert "sk-secret-value" in RunFolder(tmp_path).step_log.read_text()

@@ -3,18 +3,10 @@ as it starts."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import textwrap
-import threading
-import warnings
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 import rolegraph
-from rolegraph.runtime import invoke
 from rolegraph.testing import FaultServer, Stall
 
 TOOLS = """
@@ -100,30 +92,3 @@ class TestTimeouts:
         assert "APITimeoutError" in (result.error or "") or "timed out" in (result.error or "")
         [chat] = [s for s in result.trace.walk() if s.kind == "chat"]
         assert [r["reason"] for r in chat.attributes["rolegraph.retries"]] == ["APITimeoutError"]
-
-
-class TestCancelledWhileStarting:
-    async def test_the_trace_file_opened_meanwhile_is_closed(self, tmp_path: Path, monkeypatch: Any) -> None:
-        """A run cancelled while a worker thread opens its folder waits for the thread and closes its trace file."""
-        path = project(tmp_path, model='"scripted:script.yaml"', tool="hang", script="- {final: {note: x}}\n")
-        opening, release = threading.Event(), threading.Event()
-        write_summary = invoke._write_summary
-
-        def slow_summary(*args: Any, **kwargs: Any) -> None:
-            opening.set()
-            release.wait(30)
-            write_summary(*args, **kwargs)
-
-        monkeypatch.setattr(invoke, "_write_summary", slow_summary)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            run = asyncio.ensure_future(rolegraph.load(path).run(home=tmp_path / "home"))
-            assert await asyncio.to_thread(opening.wait, 30)
-            run.cancel()
-            await asyncio.sleep(0.01)  # the cancellation reaches the run while the thread still works
-            release.set()
-            with pytest.raises(asyncio.CancelledError):
-                await run
-            await asyncio.sleep(0.01)  # the thread's result reaches the loop
-            gc.collect()
-        assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []

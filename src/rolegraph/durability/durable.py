@@ -274,12 +274,11 @@ class Durability:
                 state.tool_calls = spent.tool_calls
 
     def finish(self, status: str) -> None:
-        """Record the invocation's end: the run's status and the wall time used; close the store."""
+        """Record the invocation's end: the run's status and the wall time used (`close` closes the store)."""
         if self._store is not None:
             self.record.status = status
             self.record.elapsed_s = self._elapsed_before + (time.perf_counter() - self._started)
             self.store.write_record(self.record)
-        self.close()
 
     def _take_lock(self) -> None:
         """Hold the run's lock, or refuse: two processes never drive one run at once.

@@ -15,8 +15,8 @@ the next open. So no other connection can read a store while its run is being wo
 on: one that tries (a resume, a replay) gets `ResumeError` at once. The log is folded
 into the file (a WAL checkpoint, flushed to disk) once it holds `CHECKPOINT_PAGES`
 pages, not SQLite's 1,000: the commit that does it waits on the event loop's thread
-for the flushes; a run of 1,000 steps makes none before its close, which runs in a
-worker thread.
+for the flushes; a run of 1,000 steps makes none before its close. The store is used
+from the event loop's thread only, its close included.
 
 Tables:
 
@@ -51,7 +51,6 @@ import functools
 import json
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -255,8 +254,6 @@ class RunStore:
         self._routes_saved: tuple[dict[tuple[str, int], int], dict[str, Any]] | None = None
         """The route counters and routed contexts last staged (None: not yet, so the next save writes them)."""
         self._staged = Staged()
-        self._lock = threading.Lock()
-        """Held by every write: the run's end is recorded from a worker thread while a flush may be due."""
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._cache: dict[str, Any] = {}
@@ -323,9 +320,8 @@ class RunStore:
         try:
             self.flush()
         finally:
-            with self._lock:
-                self._closed = True
-                self._db.close()
+            self._closed = True
+            self._db.close()
 
     def _json(self, value: Any, *, strict: bool = False) -> str:
         return dumps(self._redact(value), strict=strict)
@@ -381,8 +377,7 @@ class RunStore:
         if routes != self._routes_saved:  # the route tables are rewritten only when they changed
             fired = [(step, route, n) for (step, route), n in checkpoint.route_fired.items()]
             staged_routes = (fired, [(step, self._json(context)) for step, context in checkpoint.routed.items()])
-        with self._lock:
-            self._staged.add(rows, staged_routes, elapsed_s)
+        self._staged.add(rows, staged_routes, elapsed_s)
         if staged_routes is not None:
             self._routes_saved = (dict(checkpoint.route_fired), dict(checkpoint.routed))
         if self._timer is None:
@@ -422,21 +417,20 @@ class RunStore:
         context manager: it runs once per call the run records.)"""
         db = self._db
         done = None
-        with self._lock:
-            staged = self._staged
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if staged.count:
-                    staged.write(db)
-                if statements is not None:
-                    done = statements(db)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        staged = self._staged
+        db.execute("BEGIN IMMEDIATE")
+        try:
             if staged.count:
-                self._staged = Staged()
+                staged.write(db)
+            if statements is not None:
+                done = statements(db)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        if staged.count:
+            self._staged = Staged()
         for _ in range(staged.count):
             self._hit("checkpoint")
         return done
@@ -449,8 +443,7 @@ class RunStore:
         if self._staged.count:
             seq: int | None = self._commit(lambda db: db.execute(_INSERT_CALL, row).lastrowid)
             return seq
-        with self._lock:
-            return self._db.execute(_INSERT_CALL, row).lastrowid
+        return self._db.execute(_INSERT_CALL, row).lastrowid
 
     def load(self) -> Checkpoint | None:
         """The last scheduler checkpoint, or None if none was written."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,17 +47,17 @@ class RunSinks:
         if self.otlp is not None:
             yield self.otlp
 
-    def close(self, end: RunEnd) -> None:
-        """Close the file, flush OTLP within its bound, then hand the run's end to the index writer (which
-        completes the run's row within its interval: `RunIndex.finish`, which reads the files' stamp).
+    async def close(self, end: RunEnd) -> None:
+        """Close the file, hand the run's end to the index writer (which completes the run's row within its
+        interval: `RunIndex.finish`, which reads the files' stamp), then flush OTLP within its bound (in a
+        worker thread: it waits on the network).
 
-        It blocks on file work and the OTLP flush: call it off the event loop, once the run's summary
-        (``run.json``) is written (the index row records that file's stamp).
+        Call it once the run's summary (``run.json``) is written: the index row records that file's stamp.
         """
         self.jsonl.close()
-        if self.otlp is not None:
-            self.otlp.close()
         self.index.finish(end)
+        if self.otlp is not None:
+            await asyncio.to_thread(self.otlp.close)
 
 
 def _otlp_sink(run_id: str, workflow: str) -> OtlpSink | None:
