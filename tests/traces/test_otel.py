@@ -3,9 +3,11 @@ fail or hang never fail or hold up a run."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,6 +217,33 @@ class TestWorkflowRuns:
         [exported] = [s for s in _spans(to_otlp_json(result.trace, result.run_id)) if s["name"].startswith("chat ")]
         assert _comparable(exported)["name"] == chat.name
         assert {"key": "gen_ai.request.model", "value": {"stringValue": name}} in exported["attributes"]
+
+    async def test_the_export_flush_at_a_runs_end_leaves_the_loop_free(
+        self, tmp_path: Path, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A run's end waits for its OTLP flush (bounded) in a worker thread: the loop's other work goes on
+        meanwhile. The flush here waits for a task of the loop to run; on the loop's thread it would wait in vain."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        flushing, loop_ran, flushes = threading.Event(), threading.Event(), []
+        close = OtlpSink.close
+
+        def waiting_close(sink: OtlpSink) -> bool:
+            flushing.set()
+            flushes.append(loop_ran.wait(10))
+            return close(sink)
+
+        async def other_work() -> None:
+            assert await asyncio.to_thread(flushing.wait, 30)
+            loop_ran.set()  # only once the loop runs this task again
+
+        monkeypatch.setattr(OtlpSink, "close", waiting_close)
+        path = probe_project(tmp_path / "p", probe_script(TOPIC))
+        result, _ = await asyncio.gather(
+            rolegraph.load(path).run({"topic": TOPIC}, home=tmp_path / "home"), other_work()
+        )
+        assert result.status == "completed", result.error
+        assert flushes == [True]
+        assert sorted(s.name for s in receiver.spans()) == sorted(s.name for s in result.trace.walk())
 
     @pytest.mark.parametrize("collector", ["closed port", "hanging"])
     async def test_an_unreachable_collector_changes_nothing(
