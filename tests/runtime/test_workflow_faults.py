@@ -1,12 +1,17 @@
-"""Whole runs under faults: a hung tool, a hung model, a step and a run past their timeouts, a run cancelled
-as it starts."""
+"""Whole runs under faults: a hung tool, a hung model, a step and a run past their timeouts, a slow disk at a
+run's end."""
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
+import threading
 from pathlib import Path
 
+import pytest
+
 import rolegraph
+from rolegraph.durability.store import RunStore
 from rolegraph.testing import FaultServer, Stall
 
 TOOLS = """
@@ -92,3 +97,32 @@ class TestTimeouts:
         assert "APITimeoutError" in (result.error or "") or "timed out" in (result.error or "")
         [chat] = [s for s in result.trace.walk() if s.kind == "chat"]
         assert [r["reason"] for r in chat.attributes["rolegraph.retries"]] == ["APITimeoutError"]
+
+
+class TestSlowDisk:
+    async def test_the_stores_close_waits_for_the_disk_with_the_loop_free(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A run's end waits for its store's close (the disk's flushes) in a worker thread: the loop's other work
+        goes on meanwhile. The close here waits for a task of the loop to run; on the loop's thread it would wait
+        in vain, and the run's end is recorded all the same."""
+        closing, loop_ran, waits = threading.Event(), threading.Event(), []
+        close = RunStore.close
+
+        def slow_close(store: RunStore) -> None:
+            closing.set()
+            waits.append(loop_ran.wait(10))
+            close(store)
+
+        async def other_work() -> None:
+            assert await asyncio.to_thread(closing.wait, 30)
+            loop_ran.set()  # only once the loop runs this task again
+
+        monkeypatch.setattr(RunStore, "close", slow_close)
+        path = project(tmp_path, model='"scripted:script.yaml"', tool="hang", script="- {final: {note: x}}\n")
+        result, _ = await asyncio.gather(rolegraph.load(path).run(home=tmp_path / "home"), other_work())
+        assert result.status == "completed", result.error
+        assert waits == [True]
+        monkeypatch.undo()
+        resumed = await rolegraph.resume(result.run_dir)
+        assert (resumed.status, resumed.executed_steps) == ("completed", [])

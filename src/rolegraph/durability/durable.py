@@ -274,7 +274,8 @@ class Durability:
                 state.tool_calls = spent.tool_calls
 
     def finish(self, status: str) -> None:
-        """Record the invocation's end: the run's status and the wall time used (`close` closes the store)."""
+        """Record the invocation's end: the run's status and the wall time used, with the staged checkpoint (so
+        `close`, which may then run in a worker thread, has nothing left to commit but the log to fold)."""
         if self._store is not None:
             self.record.status = status
             self.record.elapsed_s = self._elapsed_before + (time.perf_counter() - self._started)

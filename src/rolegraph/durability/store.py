@@ -16,7 +16,9 @@ on: one that tries (a resume, a replay) gets `ResumeError` at once. The log is f
 into the file (a WAL checkpoint, flushed to disk) once it holds `CHECKPOINT_PAGES`
 pages, not SQLite's 1,000: the commit that does it waits on the event loop's thread
 for the flushes; a run of 1,000 steps makes none before its close. The store is used
-from the event loop's thread only, its close included.
+from the event loop's thread only, but for its close at the run's end, which waits for
+the disk in a worker thread once the run's last commit (its status, with whatever
+checkpoint was staged) left nothing for a timed flush to write.
 
 Tables:
 
