@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rolegraph.layout import Home, RunFolder, home_dir, is_run_id, new_run_id
+from rolegraph.layout import Home, RunFolder, home_dir, is_run_id, new_run_id, write_replacing
 
 
 class TestRunIds:
@@ -125,3 +125,35 @@ class TestRunFolder:
         folder.trace.write_text("{}\n")
         assert folder.stamp("trace.jsonl", "run.json") != empty
         assert folder.has_run_files()
+
+
+class TestWriteReplacing:
+    def test_the_file_holds_exactly_the_last_data_written(self, tmp_path: Path) -> None:
+        """A new file is created, an existing one replaced by shorter data (nothing of the old is left), bytes
+        that are not text and newlines kept as they are, and no temporary file is left beside it."""
+        path = tmp_path / "run.json"
+        write_replacing(path, b'{"status": "running", "padding": "' + b"x" * 100_000 + b'"}\r\n')
+        write_replacing(path, b"\x00\xff{}\n")
+        assert path.read_bytes() == b"\x00\xff{}\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+
+    def test_a_failed_write_leaves_the_old_file_whole(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A write that fails (the disk is full) raises and leaves the previous content in place."""
+        path = tmp_path / "run.json"
+        write_replacing(path, b"old\n")
+
+        def full(fd: int, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(os, "write", full)
+        with pytest.raises(OSError, match="No space"):
+            write_replacing(path, b"new\n")
+        assert path.read_bytes() == b"old\n"
+
+    def test_a_short_write_is_continued(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """When the system writes only part of the data at a time, the rest is written after it."""
+        real = os.write
+        monkeypatch.setattr(os, "write", lambda fd, data: real(fd, bytes(data[:3])))
+        path = tmp_path / "sources.jsonl"
+        write_replacing(path, b'{"a": 1}\n{"b": 2}\n')
+        assert path.read_bytes() == b'{"a": 1}\n{"b": 2}\n'

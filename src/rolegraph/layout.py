@@ -45,6 +45,7 @@ __all__ = [
     "home_dir",
     "is_run_id",
     "new_run_id",
+    "write_replacing",
 ]
 
 TRACE_FILE = "trace.jsonl"
@@ -187,6 +188,27 @@ class RunFolder:
     def has_run_files(self) -> bool:
         """Whether the folder holds a trace or a summary (so it is a run folder, perhaps damaged)."""
         return self.trace.is_file() or self.summary.is_file()
+
+
+_REPLACING = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def write_replacing(path: Path, data: bytes) -> None:
+    """Make `data` the content of `path`: written to ``<path>.tmp``, then renamed over it, so a crash leaves the
+    old file or the new one, never a torn one (``run.json``, ``sources.jsonl``).
+
+    Bare system calls, no file object: `open` adds a stat, a terminal check and a seek to the open, write and
+    close, and its buffered layers cost a run's two ``run.json`` writes about a third of their CPU.
+    """
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, _REPLACING, 0o666)
+    try:
+        view = memoryview(data)
+        while view:  # a regular file takes it all in one call unless the disk fills: then the rest, or the error
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def _last_states(lines: Iterable[bytes]) -> dict[str, dict[str, Any]]:

@@ -158,3 +158,29 @@ def test_every_leaf_of_a_list_is_redacted() -> None:
         marker,
     ]
     assert redactor.value((secret, "ok")) == [REDACTED, "ok"]
+
+
+def test_a_redactor_of_the_environment_sees_every_change_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Redactor.from_env` (of ``os.environ``) redacts a secret variable set, changed or named in
+    ``ROLEGRAPH_REDACT_ENV`` since the last redactor was built, and no longer one that was removed."""
+    first, second, listed = "first-secret-0042", "second-secret-0042", "listed-value-0042"
+    monkeypatch.setenv("RUNCOST_TEST_TOKEN", first)
+    assert Redactor.from_env().text(first) == REDACTED
+    assert Redactor.from_env().text(first) == REDACTED  # the same environment again
+    monkeypatch.setenv("RUNCOST_TEST_TOKEN", second)
+    changed = Redactor.from_env()
+    assert (changed.text(second), changed.text(first)) == (REDACTED, first)
+    monkeypatch.setenv("RUNCOST_PLAIN", listed)
+    assert Redactor.from_env().text(listed) == listed
+    monkeypatch.setenv(redact.REDACT_ENV_VAR, "RUNCOST_PLAIN")
+    assert Redactor.from_env().text(listed) == REDACTED
+    monkeypatch.delenv("RUNCOST_TEST_TOKEN")
+    assert Redactor.from_env().text(second) == second
+
+
+def test_a_redactor_of_the_environment_redacts_the_extra_names_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redactors of one environment with different `extra_names` each redact their own names' values."""
+    monkeypatch.setenv("RUNCOST_PLAIN", "plain-value-0042")
+    assert Redactor.from_env().text("plain-value-0042") == "plain-value-0042"
+    assert Redactor.from_env(extra_names=["RUNCOST_PLAIN"]).text("plain-value-0042") == REDACTED
+    assert Redactor.from_env().text("plain-value-0042") == "plain-value-0042"

@@ -253,8 +253,10 @@ class RunStore:
             self._request_column = "request" if "request" in columns else "NULL"
             tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             self._has_superseded = "superseded" in tables
-        self._routes_saved: tuple[dict[tuple[str, int], int], dict[str, Any]] | None = None
-        """The route counters and routed contexts last staged (None: not yet, so the next save writes them)."""
+        self._routes_saved: tuple[dict[tuple[str, int], int], dict[str, Any]] | None = ({}, {}) if new else None
+        """The route counters and routed contexts the tables hold once the staged rows are committed (None: not
+        known, so the next save writes them). A new store's tables are empty: a run that never routes leaves them
+        untouched (emptying them dirtied four pages, written to the log and folded back into the file at close)."""
         self._staged = Staged()
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False

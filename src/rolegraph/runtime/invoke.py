@@ -32,7 +32,7 @@ import orjson
 
 from rolegraph.agents.journal import CallJournal
 from rolegraph.errors import BudgetExceeded, SpecError
-from rolegraph.layout import Home, RunFolder
+from rolegraph.layout import Home, RunFolder, write_replacing
 from rolegraph.models.cache import CacheTally, CallCache, RunCache
 from rolegraph.models.model import Model, ModelSettings, Usage
 from rolegraph.runtime.compiled import CompiledWorkflow
@@ -42,7 +42,7 @@ from rolegraph.runtime.privacy import override_problem
 from rolegraph.runtime.result import CacheSavings, CitationCount, RunResult, classify
 from rolegraph.runtime.run_info import RunInfo
 from rolegraph.runtime.scheduler import Checkpoint, Checkpointer, Scheduler, StepListener, StepState
-from rolegraph.runtime.step_log import StepLog, write_atomically
+from rolegraph.runtime.step_log import StepLog
 from rolegraph.tools.sources import Source, SourceRegistry
 from rolegraph.tools.tool import Tool
 from rolegraph.traces.content import content_processor
@@ -543,7 +543,7 @@ def _write_summary(run: _Run, redactor: Redactor) -> None:
     built = {name: model.options for name, model in run.executor.models.items() if model.options}
     if built:
         summary["models"] = built
-    write_atomically(run.folder.summary, _summary_json(redactor.value(summary)))
+    write_replacing(run.folder.summary, _summary_json(redactor.value(summary)))
 
 
 def _summary_json(summary: dict[str, Any]) -> bytes:
@@ -565,7 +565,7 @@ def _write_sources(path: Path, sources: Sequence[Source], redactor: Redactor) ->
     if not sources:
         return
     text = "".join(json.dumps(redactor.value(s.model_dump(mode="json")), ensure_ascii=False) + "\n" for s in sources)
-    write_atomically(path, text.encode("utf-8", "backslashreplace"))  # only a lone surrogate needs it (in a string)
+    write_replacing(path, text.encode("utf-8", "backslashreplace"))  # only a lone surrogate needs it (in a string)
 
 
 def _layered(

@@ -85,11 +85,9 @@ class Redactor:
         ``ROLEGRAPH_REDACT_ENV`` and `extra_names` (a workflow's ``settings.redact_env``),
         and every secret given to `add_secret`, before or after this redactor was made.
         """
-        env = os.environ if env is None else env
-        listed = re.split(r"[\s,]+", env.get(REDACT_ENV_VAR, "").strip())
-        names = set(SECRET_ENV_VARS) | set(extra_names) | {name for name in listed if name}
-        names |= {name for name in env if _SECRET_NAME.search(name)}
-        return cls((env[name] for name in names if env.get(name)), process_secrets=True)
+        extra = tuple(extra_names)
+        secrets = _environ_secrets(extra) if env is None else _secrets_in(env, extra)
+        return cls(secrets, process_secrets=True)
 
     def text(self, value: str) -> str:
         """`value` with every secret replaced."""
@@ -209,6 +207,42 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self._walk(item) for item in value]
         return value
+
+
+def _secrets_in(env: Mapping[str, str], extra_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The values of `env`'s secret variables (see `Redactor.from_env`)."""
+    listed = re.split(r"[\s,]+", env.get(REDACT_ENV_VAR, "").strip())
+    names = set(SECRET_ENV_VARS) | set(extra_names) | {name for name in listed if name}
+    names |= {name for name in env if _SECRET_NAME.search(name)}
+    return tuple(env[name] for name in names if env.get(name))
+
+
+_ENVIRON_SECRETS: dict[tuple[str, ...], tuple[dict[Any, Any], tuple[str, ...]]] = {}
+"""``os.environ``'s secrets by the extra names asked for, with a copy of the environment they were read from."""
+_ENVIRON_SECRETS_KEPT = 32
+
+
+def _environ_secrets(extra_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The secrets of ``os.environ`` (see `Redactor.from_env`), read again only when the environment changed.
+
+    A run builds its redactor as it starts, and reading the environment (decoding every variable, matching every
+    name) cost more than the rest of the redactor. What the secrets were read from is kept as CPython's own copy
+    of the environment (``os.environ._data``, which every change through ``os.environ`` updates): comparing it
+    with the current one is a dictionary comparison in C. Without that copy (another Python), the environment is
+    read every time.
+    """
+    data = getattr(os.environ, "_data", None)
+    if not isinstance(data, dict):
+        return _secrets_in(os.environ, extra_names)
+    known = _ENVIRON_SECRETS.get(extra_names)
+    if known is not None and known[0] == data:
+        return known[1]
+    snapshot = dict(data)  # before reading: a change made meanwhile is then seen as one by the next call
+    secrets = _secrets_in(os.environ, extra_names)
+    if len(_ENVIRON_SECRETS) >= _ENVIRON_SECRETS_KEPT:
+        _ENVIRON_SECRETS.clear()
+    _ENVIRON_SECRETS[extra_names] = (snapshot, secrets)
+    return secrets
 
 
 def default_redactor() -> Redactor:
