@@ -254,9 +254,8 @@ class RunStore:
             tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             self._has_superseded = "superseded" in tables
         self._routes_saved: tuple[dict[tuple[str, int], int], dict[str, Any]] | None = ({}, {}) if new else None
-        """The route counters and routed contexts the tables hold once the staged rows are committed (None: not
-        known, so the next save writes them). A new store's tables are empty: a run that never routes leaves them
-        untouched (emptying them dirtied four pages, written to the log and folded back into the file at close)."""
+        """The route counters and routed contexts last staged (None: unknown, so the next save writes them). A new
+        store's are empty: a run that never routes leaves its tables untouched (four pages fewer to write)."""
         self._staged = Staged()
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
