@@ -26,7 +26,6 @@ import os
 import queue
 import threading
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -36,7 +35,7 @@ from rolegraph.layout import RunFolder
 from rolegraph.runtime.scheduler import StepListener, StepState
 from rolegraph.traces.tracer import Tracer
 
-__all__ = ["GATHER_S", "MAX_OPEN", "StepLog", "json_line", "write_atomically"]
+__all__ = ["GATHER_S", "MAX_OPEN", "StepLog", "json_line"]
 
 GATHER_S = 0.1
 """How long the writer thread, woken by a line, waits for more before writing them (a run that waits for
@@ -46,16 +45,6 @@ may lose this much of the log's last lines: a resume appends them from the run s
 MAX_OPEN = 64
 """How many runs' logs the writer keeps open between batches (the least recently written are closed: ten
 thousand concurrent runs must not hold ten thousand descriptors)."""
-
-
-def write_atomically(path: Path, text: str | bytes) -> None:
-    """Write-then-rename: a crash leaves the previous file or the new one, never a torn one."""
-    tmp = path.with_name(path.name + ".tmp")
-    if isinstance(text, bytes):
-        tmp.write_bytes(text)
-    else:
-        tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def json_line(data: Any) -> bytes:
