@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rolegraph.appending import write_all
+
 __all__ = [
     "LOCK_FILE",
     "SOURCES_FILE",
@@ -195,7 +197,7 @@ _REPLACING = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 def write_replacing(path: Path, data: bytes) -> None:
     """Make `data` the content of `path`: written to ``<path>.tmp``, then renamed over it, so a crash leaves the
-    old file or the new one, never a torn one (``run.json``, ``sources.jsonl``).
+    old file or the new one, never a torn one (``run.json``, ``sources.jsonl``, a new run store).
 
     Bare system calls, no file object: `open` adds a stat, a terminal check and a seek to the open, write and
     close, and its buffered layers cost a run's two ``run.json`` writes about a third of their CPU.
@@ -203,9 +205,7 @@ def write_replacing(path: Path, data: bytes) -> None:
     tmp = f"{path}.tmp"
     fd = os.open(tmp, _REPLACING, 0o666)
     try:
-        view = memoryview(data)
-        while view:  # a regular file takes it all in one call unless the disk fills: then the rest, or the error
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
     finally:
         os.close(fd)
     os.replace(tmp, path)

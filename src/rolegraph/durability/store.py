@@ -51,7 +51,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -66,7 +65,7 @@ from rolegraph.durability.killpoints import KillPoints
 from rolegraph.durability.rows import as_digest, dumps, loads, request_text
 from rolegraph.durability.staged import Staged
 from rolegraph.errors import DamagedFileError, ResumeError
-from rolegraph.layout import STORE_FILE, RunFolder
+from rolegraph.layout import STORE_FILE, RunFolder, write_replacing
 from rolegraph.runtime.run_info import RunInfo
 from rolegraph.runtime.scheduler import OUTCOME, Checkpoint, StepOutcome, StepState
 from rolegraph.tools.sources import Source
@@ -125,13 +124,7 @@ def _template() -> bytes:
 
 def _create(path: Path) -> None:
     """Make a new store's file from `_template` (written, then renamed: a crash leaves no file or a whole one)."""
-    tmp = f"{path}.new"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, _template())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_replacing(path, _template())
 
 
 class JournalEntry(BaseModel):
